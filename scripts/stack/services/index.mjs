@@ -1,0 +1,7 @@
+// Every service of the loopback test stack, in start order. Each module exports the same shape:
+// { name, provisioned(), provision(), start() -> endpoints, stop(), endpoints(), running(), env(endpoints) }.
+import kafka from './kafka.mjs';
+import minio from './minio.mjs';
+import python from './python.mjs';
+
+export const services = [python, kafka, minio];

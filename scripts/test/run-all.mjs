@@ -1,0 +1,161 @@
+#!/usr/bin/env node
+// `npm test`: provision and start the loopback stack, run every TypeScript (node:test) and Python (pytest) suite,
+// stop what this run started, and print `N passed, N failed` as the very last line.
+//
+// Flags: --only ts|py (one language), --keep-stack (leave services running), --files a.test.ts,b.test.ts
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ensureDir, isAlive, repoRoot, stateDir, tail } from '../stack/lib.mjs';
+import { stackDown, stackEnv, stackUp } from '../stack/stack.mjs';
+import { services } from '../stack/services/index.mjs';
+import { parseJUnitCounts } from './junit.mjs';
+
+const args = process.argv.slice(2);
+const only = valueOf('--only');
+const keepStack = args.includes('--keep-stack') || process.env.LVR_KEEP_STACK === '1';
+const explicitFiles = valueOf('--files')?.split(',');
+const resultsDir = ensureDir(path.join(stateDir, 'test-results'));
+const SEARCH_ROOTS = ['apps', 'libs', 'tests', 'scripts'];
+
+function valueOf(flag) {
+  const i = args.indexOf(flag);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+function findTsTests() {
+  const found = [];
+  const walk = (dir) => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      if (entry.name === 'node_modules' || entry.name.startsWith('.')) continue;
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else if (entry.name.endsWith('.test.ts')) found.push(path.relative(repoRoot, full));
+    }
+  };
+  for (const root of SEARCH_ROOTS) if (fs.existsSync(path.join(repoRoot, root))) walk(path.join(repoRoot, root));
+  return found.sort();
+}
+
+/**
+ * Runs a child with inherited output while watching the stack's service processes: if one dies mid-run the child
+ * is killed and the run fails naming the service and its log, instead of hanging on retries.
+ */
+function runWatched(label, command, commandArgs, env, watched) {
+  return new Promise((resolve) => {
+    const child = spawn(command, commandArgs, { cwd: repoRoot, env, stdio: 'inherit', detached: true });
+    let deadService;
+    const timer = setInterval(() => {
+      for (const service of watched) {
+        if (!isAlive(service.pid)) {
+          deadService = service;
+          process.stderr.write(
+            `\n[test] ${service.name} (pid ${service.pid}) exited during the ${label} run; failing the run.\n` +
+              `[test] last lines of ${service.log}:\n${tail(service.log, 15)}\n`,
+          );
+          clearInterval(timer);
+          try {
+            process.kill(-child.pid, 'SIGKILL');
+          } catch {
+            /* gone */
+          }
+          return;
+        }
+      }
+    }, 1000);
+    child.on('exit', (code, signal) => {
+      clearInterval(timer);
+      resolve({ code: code ?? 1, signal, deadService });
+    });
+  });
+}
+
+async function runTypeScript(env, watched) {
+  const files = explicitFiles?.filter((f) => f.endsWith('.ts')) ?? findTsTests();
+  if (files.length === 0) return { passed: 0, failed: 0, skipped: 0, note: 'no TypeScript test files' };
+  const countsFile = path.join(resultsDir, 'ts-counts.json');
+  fs.rmSync(countsFile, { force: true });
+  const result = await runWatched(
+    'TypeScript',
+    process.execPath,
+    [
+      '-r',
+      '@swc-node/register',
+      '--test',
+      '--test-concurrency=1',
+      `--test-timeout=${process.env.LVR_TEST_TIMEOUT_MS || 300000}`,
+      '--test-reporter=spec',
+      '--test-reporter-destination=stdout',
+      '--test-reporter=./scripts/test/count-reporter.mjs',
+      `--test-reporter-destination=${countsFile}`,
+      ...files,
+    ],
+    env,
+    watched,
+  );
+  const counts = fs.existsSync(countsFile)
+    ? JSON.parse(fs.readFileSync(countsFile, 'utf8'))
+    : { passed: 0, failed: 0, skipped: 0 };
+  // A crashed or killed runner is a failure even when it reported nothing.
+  if (result.code !== 0 && counts.failed === 0) counts.failed = 1;
+  return counts;
+}
+
+async function runPython(env, watched) {
+  const python = env.LVR_PYTHON;
+  const junit = path.join(resultsDir, 'pytest.xml');
+  fs.rmSync(junit, { force: true });
+  const testPaths = explicitFiles?.filter((f) => f.endsWith('.py')) ?? ['workers/tests'];
+  const result = await runWatched(
+    'Python',
+    python,
+    ['-m', 'pytest', '-q', '-p', 'no:cacheprovider', `--junitxml=${junit}`, ...testPaths],
+    env,
+    watched,
+  );
+  const counts = fs.existsSync(junit) ? parseJUnitCounts(fs.readFileSync(junit, 'utf8')) : undefined;
+  if (!counts) return { passed: 0, failed: result.code === 5 ? 0 : 1, skipped: 0 };
+  // pytest exit 5 means "no tests collected": not a failure of its own, but it passes nothing either.
+  if (result.code !== 0 && result.code !== 5 && counts.failed === 0) counts.failed = 1;
+  return counts;
+}
+
+async function main() {
+  const totals = { passed: 0, failed: 0, skipped: 0 };
+  let started = [];
+  let exitCode = 0;
+  try {
+    const up = await stackUp();
+    started = up.started;
+    const env = { ...process.env, ...(await stackEnv()), LVR_STACK_FILE: path.join(stateDir, 'stack.json') };
+    const watched = Object.entries(up.services)
+      .filter(([, info]) => info.pid)
+      .map(([name, info]) => ({ name, pid: info.pid, log: info.log }));
+    const suites = [];
+    if (!only || only === 'ts') suites.push(['TypeScript', () => runTypeScript(env, watched)]);
+    if (!only || only === 'py') suites.push(['Python', () => runPython(env, watched)]);
+    for (const [label, run] of suites) {
+      const counts = await run();
+      process.stdout.write(
+        `[test] ${label}: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped\n`,
+      );
+      totals.passed += counts.passed;
+      totals.failed += counts.failed;
+      totals.skipped += counts.skipped;
+    }
+  } catch (error) {
+    process.stderr.write(`[test] the test stack could not be started: ${error.message}\n`);
+    totals.failed += 1;
+  } finally {
+    if (!keepStack && started.length) {
+      await stackDown(services.filter((s) => started.includes(s.name)).map((s) => s.name)).catch((error) =>
+        process.stderr.write(`[test] stopping the stack failed: ${error.message}\n`),
+      );
+    }
+  }
+  if (totals.failed > 0) exitCode = 1;
+  process.stdout.write(`${totals.passed} passed, ${totals.failed} failed\n`);
+  process.exit(exitCode);
+}
+
+await main();
