@@ -1,0 +1,5 @@
+export * from './types';
+export { EngineError, BundleError, RequestError } from './errors';
+export type { BundleSource } from './bundle/source';
+export { LvrEngine } from './engine';
+export type { EngineLoadOptions } from './engine';

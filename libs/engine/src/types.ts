@@ -1,0 +1,154 @@
+/**
+ * Public types of the LVR inference engine. The API layer codes against these; keep them stable and additive.
+ */
+
+/** Where ONNX graphs run. `cuda` needs the CUDA EP libraries next to onnxruntime-node. */
+export type ExecutionProviderName = 'cpu' | 'webgpu' | 'cuda';
+
+export interface TextPart {
+  type: 'text';
+  text: string;
+}
+
+/** An encoded image (JPEG, PNG, WebP or GIF bytes). Fetching URLs is the caller's job. */
+export interface ImagePart {
+  type: 'image';
+  image: Uint8Array;
+}
+
+export type ContentPart = TextPart | ImagePart;
+
+export type ChatRole = 'system' | 'user' | 'assistant';
+
+export interface ChatMessage {
+  role: ChatRole;
+  content: string | ContentPart[];
+}
+
+/** Sampling parameters; every field is optional and falls back to the bundle's generation defaults. */
+export interface SamplingParams {
+  /** 0 means greedy. */
+  temperature?: number;
+  /** 0 or undefined disables top-k. */
+  topK?: number;
+  /** 1 or undefined disables top-p. */
+  topP?: number;
+  /** 0 or undefined disables min-p. */
+  minP?: number;
+  /** HF semantics over prompt + every generated id (latent placeholders included). 1 disables it. */
+  repetitionPenalty?: number;
+  /** Seed of the per-request generator; without it a random seed is drawn. */
+  seed?: number;
+  /** Generation stops when the decoded completion contains one of these; the match is not returned. */
+  stop?: string[];
+  /** Extra stop token ids on top of the bundle's EOS ids (unless ignoreEos). */
+  stopTokenIds?: number[];
+  /** Maximum completion tokens (latent placeholders count). */
+  maxTokens?: number;
+  /** Do not stop on the bundle's EOS ids. */
+  ignoreEos?: boolean;
+  /** Drop special tokens from the streamed text (default true; the four LVR tokens are kept when not special). */
+  skipSpecialTokens?: boolean;
+}
+
+/**
+ * LVR decoding strategies (LVR-SPEC §4):
+ * - `steps`: after `<|lvr_start|>` feed exactly `steps` hidden states back (evaluation / RL default).
+ * - `latent`: feed hidden states back until one is close to the learned latent-end vector or `steps` is reached.
+ * - `end_token`: feed hidden states back until a latent step samples `<|lvr_end|>` (capped by `steps`
+ *   unless `upstreamCompat`).
+ * - `none`: never enter latent mode (`<|lvr_start|>` is an ordinary token).
+ */
+export type LvrStrategy = 'steps' | 'latent' | 'end_token' | 'none';
+
+export type LatentCriterion = 'mse' | 'mae' | 'cosine';
+
+export interface LvrParams {
+  strategy?: LvrStrategy;
+  /** Latent step quota (`steps`) or cap (`latent`, `end_token`). */
+  steps?: number;
+  /** `latent` strategy: distance criterion and threshold against the latent-end vector. */
+  criterion?: LatentCriterion;
+  threshold?: number;
+  /** Reproduce the released code's quirks (see the reference's `upstream_compat`). */
+  upstreamCompat?: boolean;
+}
+
+export interface ImageOptions {
+  minPixels?: number;
+  maxPixels?: number;
+}
+
+export interface GenerationRequest {
+  messages: ChatMessage[];
+  sampling?: SamplingParams;
+  lvr?: LvrParams;
+  /** Append `<|im_start|>assistant\n` (default true). */
+  addGenerationPrompt?: boolean;
+  image?: ImageOptions;
+}
+
+export interface GenerateOptions {
+  /** Aborting stops compute within one decode step; the iterator then ends with finishReason `abort`. */
+  signal?: AbortSignal;
+}
+
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+export interface Usage {
+  promptTokens: number;
+  /** Every generated id, latent placeholders included. */
+  completionTokens: number;
+  totalTokens: number;
+  /** Forward passes whose input was a fed-back hidden state. */
+  latentSteps: number;
+  /** `<|image_pad|>` tokens in the prompt. */
+  imageTokens: number;
+}
+
+export interface Timings {
+  preprocessMs: number;
+  prefillMs: number;
+  decodeMs: number;
+  /** Decode steps whose input was a token / a latent. */
+  tokenSteps: number;
+  latentSteps: number;
+}
+
+/**
+ * One decode step's output. `latent` is true when the model's next input is this step's hidden state, i.e. the
+ * token is a placeholder the reference still decodes and penalises. The last delta carries `finishReason`,
+ * `usage` and `timings`; it may have empty text.
+ */
+export interface GenerationDelta {
+  text: string;
+  tokenIds: number[];
+  latent: boolean;
+  finishReason: FinishReason | null;
+  /** The stop string or stop token id that ended generation. */
+  stopReason?: string | number;
+  usage?: Usage;
+  timings?: Timings;
+}
+
+export interface SpecialTokenIds {
+  imagePad: number;
+  visionStart: number;
+  visionEnd: number;
+  lvrStart: number;
+  lvr: number;
+  lvrLatentEnd: number;
+  lvrEnd: number;
+  eos: number[];
+  pad: number;
+}
+
+export interface ModelInfo {
+  id: string;
+  maxContextTokens: number;
+  vocabSize: number;
+  hiddenSize: number;
+  specialTokens: SpecialTokenIds;
+  lvrDefaults: Required<Pick<LvrParams, 'strategy' | 'steps'>>;
+  executionProvider: ExecutionProviderName;
+}
