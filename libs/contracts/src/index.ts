@@ -1,0 +1,8 @@
+export * from './topics';
+export * from './validation';
+export * from './messages/envelope';
+export * from './messages/training';
+export * from './messages/models';
+export * from './messages/evaluation';
+export * from './messages/dead-letter';
+export { SCHEMA_MESSAGES, generateSchemas } from './schema';

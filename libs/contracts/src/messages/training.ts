@@ -1,0 +1,158 @@
+import { Type } from 'class-transformer';
+import {
+  Equals,
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsNumber,
+  IsObject,
+  IsOptional,
+  IsString,
+  Max,
+  Min,
+  ValidateNested,
+  IsNotEmpty,
+  MaxLength,
+  IsArray,
+  ArrayMaxSize,
+} from 'class-validator';
+import { MessageEnvelope, idDecorator } from './envelope';
+
+export const TRAINING_API_VERSION = 'lvr.training/v1';
+export const TRAINING_STAGES = ['sft', 'grpo'] as const;
+export type TrainingStage = (typeof TRAINING_STAGES)[number];
+
+/** A model or dataset location: `s3://bucket/prefix`, or a local path inside the worker image. */
+const URI_MAX = 1024;
+
+export class ModelSource {
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(URI_MAX)
+  uri!: string;
+}
+
+export class DataSpec {
+  /** Stage-1 LLaVA records, a meta-JSON of several datasets, or stage-2 records (LVR-SPEC §2.1, §2.8). */
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(URI_MAX)
+  uri!: string;
+
+  /** Where relative image paths of the records resolve. */
+  @IsOptional()
+  @IsString()
+  @MaxLength(URI_MAX)
+  imagesUri?: string;
+}
+
+/** Hyper-parameters; anything left out takes the LVR-SPEC §7 default of the stage. */
+export class TrainingHyperparameters {
+  @IsOptional() @IsNumber() @Min(0) learningRate?: number;
+  @IsOptional() @IsInt() @Min(1) maxSteps?: number;
+  @IsOptional() @IsNumber() @Min(0) numEpochs?: number;
+  @IsOptional() @IsInt() @Min(1) perDeviceBatchSize?: number;
+  @IsOptional() @IsInt() @Min(1) gradientAccumulationSteps?: number;
+  /** λ of the latent reconstruction loss (stage 1). */
+  @IsOptional() @IsNumber() @Min(0) lossLvrLambda?: number;
+  @IsOptional() @IsInt() @Min(1) maxLvrTokens?: number;
+  @IsOptional() @IsInt() @Min(1) maxPackedTokens?: number;
+  @IsOptional() @IsInt() @Min(0) seed?: number;
+  /** GRPO: generations per prompt, KL β, clipping ε, loss type, latent decoding steps, reward names. */
+  @IsOptional() @IsInt() @Min(2) numGenerations?: number;
+  @IsOptional() @IsNumber() @Min(0) beta?: number;
+  @IsOptional() @IsNumber() @Min(0) @Max(1) epsilon?: number;
+  @IsOptional() @IsIn(['bnpo', 'grpo', 'dr_grpo']) lossType?: 'bnpo' | 'grpo' | 'dr_grpo';
+  @IsOptional() @IsInt() @Min(0) @Max(64) decodingSteps?: number;
+  @IsOptional() @IsArray() @ArrayMaxSize(16) @IsString({ each: true }) rewardFuncs?: string[];
+  @IsOptional() @IsNumber() @Min(0) temperature?: number;
+  /** Reproduce the upstream objective/decoding defects instead of the fixed defaults (LVR-SPEC §5.4, §8). */
+  @IsOptional() @IsBoolean() upstreamCompat?: boolean;
+}
+
+export class ResourceSpec {
+  @IsInt() @Min(0) @Max(64) gpusPerNode!: number;
+  @IsOptional() @IsInt() @Min(1) @Max(128) nodes?: number;
+  @IsOptional() @IsString() @MaxLength(63) priorityClassName?: string;
+}
+
+export class CheckpointSpec {
+  /** Prefix under which `step-N/` folders are written; resume takes the newest complete one. */
+  @IsString() @IsNotEmpty() @MaxLength(URI_MAX) uri!: string;
+  @IsInt() @Min(1) everySteps!: number;
+  @IsOptional() @IsInt() @Min(1) keepLast?: number;
+}
+
+export class OutputSpec {
+  /** Where the final model bundle is exported; its publication is announced on lvr.models.published. */
+  @IsString() @IsNotEmpty() @MaxLength(URI_MAX) bundleUri!: string;
+  @IsOptional() @IsString() @MaxLength(128) modelId?: string;
+}
+
+/** `lvr.training.requests`: one training run. The key is the run id. */
+export class TrainingRequest extends MessageEnvelope {
+  @Equals(TRAINING_API_VERSION)
+  apiVersion: string = TRAINING_API_VERSION;
+
+  @idDecorator()
+  runId!: string;
+
+  @IsIn(TRAINING_STAGES)
+  stage!: TrainingStage;
+
+  @ValidateNested() @Type(() => ModelSource) @IsObject()
+  model!: ModelSource;
+
+  @ValidateNested() @Type(() => DataSpec) @IsObject()
+  data!: DataSpec;
+
+  @IsOptional() @ValidateNested() @Type(() => TrainingHyperparameters) @IsObject()
+  hyperparameters?: TrainingHyperparameters;
+
+  @ValidateNested() @Type(() => ResourceSpec) @IsObject()
+  resources!: ResourceSpec;
+
+  @ValidateNested() @Type(() => CheckpointSpec) @IsObject()
+  checkpoint!: CheckpointSpec;
+
+  @ValidateNested() @Type(() => OutputSpec) @IsObject()
+  output!: OutputSpec;
+}
+
+export const RUN_PHASES = ['Accepted', 'Scheduled', 'Running', 'Retrying', 'Succeeded', 'Failed', 'Cancelled'] as const;
+export type RunPhase = (typeof RUN_PHASES)[number];
+export const TRAINING_EVENT_TYPES = [...RUN_PHASES, 'Progress', 'CheckpointSaved', 'Rejected'] as const;
+export type TrainingEventType = (typeof TRAINING_EVENT_TYPES)[number];
+
+/** `lvr.training.events`: lifecycle transitions and progress of a run. */
+export class TrainingEvent extends MessageEnvelope {
+  @Equals(TRAINING_API_VERSION)
+  apiVersion: string = TRAINING_API_VERSION;
+
+  @idDecorator()
+  runId!: string;
+
+  @IsIn(TRAINING_EVENT_TYPES)
+  type!: TrainingEventType;
+
+  @IsOptional() @IsString() @MaxLength(4096)
+  reason?: string;
+
+  /** Progress fields (step, totalSteps, loss parts, lr, tokensPerSecond, etaSeconds) or checkpoint location. */
+  @IsOptional() @IsObject()
+  data?: Record<string, unknown>;
+}
+
+export const TRAINING_COMMANDS = ['cancel'] as const;
+
+/** `lvr.training.commands`: operator actions on a run. */
+export class TrainingCommand extends MessageEnvelope {
+  @Equals(TRAINING_API_VERSION)
+  apiVersion: string = TRAINING_API_VERSION;
+
+  @idDecorator()
+  runId!: string;
+
+  @IsIn(TRAINING_COMMANDS)
+  command!: (typeof TRAINING_COMMANDS)[number];
+}

@@ -1,0 +1,3 @@
+export * from './config';
+export * from './uri';
+export * from './object-store';
