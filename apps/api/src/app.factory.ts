@@ -1,0 +1,30 @@
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import express from 'express';
+import { AppModule, AppModuleOptions } from './app.module';
+import { API_CONFIG, ApiConfig } from './config/api-config';
+import { apiKeyMiddleware } from './common/api-key.middleware';
+import { requestIdMiddleware } from './common/request-context';
+import { OpenAIExceptionFilter } from './errors/openai-exception.filter';
+import { JsonLogger, LOGGER } from './logging/json-logger';
+
+/** Builds the configured Nest application (not listening yet). Used by main.ts and by the tests. */
+export async function createApp(options: AppModuleOptions = {}): Promise<NestExpressApplication> {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(options), {
+    bodyParser: false,
+    bufferLogs: false,
+    logger: false,
+  });
+  const config = app.get<ApiConfig>(API_CONFIG);
+  const logger = app.get<JsonLogger>(LOGGER);
+  app.useLogger(logger);
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+  app.use(requestIdMiddleware);
+  app.use(apiKeyMiddleware(config.apiKeys));
+  app.use(express.json({ limit: config.maxBodyBytes, strict: true, type: ['application/json', 'application/*+json'] }));
+  app.useGlobalFilters(new OpenAIExceptionFilter(logger));
+  app.enableShutdownHooks(['SIGINT']);
+  return app;
+}

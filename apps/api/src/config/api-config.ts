@@ -1,0 +1,213 @@
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** One configured model: an id (optional; the bundle's own id otherwise) and where its bundle lives. */
+export interface ModelSourceConfig {
+  id?: string;
+  /** A local directory or an `s3://bucket/prefix` URI. */
+  uri: string;
+}
+
+/** Everything the API reads from the environment, parsed once and validated at startup. */
+export interface ApiConfig {
+  host: string;
+  port: number;
+  /** Explicit opt-in to bind a non-loopback host without API keys. */
+  allowUnauthenticatedPublic: boolean;
+  apiKeys: string[];
+  models: ModelSourceConfig[];
+  /** Directory scanned for bundles when `models` is empty (default: the repository's `models/`). */
+  modelsDir: string;
+  maxBodyBytes: number;
+  maxConcurrentSequences: number;
+  maxQueuedRequests: number;
+  /** Seconds suggested to clients in `Retry-After` when overloaded. */
+  retryAfterSeconds: number;
+  /** Upper bound on `n`. */
+  maxN: number;
+  /** Upper bound on `max_tokens`; also the default when the request names none. */
+  maxCompletionTokens: number;
+  maxTopLogprobs: number;
+  images: ImageLimitsConfig;
+  /** Milliseconds SIGTERM waits for in-flight requests before exiting anyway. */
+  drainTimeoutMs: number;
+  kafkaBrokers: string[];
+  logLevel: LogLevel;
+  /** Keep engine threads to this many per session (undefined = onnxruntime's choice). */
+  engineThreads?: number;
+}
+
+export interface ImageLimitsConfig {
+  maxImagesPerRequest: number;
+  /** Width × height limit for one decoded image. */
+  maxImagePixels: number;
+  /** Sum of width × height over all images of one request. */
+  maxTotalPixels: number;
+  /** Encoded bytes of one image (data URL, download or file). */
+  maxImageBytes: number;
+  connectTimeoutMs: number;
+  readTimeoutMs: number;
+  maxRedirects: number;
+  /** Hostnames or IP literals that may be fetched even if they resolve to private / loopback addresses. */
+  allowedPrivateHosts: string[];
+  /** `file://` images are refused unless this is set; then only paths inside it. */
+  allowedLocalMediaDir?: string;
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+
+export class ConfigError extends Error {}
+
+export const API_CONFIG = Symbol('ApiConfig');
+
+const REPO_ROOT = path.resolve(__dirname, '../../../..');
+
+export function defaultConfig(): ApiConfig {
+  return {
+    host: '127.0.0.1',
+    port: 8080,
+    allowUnauthenticatedPublic: false,
+    apiKeys: [],
+    models: [],
+    modelsDir: path.join(REPO_ROOT, 'models'),
+    maxBodyBytes: 32 * 1024 * 1024,
+    maxConcurrentSequences: 4,
+    maxQueuedRequests: 64,
+    retryAfterSeconds: 1,
+    maxN: 8,
+    maxCompletionTokens: 512,
+    maxTopLogprobs: 20,
+    images: {
+      maxImagesPerRequest: 8,
+      maxImagePixels: 4096 * 4096,
+      maxTotalPixels: 8 * 1024 * 1024 * 4,
+      maxImageBytes: 20 * 1024 * 1024,
+      connectTimeoutMs: 5000,
+      readTimeoutMs: 10000,
+      maxRedirects: 3,
+      allowedPrivateHosts: [],
+    },
+    drainTimeoutMs: 30000,
+    kafkaBrokers: [],
+    logLevel: 'info',
+  };
+}
+
+type Env = Record<string, string | undefined>;
+
+function intVar(env: Env, name: string, fallback: number, min = 0): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be a non-negative integer, got "${raw}"`);
+  const value = Number(raw.trim());
+  if (!Number.isSafeInteger(value) || value < min) throw new ConfigError(`${name} must be an integer >= ${min}`);
+  return value;
+}
+
+function listVar(env: Env, name: string): string[] {
+  return (env[name] ?? '')
+    .split(/[,\s]+/)
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function boolVar(env: Env, name: string): boolean {
+  return /^(1|true|yes)$/i.test(env[name] ?? '');
+}
+
+/** API keys from `LVR_API_KEYS` (comma/space separated) and `LVR_API_KEYS_FILE` (one key per line, `#` comments). */
+export function readApiKeys(env: Env): string[] {
+  const keys = listVar(env, 'LVR_API_KEYS');
+  const file = env.LVR_API_KEYS_FILE;
+  if (file) {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new ConfigError(`LVR_API_KEYS_FILE cannot be read: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+    }
+    for (const line of text.split(/\r?\n/)) {
+      const key = line.trim();
+      if (key && !key.startsWith('#')) keys.push(key);
+    }
+  }
+  return [...new Set(keys)];
+}
+
+/** `LVR_MODELS=id=path,other=s3://bucket/prefix,/plain/path` */
+export function parseModelList(raw: string | undefined): ModelSourceConfig[] {
+  if (!raw) return [];
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((entry) => {
+      const eq = entry.indexOf('=');
+      const scheme = entry.indexOf('://');
+      if (eq > 0 && (scheme < 0 || eq < scheme)) {
+        const id = entry.slice(0, eq).trim();
+        const uri = entry.slice(eq + 1).trim();
+        if (!id || !uri) throw new ConfigError(`LVR_MODELS entry "${entry}" must be id=uri`);
+        return { id, uri };
+      }
+      return { uri: entry };
+    });
+}
+
+export function loadConfig(env: Env = process.env): ApiConfig {
+  const base = defaultConfig();
+  const imageDir = env.LVR_ALLOWED_LOCAL_MEDIA_PATH;
+  const threads = env.LVR_ENGINE_THREADS ? intVar(env, 'LVR_ENGINE_THREADS', 0, 1) : undefined;
+  const logLevel = (env.LVR_LOG_LEVEL ?? base.logLevel) as LogLevel;
+  if (!['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) {
+    throw new ConfigError(`LVR_LOG_LEVEL must be debug|info|warn|error|silent`);
+  }
+  const config: ApiConfig = {
+    ...base,
+    host: env.HOST?.trim() || base.host,
+    port: intVar(env, 'PORT', base.port),
+    allowUnauthenticatedPublic: boolVar(env, 'LVR_ALLOW_UNAUTHENTICATED'),
+    apiKeys: readApiKeys(env),
+    models: parseModelList(env.LVR_MODELS),
+    modelsDir: env.LVR_MODELS_DIR ? path.resolve(env.LVR_MODELS_DIR) : base.modelsDir,
+    maxBodyBytes: intVar(env, 'LVR_MAX_BODY_BYTES', base.maxBodyBytes, 1024),
+    maxConcurrentSequences: intVar(env, 'LVR_MAX_CONCURRENT', base.maxConcurrentSequences, 1),
+    maxQueuedRequests: intVar(env, 'LVR_MAX_QUEUE', base.maxQueuedRequests),
+    retryAfterSeconds: intVar(env, 'LVR_RETRY_AFTER_S', base.retryAfterSeconds, 1),
+    maxN: intVar(env, 'LVR_MAX_N', base.maxN, 1),
+    maxCompletionTokens: intVar(env, 'LVR_MAX_COMPLETION_TOKENS', base.maxCompletionTokens, 1),
+    images: {
+      maxImagesPerRequest: intVar(env, 'LVR_MAX_IMAGES', base.images.maxImagesPerRequest),
+      maxImagePixels: intVar(env, 'LVR_MAX_IMAGE_PIXELS', base.images.maxImagePixels, 1),
+      maxTotalPixels: intVar(env, 'LVR_MAX_TOTAL_PIXELS', base.images.maxTotalPixels, 1),
+      maxImageBytes: intVar(env, 'LVR_MAX_IMAGE_BYTES', base.images.maxImageBytes, 1),
+      connectTimeoutMs: intVar(env, 'LVR_IMAGE_CONNECT_TIMEOUT_MS', base.images.connectTimeoutMs, 1),
+      readTimeoutMs: intVar(env, 'LVR_IMAGE_READ_TIMEOUT_MS', base.images.readTimeoutMs, 1),
+      maxRedirects: intVar(env, 'LVR_IMAGE_MAX_REDIRECTS', base.images.maxRedirects),
+      allowedPrivateHosts: listVar(env, 'LVR_IMAGE_ALLOWED_PRIVATE_HOSTS').map((h) => h.toLowerCase()),
+      allowedLocalMediaDir: imageDir ? path.resolve(imageDir) : undefined,
+    },
+    drainTimeoutMs: intVar(env, 'LVR_DRAIN_TIMEOUT_MS', base.drainTimeoutMs),
+    kafkaBrokers: listVar(env, 'LVR_KAFKA_BROKERS'),
+    logLevel,
+    engineThreads: threads,
+  };
+  assertSafeBinding(config);
+  return config;
+}
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
+
+export function isLoopbackHost(host: string): boolean {
+  return LOOPBACK_HOSTS.has(host) || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** With no API keys the server only binds to loopback, unless LVR_ALLOW_UNAUTHENTICATED=1 says otherwise. */
+export function assertSafeBinding(config: ApiConfig): void {
+  if (config.apiKeys.length === 0 && !isLoopbackHost(config.host) && !config.allowUnauthenticatedPublic) {
+    throw new ConfigError(
+      `refusing to listen on ${config.host} without API keys: set LVR_API_KEYS / LVR_API_KEYS_FILE, ` +
+        `or LVR_ALLOW_UNAUTHENTICATED=1 to serve without authentication`,
+    );
+  }
+}
