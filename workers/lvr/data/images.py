@@ -1,0 +1,52 @@
+"""Image sources for training records: local folders or s3:// (MinIO) prefixes, with a local download cache."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from PIL import Image
+
+from ..train import store
+from .errors import DataError
+
+
+def resolve_folder(image_folder: str, images_uri: str | None, data_uri: str) -> str:
+    """Where a dataset's relative image paths live.
+
+    Absolute paths and URIs are used as they are; a relative `image_folder` is taken relative to the spec's
+    `data.imagesUri` when given, else to the folder of the records / meta file.
+    """
+    if store.is_s3(image_folder) or os.path.isabs(image_folder) or image_folder.startswith("file://"):
+        return image_folder
+    if images_uri:
+        return store.join(images_uri, image_folder) if image_folder else images_uri
+    base = data_uri.rsplit("/", 1)[0] if "/" in data_uri else "."
+    return store.join(base, image_folder) if image_folder else base
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("LVR_CACHE_DIR", "/tmp/lvr-cache")) / "images"
+
+
+def open_image(folder: str, rel: str, *, source: str, index: int) -> Image.Image:
+    """Open one record image as RGB; a missing or unreadable file is a DataError naming the record."""
+    uri = rel if (store.is_s3(rel) or os.path.isabs(rel)) else store.join(folder, rel)
+    try:
+        if store.is_s3(uri):
+            local = cache_dir() / hashlib.sha256(uri.encode()).hexdigest()[:32]
+            if not local.exists():
+                tmp = local.with_name(local.name + f".{os.getpid()}.part")
+                store.download_file(uri, tmp)
+                os.replace(tmp, local)
+            path = local
+        else:
+            path = store.local_path(uri)
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except DataError:
+        raise
+    except Exception as e:  # missing object, unreadable file
+        raise DataError(f"cannot load image {uri!r} ({type(e).__name__}: {e})", source=source, index=index,
+                        field="image") from e

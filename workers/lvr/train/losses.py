@@ -1,0 +1,196 @@
+"""Stage-1 forward and loss (LVR-SPEC §3) and the stage-2 GRPO objective (§5.3-§5.4), as plain functions.
+
+Stage 1, per micro-batch:
+  1. E = embed(input_ids); V = vision(pixel_values) (frozen, no grad) scattered into the `<|image_pad|>` slots.
+  2. Teacher forcing: the input at the j-th `<|lvr|>` slot (row-major) is V[lvr_target[j]], the ground-truth visual
+     token of the ROI (offsets per batch row).
+  3. One decoder pass with M-RoPE positions; h = post-final-norm hidden states.
+  4. CE over shifted labels (prompt, padding, `<|lvr|>` ignored), fp32 logits, mean over targets.
+  5. L_lvr = MSE(h[p_j - 1], V[lvr_target[j]]) averaged per element (÷ L·H, as the code; §8.8).
+  6. L = CE + λ·L_lvr (CE only if λ <= 0).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import tokens as T
+
+IGNORE = -100
+
+
+# --------------------------------------------------------------------------------------------------------------
+# model pieces
+# --------------------------------------------------------------------------------------------------------------
+def visual_features(model, pixel_values: torch.Tensor, grid: torch.Tensor, train_vision: bool = False) -> torch.Tensor:
+    """Merger output, one row per merged visual token, concatenated over images [N_vis, H]."""
+    inner = model.model
+    pv = pixel_values.to(device=grid.device if pixel_values.device != grid.device else pixel_values.device)
+    ctx = torch.enable_grad() if train_vision else torch.no_grad()
+    with ctx:
+        out = inner.get_image_features(pv, grid, return_dict=True).pooler_output
+    return torch.cat(list(out), 0)
+
+
+def rope_positions(model, input_ids: torch.Tensor, grid: torch.Tensor, attention_mask=None,
+                   seq_lens: list[int] | None = None, images_per_seq: list[int] | None = None) -> torch.Tensor:
+    """M-RoPE position ids (Appendix A). Padded rows: [3, B, L]. A flat packed row: [4, 1, L] with per-instance text
+    positions in row 0, which makes transformers build block-diagonal (per-instance) causal attention."""
+    inner = model.model
+    mm = (input_ids == T.IMAGE_PAD_ID).int()
+    if seq_lens is None:
+        pos, _ = inner.get_rope_index(input_ids, mm_token_type_ids=mm, image_grid_thw=grid,
+                                      attention_mask=attention_mask)
+        return pos
+    parts, text, start, g0 = [], [], 0, 0
+    for n, k in zip(seq_lens, images_per_seq):
+        ids = input_ids[:, start:start + n]
+        p, _ = inner.get_rope_index(ids, mm_token_type_ids=mm[:, start:start + n], image_grid_thw=grid[g0:g0 + k])
+        parts.append(p)
+        text.append(torch.arange(n, device=input_ids.device))
+        start, g0 = start + n, g0 + k
+    pos = torch.cat(parts, dim=2)
+    return torch.cat([torch.cat(text)[None, None, :], pos], dim=0)
+
+
+def embed_inputs(model, input_ids: torch.Tensor, vis: torch.Tensor, latent_mask: torch.Tensor | None = None,
+                 latents: torch.Tensor | None = None) -> torch.Tensor:
+    """Token embeddings with image features in the image-pad slots and `latents` (row-major) where latent_mask."""
+    emb = model.get_input_embeddings()(input_ids)
+    img = (input_ids == T.IMAGE_PAD_ID).unsqueeze(-1)
+    emb = emb.masked_scatter(img, vis.to(emb.dtype))
+    if latent_mask is not None and latents is not None and latents.numel():
+        emb = emb.masked_scatter(latent_mask.unsqueeze(-1), latents.to(emb.dtype))
+    return emb
+
+
+def decoder(model, embeds, positions, attention_mask=None) -> torch.Tensor:
+    out = model.model.language_model(inputs_embeds=embeds, position_ids=positions, attention_mask=attention_mask,
+                                     use_cache=False)
+    return out.last_hidden_state
+
+
+def lvr_loss_fn(pred: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    pred, target = pred.float(), target.float()
+    if kind == "mse":
+        return F.mse_loss(pred, target)
+    if kind == "mae":
+        return F.l1_loss(pred, target)
+    if kind == "cosine":
+        return (1 - F.cosine_similarity(pred, target, dim=-1)).mean()
+    raise ValueError(f"loss_lvr_fct must be mse, mae or cosine, got {kind!r}")
+
+
+def sft_loss(model, batch: dict, lvr_lambda: float = 0.1, lvr_fct: str = "mse") -> dict:
+    """Stage-1 loss parts for one collated micro-batch (see the module docstring)."""
+    ids = batch["input_ids"]
+    grid = batch["image_grid_thw"]
+    vis = visual_features(model, batch["pixel_values"].to(ids.device), grid)
+    lvr_mask = ids == T.LVR_ID
+    targets = vis[batch["lvr_target"]]
+    emb = embed_inputs(model, ids, vis, lvr_mask, targets)
+    pos = rope_positions(model, ids, grid, batch.get("attention_mask"), batch.get("seq_lens"),
+                         batch.get("images_per_seq"))
+    h = decoder(model, emb, pos, batch.get("attention_mask"))
+
+    # CE on next-token targets; `<|lvr|>` labels are masked again here (§2.6), whatever the data says
+    labels = batch["labels"][:, 1:]
+    valid = (labels != IGNORE) & (labels != T.LVR_ID)
+    hs = h[:, :-1][valid]
+    logits = model.lm_head(hs).float()
+    n_ce = int(valid.sum())
+    ce = F.cross_entropy(logits, labels[valid]) if n_ce else logits.sum() * 0.0
+
+    # reconstruction: prediction for latent j is the hidden state one position earlier
+    rows, cols = lvr_mask.nonzero(as_tuple=True)
+    n_lvr = int(rows.numel())
+    if n_lvr:
+        pred = h[rows, cols - 1]
+        head = getattr(model, "lvr_head", None)
+        if head is not None:
+            pred = head(pred)
+        l_lvr = lvr_loss_fn(pred, targets, lvr_fct)
+    else:
+        l_lvr = h.sum() * 0.0
+    total = ce + lvr_lambda * l_lvr if lvr_lambda > 0 else ce
+    return {"loss": total, "loss_ce": ce.detach(), "loss_lvr": l_lvr.detach(), "n_ce": n_ce, "n_lvr": n_lvr,
+            "tokens": int(batch["attention_mask"].sum()) if batch.get("attention_mask") is not None else ids.numel()}
+
+
+class SftObjective(nn.Module):
+    """Wraps the model so DDP/FSDP see one forward that returns the loss parts."""
+
+    def __init__(self, model, lvr_lambda: float = 0.1, lvr_fct: str = "mse"):
+        super().__init__()
+        self.model, self.lvr_lambda, self.lvr_fct = model, lvr_lambda, lvr_fct
+
+    def forward(self, batch: dict) -> dict:
+        return sft_loss(self.model, batch, self.lvr_lambda, self.lvr_fct)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# GRPO (stage 2)
+# --------------------------------------------------------------------------------------------------------------
+def completion_logps(model, prompt_ids: torch.Tensor, completion_ids: torch.Tensor, pixel_values, grid,
+                     latent_mask: torch.Tensor, latents: torch.Tensor, temperature: float,
+                     use_images: bool = True) -> torch.Tensor:
+    """Per-token log-probabilities of `completion_ids` [B, T] after the same prompt (B rows share it).
+
+    Teacher-forced over prompt + completion; completion positions with latent_mask take the recorded rollout latents
+    (Eq. 5 of the paper), logits are divided by `temperature`. use_images=False reproduces the upstream image-blind
+    reference (§5.4 step 3).
+    """
+    B, Tc = completion_ids.shape
+    ids = torch.cat([prompt_ids.expand(B, -1), completion_ids], 1)
+    P = prompt_ids.shape[1]
+    full_mask = torch.zeros_like(ids, dtype=torch.bool)
+    full_mask[:, P:] = latent_mask
+    if use_images:
+        vis = visual_features(model, pixel_values, grid)
+        vis = vis.repeat(B, 1)
+        emb = embed_inputs(model, ids, vis, full_mask, latents)
+        pos = rope_positions(model, ids, grid.repeat(B, 1))
+    else:
+        emb = model.get_input_embeddings()(ids)
+        emb = emb.masked_scatter(full_mask.unsqueeze(-1), latents.to(emb.dtype)) if latents.numel() else emb
+        pos = torch.arange(ids.shape[1], device=ids.device).view(1, 1, -1).expand(3, B, -1)
+    h = decoder(model, emb, pos)
+    logits = model.lm_head(h[:, P - 1:-1]).float() / temperature
+    return torch.gather(logits.log_softmax(-1), 2, completion_ids.unsqueeze(-1)).squeeze(-1)
+
+
+def group_advantages(rewards: torch.Tensor, group_size: int, scale: bool = True, eps: float = 1e-4) -> torch.Tensor:
+    """A_i = (r_i - mean_G r) / (std_G r + 1e-4) over consecutive groups (unbiased std, §5.3)."""
+    r = rewards.view(-1, group_size)
+    adv = r - r.mean(1, keepdim=True)
+    if scale:
+        adv = adv / (r.std(1, keepdim=True) + eps)
+    return adv.reshape(-1)
+
+
+def grpo_token_loss(logp: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.Tensor | None,
+                    advantages: torch.Tensor, epsilon: float = 0.2, beta: float = 0.04) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token L_t = -min(ρA, clip(ρ, 1-ε, 1+ε)A) + β·KL_t, KL_t = exp(ref-logp) - (ref-logp) - 1 (k3)."""
+    ratio = torch.exp(logp - old_logp)
+    a = advantages.unsqueeze(1)
+    loss = -torch.min(ratio * a, torch.clamp(ratio, 1 - epsilon, 1 + epsilon) * a)
+    kl = torch.zeros_like(logp)
+    if ref_logp is not None and beta != 0:
+        d = ref_logp - logp
+        kl = torch.exp(d) - d - 1
+        loss = loss + beta * kl
+    return loss, kl
+
+
+def aggregate(loss: torch.Tensor, mask: torch.Tensor, loss_type: str = "bnpo", max_len: int | None = None) -> torch.Tensor:
+    """bnpo: Σ(L·m)/max(Σm, 1); grpo: mean over sequences of per-sequence means; dr_grpo: Σ(L·m)/(B·max_len)."""
+    m = mask.to(loss.dtype)
+    if loss_type == "bnpo":
+        return (loss * m).sum() / m.sum().clamp(min=1.0)
+    if loss_type == "grpo":
+        return ((loss * m).sum(1) / m.sum(1).clamp(min=1.0)).mean()
+    if loss_type == "dr_grpo":
+        return (loss * m).sum() / (loss.shape[0] * (max_len or loss.shape[1]))
+    raise ValueError(f"loss_type must be bnpo, grpo or dr_grpo, got {loss_type!r}")
