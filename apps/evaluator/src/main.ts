@@ -1,0 +1,22 @@
+import 'reflect-metadata';
+import { INestApplication } from '@nestjs/common';
+import { kafkaSettingsFromEnv } from '@lvr/messaging';
+import { portFromEnv, startKafkaService } from '@lvr/service-kit';
+import { EVALUATOR_CLIENT_ID, EvaluatorModule } from './evaluator.module';
+
+export async function startEvaluator(port = portFromEnv('EVALUATOR_PORT', 8082)): Promise<INestApplication> {
+  return startKafkaService({
+    module: EvaluatorModule,
+    kafka: kafkaSettingsFromEnv(EVALUATOR_CLIENT_ID),
+    groupId: process.env.EVALUATOR_GROUP_ID || 'lvr-evaluator',
+    host: process.env.EVALUATOR_HOST || '127.0.0.1',
+    port,
+  });
+}
+
+if (require.main === module) {
+  startEvaluator().catch((error: Error) => {
+    process.stderr.write(`evaluator failed to start: ${error.message}\n`);
+    process.exit(1);
+  });
+}

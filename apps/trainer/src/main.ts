@@ -1,0 +1,23 @@
+import 'reflect-metadata';
+import { INestApplication } from '@nestjs/common';
+import { kafkaSettingsFromEnv } from '@lvr/messaging';
+import { portFromEnv, startKafkaService } from '@lvr/service-kit';
+import { TRAINER_CLIENT_ID } from './publisher.provider';
+import { TrainerModule } from './trainer.module';
+
+export async function startTrainer(port = portFromEnv('TRAINER_PORT', 8081)): Promise<INestApplication> {
+  return startKafkaService({
+    module: TrainerModule,
+    kafka: kafkaSettingsFromEnv(TRAINER_CLIENT_ID),
+    groupId: process.env.TRAINER_GROUP_ID || 'lvr-trainer',
+    host: process.env.TRAINER_HOST || '127.0.0.1',
+    port,
+  });
+}
+
+if (require.main === module) {
+  startTrainer().catch((error: Error) => {
+    process.stderr.write(`trainer failed to start: ${error.message}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,4 @@
+export * from './readiness';
+export * from './health.controller';
+export * from './health.module';
+export * from './kafka-service';

@@ -1,0 +1,54 @@
+import { Kafka, logLevel } from 'kafkajs';
+import { requireEnv, uniqueName } from './env';
+
+export function testKafka(): Kafka {
+  return new Kafka({ clientId: uniqueName('it'), brokers: requireEnv('LVR_KAFKA_BROKERS').split(','), logLevel: logLevel.NOTHING });
+}
+
+export async function produceRaw(topic: string, key: string, value: string | Buffer): Promise<void> {
+  const producer = testKafka().producer({ allowAutoTopicCreation: true });
+  await producer.connect();
+  await producer.send({ topic, messages: [{ key, value }] });
+  await producer.disconnect();
+}
+
+/** Reads `topic` from the beginning until a JSON message matches, failing after `timeoutMs`. */
+export async function waitForMessage<T = Record<string, unknown>>(
+  topic: string,
+  matches: (message: T) => boolean,
+  timeoutMs = 60000,
+): Promise<T> {
+  const consumer = testKafka().consumer({ groupId: uniqueName('it-wait') });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  try {
+    return await new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no matching message on ${topic} within ${timeoutMs}ms`)), timeoutMs);
+      consumer
+        .run({
+          eachMessage: async ({ message }) => {
+            let parsed: T;
+            try {
+              parsed = JSON.parse(message.value?.toString() ?? 'null') as T;
+            } catch {
+              return;
+            }
+            if (parsed && matches(parsed)) {
+              clearTimeout(timer);
+              resolve(parsed);
+            }
+          },
+        })
+        .catch(reject);
+    });
+  } finally {
+    await consumer.disconnect();
+  }
+}
+
+export async function ensureTopics(topics: string[]): Promise<void> {
+  const admin = testKafka().admin();
+  await admin.connect();
+  await admin.createTopics({ topics: topics.map((topic) => ({ topic, numPartitions: 1 })), waitForLeaders: true });
+  await admin.disconnect();
+}
