@@ -1,0 +1,134 @@
+"""Forward-step backends for reference decoding: the PyTorch LVR model, or an exported bundle in onnxruntime.
+
+Both expose the same numpy interface, so `lvr.decoding` runs one state machine over either:
+- `embed(ids)` -> [1, S, H] in the model dtype
+- `vision(pixel_values, grid_thw)` -> [M, H] merged visual tokens (raster order) in the model dtype
+- `forward(embeds, attention_mask, position_ids)` -> (logits float32 [V], hidden [1, H] model dtype); the backend
+  keeps the KV cache; `reset()` drops it.
+- `head(hidden)` -> (head_hidden, logits) for configs with an LVR head; `latent_end_emb` (float32 [H] or None).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .vision_inputs import VisionGeometry, vision_host_inputs
+
+
+class TorchBackend:
+    """transformers' own modules (eager attention, DynamicCache) — the reference."""
+
+    def __init__(self, model):
+        from transformers import DynamicCache
+
+        self.model = model
+        self._cache_cls = DynamicCache
+        self.cache = None
+        self.dtype = next(model.parameters()).dtype
+        self.np_dtype = np.float16 if self.dtype == torch.float16 else np.float32
+        emb = getattr(model, "lvr_latent_end_emb", None)
+        self.latent_end_emb = None if emb is None else emb.detach().float().numpy()
+        self.has_head = getattr(model, "lvr_head", None) is not None
+
+    def reset(self) -> None:
+        self.cache = None
+
+    def _np(self, t: torch.Tensor) -> np.ndarray:
+        return t.detach().to(torch.float16 if self.dtype == torch.float16 else torch.float32).numpy()
+
+    @torch.no_grad()
+    def embed(self, ids) -> np.ndarray:
+        t = torch.as_tensor(np.asarray(ids, dtype=np.int64)).reshape(1, -1)
+        return self._np(self.model.model.language_model.embed_tokens(t))
+
+    @torch.no_grad()
+    def vision(self, pixel_values: np.ndarray, grid_thw) -> np.ndarray:
+        pv = torch.as_tensor(pixel_values).to(self.dtype)
+        grid = torch.as_tensor([list(grid_thw)], dtype=torch.int64)
+        out = self.model.model.get_image_features(pv, grid, return_dict=True).pooler_output
+        return self._np(torch.cat(list(out), dim=0))
+
+    @torch.no_grad()
+    def forward(self, embeds: np.ndarray, attention_mask: np.ndarray, position_ids: np.ndarray):
+        if self.cache is None:
+            self.cache = self._cache_cls(config=self.model.config.text_config)
+        out = self.model.model.language_model(
+            inputs_embeds=torch.as_tensor(embeds).to(self.dtype),
+            attention_mask=torch.as_tensor(attention_mask, dtype=torch.int64),
+            position_ids=torch.as_tensor(position_ids, dtype=torch.int64),
+            past_key_values=self.cache, use_cache=True)
+        self.cache = out.past_key_values
+        h = out.last_hidden_state[:, -1, :]
+        logits = self.model.lm_head(h).float()
+        return logits[0].numpy(), self._np(h)
+
+    @torch.no_grad()
+    def head(self, hidden: np.ndarray):
+        h = self.model.apply_head(torch.as_tensor(hidden).to(self.dtype))
+        return self._np(h), self.model.lm_head(h).float()[0].numpy()
+
+
+class OrtBackend:
+    """An exported bundle (docs/bundle-format.md) in onnxruntime (CPU EP by default)."""
+
+    def __init__(self, bundle_dir: str | Path, manifest: dict | None = None, providers: list[str] | None = None,
+                 threads: int | None = None):
+        import json
+
+        import onnxruntime as ort
+
+        self.dir = Path(bundle_dir)
+        self.manifest = manifest or json.loads((self.dir / "manifest.json").read_text())
+        so = ort.SessionOptions()
+        if threads:
+            so.intra_op_num_threads = threads
+        prov = providers or ["CPUExecutionProvider"]
+        graphs = self.manifest["graphs"]
+        self.sessions = {k: ort.InferenceSession(str(self.dir / f), so, providers=prov) for k, f in graphs.items()}
+        arch = self.manifest["architecture"]
+        self.layers = int(arch["num_hidden_layers"])
+        self.kv_heads = int(arch["num_key_value_heads"])
+        self.head_dim = int(arch["head_dim"])
+        self.np_dtype = np.float16 if self.manifest["io_dtypes"]["embeds"] == "float16" else np.float32
+        v = arch["vision"]
+        self.geo = VisionGeometry(int(v["spatial_merge_size"]), int(v["window_size"]), int(v["patch_size"]))
+        self.latent_end_emb = None
+        end = self.manifest.get("lvr_files", {}).get("latent_end_emb")
+        if end:
+            self.latent_end_emb = np.fromfile(self.dir / end, dtype="<f4")
+        self.has_head = "lvr_head" in self.sessions
+        self.past = None
+
+    def reset(self) -> None:
+        self.past = None
+
+    def embed(self, ids) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64).reshape(1, -1)
+        return self.sessions["embed_tokens"].run(None, {"input_ids": ids})[0]
+
+    def vision(self, pixel_values: np.ndarray, grid_thw) -> np.ndarray:
+        feeds = {"pixel_values": np.asarray(pixel_values, dtype=np.float32), **vision_host_inputs(grid_thw, self.geo)}
+        return self.sessions["vision"].run(None, feeds)[0]
+
+    def forward(self, embeds: np.ndarray, attention_mask: np.ndarray, position_ids: np.ndarray):
+        b = embeds.shape[0]
+        if self.past is None:
+            empty = np.zeros((b, self.kv_heads, 0, self.head_dim), dtype=self.np_dtype)
+            self.past = [(empty, empty) for _ in range(self.layers)]
+        feeds = {"inputs_embeds": embeds.astype(self.np_dtype), "attention_mask": attention_mask.astype(np.int64),
+                 "position_ids": position_ids.astype(np.int64)}
+        for i, (k, v) in enumerate(self.past):
+            feeds[f"past_key_values.{i}.key"] = k
+            feeds[f"past_key_values.{i}.value"] = v
+        outs = self.sessions["decoder"].run(None, feeds)
+        names = [o.name for o in self.sessions["decoder"].get_outputs()]
+        res = dict(zip(names, outs))
+        self.past = [(res[f"present.{i}.key"], res[f"present.{i}.value"]) for i in range(self.layers)]
+        return res["logits"][0].astype(np.float32), res["last_hidden_state"]
+
+    def head(self, hidden: np.ndarray):
+        h, logits = self.sessions["lvr_head"].run(None, {"hidden_state": hidden.astype(self.np_dtype)})
+        return h, logits[0]

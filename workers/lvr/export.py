@@ -1,0 +1,366 @@
+"""HF checkpoint (local, s3:// or `tiny:SEED`) -> model bundle (local or s3://), verified against PyTorch.
+
+See docs/bundle-format.md for the output. Graphs are traced with `torch.onnx.export` from `lvr.graphs`; int4 uses
+ONNX Runtime's `MatMulNBitsQuantizer` (weight-only, block 32, symmetric) on the fp32 decoder.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import bundle as B
+from . import storage
+from . import tokens as T
+from .graphs import DecoderGraph, EmbedGraph, HeadGraph, VisionGraph
+from .model import LVRSettings, load_lvr_model
+from .preprocess import ImageConfig
+from .tiny import GENERATION_DEFAULTS
+from .vision_inputs import VisionGeometry, vision_host_inputs
+
+PRECISIONS = ("fp32", "fp16", "int4")
+#: Default bound on max relative error (max|ort-torch| / max|torch|) per output, by precision.
+DEFAULT_BOUNDS = {"fp32": 1e-4, "fp16": 2e-2, "int4": 0.5}
+OPSET = 18
+LVR_DEFAULTS = {"strategy": "steps", "steps": 8, "latent_criterion": "mse", "latent_threshold": 0.02,
+                "upstream_compat": False, "max_new_tokens": 512}
+
+
+class ExportError(RuntimeError):
+    """Export failed (including: verification error above the bound)."""
+
+
+# -- source resolution -------------------------------------------------------------------------------------------
+def resolve_source(src: str, work: Path) -> Path:
+    """Local HF checkpoint folder for `src` (a path, s3://bucket/prefix, or tiny:SEED)."""
+    if src.startswith("tiny:"):
+        from .tiny import save_tiny_checkpoint
+
+        return save_tiny_checkpoint(work / "src", seed=int(src.split(":", 1)[1] or 0))
+    if storage.is_s3(src):
+        return storage.download_prefix(src, work / "src")
+    path = Path(src)
+    if not (path / "config.json").is_file():
+        raise ExportError(f"{src}: not a Hugging Face checkpoint folder (no config.json)")
+    return path
+
+
+def _chat_template(src: Path) -> str:
+    if (src / "chat_template.jinja").is_file():
+        return (src / "chat_template.jinja").read_text()
+    if (src / "chat_template.json").is_file():
+        return json.loads((src / "chat_template.json").read_text())["chat_template"]
+    cfg = src / "tokenizer_config.json"
+    if cfg.is_file() and "chat_template" in json.loads(cfg.read_text()):
+        return json.loads(cfg.read_text())["chat_template"]
+    raise ExportError(f"{src}: no chat template (chat_template.jinja / chat_template.json / tokenizer_config.json)")
+
+
+def _image_config(src: Path) -> ImageConfig:
+    p = src / "preprocessor_config.json"
+    if not p.is_file():
+        return ImageConfig()
+    d = json.loads(p.read_text())
+    size = d.get("size") or {}
+    return ImageConfig(
+        patch_size=int(d.get("patch_size", 14)), temporal_patch_size=int(d.get("temporal_patch_size", 2)),
+        merge_size=int(d.get("merge_size", 2)),
+        min_pixels=int(d.get("min_pixels", size.get("shortest_edge", 3136))),
+        max_pixels=int(d.get("max_pixels", size.get("longest_edge", 12845056))),
+        image_mean=tuple(d.get("image_mean", ImageConfig.image_mean)),
+        image_std=tuple(d.get("image_std", ImageConfig.image_std)),
+        rescale_factor=float(d.get("rescale_factor", 1 / 255)))
+
+
+def _generation(src: Path) -> dict:
+    p = src / "generation_config.json"
+    g = json.loads(p.read_text()) if p.is_file() else dict(GENERATION_DEFAULTS)
+    keep = ("do_sample", "temperature", "top_k", "top_p", "repetition_penalty", "eos_token_id", "pad_token_id",
+            "bos_token_id", "max_new_tokens")
+    out = {k: g[k] for k in keep if k in g}
+    out.setdefault("max_new_tokens", LVR_DEFAULTS["max_new_tokens"])
+    return out
+
+
+# -- graph export --------------------------------------------------------------------------------------------------
+def _onnx_export(module, args, path: Path, inputs, outputs, dynamic_axes) -> None:
+    import onnx
+
+    tmp = path.with_suffix(".tmp.onnx")
+    with torch.no_grad():
+        torch.onnx.export(module, args, str(tmp), input_names=inputs, output_names=outputs,
+                          dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False, do_constant_folding=True)
+    model = onnx.load(str(tmp), load_external_data=True)
+    _save_onnx(model, path)
+    for p in tmp.parent.glob(tmp.name + "*"):
+        p.unlink()
+    for p in tmp.parent.iterdir():  # stray external-data files of the temporary export
+        if p.is_file() and p.suffix not in (".onnx", ".data", ".json", ".jinja", ".bin") and p.name != B.MARKER:
+            p.unlink()
+
+
+def _save_onnx(model, path: Path) -> None:
+    import onnx
+
+    data = path.name + ".data"
+    if (path.parent / data).exists():
+        (path.parent / data).unlink()
+    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=data,
+                    size_threshold=0)
+
+
+def _decoder_io(n_layers: int):
+    ins = ["inputs_embeds", "attention_mask", "position_ids"]
+    outs = ["logits", "last_hidden_state"]
+    dyn = {"inputs_embeds": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "total"},
+           "position_ids": {1: "batch", 2: "seq"}, "logits": {0: "batch"}, "last_hidden_state": {0: "batch"}}
+    for i in range(n_layers):
+        for kv in ("key", "value"):
+            ins.append(f"past_key_values.{i}.{kv}")
+            outs.append(f"present.{i}.{kv}")
+            dyn[f"past_key_values.{i}.{kv}"] = {0: "batch", 2: "past"}
+            dyn[f"present.{i}.{kv}"] = {0: "batch", 2: "total"}
+    return ins, outs, dyn
+
+
+def export_graphs(model, out: Path, dtype: torch.dtype) -> dict:
+    """Trace vision, embed_tokens, decoder (and lvr_head) of `model` (already in `dtype`) into `out`."""
+    text = model.config.text_config
+    vcfg = model.config.vision_config
+    H = text.hidden_size
+    kvh, hd, L = text.num_key_value_heads, text.hidden_size // text.num_attention_heads, text.num_hidden_layers
+    graphs = {}
+    # embed_tokens
+    _onnx_export(EmbedGraph(model), (torch.tensor([[1, 2, 3]], dtype=torch.int64),), out / "embed_tokens.onnx",
+                 ["input_ids"], ["inputs_embeds"],
+                 {"input_ids": {0: "batch", 1: "seq"}, "inputs_embeds": {0: "batch", 1: "seq"}})
+    graphs["embed_tokens"] = "embed_tokens.onnx"
+    # decoder: trace with past length 2, seq 3
+    ins, outs, dyn = _decoder_io(L)
+    past = [torch.zeros(1, kvh, 2, hd, dtype=dtype) for _ in range(2 * L)]
+    args = (torch.zeros(1, 3, H, dtype=dtype), torch.ones(1, 5, dtype=torch.int64),
+            torch.arange(2, 5).view(1, 1, 3).expand(3, 1, 3).contiguous(), *past)
+    _onnx_export(DecoderGraph(model), args, out / "decoder.onnx", ins, outs, dyn)
+    graphs["decoder"] = "decoder.onnx"
+    # vision: trace with a 1x8x12 grid (non-square, two windows wide)
+    geo = VisionGeometry.from_config(vcfg)
+    grid = (1, 8, 12)
+    host = {k: torch.as_tensor(v) for k, v in vision_host_inputs(grid, geo).items()}
+    pv = torch.zeros(grid[1] * grid[2], vcfg.in_channels * vcfg.temporal_patch_size * vcfg.patch_size ** 2)
+    _onnx_export(VisionGraph(model), (pv, host["rotary_pos_ids"], host["window_index"],
+                                      host["reverse_window_index"], host["window_ids"]), out / "vision.onnx",
+                 ["pixel_values", "rotary_pos_ids", "window_index", "reverse_window_index", "window_ids"],
+                 ["image_features"],
+                 {"pixel_values": {0: "patches"}, "rotary_pos_ids": {0: "patches"}, "window_index": {0: "tokens"},
+                  "reverse_window_index": {0: "tokens"}, "window_ids": {0: "patches"},
+                  "image_features": {0: "tokens"}})
+    graphs["vision"] = "vision.onnx"
+    if getattr(model, "lvr_head", None) is not None:
+        _onnx_export(HeadGraph(model), (torch.zeros(1, H, dtype=dtype),), out / "lvr_head.onnx", ["hidden_state"],
+                     ["head_state", "logits"], {"hidden_state": {0: "batch"}, "head_state": {0: "batch"},
+                                                 "logits": {0: "batch"}})
+        graphs["lvr_head"] = "lvr_head.onnx"
+    return graphs
+
+
+def quantize_int4(path: Path, block_size: int = 32) -> None:
+    """Weight-only int4 (MatMulNBits) of every MatMul with a constant weight, in place, ONNX Runtime's quantizer."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
+
+    model = onnx.load(str(path), load_external_data=True)
+    cfg = DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=True, accuracy_level=None)
+    import logging
+
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
+    q = MatMulNBitsQuantizer(model, algo_config=cfg)
+    q.process()
+    _save_onnx(q.model.model, path)
+
+
+# -- verification ----------------------------------------------------------------------------------------------------
+def _err(ref: np.ndarray, got: np.ndarray) -> dict:
+    ref = np.asarray(ref, dtype=np.float64)
+    got = np.asarray(got, dtype=np.float64)
+    if ref.shape != got.shape:
+        raise ExportError(f"shape mismatch: torch {ref.shape} vs onnxruntime {got.shape}")
+    if not np.isfinite(got).all():
+        return {"max_abs": float("inf"), "max_rel": float("inf")}
+    d = float(np.abs(ref - got).max())
+    return {"max_abs": d, "max_rel": d / max(float(np.abs(ref).max()), 1e-6)}
+
+
+def _merge(acc: dict, name: str, e: dict) -> None:
+    cur = acc.setdefault(name, {"max_abs": 0.0, "max_rel": 0.0})
+    cur["max_abs"] = max(cur["max_abs"], e["max_abs"])
+    cur["max_rel"] = max(cur["max_rel"], e["max_rel"])
+
+
+def verify_against_torch(model, bundle_dir: Path, manifest: dict, grids=((1, 8, 12), (1, 6, 4)),
+                         prompt_len: int = 5, decode_steps: int = 3, seed: int = 0) -> dict:
+    """Run the bundle in onnxruntime and the fp32 PyTorch model (transformers' forward) on the same inputs."""
+    from .backends import OrtBackend, TorchBackend
+
+    ort_b = OrtBackend(bundle_dir, manifest)
+    ref = TorchBackend(model)
+    rng = np.random.default_rng(seed)
+    errs: dict = {}
+    vcfg = model.config.vision_config
+    feats = None
+    for grid in grids:
+        pv = rng.standard_normal((grid[1] * grid[2], vcfg.in_channels * vcfg.temporal_patch_size
+                                  * vcfg.patch_size ** 2)).astype(np.float32)
+        r = ref.vision(pv, grid)
+        _merge(errs, "image_features", _err(r, ort_b.vision(pv, grid)))
+        feats = r if feats is None else feats
+    ids = rng.integers(0, 151000, size=prompt_len).tolist()
+    _merge(errs, "inputs_embeds", _err(ref.embed(ids), ort_b.embed(ids)))
+    emb = np.concatenate([ref.embed(ids), feats[None]], axis=1)  # text then image tokens
+    s = emb.shape[1]
+    pos = np.tile(np.arange(s, dtype=np.int64), (3, 1, 1))
+    ref.reset()
+    ort_b.reset()
+    x = emb
+    for step in range(decode_steps + 1):
+        total = s + step
+        mask = np.ones((1, total), dtype=np.int64)
+        rl, rh = ref.forward(x, mask, pos)
+        ol, oh = ort_b.forward(x, mask, pos)
+        _merge(errs, "logits", _err(rl, ol))
+        _merge(errs, "last_hidden_state", _err(rh, oh))
+        # alternate a text step and a latent step (the fed-back hidden state)
+        x = rh.reshape(1, 1, -1) if step % 2 == 0 else ref.embed([int(np.argmax(rl))])
+        pos = np.full((3, 1, 1), total + 7, dtype=np.int64)
+    if ort_b.has_head:
+        h = ref.forward(x, np.ones((1, s + decode_steps + 2), dtype=np.int64), pos)[1]
+        rh, rl = ref.head(h)
+        oh, ol = ort_b.head(h)
+        _merge(errs, "head_state", _err(rh, oh))
+        _merge(errs, "head_logits", _err(rl, ol))
+    return {"reference": "pytorch-fp32 (transformers forward, eager attention)", "outputs": errs,
+            "image_grids": [list(g) for g in grids], "decode_steps": decode_steps}
+
+
+# -- top level ---------------------------------------------------------------------------------------------------------
+def _git_sha() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=T.repo_root(), capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _architecture(model) -> dict:
+    t, v = model.config.text_config, model.config.vision_config
+    rp = getattr(t, "rope_parameters", None) or {}
+    return {
+        "model_type": "qwen2_5_vl", "hidden_size": t.hidden_size, "num_hidden_layers": t.num_hidden_layers,
+        "num_attention_heads": t.num_attention_heads, "num_key_value_heads": t.num_key_value_heads,
+        "head_dim": t.hidden_size // t.num_attention_heads, "intermediate_size": t.intermediate_size,
+        "vocab_size": t.vocab_size, "rms_norm_eps": t.rms_norm_eps, "rope_theta": rp.get("rope_theta", 1e6),
+        "mrope_section": list(model.model.language_model.rotary_emb.mrope_section),
+        "tie_word_embeddings": bool(getattr(model.config, "tie_word_embeddings", False)),
+        "vision": {"depth": v.depth, "hidden_size": v.hidden_size, "num_heads": v.num_heads,
+                   "intermediate_size": v.intermediate_size, "patch_size": v.patch_size,
+                   "temporal_patch_size": v.temporal_patch_size, "spatial_merge_size": v.spatial_merge_size,
+                   "window_size": v.window_size, "fullatt_block_indexes": list(v.fullatt_block_indexes),
+                   "out_hidden_size": v.out_hidden_size, "in_channels": v.in_channels},
+    }
+
+
+def export_bundle(src: str, dest: str, precision: str = "fp32", run_id: str | None = None,
+                  max_error: float | None = None, verify: bool = True, log=print) -> dict:
+    """Export `src` to a bundle at `dest`; returns the manifest. Raises ExportError on failure (no marker written)."""
+    if precision not in PRECISIONS:
+        raise ExportError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    t0 = time.time()
+    with tempfile.TemporaryDirectory(prefix="lvr-export-") as tmp:
+        work = Path(tmp)
+        src_dir = resolve_source(src, work)
+        stage = work / "bundle" if storage.is_s3(dest) else Path(dest)
+        stage.mkdir(parents=True, exist_ok=True)
+        for name in (B.MARKER, B.MANIFEST):  # an existing bundle here is no longer complete
+            (stage / name).unlink(missing_ok=True)
+        if storage.is_s3(dest):
+            storage.delete_object(dest, B.MARKER)
+        log(f"[export] loading {src}")
+        model = load_lvr_model(str(src_dir), dtype=torch.float32)
+        settings = LVRSettings.from_config(model.config)
+        tok = T.load_tokenizer(src_dir)  # checks the LVR token ids
+        del tok
+        dtype = torch.float16 if precision == "fp16" else torch.float32
+        export_model = copy.deepcopy(model).to(dtype) if dtype != torch.float32 else model
+        log(f"[export] tracing graphs ({precision})")
+        t1 = time.time()
+        graphs = export_graphs(export_model, stage, dtype)
+        if precision == "int4":
+            quantize_int4(stage / "decoder.onnx")
+        export_s = time.time() - t1
+        del export_model
+        for name in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copyfile(src_dir / name, stage / name)
+        (stage / "chat_template.jinja").write_text(_chat_template(src_dir))
+        lvr_files = {}
+        if getattr(model, "lvr_latent_end_emb", None) is not None:
+            model.lvr_latent_end_emb.detach().float().numpy().astype("<f4").tofile(stage / "lvr_latent_end_emb.bin")
+            lvr_files["latent_end_emb"] = "lvr_latent_end_emb.bin"
+        np_dt = "float16" if precision == "fp16" else "float32"
+        manifest = {
+            "format": B.FORMAT, "format_version": B.FORMAT_VERSION, "precision": precision,
+            "architecture": _architecture(model),
+            "special_tokens": T.SpecialIds().to_json(),
+            "preprocessing": _image_config(src_dir).to_json(),
+            "generation": _generation(src_dir),
+            "lvr": {"lvr_head": settings.lvr_head, "lvr_head_type": settings.lvr_head_type,
+                    "latent_end_token": settings.latent_end_token, **LVR_DEFAULTS},
+            "graphs": graphs, "lvr_files": lvr_files,
+            "io_dtypes": {"embeds": np_dt, "kv": np_dt, "logits": "float32", "pixel_values": "float32",
+                          "image_features": np_dt},
+            "chat_template": "chat_template.jinja", "tokenizer": "tokenizer.json",
+            "provenance": {"source": src, "run_id": run_id, "exporter": "lvr.export",
+                           "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(), "git_sha": _git_sha(),
+                           "versions": _versions()},
+        }
+        if verify:
+            log("[export] verifying onnxruntime vs PyTorch")
+            ver = verify_against_torch(model, stage, manifest)
+            bound = DEFAULT_BOUNDS[precision] if max_error is None else max_error
+            worst = max(e["max_rel"] for e in ver["outputs"].values())
+            ver.update({"bound": {"max_rel": bound}, "worst_max_rel": worst, "passed": bool(worst <= bound)})
+            manifest["verification"] = ver
+            if not ver["passed"]:
+                raise ExportError(f"verification failed: max relative error {worst:.3g} > bound {bound:.3g} "
+                                  f"({json.dumps(ver['outputs'])})")
+        else:
+            manifest["verification"] = {"passed": None, "skipped": True}
+        manifest["export_seconds"] = round(export_s, 3)
+        manifest = _finish(stage, manifest)
+        if storage.is_s3(dest):
+            names = [f["path"] for f in manifest["files"]] + [B.MANIFEST, B.MARKER]
+            storage.upload_files(stage, dest, names)
+        log(f"[export] done in {time.time() - t0:.1f}s -> {dest}")
+        return manifest
+
+
+def _finish(stage: Path, manifest: dict) -> dict:
+    B.write_manifest(stage, manifest)
+    B.write_marker(stage)
+    return B.read_manifest(stage)
+
+
+def _versions() -> dict:
+    import onnx
+    import onnxruntime
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__, "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__}
