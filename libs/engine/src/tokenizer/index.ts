@@ -1,0 +1,2 @@
+export { Tokenizer, StreamDecoder, TokenizerConfigError } from './tokenizer';
+export type { DecodeOptions } from './tokenizer';
