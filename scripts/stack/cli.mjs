@@ -27,14 +27,19 @@ try {
       break;
     case 'env': {
       const env = await stackEnv();
-      for (const [key, value] of Object.entries(env)) process.stdout.write(`export ${key}=${JSON.stringify(value)}\n`);
+      for (const [key, value] of Object.entries(env))
+        process.stdout.write(`export ${key}=${JSON.stringify(value)}\n`);
       break;
     }
     case 'worker': {
       await python.provision();
       const args = rest[0] === '--' ? rest.slice(1) : rest;
       const env = { ...process.env, ...(await stackEnv()) };
-      const result = spawnSync(python.endpoints().python, ['-m', 'lvr', ...args], { stdio: 'inherit', env, cwd: repoRoot });
+      const result = spawnSync(python.endpoints().python, ['-m', 'lvr', ...args], {
+        stdio: 'inherit',
+        env,
+        cwd: repoRoot,
+      });
       process.exit(result.status ?? 1);
       break;
     }

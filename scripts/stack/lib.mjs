@@ -23,7 +23,8 @@ export function envInt(name, fallback) {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number.parseInt(raw, 10);
-  if (!Number.isInteger(value) || value <= 0 || value > 65535) throw new Error(`${name}=${raw} is not a valid port`);
+  if (!Number.isInteger(value) || value <= 0 || value > 65535)
+    throw new Error(`${name}=${raw} is not a valid port`);
   return value;
 }
 
@@ -41,7 +42,10 @@ export class StepError extends Error {
 
 /** Runs a provisioning command synchronously with its output in a log file; throws StepError naming the step. */
 export function runStep(step, command, args, options = {}) {
-  const logFile = path.join(ensureDir(path.join(stateDir, 'logs')), `${step.replace(/[^a-z0-9-]+/gi, '-')}.log`);
+  const logFile = path.join(
+    ensureDir(path.join(stateDir, 'logs')),
+    `${step.replace(/[^a-z0-9-]+/gi, '-')}.log`,
+  );
   log(`${step}: ${command} ${args.join(' ')}`);
   const started = Date.now();
   const fd = fs.openSync(logFile, 'a');

@@ -1,6 +1,7 @@
 // Brings the loopback test services up and down and reports their endpoints as one JSON object.
 import fs from 'node:fs';
-import { ensureDir, log, stackFile, stateDir } from './lib.mjs';
+import path from 'node:path';
+import { ensureDir, isAlive, log, sleep, stackFile, stateDir } from './lib.mjs';
 import { services } from './services/index.mjs';
 
 function pick(names) {
@@ -21,6 +22,43 @@ function readStackFile() {
 /** Provisions (first time only) and starts each service, returning which ones this call started. */
 export async function stackUp(names) {
   ensureDir(stateDir);
+  const release = await acquireLock();
+  try {
+    return await startServices(names);
+  } finally {
+    release();
+  }
+}
+
+/**
+ * Two `npm test` runs in one checkout must not start the same service twice: the second waits for the first's
+ * `up` to finish and then finds the services running. A lock left by a dead process is taken over.
+ */
+async function acquireLock(timeoutMs = 60 * 60 * 1000) {
+  const lockFile = path.join(stateDir, 'stack.lock');
+  const deadline = Date.now() + timeoutMs;
+  let announced = false;
+  for (;;) {
+    try {
+      fs.writeFileSync(lockFile, String(process.pid), { flag: 'wx' });
+      return () => fs.rmSync(lockFile, { force: true });
+    } catch (error) {
+      if (error.code !== 'EEXIST') throw error;
+      const holder = Number.parseInt(fs.readFileSync(lockFile, 'utf8'), 10);
+      if (!isAlive(holder)) {
+        fs.rmSync(lockFile, { force: true });
+        continue;
+      }
+      if (!announced) log(`waiting for another stack:up (pid ${holder}) to finish`);
+      announced = true;
+      if (Date.now() > deadline)
+        throw new Error(`stack lock held by pid ${holder} for too long (${lockFile})`);
+      await sleep(1000);
+    }
+  }
+}
+
+async function startServices(names) {
   const state = readStackFile();
   const started = [];
   for (const service of pick(names)) {

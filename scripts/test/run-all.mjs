@@ -33,7 +33,8 @@ function findTsTests() {
       else if (entry.name.endsWith('.test.ts')) found.push(path.relative(repoRoot, full));
     }
   };
-  for (const root of SEARCH_ROOTS) if (fs.existsSync(path.join(repoRoot, root))) walk(path.join(repoRoot, root));
+  for (const root of SEARCH_ROOTS)
+    if (fs.existsSync(path.join(repoRoot, root))) walk(path.join(repoRoot, root));
   return found.sort();
 }
 

@@ -6,14 +6,19 @@ import { requireEnv, uniqueName } from '../support/env';
 /** Consumes until `count` messages arrived, collecting their values; bounded so a broken broker fails, not hangs. */
 function collect(consumer: Consumer, count: number, sink: string[], timeoutMs = 60000): Promise<void> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`only ${sink.length}/${count} messages within ${timeoutMs}ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`only ${sink.length}/${count} messages within ${timeoutMs}ms`)),
+      timeoutMs,
+    );
     consumer
       .run({
         autoCommit: false,
         eachMessage: async ({ topic, partition, message }: EachMessagePayload) => {
           sink.push(message.value?.toString() ?? '');
           // Commit only after the message is handled: a crash before this point redelivers it.
-          await consumer.commitOffsets([{ topic, partition, offset: (Number(message.offset) + 1).toString() }]);
+          await consumer.commitOffsets([
+            { topic, partition, offset: (Number(message.offset) + 1).toString() },
+          ]);
           if (sink.length >= count) {
             clearTimeout(timer);
             resolve();
@@ -83,7 +88,8 @@ describe('Kafka round trip against the real broker', () => {
     const producer = kafka.producer();
     await producer.connect();
     const values = Array.from({ length: 20 }, (_, i) => `step-${i}`);
-    for (const value of values) await producer.send({ topic: orderedTopic, messages: [{ key: 'run-1', value }] });
+    for (const value of values)
+      await producer.send({ topic: orderedTopic, messages: [{ key: 'run-1', value }] });
     await producer.disconnect();
     const consumer = kafka.consumer({ groupId: uniqueName('it-order') });
     await consumer.connect();

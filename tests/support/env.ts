@@ -2,7 +2,9 @@
 export function requireEnv(name: string): string {
   const value = process.env[name];
   if (!value) {
-    throw new Error(`${name} is not set: run the suite through \`npm test\` or \`eval "$(node scripts/stack/cli.mjs env)"\``);
+    throw new Error(
+      `${name} is not set: run the suite through \`npm test\` or \`eval "$(node scripts/stack/cli.mjs env)"\``,
+    );
   }
   return value;
 }

@@ -2,7 +2,11 @@ import { Kafka, logLevel } from 'kafkajs';
 import { requireEnv, uniqueName } from './env';
 
 export function testKafka(): Kafka {
-  return new Kafka({ clientId: uniqueName('it'), brokers: requireEnv('LVR_KAFKA_BROKERS').split(','), logLevel: logLevel.NOTHING });
+  return new Kafka({
+    clientId: uniqueName('it'),
+    brokers: requireEnv('LVR_KAFKA_BROKERS').split(','),
+    logLevel: logLevel.NOTHING,
+  });
 }
 
 export async function produceRaw(topic: string, key: string, value: string | Buffer): Promise<void> {
@@ -23,7 +27,10 @@ export async function waitForMessage<T = Record<string, unknown>>(
   await consumer.subscribe({ topic, fromBeginning: true });
   try {
     return await new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no matching message on ${topic} within ${timeoutMs}ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`no matching message on ${topic} within ${timeoutMs}ms`)),
+        timeoutMs,
+      );
       consumer
         .run({
           eachMessage: async ({ message }) => {
@@ -49,6 +56,9 @@ export async function waitForMessage<T = Record<string, unknown>>(
 export async function ensureTopics(topics: string[]): Promise<void> {
   const admin = testKafka().admin();
   await admin.connect();
-  await admin.createTopics({ topics: topics.map((topic) => ({ topic, numPartitions: 1 })), waitForLeaders: true });
+  await admin.createTopics({
+    topics: topics.map((topic) => ({ topic, numPartitions: 1 })),
+    waitForLeaders: true,
+  });
   await admin.disconnect();
 }

@@ -9,7 +9,10 @@ export const EVALUATOR_CLIENT_ID = 'lvr-evaluator';
   imports: [HealthModule],
   controllers: [EvaluationRequestsController],
   providers: [
-    { provide: MessagePublisher, useFactory: () => new MessagePublisher(kafkaSettingsFromEnv(EVALUATOR_CLIENT_ID)) },
+    {
+      provide: MessagePublisher,
+      useFactory: () => new MessagePublisher(kafkaSettingsFromEnv(EVALUATOR_CLIENT_ID)),
+    },
   ],
 })
 export class EvaluatorModule {}

@@ -28,7 +28,10 @@ describe('evaluator service', () => {
   test('an invalid evaluation request is dead-lettered and answered with a Failed result', async () => {
     const evalId = uniqueName('eval');
     await produceRaw(Topics.evaluationRequests, evalId, JSON.stringify({ evalId, benchmarks: [] }));
-    const dead = await waitForMessage<{ key: string; reason: string }>(Topics.deadLetter, (m) => m.key === evalId);
+    const dead = await waitForMessage<{ key: string; reason: string }>(
+      Topics.deadLetter,
+      (m) => m.key === evalId,
+    );
     assert.match(dead.reason, /benchmarks/);
     const result = await waitForMessage<{ evalId: string; status: string; reason: string }>(
       Topics.evaluationResults,

@@ -83,7 +83,10 @@ describe('trainer service', () => {
     // A valid message after the garbage is still processed.
     const runId = uniqueName('after');
     await produceRaw(Topics.trainingRequests, runId, JSON.stringify({ runId }));
-    const event = await waitForMessage<{ runId: string; type: string }>(Topics.trainingEvents, (m) => m.runId === runId);
+    const event = await waitForMessage<{ runId: string; type: string }>(
+      Topics.trainingEvents,
+      (m) => m.runId === runId,
+    );
     assert.equal(event.type, 'Rejected');
   });
 });

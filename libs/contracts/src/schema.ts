@@ -20,9 +20,15 @@ type JsonSchema = Record<string, unknown>;
 
 /** One self-contained draft-07 schema per message, nested DTOs inlined under `definitions`. */
 export function generateSchemas(): Record<keyof typeof SCHEMA_MESSAGES, JsonSchema> {
-  const all = validationMetadatasToSchemas({ refPointerPrefix: '#/definitions/' }) as Record<string, JsonSchema>;
+  const all = validationMetadatasToSchemas({ refPointerPrefix: '#/definitions/' }) as Record<
+    string,
+    JsonSchema
+  >;
   const result = {} as Record<keyof typeof SCHEMA_MESSAGES, JsonSchema>;
-  for (const [file, type] of Object.entries(SCHEMA_MESSAGES) as [keyof typeof SCHEMA_MESSAGES, { name: string }][]) {
+  for (const [file, type] of Object.entries(SCHEMA_MESSAGES) as [
+    keyof typeof SCHEMA_MESSAGES,
+    { name: string },
+  ][]) {
     const root = all[type.name];
     const definitions: Record<string, JsonSchema> = {};
     collectRefs(root, all, definitions);

@@ -90,7 +90,11 @@ describe('contracts', () => {
       bundleUri: 's3://b/m',
     });
     assert.equal(result.ok, false);
-    if (!result.ok) assert.deepEqual(result.errors.map((e) => e.path), ['apiVersion']);
+    if (!result.ok)
+      assert.deepEqual(
+        result.errors.map((e) => e.path),
+        ['apiVersion'],
+      );
   });
 
   test('dead letters keep the payload and reason', () => {

@@ -1,4 +1,11 @@
-import { DEAD_LETTER_API_VERSION, DeadLetter, FieldError, Topics, describeErrors, parseMessage } from '@lvr/contracts';
+import {
+  DEAD_LETTER_API_VERSION,
+  DeadLetter,
+  FieldError,
+  Topics,
+  describeErrors,
+  parseMessage,
+} from '@lvr/contracts';
 import { MessagePublisher } from './publisher';
 
 export interface RawKafkaMessage {
@@ -45,17 +52,21 @@ export class ValidatedIntake<T extends { id: string }> {
   private async deadLetter(message: RawKafkaMessage, raw: Buffer, reason: string): Promise<void> {
     const text = raw.toString('utf8');
     const isUtf8 = Buffer.from(text, 'utf8').equals(raw);
-    await this.publisher.publish<DeadLetter>(Topics.deadLetter, keyOf(message) ?? `${message.topic}-${message.partition}`, {
-      apiVersion: DEAD_LETTER_API_VERSION,
-      sourceTopic: message.topic,
-      partition: message.partition,
-      offset: message.offset,
-      key: keyOf(message),
-      reason,
-      payload: isUtf8 ? text : raw.toString('base64'),
-      payloadEncoding: isUtf8 ? 'utf8' : 'base64',
-      consumer: this.consumerName,
-    });
+    await this.publisher.publish<DeadLetter>(
+      Topics.deadLetter,
+      keyOf(message) ?? `${message.topic}-${message.partition}`,
+      {
+        apiVersion: DEAD_LETTER_API_VERSION,
+        sourceTopic: message.topic,
+        partition: message.partition,
+        offset: message.offset,
+        key: keyOf(message),
+        reason,
+        payload: isUtf8 ? text : raw.toString('base64'),
+        payloadEncoding: isUtf8 ? 'utf8' : 'base64',
+        consumer: this.consumerName,
+      },
+    );
   }
 
   private remember(id: string): void {

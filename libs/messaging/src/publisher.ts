@@ -3,7 +3,8 @@ import { Kafka, Producer, logLevel } from 'kafkajs';
 import { KafkaSettings } from './config';
 
 /** Body of a message without the envelope fields the publisher fills in. */
-export type Unenveloped<T> = Omit<T, 'id' | 'timestamp'> & Partial<Pick<T & { id: string; timestamp: string }, 'id' | 'timestamp'>>;
+export type Unenveloped<T> = Omit<T, 'id' | 'timestamp'> &
+  Partial<Pick<T & { id: string; timestamp: string }, 'id' | 'timestamp'>>;
 
 /** Idempotent producer that stamps every message with an id and a timestamp and keys it by run/eval id. */
 export class MessagePublisher {
@@ -12,7 +13,11 @@ export class MessagePublisher {
 
   constructor(settings: KafkaSettings) {
     const kafka = new Kafka({ ...settings, logLevel: logLevel.WARN });
-    this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true });
+    this.producer = kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: true,
+    });
   }
 
   async publish<T extends object>(topic: string, key: string, body: Unenveloped<T>): Promise<T> {

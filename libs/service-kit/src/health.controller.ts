@@ -15,7 +15,8 @@ export class HealthController {
   @Get('ready')
   ready(): { status: 'ready' } {
     const waiting = this.readiness.waitingFor;
-    if (waiting.length) throw new HttpException({ status: 'not-ready', waitingFor: waiting }, HttpStatus.SERVICE_UNAVAILABLE);
+    if (waiting.length)
+      throw new HttpException({ status: 'not-ready', waitingFor: waiting }, HttpStatus.SERVICE_UNAVAILABLE);
     return { status: 'ready' };
   }
 }

@@ -18,7 +18,9 @@ export interface KafkaServiceOptions {
  * the consumer joined its group, so Kubernetes routes nothing to a service that cannot take work yet.
  */
 export async function startKafkaService(options: KafkaServiceOptions): Promise<INestApplication> {
-  const app = await NestFactory.create(options.module, { logger: options.logLevels ?? ['error', 'warn', 'log'] });
+  const app = await NestFactory.create(options.module, {
+    logger: options.logLevels ?? ['error', 'warn', 'log'],
+  });
   app.enableShutdownHooks();
   const readiness = app.get(Readiness);
   readiness.waitFor('kafka');

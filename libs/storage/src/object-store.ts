@@ -54,7 +54,9 @@ export class ObjectStore {
       await this.client.makeBucket(bucket, this.config.region);
     } catch (error) {
       // Another writer may have created it between the check and the call.
-      if (!(error instanceof S3Error && /BucketAlreadyOwnedByYou|BucketAlreadyExists/.test(String(error.code)))) {
+      if (!(
+        error instanceof S3Error && /BucketAlreadyOwnedByYou|BucketAlreadyExists/.test(String(error.code))
+      )) {
         throw error;
       }
     }
@@ -133,8 +135,14 @@ export class ObjectStore {
   async list(bucket: string, prefix = ''): Promise<ObjectInfo[]> {
     const objects: ObjectInfo[] = [];
     const stream = this.client.listObjectsV2(bucket, prefix, true);
-    for await (const item of stream as AsyncIterable<{ name?: string; size: number; etag?: string; lastModified?: Date }>) {
-      if (item.name) objects.push({ key: item.name, size: item.size, etag: item.etag, lastModified: item.lastModified });
+    for await (const item of stream as AsyncIterable<{
+      name?: string;
+      size: number;
+      etag?: string;
+      lastModified?: Date;
+    }>) {
+      if (item.name)
+        objects.push({ key: item.name, size: item.size, etag: item.etag, lastModified: item.lastModified });
     }
     return objects.sort((a, b) => a.key.localeCompare(b.key));
   }
@@ -153,7 +161,12 @@ export class ObjectStore {
    * Uploads a local folder under `prefix`. Files named in `last` go up after all others, in that order, so a
    * reader that waits for the completion marker never sees a partial folder.
    */
-  async uploadDirectory(dir: string, bucket: string, prefix: string, last: string[] = []): Promise<Map<string, PutResult>> {
+  async uploadDirectory(
+    dir: string,
+    bucket: string,
+    prefix: string,
+    last: string[] = [],
+  ): Promise<Map<string, PutResult>> {
     const files = listFiles(dir);
     const ordered = [...files.filter((f) => !last.includes(f)), ...last.filter((f) => files.includes(f))];
     const results = new Map<string, PutResult>();
@@ -170,7 +183,8 @@ export class ObjectStore {
     for (const object of await this.list(bucket, base)) {
       const relative = object.key.slice(base.length);
       const target = path.resolve(dir, relative);
-      if (!target.startsWith(path.resolve(dir) + path.sep)) throw new Error(`refusing to write outside ${dir}: ${object.key}`);
+      if (!target.startsWith(path.resolve(dir) + path.sep))
+        throw new Error(`refusing to write outside ${dir}: ${object.key}`);
       await this.getFile(bucket, object.key, target);
       written.push(relative);
     }

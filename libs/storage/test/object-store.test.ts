@@ -36,7 +36,10 @@ describe('ObjectStore against the real MinIO', () => {
     );
     await store.remove(bucket, 'a/b/hello.txt');
     assert.equal(await store.exists(bucket, 'a/b/hello.txt'), false);
-    assert.deepEqual((await store.list(bucket, 'a/')).map((o) => o.key), ['a/other.txt']);
+    assert.deepEqual(
+      (await store.list(bucket, 'a/')).map((o) => o.key),
+      ['a/other.txt'],
+    );
   });
 
   test('a 20 MB upload goes multipart and comes back byte-identical', async () => {

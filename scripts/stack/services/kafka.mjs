@@ -111,7 +111,13 @@ export default {
       props,
       '--ignore-formatted',
     ]);
-    const { pid, logFile } = startDetached('kafka', 'java', [...javaOptions(dir), '-cp', classPath, 'kafka.Kafka', props]);
+    const { pid, logFile } = startDetached('kafka', 'java', [
+      ...javaOptions(dir),
+      '-cp',
+      classPath,
+      'kafka.Kafka',
+      props,
+    ]);
     await waitUntil('kafka', () => kafkaAnswers(p.broker), { pid, logFile, timeoutMs: 120000 });
     return this.endpoints();
   },

@@ -35,7 +35,10 @@ function credentials() {
     return { accessKey: process.env.LVR_MINIO_ROOT_USER, secretKey: process.env.LVR_MINIO_ROOT_PASSWORD };
   }
   if (!fs.existsSync(file)) {
-    const generated = { accessKey: `lvr${randomBytes(6).toString('hex')}`, secretKey: randomBytes(24).toString('hex') };
+    const generated = {
+      accessKey: `lvr${randomBytes(6).toString('hex')}`,
+      secretKey: randomBytes(24).toString('hex'),
+    };
     fs.writeFileSync(file, JSON.stringify(generated), { mode: 0o600 });
   }
   return JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -69,7 +72,15 @@ export default {
     const { pid, logFile } = startDetached(
       'minio',
       binary,
-      ['server', dataDir, '--address', `127.0.0.1:${p.api}`, '--console-address', `127.0.0.1:${p.console}`, '--quiet'],
+      [
+        'server',
+        dataDir,
+        '--address',
+        `127.0.0.1:${p.api}`,
+        '--console-address',
+        `127.0.0.1:${p.console}`,
+        '--quiet',
+      ],
       {
         env: {
           MINIO_ROOT_USER: accessKey,

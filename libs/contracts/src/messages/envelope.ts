@@ -2,7 +2,8 @@ import { IsISO8601, IsNotEmpty, IsString, Matches, MaxLength } from 'class-valid
 
 /** Ids travel as Kafka keys, Kubernetes label values and object-store path segments, so they share one shape. */
 export const ID_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-export const ID_RULE = 'lowercase letters, digits and dashes, 1-63 characters, starting and ending alphanumeric';
+export const ID_RULE =
+  'lowercase letters, digits and dashes, 1-63 characters, starting and ending alphanumeric';
 
 /** Fields every message carries: a schema version, a unique message id and when it was produced. */
 export abstract class MessageEnvelope {

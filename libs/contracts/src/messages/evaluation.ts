@@ -33,13 +33,20 @@ export class EvaluationRequest extends MessageEnvelope {
   @idDecorator()
   evalId!: string;
 
-  @IsString() @IsNotEmpty() @MaxLength(128)
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(128)
   modelId!: string;
 
-  @IsArray() @ArrayMinSize(1) @ArrayMaxSize(32) @ValidateNested({ each: true }) @Type(() => EvaluationBenchmark)
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(32)
+  @ValidateNested({ each: true })
+  @Type(() => EvaluationBenchmark)
   benchmarks!: EvaluationBenchmark[];
 
-  @IsOptional() @IsObject()
+  @IsOptional()
+  @IsObject()
   decoding?: Record<string, unknown>;
 }
 
@@ -60,12 +67,19 @@ export class EvaluationResult extends MessageEnvelope {
   @IsIn(['Succeeded', 'Failed'])
   status!: 'Succeeded' | 'Failed';
 
-  @IsOptional() @IsArray() @ValidateNested({ each: true }) @Type(() => BenchmarkScore)
+  @IsOptional()
+  @IsArray()
+  @ValidateNested({ each: true })
+  @Type(() => BenchmarkScore)
   scores?: BenchmarkScore[];
 
-  @IsOptional() @IsString() @MaxLength(1024)
+  @IsOptional()
+  @IsString()
+  @MaxLength(1024)
   reportUri?: string;
 
-  @IsOptional() @IsString() @MaxLength(4096)
+  @IsOptional()
+  @IsString()
+  @MaxLength(4096)
   reason?: string;
 }

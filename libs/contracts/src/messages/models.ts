@@ -8,15 +8,24 @@ export class ModelPublished extends MessageEnvelope {
   @Equals(MODELS_API_VERSION)
   apiVersion: string = MODELS_API_VERSION;
 
-  @IsString() @IsNotEmpty() @MaxLength(128) @Matches(/^[A-Za-z0-9][A-Za-z0-9._:/-]*$/)
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(128)
+  @Matches(/^[A-Za-z0-9][A-Za-z0-9._:/-]*$/)
   modelId!: string;
 
-  @IsString() @IsNotEmpty() @MaxLength(128)
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(128)
   version!: string;
 
-  @IsString() @IsNotEmpty() @MaxLength(1024)
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(1024)
   bundleUri!: string;
 
-  @IsOptional() @IsString() @MaxLength(63)
+  @IsOptional()
+  @IsString()
+  @MaxLength(63)
   runId?: string;
 }

@@ -100,26 +100,47 @@ export class TrainingRequest extends MessageEnvelope {
   @IsIn(TRAINING_STAGES)
   stage!: TrainingStage;
 
-  @ValidateNested() @Type(() => ModelSource) @IsObject()
+  @ValidateNested()
+  @Type(() => ModelSource)
+  @IsObject()
   model!: ModelSource;
 
-  @ValidateNested() @Type(() => DataSpec) @IsObject()
+  @ValidateNested()
+  @Type(() => DataSpec)
+  @IsObject()
   data!: DataSpec;
 
-  @IsOptional() @ValidateNested() @Type(() => TrainingHyperparameters) @IsObject()
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => TrainingHyperparameters)
+  @IsObject()
   hyperparameters?: TrainingHyperparameters;
 
-  @ValidateNested() @Type(() => ResourceSpec) @IsObject()
+  @ValidateNested()
+  @Type(() => ResourceSpec)
+  @IsObject()
   resources!: ResourceSpec;
 
-  @ValidateNested() @Type(() => CheckpointSpec) @IsObject()
+  @ValidateNested()
+  @Type(() => CheckpointSpec)
+  @IsObject()
   checkpoint!: CheckpointSpec;
 
-  @ValidateNested() @Type(() => OutputSpec) @IsObject()
+  @ValidateNested()
+  @Type(() => OutputSpec)
+  @IsObject()
   output!: OutputSpec;
 }
 
-export const RUN_PHASES = ['Accepted', 'Scheduled', 'Running', 'Retrying', 'Succeeded', 'Failed', 'Cancelled'] as const;
+export const RUN_PHASES = [
+  'Accepted',
+  'Scheduled',
+  'Running',
+  'Retrying',
+  'Succeeded',
+  'Failed',
+  'Cancelled',
+] as const;
 export type RunPhase = (typeof RUN_PHASES)[number];
 export const TRAINING_EVENT_TYPES = [...RUN_PHASES, 'Progress', 'CheckpointSaved', 'Rejected'] as const;
 export type TrainingEventType = (typeof TRAINING_EVENT_TYPES)[number];
@@ -135,11 +156,14 @@ export class TrainingEvent extends MessageEnvelope {
   @IsIn(TRAINING_EVENT_TYPES)
   type!: TrainingEventType;
 
-  @IsOptional() @IsString() @MaxLength(4096)
+  @IsOptional()
+  @IsString()
+  @MaxLength(4096)
   reason?: string;
 
   /** Progress fields (step, totalSteps, loss parts, lr, tokensPerSecond, etaSeconds) or checkpoint location. */
-  @IsOptional() @IsObject()
+  @IsOptional()
+  @IsObject()
   data?: Record<string, unknown>;
 }
 
