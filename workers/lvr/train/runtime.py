@@ -1,0 +1,273 @@
+"""What SFT and GRPO share: processes and devices, model loading and wrapping (DDP / FSDP2), optimizer and LR
+schedule, checkpoint save/restore, SIGTERM handling, progress accounting.
+
+Distributed choice: FSDP2 (`torch.distributed.fsdp.fully_shard`, ZeRO-3 equivalent) for world > 1. 7B full
+fine-tuning needs ~16 bytes/parameter of fp32 master weights, gradients and AdamW moments (~120 GB): it must be
+sharded, and FSDP2 does that inside PyTorch with per-layer bf16 compute / fp32 reduce, torchrun rendezvous and no
+extra dependency or launcher (DeepSpeed would add a 3rd-party build and its own launcher/ssh assumptions). DDP stays
+available (`strategy=ddp`) for models that fit replicated (3B on 80 GB cards), where it is faster.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from . import store
+from .errors import ConfigError
+from .spec import TrainConfig
+
+AUX_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "chat_template.json",
+             "generation_config.json", "preprocessor_config.json")
+
+
+@dataclass
+class Env:
+    rank: int
+    world: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_env() -> Env:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    else:
+        device = torch.device("cpu")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Env(rank, world, local, device)
+
+
+def barrier(env: Env) -> None:
+    if env.world > 1:
+        dist.barrier()
+
+
+def all_reduce_max(env: Env, value: float) -> float:
+    if env.world == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=env.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.item())
+
+
+def all_reduce_sum(env: Env, value: float) -> float:
+    if env.world == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=env.device)
+    dist.all_reduce(t)
+    return float(t.item())
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def compute_dtype(cfg: TrainConfig, env: Env) -> torch.dtype:
+    if cfg.precision == "bf16" or (cfg.precision == "auto" and env.device.type == "cuda"):
+        return torch.bfloat16
+    return torch.float32
+
+
+# --------------------------------------------------------------------------------------------------------------
+# model
+# --------------------------------------------------------------------------------------------------------------
+def cache_root() -> Path:
+    return Path(os.environ.get("LVR_CACHE_DIR", "/tmp/lvr-cache"))
+
+
+def materialise_model_dir(uri: str, env: Env) -> Path:
+    """A local folder for a model URI (s3:// prefixes are downloaded once per node, by local rank 0)."""
+    if not store.is_s3(uri):
+        p = store.local_path(uri)
+        if not (p / "config.json").is_file():
+            raise ConfigError(f"model folder {uri} has no config.json")
+        return p
+    dest = cache_root() / "models" / uri.replace("s3://", "").replace("/", "_")
+    if env.local_rank == 0 and not (dest / ".done").exists():
+        files = store.list_files(uri)
+        if "config.json" not in files:
+            raise ConfigError(f"model prefix {uri} has no config.json")
+        store.download_dir(uri, dest)
+        (dest / ".done").write_text("ok")
+    barrier(env)
+    return dest
+
+
+def load_model(model_dir: Path, cfg: TrainConfig, env: Env):
+    """The LVR model in fp32 master weights (bf16 compute comes from autocast / FSDP mixed precision)."""
+    from ..model import LVRForConditionalGeneration
+
+    try:
+        model = LVRForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32,
+                                                            attn_implementation=cfg.attn_implementation)
+    except (OSError, ValueError, KeyError) as e:
+        raise ConfigError(f"cannot load model from {model_dir}: {e}") from e
+    model.model.visual.requires_grad_(False)      # vision tower and merger frozen (§3.2, §7)
+    return model.to(env.device)
+
+
+def wrap(objective: torch.nn.Module, model, cfg: TrainConfig, env: Env, dtype: torch.dtype):
+    """Single process: as is. Multi-process: FSDP2 (default) or DDP."""
+    if env.world == 1:
+        return objective
+    strategy = "fsdp" if cfg.strategy == "auto" else cfg.strategy
+    if strategy == "ddp":
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        return DDP(objective, device_ids=[env.local_rank] if env.device.type == "cuda" else None)
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    mp = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
+    for layer in model.model.language_model.layers:
+        fully_shard(layer, mp_policy=mp)
+    fully_shard(objective, mp_policy=mp)
+    return objective
+
+
+def autocast_factory(cfg: TrainConfig, env: Env, dtype: torch.dtype):
+    """bf16 autocast over fp32 master weights, except under FSDP2 whose mixed-precision policy already casts."""
+    fsdp = env.world > 1 and cfg.strategy in ("auto", "fsdp")
+    if dtype == torch.bfloat16 and not fsdp:
+        return lambda: torch.autocast(env.device.type, dtype=torch.bfloat16)
+    import contextlib
+
+    return contextlib.nullcontext
+
+
+def unwrap(module):
+    return getattr(module, "module", module)
+
+
+def build_optimizer(model, cfg: TrainConfig, env: Env, no_decay_norm_bias: bool):
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if no_decay_norm_bias:
+        decay = [p for n, p in named if p.ndim >= 2]
+        rest = [p for n, p in named if p.ndim < 2]
+        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    else:  # stage-1 DeepSpeed behaviour: one weight-decay value for every trainable parameter (§7)
+        groups = [{"params": [p for _, p in named], "weight_decay": cfg.weight_decay}]
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=tuple(cfg.adam_betas), eps=cfg.adam_eps,
+                             foreach=env.device.type == "cuda")
+
+
+def cosine_schedule(optimizer, max_steps: int, warmup_ratio: float):
+    warmup = math.ceil(warmup_ratio * max_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return step / max(1, warmup)
+        progress = (step - warmup) / max(1, max_steps - warmup)
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def clip_grad(module, max_norm: float) -> float:
+    params = [p for p in module.parameters() if p.grad is not None]
+    norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+    return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# state (checkpoint contents)
+# --------------------------------------------------------------------------------------------------------------
+def rng_state() -> dict:
+    st = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.random.get_rng_state()}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def set_rng_state(st: dict) -> None:
+    random.setstate(st["python"])
+    np.random.set_state(st["numpy"])
+    torch.random.set_rng_state(st["torch"])
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+def full_state(objective, optimizer, env: Env) -> tuple[dict, dict]:
+    """Full (unsharded) model and optimizer state dicts, gathered to CPU; keys of the inner HF model."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
+
+    obj = unwrap(objective)
+    opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    msd = get_model_state_dict(obj, options=opts)
+    osd = get_optimizer_state_dict(obj, optimizer, options=opts)
+    strip = lambda d: {k[len("model."):] if k.startswith("model.") else k: v for k, v in d.items()}
+    msd = strip(msd)
+    if "state" in osd:
+        osd = {"state": strip(osd["state"]), "param_groups": [
+            {**g, "params": [k[len("model."):] if k.startswith("model.") else k for k in g["params"]]}
+            for g in osd["param_groups"]]}
+    return msd, osd
+
+
+def load_optimizer_state(objective, optimizer, osd: dict) -> None:
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    add = lambda k: "model." + k
+    osd = {"state": {add(k): v for k, v in osd["state"].items()},
+           "param_groups": [{**g, "params": [add(k) for k in g["params"]]} for g in osd["param_groups"]]}
+    set_optimizer_state_dict(unwrap(objective), optimizer, osd,
+                             options=StateDictOptions(full_state_dict=True))
+
+
+def save_model_folder(model, state_dict: dict, source_dir: Path, dest: Path) -> None:
+    model.save_pretrained(dest, state_dict=state_dict)
+    for name in AUX_FILES:
+        if (source_dir / name).is_file():
+            (dest / name).write_bytes((source_dir / name).read_bytes())
+
+
+# --------------------------------------------------------------------------------------------------------------
+# SIGTERM and progress
+# --------------------------------------------------------------------------------------------------------------
+class StopFlag:
+    """SIGTERM/SIGINT set a flag; the loop saves at the next step boundary and exits with EXIT_PREEMPTED."""
+
+    def __init__(self):
+        self.requested = False
+        self.signal = None
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame):
+        self.requested = True
+        self.signal = signal.Signals(signum).name
+
+
+class Meter:
+    def __init__(self, start_step: int, total: int):
+        self.start, self.total, self.t0 = start_step, total, time.time()
+        self.step_t = time.time()
+
+    def tick(self) -> float:
+        now = time.time()
+        dt_, self.step_t = now - self.step_t, now
+        return dt_
+
+    def eta(self, step: int) -> float:
+        done = step - self.start
+        return (time.time() - self.t0) / max(1, done) * (self.total - step)

@@ -1,0 +1,131 @@
+"""Stage-1 SFT (LVR-SPEC §3, defaults §7): CE + λ·MSE with teacher-forced ROI embeddings.
+
+Read top to bottom: resume point -> data stream -> model/optimizer -> loop (grad-accumulated packed micro-batches,
+clip, AdamW, cosine LR) -> events, checkpoints, SIGTERM -> final export.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import torch
+
+from ..data.errors import DataError
+from ..data.images import resolve_folder
+from ..data.packing import PackedStream, PackingOptions, collate
+from ..data.records import is_meta, parse_json_records, parse_meta, validate_sft_record
+from ..data.sft import SftDataOptions, build_sft_sample
+from ..data.text import TextCodec
+from . import runtime as R
+from . import store
+from .errors import EXIT_OK, EXIT_PREEMPTED
+from .losses import SftObjective
+from .session import Session
+from .spec import TrainConfig
+
+
+def load_sft_datasets(cfg: TrainConfig):
+    """[(records, image_folder)] from a meta JSON or a single records file; every record validated up front."""
+    try:
+        raw = store.read_bytes(cfg.data_uri).decode("utf-8")
+    except (FileNotFoundError, IsADirectoryError) as e:
+        raise DataError("records file not found", source=cfg.data_uri) from e
+    data = parse_json_records(raw, cfg.data_uri)
+    if not isinstance(data, list):
+        raise DataError("must be a JSON array or JSON lines", source=cfg.data_uri)
+    if is_meta(data):
+        out = []
+        base = cfg.data_uri.rsplit("/", 1)[0]
+        for e in parse_meta(data, cfg.data_uri):
+            uri = e.data_path if (store.is_s3(e.data_path) or e.data_path.startswith("/")) else store.join(base, e.data_path)
+            try:
+                recs = parse_json_records(store.read_bytes(uri).decode("utf-8"), uri)
+            except FileNotFoundError as err:
+                raise DataError(f"dataset '{e.ds_name}' records file not found", source=uri) from err
+            folder = resolve_folder(e.image_folder, cfg.images_uri, uri)
+            out.append(([validate_sft_record(r, uri, i, folder) for i, r in enumerate(recs)], folder))
+        return out
+    folder = resolve_folder("", cfg.images_uri, cfg.data_uri)
+    return [([validate_sft_record(r, cfg.data_uri, i, folder) for i, r in enumerate(data)], folder)]
+
+
+def to_device(batch: dict, device) -> dict:
+    return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+
+def run_sft(cfg: TrainConfig, env: R.Env, s: Session) -> int:
+    # ---- where do we start? --------------------------------------------------------------------------------
+    R.seed_everything(cfg.seed)
+    model_dir, state = s.resume_point()
+
+    # ---- data ----------------------------------------------------------------------------------------------
+    codec = TextCodec.from_dir(model_dir)
+    datasets = load_sft_datasets(cfg)
+    opts = SftDataOptions(insert_latent_end=cfg.insert_latent_end, keep_text_before_lvr=cfg.keep_text_before_lvr,
+                          min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
+
+    def build(d: int, i: int):
+        recs, folder = datasets[d]
+        return build_sft_sample(recs[i], codec, folder, opts, key=(d, i))
+
+    stream = PackedStream([len(r) for r, _ in datasets], build, seed=cfg.seed, rank=env.rank, world=env.world,
+                          opts=PackingOptions(cfg.max_packed_tokens, cfg.long_seq_threshold,
+                                              cfg.max_instance_per_batch))
+
+    # ---- model, optimizer, schedule ------------------------------------------------------------------------
+    dtype = R.compute_dtype(cfg, env)
+    model = R.load_model(model_dir, cfg, env)
+    if cfg.gradient_checkpointing if cfg.gradient_checkpointing is not None else env.device.type == "cuda":
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.train()
+    objective = R.wrap(SftObjective(model, cfg.lvr_lambda, cfg.lvr_fct), model, cfg, env, dtype)
+    optimizer = R.build_optimizer(model, cfg, env, no_decay_norm_bias=False)
+    scheduler = R.cosine_schedule(optimizer, cfg.max_steps, cfg.warmup_ratio)
+    step = 0
+    if state is not None:
+        R.load_optimizer_state(objective, optimizer, state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        stream.load_state(state["data"])
+        R.set_rng_state(state["rng"])
+        step = state["step"]
+    autocast = R.autocast_factory(cfg, env, dtype)
+    s.running(step, cfg.max_steps)
+
+    # ---- loop ----------------------------------------------------------------------------------------------
+    meter = R.Meter(step, cfg.max_steps)
+    while step < cfg.max_steps:
+        sums = {"loss": 0.0, "loss_ce": 0.0, "loss_lvr": 0.0, "tokens": 0.0, "latents": 0.0}
+        for micro in range(cfg.grad_accum):
+            batch = to_device(collate(next(stream), cfg.packing_mode), env.device)
+            sync = micro == cfg.grad_accum - 1 or not hasattr(objective, "no_sync")
+            with (contextlib.nullcontext() if sync else objective.no_sync()), autocast():
+                parts = objective(batch)
+                (parts["loss"] / cfg.grad_accum).backward()
+            for k in ("loss", "loss_ce", "loss_lvr"):
+                sums[k] += float(parts[k].detach()) / cfg.grad_accum
+            sums["tokens"] += parts["tokens"]
+            sums["latents"] += parts["n_lvr"]
+        grad_norm = R.clip_grad(objective, cfg.max_grad_norm)
+        lr = optimizer.param_groups[0]["lr"]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+
+        dt = meter.tick()
+        tokens = R.all_reduce_sum(env, sums["tokens"])
+        losses = {k: R.all_reduce_sum(env, sums[k]) / env.world for k in ("loss", "loss_ce", "loss_lvr")}
+        s.progress(step, cfg.max_steps, {"loss": losses["loss"], "lossParts": {"ce": losses["loss_ce"],
+                                                                               "lvr": losses["loss_lvr"]},
+                                         "lr": lr, "gradNorm": grad_norm, "tokensPerSec": tokens / max(dt, 1e-9),
+                                         "stepSeconds": dt, "etaSeconds": meter.eta(step),
+                                         "latentTokens": R.all_reduce_sum(env, sums["latents"])})
+        stop = R.all_reduce_max(env, float(s.stop.requested)) > 0
+        if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or stop:
+            s.save(step, objective, model, optimizer, {"scheduler": scheduler.state_dict(),
+                                                       "data": stream.state(), "rng": R.rng_state()},
+                   reason="sigterm" if stop else "periodic")
+        if stop:
+            return EXIT_PREEMPTED
+
+    s.finish(step)
+    return EXIT_OK
