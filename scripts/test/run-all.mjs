@@ -94,12 +94,19 @@ async function runTypeScript(env, watched) {
     env,
     watched,
   );
-  const counts = fs.existsSync(countsFile)
-    ? JSON.parse(fs.readFileSync(countsFile, 'utf8'))
-    : { passed: 0, failed: 0, skipped: 0 };
+  const counts = readCounts(countsFile);
   // A crashed or killed runner is a failure even when it reported nothing.
   if (result.code !== 0 && counts.failed === 0) counts.failed = 1;
-  return counts;
+  return { ...counts, deadService: result.deadService };
+}
+
+function readCounts(file) {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    // The reporter never finished (the runner was killed): nothing it ran can count as passed.
+    return { passed: 0, failed: 0, skipped: 0 };
+  }
 }
 
 async function runPython(env, watched) {
@@ -115,10 +122,11 @@ async function runPython(env, watched) {
     watched,
   );
   const counts = fs.existsSync(junit) ? parseJUnitCounts(fs.readFileSync(junit, 'utf8')) : undefined;
-  if (!counts) return { passed: 0, failed: result.code === 5 ? 0 : 1, skipped: 0 };
+  if (!counts)
+    return { passed: 0, failed: result.code === 5 ? 0 : 1, skipped: 0, deadService: result.deadService };
   // pytest exit 5 means "no tests collected": not a failure of its own, but it passes nothing either.
   if (result.code !== 0 && result.code !== 5 && counts.failed === 0) counts.failed = 1;
-  return counts;
+  return { ...counts, deadService: result.deadService };
 }
 
 async function main() {
@@ -126,7 +134,7 @@ async function main() {
   let started = [];
   let exitCode = 0;
   try {
-    const up = await stackUp();
+    const up = await stackUp(process.env.LVR_STACK_SERVICES?.split(',').map((s) => s.trim()));
     started = up.started;
     const env = { ...process.env, ...(await stackEnv()), LVR_STACK_FILE: path.join(stateDir, 'stack.json') };
     const watched = Object.entries(up.services)
@@ -143,6 +151,10 @@ async function main() {
       totals.passed += counts.passed;
       totals.failed += counts.failed;
       totals.skipped += counts.skipped;
+      if (counts.deadService) {
+        process.stderr.write(`[test] not running the remaining suites: ${counts.deadService.name} is down\n`);
+        break;
+      }
     }
   } catch (error) {
     process.stderr.write(`[test] the test stack could not be started: ${error.message}\n`);

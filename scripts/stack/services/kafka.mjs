@@ -11,6 +11,7 @@ import {
   readPid,
   repoRoot,
   runStep,
+  sha256OfFiles,
   startDetached,
   stateDir,
   stopProcess,
@@ -19,7 +20,8 @@ import {
 
 const KAFKA_VERSION = '4.3.1';
 const pom = path.join(repoRoot, 'infra', 'kafka', 'pom.xml');
-const libsDir = path.join(cacheDir, `kafka-${KAFKA_VERSION}`, 'libs');
+// Keyed by the pom's hash so a changed dependency list resolves afresh.
+const libsDir = path.join(cacheDir, `kafka-${KAFKA_VERSION}-${sha256OfFiles([pom])}`, 'libs');
 const classPath = `${libsDir}/*`;
 
 function ports() {
