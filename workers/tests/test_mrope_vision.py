@@ -5,7 +5,7 @@ import pytest
 import torch
 from transformers.vision_utils import get_vision_position_ids, get_vision_window_index
 
-from conftest import image_message
+from _lvr_helpers import image_message
 from lvr import tokens as T
 from lvr.backends import TorchBackend
 from lvr.decoding import prefill_embeds
