@@ -1,0 +1,251 @@
+"""Stage-2 GRPO_latent (LVR-SPEC §5; defaults §7).
+
+Per optimiser step and prompt:
+  1. rollout: G completions with `steps` decoding in eval mode under a KV cache, recording the latents fed;
+  2. rewards by name (accuracy, format, user functions), group-normalised advantages;
+  3. learning, in micro-batches: policy log-probs teacher-forced with the recorded latents replayed at their
+     positions (temperature-scaled), image-aware reference log-probs at the same temperature, clipped objective
+     + β·KL, aggregated by loss type (bnpo | grpo | dr_grpo).
+Fixed by default (each reproduced by `upstreamCompat`): latent replay shifted by one (§5.4.1), image-blind reference
+at temperature 1.0 (§5.4.3), loss mask that drops `<|lvr_start|>` and everything before `<|lvr_end|>` (§5.2, §8.5),
+a placeholder equal to EOS ending the completion, single-line reward regexes. Each prompt is rolled out once per
+step (upstream rolled each prompt out twice, §5.4.6).
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..data.errors import DataError
+from ..data.images import open_image, resolve_folder
+from ..data.records import parse_json_records, validate_grpo_record
+from ..data.text import TextCodec
+from ..preprocess import ImageConfig, build_prompt
+from . import runtime as R
+from . import store
+from .errors import EXIT_OK, EXIT_PREEMPTED
+from .losses import aggregate, completion_logps, group_advantages, grpo_token_loss
+from .rewards import resolve
+from .rollout import SamplingConfig, rollout, upstream_loss_mask
+from .session import Session
+from .spec import TrainConfig, grpo_max_steps
+
+SYSTEM_PROMPT = "You are a helpful assistant."
+
+
+class GrpoPolicy(nn.Module):
+    """One module for every policy computation, so DDP/FSDP hooks wrap rollouts and log-prob forwards alike."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, op: str, **kw):
+        if op == "rollout":
+            return rollout(self.model, **kw)
+        return completion_logps(self.model, **kw)
+
+
+def load_grpo_records(cfg: TrainConfig):
+    try:
+        raw = store.read_bytes(cfg.data_uri).decode("utf-8")
+    except (FileNotFoundError, IsADirectoryError) as e:
+        raise DataError("records file not found", source=cfg.data_uri) from e
+    data = parse_json_records(raw, cfg.data_uri)
+    folder = resolve_folder("", cfg.images_uri, cfg.data_uri)
+    return [validate_grpo_record(r, cfg.data_uri, i, folder) for i, r in enumerate(data)]
+
+
+class PromptOrder:
+    """Shuffled per epoch with the seed, sharded by rank; (epoch, cursor) is the resumable position."""
+
+    def __init__(self, n: int, seed: int, rank: int, world: int):
+        self.n, self.seed, self.rank, self.world = n, seed, rank, world
+        self.epoch, self.cursor = 0, 0
+
+    def _shard(self) -> list[int]:
+        idx = list(range(self.n))
+        random.Random(self.seed + self.epoch).shuffle(idx)
+        return idx[self.rank::self.world] or idx
+
+    def next(self) -> int:
+        shard = self._shard()
+        if self.cursor >= len(shard):
+            self.epoch, self.cursor = self.epoch + 1, 0
+            shard = self._shard()
+        self.cursor += 1
+        return shard[self.cursor - 1]
+
+    def state(self) -> dict:
+        return {"epoch": self.epoch, "cursor": self.cursor}
+
+    def load_state(self, st: dict) -> None:
+        self.epoch, self.cursor = st["epoch"], st["cursor"]
+
+
+def make_prompt(rec, codec: TextCodec, model_dir: Path, image_cfg: ImageConfig, device):
+    img = open_image(rec.image_folder, rec.images[0], source=rec.source, index=rec.index)
+    messages = [{"role": "system", "content": SYSTEM_PROMPT},
+                {"role": "user", "content": [{"type": "image", "image": img}, {"type": "text", "text": rec.question}]}]
+    tpl = model_dir / "chat_template.jinja"
+    try:
+        p = build_prompt(messages, codec.tok, tpl.read_text() if tpl.is_file() else None, image_cfg)
+    except ValueError as e:
+        raise DataError(str(e), source=rec.source, index=rec.index, field="image") from e
+    ids = torch.tensor([p.input_ids], dtype=torch.long, device=device)
+    pv = torch.from_numpy(p.pixel_values[0]).to(device)
+    grid = torch.tensor([p.image_grids[0]], dtype=torch.long, device=device)
+    return ids, pv, grid
+
+
+def decode_completions(codec: TextCodec, ro, upstream_compat: bool) -> list[str]:
+    """Decoded with special tokens skipped and LVR tokens kept (§5.3). By default the latent-step placeholders,
+    which are never fed to the model, are left out of the text; upstream_compat keeps them."""
+    out = []
+    for g in range(ro.completion_ids.shape[0]):
+        keep = ro.completion_mask[g] & (torch.ones_like(ro.latent_mask[g]) if upstream_compat else ~ro.latent_mask[g])
+        out.append(codec.decode(ro.completion_ids[g][keep].tolist(), skip_special_tokens=True))
+    return out
+
+
+def run_grpo(cfg: TrainConfig, env: R.Env, s: Session) -> int:
+    # ---- resume point, data, rewards ------------------------------------------------------------------------
+    R.seed_everything(cfg.seed)
+    model_dir, state = s.resume_point()
+    codec = TextCodec.from_dir(model_dir)
+    records = load_grpo_records(cfg)
+    reward_fns = [resolve(n) for n in cfg.reward_funcs]
+    weights = cfg.reward_weights or [1.0] * len(reward_fns)
+    max_steps = grpo_max_steps(cfg, len(records), env.world)
+    order = PromptOrder(len(records), cfg.seed, env.rank, env.world)
+    image_cfg = ImageConfig(min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
+    sampling = SamplingConfig(cfg.temperature, cfg.top_k, cfg.top_p, cfg.repetition_penalty,
+                              cfg.max_completion_length, cfg.lvr_steps)
+    compat = cfg.upstream_compat
+
+    # ---- policy, reference, optimizer -----------------------------------------------------------------------
+    dtype = R.compute_dtype(cfg, env)
+    model = R.load_model(model_dir, cfg, env)
+    ref = None
+    if cfg.beta != 0:
+        # the reference is the stage-2 starting point; on resume it is rebuilt from the spec's model
+        ref_dir = model_dir if state is None else R.materialise_model_dir(cfg.model_uri, env)
+        ref = model if state is None else R.load_model(ref_dir, cfg, env)
+        ref = copy.deepcopy(ref).eval().requires_grad_(False)
+        if dtype == torch.bfloat16:
+            ref = ref.to(torch.bfloat16)
+    if cfg.gradient_checkpointing if cfg.gradient_checkpointing is not None else env.device.type == "cuda":
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    policy = R.wrap(GrpoPolicy(model), model, cfg, env, dtype)
+    optimizer = R.build_optimizer(model, cfg, env, no_decay_norm_bias=True)
+    scheduler = R.cosine_schedule(optimizer, max_steps, cfg.warmup_ratio)
+    gen = torch.Generator(device=env.device).manual_seed(cfg.seed * 7919 + env.rank)
+    step = 0
+    if state is not None:
+        R.load_optimizer_state(policy, optimizer, state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        order.load_state(state["data"])
+        R.set_rng_state(state["rng"])
+        gen.set_state(state["generator"])
+        step = state["step"]
+    autocast = R.autocast_factory(cfg, env, dtype)
+    G, mb = cfg.num_generations, cfg.micro_batch_size
+    n_micro = cfg.prompts_per_step * G // mb
+    s.running(step, max_steps)
+
+    # ---- loop ------------------------------------------------------------------------------------------------
+    meter = R.Meter(step, max_steps)
+    while step < max_steps:
+        logs = {"loss": 0.0, "kl": 0.0, "reward": 0.0, "completionLength": 0.0, "rolloutSeconds": 0.0,
+                "learnSeconds": 0.0, "tokens": 0.0}
+        per_fn = [0.0] * len(reward_fns)
+        for _ in range(cfg.prompts_per_step):
+            rec = records[order.next()]
+            prompt_ids, pv, grid = make_prompt(rec, codec, model_dir, image_cfg, env.device)
+
+            # 1. rollout (eval mode: no dropout, KV cache on even with gradient checkpointing)
+            t0 = time.time()
+            model.eval()
+            with autocast():
+                ro = policy("rollout", prompt_ids=prompt_ids, pixel_values=pv, grid=grid, G=G, cfg=sampling,
+                            generator=gen)
+            if env.device.type == "cuda":
+                torch.cuda.synchronize()
+            t1 = time.time()
+
+            # 2. rewards and advantages
+            texts = decode_completions(codec, ro, compat)
+            solutions = [rec.solution] * G
+            ids_list = [ro.completion_ids[g][ro.completion_mask[g]].tolist() for g in range(G)]
+            rewards = torch.zeros(G)
+            for j, (fn, w) in enumerate(zip(reward_fns, weights)):
+                r = torch.tensor(fn(texts, solutions, completion_ids=ids_list, prompts=[rec.question] * G,
+                                    upstream_compat=compat), dtype=torch.float32)
+                per_fn[j] += float(r.mean()) / cfg.prompts_per_step
+                rewards += w * r
+            adv = group_advantages(rewards, G, cfg.scale_rewards).to(env.device)
+            loss_mask = upstream_loss_mask(ro.completion_ids, ro.completion_mask) if compat else \
+                ro.completion_mask & ~ro.latent_mask
+
+            # 3. learning over micro-batches of completions
+            model.train()
+            for start in range(0, G, mb):
+                rows = slice(start, start + mb)
+                comp = ro.completion_ids[rows]
+                lat_mask = ro.latent_mask[rows]
+                latents = ro.latents(rows, shift=1 if compat else 0).detach()
+                kw = dict(prompt_ids=prompt_ids, completion_ids=comp, pixel_values=pv, grid=grid,
+                          latent_mask=lat_mask, latents=latents)
+                with autocast():
+                    logp = policy("logp", temperature=cfg.temperature, **kw)
+                    ref_logp = None
+                    if ref is not None:
+                        with torch.no_grad():
+                            ref_logp = completion_logps(ref, temperature=1.0 if compat else cfg.temperature,
+                                                        use_images=not compat, **kw)
+                tok_loss, kl = grpo_token_loss(logp, logp.detach(), ref_logp, adv[rows], cfg.epsilon, cfg.beta)
+                m = loss_mask[rows]
+                loss = aggregate(tok_loss, m, cfg.loss_type, cfg.max_completion_length)
+                (loss / n_micro).backward()
+                logs["loss"] += float(loss.detach()) / n_micro
+                logs["kl"] += float((kl.detach() * m).sum() / m.sum().clamp(min=1)) / n_micro
+            if env.device.type == "cuda":
+                torch.cuda.synchronize()
+            logs["rolloutSeconds"] += t1 - t0
+            logs["learnSeconds"] += time.time() - t1
+            logs["reward"] += float(rewards.mean()) / cfg.prompts_per_step
+            logs["completionLength"] += float(ro.completion_mask.sum(1).float().mean()) / cfg.prompts_per_step
+            logs["tokens"] += float(ro.completion_mask.sum()) + G * prompt_ids.shape[1]
+
+        grad_norm = R.clip_grad(policy, cfg.max_grad_norm)
+        lr = optimizer.param_groups[0]["lr"]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+
+        dt = meter.tick()
+        tokens = R.all_reduce_sum(env, logs.pop("tokens"))
+        avg = {k: R.all_reduce_sum(env, v) / env.world for k, v in logs.items()}
+        s.progress(step, max_steps, {
+            "loss": avg["loss"], "lossParts": {"kl": avg["kl"]}, "reward": avg["reward"],
+            "rewards": {n: R.all_reduce_sum(env, v) / env.world for n, v in zip(cfg.reward_funcs, per_fn)},
+            "completionLength": avg["completionLength"], "rolloutSeconds": avg["rolloutSeconds"],
+            "learnSeconds": avg["learnSeconds"], "lr": lr, "gradNorm": grad_norm,
+            "tokensPerSec": tokens / max(dt, 1e-9), "stepSeconds": dt, "etaSeconds": meter.eta(step)})
+        stop = R.all_reduce_max(env, float(s.stop.requested)) > 0
+        if step % cfg.checkpoint_every == 0 or step == max_steps or stop:
+            s.save(step, policy, model, optimizer, {"scheduler": scheduler.state_dict(), "data": order.state(),
+                                                    "rng": R.rng_state(), "generator": gen.get_state()},
+                   reason="sigterm" if stop else "periodic")
+        if stop:
+            return EXIT_PREEMPTED
+
+    s.finish(step)
+    return EXIT_OK
