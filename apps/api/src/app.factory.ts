@@ -1,11 +1,11 @@
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import express from 'express';
+import express, { type NextFunction, type Request, type Response } from 'express';
 import { AppModule, AppModuleOptions } from './app.module';
 import { API_CONFIG, ApiConfig } from './config/api-config';
 import { apiKeyMiddleware } from './common/api-key.middleware';
 import { requestIdMiddleware } from './common/request-context';
-import { OpenAIExceptionFilter } from './errors/openai-exception.filter';
+import { OpenAIExceptionFilter, bodyParserError } from './errors/openai-exception.filter';
 import { JsonLogger, LOGGER } from './logging/json-logger';
 
 /** Builds the configured Nest application (not listening yet). Used by main.ts and by the tests. */
@@ -23,7 +23,10 @@ export async function createApp(options: AppModuleOptions = {}): Promise<NestExp
   app.set('query parser', 'simple');
   app.use(requestIdMiddleware);
   app.use(apiKeyMiddleware(config.apiKeys));
-  app.use(express.json({ limit: config.maxBodyBytes, strict: true, type: ['application/json', 'application/*+json'] }));
+  const json = express.json({ limit: config.maxBodyBytes, strict: true, type: ['application/json', 'application/*+json'] });
+  app.use((req: Request, res: Response, next: NextFunction) =>
+    json(req, res, (error?: unknown) => next(error === undefined ? undefined : (bodyParserError(error) ?? error))),
+  );
   app.useGlobalFilters(new OpenAIExceptionFilter(logger));
   app.enableShutdownHooks(['SIGINT']);
   return app;

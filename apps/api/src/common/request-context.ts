@@ -9,6 +9,7 @@ export function requestIdMiddleware(req: Request, res: Response, next: NextFunct
   const given = typeof header === 'string' && CLIENT_ID.test(header) ? header : undefined;
   const id = given ?? `req-${randomUUID()}`;
   (req as RequestWithId).requestId = id;
+  (req as RequestWithId).startedAt = process.hrtime.bigint();
   res.setHeader('X-Request-Id', id);
   next();
 }

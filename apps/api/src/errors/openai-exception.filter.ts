@@ -31,6 +31,15 @@ const BODY_PARSER_ANSWERS: Record<string, { status: number; message: string; cod
   'parameters.too.many': { status: 413, message: 'Too many parameters', code: 'request_too_large' },
 };
 
+/** Express body-parser errors (they carry a `type`) as API errors; undefined for anything else. */
+export function bodyParserError(error: unknown): ApiError | undefined {
+  const type = (error as HttpLikeError | undefined)?.type;
+  if (!type || !Object.prototype.hasOwnProperty.call(BODY_PARSER_ANSWERS, type)) return undefined;
+  const known = BODY_PARSER_ANSWERS[type];
+  if (known.status >= 500) return undefined;
+  return new ApiError(known.status, known.message, { code: known.code });
+}
+
 function simple(status: number, message: string, code: string | null, param: string | null = null): Answer {
   return { status, body: { error: { message, type: errorTypeForStatus(status), param, code } } };
 }
@@ -52,12 +61,9 @@ export function toAnswer(exception: unknown, requestId: string): { answer: Answe
     const code = status === 404 ? 'not_found' : status === 405 ? 'method_not_allowed' : null;
     return { answer: simple(status, message, code), unexpected: false };
   }
+  const fromParser = bodyParserError(exception);
+  if (fromParser) return { answer: { status: fromParser.status, body: fromParser.body() }, unexpected: false };
   const like = (typeof exception === 'object' && exception !== null ? exception : {}) as HttpLikeError;
-  if (like.type && BODY_PARSER_ANSWERS[like.type]) {
-    const known = BODY_PARSER_ANSWERS[like.type];
-    if (known.status >= 500) return { answer: { status: 500, body: internalErrorBody(requestId) }, unexpected: true };
-    return { answer: simple(known.status, known.message, known.code), unexpected: false };
-  }
   const status = like.status ?? like.statusCode;
   if (like.expose === true && typeof status === 'number' && status >= 400 && status < 500) {
     return { answer: simple(status, String(like.message ?? 'Bad request'), null), unexpected: false };

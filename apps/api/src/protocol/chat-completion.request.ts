@@ -1,0 +1,287 @@
+import { Type } from 'class-transformer';
+import {
+  ArrayMaxSize,
+  ArrayMinSize,
+  IsArray,
+  IsBoolean,
+  IsDefined,
+  IsIn,
+  IsInt,
+  IsNumber,
+  IsObject,
+  IsOptional,
+  IsString,
+  Max,
+  MaxLength,
+  Min,
+  MinLength,
+  ValidateBy,
+  ValidateNested,
+  type ValidationOptions,
+} from 'class-validator';
+
+/**
+ * `POST /v1/chat/completions` request (OpenAI schema plus vLLM and LVR extras). Protocol only: no serving logic.
+ * Unknown fields are accepted and ignored, like OpenAI-compatible servers do for SDK extras.
+ */
+
+export const LIMITS = {
+  maxMessages: 256,
+  maxParts: 64,
+  maxTextChars: 1_000_000,
+  maxUrlChars: 30_000_000,
+  maxStop: 16,
+  maxStopChars: 256,
+  maxStopTokenIds: 64,
+  maxModelIdChars: 256,
+  maxLatentSteps: 256,
+  maxTopLogprobs: 20,
+  maxN: 128,
+};
+
+export const ROLES = ['system', 'user', 'assistant', 'developer'] as const;
+export type Role = (typeof ROLES)[number];
+export const LVR_STRATEGIES = ['steps', 'latent', 'end_token', 'none'] as const;
+
+const finiteNumber = { allowNaN: false, allowInfinity: false };
+
+function IsStringOrStringArray(options?: ValidationOptions): PropertyDecorator {
+  return ValidateBy(
+    {
+      name: 'isStringOrStringArray',
+      validator: {
+        validate: (value: unknown) =>
+          typeof value === 'string'
+            ? value.length > 0 && value.length <= LIMITS.maxStopChars
+            : Array.isArray(value) &&
+              value.length <= LIMITS.maxStop &&
+              value.every((s) => typeof s === 'string' && s.length > 0 && s.length <= LIMITS.maxStopChars),
+        defaultMessage: () =>
+          `stop must be a non-empty string or an array of at most ${LIMITS.maxStop} non-empty strings ` +
+          `(each at most ${LIMITS.maxStopChars} characters)`,
+      },
+    },
+    options,
+  );
+}
+
+/** `content`: a string or a non-empty array of parts (the parts are validated one by one afterwards). */
+function IsMessageContent(options?: ValidationOptions): PropertyDecorator {
+  return ValidateBy(
+    {
+      name: 'isMessageContent',
+      validator: {
+        validate: (value: unknown) =>
+          (typeof value === 'string' && value.length <= LIMITS.maxTextChars) ||
+          (Array.isArray(value) && value.length >= 1 && value.length <= LIMITS.maxParts),
+        defaultMessage: () =>
+          `content must be a string or an array of 1 to ${LIMITS.maxParts} content parts`,
+      },
+    },
+    options,
+  );
+}
+
+export class ImageUrlDto {
+  @IsString()
+  @MinLength(1)
+  @MaxLength(LIMITS.maxUrlChars)
+  url!: string;
+
+  /** Accepted for compatibility and ignored (like vLLM). */
+  @IsOptional()
+  @IsIn(['auto', 'low', 'high'])
+  detail?: 'auto' | 'low' | 'high';
+}
+
+export class TextPartDto {
+  @IsIn(['text'])
+  type!: 'text';
+
+  @IsString()
+  @MaxLength(LIMITS.maxTextChars)
+  text!: string;
+}
+
+export class ImagePartDto {
+  @IsIn(['image_url'])
+  type!: 'image_url';
+
+  @IsDefined()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => ImageUrlDto)
+  image_url!: ImageUrlDto;
+}
+
+export type ContentPartDto = TextPartDto | ImagePartDto;
+export const CONTENT_PART_TYPES = ['text', 'image_url'] as const;
+
+export class ChatMessageDto {
+  @IsIn(ROLES)
+  role!: Role;
+
+  @IsMessageContent()
+  content!: string | unknown[];
+
+  @IsOptional()
+  @IsString()
+  @MaxLength(256)
+  name?: string;
+}
+
+export class StreamOptionsDto {
+  @IsOptional()
+  @IsBoolean()
+  include_usage?: boolean;
+
+  @IsOptional()
+  @IsBoolean()
+  continuous_usage_stats?: boolean;
+}
+
+export class LvrOptionsDto {
+  @IsOptional()
+  @IsIn(LVR_STRATEGIES)
+  strategy?: (typeof LVR_STRATEGIES)[number];
+
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(LIMITS.maxLatentSteps)
+  steps?: number;
+
+  /** Return the latent placeholder tokens (normally removed from the visible text) as `lvr.trace`. */
+  @IsOptional()
+  @IsBoolean()
+  return_trace?: boolean;
+}
+
+export class ChatCompletionRequestDto {
+  @IsString()
+  @MinLength(1)
+  @MaxLength(LIMITS.maxModelIdChars)
+  model!: string;
+
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(LIMITS.maxMessages)
+  @ValidateNested({ each: true })
+  @Type(() => ChatMessageDto)
+  messages!: ChatMessageDto[];
+
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(LIMITS.maxN)
+  n?: number;
+
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  max_tokens?: number;
+
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  max_completion_tokens?: number;
+
+  @IsOptional()
+  @IsNumber(finiteNumber)
+  @Min(0)
+  @Max(2)
+  temperature?: number;
+
+  @IsOptional()
+  @IsNumber(finiteNumber)
+  @Min(0)
+  @Max(1)
+  top_p?: number;
+
+  @IsOptional()
+  @IsInt()
+  @Min(-(2 ** 53 - 1))
+  @Max(2 ** 53 - 1)
+  seed?: number;
+
+  @IsOptional()
+  @IsStringOrStringArray()
+  stop?: string | string[];
+
+  @IsOptional()
+  @IsBoolean()
+  logprobs?: boolean;
+
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(LIMITS.maxTopLogprobs)
+  top_logprobs?: number;
+
+  @IsOptional()
+  @IsBoolean()
+  stream?: boolean;
+
+  @IsOptional()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => StreamOptionsDto)
+  stream_options?: StreamOptionsDto;
+
+  @IsOptional()
+  @IsNumber(finiteNumber)
+  @Min(-2)
+  @Max(2)
+  presence_penalty?: number;
+
+  @IsOptional()
+  @IsNumber(finiteNumber)
+  @Min(-2)
+  @Max(2)
+  frequency_penalty?: number;
+
+  @IsOptional()
+  @IsString()
+  @MaxLength(256)
+  user?: string;
+
+  // vLLM-style extra sampling parameters
+  @IsOptional()
+  @IsInt()
+  @Min(-1)
+  top_k?: number;
+
+  @IsOptional()
+  @IsNumber(finiteNumber)
+  @Min(0)
+  @Max(1)
+  min_p?: number;
+
+  @IsOptional()
+  @IsNumber(finiteNumber)
+  @Min(0.01)
+  @Max(10)
+  repetition_penalty?: number;
+
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(LIMITS.maxStopTokenIds)
+  @IsInt({ each: true })
+  @Min(0, { each: true })
+  stop_token_ids?: number[];
+
+  @IsOptional()
+  @IsBoolean()
+  ignore_eos?: boolean;
+
+  @IsOptional()
+  @IsBoolean()
+  skip_special_tokens?: boolean;
+
+  // LVR extras
+  @IsOptional()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => LvrOptionsDto)
+  lvr?: LvrOptionsDto;
+}

@@ -1,0 +1,12 @@
+/** Parses an SSE body into its `data:` payloads (JSON objects, or the literal `[DONE]`). */
+export function parseSse(body: string): Array<Record<string, any> | '[DONE]'> {
+  return body
+    .split('\n\n')
+    .map((frame) => frame.trim())
+    .filter(Boolean)
+    .map((frame) => {
+      if (!frame.startsWith('data: ')) throw new Error(`not an SSE data frame: ${frame.slice(0, 80)}`);
+      const payload = frame.slice(6);
+      return payload === '[DONE]' ? '[DONE]' : JSON.parse(payload);
+    });
+}
