@@ -32,7 +32,7 @@ describe('tokenizer parity with Python tokenizers', () => {
 
   before(() => {
     const out = path.join(tempDir('lvr-tok-'), 'tokenizer.json');
-    oracle = runPython<OracleOut>('tokenize.py', { base: BASE, out, strings, decode: idSeqs });
+    oracle = runPython<OracleOut>('tokenizer_oracle.py', { base: BASE, out, strings, decode: idSeqs });
     tokenizer = Tokenizer.fromJSON(fs.readFileSync(out, 'utf8'));
   });
 

@@ -1,0 +1,60 @@
+/**
+ * Inputs of `vision.onnx` that the host derives from the patch grid (docs/bundle-format.md, "Graph: vision.onnx";
+ * port of workers/lvr/vision_inputs.py).
+ */
+export interface VisionGeometry {
+  spatialMergeSize: number;
+  windowSize: number;
+  patchSize: number;
+}
+
+export interface VisionHostInputs {
+  rotaryPosIds: BigInt64Array; // [N, 2]
+  windowIndex: BigInt64Array; // [M]
+  reverseWindowIndex: BigInt64Array; // [M]
+  windowIds: BigInt64Array; // [N]
+}
+
+export function visionHostInputs(gridH: number, gridW: number, geo: VisionGeometry): VisionHostInputs {
+  const m = geo.spatialMergeSize;
+  if (gridH % m || gridW % m) throw new Error(`grid ${gridH}x${gridW} not divisible by merge size ${m}`);
+  const rotary = new BigInt64Array(gridH * gridW * 2);
+  let k = 0;
+  for (let br = 0; br < gridH / m; br++)
+    for (let bc = 0; bc < gridW / m; bc++)
+      for (let ir = 0; ir < m; ir++)
+        for (let ic = 0; ic < m; ic++) {
+          rotary[k++] = BigInt(br * m + ir);
+          rotary[k++] = BigInt(bc * m + ic);
+        }
+
+  const ws = Math.floor(geo.windowSize / m / geo.patchSize);
+  const lh = gridH / m;
+  const lw = gridW / m;
+  // A full extra window of padding when divisible, as HF does; empty windows get no id.
+  const nwh = (lh + ws - (lh % ws)) / ws;
+  const nww = (lw + ws - (lw % ws)) / ws;
+  const index: number[] = [];
+  const ids: number[] = [];
+  let w = 0;
+  for (let wy = 0; wy < nwh; wy++)
+    for (let wx = 0; wx < nww; wx++) {
+      let count = 0;
+      for (let r = wy * ws; r < Math.min(wy * ws + ws, lh); r++)
+        for (let c = wx * ws; c < Math.min(wx * ws + ws, lw); c++) {
+          index.push(r * lw + c);
+          count++;
+        }
+      if (count === 0) continue;
+      for (let i = 0; i < count * m * m; i++) ids.push(w);
+      w++;
+    }
+  const reverse = new BigInt64Array(index.length);
+  index.forEach((v, i) => (reverse[v] = BigInt(i)));
+  return {
+    rotaryPosIds: rotary,
+    windowIndex: BigInt64Array.from(index, BigInt),
+    reverseWindowIndex: reverse,
+    windowIds: BigInt64Array.from(ids, BigInt),
+  };
+}

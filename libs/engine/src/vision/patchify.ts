@@ -1,0 +1,54 @@
+import type { RgbImage } from './decode';
+
+export interface PatchConfig {
+  patchSize: number;
+  temporalPatchSize: number;
+  mergeSize: number;
+  rescaleFactor: number;
+  imageMean: readonly number[];
+  imageStd: readonly number[];
+}
+
+/**
+ * Rescale, normalise (float32 arithmetic like the numpy reference) and lay out an already-resized image as Qwen's
+ * `pixel_values` [gh*gw, C*tp*ps*ps]: rows grouped by 2x2 merge blocks (row-major blocks), each row channel-major,
+ * the still image duplicated over the temporal pair.
+ */
+export function patchify(image: RgbImage, cfg: PatchConfig): { pixelValues: Float32Array; gridThw: [number, number, number] } {
+  const { patchSize: ps, temporalPatchSize: tp, mergeSize: m } = cfg;
+  const { width: w, height: h, data } = image;
+  if (h % (ps * m) || w % (ps * m)) throw new Error(`image ${w}x${h} is not a multiple of ${ps * m}`);
+  const gh = h / ps;
+  const gw = w / ps;
+  const f = Math.fround;
+  const scale = f(cfg.rescaleFactor);
+  const mean = cfg.imageMean.map(f);
+  const std = cfg.imageStd.map(f);
+  // Normalised value per (channel, byte value): the float32 result depends only on those two.
+  const lut = new Float32Array(3 * 256);
+  for (let c = 0; c < 3; c++) for (let v = 0; v < 256; v++) lut[c * 256 + v] = f(f(f(v * scale) - mean[c]) / std[c]);
+  const rowLen = 3 * tp * ps * ps;
+  const out = new Float32Array(gh * gw * rowLen);
+  let row = 0;
+  for (let bh = 0; bh < gh / m; bh++) {
+    for (let bw = 0; bw < gw / m; bw++) {
+      for (let mh = 0; mh < m; mh++) {
+        for (let mw = 0; mw < m; mw++) {
+          const y0 = (bh * m + mh) * ps;
+          const x0 = (bw * m + mw) * ps;
+          let o = row * rowLen;
+          for (let c = 0; c < 3; c++) {
+            for (let t = 0; t < tp; t++) {
+              for (let py = 0; py < ps; py++) {
+                const src = ((y0 + py) * w + x0) * 3 + c;
+                for (let px = 0; px < ps; px++) out[o++] = lut[c * 256 + data[src + px * 3]];
+              }
+            }
+          }
+          row++;
+        }
+      }
+    }
+  }
+  return { pixelValues: out, gridThw: [1, gh, gw] };
+}
