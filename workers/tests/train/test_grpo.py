@@ -1,0 +1,137 @@
+"""GRPO_latent: rollouts record and replay latents exactly; one step raises the rewarded completion's log-prob;
+rewards; upstream loss mask."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lvr import tokens as T
+from lvr.data.records import validate_grpo_record
+from lvr.data.text import TextCodec
+from lvr.preprocess import ImageConfig
+from lvr.train import rollout as RO
+from lvr.train.grpo import decode_completions, make_prompt
+from lvr.train.losses import aggregate, completion_logps, group_advantages, grpo_token_loss
+from lvr.train.rewards import accuracy_reward, format_reward, resolve
+
+from conftest import load_model
+
+N_STEPS = 3
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_dir, data_dir, monkeypatch_module):
+    codec = TextCodec.from_dir(tiny_dir)
+    rec = validate_grpo_record({"image": "a.png", "conversations": [
+        {"from": "human", "value": "What is 1+1?"}, {"from": "gpt", "value": "<answer>2</answer>"}]},
+        "g.json", 0, str(data_dir))
+    prompt = make_prompt(rec, codec, tiny_dir, ImageConfig(min_pixels=3136, max_pixels=50176), torch.device("cpu"))
+    real = RO.sample_next
+    calls = {"n": 0}
+
+    def scripted(logits, cfg, history, generator):  # every completion starts with <|lvr_start|>
+        calls["n"] += 1
+        tok = real(logits, cfg, history, generator)
+        return torch.full_like(tok, T.LVR_START_ID) if calls["n"] == 1 else tok
+
+    def do_rollout(model, G=4, seed=0):
+        calls["n"] = 0
+        monkeypatch_module.setattr(RO, "sample_next", scripted)
+        cfg = RO.SamplingConfig(temperature=0.9, max_new_tokens=10, lvr_steps=N_STEPS)
+        model.eval()
+        ro = RO.rollout(model, *prompt[:1], prompt[1], prompt[2], G, cfg, torch.Generator().manual_seed(seed))
+        monkeypatch_module.setattr(RO, "sample_next", real)
+        return ro
+
+    return codec, prompt, do_rollout
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def test_rollout_latents_replay_exactly(tiny_dir, setup):
+    codec, (ids, pv, grid), do_rollout = setup
+    model = load_model(tiny_dir)
+    ro = do_rollout(model)
+    assert (ro.completion_ids[:, 0] == T.LVR_START_ID).all()
+    # steps decoding: exactly N latent inputs right after <|lvr_start|>, then text again
+    assert ro.latent_mask[:, 1:1 + N_STEPS].all() and not ro.latent_mask[:, 0].any()
+    assert not ro.latent_mask[:, 1 + N_STEPS].any()
+    kw = dict(prompt_ids=ids, completion_ids=ro.completion_ids, pixel_values=pv, grid=grid,
+              latent_mask=ro.latent_mask, temperature=0.9)
+    with torch.no_grad():
+        replay = completion_logps(model, latents=ro.latents(), **kw)
+        shifted = completion_logps(model, latents=ro.latents(shift=1), **kw)
+    m = ro.completion_mask
+    # teacher forcing with the recorded latents reproduces the rollout's own log-probs (Eq. 5)
+    assert torch.allclose(replay[m], ro.sample_logps[m], atol=1e-4)
+    # the upstream one-position-early replay does not (§5.4.1): positions after the first latent differ
+    assert (shifted[:, 2:][m[:, 2:]] - ro.sample_logps[:, 2:][m[:, 2:]]).abs().max() > 1e-3
+
+
+def test_grpo_step_raises_logprob_of_rewarded_completion(tiny_dir, setup):
+    codec, (ids, pv, grid), do_rollout = setup
+    model = load_model(tiny_dir)
+    ref = load_model(tiny_dir).eval()
+    ro = do_rollout(model, G=4, seed=1)
+    rewards = torch.tensor([1.0, 0.0, 0.0, 0.0])           # a fixed reward: completion 0 is the good one
+    adv = group_advantages(rewards, 4)
+    mask = ro.completion_mask & ~ro.latent_mask
+    kw = dict(prompt_ids=ids, completion_ids=ro.completion_ids, pixel_values=pv, grid=grid,
+              latent_mask=ro.latent_mask, latents=ro.latents(), temperature=0.9)
+
+    def seq_logp():
+        with torch.no_grad():
+            return (completion_logps(model, **kw) * mask).sum(1)
+
+    before = seq_logp()
+    model.train()
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.05)
+    logp = completion_logps(model, **kw)
+    with torch.no_grad():
+        ref_logp = completion_logps(ref, **kw)
+    loss, _ = grpo_token_loss(logp, logp.detach(), ref_logp, adv, 0.2, 0.04)
+    aggregate(loss, mask, "bnpo").backward()
+    opt.step()
+    after = seq_logp()
+    assert after[0] > before[0]
+    assert (after[1:] - before[1:]).mean() < 0
+
+
+def test_decoded_completions_leave_out_placeholders(tiny_dir, setup):
+    codec, _, do_rollout = setup
+    ro = do_rollout(load_model(tiny_dir), G=2, seed=2)
+    fixed = decode_completions(codec, ro, upstream_compat=False)
+    compat = decode_completions(codec, ro, upstream_compat=True)
+    for g in range(2):
+        real = ro.completion_ids[g][ro.completion_mask[g] & ~ro.latent_mask[g]].tolist()
+        assert fixed[g] == codec.decode(real) and fixed[g].startswith("<|lvr_start|>")
+        assert len(compat[g]) >= len(fixed[g])
+
+
+def test_rewards():
+    comps = ["<|lvr_start|>zz<|lvr_end|> <answer>4</answer>", "<|lvr_start|>z\nz<|lvr_end|><answer>5</answer>",
+             "<answer>$\\frac{1}{2}$</answer>", "no tags"]
+    sols = ["<answer>4</answer>", "<answer>4</answer>", "0.5", "<answer>x</answer>"]
+    assert accuracy_reward(comps, sols) == [1.0, 0.0, 1.0, 0.0]
+    assert format_reward(comps) == [1.0, 1.0, 0.0, 0.0]
+    assert format_reward(comps, upstream_compat=True) == [1.0, 0.0, 0.0, 0.0]   # '.' does not cross newlines
+    assert accuracy_reward(["<answer>a\nb</answer>"], ["<answer>a\nb</answer>"]) == [1.0]
+    assert resolve("format") is format_reward
+    assert resolve("lvr.train.rewards:accuracy_reward") is accuracy_reward
+    with pytest.raises(ValueError, match="unknown reward"):
+        resolve("nope")
+
+
+def test_upstream_loss_mask():
+    S, L, E, X = T.LVR_START_ID, T.LVR_ID, T.LVR_END_ID, 11
+    comp = torch.tensor([[X, S, X, X, E, X, T.IM_END_ID, X], [S, X, X, X, X, X, X, X]])
+    cm = torch.ones_like(comp, dtype=torch.bool)
+    m = RO.upstream_loss_mask(comp, cm)
+    assert m[0].tolist() == [True, False, False, False, True, True, True, False]
+    assert not m[1].any()    # no <|lvr_end|>: the whole completion gives no text gradient (§8.5)
