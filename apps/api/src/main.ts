@@ -1,10 +1,10 @@
 import 'reflect-metadata';
-import { createApp } from './app.factory';
-import { ConfigError, loadConfig } from './config/api-config';
+import { serve } from './app.factory';
+import { ConfigError, loadConfig, type ApiConfig } from './config/api-config';
 import { JsonLogger } from './logging/json-logger';
 
 async function main(): Promise<void> {
-  let config;
+  let config: ApiConfig;
   try {
     config = loadConfig();
   } catch (error) {
@@ -15,12 +15,23 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = new JsonLogger(config.logLevel);
-  const app = await createApp({ config, logger });
-  await app.listen(config.port, config.host);
-  logger.info('listening', {
-    url: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`,
-    auth: config.apiKeys.length > 0 ? 'api-keys' : 'none',
-  });
+  const server = await serve({ config, logger });
+  logger.info('listening', { url: server.url, auth: config.apiKeys.length > 0 ? 'api-keys' : 'none' });
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      logger.info('draining', { signal });
+      server.drain().then(
+        ({ timedOut }) => {
+          logger.info('stopped', { timed_out: timedOut });
+          process.exit(0);
+        },
+        (error: unknown) => {
+          logger.emit('error', 'shutdown failed', { error: (error as Error).message });
+          process.exit(1);
+        },
+      );
+    });
+  }
 }
 
 main().catch((error: unknown) => {

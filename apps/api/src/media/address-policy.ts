@@ -28,7 +28,6 @@ for (const [prefix, bits] of [
 for (const [prefix, bits] of [
   ['::', 128],
   ['::1', 128],
-  ['::ffff:0:0', 96],
   ['64:ff9b::', 96],
   ['64:ff9b:1::', 48],
   ['100::', 64],
@@ -42,6 +41,11 @@ for (const [prefix, bits] of [
 ] as const) {
   blocked.addSubnet(prefix, bits, 'ipv6');
 }
+
+// Node's BlockList matches IPv4 addresses against an IPv4-mapped IPv6 subnet, so that one lives in its own list
+// and is consulted for IPv6 addresses only.
+const mapped = new net.BlockList();
+mapped.addSubnet('::ffff:0:0', 96, 'ipv6');
 
 /** IPv4 carried in an IPv6 literal (`::ffff:a.b.c.d`, `::a.b.c.d`), or undefined. */
 function embeddedIPv4(address: string): string | undefined {
@@ -61,7 +65,7 @@ export function isPublicAddress(address: string): boolean {
   if (family === 4) return !blocked.check(address, 'ipv4');
   if (family === 6) {
     const v4 = embeddedIPv4(address);
-    if (v4 !== undefined) return false;
+    if (v4 !== undefined || mapped.check(address, 'ipv6')) return false;
     return !blocked.check(address, 'ipv6');
   }
   return false;
