@@ -110,10 +110,10 @@ def golden_case(backend, tokenizer, template: str, manifest: dict, req: dict) ->
 
 
 def run_golden(bundle: str, requests_path: str, out_path: str) -> dict:
-    reqs = json.loads(Path(requests_path).read_text())
-    if isinstance(reqs, dict):
-        reqs = reqs["requests"]
-    with open_bundle(bundle) as (folder, manifest):
+    with open_bundle(bundle) as (folder, manifest):  # refuse an incomplete/tampered bundle before anything else
+        reqs = json.loads(Path(requests_path).read_text())
+        if isinstance(reqs, dict):
+            reqs = reqs["requests"]
         backend = OrtBackend(folder, manifest)
         tokenizer = load_tokenizer(folder)
         template = (folder / manifest["chat_template"]).read_text()
