@@ -99,6 +99,10 @@ export function watchUntil<T>(
       query,
       (type: string, object: T) => {
         if (settled) return;
+        if (type === 'ERROR') {
+          finish(new Error(`watch for ${what} got an error event: ${JSON.stringify(object)}`));
+          return;
+        }
         events.push({ type, object });
         try {
           if (until(type, object, events)) finish();
