@@ -29,6 +29,13 @@ export class KafkaModelEvents implements ModelEventsSource {
     await this.consumer.connect();
     await this.producer.connect();
     await this.consumer.subscribe({ topic: Topics.modelsPublished, fromBeginning: this.fromBeginning });
+    const consumer = this.consumer;
+    const joined = new Promise<void>((resolve) => {
+      const off = consumer.on(consumer.events.GROUP_JOIN, () => {
+        off();
+        resolve();
+      });
+    });
     await this.consumer.run({
       eachMessage: async ({ message, partition }) => {
         await handle({
@@ -39,6 +46,7 @@ export class KafkaModelEvents implements ModelEventsSource {
         });
       },
     });
+    await joined;
     this.logger.info('subscribed to model events', { topic: Topics.modelsPublished, group: this.consumerName });
   }
 

@@ -34,6 +34,7 @@ export class ModelHotLoader implements OnApplicationBootstrap, OnApplicationShut
   private source: ModelEventsSource | null = null;
   private readonly seen = new Set<string>();
   private readonly loadedVersions = new Map<string, string>();
+  private started: Promise<boolean> = Promise.resolve(false);
 
   constructor(
     @Inject(API_CONFIG) private readonly config: ApiConfig,
@@ -52,9 +53,18 @@ export class ModelHotLoader implements OnApplicationBootstrap, OnApplicationShut
     if (!this.source) return;
     const source = this.source;
     // Kafka may be down at boot; the API serves its configured models regardless.
-    source.start((event) => this.handle(event)).catch((error: unknown) =>
-      this.logger.emit('error', 'model events unavailable', { error: (error as Error).message }),
+    this.started = source.start((event) => this.handle(event)).then(
+      () => true,
+      (error: unknown) => {
+        this.logger.emit('error', 'model events unavailable', { error: (error as Error).message });
+        return false;
+      },
     );
+  }
+
+  /** Resolves true once subscribed (false without a source or when subscribing failed). */
+  whenSubscribed(): Promise<boolean> {
+    return this.started;
   }
 
   /** Processes one event; never throws (a bad message must not block the partition). */
