@@ -1,11 +1,25 @@
+import fs from 'node:fs';
+import { LocalDirSource } from './bundle/local-source';
+import { LoadedBundle, openBundle } from './bundle/loader';
 import type { BundleSource } from './bundle/source';
+import { renderChat } from './chat/template';
+import { decodeLoop, Hidden } from './decoding/loop';
+import type { LvrConfig } from './decoding/lvr-state';
+import { RequestError } from './errors';
+import { ropeIndex } from './rope/mrope';
+import { ModelWorker } from './runtime/model-worker';
+import { Tokenizer } from './tokenizer';
 import type {
   ExecutionProviderName,
   GenerateOptions,
   GenerationDelta,
   GenerationRequest,
+  ImagePart,
   ModelInfo,
+  SamplingParams,
 } from './types';
+import { visionHostInputs } from './vision/host-inputs';
+import { ImageProcessorConfig, processImage, ProcessedImage } from './vision/preprocess';
 
 export interface EngineLoadOptions {
   executionProvider?: ExecutionProviderName;
@@ -15,32 +29,255 @@ export interface EngineLoadOptions {
   threads?: number;
 }
 
+/** A prompt ready for prefill: ids with image pads expanded, processed images, M-RoPE positions. */
+export interface PreparedPrompt {
+  ids: number[];
+  images: ProcessedImage[];
+  positions: BigInt64Array;
+  ropeDelta: number;
+  imageTokens: number;
+}
+
+/** Extra hooks for tests and benchmarks; not part of the serving API. */
+export interface GenerateInternals {
+  onHidden?(h: Float32Array): void;
+  onPrompt?(p: PreparedPrompt): void;
+}
+
+function halfToFloat(bits: number): number {
+  const s = bits & 0x8000 ? -1 : 1;
+  const e = (bits >> 10) & 0x1f;
+  const f = bits & 0x3ff;
+  if (e === 0) return s * 2 ** -14 * (f / 1024);
+  if (e === 31) return f ? NaN : s * Infinity;
+  return s * 2 ** (e - 15) * (1 + f / 1024);
+}
+
+function toFloat32(h: Hidden): Float32Array {
+  return h instanceof Float32Array ? h : Float32Array.from(h, halfToFloat);
+}
+
 /** A loaded LVR bundle ready to generate. One instance serves requests one at a time, in arrival order. */
 export class LvrEngine {
-  private constructor() {}
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    private readonly bundle: LoadedBundle,
+    readonly tokenizer: Tokenizer,
+    private readonly worker: ModelWorker,
+    private readonly imageConfig: ImageProcessorConfig,
+    private readonly latentEndEmb: Float32Array | undefined,
+    readonly info: ModelInfo,
+  ) {}
 
   /** Loads a bundle from a local directory path or a BundleSource. */
   static async load(source: string | BundleSource, options: EngineLoadOptions = {}): Promise<LvrEngine> {
-    void source;
-    void options;
-    throw new Error('LvrEngine.load: not implemented yet');
+    const src = typeof source === 'string' ? new LocalDirSource(source) : source;
+    const bundle = await openBundle(src, options.verifyChecksums ?? true);
+    const m = bundle.manifest;
+    const tokenizer = Tokenizer.fromJSON(fs.readFileSync(bundle.paths.get(m.tokenizer)!, 'utf8'));
+    const ep = options.executionProvider ?? 'cpu';
+    const worker = await ModelWorker.start({
+      graphs: {
+        vision: bundle.paths.get(m.graphs.vision)!,
+        embed: bundle.paths.get(m.graphs.embed_tokens)!,
+        decoder: bundle.paths.get(m.graphs.decoder)!,
+      },
+      executionProvider: ep,
+      threads: options.threads,
+      dtype: m.io_dtypes.embeds,
+      numLayers: m.architecture.num_hidden_layers,
+      numKvHeads: m.architecture.num_key_value_heads,
+      headDim: m.architecture.head_dim,
+      hiddenSize: m.architecture.hidden_size,
+    });
+    const pp = m.preprocessing;
+    const imageConfig: ImageProcessorConfig = {
+      patchSize: pp.patch_size,
+      temporalPatchSize: pp.temporal_patch_size,
+      mergeSize: pp.merge_size,
+      rescaleFactor: pp.rescale_factor,
+      imageMean: pp.image_mean,
+      imageStd: pp.image_std,
+      minPixels: pp.min_pixels,
+      maxPixels: pp.max_pixels,
+    };
+    const endFile = m.lvr.latent_end_token ? 'lvr_latent_end_emb.bin' : undefined;
+    const latentEndEmb =
+      endFile && bundle.paths.has(endFile) ? new Float32Array(new Uint8Array(fs.readFileSync(bundle.paths.get(endFile)!)).buffer) : undefined;
+    const st = m.special_tokens;
+    const info: ModelInfo = {
+      id: m.provenance?.run_id ?? m.provenance?.source ?? src.uri,
+      maxContextTokens: 32768,
+      vocabSize: m.architecture.vocab_size,
+      hiddenSize: m.architecture.hidden_size,
+      specialTokens: {
+        imagePad: st.image_pad_id,
+        visionStart: st.vision_start_id,
+        visionEnd: st.vision_end_id,
+        lvrStart: st.lvr_start_id,
+        lvr: st.lvr_id,
+        lvrLatentEnd: st.lvr_latent_end_id,
+        lvrEnd: st.lvr_end_id,
+        eos: st.eos_ids,
+        pad: st.pad_id,
+      },
+      lvrDefaults: { strategy: m.lvr.strategy, steps: m.lvr.steps },
+      executionProvider: ep,
+    };
+    return new LvrEngine(bundle, tokenizer, worker, imageConfig, latentEndEmb, info);
   }
 
-  get info(): ModelInfo {
-    throw new Error('not implemented yet');
+  /** Renders, tokenizes and preprocesses a request (images decoded and resized, pads expanded, M-RoPE positions). */
+  async preparePrompt(request: GenerationRequest): Promise<PreparedPrompt> {
+    if (!request.messages?.length) throw new RequestError('messages must not be empty', 'messages');
+    const text = renderChat(request.messages, { addGenerationPrompt: request.addGenerationPrompt ?? true });
+    const cfg: ImageProcessorConfig = {
+      ...this.imageConfig,
+      minPixels: request.image?.minPixels ?? this.imageConfig.minPixels,
+      maxPixels: request.image?.maxPixels ?? this.imageConfig.maxPixels,
+    };
+    const parts = request.messages.flatMap((m) => (typeof m.content === 'string' ? [] : m.content.filter((p): p is ImagePart => p.type === 'image')));
+    const images = await Promise.all(parts.map((p) => processImage(p.image, cfg)));
+    const pad = this.info.specialTokens.imagePad;
+    const ids: number[] = [];
+    let next = 0;
+    for (const id of this.tokenizer.encode(text)) {
+      if (id !== pad) ids.push(id);
+      else {
+        const img = images[next++];
+        if (!img) throw new RequestError('the prompt text contains more <|image_pad|> tokens than images', 'messages');
+        for (let i = 0; i < img.tokens; i++) ids.push(pad);
+      }
+    }
+    if (next !== images.length) throw new RequestError('an image part has no <|image_pad|> placeholder', 'messages');
+    const rope = ropeIndex(ids, images.map((i) => i.gridThw), pad, this.bundle.manifest.architecture.vision.spatial_merge_size);
+    const imageTokens = images.reduce((n, i) => n + i.tokens, 0);
+    return { ids, images, positions: rope.positions, ropeDelta: rope.ropeDelta, imageTokens };
   }
 
   /** Token count of the rendered prompt, images included (for context-length checks before generating). */
   async countPromptTokens(request: GenerationRequest): Promise<number> {
-    void request;
-    throw new Error('not implemented yet');
+    return (await this.preparePrompt(request)).ids.length;
   }
 
-  generate(request: GenerationRequest, options: GenerateOptions = {}): AsyncIterable<GenerationDelta> {
-    void request;
-    void options;
-    throw new Error('not implemented yet');
+  private resolveSampling(s: SamplingParams = {}): SamplingParams & { maxTokens: number } {
+    const g = this.bundle.manifest.generation as Record<string, number | boolean | undefined>;
+    const doSample = g.do_sample !== false;
+    return {
+      ...s,
+      temperature: s.temperature ?? (doSample ? (g.temperature as number | undefined) ?? 1 : 0),
+      topK: s.topK ?? (g.top_k as number | undefined),
+      topP: s.topP ?? (g.top_p as number | undefined),
+      repetitionPenalty: s.repetitionPenalty ?? (g.repetition_penalty as number | undefined) ?? 1,
+      maxTokens: s.maxTokens ?? (g.max_new_tokens as number | undefined) ?? 512,
+    };
   }
 
-  async close(): Promise<void> {}
+  private lvrConfig(request: GenerationRequest): LvrConfig {
+    const l = this.bundle.manifest.lvr;
+    const r = request.lvr ?? {};
+    const strategy = r.strategy ?? l.strategy;
+    const steps = r.steps ?? l.steps;
+    if (!Number.isInteger(steps) || steps < 1) throw new RequestError('lvr.steps must be an integer >= 1', 'lvr.steps');
+    if (strategy === 'latent' && !this.latentEndEmb) {
+      throw new RequestError("lvr.strategy 'latent' needs a model with latent_end_token=true", 'lvr.strategy');
+    }
+    return {
+      strategy,
+      steps,
+      criterion: r.criterion ?? l.latent_criterion ?? 'mse',
+      threshold: r.threshold ?? l.latent_threshold ?? 0.02,
+      upstreamCompat: r.upstreamCompat ?? l.upstream_compat ?? false,
+      lvrStartId: this.info.specialTokens.lvrStart,
+      lvrEndId: this.info.specialTokens.lvrEnd,
+    };
+  }
+
+  generate(request: GenerationRequest, options: GenerateOptions = {}, internals: GenerateInternals = {}): AsyncIterable<GenerationDelta> {
+    return { [Symbol.asyncIterator]: () => this.run(request, options, internals)[Symbol.asyncIterator]() };
+  }
+
+  /** Serialises requests: each waits until the previous generation has finished. */
+  private async *run(request: GenerationRequest, options: GenerateOptions, internals: GenerateInternals): AsyncGenerator<GenerationDelta> {
+    let release!: () => void;
+    const previous = this.queue;
+    this.queue = new Promise<void>((r) => (release = r));
+    await previous;
+    try {
+      yield* this.generateOne(request, options, internals);
+    } finally {
+      release();
+    }
+  }
+
+  private async *generateOne(request: GenerationRequest, options: GenerateOptions, internals: GenerateInternals): AsyncGenerator<GenerationDelta> {
+    const t0 = performance.now();
+    const sampling = this.resolveSampling(request.sampling);
+    const lvr = this.lvrConfig(request);
+    const prompt = await this.preparePrompt(request);
+    internals.onPrompt?.(prompt);
+    const t1 = performance.now();
+    const geo = this.bundle.manifest.architecture.vision;
+    const features: Array<Float32Array | Uint16Array> = [];
+    for (const img of prompt.images) {
+      const [, gh, gw] = img.gridThw;
+      const host = visionHostInputs(gh, gw, { spatialMergeSize: geo.spatial_merge_size, windowSize: geo.window_size, patchSize: geo.patch_size });
+      features.push(await this.worker.vision({ pixelValues: img.pixelValues, numPatches: gh * gw, ...host }));
+    }
+    const dtype = this.bundle.manifest.io_dtypes.embeds;
+    const total = features.reduce((n, f) => n + f.length, 0);
+    const merged = dtype === 'float16' ? new Uint16Array(total) : new Float32Array(total);
+    let off = 0;
+    for (const f of features) {
+      merged.set(f as never, off);
+      off += f.length;
+    }
+    let prefillMs = 0;
+    let tokenSteps = 0;
+    let latentSteps = 0;
+    let tDecode = 0;
+    const worker = this.worker;
+    const stepper = {
+      prefill: async () => {
+        const res = await worker.prefill({
+          inputIds: BigInt64Array.from(prompt.ids, BigInt),
+          imageFeatures: merged,
+          imagePadId: this.info.specialTokens.imagePad,
+          positions: prompt.positions,
+        });
+        prefillMs = performance.now() - t1;
+        tDecode = performance.now();
+        return res;
+      },
+      step: async (input: { kind: 'token'; id: number } | { kind: 'latent' }, position: number) => {
+        if (input.kind === 'latent') latentSteps++;
+        else tokenSteps++;
+        return worker.step(input.kind === 'latent' ? null : input.id, position);
+      },
+    };
+    const loop = decodeLoop(stepper, {
+      promptIds: prompt.ids,
+      ropeDelta: prompt.ropeDelta,
+      imageTokens: prompt.imageTokens,
+      sampling,
+      lvr,
+      eosIds: this.info.specialTokens.eos,
+      latentEndEmb: this.latentEndEmb,
+      tokenizer: this.tokenizer,
+      signal: options.signal,
+      toFloat32,
+      onHidden: internals.onHidden ? (h) => internals.onHidden!(toFloat32(h)) : undefined,
+    });
+    for await (const delta of loop) {
+      if (delta.finishReason !== null) {
+        delta.timings = { preprocessMs: t1 - t0, prefillMs, decodeMs: tDecode ? performance.now() - tDecode : 0, tokenSteps, latentSteps };
+      }
+      yield delta;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.worker.close();
+  }
 }

@@ -1,0 +1,117 @@
+import { BundleError } from '../errors';
+
+/** The parts of manifest.json (docs/bundle-format.md, format version 1) the engine uses. */
+export interface BundleManifest {
+  format: 'lvr-bundle';
+  format_version: 1;
+  precision: 'fp32' | 'fp16' | 'int4';
+  architecture: {
+    hidden_size: number;
+    num_hidden_layers: number;
+    num_key_value_heads: number;
+    head_dim: number;
+    vocab_size: number;
+    vision: { patch_size: number; temporal_patch_size: number; spatial_merge_size: number; window_size: number };
+  };
+  special_tokens: {
+    lvr_start_id: number;
+    lvr_id: number;
+    lvr_latent_end_id: number;
+    lvr_end_id: number;
+    vision_start_id: number;
+    vision_end_id: number;
+    image_pad_id: number;
+    pad_id: number;
+    eos_ids: number[];
+  };
+  preprocessing: {
+    patch_size: number;
+    temporal_patch_size: number;
+    merge_size: number;
+    min_pixels: number;
+    max_pixels: number;
+    image_mean: number[];
+    image_std: number[];
+    rescale_factor: number;
+  };
+  generation: Record<string, unknown>;
+  lvr: {
+    lvr_head: boolean;
+    latent_end_token: boolean;
+    strategy: 'steps' | 'latent' | 'end_token';
+    steps: number;
+    latent_criterion: 'mse' | 'mae' | 'cosine';
+    latent_threshold: number;
+    upstream_compat: boolean;
+  };
+  graphs: { vision: string; embed_tokens: string; decoder: string };
+  io_dtypes: { embeds: 'float32' | 'float16' };
+  tokenizer: string;
+  chat_template: string;
+  lvr_files?: Record<string, string>;
+  provenance?: { source?: string; run_id?: string | null };
+  files: Array<{ path: string; size: number; sha256: string }>;
+}
+
+const REQUIRED: Array<[string, string]> = [
+  ['format', 'string'],
+  ['format_version', 'number'],
+  ['precision', 'string'],
+  ['architecture.hidden_size', 'number'],
+  ['architecture.num_hidden_layers', 'number'],
+  ['architecture.num_key_value_heads', 'number'],
+  ['architecture.head_dim', 'number'],
+  ['architecture.vocab_size', 'number'],
+  ['architecture.vision.spatial_merge_size', 'number'],
+  ['architecture.vision.window_size', 'number'],
+  ['architecture.vision.patch_size', 'number'],
+  ['special_tokens.lvr_start_id', 'number'],
+  ['special_tokens.lvr_end_id', 'number'],
+  ['special_tokens.image_pad_id', 'number'],
+  ['special_tokens.eos_ids', 'array'],
+  ['preprocessing.min_pixels', 'number'],
+  ['preprocessing.max_pixels', 'number'],
+  ['preprocessing.image_mean', 'array'],
+  ['preprocessing.image_std', 'array'],
+  ['lvr.strategy', 'string'],
+  ['lvr.steps', 'number'],
+  ['graphs.vision', 'string'],
+  ['graphs.embed_tokens', 'string'],
+  ['graphs.decoder', 'string'],
+  ['io_dtypes.embeds', 'string'],
+  ['tokenizer', 'string'],
+  ['files', 'array'],
+];
+
+function get(obj: unknown, dotted: string): unknown {
+  return dotted.split('.').reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), obj);
+}
+
+/** Parses and validates manifest.json; errors name the offending field. */
+export function parseManifest(text: string): BundleManifest {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new BundleError(`manifest.json is not valid JSON: ${(e as Error).message}`, 'manifest.json');
+  }
+  for (const [field, type] of REQUIRED) {
+    const v = get(raw, field);
+    const ok = type === 'array' ? Array.isArray(v) : typeof v === type;
+    if (!ok) throw new BundleError(`manifest.json: field ${field} must be ${type === 'array' ? 'an array' : `a ${type}`}`, 'manifest.json', field);
+  }
+  const m = raw as BundleManifest;
+  if (m.format !== 'lvr-bundle') throw new BundleError(`manifest.json: format must be "lvr-bundle"`, 'manifest.json', 'format');
+  if (m.format_version !== 1) {
+    throw new BundleError(`manifest.json: unsupported format_version ${m.format_version} (expected 1)`, 'manifest.json', 'format_version');
+  }
+  if (!['float32', 'float16'].includes(m.io_dtypes.embeds)) {
+    throw new BundleError(`manifest.json: io_dtypes.embeds ${m.io_dtypes.embeds} is not supported`, 'manifest.json', 'io_dtypes.embeds');
+  }
+  m.files.forEach((f, i) => {
+    if (typeof f.path !== 'string' || typeof f.size !== 'number' || !/^[0-9a-f]{64}$/.test(f.sha256 ?? '')) {
+      throw new BundleError(`manifest.json: files[${i}] needs path, size and a sha256 hex digest`, 'manifest.json', `files[${i}]`);
+    }
+  });
+  return m;
+}

@@ -1,0 +1,72 @@
+import type { LatentCriterion, LvrStrategy } from '../types';
+
+export interface LvrConfig {
+  strategy: LvrStrategy;
+  steps: number;
+  criterion: LatentCriterion;
+  threshold: number;
+  upstreamCompat: boolean;
+  lvrStartId: number;
+  lvrEndId: number;
+}
+
+/** Distance between a fed latent and the learned latent-end vector (reference `_criterion`). */
+export function latentDistance(name: LatentCriterion, a: Float32Array, b: Float32Array): number {
+  let acc = 0;
+  if (name === 'cosine') {
+    let ab = 0;
+    let aa = 0;
+    let bb = 0;
+    for (let i = 0; i < a.length; i++) {
+      ab += a[i] * b[i];
+      aa += a[i] * a[i];
+      bb += b[i] * b[i];
+    }
+    return 1 - ab / Math.max(Math.sqrt(aa) * Math.sqrt(bb), 1e-12);
+  }
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i] - b[i];
+    acc += name === 'mse' ? d * d : Math.abs(d);
+  }
+  return acc / a.length;
+}
+
+/**
+ * The LVR mode update of LVR-SPEC §4.2–4.4, run after each forward with the token that was that forward's input.
+ * `mode` says whether the *next* input is the hidden state.
+ */
+export class LvrStateMachine {
+  mode = false;
+  private remaining: number;
+  private counter = 0;
+
+  constructor(private readonly cfg: LvrConfig) {
+    this.remaining = cfg.steps;
+  }
+
+  /**
+   * @param tokIn token that was this forward's input (the prompt's last token after prefill)
+   * @param tok token picked from this forward's logits
+   * @param endReached (`latent`) whether the latent fed into this forward is within threshold of the end vector
+   */
+  update(tokIn: number, tok: number, endReached = false): boolean {
+    const { strategy, steps } = this.cfg;
+    const start = tokIn === this.cfg.lvrStartId;
+    if (strategy === 'none') {
+      this.mode = false;
+    } else if (strategy === 'steps') {
+      const next = this.mode || start;
+      if (!this.mode && next) this.remaining = steps;
+      if (this.mode) this.remaining -= 1;
+      this.mode = next && this.remaining > 0;
+    } else if (strategy === 'latent') {
+      this.counter = start ? 0 : this.counter + (this.mode ? 1 : 0);
+      this.mode = (this.mode || start) && !endReached && this.counter < steps;
+    } else {
+      this.counter = start ? 0 : this.counter + (this.mode ? 1 : 0);
+      const capped = !this.cfg.upstreamCompat && this.counter >= steps;
+      this.mode = (this.mode || start) && tok !== this.cfg.lvrEndId && !capped;
+    }
+    return this.mode;
+  }
+}

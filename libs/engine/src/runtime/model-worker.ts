@@ -1,0 +1,62 @@
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { EngineError } from '../errors';
+import type { PrefillRequest, VisionRequest, WorkerInit, WorkerReply, WorkerRequest } from './protocol';
+
+/** Main-thread handle of the session worker: one request in flight at a time, in order. */
+export class ModelWorker {
+  private readonly worker: Worker;
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  private constructor() {
+    const file = path.join(__dirname, `session-worker${path.extname(__filename)}`);
+    this.worker = new Worker(file, { execArgv: process.execArgv });
+    this.worker.unref();
+  }
+
+  static async start(init: WorkerInit): Promise<ModelWorker> {
+    const w = new ModelWorker();
+    await w.call({ op: 'init', init });
+    return w;
+  }
+
+  private call(msg: WorkerRequest, transfer: ArrayBuffer[] = []): Promise<WorkerReply & { ok: true }> {
+    const run = () =>
+      new Promise<WorkerReply & { ok: true }>((resolve, reject) => {
+        if (this.closed) return reject(new EngineError('engine is closed', 'engine_closed'));
+        const onError = (e: Error) => reject(e);
+        this.worker.once('error', onError);
+        this.worker.once('message', (reply: WorkerReply) => {
+          this.worker.off('error', onError);
+          if (reply.ok) resolve(reply);
+          else reject(new EngineError(`inference failed: ${reply.error}`, 'inference_failed'));
+        });
+        this.worker.postMessage(msg, transfer);
+      });
+    const p = this.queue.then(run, run);
+    this.queue = p.catch(() => undefined);
+    return p;
+  }
+
+  async vision(req: VisionRequest): Promise<Float32Array | Uint16Array> {
+    return (await this.call({ op: 'vision', req })).features!;
+  }
+
+  async prefill(req: PrefillRequest): Promise<{ logits: Float32Array; hidden: Float32Array | Uint16Array }> {
+    const r = await this.call({ op: 'prefill', req });
+    return { logits: r.logits!, hidden: r.hidden! };
+  }
+
+  async step(tokenId: number | null, position: number): Promise<{ logits: Float32Array; hidden: Float32Array | Uint16Array }> {
+    const r = await this.call({ op: 'step', tokenId, position });
+    return { logits: r.logits!, hidden: r.hidden! };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.queue;
+    this.closed = true;
+    await this.worker.terminate();
+  }
+}
