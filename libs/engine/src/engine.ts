@@ -131,7 +131,7 @@ export class LvrEngine {
   /** Renders, tokenizes and preprocesses a request (images decoded and resized, pads expanded, M-RoPE positions). */
   async preparePrompt(request: GenerationRequest): Promise<PreparedPrompt> {
     if (!request.messages?.length) throw new RequestError('messages must not be empty', 'messages');
-    const text = renderChat(request.messages, { addGenerationPrompt: request.addGenerationPrompt ?? true });
+    const text = renderChat(request.messages, { addGenerationPrompt: request.addGenerationPrompt ?? true }) + (request.assistantPrefix ?? '');
     const cfg: ImageProcessorConfig = {
       ...this.imageConfig,
       minPixels: request.image?.minPixels ?? this.imageConfig.minPixels,

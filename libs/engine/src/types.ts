@@ -85,6 +85,8 @@ export interface GenerationRequest {
   lvr?: LvrParams;
   /** Append `<|im_start|>assistant\n` (default true). */
   addGenerationPrompt?: boolean;
+  /** Text appended after the generation prompt, e.g. `<|lvr_start|>` to force a latent block. */
+  assistantPrefix?: string;
   image?: ImageOptions;
 }
 
