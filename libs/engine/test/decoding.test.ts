@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { LvrStateMachine, LvrConfig } from '../src/decoding/lvr-state';
+import { StopStringMatcher } from '../src/decoding/stop';
+import { applyRepetitionPenalty, pickToken, SeededRandom } from '../src/sampling/sampler';
+
+const START = 10;
+const END = 11;
+const cfg = (over: Partial<LvrConfig> = {}): LvrConfig => ({
+  strategy: 'steps', steps: 3, criterion: 'mse', threshold: 0.02, upstreamCompat: false, lvrStartId: START, lvrEndId: END, ...over,
+});
+
+describe('LVR state machine (LVR-SPEC §4.2-4.4)', () => {
+  it('steps: exactly N latent inputs after <|lvr_start|> is fed, then text', () => {
+    const sm = new LvrStateMachine(cfg());
+    // forward whose input is <|lvr_start|> turns mode on; then N-1 more latent forwards keep it on.
+    assert.equal(sm.update(5, 7), false);
+    assert.equal(sm.update(START, 1), true);
+    assert.equal(sm.update(1, 2), true);
+    assert.equal(sm.update(2, 3), true);
+    assert.equal(sm.update(3, 4), false);
+    assert.equal(sm.update(4, START), false);
+    assert.equal(sm.update(START, 1), true); // re-entry
+  });
+
+  it('end_token: exits on a sampled <|lvr_end|>, capped at N unless upstreamCompat', () => {
+    const sm = new LvrStateMachine(cfg({ strategy: 'end_token' }));
+    assert.equal(sm.update(START, 1), true);
+    assert.equal(sm.update(1, END), false);
+    const capped = new LvrStateMachine(cfg({ strategy: 'end_token', steps: 2 }));
+    assert.deepEqual([capped.update(START, 1), capped.update(1, 2), capped.update(2, 3)], [true, true, false]);
+    const compat = new LvrStateMachine(cfg({ strategy: 'end_token', steps: 2, upstreamCompat: true }));
+    assert.deepEqual([compat.update(START, 1), compat.update(1, 2), compat.update(2, 3), compat.update(3, 4)], [true, true, true, true]);
+  });
+
+  it('latent: exits when the fed latent reaches the end vector or the cap', () => {
+    const sm = new LvrStateMachine(cfg({ strategy: 'latent', steps: 5 }));
+    assert.equal(sm.update(START, 1), true);
+    assert.equal(sm.update(1, 2, false), true);
+    assert.equal(sm.update(2, 3, true), false);
+  });
+});
+
+describe('sampling', () => {
+  it('repetition penalty divides positive and multiplies negative logits once per id (float32)', () => {
+    const x = Float32Array.from([2, -2, 1]);
+    applyRepetitionPenalty(x, [0, 0, 1], 2);
+    assert.deepEqual(Array.from(x), [1, -4, 1]);
+  });
+
+  it('greedy picks the argmax of penalised logits; seeded sampling is reproducible and respects top-k', () => {
+    assert.equal(pickToken(Float32Array.from([1, 3, 2.9]), [1], { temperature: 0, repetitionPenalty: 1.1 }, new SeededRandom(1)), 2);
+    const draw = (seed: number) => Array.from({ length: 20 }, () => pickToken(Float32Array.from([1, 1, 1, -5]), [], { temperature: 1, topK: 2 }, new SeededRandom(seed)));
+    assert.deepEqual(draw(3), draw(3));
+    assert.ok(draw(4).every((t) => t === 0 || t === 1));
+    const r = new SeededRandom(5);
+    const seen = new Set(Array.from({ length: 200 }, () => pickToken(Float32Array.from([5, 4.9, -9]), [], { temperature: 1, minP: 0.5 }, r)));
+    assert.deepEqual([...seen].sort(), [0, 1]);
+  });
+});
+
+describe('stop strings', () => {
+  it('holds back partial matches and cuts the stop string out', () => {
+    const m = new StopStringMatcher(['END']);
+    assert.deepEqual(m.push('abc E'), { text: 'abc' });
+    assert.deepEqual(m.push('N'), { text: ' ' });
+    assert.deepEqual(m.push('Dxyz'), { text: '', stop: 'END' });
+    const n = new StopStringMatcher(['###']);
+    assert.equal(n.push('a#').text + n.push('b').text + n.flush(), 'a#b');
+  });
+});
