@@ -168,6 +168,12 @@ describe('ImageLoader', () => {
     await refused(loader, 'http://unknown.example/a.png', 'image_fetch_failed');
   });
 
+  it('refuses every http(s) URL without a connection when remote fetching is off', async () => {
+    const before = hits;
+    await refused(new ImageLoader(limits({ remoteFetch: false }), resolver), `http://localhost:${port}/img.png`, 'remote_fetch_disabled');
+    assert.equal(hits, before);
+  });
+
   it('refuses unsupported schemes and malformed data URLs', async () => {
     const loader = new ImageLoader(limits(), resolver);
     await refused(loader, 'ftp://example.com/a.png', 'unsupported_scheme');

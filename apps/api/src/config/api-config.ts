@@ -52,6 +52,8 @@ export interface ImageLimitsConfig {
   allowedPrivateHosts: string[];
   /** `file://` images are refused unless this is set; then only paths inside it. */
   allowedLocalMediaDir?: string;
+  /** Fetch http(s) image URLs at all (off: only data: and allow-listed file: images; no outbound traffic). */
+  remoteFetch: boolean;
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -86,6 +88,7 @@ export function defaultConfig(): ApiConfig {
       readTimeoutMs: 10000,
       maxRedirects: 3,
       allowedPrivateHosts: [],
+      remoteFetch: true,
     },
     drainTimeoutMs: 30000,
     kafkaBrokers: [],
@@ -186,6 +189,7 @@ export function loadConfig(env: Env = process.env): ApiConfig {
       maxRedirects: intVar(env, 'LVR_IMAGE_MAX_REDIRECTS', base.images.maxRedirects),
       allowedPrivateHosts: listVar(env, 'LVR_IMAGE_ALLOWED_PRIVATE_HOSTS').map((h) => h.toLowerCase()),
       allowedLocalMediaDir: imageDir ? path.resolve(imageDir) : undefined,
+      remoteFetch: !/^(0|false|no|off)$/i.test(env.LVR_IMAGE_REMOTE_FETCH ?? ''),
     },
     drainTimeoutMs: intVar(env, 'LVR_DRAIN_TIMEOUT_MS', base.drainTimeoutMs),
     kafkaBrokers: listVar(env, 'LVR_KAFKA_BROKERS'),

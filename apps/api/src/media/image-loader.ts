@@ -54,7 +54,10 @@ export class ImageLoader {
       } catch {
         throw new ImageError('image_url.url is not a valid URL', 'invalid_image_url');
       }
-      if (parsed.protocol === 'http:' || parsed.protocol === 'https:') bytes = await this.fromHttp(parsed, signal);
+      if (parsed.protocol === 'http:' || parsed.protocol === 'https:') {
+        if (!this.limits.remoteFetch) throw new ImageError('http(s) image URLs are disabled on this server', 'remote_fetch_disabled');
+        bytes = await this.fromHttp(parsed, signal);
+      }
       else if (parsed.protocol === 'file:') bytes = await this.fromFile(parsed);
       else throw new ImageError(`image URL scheme '${parsed.protocol}' is not supported`, 'unsupported_scheme');
     }

@@ -12,7 +12,7 @@ const errorResponse = (description: string): Schema => ({
  * The OpenAPI 3.1 document served at `/docs` (written from the protocol DTOs; limits come from the running config,
  * so the fuzz tests generate exactly what this server promises to accept).
  */
-export function buildOpenApiDocument(config: ApiConfig): Schema {
+export function buildOpenApiDocument(config: ApiConfig, modelIds: string[] = []): Schema {
   const nullable = (schema: Schema): Schema => ({ anyOf: [schema, { type: 'null' }] });
   return {
     openapi: '3.1.0',
@@ -90,7 +90,13 @@ export function buildOpenApiDocument(config: ApiConfig): Schema {
           type: 'object',
           required: ['model', 'messages'],
           properties: {
-            model: { type: 'string', minLength: 1, maxLength: LIMITS.maxModelIdChars },
+            model: {
+              type: 'string',
+              minLength: 1,
+              maxLength: LIMITS.maxModelIdChars,
+              // The served ids: anything else is a 404, so the document says so.
+              ...(modelIds.length > 0 ? { enum: modelIds } : {}),
+            },
             messages: {
               type: 'array',
               minItems: 1,
@@ -120,8 +126,8 @@ export function buildOpenApiDocument(config: ApiConfig): Schema {
               type: 'object',
               properties: { include_usage: { type: 'boolean' }, continuous_usage_stats: { type: 'boolean' } },
             },
-            presence_penalty: { type: 'number', minimum: -2, maximum: 2, description: 'only 0 is supported' },
-            frequency_penalty: { type: 'number', minimum: -2, maximum: 2, description: 'only 0 is supported' },
+            presence_penalty: { type: 'number', minimum: 0, maximum: 0, description: 'only 0 is supported' },
+            frequency_penalty: { type: 'number', minimum: 0, maximum: 0, description: 'only 0 is supported' },
             user: { type: 'string', maxLength: 256 },
             top_k: { type: 'integer', minimum: -1, description: '-1 or 0 disables top-k' },
             min_p: { type: 'number', minimum: 0, maximum: 1 },
@@ -257,7 +263,14 @@ export function buildOpenApiDocument(config: ApiConfig): Schema {
       '/v1/models/{model}': {
         get: {
           operationId: 'retrieveModel',
-          parameters: [{ name: 'model', in: 'path', required: true, schema: { type: 'string', minLength: 1 } }],
+          parameters: [
+            {
+              name: 'model',
+              in: 'path',
+              required: true,
+              schema: { type: 'string', minLength: 1, ...(modelIds.length > 0 ? { examples: modelIds } : {}) },
+            },
+          ],
           responses: {
             '200': { description: 'The model', content: { 'application/json': { schema: { $ref: '#/components/schemas/Model' } } } },
             '401': errorResponse('Missing or wrong API key'),

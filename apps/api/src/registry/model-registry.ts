@@ -71,14 +71,14 @@ export class ModelRegistry {
     private readonly logger: JsonLogger,
   ) {}
 
-  /** Bundles to load at startup: `LVR_MODELS`, else every complete bundle folder under the models directory. */
+  /** Bundles to load at startup: `LVR_MODELS`, else every bundle folder under the models directory (id = folder name). */
   static discover(configured: ModelSourceConfig[], modelsDir: string): ModelSourceConfig[] {
     if (configured.length > 0) return configured;
     if (!fs.existsSync(modelsDir)) return [];
     return fs
       .readdirSync(modelsDir, { withFileTypes: true })
       .filter((d) => d.isDirectory() && fs.existsSync(path.join(modelsDir, d.name, 'manifest.json')))
-      .map((d) => ({ uri: path.join(modelsDir, d.name) }))
+      .map((d) => ({ id: d.name, uri: path.join(modelsDir, d.name) }))
       .sort((a, b) => a.uri.localeCompare(b.uri));
   }
 
