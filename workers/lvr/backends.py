@@ -28,6 +28,7 @@ class TorchBackend:
         self._cache_cls = DynamicCache
         self.cache = None
         self.dtype = next(model.parameters()).dtype
+        self.device = next(model.parameters()).device
         self.np_dtype = np.float16 if self.dtype == torch.float16 else np.float32
         emb = getattr(model, "lvr_latent_end_emb", None)
         self.latent_end_emb = None if emb is None else emb.detach().float().numpy()
@@ -37,17 +38,17 @@ class TorchBackend:
         self.cache = None
 
     def _np(self, t: torch.Tensor) -> np.ndarray:
-        return t.detach().to(torch.float16 if self.dtype == torch.float16 else torch.float32).numpy()
+        return t.detach().to(torch.float16 if self.dtype == torch.float16 else torch.float32).cpu().numpy()
 
     @torch.no_grad()
     def embed(self, ids) -> np.ndarray:
-        t = torch.as_tensor(np.asarray(ids, dtype=np.int64)).reshape(1, -1)
+        t = torch.as_tensor(np.asarray(ids, dtype=np.int64)).reshape(1, -1).to(self.device)
         return self._np(self.model.model.language_model.embed_tokens(t))
 
     @torch.no_grad()
     def vision(self, pixel_values: np.ndarray, grid_thw) -> np.ndarray:
-        pv = torch.as_tensor(pixel_values).to(self.dtype)
-        grid = torch.as_tensor([list(grid_thw)], dtype=torch.int64)
+        pv = torch.as_tensor(pixel_values).to(self.device, self.dtype)
+        grid = torch.as_tensor([list(grid_thw)], dtype=torch.int64, device=self.device)
         out = self.model.model.get_image_features(pv, grid, return_dict=True).pooler_output
         return self._np(torch.cat(list(out), dim=0))
 
@@ -56,19 +57,19 @@ class TorchBackend:
         if self.cache is None:
             self.cache = self._cache_cls(config=self.model.config.text_config)
         out = self.model.model.language_model(
-            inputs_embeds=torch.as_tensor(embeds).to(self.dtype),
-            attention_mask=torch.as_tensor(attention_mask, dtype=torch.int64),
-            position_ids=torch.as_tensor(position_ids, dtype=torch.int64),
+            inputs_embeds=torch.as_tensor(embeds).to(self.device, self.dtype),
+            attention_mask=torch.as_tensor(attention_mask, dtype=torch.int64, device=self.device),
+            position_ids=torch.as_tensor(position_ids, dtype=torch.int64, device=self.device),
             past_key_values=self.cache, use_cache=True)
         self.cache = out.past_key_values
         h = out.last_hidden_state[:, -1, :]
         logits = self.model.lm_head(h).float()
-        return logits[0].numpy(), self._np(h)
+        return logits[0].cpu().numpy(), self._np(h)
 
     @torch.no_grad()
     def head(self, hidden: np.ndarray):
-        h = self.model.apply_head(torch.as_tensor(hidden).to(self.dtype))
-        return self._np(h), self.model.lm_head(h).float()[0].numpy()
+        h = self.model.apply_head(torch.as_tensor(hidden).to(self.device, self.dtype))
+        return self._np(h), self.model.lm_head(h).float()[0].cpu().numpy()
 
 
 class OrtBackend:

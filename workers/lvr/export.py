@@ -93,19 +93,17 @@ def _generation(src: Path) -> dict:
 
 # -- graph export --------------------------------------------------------------------------------------------------
 def _onnx_export(module, args, path: Path, inputs, outputs, dynamic_axes) -> None:
+    """Trace `module` into a private temporary folder, then save as one .onnx + one .onnx.data next to `path`."""
     import onnx
 
-    tmp = path.with_suffix(".tmp.onnx")
-    with torch.no_grad():
-        torch.onnx.export(module, args, str(tmp), input_names=inputs, output_names=outputs,
-                          dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False, do_constant_folding=True)
-    model = onnx.load(str(tmp), load_external_data=True)
+    with tempfile.TemporaryDirectory(prefix=".trace-", dir=path.parent) as tmp:
+        tmp_path = Path(tmp) / "graph.onnx"
+        with torch.no_grad():
+            torch.onnx.export(module, args, str(tmp_path), input_names=inputs, output_names=outputs,
+                              dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False,
+                              do_constant_folding=True)
+        model = onnx.load(str(tmp_path), load_external_data=True)
     _save_onnx(model, path)
-    for p in tmp.parent.glob(tmp.name + "*"):
-        p.unlink()
-    for p in tmp.parent.iterdir():  # stray external-data files of the temporary export
-        if p.is_file() and p.suffix not in (".onnx", ".data", ".json", ".jinja", ".bin") and p.name != B.MARKER:
-            p.unlink()
 
 
 def _save_onnx(model, path: Path) -> None:
@@ -139,23 +137,25 @@ def export_graphs(model, out: Path, dtype: torch.dtype) -> dict:
     H = text.hidden_size
     kvh, hd, L = text.num_key_value_heads, text.hidden_size // text.num_attention_heads, text.num_hidden_layers
     graphs = {}
+    dev = next(model.parameters()).device
     # embed_tokens
-    _onnx_export(EmbedGraph(model), (torch.tensor([[1, 2, 3]], dtype=torch.int64),), out / "embed_tokens.onnx",
+    _onnx_export(EmbedGraph(model), (torch.tensor([[1, 2, 3]], dtype=torch.int64, device=dev),), out / "embed_tokens.onnx",
                  ["input_ids"], ["inputs_embeds"],
                  {"input_ids": {0: "batch", 1: "seq"}, "inputs_embeds": {0: "batch", 1: "seq"}})
     graphs["embed_tokens"] = "embed_tokens.onnx"
     # decoder: trace with past length 2, seq 3
     ins, outs, dyn = _decoder_io(L)
-    past = [torch.zeros(1, kvh, 2, hd, dtype=dtype) for _ in range(2 * L)]
-    args = (torch.zeros(1, 3, H, dtype=dtype), torch.ones(1, 5, dtype=torch.int64),
-            torch.arange(2, 5).view(1, 1, 3).expand(3, 1, 3).contiguous(), *past)
+    past = [torch.zeros(1, kvh, 2, hd, dtype=dtype, device=dev) for _ in range(2 * L)]
+    args = (torch.zeros(1, 3, H, dtype=dtype, device=dev), torch.ones(1, 5, dtype=torch.int64, device=dev),
+            torch.arange(2, 5, device=dev).view(1, 1, 3).expand(3, 1, 3).contiguous(), *past)
     _onnx_export(DecoderGraph(model), args, out / "decoder.onnx", ins, outs, dyn)
     graphs["decoder"] = "decoder.onnx"
     # vision: trace with a 1x8x12 grid (non-square, two windows wide)
     geo = VisionGeometry.from_config(vcfg)
     grid = (1, 8, 12)
-    host = {k: torch.as_tensor(v) for k, v in vision_host_inputs(grid, geo).items()}
-    pv = torch.zeros(grid[1] * grid[2], vcfg.in_channels * vcfg.temporal_patch_size * vcfg.patch_size ** 2)
+    host = {k: torch.as_tensor(v, device=dev) for k, v in vision_host_inputs(grid, geo).items()}
+    pv = torch.zeros(grid[1] * grid[2], vcfg.in_channels * vcfg.temporal_patch_size * vcfg.patch_size ** 2,
+                     device=dev)
     _onnx_export(VisionGraph(model), (pv, host["rotary_pos_ids"], host["window_index"],
                                       host["reverse_window_index"], host["window_ids"]), out / "vision.onnx",
                  ["pixel_values", "rotary_pos_ids", "window_index", "reverse_window_index", "window_ids"],
@@ -165,7 +165,7 @@ def export_graphs(model, out: Path, dtype: torch.dtype) -> dict:
                   "image_features": {0: "tokens"}})
     graphs["vision"] = "vision.onnx"
     if getattr(model, "lvr_head", None) is not None:
-        _onnx_export(HeadGraph(model), (torch.zeros(1, H, dtype=dtype),), out / "lvr_head.onnx", ["hidden_state"],
+        _onnx_export(HeadGraph(model), (torch.zeros(1, H, dtype=dtype, device=dev),), out / "lvr_head.onnx", ["hidden_state"],
                      ["head_state", "logits"], {"hidden_state": {0: "batch"}, "head_state": {0: "batch"},
                                                  "logits": {0: "batch"}})
         graphs["lvr_head"] = "lvr_head.onnx"
@@ -206,11 +206,12 @@ def _merge(acc: dict, name: str, e: dict) -> None:
 
 
 def verify_against_torch(model, bundle_dir: Path, manifest: dict, grids=((1, 8, 12), (1, 6, 4)),
-                         prompt_len: int = 5, decode_steps: int = 3, seed: int = 0) -> dict:
+                         prompt_len: int = 5, decode_steps: int = 3, seed: int = 0,
+                         providers: list[str] | None = None) -> dict:
     """Run the bundle in onnxruntime and the fp32 PyTorch model (transformers' forward) on the same inputs."""
     from .backends import OrtBackend, TorchBackend
 
-    ort_b = OrtBackend(bundle_dir, manifest)
+    ort_b = OrtBackend(bundle_dir, manifest, providers=providers)
     ref = TorchBackend(model)
     rng = np.random.default_rng(seed)
     errs: dict = {}

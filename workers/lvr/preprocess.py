@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from .bbox import smart_resize
 from .tokens import IMAGE_PAD_ID
@@ -46,8 +45,10 @@ class ImageConfig:
                    d.get("resample", "bicubic"))
 
 
-def load_image(source: Any) -> Image.Image:
+def load_image(source: Any):
     """PIL RGB image from a PIL image, a path, a `data:` URL, or {"width","height","seed"} (synthetic noise)."""
+    from PIL import Image
+
     if isinstance(source, Image.Image):
         return source.convert("RGB")
     if isinstance(source, dict) and "seed" in source:
@@ -61,8 +62,10 @@ def load_image(source: Any) -> Image.Image:
     return Image.open(source).convert("RGB")
 
 
-def image_to_pixel_values(image: Image.Image, cfg: ImageConfig = ImageConfig()) -> tuple[np.ndarray, tuple[int, int, int]]:
+def image_to_pixel_values(image, cfg: ImageConfig = ImageConfig()) -> tuple[np.ndarray, tuple[int, int, int]]:
     """`pixel_values` float32 [gh*gw, 3*2*14*14] in processor patch order and `grid_thw` = (1, gh, gw)."""
+    from PIL import Image
+
     factor = cfg.patch_size * cfg.merge_size
     h, w = smart_resize(image.height, image.width, factor, cfg.min_pixels, cfg.max_pixels)
     if (h, w) != (image.height, image.width):

@@ -1,0 +1,34 @@
+"""The worker CLI surface and the GPU bench script's CPU (tiny) mode."""
+
+import json
+import os
+import subprocess
+import sys
+
+from _lvr_helpers import REPO, run_cli
+
+
+def test_cli_lists_subcommands_and_rejects_bad_precision():
+    proc = run_cli("--help")
+    for sub in ("export", "verify", "golden"):
+        assert sub in proc.stdout
+    bad = run_cli("export", "tiny:0", "/tmp/never", "--precision", "int8", check=False)
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_export_of_a_folder_without_config_fails_clearly(tmp_path):
+    proc = run_cli("export", str(tmp_path), str(tmp_path / "out"), check=False)
+    assert proc.returncode == 3 and "not a Hugging Face checkpoint folder" in proc.stderr
+
+
+def test_gpu_bench_script_runs_in_tiny_cpu_mode(tmp_path):
+    env = dict(os.environ, OUT=str(tmp_path))
+    proc = subprocess.run([sys.executable, str(REPO / "bench/gpu/export_3b.py"), "--tiny", "--device", "cpu"],
+                          cwd=REPO, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("BENCH ")
+    res = json.loads(last[len("BENCH "):])
+    assert res == json.loads((tmp_path / "export_3b.json").read_text())
+    assert res["precision"] == "fp16" and res["passed"] is True and res["bundle_bytes"] > 0
+    assert res["errors"]["logits"]["max_rel"] < res["bound_max_rel"]
