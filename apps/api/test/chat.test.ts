@@ -104,6 +104,22 @@ describe('POST /v1/chat/completions (scripted backend)', () => {
     assert.deepEqual(req.messages[1].content, [{ type: 'text', text: 'Hi' }]);
   });
 
+  it('continue_final_message turns the last assistant message into the answer prefix', async () => {
+    await chat({
+      model: 'demo',
+      messages: [
+        { role: 'user', content: 'Look closely.' },
+        { role: 'assistant', content: '<|lvr_start|>' },
+      ],
+      continue_final_message: true,
+    }).expect(200);
+    const req = backend.calls[0].request;
+    assert.equal(req.assistantPrefix, '<|lvr_start|>');
+    assert.equal(req.messages.length, 1);
+    const bad = await chat({ model: 'demo', messages: [{ role: 'user', content: 'x' }], continue_final_message: true }).expect(400);
+    assert.equal(bad.body.error.param, 'messages[0]');
+  });
+
   it('runs n choices with distinct seeds and sums their usage', async () => {
     const res = await chat({ model: 'demo', messages: [{ role: 'user', content: 'hi' }], n: 3, seed: 7 }).expect(200);
     assert.deepEqual(

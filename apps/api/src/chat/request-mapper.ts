@@ -40,7 +40,7 @@ export function toBackendRequest(
   choiceIndex: number,
 ): BackendRequest {
   let imageIndex = 0;
-  const messages: ChatMessage[] = dto.messages.map((message, i) => {
+  let messages: ChatMessage[] = dto.messages.map((message, i) => {
     const role = message.role === 'developer' ? 'system' : message.role;
     if (typeof message.content === 'string') return { role, content: message.content };
     const content: ContentPart[] = parts[i].map((part) =>
@@ -48,6 +48,16 @@ export function toBackendRequest(
     );
     return { role, content };
   });
+  // vLLM's continue_final_message: the last assistant message becomes the start of the answer.
+  let assistantPrefix: string | undefined;
+  if (dto.continue_final_message) {
+    const last = messages[messages.length - 1];
+    assistantPrefix =
+      typeof last.content === 'string'
+        ? last.content
+        : last.content.map((p) => (p.type === 'text' ? p.text : '')).join('');
+    messages = messages.slice(0, -1);
+  }
   const stop = dto.stop === undefined ? undefined : typeof dto.stop === 'string' ? [dto.stop] : dto.stop;
   const request: BackendRequest = {
     messages,
@@ -65,6 +75,8 @@ export function toBackendRequest(
       skipSpecialTokens: dto.skip_special_tokens,
     },
     lvr: dto.lvr ? { strategy: dto.lvr.strategy, steps: dto.lvr.steps } : undefined,
+    addGenerationPrompt: dto.add_generation_prompt,
+    assistantPrefix,
     topLogprobs: dto.logprobs ? (dto.top_logprobs ?? 0) : undefined,
   };
   return stripUndefined(request);

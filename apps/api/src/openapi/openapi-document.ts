@@ -139,6 +139,11 @@ export function buildOpenApiDocument(config: ApiConfig, modelIds: string[] = [])
             },
             ignore_eos: { type: 'boolean' },
             skip_special_tokens: { type: 'boolean' },
+            add_generation_prompt: { type: 'boolean' },
+            continue_final_message: {
+              type: 'boolean',
+              description: 'continue the last (assistant, text-only) message, e.g. "<|lvr_start|>" to open a latent block',
+            },
             lvr: {
               type: 'object',
               description: "Latent decoding; omitted fields use the model bundle's defaults.",

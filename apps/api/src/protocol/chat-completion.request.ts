@@ -278,6 +278,17 @@ export class ChatCompletionRequestDto {
   @IsBoolean()
   skip_special_tokens?: boolean;
 
+  // vLLM-style prompt controls
+  /** Append `<|im_start|>assistant\n` after the messages (default true). */
+  @IsOptional()
+  @IsBoolean()
+  add_generation_prompt?: boolean;
+
+  /** Continue the final assistant message instead of starting a new one (e.g. to prefill `<|lvr_start|>`). */
+  @IsOptional()
+  @IsBoolean()
+  continue_final_message?: boolean;
+
   // LVR extras
   @IsOptional()
   @IsObject()

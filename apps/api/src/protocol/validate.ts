@@ -112,6 +112,24 @@ function checkCrossFields(dto: ChatCompletionRequestDto): void {
   if (dto.frequency_penalty) {
     throw ApiError.badRequest('frequency_penalty is not supported (use repetition_penalty)', 'frequency_penalty', 'unsupported');
   }
+  if (dto.continue_final_message) {
+    if (dto.add_generation_prompt === false) {
+      throw ApiError.badRequest('continue_final_message needs the generation prompt (add_generation_prompt must not be false)', 'add_generation_prompt');
+    }
+    const last = dto.messages[dto.messages.length - 1];
+    const textOnly =
+      typeof last.content === 'string' ||
+      last.content.every((p) => typeof p === 'object' && p !== null && (p as { type?: unknown }).type === 'text');
+    if (last.role !== 'assistant' || !textOnly) {
+      throw ApiError.badRequest(
+        'continue_final_message requires the last message to be an assistant message with text only',
+        `messages[${dto.messages.length - 1}]`,
+      );
+    }
+    if (dto.messages.length < 2) {
+      throw ApiError.badRequest('continue_final_message needs a message before the assistant prefix', 'messages');
+    }
+  }
   if (dto.max_tokens !== undefined && dto.max_completion_tokens !== undefined && dto.max_tokens !== dto.max_completion_tokens) {
     throw ApiError.badRequest('max_tokens and max_completion_tokens disagree; send one of them', 'max_completion_tokens');
   }
