@@ -114,18 +114,22 @@ describe('lvr-platform Helm chart', () => {
 });
 
 describe('plain manifests in k8s/', () => {
-  test('the training namespace manifests pass server-side validation (dry run)', () => {
-    const kubectl = requireEnv('LVR_KUBECTL_BIN');
-    const out = execFileSync(
-      kubectl,
-      ['apply', '--dry-run=server', '-f', path.join(__dirname, '..', '..', 'k8s', 'training-namespace.yaml')],
-      { encoding: 'utf8', env: process.env },
+  const manifest = path.join(__dirname, '..', '..', 'k8s', 'training-namespace.yaml');
+  const kubectl = (args: string[]) =>
+    execFileSync(requireEnv('LVR_KUBECTL_BIN'), args, { encoding: 'utf8', env: process.env, stdio: 'pipe' });
+
+  after(() => {
+    kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', manifest]);
+  });
+
+  test('the training namespace manifests apply to the real cluster and take effect', () => {
+    const out = kubectl(['apply', '-f', manifest]);
+    assert.match(out, /namespace\/lvr-training (created|unchanged)/);
+    assert.match(out, /resourcequota\/gpu-quota (created|unchanged)/);
+    assert.match(out, /priorityclass.scheduling.k8s.io\/lvr-training-preemptible (created|unchanged)/);
+    const quota = JSON.parse(
+      kubectl(['get', 'resourcequota', 'gpu-quota', '-n', 'lvr-training', '-o', 'json']),
     );
-    assert.match(out, /namespace\/lvr-training (created|configured|unchanged) \(server dry run\)/);
-    assert.match(out, /resourcequota\/gpu-quota (created|configured|unchanged) \(server dry run\)/);
-    assert.match(
-      out,
-      /priorityclass.scheduling.k8s.io\/lvr-training-high (created|configured|unchanged) \(server dry run\)/,
-    );
+    assert.equal(quota.spec.hard['requests.nvidia.com/gpu'], '16');
   });
 });
