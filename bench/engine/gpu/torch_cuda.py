@@ -1,0 +1,45 @@
+"""PyTorch CUDA fp16 side of the GPU bench: TTFT and decode tokens/s for the image prompt of bench.ts."""
+import json
+import sys
+import time
+
+import torch
+from tokenizers import Tokenizer
+from transformers import AutoConfig
+
+from lvr.backends import TorchBackend
+from lvr.decoding import LVROptions, SamplingParams, generate
+from lvr.model import LVRForConditionalGeneration
+from lvr.preprocess import ImageConfig, build_prompt
+
+work = sys.argv[1]
+model = LVRForConditionalGeneration.from_pretrained(f"{work}/ckpt", torch_dtype=torch.float16).cuda().eval()
+manifest = json.load(open(f"{work}/bundle/manifest.json"))
+tok = Tokenizer.from_file(f"{work}/bundle/tokenizer.json")
+cfg = ImageConfig.from_json(manifest["preprocessing"])
+msgs = [{"role": "user", "content": [{"type": "image", "image": f"{work}/image.png"}, {"type": "text", "text": "Describe it."}]}]
+backend = TorchBackend(model)
+
+
+def run(n):
+    prompt = build_prompt(msgs, tok, None, cfg)
+    times = []
+    orig = backend.forward
+
+    def timed(*a):
+        torch.cuda.synchronize()
+        s = time.perf_counter()
+        r = orig(*a)
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - s)
+        return r
+    backend.forward = timed
+    t0 = time.perf_counter()
+    generate(backend, prompt, SamplingParams(max_new_tokens=n, eos_ids=()), LVROptions())
+    backend.forward = orig
+    return times, t0
+
+
+run(4)
+times, _ = run(128)
+json.dump({"ttft_ms": times[0] * 1000, "decode_tok_s": (len(times) - 1) / sum(times[1:])}, sys.stdout)
