@@ -47,7 +47,7 @@ class Session:
             sys.stderr.write(f"warning: resuming a world-size {manifest.get('worldSize')} checkpoint on "
                              f"{self.env.world} processes: data order differs from an uninterrupted run\n")
         state = torch.load(dest / "trainer_state.pt", map_location="cpu", weights_only=False)
-        state = state["ranks"][self.env.rank] if "ranks" in state else state
+        state = {**state["ranks"][self.env.rank], "optimizer": state["optimizer"]}
         self.resumed_from = latest
         self.model_dir = dest / "model"
         return self.model_dir, state
