@@ -22,24 +22,29 @@ backend = TorchBackend(model)
 
 
 def run(n):
+    """Times each forward. TTFT runs from before preprocessing to the end of the first forward (vision + prefill),
+    the same span the TS side measures."""
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
     prompt = build_prompt(msgs, tok, None, cfg)
-    times = []
+    spans = []
     orig = backend.forward
 
     def timed(*a):
         torch.cuda.synchronize()
-        s = time.perf_counter()
+        start = time.perf_counter()
         r = orig(*a)
         torch.cuda.synchronize()
-        times.append(time.perf_counter() - s)
+        spans.append((start, time.perf_counter()))
         return r
+
     backend.forward = timed
-    t0 = time.perf_counter()
     generate(backend, prompt, SamplingParams(max_new_tokens=n, eos_ids=()), LVROptions())
     backend.forward = orig
-    return times, t0
+    return t0, spans
 
 
 run(4)
-times, _ = run(128)
-json.dump({"ttft_ms": times[0] * 1000, "decode_tok_s": (len(times) - 1) / sum(times[1:])}, sys.stdout)
+t0, spans = run(128)
+decode = [end - start for start, end in spans[1:]]
+json.dump({"ttft_ms": (spans[0][1] - t0) * 1000, "decode_tok_s": len(decode) / sum(decode)}, sys.stdout)
