@@ -114,7 +114,8 @@ async function level(url: string, body: unknown, concurrency: number) {
   const start = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      for (let i = 0; i < Math.max(perStream, Math.ceil(16 / concurrency)); i++) samples.push(await streamOnce(url, body));
+      for (let i = 0; i < Math.max(perStream, Math.ceil(16 / concurrency)); i++)
+        samples.push(await streamOnce(url, body));
     }),
   );
   const wallS = (performance.now() - start) / 1000;
@@ -124,9 +125,27 @@ async function level(url: string, body: unknown, concurrency: number) {
     requests: samples.length,
     requests_per_s: round(samples.length / wallS),
     tokens_per_s: round(tokens / wallS, 1),
-    ttft_p50_ms: round(percentile(samples.map((s) => s.ttftMs), 50), 1),
-    ttft_p99_ms: round(percentile(samples.map((s) => s.ttftMs), 99), 1),
-    e2e_p50_ms: round(percentile(samples.map((s) => s.totalMs), 50), 1),
+    ttft_p50_ms: round(
+      percentile(
+        samples.map((s) => s.ttftMs),
+        50,
+      ),
+      1,
+    ),
+    ttft_p99_ms: round(
+      percentile(
+        samples.map((s) => s.ttftMs),
+        99,
+      ),
+      1,
+    ),
+    e2e_p50_ms: round(
+      percentile(
+        samples.map((s) => s.totalMs),
+        50,
+      ),
+      1,
+    ),
   };
 }
 
@@ -148,7 +167,13 @@ async function engineBaseline(request: GenerationRequest, runs: number) {
     const totalS = samples.reduce((s, x) => s + x.totalMs, 0) / 1000;
     return {
       tokens_per_s: round(samples.reduce((s, x) => s + x.tokens, 0) / totalS, 1),
-      ttft_p50_ms: round(percentile(samples.map((s) => s.ttftMs), 50), 1),
+      ttft_p50_ms: round(
+        percentile(
+          samples.map((s) => s.ttftMs),
+          50,
+        ),
+        1,
+      ),
     };
   } finally {
     await engine.close();
@@ -156,7 +181,11 @@ async function engineBaseline(request: GenerationRequest, runs: number) {
 }
 
 async function main(): Promise<void> {
-  const png = await sharp({ create: { width: 112, height: 84, channels: 3, background: { r: 30, g: 120, b: 200 } } }).png().toBuffer();
+  const png = await sharp({
+    create: { width: 112, height: 84, channels: 3, background: { r: 30, g: 120, b: 200 } },
+  })
+    .png()
+    .toBuffer();
   const prompt = 'Describe the image in one sentence.';
   const body = {
     model: MODEL,
@@ -177,7 +206,15 @@ async function main(): Promise<void> {
   };
   const baseline = await engineBaseline(
     {
-      messages: [{ role: 'user', content: [{ type: 'image', image: new Uint8Array(png) }, { type: 'text', text: prompt }] }],
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'image', image: new Uint8Array(png) },
+            { type: 'text', text: prompt },
+          ],
+        },
+      ],
       sampling: { temperature: 0, maxTokens, ignoreEos: true },
     },
     Math.max(perStream, 16),
@@ -196,7 +233,9 @@ async function main(): Promise<void> {
     }
     const single = results.find((r) => r.concurrency === 1) ?? results[0];
     const top = results[results.length - 1];
-    console.log(`engine direct (no HTTP), single stream: ${baseline.tokens_per_s} tok/s, TTFT p50 ${baseline.ttft_p50_ms} ms`);
+    console.log(
+      `engine direct (no HTTP), single stream: ${baseline.tokens_per_s} tok/s, TTFT p50 ${baseline.ttft_p50_ms} ms`,
+    );
     const summary = {
       bench: 'api',
       bundle: path.relative(ROOT, bundle) || bundle,

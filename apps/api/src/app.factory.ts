@@ -32,9 +32,15 @@ export async function createApp(options: AppModuleOptions = {}): Promise<NestExp
     next();
   });
   app.use(apiKeyMiddleware(config.apiKeys));
-  const json = express.json({ limit: config.maxBodyBytes, strict: true, type: ['application/json', 'application/*+json'] });
+  const json = express.json({
+    limit: config.maxBodyBytes,
+    strict: true,
+    type: ['application/json', 'application/*+json'],
+  });
   app.use((req: Request, res: Response, next: NextFunction) =>
-    json(req, res, (error?: unknown) => next(error === undefined ? undefined : (bodyParserError(error) ?? error))),
+    json(req, res, (error?: unknown) =>
+      next(error === undefined ? undefined : (bodyParserError(error) ?? error)),
+    ),
   );
   app.useGlobalFilters(new OpenAIExceptionFilter(logger));
   return app;

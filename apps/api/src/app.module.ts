@@ -47,12 +47,21 @@ export class AppModule {
     const providers: Provider[] = [
       { provide: API_CONFIG, useValue: config },
       { provide: LOGGER, useValue: logger },
-      { provide: INFERENCE_BACKEND, useValue: options.backend ?? new EngineBackend({ threads: config.engineThreads }) },
+      {
+        provide: INFERENCE_BACKEND,
+        useValue: options.backend ?? new EngineBackend({ threads: config.engineThreads }),
+      },
       { provide: BUNDLE_RESOLVER, useValue: options.resolver ?? defaultResolver() },
       { provide: SequenceScheduler, useValue: scheduler },
       { provide: ApiMetrics, useValue: new ApiMetrics(scheduler) },
-      { provide: ImageLoader, useValue: new ImageLoader(config.images, options.dnsResolver ?? systemResolver) },
-      { provide: MODEL_EVENTS_SOURCE, useValue: options.modelEvents === undefined ? 'auto' : options.modelEvents },
+      {
+        provide: ImageLoader,
+        useValue: new ImageLoader(config.images, options.dnsResolver ?? systemResolver),
+      },
+      {
+        provide: MODEL_EVENTS_SOURCE,
+        useValue: options.modelEvents === undefined ? 'auto' : options.modelEvents,
+      },
       Lifecycle,
       GenerationEvents,
       {

@@ -9,7 +9,9 @@ async function main(): Promise<void> {
     config = loadConfig();
   } catch (error) {
     if (error instanceof ConfigError) {
-      process.stderr.write(JSON.stringify({ level: 'error', msg: `configuration error: ${error.message}` }) + '\n');
+      process.stderr.write(
+        JSON.stringify({ level: 'error', msg: `configuration error: ${error.message}` }) + '\n',
+      );
       process.exit(2);
     }
     throw error;
@@ -36,7 +38,11 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   process.stderr.write(
-    JSON.stringify({ level: 'error', msg: 'startup failed', error: error instanceof Error ? error.message : String(error) }) + '\n',
+    JSON.stringify({
+      level: 'error',
+      msg: 'startup failed',
+      error: error instanceof Error ? error.message : String(error),
+    }) + '\n',
   );
   process.exit(1);
 });

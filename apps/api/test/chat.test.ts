@@ -9,24 +9,37 @@ import { GenerationEvents, type SequenceFinished } from '../src/chat/generation-
 import { bootApp } from './support/app';
 import { FakeBackend } from './support/fake-backend';
 import { pngDataUrl } from './support/images';
-import { parseSse } from './support/sse';
+import { parseSse, type SseJson } from './support/sse';
 
 // Pure HTTP-logic tests over a scripted backend (validation, shapes, SSE framing, errors, auth, overload).
 // The same surface runs against the real engine in chat-engine.test.ts.
 
 const LATENT_SCRIPT = {
-  tokens: ['<|lvr_start|>', { text: 'x', latent: true as const }, { text: 'y', latent: true as const }, '<|lvr_end|>', 'A red', ' square'],
+  tokens: [
+    '<|lvr_start|>',
+    { text: 'x', latent: true as const },
+    { text: 'y', latent: true as const },
+    '<|lvr_end|>',
+    'A red',
+    ' square',
+  ],
 };
 
 describe('POST /v1/chat/completions (scripted backend)', () => {
   let app: NestExpressApplication;
   let backend: FakeBackend;
   const server = () => app.getHttpServer();
-  const chat = (body: unknown) => request(server()).post('/v1/chat/completions').send(body as object);
+  const chat = (body: unknown) =>
+    request(server())
+      .post('/v1/chat/completions')
+      .send(body as object);
 
   before(async () => {
     backend = new FakeBackend();
-    app = await bootApp({ models: [{ uri: '/bundles/demo' }], maxBodyBytes: 200_000, maxCompletionTokens: 64 }, backend);
+    app = await bootApp(
+      { models: [{ uri: '/bundles/demo' }], maxBodyBytes: 200_000, maxCompletionTokens: 64 },
+      backend,
+    );
   });
   after(async () => app.close());
   beforeEach(() => {
@@ -35,13 +48,19 @@ describe('POST /v1/chat/completions (scripted backend)', () => {
   });
 
   it('answers in the OpenAI shape with latent placeholders removed and latent steps reported', async () => {
-    const res = await chat({ model: 'demo', messages: [{ role: 'user', content: 'What is it?' }] }).expect(200);
+    const res = await chat({ model: 'demo', messages: [{ role: 'user', content: 'What is it?' }] }).expect(
+      200,
+    );
     assert.equal(res.body.object, 'chat.completion');
     assert.match(res.body.id, /^chatcmpl-/);
     assert.equal(res.body.model, 'demo');
     assert.equal(res.body.choices.length, 1);
     const choice = res.body.choices[0];
-    assert.deepEqual(choice.message, { role: 'assistant', content: '<|lvr_start|><|lvr_end|>A red square', refusal: null });
+    assert.deepEqual(choice.message, {
+      role: 'assistant',
+      content: '<|lvr_start|><|lvr_end|>A red square',
+      refusal: null,
+    });
     assert.equal(choice.finish_reason, 'stop');
     assert.equal(choice.logprobs, null);
     assert.deepEqual(choice.lvr, { latent_steps: 2 });
@@ -55,7 +74,11 @@ describe('POST /v1/chat/completions (scripted backend)', () => {
   });
 
   it('returns the latent trace on request', async () => {
-    const res = await chat({ model: 'demo', messages: [{ role: 'user', content: 'hi' }], lvr: { return_trace: true } }).expect(200);
+    const res = await chat({
+      model: 'demo',
+      messages: [{ role: 'user', content: 'hi' }],
+      lvr: { return_trace: true },
+    }).expect(200);
     assert.deepEqual(res.body.choices[0].lvr.trace, [
       { index: 1, token_ids: [101], text: 'x' },
       { index: 2, token_ids: [102], text: 'y' },
@@ -116,33 +139,48 @@ describe('POST /v1/chat/completions (scripted backend)', () => {
     const req = backend.calls[0].request;
     assert.equal(req.assistantPrefix, '<|lvr_start|>');
     assert.equal(req.messages.length, 1);
-    const bad = await chat({ model: 'demo', messages: [{ role: 'user', content: 'x' }], continue_final_message: true }).expect(400);
+    const bad = await chat({
+      model: 'demo',
+      messages: [{ role: 'user', content: 'x' }],
+      continue_final_message: true,
+    }).expect(400);
     assert.equal(bad.body.error.param, 'messages[0]');
   });
 
   it('runs n choices with distinct seeds and sums their usage', async () => {
-    const res = await chat({ model: 'demo', messages: [{ role: 'user', content: 'hi' }], n: 3, seed: 7 }).expect(200);
+    const res = await chat({
+      model: 'demo',
+      messages: [{ role: 'user', content: 'hi' }],
+      n: 3,
+      seed: 7,
+    }).expect(200);
     assert.deepEqual(
       res.body.choices.map((c: { index: number }) => c.index),
       [0, 1, 2],
     );
-    assert.deepEqual(
-      backend.calls.map((c) => c.request.sampling?.seed).sort(),
-      [7, 8, 9],
-    );
+    assert.deepEqual(backend.calls.map((c) => c.request.sampling?.seed).sort(), [7, 8, 9]);
     assert.equal(res.body.usage.completion_tokens, 18);
     assert.equal(res.body.usage.prompt_tokens, 7);
   });
 
   it('honours max_tokens with finish_reason length', async () => {
-    const res = await chat({ model: 'demo', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }).expect(200);
+    const res = await chat({
+      model: 'demo',
+      messages: [{ role: 'user', content: 'hi' }],
+      max_tokens: 2,
+    }).expect(200);
     assert.equal(res.body.choices[0].finish_reason, 'length');
     assert.equal(res.body.usage.completion_tokens, 2);
   });
 
   it('returns logprobs in the OpenAI shape', async () => {
     backend.script = { tokens: ['A', 'B'] };
-    const res = await chat({ model: 'demo', messages: [{ role: 'user', content: 'hi' }], logprobs: true, top_logprobs: 2 }).expect(200);
+    const res = await chat({
+      model: 'demo',
+      messages: [{ role: 'user', content: 'hi' }],
+      logprobs: true,
+      top_logprobs: 2,
+    }).expect(200);
     const content = res.body.choices[0].logprobs.content;
     assert.equal(content.length, 2);
     assert.deepEqual(content[0], {
@@ -171,8 +209,14 @@ describe('POST /v1/chat/completions (scripted backend)', () => {
         },
       ],
     }).expect(200);
-    const content = backend.calls[0].request.messages[0].content as Array<{ type: string; image?: Uint8Array }>;
-    assert.deepEqual(content.map((p) => p.type), ['image', 'image', 'text']);
+    const content = backend.calls[0].request.messages[0].content as Array<{
+      type: string;
+      image?: Uint8Array;
+    }>;
+    assert.deepEqual(
+      content.map((p) => p.type),
+      ['image', 'image', 'text'],
+    );
     assert.deepEqual([...content[0].image!.subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
   });
 
@@ -193,7 +237,7 @@ describe('POST /v1/chat/completions (scripted backend)', () => {
     assert.match(res.headers['content-type'], /^text\/event-stream/);
     const events = parseSse(res.body as string);
     assert.equal(events.at(-1), '[DONE]');
-    const chunks = events.slice(0, -1) as Array<Record<string, any>>;
+    const chunks = events.slice(0, -1) as SseJson[];
     assert.ok(chunks.every((c) => c.object === 'chat.completion.chunk' && c.id === chunks[0].id));
     assert.deepEqual(chunks[0].choices[0].delta, { role: 'assistant', content: '' });
     const text = chunks.map((c) => c.choices[0]?.delta?.content ?? '').join('');
@@ -201,50 +245,111 @@ describe('POST /v1/chat/completions (scripted backend)', () => {
     const finals = chunks.filter((c) => c.choices[0]?.finish_reason);
     assert.equal(finals.length, 1);
     assert.equal(finals[0].choices[0].finish_reason, 'stop');
-    assert.equal(finals[0].choices[0].lvr.latent_steps, 2);
+    assert.equal(finals[0].choices[0].lvr?.latent_steps, 2);
     const usage = chunks.at(-1)!;
     assert.deepEqual(usage.choices, []);
-    assert.equal(usage.usage.completion_tokens, 6);
-    assert.equal(usage.usage.completion_tokens_details.latent_steps, 2);
+    assert.equal(usage.usage?.completion_tokens, 6);
+    assert.equal(usage.usage?.completion_tokens_details.latent_steps, 2);
   });
 
   for (const [name, body, param] of [
     ['missing model', { messages: [{ role: 'user', content: 'x' }] }, 'model'],
     ['empty messages', { model: 'demo', messages: [] }, 'messages'],
     ['bad role', { model: 'demo', messages: [{ role: 'robot', content: 'x' }] }, 'messages[0].role'],
-    ['temperature out of range', { model: 'demo', messages: [{ role: 'user', content: 'x' }], temperature: 3 }, 'temperature'],
+    [
+      'temperature out of range',
+      { model: 'demo', messages: [{ role: 'user', content: 'x' }], temperature: 3 },
+      'temperature',
+    ],
     ['non-integer n', { model: 'demo', messages: [{ role: 'user', content: 'x' }], n: 1.5 }, 'n'],
-    ['unknown part type', { model: 'demo', messages: [{ role: 'user', content: [{ type: 'audio' }] }] }, 'messages[0].content[0].type'],
+    [
+      'unknown part type',
+      { model: 'demo', messages: [{ role: 'user', content: [{ type: 'audio' }] }] },
+      'messages[0].content[0].type',
+    ],
     [
       'image part without url',
       { model: 'demo', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: {} }] }] },
       'messages[0].content[0].image_url.url',
     ],
-    ['stream_options without stream', { model: 'demo', messages: [{ role: 'user', content: 'x' }], stream_options: { include_usage: true } }, 'stream_options'],
-    ['top_logprobs without logprobs', { model: 'demo', messages: [{ role: 'user', content: 'x' }], top_logprobs: 2 }, 'top_logprobs'],
-    ['max_tokens over the server cap', { model: 'demo', messages: [{ role: 'user', content: 'x' }], max_tokens: 65 }, 'max_tokens'],
-    ['bad lvr strategy', { model: 'demo', messages: [{ role: 'user', content: 'x' }], lvr: { strategy: 'magic' } }, 'lvr.strategy'],
-    ['stop list too long', { model: 'demo', messages: [{ role: 'user', content: 'x' }], stop: Array(17).fill('a') }, 'stop'],
-    ['prototype pollution key', JSON.parse('{"model":"demo","messages":[{"role":"user","content":"x"}],"__proto__":{"admin":true}}'), '__proto__'],
+    [
+      'stream_options without stream',
+      { model: 'demo', messages: [{ role: 'user', content: 'x' }], stream_options: { include_usage: true } },
+      'stream_options',
+    ],
+    [
+      'top_logprobs without logprobs',
+      { model: 'demo', messages: [{ role: 'user', content: 'x' }], top_logprobs: 2 },
+      'top_logprobs',
+    ],
+    [
+      'max_tokens over the server cap',
+      { model: 'demo', messages: [{ role: 'user', content: 'x' }], max_tokens: 65 },
+      'max_tokens',
+    ],
+    [
+      'bad lvr strategy',
+      { model: 'demo', messages: [{ role: 'user', content: 'x' }], lvr: { strategy: 'magic' } },
+      'lvr.strategy',
+    ],
+    [
+      'stop list too long',
+      { model: 'demo', messages: [{ role: 'user', content: 'x' }], stop: Array(17).fill('a') },
+      'stop',
+    ],
+    [
+      'prototype pollution key',
+      JSON.parse('{"model":"demo","messages":[{"role":"user","content":"x"}],"__proto__":{"admin":true}}'),
+      '__proto__',
+    ],
     ['not an object', [1, 2], null],
     [
       'image in a system message',
-      { model: 'demo', messages: [{ role: 'system', content: [{ type: 'image_url', image_url: { url: 'data:image/png;base64,AA==' } }] }] },
+      {
+        model: 'demo',
+        messages: [
+          {
+            role: 'system',
+            content: [{ type: 'image_url', image_url: { url: 'data:image/png;base64,AA==' } }],
+          },
+        ],
+      },
       'messages[0].content[0].image_url',
     ],
     [
       'non-image data URL',
-      { model: 'demo', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:text/plain;base64,aGVsbG8=' } }] }] },
+      {
+        model: 'demo',
+        messages: [
+          {
+            role: 'user',
+            content: [{ type: 'image_url', image_url: { url: 'data:text/plain;base64,aGVsbG8=' } }],
+          },
+        ],
+      },
       'messages[0].content[0].image_url.url',
     ],
     [
       'undecodable image bytes',
-      { model: 'demo', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:image/png;base64,aGVsbG8=' } }] }] },
+      {
+        model: 'demo',
+        messages: [
+          {
+            role: 'user',
+            content: [{ type: 'image_url', image_url: { url: 'data:image/png;base64,aGVsbG8=' } }],
+          },
+        ],
+      },
       'messages[0].content[0].image_url.url',
     ],
     [
       'file:// without an allow-listed directory',
-      { model: 'demo', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'file:///etc/passwd' } }] }] },
+      {
+        model: 'demo',
+        messages: [
+          { role: 'user', content: [{ type: 'image_url', image_url: { url: 'file:///etc/passwd' } }] },
+        ],
+      },
       'messages[0].content[0].image_url.url',
     ],
   ] as Array<[string, unknown, string | null]>) {
@@ -259,14 +364,24 @@ describe('POST /v1/chat/completions (scripted backend)', () => {
 
   it('400 for too many images, before any is fetched', async () => {
     const part = { type: 'image_url', image_url: { url: 'http://example.invalid/a.png' } };
-    const res = await chat({ model: 'demo', messages: [{ role: 'user', content: Array(9).fill(part) }] }).expect(400);
+    const res = await chat({
+      model: 'demo',
+      messages: [{ role: 'user', content: Array(9).fill(part) }],
+    }).expect(400);
     assert.equal(res.body.error.code, 'too_many_images');
   });
 
   it('400 for malformed JSON, 413 for an oversized body', async () => {
-    const bad = await request(server()).post('/v1/chat/completions').set('Content-Type', 'application/json').send('{"model":').expect(400);
+    const bad = await request(server())
+      .post('/v1/chat/completions')
+      .set('Content-Type', 'application/json')
+      .send('{"model":')
+      .expect(400);
     assert.equal(bad.body.error.code, 'invalid_json');
-    const big = await chat({ model: 'demo', messages: [{ role: 'user', content: 'x'.repeat(300_000) }] }).expect(413);
+    const big = await chat({
+      model: 'demo',
+      messages: [{ role: 'user', content: 'x'.repeat(300_000) }],
+    }).expect(413);
     assert.equal(big.body.error.code, 'request_too_large');
     assert.equal(big.body.error.type, 'invalid_request_error');
   });
@@ -290,7 +405,9 @@ describe('POST /v1/chat/completions (scripted backend)', () => {
 
   it('unexpected engine failure is a 500 naming the request id, without a stack trace', async () => {
     backend.script = { fail: new Error('secret internal detail at /srv/engine.ts:12') };
-    const res = await chat({ model: 'demo', messages: [{ role: 'user', content: 'x' }] }).set('X-Request-Id', 'abc-123').expect(500);
+    const res = await chat({ model: 'demo', messages: [{ role: 'user', content: 'x' }] })
+      .set('X-Request-Id', 'abc-123')
+      .expect(500);
     assert.equal(res.body.error.type, 'server_error');
     assert.equal(res.body.error.message, 'Internal server error (request id abc-123)');
     assert.doesNotMatch(JSON.stringify(res.body), /secret|engine\.ts|at /);
@@ -334,7 +451,10 @@ describe('POST /v1/chat/completions (scripted backend)', () => {
 });
 
 /** Makes the fake fail after one delta by wrapping its model's generator. */
-async function streamWithFailure(app: NestExpressApplication, backend: FakeBackend): Promise<ReturnType<typeof parseSse>> {
+async function streamWithFailure(
+  app: NestExpressApplication,
+  backend: FakeBackend,
+): Promise<ReturnType<typeof parseSse>> {
   backend.script = { tokens: ['a', 'b'], stepMs: 1 };
   const registry = app.get((await import('../src/registry/model-registry')).ModelRegistry);
   const model = registry.get('demo')!.model;
@@ -367,14 +487,20 @@ async function streamWithFailure(app: NestExpressApplication, backend: FakeBacke
 describe('API keys', () => {
   let app: NestExpressApplication;
   before(async () => {
-    app = await bootApp({ models: [{ uri: '/bundles/demo' }], apiKeys: ['k-one', 'k-two'] }, new FakeBackend());
+    app = await bootApp(
+      { models: [{ uri: '/bundles/demo' }], apiKeys: ['k-one', 'k-two'] },
+      new FakeBackend(),
+    );
   });
   after(async () => app.close());
 
   it('401 without or with a wrong key on /v1/*, 200 with a right one; probes stay open', async () => {
     const none = await request(app.getHttpServer()).get('/v1/models').expect(401);
     assert.equal(none.body.error.type, 'authentication_error');
-    const wrong = await request(app.getHttpServer()).get('/v1/models').set('Authorization', 'Bearer nope').expect(401);
+    const wrong = await request(app.getHttpServer())
+      .get('/v1/models')
+      .set('Authorization', 'Bearer nope')
+      .expect(401);
     assert.equal(wrong.body.error.code, 'invalid_api_key');
     await request(app.getHttpServer()).get('/V1//models').expect(401);
     await request(app.getHttpServer()).get('/v1/models').set('Authorization', 'Bearer k-two').expect(200);
@@ -394,7 +520,10 @@ describe('overload and cancellation', () => {
   let port: number;
   before(async () => {
     backend = new FakeBackend();
-    app = await bootApp({ models: [{ uri: '/bundles/demo' }], maxConcurrentSequences: 1, maxQueuedRequests: 1 }, backend);
+    app = await bootApp(
+      { models: [{ uri: '/bundles/demo' }], maxConcurrentSequences: 1, maxQueuedRequests: 1 },
+      backend,
+    );
     await app.listen(0, '127.0.0.1');
     port = (app.getHttpServer().address() as AddressInfo).port;
   });
@@ -425,7 +554,13 @@ describe('overload and cancellation', () => {
         });
       });
       await new Promise<void>((resolve, reject) => {
-        const req = http.request({ host: '127.0.0.1', port, path: '/v1/chat/completions', method: 'POST', headers: { 'content-type': 'application/json' } });
+        const req = http.request({
+          host: '127.0.0.1',
+          port,
+          path: '/v1/chat/completions',
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+        });
         req.on('error', () => resolve());
         req.end(JSON.stringify({ model: 'demo', messages: [{ role: 'user', content: 'x' }], stream }));
         if (stream) {

@@ -3,18 +3,22 @@ import { spawn } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { parseSse } from './support/sse';
+import { parseSse, type SseJson } from './support/sse';
 
 const ROOT = path.resolve(__dirname, '../../..');
 
 function post(url: string, body: unknown): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      `${url}/v1/chat/completions`,
+      { method: 'POST', headers: { 'content-type': 'application/json' } },
+      (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(JSON.stringify(body));
   });
@@ -22,10 +26,14 @@ function post(url: string, body: unknown): Promise<{ status: number; text: strin
 
 describe('graceful drain on SIGTERM', () => {
   it('finishes in-flight streams, refuses new work, then exits 0', async () => {
-    const child = spawn(process.execPath, ['-r', '@swc-node/register', 'apps/api/test/support/serve-fake.ts'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['-r', '@swc-node/register', 'apps/api/test/support/serve-fake.ts'],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     let out = '';
     const url = await new Promise<string>((resolve, reject) => {
       child.stdout.on('data', (c: Buffer) => {
@@ -54,12 +62,19 @@ describe('graceful drain on SIGTERM', () => {
     assert.equal(events.at(-1), '[DONE]');
     const text = events
       .slice(0, -1)
-      .map((e) => (e as Record<string, any>).choices[0]?.delta?.content ?? '')
+      .map((e) => (e as SseJson).choices[0]?.delta?.content ?? '')
       .join('');
-    assert.equal(text, Array.from({ length: 40 }, (_, i) => `t${i} `).join(''), 'the stream ran to completion');
+    assert.equal(
+      text,
+      Array.from({ length: 40 }, (_, i) => `t${i} `).join(''),
+      'the stream ran to completion',
+    );
     assert.equal(whole.status, 200);
     assert.equal(JSON.parse(whole.text).choices[0].finish_reason, 'stop');
-    assert.ok(late === 'ECONNREFUSED' || late === 503 || late === 'ECONNRESET', `late request refused (${late})`);
+    assert.ok(
+      late === 'ECONNREFUSED' || late === 503 || late === 'ECONNRESET',
+      `late request refused (${late})`,
+    );
     assert.equal(code, 0);
     assert.match(out, /DRAINED timedOut=false engineCalls=2 allDone=true/);
   });

@@ -58,7 +58,8 @@ describe('OpenAPI fuzzing (schemathesis)', () => {
           report,
         ],
         { timeout: 240_000, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, SCHEMATHESIS_HOOKS: '' } },
-        (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
+        (error, stdout, stderr) =>
+          resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
       );
     });
     assert.equal(result.code, 0, `schemathesis reported failures:\n${result.out.slice(-6000)}`);

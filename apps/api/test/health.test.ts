@@ -40,7 +40,10 @@ describe('API boots and answers (no models)', () => {
 describe('API with a loaded model', () => {
   let app: NestExpressApplication;
   before(async () => {
-    app = await bootApp({ models: [{ uri: '/bundles/demo' }, { id: 'org/other', uri: '/bundles/x' }] }, new FakeBackend());
+    app = await bootApp(
+      { models: [{ uri: '/bundles/demo' }, { id: 'org/other', uri: '/bundles/x' }] },
+      new FakeBackend(),
+    );
   });
   after(async () => app.close());
 

@@ -39,10 +39,16 @@ describe('hot-load from lvr.models.published (Kafka)', () => {
 
   before(async () => {
     const brokers = process.env.LVR_KAFKA_BROKERS;
-    if (!brokers) throw new Error('LVR_KAFKA_BROKERS is not set (run through npm test or eval "$(node scripts/stack/cli.mjs env)")');
+    if (!brokers)
+      throw new Error(
+        'LVR_KAFKA_BROKERS is not set (run through npm test or eval "$(node scripts/stack/cli.mjs env)")',
+      );
     await ensureTopics([Topics.modelsPublished, Topics.deadLetter]);
     backend = new FakeBackend(() => modelId);
-    app = await bootApp({ models: [{ id: 'demo', uri: '/bundles/demo' }], kafkaBrokers: brokers.split(',') }, backend);
+    app = await bootApp(
+      { models: [{ id: 'demo', uri: '/bundles/demo' }], kafkaBrokers: brokers.split(',') },
+      backend,
+    );
     assert.equal(await app.get(ModelHotLoader).whenSubscribed(), true);
   });
   after(async () => app?.close());
@@ -51,7 +57,10 @@ describe('hot-load from lvr.models.published (Kafka)', () => {
     const registry = app.get(ModelRegistry);
     const first = randomUUID();
     await produceRaw(Topics.modelsPublished, modelId, published('v1', first));
-    const v1 = await until(() => (registry.get(modelId)?.version === 'v1' ? registry.get(modelId) : undefined), 'v1');
+    const v1 = await until(
+      () => (registry.get(modelId)?.version === 'v1' ? registry.get(modelId) : undefined),
+      'v1',
+    );
     assert.equal(v1.uri, `/bundles/${modelId}-v1`);
     const list = await request(app.getHttpServer()).get('/v1/models').expect(200);
     assert.ok(list.body.data.some((m: { id: string }) => m.id === modelId));
@@ -71,15 +80,24 @@ describe('hot-load from lvr.models.published (Kafka)', () => {
 
   it('sends an invalid announcement to the dead-letter topic with the reason, and keeps consuming', async () => {
     const marker = randomUUID();
-    await produceRaw(Topics.modelsPublished, 'bad', JSON.stringify({ apiVersion: MODELS_API_VERSION, id: marker, modelId: '' }));
-    const dead = await waitForMessage<{ sourceTopic: string; reason: string; payload: string; consumer: string }>(
-      Topics.deadLetter,
-      (m) => typeof m.payload === 'string' && m.payload.includes(marker),
+    await produceRaw(
+      Topics.modelsPublished,
+      'bad',
+      JSON.stringify({ apiVersion: MODELS_API_VERSION, id: marker, modelId: '' }),
     );
+    const dead = await waitForMessage<{
+      sourceTopic: string;
+      reason: string;
+      payload: string;
+      consumer: string;
+    }>(Topics.deadLetter, (m) => typeof m.payload === 'string' && m.payload.includes(marker));
     assert.equal(dead.sourceTopic, Topics.modelsPublished);
     assert.match(dead.reason, /modelId/);
     assert.match(dead.consumer, /^lvr-api-/);
     await produceRaw(Topics.modelsPublished, modelId, published('v3'));
-    await until(() => (app.get(ModelRegistry).get(modelId)?.version === 'v3' ? true : undefined), 'v3 after a bad message');
+    await until(
+      () => (app.get(ModelRegistry).get(modelId)?.version === 'v3' ? true : undefined),
+      'v3 after a bad message',
+    );
   });
 });

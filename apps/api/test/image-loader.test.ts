@@ -15,9 +15,28 @@ import { pngBytes } from './support/images';
 describe('address policy', () => {
   it('refuses loopback, private, link-local, CGNAT, multicast, unspecified and IPv4-in-IPv6 addresses', () => {
     for (const ip of [
-      '127.0.0.1', '127.8.9.10', '10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1', '169.254.169.254',
-      '100.64.0.1', '0.0.0.0', '224.0.0.1', '255.255.255.255', '::1', '::', 'fe80::1', 'fc00::1', 'fd12:3456::1',
-      '::ffff:127.0.0.1', '::ffff:7f00:1', '::ffff:10.0.0.1', '64:ff9b::a00:1', 'ff02::1', '198.18.0.1',
+      '127.0.0.1',
+      '127.8.9.10',
+      '10.1.2.3',
+      '172.16.0.1',
+      '172.31.255.255',
+      '192.168.1.1',
+      '169.254.169.254',
+      '100.64.0.1',
+      '0.0.0.0',
+      '224.0.0.1',
+      '255.255.255.255',
+      '::1',
+      '::',
+      'fe80::1',
+      'fc00::1',
+      'fd12:3456::1',
+      '::ffff:127.0.0.1',
+      '::ffff:7f00:1',
+      '::ffff:10.0.0.1',
+      '64:ff9b::a00:1',
+      'ff02::1',
+      '198.18.0.1',
     ]) {
       assert.equal(isPublicAddress(ip), false, ip);
     }
@@ -57,7 +76,11 @@ describe('ImageLoader', () => {
     ...over,
   });
   const refused = async (loader: ImageLoader, url: string, code: string): Promise<void> => {
-    await assert.rejects(loader.load(url), (e: unknown) => e instanceof ImageError && e.code === code, `${url} → ${code}`);
+    await assert.rejects(
+      loader.load(url),
+      (e: unknown) => e instanceof ImageError && e.code === code,
+      `${url} → ${code}`,
+    );
   };
 
   before(async () => {
@@ -147,7 +170,11 @@ describe('ImageLoader', () => {
       await refused(loader, url, 'image_url_forbidden');
     }
     // Without the allow-list even `localhost` is refused.
-    await refused(new ImageLoader(limits({ allowedPrivateHosts: [] }), resolver), `http://localhost:${port}/img.png`, 'image_url_forbidden');
+    await refused(
+      new ImageLoader(limits({ allowedPrivateHosts: [] }), resolver),
+      `http://localhost:${port}/img.png`,
+      'image_url_forbidden',
+    );
     assert.equal(hits, before, 'no request reached the loopback server');
   });
 
@@ -170,7 +197,11 @@ describe('ImageLoader', () => {
 
   it('refuses every http(s) URL without a connection when remote fetching is off', async () => {
     const before = hits;
-    await refused(new ImageLoader(limits({ remoteFetch: false }), resolver), `http://localhost:${port}/img.png`, 'remote_fetch_disabled');
+    await refused(
+      new ImageLoader(limits({ remoteFetch: false }), resolver),
+      `http://localhost:${port}/img.png`,
+      'remote_fetch_disabled',
+    );
     assert.equal(hits, before);
   });
 
@@ -181,7 +212,11 @@ describe('ImageLoader', () => {
     await refused(loader, 'data:image/png,rawbytes', 'invalid_data_url');
     await refused(loader, 'data:text/html;base64,PGh0bWw+', 'invalid_content_type');
     await refused(loader, 'data:image/png;base64,!!!notbase64', 'invalid_data_url');
-    await refused(loader, `data:image/png;base64,${Buffer.alloc(60_000).toString('base64')}`, 'image_too_large');
+    await refused(
+      loader,
+      `data:image/png;base64,${Buffer.alloc(60_000).toString('base64')}`,
+      'image_too_large',
+    );
     await refused(loader, 'not a url', 'invalid_image_url');
   });
 
@@ -192,7 +227,11 @@ describe('ImageLoader', () => {
     await refused(loader, `file://${mediaDir}/../../etc/hostname`, 'file_url_not_allowed');
     await refused(loader, `file://${mediaDir}/escape.png`, 'file_url_not_allowed');
     await refused(loader, 'file:///etc/passwd', 'file_url_not_allowed');
-    await refused(new ImageLoader(limits({ allowedLocalMediaDir: undefined }), resolver), `file://${mediaDir}/ok.png`, 'file_url_not_allowed');
+    await refused(
+      new ImageLoader(limits({ allowedLocalMediaDir: undefined }), resolver),
+      `file://${mediaDir}/ok.png`,
+      'file_url_not_allowed',
+    );
   });
 
   it('enforces the per-image pixel limit from the image header', async () => {

@@ -64,7 +64,11 @@ describe('official openai client (real engine)', () => {
       messages: [{ role: 'user' as const, content: 'Count to five.' }],
     };
     const whole = await client.chat.completions.create(params);
-    const stream = await client.chat.completions.create({ ...params, stream: true, stream_options: { include_usage: true } });
+    const stream = await client.chat.completions.create({
+      ...params,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     let text = '';
     let finish: string | null = null;
     let usage: OpenAI.CompletionUsage | undefined;
@@ -90,10 +94,17 @@ describe('official openai client (real engine)', () => {
   it('surfaces API errors as the SDK error classes', async () => {
     await assert.rejects(
       client.chat.completions.create({ model: 'ghost', messages: [{ role: 'user', content: 'x' }] }),
-      (e: unknown) => e instanceof OpenAI.NotFoundError && e.status === 404 && (e.error as { code?: string }).code === 'model_not_found',
+      (e: unknown) =>
+        e instanceof OpenAI.NotFoundError &&
+        e.status === 404 &&
+        (e.error as { code?: string }).code === 'model_not_found',
     );
     await assert.rejects(
-      client.chat.completions.create({ model: DEMO_ID, messages: [{ role: 'user', content: 'x' }], temperature: 9 }),
+      client.chat.completions.create({
+        model: DEMO_ID,
+        messages: [{ role: 'user', content: 'x' }],
+        temperature: 9,
+      }),
       (e: unknown) => e instanceof OpenAI.BadRequestError && e.param === 'temperature',
     );
     const anonymous = new OpenAI({ apiKey: 'wrong', baseURL: client.baseURL, maxRetries: 0 });
@@ -107,7 +118,13 @@ describe('official openai client (real engine)', () => {
     });
     const controller = new AbortController();
     const stream = await client.chat.completions.create(
-      { model: DEMO_ID, max_tokens: 4000, ignore_eos: true, stream: true, messages: [{ role: 'user', content: 'go' }] } as OpenAI.ChatCompletionCreateParamsStreaming,
+      {
+        model: DEMO_ID,
+        max_tokens: 4000,
+        ignore_eos: true,
+        stream: true,
+        messages: [{ role: 'user', content: 'go' }],
+      } as OpenAI.ChatCompletionCreateParamsStreaming,
       { signal: controller.signal },
     );
     let seen = 0;
@@ -118,7 +135,11 @@ describe('official openai client (real engine)', () => {
     const event = await finished;
     assert.equal(event.finishReason, 'abort');
     assert.ok(event.completionTokens < 4000, `engine stopped after ${event.completionTokens} of 4000 tokens`);
-    const again = await client.chat.completions.create({ model: DEMO_ID, max_tokens: 2, messages: [{ role: 'user', content: 'x' }] });
+    const again = await client.chat.completions.create({
+      model: DEMO_ID,
+      max_tokens: 2,
+      messages: [{ role: 'user', content: 'x' }],
+    });
     assert.equal(again.choices.length, 1);
   });
 });

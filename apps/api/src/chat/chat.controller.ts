@@ -5,7 +5,14 @@ import { ApiError, internalErrorBody } from '../errors/api-error';
 import { toAnswer } from '../errors/openai-exception.filter';
 import { JsonLogger, LOGGER } from '../logging/json-logger';
 import type { ChatCompletionChunkOut, ChunkChoiceOut } from '../protocol/chat-completion.response';
-import { ChatService, ChoiceAccumulator, toLogprobOut, toUsageOut, type PreparedChat, type TaggedEvent } from './chat.service';
+import {
+  ChatService,
+  ChoiceAccumulator,
+  toLogprobOut,
+  toUsageOut,
+  type PreparedChat,
+  type TaggedEvent,
+} from './chat.service';
 import { SseWriter } from './sse-writer';
 
 @Controller('v1/chat')
@@ -72,7 +79,9 @@ export class ChatController {
       ...(continuousUsage ? { usage: toUsageOut(acc.map((a) => a.usage)) } : {}),
     });
     for (let i = 0; i < prepared.requests.length; i++) {
-      await sse.data(chunk({ index: i, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }));
+      await sse.data(
+        chunk({ index: i, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }),
+      );
     }
     try {
       let next = first;
@@ -104,13 +113,18 @@ export class ChatController {
         if (sse.closed) break;
         next = await events.next();
       }
-      if (includeUsage && !sse.closed) await sse.data({ ...base(), choices: [], usage: toUsageOut(acc.map((a) => a.usage)) });
+      if (includeUsage && !sse.closed)
+        await sse.data({ ...base(), choices: [], usage: toUsageOut(acc.map((a) => a.usage)) });
     } catch (error) {
       const mapped = ChatService.toApiError(error);
       const { answer, unexpected } = toAnswer(mapped, prepared.requestId);
       if (unexpected) {
         const err = error instanceof Error ? error : new Error(String(error));
-        this.logger.emit('error', 'stream failed', { request_id: prepared.requestId, error: err.message, stack: err.stack });
+        this.logger.emit('error', 'stream failed', {
+          request_id: prepared.requestId,
+          error: err.message,
+          stack: err.stack,
+        });
       }
       await sse.data(mapped instanceof ApiError ? answer.body : internalErrorBody(prepared.requestId));
     } finally {

@@ -58,7 +58,12 @@ export class ChatService {
   ) {}
 
   /** Everything that can fail with a 4xx before generation starts. */
-  async prepare(body: unknown, requestId: string, arrivedAt: bigint, signal: AbortSignal): Promise<PreparedChat> {
+  async prepare(
+    body: unknown,
+    requestId: string,
+    arrivedAt: bigint,
+    signal: AbortSignal,
+  ): Promise<PreparedChat> {
     const { dto, parts } = validateChatRequest(body);
     if (this.lifecycle.draining) {
       this.metrics.requestsRejected.inc({ reason: 'draining' });
@@ -73,7 +78,11 @@ export class ChatService {
     if (n > this.config.maxN) throw ApiError.badRequest(`n must be at most ${this.config.maxN}`, 'n');
     const maxTokens = resolveMaxTokens(dto, this.config);
     if (dto.logprobs && !entry.model.capabilities.logprobs) {
-      throw ApiError.badRequest(`logprobs are not supported by model '${entry.id}'`, 'logprobs', 'unsupported');
+      throw ApiError.badRequest(
+        `logprobs are not supported by model '${entry.id}'`,
+        'logprobs',
+        'unsupported',
+      );
     }
     if ((dto.top_logprobs ?? 0) > this.config.maxTopLogprobs) {
       throw ApiError.badRequest(`top_logprobs must be at most ${this.config.maxTopLogprobs}`, 'top_logprobs');
@@ -103,7 +112,9 @@ export class ChatService {
     };
     try {
       const loaded = await this.loadImages(wanted, signal);
-      const requests = Array.from({ length: n }, (_, i) => toBackendRequest(dto, parts, loaded, maxTokens, i));
+      const requests = Array.from({ length: n }, (_, i) =>
+        toBackendRequest(dto, parts, loaded, maxTokens, i),
+      );
       return {
         id: `chatcmpl-${randomUUID().replace(/-/g, '')}`,
         created: Math.floor(Date.now() / 1000),
@@ -121,7 +132,10 @@ export class ChatService {
     }
   }
 
-  private async loadImages(wanted: Array<{ url: string; param: string }>, signal: AbortSignal): Promise<Uint8Array[]> {
+  private async loadImages(
+    wanted: Array<{ url: string; param: string }>,
+    signal: AbortSignal,
+  ): Promise<Uint8Array[]> {
     let totalPixels = 0;
     const out: Uint8Array[] = [];
     // Sequential: bounded memory and connections per request; the count is capped above.
@@ -167,7 +181,12 @@ export class ChatService {
             metrics: this.metrics,
             arrivedAt: prepared.arrivedAt,
             onFinished: (info) =>
-              this.events.emitFinished({ requestId: prepared.requestId, model: prepared.entry.id, choice, ...info }),
+              this.events.emitFinished({
+                requestId: prepared.requestId,
+                model: prepared.entry.id,
+                choice,
+                ...info,
+              }),
           })) {
             queue.push({ choice, event });
           }
@@ -208,7 +227,8 @@ export class ChatService {
 
   /** Maps engine and unexpected errors to API errors (RequestError → 400). */
   static toApiError(error: unknown): unknown {
-    if (error instanceof RequestError) return ApiError.badRequest(error.message, error.param ?? null, 'invalid_request');
+    if (error instanceof RequestError)
+      return ApiError.badRequest(error.message, error.param ?? null, 'invalid_request');
     return error;
   }
 

@@ -60,7 +60,8 @@ export async function* runChoice(ctx: ChoiceContext): AsyncGenerator<ChoiceEvent
       const n = delta.tokenIds.length;
       if (n > 0) {
         const now = process.hrtime.bigint();
-        if (lastTokenAt === undefined) ctx.metrics.timeToFirstToken.observe(labels, seconds(ctx.arrivedAt, now));
+        if (lastTokenAt === undefined)
+          ctx.metrics.timeToFirstToken.observe(labels, seconds(ctx.arrivedAt, now));
         else ctx.metrics.interTokenLatency.observe(labels, seconds(lastTokenAt, now) / n);
         lastTokenAt = now;
       }
@@ -72,14 +73,23 @@ export async function* runChoice(ctx: ChoiceContext): AsyncGenerator<ChoiceEvent
       }
       tokenIndex += n;
       if (delta.finishReason) {
-        const usage = delta.usage ?? { ...emptyUsage(), completionTokens: tokenIndex, totalTokens: tokenIndex, latentSteps: latentCount };
+        const usage = delta.usage ?? {
+          ...emptyUsage(),
+          completionTokens: tokenIndex,
+          totalTokens: tokenIndex,
+          latentSteps: latentCount,
+        };
         finished = true;
         ctx.metrics.promptTokens.inc(labels, usage.promptTokens);
         ctx.metrics.generationTokens.inc(labels, usage.completionTokens);
         ctx.metrics.latentSteps.inc(labels, usage.latentSteps);
         ctx.metrics.requestSuccess.inc({ ...labels, finished_reason: delta.finishReason });
         ctx.metrics.e2eLatency.observe(labels, seconds(ctx.arrivedAt));
-        finishedInfo = { finishReason: delta.finishReason, completionTokens: usage.completionTokens, started: true };
+        finishedInfo = {
+          finishReason: delta.finishReason,
+          completionTokens: usage.completionTokens,
+          started: true,
+        };
         yield {
           kind: 'final',
           finishReason: delta.finishReason,

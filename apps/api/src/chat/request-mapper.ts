@@ -22,7 +22,8 @@ export function imageParts(parts: ContentPartDto[][]): Array<{ url: string; para
   const out: Array<{ url: string; param: string }> = [];
   parts.forEach((message, i) =>
     message.forEach((part, j) => {
-      if (part.type === 'image_url') out.push({ url: part.image_url.url, param: `messages[${i}].content[${j}].image_url.url` });
+      if (part.type === 'image_url')
+        out.push({ url: part.image_url.url, param: `messages[${i}].content[${j}].image_url.url` });
     }),
   );
   return out;
@@ -44,7 +45,9 @@ export function toBackendRequest(
     const role = message.role === 'developer' ? 'system' : message.role;
     if (typeof message.content === 'string') return { role, content: message.content };
     const content: ContentPart[] = parts[i].map((part) =>
-      part.type === 'text' ? { type: 'text', text: part.text } : { type: 'image', image: images[imageIndex++] },
+      part.type === 'text'
+        ? { type: 'text', text: part.text }
+        : { type: 'image', image: images[imageIndex++] },
     );
     return { role, content };
   });
@@ -83,7 +86,8 @@ export function toBackendRequest(
 }
 
 function stripUndefined<T>(value: T): T {
-  if (Array.isArray(value) || value === null || typeof value !== 'object' || value instanceof Uint8Array) return value;
+  if (Array.isArray(value) || value === null || typeof value !== 'object' || value instanceof Uint8Array)
+    return value;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = stripUndefined(v);
   return out as T;

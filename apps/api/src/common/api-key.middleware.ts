@@ -17,7 +17,9 @@ export function apiKeyMiddleware(keys: readonly string[]) {
     const header = req.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (!match) {
-      return next(new ApiError(401, 'Missing API key: send Authorization: Bearer <key>', { code: 'missing_api_key' }));
+      return next(
+        new ApiError(401, 'Missing API key: send Authorization: Bearer <key>', { code: 'missing_api_key' }),
+      );
     }
     const candidate = digest(match[1]);
     let ok = false;

@@ -101,9 +101,11 @@ type Env = Record<string, string | undefined>;
 function intVar(env: Env, name: string, fallback: number, min = 0): number {
   const raw = env[name];
   if (raw === undefined || raw.trim() === '') return fallback;
-  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be a non-negative integer, got "${raw}"`);
+  if (!/^\d+$/.test(raw.trim()))
+    throw new ConfigError(`${name} must be a non-negative integer, got "${raw}"`);
   const value = Number(raw.trim());
-  if (!Number.isSafeInteger(value) || value < min) throw new ConfigError(`${name} must be an integer >= ${min}`);
+  if (!Number.isSafeInteger(value) || value < min)
+    throw new ConfigError(`${name} must be an integer >= ${min}`);
   return value;
 }
 
@@ -127,7 +129,9 @@ export function readApiKeys(env: Env): string[] {
     try {
       text = fs.readFileSync(file, 'utf8');
     } catch (error) {
-      throw new ConfigError(`LVR_API_KEYS_FILE cannot be read: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+      throw new ConfigError(
+        `LVR_API_KEYS_FILE cannot be read: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
+      );
     }
     for (const line of text.split(/\r?\n/)) {
       const key = line.trim();

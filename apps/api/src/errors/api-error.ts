@@ -23,7 +23,12 @@ export class ApiError extends Error {
   constructor(
     readonly status: number,
     message: string,
-    readonly options: { param?: string | null; code?: string | null; type?: string; headers?: Record<string, string> } = {},
+    readonly options: {
+      param?: string | null;
+      code?: string | null;
+      type?: string;
+      headers?: Record<string, string>;
+    } = {},
   ) {
     super(message);
     this.name = 'ApiError';
@@ -45,7 +50,10 @@ export class ApiError extends Error {
   }
 
   static modelNotFound(model: string): ApiError {
-    return new ApiError(404, `The model '${model}' does not exist`, { param: 'model', code: 'model_not_found' });
+    return new ApiError(404, `The model '${model}' does not exist`, {
+      param: 'model',
+      code: 'model_not_found',
+    });
   }
 
   static overloaded(retryAfterSeconds: number): ApiError {

@@ -23,10 +23,18 @@ const BODY_PARSER_ANSWERS: Record<string, { status: number; message: string; cod
   'entity.too.large': { status: 413, message: 'Request body too large', code: 'request_too_large' },
   'entity.parse.failed': { status: 400, message: 'Request body is not valid JSON', code: 'invalid_json' },
   'entity.verify.failed': { status: 400, message: 'Request body verification failed', code: 'invalid_body' },
-  'encoding.unsupported': { status: 415, message: 'Unsupported content encoding', code: 'unsupported_encoding' },
+  'encoding.unsupported': {
+    status: 415,
+    message: 'Unsupported content encoding',
+    code: 'unsupported_encoding',
+  },
   'charset.unsupported': { status: 415, message: 'Unsupported charset', code: 'unsupported_charset' },
   'request.aborted': { status: 400, message: 'Request aborted', code: 'request_aborted' },
-  'request.size.invalid': { status: 400, message: 'Request size did not match Content-Length', code: 'invalid_body' },
+  'request.size.invalid': {
+    status: 400,
+    message: 'Request size did not match Content-Length',
+    code: 'invalid_body',
+  },
   'stream.encoding.set': { status: 500, message: 'Internal server error', code: 'internal_error' },
   'parameters.too.many': { status: 413, message: 'Too many parameters', code: 'request_too_large' },
 };
@@ -47,7 +55,10 @@ function simple(status: number, message: string, code: string | null, param: str
 /** Maps any thrown value to an OpenAI error object. Unknown errors become a 500 naming only the request id. */
 export function toAnswer(exception: unknown, requestId: string): { answer: Answer; unexpected: boolean } {
   if (exception instanceof ApiError) {
-    return { answer: { status: exception.status, body: exception.body(), headers: exception.options.headers }, unexpected: false };
+    return {
+      answer: { status: exception.status, body: exception.body(), headers: exception.options.headers },
+      unexpected: false,
+    };
   }
   if (exception instanceof HttpException) {
     const status = exception.getStatus();
@@ -62,7 +73,8 @@ export function toAnswer(exception: unknown, requestId: string): { answer: Answe
     return { answer: simple(status, message, code), unexpected: false };
   }
   const fromParser = bodyParserError(exception);
-  if (fromParser) return { answer: { status: fromParser.status, body: fromParser.body() }, unexpected: false };
+  if (fromParser)
+    return { answer: { status: fromParser.status, body: fromParser.body() }, unexpected: false };
   const like = (typeof exception === 'object' && exception !== null ? exception : {}) as HttpLikeError;
   const status = like.status ?? like.statusCode;
   if (like.expose === true && typeof status === 'number' && status >= 400 && status < 500) {

@@ -24,7 +24,10 @@ export class HealthController {
     const draining = this.lifecycle.draining;
     const ok = r.ready && !draining;
     res.status(ok ? 200 : 503);
-    return { status: draining ? 'draining' : ok ? 'ready' : notReadyStatus(r.state, r.models.length), models: r.models };
+    return {
+      status: draining ? 'draining' : ok ? 'ready' : notReadyStatus(r.state, r.models.length),
+      models: r.models,
+    };
   }
 }
 

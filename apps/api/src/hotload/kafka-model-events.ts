@@ -20,7 +20,12 @@ export class KafkaModelEvents implements ModelEventsSource {
     private readonly logger: JsonLogger,
     private readonly fromBeginning = false,
   ) {
-    this.kafka = new Kafka({ clientId: 'lvr-api', brokers, logLevel: logLevel.NOTHING, retry: { retries: 5 } });
+    this.kafka = new Kafka({
+      clientId: 'lvr-api',
+      brokers,
+      logLevel: logLevel.NOTHING,
+      retry: { retries: 5 },
+    });
   }
 
   async start(handle: (event: RawModelEvent) => Promise<void>): Promise<void> {
@@ -47,7 +52,10 @@ export class KafkaModelEvents implements ModelEventsSource {
       },
     });
     await joined;
-    this.logger.info('subscribed to model events', { topic: Topics.modelsPublished, group: this.consumerName });
+    this.logger.info('subscribed to model events', {
+      topic: Topics.modelsPublished,
+      group: this.consumerName,
+    });
   }
 
   async reject(event: RawModelEvent, reason: string): Promise<void> {

@@ -53,13 +53,15 @@ export class ModelHotLoader implements OnApplicationBootstrap, OnApplicationShut
     if (!this.source) return;
     const source = this.source;
     // Kafka may be down at boot; the API serves its configured models regardless.
-    this.started = source.start((event) => this.handle(event)).then(
-      () => true,
-      (error: unknown) => {
-        this.logger.emit('error', 'model events unavailable', { error: (error as Error).message });
-        return false;
-      },
-    );
+    this.started = source
+      .start((event) => this.handle(event))
+      .then(
+        () => true,
+        (error: unknown) => {
+          this.logger.emit('error', 'model events unavailable', { error: (error as Error).message });
+          return false;
+        },
+      );
   }
 
   /** Resolves true once subscribed (false without a source or when subscribing failed). */
@@ -72,7 +74,11 @@ export class ModelHotLoader implements OnApplicationBootstrap, OnApplicationShut
     const parsed = parseMessage(ModelPublished, event.value ?? Buffer.alloc(0), { forbidUnknown: false });
     if (!parsed.ok) {
       const reason = `invalid ModelPublished: ${describeErrors(parsed.errors)}`;
-      this.logger.emit('warn', 'model event rejected', { partition: event.partition, offset: event.offset, reason });
+      this.logger.emit('warn', 'model event rejected', {
+        partition: event.partition,
+        offset: event.offset,
+        reason,
+      });
       await this.source?.reject(event, reason).catch(() => undefined);
       return;
     }
@@ -84,7 +90,11 @@ export class ModelHotLoader implements OnApplicationBootstrap, OnApplicationShut
       this.loadedVersions.set(message.modelId, message.version);
     } catch (error) {
       const reason = `cannot load ${message.bundleUri}: ${(error as Error).message}`;
-      this.logger.emit('error', 'model hot-load failed', { model: message.modelId, version: message.version, reason });
+      this.logger.emit('error', 'model hot-load failed', {
+        model: message.modelId,
+        version: message.version,
+        reason,
+      });
       await this.source?.reject(event, reason).catch(() => undefined);
     }
   }

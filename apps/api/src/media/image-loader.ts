@@ -55,11 +55,12 @@ export class ImageLoader {
         throw new ImageError('image_url.url is not a valid URL', 'invalid_image_url');
       }
       if (parsed.protocol === 'http:' || parsed.protocol === 'https:') {
-        if (!this.limits.remoteFetch) throw new ImageError('http(s) image URLs are disabled on this server', 'remote_fetch_disabled');
+        if (!this.limits.remoteFetch)
+          throw new ImageError('http(s) image URLs are disabled on this server', 'remote_fetch_disabled');
         bytes = await this.fromHttp(parsed, signal);
-      }
-      else if (parsed.protocol === 'file:') bytes = await this.fromFile(parsed);
-      else throw new ImageError(`image URL scheme '${parsed.protocol}' is not supported`, 'unsupported_scheme');
+      } else if (parsed.protocol === 'file:') bytes = await this.fromFile(parsed);
+      else
+        throw new ImageError(`image URL scheme '${parsed.protocol}' is not supported`, 'unsupported_scheme');
     }
     return this.probe(bytes);
   }
@@ -68,9 +69,14 @@ export class ImageLoader {
     const comma = url.indexOf(',');
     const header = comma > 0 ? url.slice(5, comma) : '';
     const m = /^([a-z0-9.+-]+\/[a-z0-9.+-]+)?((?:;[a-z0-9-]+=[^;,]*)*);base64$/i.exec(header);
-    if (!m) throw new ImageError('Only base64 data URLs are supported (data:image/<type>;base64,...)', 'invalid_data_url');
+    if (!m)
+      throw new ImageError(
+        'Only base64 data URLs are supported (data:image/<type>;base64,...)',
+        'invalid_data_url',
+      );
     const mime = (m[1] ?? '').toLowerCase();
-    if (!mime.startsWith('image/')) throw new ImageError(`data URL media type '${mime || 'none'}' is not an image`, 'invalid_content_type');
+    if (!mime.startsWith('image/'))
+      throw new ImageError(`data URL media type '${mime || 'none'}' is not an image`, 'invalid_content_type');
     const payload = url.slice(comma + 1);
     if (Math.floor((payload.length * 3) / 4) > this.limits.maxImageBytes + 3) {
       throw new ImageError(`image larger than ${this.limits.maxImageBytes} bytes`, 'image_too_large');
@@ -88,7 +94,8 @@ export class ImageLoader {
 
   private async fromFile(url: URL): Promise<Buffer> {
     const root = this.limits.allowedLocalMediaDir;
-    if (!root || url.host !== '') throw new ImageError('file:// image URLs are not allowed', 'file_url_not_allowed');
+    if (!root || url.host !== '')
+      throw new ImageError('file:// image URLs are not allowed', 'file_url_not_allowed');
     let real: string;
     let realRoot: string;
     try {
@@ -98,7 +105,10 @@ export class ImageLoader {
       throw new ImageError('image file not found', 'image_not_found');
     }
     if (real !== realRoot && !real.startsWith(realRoot + path.sep)) {
-      throw new ImageError('file:// image URLs must point inside the allowed media directory', 'file_url_not_allowed');
+      throw new ImageError(
+        'file:// image URLs must point inside the allowed media directory',
+        'file_url_not_allowed',
+      );
     }
     const stat = await fs.stat(real);
     if (!stat.isFile()) throw new ImageError('image file not found', 'image_not_found');
@@ -124,7 +134,8 @@ export class ImageLoader {
         throw new ImageError(`cannot resolve image host '${hostname}'`, 'image_fetch_failed');
       }
     }
-    if (addresses.length === 0) throw new ImageError(`cannot resolve image host '${hostname}'`, 'image_fetch_failed');
+    if (addresses.length === 0)
+      throw new ImageError(`cannot resolve image host '${hostname}'`, 'image_fetch_failed');
     if (!this.isAllowListed(hostname) && !addresses.every(isPublicAddress)) {
       throw new ImageError(
         `image URL host '${hostname}' resolves to a private, loopback or link-local address`,
@@ -140,7 +151,8 @@ export class ImageLoader {
       const address = await this.checkedAddress(url);
       const result = await this.request(url, address, signal);
       if ('location' in result) {
-        if (hop >= this.limits.maxRedirects) throw new ImageError('too many redirects fetching the image', 'too_many_redirects');
+        if (hop >= this.limits.maxRedirects)
+          throw new ImageError('too many redirects fetching the image', 'too_many_redirects');
         let next: URL;
         try {
           next = new URL(result.location, url);
@@ -157,7 +169,11 @@ export class ImageLoader {
     }
   }
 
-  private request(url: URL, address: string, signal?: AbortSignal): Promise<{ body: Buffer } | { location: string }> {
+  private request(
+    url: URL,
+    address: string,
+    signal?: AbortSignal,
+  ): Promise<{ body: Buffer } | { location: string }> {
     const limits = this.limits;
     const hostname = url.hostname.replace(/^\[|\]$/g, '');
     const mod = url.protocol === 'https:' ? https : http;
@@ -193,13 +209,20 @@ export class ImageLoader {
         limits.connectTimeoutMs + limits.readTimeoutMs,
       );
       req.on('socket', (socket) => {
-        socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => clearTimeout(connectTimer));
+        socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () =>
+          clearTimeout(connectTimer),
+        );
       });
       req.setTimeout(limits.readTimeoutMs, () =>
         finish(new ImageError('timed out reading the image', 'image_fetch_timeout')),
       );
       req.on('error', (error: NodeJS.ErrnoException) =>
-        finish(new ImageError(`could not fetch the image (${error.code ?? 'network error'})`, 'image_fetch_failed')),
+        finish(
+          new ImageError(
+            `could not fetch the image (${error.code ?? 'network error'})`,
+            'image_fetch_failed',
+          ),
+        ),
       );
       req.on('response', (res) => {
         clearTimeout(connectTimer);
@@ -207,7 +230,8 @@ export class ImageLoader {
         if ([301, 302, 303, 307, 308].includes(status)) {
           res.resume();
           const location = res.headers.location;
-          if (!location) return finish(new ImageError('image redirect without a Location', 'image_fetch_failed'));
+          if (!location)
+            return finish(new ImageError('image redirect without a Location', 'image_fetch_failed'));
           return finish(undefined, { location });
         }
         if (status !== 200) {
@@ -217,7 +241,12 @@ export class ImageLoader {
         const type = String(res.headers['content-type'] ?? '').toLowerCase();
         if (!type.startsWith('image/')) {
           res.resume();
-          return finish(new ImageError(`image URL content type '${type || 'none'}' is not an image`, 'invalid_content_type'));
+          return finish(
+            new ImageError(
+              `image URL content type '${type || 'none'}' is not an image`,
+              'invalid_content_type',
+            ),
+          );
         }
         const declared = Number(res.headers['content-length'] ?? NaN);
         if (Number.isFinite(declared) && declared > limits.maxImageBytes) {
@@ -228,7 +257,9 @@ export class ImageLoader {
         res.on('data', (chunk: Buffer) => {
           size += chunk.length;
           if (size > limits.maxImageBytes) {
-            return finish(new ImageError(`image larger than ${limits.maxImageBytes} bytes`, 'image_too_large'));
+            return finish(
+              new ImageError(`image larger than ${limits.maxImageBytes} bytes`, 'image_too_large'),
+            );
           }
           chunks.push(chunk);
         });
@@ -243,7 +274,7 @@ export class ImageLoader {
 
   /** Format and size check without decoding the pixels. */
   private async probe(bytes: Buffer): Promise<LoadedImage> {
-    let meta: Awaited<ReturnType<ReturnType<typeof sharp>["metadata"]>>;
+    let meta: Awaited<ReturnType<ReturnType<typeof sharp>['metadata']>>;
     try {
       meta = await sharp(bytes, { limitInputPixels: false, failOn: 'none' }).metadata();
     } catch {
@@ -260,6 +291,11 @@ export class ImageLoader {
         'image_too_large',
       );
     }
-    return { bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), width: meta.width, height: meta.height, format };
+    return {
+      bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+      width: meta.width,
+      height: meta.height,
+      format,
+    };
   }
 }

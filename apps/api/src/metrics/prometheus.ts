@@ -92,7 +92,9 @@ export class Histogram implements Metric {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
     for (const [key, s] of this.series) {
       const sep = key ? ',' : '';
-      this.buckets.forEach((b, i) => lines.push(`${this.name}_bucket{${key}${sep}le="${fmt(b)}"} ${s.counts[i]}`));
+      this.buckets.forEach((b, i) =>
+        lines.push(`${this.name}_bucket{${key}${sep}le="${fmt(b)}"} ${s.counts[i]}`),
+      );
       lines.push(`${this.name}_bucket{${key}${sep}le="+Inf"} ${s.count}`);
       lines.push(`${this.name}_sum${key ? `{${key}}` : ''} ${fmt(s.sum)}`);
       lines.push(`${this.name}_count${key ? `{${key}}` : ''} ${s.count}`);

@@ -13,6 +13,9 @@ export class DocsController {
 
   @Get(['docs', 'docs/openapi.json', 'openapi.json'])
   get(): Record<string, unknown> {
-    return buildOpenApiDocument(this.config, this.registry.list().map((e) => e.id));
+    return buildOpenApiDocument(
+      this.config,
+      this.registry.list().map((e) => e.id),
+    );
   }
 }

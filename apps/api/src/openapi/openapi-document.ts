@@ -60,7 +60,8 @@ export function buildOpenApiDocument(config: ApiConfig, modelIds: string[] = [])
                 url: {
                   type: 'string',
                   minLength: 1,
-                  description: 'data:image/...;base64,..., http(s):// (public hosts only) or allow-listed file://',
+                  description:
+                    'data:image/...;base64,..., http(s):// (public hosts only) or allow-listed file://',
                 },
                 detail: { enum: ['auto', 'low', 'high'] },
               },
@@ -79,7 +80,12 @@ export function buildOpenApiDocument(config: ApiConfig, modelIds: string[] = [])
                   type: 'array',
                   minItems: 1,
                   maxItems: LIMITS.maxParts,
-                  items: { anyOf: [{ $ref: '#/components/schemas/TextPart' }, { $ref: '#/components/schemas/ImagePart' }] },
+                  items: {
+                    anyOf: [
+                      { $ref: '#/components/schemas/TextPart' },
+                      { $ref: '#/components/schemas/ImagePart' },
+                    ],
+                  },
                 },
               ],
             },
@@ -142,7 +148,8 @@ export function buildOpenApiDocument(config: ApiConfig, modelIds: string[] = [])
             add_generation_prompt: { type: 'boolean' },
             continue_final_message: {
               type: 'boolean',
-              description: 'continue the last (assistant, text-only) message, e.g. "<|lvr_start|>" to open a latent block',
+              description:
+                'continue the last (assistant, text-only) message, e.g. "<|lvr_start|>" to open a latent block',
             },
             lvr: {
               type: 'object',
@@ -150,7 +157,10 @@ export function buildOpenApiDocument(config: ApiConfig, modelIds: string[] = [])
               properties: {
                 strategy: { enum: [...LVR_STRATEGIES] },
                 steps: { type: 'integer', minimum: 0, maximum: LIMITS.maxLatentSteps },
-                return_trace: { type: 'boolean', description: 'return latent placeholder tokens as choices[].lvr.trace' },
+                return_trace: {
+                  type: 'boolean',
+                  description: 'return latent placeholder tokens as choices[].lvr.trace',
+                },
               },
             },
           },
@@ -224,7 +234,9 @@ export function buildOpenApiDocument(config: ApiConfig, modelIds: string[] = [])
           operationId: 'createChatCompletion',
           requestBody: {
             required: true,
-            content: { 'application/json': { schema: { $ref: '#/components/schemas/ChatCompletionRequest' } } },
+            content: {
+              'application/json': { schema: { $ref: '#/components/schemas/ChatCompletionRequest' } },
+            },
           },
           responses: {
             '200': {
@@ -256,7 +268,10 @@ export function buildOpenApiDocument(config: ApiConfig, modelIds: string[] = [])
                   schema: {
                     type: 'object',
                     required: ['object', 'data'],
-                    properties: { object: { const: 'list' }, data: { type: 'array', items: { $ref: '#/components/schemas/Model' } } },
+                    properties: {
+                      object: { const: 'list' },
+                      data: { type: 'array', items: { $ref: '#/components/schemas/Model' } },
+                    },
                   },
                 },
               },
@@ -273,31 +288,50 @@ export function buildOpenApiDocument(config: ApiConfig, modelIds: string[] = [])
               name: 'model',
               in: 'path',
               required: true,
-              schema: { type: 'string', minLength: 1, ...(modelIds.length > 0 ? { examples: modelIds } : {}) },
+              schema: {
+                type: 'string',
+                minLength: 1,
+                ...(modelIds.length > 0 ? { examples: modelIds } : {}),
+              },
             },
           ],
           responses: {
-            '200': { description: 'The model', content: { 'application/json': { schema: { $ref: '#/components/schemas/Model' } } } },
+            '200': {
+              description: 'The model',
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/Model' } } },
+            },
             '401': errorResponse('Missing or wrong API key'),
             '404': errorResponse('Unknown model'),
           },
         },
       },
       '/health/live': {
-        get: { operationId: 'live', security: [], responses: { '200': { description: 'The process answers' } } },
+        get: {
+          operationId: 'live',
+          security: [],
+          responses: { '200': { description: 'The process answers' } },
+        },
       },
       '/health/ready': {
         get: {
           operationId: 'ready',
           security: [],
-          responses: { '200': { description: 'Models loaded' }, '503': { description: 'Loading, failed or draining' } },
+          responses: {
+            '200': { description: 'Models loaded' },
+            '503': { description: 'Loading, failed or draining' },
+          },
         },
       },
       '/metrics': {
         get: {
           operationId: 'metrics',
           security: [],
-          responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } },
+          responses: {
+            '200': {
+              description: 'Prometheus text format',
+              content: { 'text/plain': { schema: { type: 'string' } } },
+            },
+          },
         },
       },
     },

@@ -74,8 +74,7 @@ function IsMessageContent(options?: ValidationOptions): PropertyDecorator {
         validate: (value: unknown) =>
           (typeof value === 'string' && value.length <= LIMITS.maxTextChars) ||
           (Array.isArray(value) && value.length >= 1 && value.length <= LIMITS.maxParts),
-        defaultMessage: () =>
-          `content must be a string or an array of 1 to ${LIMITS.maxParts} content parts`,
+        defaultMessage: () => `content must be a string or an array of 1 to ${LIMITS.maxParts} content parts`,
       },
     },
     options,

@@ -14,12 +14,14 @@ const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 /** Rejects prototype-pollution keys and absurd nesting before class-transformer copies the body. */
 function checkShape(value: unknown, path: string, depth: number): void {
-  if (depth > MAX_DEPTH) throw ApiError.badRequest(`Request nesting deeper than ${MAX_DEPTH} levels`, path || null);
+  if (depth > MAX_DEPTH)
+    throw ApiError.badRequest(`Request nesting deeper than ${MAX_DEPTH} levels`, path || null);
   if (Array.isArray(value)) {
     value.forEach((v, i) => checkShape(v, `${path}[${i}]`, depth + 1));
   } else if (value !== null && typeof value === 'object') {
     for (const key of Object.keys(value)) {
-      if (FORBIDDEN_KEYS.has(key)) throw ApiError.badRequest(`Forbidden field name '${key}'`, path ? `${path}.${key}` : key);
+      if (FORBIDDEN_KEYS.has(key))
+        throw ApiError.badRequest(`Forbidden field name '${key}'`, path ? `${path}.${key}` : key);
       checkShape((value as Record<string, unknown>)[key], path ? `${path}.${key}` : key, depth + 1);
     }
   }
@@ -31,12 +33,18 @@ function joinPath(prefix: string, property: string): string {
 }
 
 /** First leaf error → OpenAI `param` path (`messages[0].content[1].image_url.url`) and its message. */
-export function firstError(errors: ValidationError[], prefix = ''): { param: string; message: string } | undefined {
+export function firstError(
+  errors: ValidationError[],
+  prefix = '',
+): { param: string; message: string } | undefined {
   for (const error of errors) {
     const path = joinPath(prefix, error.property);
     if (error.constraints && Object.keys(error.constraints).length > 0) {
       const message = Object.values(error.constraints)[0];
-      return { param: path, message: message.replace(new RegExp(`^${escapeRegExp(error.property)}\\b`), path) };
+      return {
+        param: path,
+        message: message.replace(new RegExp(`^${escapeRegExp(error.property)}\\b`), path),
+      };
     }
     const nested = firstError(error.children ?? [], path);
     if (nested) return nested;
@@ -50,7 +58,10 @@ function escapeRegExp(s: string): string {
 
 function validateAs<T extends object>(cls: ClassConstructor<T>, plain: unknown, prefix: string): T {
   const instance = plainToInstance(cls, plain, { enableImplicitConversion: false });
-  const errors = validateSync(instance, { forbidUnknownValues: false, validationError: { target: false, value: false } });
+  const errors = validateSync(instance, {
+    forbidUnknownValues: false,
+    validationError: { target: false, value: false },
+  });
   const first = firstError(errors, prefix);
   if (first) throw ApiError.badRequest(first.message, first.param);
   return instance;
@@ -88,7 +99,8 @@ export function validateChatRequest(body: unknown): ValidatedChatRequest {
           `${path}.type`,
         );
       }
-      const parsed = type === 'text' ? validateAs(TextPartDto, part, path) : validateAs(ImagePartDto, part, path);
+      const parsed =
+        type === 'text' ? validateAs(TextPartDto, part, path) : validateAs(ImagePartDto, part, path);
       if (parsed.type === 'image_url' && message.role !== 'user') {
         throw ApiError.badRequest(`Images are only accepted in user messages`, `${path}.image_url`);
       }
@@ -107,19 +119,32 @@ function checkCrossFields(dto: ChatCompletionRequestDto): void {
     throw ApiError.badRequest('top_logprobs requires logprobs to be true', 'top_logprobs');
   }
   if (dto.presence_penalty) {
-    throw ApiError.badRequest('presence_penalty is not supported (use repetition_penalty)', 'presence_penalty', 'unsupported');
+    throw ApiError.badRequest(
+      'presence_penalty is not supported (use repetition_penalty)',
+      'presence_penalty',
+      'unsupported',
+    );
   }
   if (dto.frequency_penalty) {
-    throw ApiError.badRequest('frequency_penalty is not supported (use repetition_penalty)', 'frequency_penalty', 'unsupported');
+    throw ApiError.badRequest(
+      'frequency_penalty is not supported (use repetition_penalty)',
+      'frequency_penalty',
+      'unsupported',
+    );
   }
   if (dto.continue_final_message) {
     if (dto.add_generation_prompt === false) {
-      throw ApiError.badRequest('continue_final_message needs the generation prompt (add_generation_prompt must not be false)', 'add_generation_prompt');
+      throw ApiError.badRequest(
+        'continue_final_message needs the generation prompt (add_generation_prompt must not be false)',
+        'add_generation_prompt',
+      );
     }
     const last = dto.messages[dto.messages.length - 1];
     const textOnly =
       typeof last.content === 'string' ||
-      last.content.every((p) => typeof p === 'object' && p !== null && (p as { type?: unknown }).type === 'text');
+      last.content.every(
+        (p) => typeof p === 'object' && p !== null && (p as { type?: unknown }).type === 'text',
+      );
     if (last.role !== 'assistant' || !textOnly) {
       throw ApiError.badRequest(
         'continue_final_message requires the last message to be an assistant message with text only',
@@ -127,10 +152,20 @@ function checkCrossFields(dto: ChatCompletionRequestDto): void {
       );
     }
     if (dto.messages.length < 2) {
-      throw ApiError.badRequest('continue_final_message needs a message before the assistant prefix', 'messages');
+      throw ApiError.badRequest(
+        'continue_final_message needs a message before the assistant prefix',
+        'messages',
+      );
     }
   }
-  if (dto.max_tokens !== undefined && dto.max_completion_tokens !== undefined && dto.max_tokens !== dto.max_completion_tokens) {
-    throw ApiError.badRequest('max_tokens and max_completion_tokens disagree; send one of them', 'max_completion_tokens');
+  if (
+    dto.max_tokens !== undefined &&
+    dto.max_completion_tokens !== undefined &&
+    dto.max_tokens !== dto.max_completion_tokens
+  ) {
+    throw ApiError.badRequest(
+      'max_tokens and max_completion_tokens disagree; send one of them',
+      'max_completion_tokens',
+    );
   }
 }

@@ -128,12 +128,21 @@ export class ModelRegistry {
       Math.floor(Date.now() / 1000),
       source.version,
       (closed, error) =>
-        this.logger.info('model version closed', { model: closed.id, version: closed.version, error: error ? String(error) : undefined }),
+        this.logger.info('model version closed', {
+          model: closed.id,
+          version: closed.version,
+          error: error ? String(error) : undefined,
+        }),
     );
     const previous = this.entries.get(id);
     this.entries.set(id, entry);
     previous?.retire();
-    this.logger.info('model loaded', { model: id, version: source.version, ms: Date.now() - started, replaced: !!previous });
+    this.logger.info('model loaded', {
+      model: id,
+      version: source.version,
+      ms: Date.now() - started,
+      replaced: !!previous,
+    });
     return entry;
   }
 

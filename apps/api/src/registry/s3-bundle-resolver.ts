@@ -21,7 +21,8 @@ export class S3BundleResolver implements BundleResolver {
 
   async resolve(uri: string): Promise<string> {
     if (!isS3Uri(uri)) {
-      if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri) && !uri.startsWith('file://')) throw new Error(`unsupported bundle URI ${uri}`);
+      if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri) && !uri.startsWith('file://'))
+        throw new Error(`unsupported bundle URI ${uri}`);
       return uri.startsWith('file://') ? new URL(uri).pathname : uri;
     }
     const { bucket, key } = parseS3Uri(uri);
@@ -31,7 +32,12 @@ export class S3BundleResolver implements BundleResolver {
     }
     const marker = (await this.store.get(bucket, joinKey(prefix, '_COMPLETE'))).toString('utf8');
     const digest = /"manifest_sha256"\s*:\s*"([0-9a-f]{8,64})"/.exec(marker)?.[1] ?? 'unknown';
-    const target = path.join(this.cacheDir, bucket, prefix.replace(/[^A-Za-z0-9._/-]/g, '_'), digest.slice(0, 16));
+    const target = path.join(
+      this.cacheDir,
+      bucket,
+      prefix.replace(/[^A-Za-z0-9._/-]/g, '_'),
+      digest.slice(0, 16),
+    );
     if (fs.existsSync(path.join(target, '_COMPLETE'))) return target;
     const staging = `${target}.partial-${process.pid}-${Date.now()}`;
     fs.mkdirSync(staging, { recursive: true });

@@ -51,7 +51,8 @@ export class SequenceScheduler {
 
   /** Reserves `size` sequences or throws OverloadedError. */
   admit(size: number): Admission {
-    if (this.runningCount + this.waiting + size > this.maxRunning + this.maxWaiting) throw new OverloadedError();
+    if (this.runningCount + this.waiting + size > this.maxRunning + this.maxWaiting)
+      throw new OverloadedError();
     this.reserved += size;
     let left = size;
     const takeReservation = (): boolean => {

@@ -1,5 +1,10 @@
 import type { GenerateOptions, ModelInfo } from '@lvr/engine';
-import type { BackendDelta, BackendRequest, InferenceBackend, LoadedModel } from '../../src/inference/backend';
+import type {
+  BackendDelta,
+  BackendRequest,
+  InferenceBackend,
+  LoadedModel,
+} from '../../src/inference/backend';
 
 /**
  * A scripted backend for unit tests of pure HTTP logic (validation, errors, auth, SSE framing, scheduling).
@@ -100,7 +105,18 @@ export class FakeBackend implements InferenceBackend {
           finishReason: null,
           logprobs:
             request.topLogprobs !== undefined
-              ? [{ token: text, logprob: -0.5, bytes: [...Buffer.from(text)], topLogprobs: Array.from({ length: request.topLogprobs }, (_, k) => ({ token: `alt${k}`, logprob: -1 - k, bytes: null })) }]
+              ? [
+                  {
+                    token: text,
+                    logprob: -0.5,
+                    bytes: [...Buffer.from(text)],
+                    topLogprobs: Array.from({ length: request.topLogprobs }, (_, k) => ({
+                      token: `alt${k}`,
+                      logprob: -1 - k,
+                      bytes: null,
+                    })),
+                  },
+                ]
               : undefined,
         };
       }

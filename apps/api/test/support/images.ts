@@ -1,7 +1,11 @@
 import sharp from 'sharp';
 
 /** A small solid-colour PNG (real image bytes for data URLs and the local image server). */
-export async function pngBytes(width = 56, height = 56, rgb: [number, number, number] = [200, 30, 30]): Promise<Buffer> {
+export async function pngBytes(
+  width = 56,
+  height = 56,
+  rgb: [number, number, number] = [200, 30, 30],
+): Promise<Buffer> {
   return sharp({ create: { width, height, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } })
     .png()
     .toBuffer();

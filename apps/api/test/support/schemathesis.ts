@@ -22,7 +22,9 @@ export function ensureSchemathesis(): string {
       timeout: 600_000,
     });
   } catch (error) {
-    throw new Error(`installing schemathesis ${SCHEMATHESIS_VERSION} into ${venv} failed: ${(error as Error).message}`);
+    throw new Error(
+      `installing schemathesis ${SCHEMATHESIS_VERSION} into ${venv} failed: ${(error as Error).message}`,
+    );
   }
   fs.writeFileSync(path.join(venv, '.complete'), `${SCHEMATHESIS_VERSION}\n`);
   return bin;

@@ -11,14 +11,22 @@ async function main(): Promise<void> {
   const backend = new FakeBackend();
   backend.script = { tokens: Array.from({ length: 40 }, (_, i) => `t${i} `), stepMs: 20 };
   const server = await serve({
-    config: { ...defaultConfig(), port: 0, modelsDir: emptyDir(), models: [{ uri: '/bundles/demo' }], logLevel: 'silent' },
+    config: {
+      ...defaultConfig(),
+      port: 0,
+      modelsDir: emptyDir(),
+      models: [{ uri: '/bundles/demo' }],
+      logLevel: 'silent',
+    },
     backend,
     logger: new JsonLogger('silent'),
   });
   process.stdout.write(`LISTENING ${server.url}\n`);
   process.once('SIGTERM', () => {
     server.drain().then(({ timedOut }) => {
-      process.stdout.write(`DRAINED timedOut=${timedOut} engineCalls=${backend.calls.length} allDone=${backend.calls.every((c) => c.done)}\n`);
+      process.stdout.write(
+        `DRAINED timedOut=${timedOut} engineCalls=${backend.calls.length} allDone=${backend.calls.every((c) => c.done)}\n`,
+      );
       process.exit(0);
     });
   });

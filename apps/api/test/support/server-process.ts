@@ -13,7 +13,10 @@ export interface ServerProcess {
 }
 
 /** Starts `apps/api/src/main.ts` (what `npm start` runs) on a free loopback port and waits for readiness. */
-export async function startServer(env: Record<string, string>, script = 'apps/api/src/main.ts'): Promise<ServerProcess> {
+export async function startServer(
+  env: Record<string, string>,
+  script = 'apps/api/src/main.ts',
+): Promise<ServerProcess> {
   const child = spawn(process.execPath, ['-r', '@swc-node/register', script], {
     cwd: REPO_ROOT,
     env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LVR_LOG_LEVEL: 'info', ...env },
