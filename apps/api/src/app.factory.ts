@@ -6,7 +6,7 @@ import { API_CONFIG, ApiConfig } from './config/api-config';
 import { apiKeyMiddleware } from './common/api-key.middleware';
 import { Lifecycle } from './common/lifecycle';
 import { ApiMetrics } from './metrics/api-metrics';
-import { requestIdMiddleware } from './common/request-context';
+import { requestIdMiddleware, requestIdOf, type RequestWithId } from './common/request-context';
 import { OpenAIExceptionFilter, bodyParserError } from './errors/openai-exception.filter';
 import { JsonLogger, LOGGER } from './logging/json-logger';
 
@@ -28,7 +28,17 @@ export async function createApp(options: AppModuleOptions = {}): Promise<NestExp
   app.use(requestIdMiddleware);
   app.use(lifecycle.track);
   app.use((req: Request, res: Response, next: NextFunction) => {
-    res.on('finish', () => metrics.httpRequests.inc({ method: req.method, status: String(res.statusCode) }));
+    res.on('finish', () => {
+      metrics.httpRequests.inc({ method: req.method, status: String(res.statusCode) });
+      const started = (req as RequestWithId).startedAt;
+      logger.emit(res.statusCode >= 500 ? 'warn' : 'debug', 'request', {
+        request_id: requestIdOf(req),
+        method: req.method,
+        path: req.path,
+        status: res.statusCode,
+        ms: started ? Number(process.hrtime.bigint() - started) / 1e6 : undefined,
+      });
+    });
     next();
   });
   app.use(apiKeyMiddleware(config.apiKeys));

@@ -4,6 +4,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parseSse, type SseJson } from './support/sse';
+import { DEMO_BUNDLE, startServer } from './support/server-process';
 
 const ROOT = path.resolve(__dirname, '../../..');
 
@@ -77,5 +78,46 @@ describe('graceful drain on SIGTERM', () => {
     );
     assert.equal(code, 0);
     assert.match(out, /DRAINED timedOut=false engineCalls=2 allDone=true/);
+  });
+
+  it('main.ts on the real engine: SIGTERM lets a running generation finish all its tokens, then exits 0', async () => {
+    const server = await startServer({
+      LVR_MODELS: `demo=${DEMO_BUNDLE}`,
+      LVR_MAX_COMPLETION_TOKENS: '3000',
+    });
+    const body = {
+      model: 'demo',
+      max_tokens: 3000,
+      ignore_eos: true,
+      stream: true,
+      stream_options: { include_usage: true },
+      messages: [{ role: 'user', content: 'Keep going.' }],
+    };
+    const firstByte = new Promise<void>((resolve, reject) => {
+      const req = http.request(
+        `${server.url}/v1/chat/completions`,
+        { method: 'POST', headers: { 'content-type': 'application/json' } },
+        (res) => {
+          let text = '';
+          res.once('data', () => resolve());
+          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('end', () => done(text));
+        },
+      );
+      req.on('error', reject);
+      req.end(JSON.stringify(body));
+    });
+    let done!: (text: string) => void;
+    const finished = new Promise<string>((resolve) => (done = resolve));
+    await firstByte;
+    server.child.kill('SIGTERM');
+    const [text, code] = await Promise.all([finished, server.exited]);
+    const events = parseSse(text);
+    assert.equal(events.at(-1), '[DONE]');
+    const usage = (events.at(-2) as SseJson).usage;
+    assert.equal(usage?.completion_tokens, 3000, 'the in-flight generation ran to max_tokens');
+    assert.equal(code, 0);
+    assert.match(server.output(), /"msg":"draining","signal":"SIGTERM"/);
+    assert.match(server.output(), /"msg":"stopped","timed_out":false/);
   });
 });
