@@ -70,3 +70,21 @@ def test_upstream_style_config_loads_unchanged(tmp_path):
     m = load_lvr_model(str(ck))
     assert LVRSettings.from_config(m.config).lvr_end_id == 151668
     assert _digest(m) == _digest(make_tiny_model(0))
+
+
+def test_transformers_4_54_flat_config_with_rope_scaling_loads(tmp_path):
+    """Upstream checkpoints were saved by transformers 4.54: text fields at top level, rope_scaling mrope."""
+    ck = save_tiny_checkpoint(tmp_path / "old", seed=0)
+    cfg = json.loads((ck / "config.json").read_text())
+    text = cfg.pop("text_config")
+    flat = {k: v for k, v in text.items() if k not in ("rope_parameters", "model_type", "layer_types")}
+    flat.update(cfg)
+    flat.update({"rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]}, "rope_theta": 1000000.0,
+                 "architectures": ["QwenWithLVR"], "lvr_head": False, "latent_end_token": False,
+                 "transformers_version": "4.54.0"})
+    (ck / "config.json").write_text(json.dumps(flat))
+    m = load_lvr_model(str(ck))
+    assert list(m.model.language_model.rotary_emb.mrope_section) == [2, 3, 3]
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        assert torch.equal(m(input_ids=ids).logits, make_tiny_model(0)(input_ids=ids).logits)
