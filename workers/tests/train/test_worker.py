@@ -176,3 +176,20 @@ def test_grpo_worker_run(tiny_dir, data_dir, tmp_path):
     assert set(prog[0]["rewards"]) == {"accuracy", "format"} and prog[0]["rolloutSeconds"] > 0
     assert ev[-1]["type"] == "Succeeded"
     assert (tmp_path / "ck" / "step-2" / "_COMPLETE").exists() and (tmp_path / "ck" / "step-1" / "_COMPLETE").exists()
+
+
+def test_torchrun_two_processes_fsdp(tiny_dir, data_dir, tmp_path):
+    run_id = f"fsdp-{uuid.uuid4().hex[:8]}"
+    spec_path = write_spec(tmp_path, spec(run_id, "sft", str(tiny_dir), str(data_dir / "sft.json"),
+                                          str(tmp_path / "ck"), str(tmp_path / "bundle"), every=1, maxSteps=1,
+                                          gradientAccumulationSteps=1))
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "lvr", "sft",
+                        "--spec", str(spec_path), *TINY_PIXELS], env=worker_env(tmp_path, kafka=False), cwd=REPO,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ev = events_of(r.stdout)
+    assert [e for e in ev if e.get("type") == "Running"][0]["data"]["worldSize"] == 2
+    assert len([e for e in ev if e.get("type") == "Progress"]) == 1          # only rank 0 publishes
+    manifest = json.loads((tmp_path / "ck" / "step-1" / "MANIFEST.json").read_text())
+    assert manifest["worldSize"] == 2 and (tmp_path / "ck" / "step-1" / "_COMPLETE").exists()
+    assert ev[-1]["type"] == "Succeeded"

@@ -1,0 +1,46 @@
+"""Run spec: the libs/contracts JSON Schema is enforced; contract fields map onto TrainConfig; stage defaults (§7)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lvr.train.errors import ConfigError
+from lvr.train.spec import config_from_message, find_schema
+
+from conftest import spec
+
+
+def msg(stage="sft", **hp):
+    return spec("run-a", stage, "/m", "/d.json", "s3://b/ck", "s3://b/bundle", every=50, **hp)
+
+
+def test_contract_schema_is_found_and_enforced():
+    assert find_schema() is not None, "libs/contracts/schema/training-request.schema.json should be in the checkout"
+    with pytest.raises(ConfigError, match=r"\$.hyperparameters.warmup: is not allowed"):
+        config_from_message(msg(warmup=0.1))
+    bad = msg()
+    bad["runId"] = "Not_A_DNS_Label"
+    with pytest.raises(ConfigError, match=r"\$.runId: must match"):
+        config_from_message(bad)
+    with pytest.raises(ConfigError, match=r"\$.output: is required"):
+        config_from_message({k: v for k, v in msg().items() if k != "output"})
+
+
+def test_stage_defaults_and_mapping():
+    sft = config_from_message(msg(maxSteps=10, lossLvrLambda=0.2, perDeviceBatchSize=3))
+    assert (sft.learning_rate, sft.grad_accum, sft.max_steps, sft.lvr_lambda) == (1e-5, 8, 10, 0.2)
+    assert sft.max_instance_per_batch == 3 and sft.max_pixels == 5120 * 28 * 28 and sft.checkpoint_every == 50
+    g = config_from_message(msg("grpo", numGenerations=4, perDeviceBatchSize=2, lossType="dr_grpo",
+                                rewardFuncs=["format"], upstreamCompat=True, decodingSteps=4),
+                            {"max_completion_length": "64", "insert_latent_end": "false"})
+    assert (g.learning_rate, g.grad_accum, g.temperature, g.beta, g.epsilon) == (5e-6, 2, 0.9, 0.04, 0.2)
+    assert (g.num_generations, g.micro_batch_size, g.loss_type, g.lvr_steps) == (4, 2, "dr_grpo", 4)
+    assert g.upstream_compat and g.reward_funcs == ["format"] and g.max_completion_length == 64
+    assert g.insert_latent_end is False and g.max_pixels == 2560 * 28 * 28
+
+
+def test_inconsistent_grpo_batching_is_rejected():
+    with pytest.raises(ConfigError, match="divisible"):
+        config_from_message(msg("grpo", numGenerations=6, perDeviceBatchSize=4))
+    with pytest.raises(ConfigError, match="unknown setting"):
+        config_from_message(msg(), {"nope": "1"})
