@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { createApp } from '../../src/app.factory';
+import type { AppModuleOptions } from '../../src/app.module';
 import type { ApiConfig } from '../../src/config/api-config';
 import type { InferenceBackend } from '../../src/inference/backend';
 import { JsonLogger } from '../../src/logging/json-logger';
@@ -17,11 +18,13 @@ export function emptyDir(): string {
 export async function bootApp(
   config: Partial<ApiConfig>,
   backend?: InferenceBackend,
+  extra: Omit<AppModuleOptions, 'config' | 'backend'> = {},
 ): Promise<NestExpressApplication> {
   const app = await createApp({
     config: { modelsDir: emptyDir(), logLevel: 'silent', ...config },
     backend,
     logger: new JsonLogger('silent'),
+    ...extra,
   });
   await app.init();
   await app.get(RegistryLoader).whenLoaded();
