@@ -17,6 +17,11 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = new JsonLogger(config.logLevel);
+  // A stray rejection is a bug to log, not a reason to drop every in-flight request.
+  process.on('unhandledRejection', (reason: unknown) => {
+    const err = reason instanceof Error ? reason : new Error(String(reason));
+    logger.emit('error', 'unhandled rejection', { error: err.message, stack: err.stack });
+  });
   const server = await serve({ config, logger });
   logger.info('listening', { url: server.url, auth: config.apiKeys.length > 0 ? 'api-keys' : 'none' });
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
