@@ -36,6 +36,7 @@ def main() -> None:
     ap.add_argument("--micro-batch", type=int, default=4)
     ap.add_argument("--max-new", type=int, default=512)
     ap.add_argument("--lvr-steps", type=int, default=8)
+    ap.add_argument("--attn", choices=["sdpa", "flash_varlen_torch"], default="sdpa")
     ap.add_argument("--grid", type=int, default=32, help="image patch grid side (32 -> 448 px, 256 visual tokens)")
     args = ap.parse_args()
 
@@ -44,6 +45,10 @@ def main() -> None:
                       max_steps=1000).resolved()
     dtype = R.compute_dtype(cfg, env)
     model = C.build_model(args.tiny, env.device)
+    if args.attn != "sdpa":
+        from lvr.train.attention import use_varlen
+
+        use_varlen(model)
     ref = copy.deepcopy(model).eval().requires_grad_(False)
     if dtype == torch.bfloat16:
         ref = ref.to(torch.bfloat16)
@@ -103,7 +108,7 @@ def main() -> None:
     learn = sum(t[1] for t in times) / len(times)
     _, card = C.peak_flops(env.device)
     C.emit({"bench": "train_grpo", "card": card, "shapes": "tiny" if args.tiny else "qwen2.5-vl-3b",
-            "dtype": str(dtype), "generations": G, "micro_batch": mb, "prompt_tokens": len(ids),
+            "dtype": str(dtype), "attn": args.attn, "generations": G, "micro_batch": mb, "prompt_tokens": len(ids),
             "completion_tokens": times[-1][2], "latent_inputs": times[-1][3], "lvr_steps": args.lvr_steps,
             "rollout_s": roll, "learn_s": learn, "step_s": roll + learn, "rollout_fraction": roll / (roll + learn),
             "decode_tokens_per_s": G * times[-1][2] / roll,

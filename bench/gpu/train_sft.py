@@ -34,6 +34,8 @@ def main() -> None:
     ap.add_argument("--packing", choices=["flat", "pad"], default="flat")
     ap.add_argument("--strategy", choices=["auto", "ddp", "fsdp"], default="auto")
     ap.add_argument("--no-grad-ckpt", action="store_true")
+    ap.add_argument("--attn", choices=["sdpa", "flash_varlen_torch"], default="sdpa",
+                    help="flash_varlen_torch: torch varlen flash kernels for vision windows and packed text")
     ap.add_argument("--baseline", help="JSON of the 1-GPU run, for scaling efficiency")
     args = ap.parse_args()
 
@@ -42,6 +44,10 @@ def main() -> None:
                       strategy=args.strategy, learning_rate=1e-5, max_steps=1000).resolved()
     dtype = R.compute_dtype(cfg, env)
     model = C.build_model(args.tiny, env.device)
+    if args.attn != "sdpa":
+        from lvr.train.attention import use_varlen
+
+        use_varlen(model)
     if not args.no_grad_ckpt and env.device.type == "cuda":
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
@@ -83,7 +89,7 @@ def main() -> None:
     peak, card = C.peak_flops(env.device)
     res = {"bench": "train_sft", "card": card, "world": env.world, "rank": env.rank,
            "strategy": "single" if env.world == 1 else ("fsdp" if args.strategy == "auto" else args.strategy),
-           "shapes": "tiny" if args.tiny else "qwen2.5-vl-3b", "packing": args.packing, "dtype": str(dtype),
+           "shapes": "tiny" if args.tiny else "qwen2.5-vl-3b", "packing": args.packing, "attn": args.attn, "dtype": str(dtype),
            "grad_ckpt": not args.no_grad_ckpt and env.device.type == "cuda", "steps": args.steps,
            "max_packed_tokens": args.max_packed_tokens,
            "instances_per_step": sum(len(g) for g in groups[args.warmup:]) / args.steps,

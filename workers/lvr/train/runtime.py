@@ -118,11 +118,16 @@ def load_model(model_dir: Path, cfg: TrainConfig, env: Env):
     """The LVR model in fp32 master weights (bf16 compute comes from autocast / FSDP mixed precision)."""
     from ..model import LVRForConditionalGeneration
 
+    from .attention import NAME as VARLEN, use_varlen
+
+    varlen = cfg.attn_implementation == VARLEN
     try:
-        model = LVRForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32,
-                                                            attn_implementation=cfg.attn_implementation)
+        model = LVRForConditionalGeneration.from_pretrained(
+            model_dir, dtype=torch.float32, attn_implementation="sdpa" if varlen else cfg.attn_implementation)
     except (OSError, ValueError, KeyError) as e:
         raise ConfigError(f"cannot load model from {model_dir}: {e}") from e
+    if varlen:
+        use_varlen(model)
     model.model.visual.requires_grad_(False)      # vision tower and merger frozen (§3.2, §7)
     return model.to(env.device)
 

@@ -129,7 +129,7 @@ class TrainConfig:
     precision: str = "auto"                     # auto (bf16 on GPU, fp32 on CPU) | bf16 | fp32
     gradient_checkpointing: bool | None = None  # default: on for GPU
     strategy: str = "auto"                      # auto (fsdp when world > 1) | ddp | fsdp
-    attn_implementation: str = "sdpa"
+    attn_implementation: str = "sdpa"           # sdpa | eager | flash_varlen_torch (lvr.train.attention)
     log_every: int = 1
     upstream_compat: bool = False
     # stage 1
@@ -257,6 +257,8 @@ def check(cfg: TrainConfig) -> TrainConfig:
         bad("lvr_fct must be mse, mae or cosine")
     if cfg.packing_mode not in ("flat", "pad"):
         bad("packing_mode must be flat or pad")
+    if cfg.attn_implementation == "flash_varlen_torch" and cfg.packing_mode == "pad":
+        bad("attn_implementation=flash_varlen_torch needs packing_mode=flat (no padded rows)")
     if cfg.strategy not in ("auto", "ddp", "fsdp"):
         bad("strategy must be auto, ddp or fsdp")
     if cfg.precision not in ("auto", "bf16", "fp32"):

@@ -76,6 +76,20 @@ def test_loss_parts_equal_hand_computed_values(model, samples):
     assert float(ce_only["loss"]) == pytest.approx(ce_ref, rel=1e-5)
 
 
+def test_varlen_backend_gives_the_same_losses(tiny_dir, samples, model):
+    """flash_varlen_torch (here through its SDPA-per-segment path) == sdpa with a block-diagonal mask."""
+    from lvr.train.attention import use_varlen
+
+    varlen = load_model(tiny_dir).eval()
+    use_varlen(varlen)
+    assert varlen.model.visual.config._attn_implementation == "flash_varlen_torch"
+    with torch.no_grad():
+        a = sft_loss(model.eval(), collate(samples, "flat"))
+        b = sft_loss(varlen, collate(samples, "flat"))
+    assert float(b["loss_ce"]) == pytest.approx(float(a["loss_ce"]), rel=1e-5)
+    assert float(b["loss_lvr"]) == pytest.approx(float(a["loss_lvr"]), rel=1e-5)
+
+
 def test_a_few_sft_steps_lower_the_loss(tiny_dir, samples):
     model = load_model(tiny_dir)
     model.train()
