@@ -178,3 +178,53 @@ def collate(group: list[Sample], mode: str = "pad") -> dict:
     else:
         raise ValueError(f"packing mode must be 'pad' or 'flat', got {mode!r}")
     return batch
+
+
+class Prefetcher:
+    """Builds the next groups (image decode, resize, patchify, collate) in a background thread while the GPU works.
+
+    Each item carries the stream state right after its group, so a checkpoint records exactly what was consumed
+    (`state()`), not what was prefetched.
+    """
+
+    def __init__(self, stream: PackedStream, mode: str, depth: int = 2):
+        import queue
+        import threading
+
+        self.stream, self.mode = stream, mode
+        self.q: "queue.Queue" = queue.Queue(maxsize=depth)
+        self._state = stream.state()
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._work, daemon=True, name="lvr-prefetch")
+        self.thread.start()
+
+    def _work(self) -> None:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                group = next(self.stream)
+                item = (collate(group, self.mode), self.stream.state(), None)
+            except BaseException as e:  # surfaced in the training thread
+                item = (None, None, e)
+            while not self._stop.is_set():
+                try:
+                    self.q.put(item, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+            if item[2] is not None:
+                return
+
+    def next(self) -> dict:
+        batch, state, err = self.q.get()
+        if err is not None:
+            raise err
+        self._state = state
+        return batch
+
+    def state(self) -> dict:
+        return self._state
+
+    def close(self) -> None:
+        self._stop.set()

@@ -11,7 +11,7 @@ import torch
 
 from ..data.errors import DataError
 from ..data.images import resolve_folder
-from ..data.packing import PackedStream, PackingOptions, collate
+from ..data.packing import PackedStream, PackingOptions, Prefetcher
 from ..data.records import is_meta, parse_json_records, parse_meta, validate_sft_record
 from ..data.sft import SftDataOptions, build_sft_sample
 from ..data.text import TextCodec
@@ -88,6 +88,7 @@ def run_sft(cfg: TrainConfig, env: R.Env, s: Session) -> int:
         R.set_rng_state(state["rng"])
         step = state["step"]
     autocast = R.autocast_factory(cfg, env, dtype)
+    batches = Prefetcher(stream, cfg.packing_mode)   # CPU data work overlaps the GPU step
     s.running(step, cfg.max_steps)
 
     # ---- loop ----------------------------------------------------------------------------------------------
@@ -95,7 +96,7 @@ def run_sft(cfg: TrainConfig, env: R.Env, s: Session) -> int:
     while step < cfg.max_steps:
         sums = {"loss": 0.0, "loss_ce": 0.0, "loss_lvr": 0.0, "tokens": 0.0, "latents": 0.0}
         for micro in range(cfg.grad_accum):
-            batch = to_device(collate(next(stream), cfg.packing_mode), env.device)
+            batch = to_device(batches.next(), env.device)
             sync = micro == cfg.grad_accum - 1 or not hasattr(objective, "no_sync")
             with (contextlib.nullcontext() if sync else objective.no_sync()), autocast():
                 parts = objective(batch)
@@ -122,10 +123,12 @@ def run_sft(cfg: TrainConfig, env: R.Env, s: Session) -> int:
         stop = R.all_reduce_max(env, float(s.stop.requested)) > 0
         if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or stop:
             s.save(step, objective, model, optimizer, {"scheduler": scheduler.state_dict(),
-                                                       "data": stream.state(), "rng": R.rng_state()},
+                                                       "data": batches.state(), "rng": R.rng_state()},
                    reason="sigterm" if stop else "periodic")
         if stop:
+            batches.close()
             return EXIT_PREEMPTED
 
+    batches.close()
     s.finish(step)
     return EXIT_OK
