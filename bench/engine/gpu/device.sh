@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 NODE=$(bash scripts/gpu/setup-node.sh)
-cp bench/engine/gpu/torch_cuda.py /tmp/lvr-node/app/
+mkdir -p /tmp/lvr-node/app && cp bench/engine/gpu/torch_cuda.py /tmp/lvr-node/app/
 WORK=${WORK:-/tmp/lvr-gpu-bench}
 mkdir -p "$WORK"
 export PYTHONPATH=workers LVR_PYTHON=${LVR_PYTHON:-python3}
@@ -17,5 +17,7 @@ save_tiny_checkpoint(f"{sys.argv[1]}/ckpt", 0, hidden=2048, layers=36, heads=16,
 PY
   "$LVR_PYTHON" -m lvr export "$WORK/ckpt" "$WORK/bundle" --precision fp16 --no-verify
 fi
+[ "${PREPARE_ONLY:-0}" = 1 ] && exit 0
+[ -x "$NODE" ] && [ -d /tmp/lvr-node/node_modules/onnxruntime-node ] || { echo "the Node runtime is not unpacked" >&2; exit 1; }
 nvidia-smi --query-gpu=name --format=csv,noheader | head -1 > "$WORK/card.txt"
 LVR_GPU_BENCH=1 "$NODE" /tmp/lvr-node/app/bench.js "$WORK" "${EP:-webgpu}"
