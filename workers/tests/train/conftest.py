@@ -1,24 +1,15 @@
-"""Shared fixtures for the training-worker tests: one tiny LVR checkpoint, tiny images, record files."""
+"""Fixtures for the training-worker tests: one tiny LVR checkpoint, tiny images, record files."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-TINY_PIXELS = ["--set", "min_pixels=3136", "--set", "max_pixels=50176"]
-
-
-def require_env(*names: str) -> dict:
-    missing = [n for n in names if not os.environ.get(n)]
-    if missing:
-        pytest.fail(f"environment variable {missing[0]} is not set: start the test stack "
-                    f"(`npm test`, or `eval \"$(node scripts/stack/cli.mjs env)\"`)", pytrace=False)
-    return {n: os.environ[n] for n in names}
+from _train_helpers import sft_record
 
 
 @pytest.fixture(scope="session")
@@ -48,32 +39,3 @@ def data_dir(tmp_path_factory) -> Path:
             for i in range(3)]
     (d / "grpo.json").write_text(json.dumps(grpo))
     return d
-
-
-def sft_record(i: int, image: str = "a.png") -> dict:
-    return {"image": image, "conversations": [
-        {"from": "human", "value": f"<image>\nWhat is in region {i}?"},
-        {"from": "gpt", "value": f"<lvr>\n<answer> thing{i} </answer>"}],
-        "bboxes": [[0.05 * i, 0.1, 0.6, 0.9]]}
-
-
-def tiny_opts():
-    from lvr.data.sft import SftDataOptions
-
-    return SftDataOptions(min_pixels=3136, max_pixels=50176)
-
-
-def spec(run_id: str, stage: str, model: str, data: str, ckpt: str, bundle: str, every: int = 2, **hp) -> dict:
-    return {"apiVersion": "lvr.training/v1", "id": f"req-{run_id}", "timestamp": "2026-11-26T06:00:00Z",
-            "runId": run_id, "stage": stage, "model": {"uri": model}, "data": {"uri": data},
-            "resources": {"gpusPerNode": 0}, "hyperparameters": hp,
-            "checkpoint": {"uri": ckpt, "everySteps": every}, "output": {"bundleUri": bundle}}
-
-
-def load_model(tiny_dir):
-    import torch
-    from lvr.model import LVRForConditionalGeneration
-
-    m = LVRForConditionalGeneration.from_pretrained(tiny_dir, dtype=torch.float32, attn_implementation="sdpa")
-    m.model.visual.requires_grad_(False)
-    return m

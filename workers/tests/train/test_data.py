@@ -13,7 +13,7 @@ from lvr.data.packing import PackedBuffer, PackedStream, PackingOptions, collate
 from lvr.data.records import parse_meta, validate_grpo_record, validate_sft_record
 from lvr.data.sft import IGNORE, Sample, SftDataOptions, build_sft_sample, expand_lvr
 
-from conftest import sft_record, tiny_opts
+from _train_helpers import sft_record, tiny_opts
 
 
 def test_lvr_expansion_with_and_without_latent_end():

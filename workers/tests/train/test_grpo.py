@@ -15,7 +15,7 @@ from lvr.train.grpo import decode_completions, make_prompt
 from lvr.train.losses import aggregate, completion_logps, group_advantages, grpo_token_loss
 from lvr.train.rewards import accuracy_reward, format_reward, resolve
 
-from conftest import load_model
+from _train_helpers import load_model
 
 N_STEPS = 3
 

@@ -13,7 +13,7 @@ from lvr.data.records import validate_sft_record
 from lvr.data.sft import IGNORE, build_sft_sample
 from lvr.train.losses import aggregate, group_advantages, grpo_token_loss, sft_loss
 
-from conftest import load_model, sft_record, tiny_opts
+from _train_helpers import load_model, sft_record, tiny_opts
 
 
 @pytest.fixture(scope="module")

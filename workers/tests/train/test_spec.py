@@ -7,7 +7,7 @@ import pytest
 from lvr.train.errors import ConfigError
 from lvr.train.spec import config_from_message, find_schema
 
-from conftest import spec
+from _train_helpers import spec
 
 
 def msg(stage="sft", **hp):

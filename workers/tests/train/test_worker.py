@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY_PIXELS, require_env, spec
+from _train_helpers import TINY_PIXELS, require_env, spec
 
 REPO = Path(__file__).resolve().parents[3]
 S3_VARS = ("LVR_S3_ENDPOINT", "LVR_S3_ACCESS_KEY", "LVR_S3_SECRET_KEY")
