@@ -6,6 +6,7 @@ import { renderChat } from './chat/template';
 import { decodeLoop, Hidden } from './decoding/loop';
 import type { LvrConfig } from './decoding/lvr-state';
 import { RequestError } from './errors';
+import { MAX_TOP_LOGPROBS } from './sampling/logprobs';
 import { ropeIndex } from './rope/mrope';
 import { ModelWorker } from './runtime/model-worker';
 import { Tokenizer } from './tokenizer';
@@ -104,7 +105,9 @@ export class LvrEngine {
     };
     const endFile = m.lvr.latent_end_token ? 'lvr_latent_end_emb.bin' : undefined;
     const latentEndEmb =
-      endFile && bundle.paths.has(endFile) ? new Float32Array(new Uint8Array(fs.readFileSync(bundle.paths.get(endFile)!)).buffer) : undefined;
+      endFile && bundle.paths.has(endFile)
+        ? new Float32Array(new Uint8Array(fs.readFileSync(bundle.paths.get(endFile)!)).buffer)
+        : undefined;
     const st = m.special_tokens;
     const info: ModelInfo = {
       id: m.provenance?.run_id ?? m.provenance?.source ?? src.uri,
@@ -131,13 +134,17 @@ export class LvrEngine {
   /** Renders, tokenizes and preprocesses a request (images decoded and resized, pads expanded, M-RoPE positions). */
   async preparePrompt(request: GenerationRequest): Promise<PreparedPrompt> {
     if (!request.messages?.length) throw new RequestError('messages must not be empty', 'messages');
-    const text = renderChat(request.messages, { addGenerationPrompt: request.addGenerationPrompt ?? true }) + (request.assistantPrefix ?? '');
+    const text =
+      renderChat(request.messages, { addGenerationPrompt: request.addGenerationPrompt ?? true }) +
+      (request.assistantPrefix ?? '');
     const cfg: ImageProcessorConfig = {
       ...this.imageConfig,
       minPixels: request.image?.minPixels ?? this.imageConfig.minPixels,
       maxPixels: request.image?.maxPixels ?? this.imageConfig.maxPixels,
     };
-    const parts = request.messages.flatMap((m) => (typeof m.content === 'string' ? [] : m.content.filter((p): p is ImagePart => p.type === 'image')));
+    const parts = request.messages.flatMap((m) =>
+      typeof m.content === 'string' ? [] : m.content.filter((p): p is ImagePart => p.type === 'image'),
+    );
     const images = await Promise.all(parts.map((p) => processImage(p.image, cfg)));
     const pad = this.info.specialTokens.imagePad;
     const ids: number[] = [];
@@ -146,12 +153,22 @@ export class LvrEngine {
       if (id !== pad) ids.push(id);
       else {
         const img = images[next++];
-        if (!img) throw new RequestError('the prompt text contains more <|image_pad|> tokens than images', 'messages');
+        if (!img)
+          throw new RequestError(
+            'the prompt text contains more <|image_pad|> tokens than images',
+            'messages',
+          );
         for (let i = 0; i < img.tokens; i++) ids.push(pad);
       }
     }
-    if (next !== images.length) throw new RequestError('an image part has no <|image_pad|> placeholder', 'messages');
-    const rope = ropeIndex(ids, images.map((i) => i.gridThw), pad, this.bundle.manifest.architecture.vision.spatial_merge_size);
+    if (next !== images.length)
+      throw new RequestError('an image part has no <|image_pad|> placeholder', 'messages');
+    const rope = ropeIndex(
+      ids,
+      images.map((i) => i.gridThw),
+      pad,
+      this.bundle.manifest.architecture.vision.spatial_merge_size,
+    );
     const imageTokens = images.reduce((n, i) => n + i.tokens, 0);
     return { ids, images, positions: rope.positions, ropeDelta: rope.ropeDelta, imageTokens };
   }
@@ -166,7 +183,7 @@ export class LvrEngine {
     const doSample = g.do_sample !== false;
     return {
       ...s,
-      temperature: s.temperature ?? (doSample ? (g.temperature as number | undefined) ?? 1 : 0),
+      temperature: s.temperature ?? (doSample ? ((g.temperature as number | undefined) ?? 1) : 0),
       topK: s.topK ?? (g.top_k as number | undefined),
       topP: s.topP ?? (g.top_p as number | undefined),
       repetitionPenalty: s.repetitionPenalty ?? (g.repetition_penalty as number | undefined) ?? 1,
@@ -179,9 +196,13 @@ export class LvrEngine {
     const r = request.lvr ?? {};
     const strategy = r.strategy ?? l.strategy;
     const steps = r.steps ?? l.steps;
-    if (!Number.isInteger(steps) || steps < 1) throw new RequestError('lvr.steps must be an integer >= 1', 'lvr.steps');
+    if (!Number.isInteger(steps) || steps < 1)
+      throw new RequestError('lvr.steps must be an integer >= 1', 'lvr.steps');
     if (strategy === 'latent' && !this.latentEndEmb) {
-      throw new RequestError("lvr.strategy 'latent' needs a model with latent_end_token=true", 'lvr.strategy');
+      throw new RequestError(
+        "lvr.strategy 'latent' needs a model with latent_end_token=true",
+        'lvr.strategy',
+      );
     }
     return {
       strategy,
@@ -194,12 +215,20 @@ export class LvrEngine {
     };
   }
 
-  generate(request: GenerationRequest, options: GenerateOptions = {}, internals: GenerateInternals = {}): AsyncIterable<GenerationDelta> {
+  generate(
+    request: GenerationRequest,
+    options: GenerateOptions = {},
+    internals: GenerateInternals = {},
+  ): AsyncIterable<GenerationDelta> {
     return { [Symbol.asyncIterator]: () => this.run(request, options, internals)[Symbol.asyncIterator]() };
   }
 
   /** Serialises requests: each waits until the previous generation has finished. */
-  private async *run(request: GenerationRequest, options: GenerateOptions, internals: GenerateInternals): AsyncGenerator<GenerationDelta> {
+  private async *run(
+    request: GenerationRequest,
+    options: GenerateOptions,
+    internals: GenerateInternals,
+  ): AsyncGenerator<GenerationDelta> {
     let release!: () => void;
     const previous = this.queue;
     this.queue = new Promise<void>((r) => (release = r));
@@ -211,10 +240,18 @@ export class LvrEngine {
     }
   }
 
-  private async *generateOne(request: GenerationRequest, options: GenerateOptions, internals: GenerateInternals): AsyncGenerator<GenerationDelta> {
+  private async *generateOne(
+    request: GenerationRequest,
+    options: GenerateOptions,
+    internals: GenerateInternals,
+  ): AsyncGenerator<GenerationDelta> {
     const t0 = performance.now();
     const sampling = this.resolveSampling(request.sampling);
     const lvr = this.lvrConfig(request);
+    const k = request.topLogprobs;
+    if (k !== undefined && !(Number.isInteger(k) && k >= 0 && k <= MAX_TOP_LOGPROBS)) {
+      throw new RequestError(`topLogprobs must be an integer in 0..${MAX_TOP_LOGPROBS}`, 'top_logprobs');
+    }
     const prompt = await this.preparePrompt(request);
     internals.onPrompt?.(prompt);
     const t1 = performance.now();
@@ -222,7 +259,11 @@ export class LvrEngine {
     const features: Array<Float32Array | Uint16Array> = [];
     for (const img of prompt.images) {
       const [, gh, gw] = img.gridThw;
-      const host = visionHostInputs(gh, gw, { spatialMergeSize: geo.spatial_merge_size, windowSize: geo.window_size, patchSize: geo.patch_size });
+      const host = visionHostInputs(gh, gw, {
+        spatialMergeSize: geo.spatial_merge_size,
+        windowSize: geo.window_size,
+        patchSize: geo.patch_size,
+      });
       features.push(await this.worker.vision({ pixelValues: img.pixelValues, numPatches: gh * gw, ...host }));
     }
     const dtype = this.bundle.manifest.io_dtypes.embeds;
@@ -266,12 +307,19 @@ export class LvrEngine {
       latentEndEmb: this.latentEndEmb,
       tokenizer: this.tokenizer,
       signal: options.signal,
+      topLogprobs: k,
       toFloat32,
       onHidden: internals.onHidden ? (h) => internals.onHidden!(toFloat32(h)) : undefined,
     });
     for await (const delta of loop) {
       if (delta.finishReason !== null) {
-        delta.timings = { preprocessMs: t1 - t0, prefillMs, decodeMs: tDecode ? performance.now() - tDecode : 0, tokenSteps, latentSteps };
+        delta.timings = {
+          preprocessMs: t1 - t0,
+          prefillMs,
+          decodeMs: tDecode ? performance.now() - tDecode : 0,
+          tokenSteps,
+          latentSteps,
+        };
       }
       yield delta;
     }

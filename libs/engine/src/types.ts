@@ -88,6 +88,11 @@ export interface GenerationRequest {
   /** Text appended after the generation prompt, e.g. `<|lvr_start|>` to force a latent block. */
   assistantPrefix?: string;
   image?: ImageOptions;
+  /**
+   * Log-probabilities: when set (0..20), every delta with a token carries `logprobs` with the chosen token's
+   * log-probability and this many most likely alternatives. Undefined (default) computes nothing.
+   */
+  topLogprobs?: number;
 }
 
 export interface GenerateOptions {
@@ -96,6 +101,24 @@ export interface GenerateOptions {
 }
 
 export type FinishReason = 'stop' | 'length' | 'abort';
+
+/**
+ * One candidate token and its log-probability under the raw model distribution: log-softmax of the forward's logits
+ * before repetition penalty, temperature and top-k/top-p/min-p (vLLM's default `raw_logprobs`).
+ */
+export interface TokenAlternative {
+  tokenId: number;
+  /** The token decoded on its own (special tokens kept; a partial UTF-8 sequence decodes to U+FFFD). */
+  token: string;
+  /** The token's raw UTF-8 bytes. */
+  bytes: number[];
+  logprob: number;
+}
+
+/** The chosen token's log-probability plus the most likely alternatives (most likely first, ties by lower id). */
+export interface TokenLogprob extends TokenAlternative {
+  topLogprobs: TokenAlternative[];
+}
 
 export interface Usage {
   promptTokens: number;
@@ -131,6 +154,11 @@ export interface GenerationDelta {
   stopReason?: string | number;
   usage?: Usage;
   timings?: Timings;
+  /**
+   * Only when the request set `topLogprobs`: one entry per id in `tokenIds`, latent placeholders included (their
+   * logits are those of the latent forward they were picked from).
+   */
+  logprobs?: TokenLogprob[];
 }
 
 export interface SpecialTokenIds {

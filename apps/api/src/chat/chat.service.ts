@@ -23,7 +23,9 @@ import { Admission, OverloadedError, SequenceScheduler } from '../scheduling/sch
 import { runChoice, type ChoiceEvent } from './choice-runner';
 import { GenerationEvents } from './generation-events';
 import { imageParts, resolveMaxTokens, toBackendRequest } from './request-mapper';
-import type { TokenLogprob } from '../inference/backend';
+import { toLogprobOut } from './logprobs';
+
+export { toLogprobOut };
 
 /** A validated request holding its model lease and scheduler reservation; `dispose()` gives both back. */
 export interface PreparedChat {
@@ -270,15 +272,6 @@ export class ChoiceAccumulator {
       lvr: { latent_steps: this.latentSteps, ...(dto.lvr?.return_trace ? { trace: this.trace } : {}) },
     };
   }
-}
-
-export function toLogprobOut(l: TokenLogprob): TokenLogprobOut {
-  return {
-    token: l.token,
-    logprob: l.logprob,
-    bytes: l.bytes,
-    top_logprobs: l.topLogprobs.map((t) => ({ token: t.token, logprob: t.logprob, bytes: t.bytes })),
-  };
 }
 
 /** Usage over all choices: the prompt once, completions summed (OpenAI semantics for n > 1). */

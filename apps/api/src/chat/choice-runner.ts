@@ -4,6 +4,7 @@ import type { ApiMetrics } from '../metrics/api-metrics';
 import type { ModelEntry } from '../registry/model-registry';
 import { AbortedWhileQueuedError, type Admission } from '../scheduling/scheduler';
 import type { LatentTraceEntry } from '../protocol/chat-completion.response';
+import { toLogprobOut } from './logprobs';
 
 /** What one choice produces, in order: visible pieces, then exactly one `final`. */
 export type ChoiceEvent =
@@ -67,7 +68,9 @@ export async function* runChoice(ctx: ChoiceContext): AsyncGenerator<ChoiceEvent
       }
       if (delta.latent) {
         latentCount += 1;
-        yield { kind: 'latent', entry: { index: tokenIndex, token_ids: delta.tokenIds, text: delta.text } };
+        const entry: LatentTraceEntry = { index: tokenIndex, token_ids: delta.tokenIds, text: delta.text };
+        if (delta.logprobs) entry.logprobs = delta.logprobs.map(toLogprobOut);
+        yield { kind: 'latent', entry };
       } else if (delta.text.length > 0 || (delta.logprobs && delta.logprobs.length > 0)) {
         yield { kind: 'text', text: delta.text, logprobs: delta.logprobs };
       }

@@ -6,11 +6,12 @@ import type {
   ModelInfo,
 } from '@lvr/engine';
 
-/** One alternative of a sampled token, OpenAI's `top_logprobs` entry. */
+/** One alternative of a sampled token, OpenAI's `top_logprobs` entry (the engine's `TokenAlternative` fits). */
 export interface TokenAlternative {
   token: string;
   logprob: number;
   bytes: number[] | null;
+  tokenId?: number;
 }
 
 /** Log-probability of one emitted token with its top alternatives. */
@@ -25,7 +26,7 @@ export interface BackendRequest extends GenerationRequest {
 }
 
 /** The engine's delta, plus log-probabilities when the backend can compute them. */
-export interface BackendDelta extends GenerationDelta {
+export interface BackendDelta extends Omit<GenerationDelta, 'logprobs'> {
   /** One entry per id in `tokenIds`, when requested and supported. */
   logprobs?: TokenLogprob[];
 }

@@ -9,7 +9,7 @@ export class EngineBackend implements InferenceBackend {
     const engine = await LvrEngine.load(source, this.options);
     return {
       info: engine.info,
-      capabilities: { logprobs: false },
+      capabilities: { logprobs: true },
       countPromptTokens: (request: BackendRequest) => engine.countPromptTokens(request),
       generate: (request, options) => engine.generate(request, options),
       close: () => engine.close(),

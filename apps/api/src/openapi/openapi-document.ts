@@ -125,7 +125,13 @@ export function buildOpenApiDocument(config: ApiConfig, modelIds: string[] = [])
                 },
               ],
             },
-            logprobs: { type: 'boolean' },
+            logprobs: {
+              type: 'boolean',
+              description:
+                'log-probabilities of the raw model distribution (before repetition penalty, temperature, top-k/p; ' +
+                "vLLM's default); latent placeholders are not in logprobs.content (with lvr.return_trace they are " +
+                'in lvr.trace[].logprobs)',
+            },
             top_logprobs: { type: 'integer', minimum: 0, maximum: config.maxTopLogprobs },
             stream: { type: 'boolean' },
             stream_options: {

@@ -22,6 +22,8 @@ export interface LatentTraceEntry {
   index: number;
   token_ids: number[];
   text: string;
+  /** Only with `logprobs: true`: the placeholders' log-probabilities (they are never in `logprobs.content`). */
+  logprobs?: TokenLogprobOut[];
 }
 
 /** Per-choice LVR report: how many latent steps ran, and the placeholders when `lvr.return_trace` was set. */

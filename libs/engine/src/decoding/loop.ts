@@ -1,6 +1,7 @@
+import { tokenLogprob } from '../sampling/logprobs';
 import { pickToken, SeededRandom } from '../sampling/sampler';
 import { StreamDecoder, Tokenizer } from '../tokenizer';
-import type { FinishReason, GenerationDelta, SamplingParams, Usage } from '../types';
+import type { FinishReason, GenerationDelta, SamplingParams, TokenLogprob, Usage } from '../types';
 import { latentDistance, LvrConfig, LvrStateMachine } from './lvr-state';
 import { StopStringMatcher } from './stop';
 
@@ -31,6 +32,8 @@ export interface LoopOptions {
   latentEndEmb?: Float32Array;
   tokenizer: Tokenizer;
   signal?: AbortSignal;
+  /** Report log-probabilities with this many alternatives per token; undefined = none (no extra work). */
+  topLogprobs?: number;
   toFloat32(h: Hidden): Float32Array;
   /** Called with each forward's hidden state (parity tests). */
   onHidden?(h: Hidden): void;
@@ -68,7 +71,10 @@ export async function* decodeLoop(stepper: ModelStepper, o: LoopOptions): AsyncG
   let res = await stepper.prefill();
   o.onHidden?.(res.hidden);
   for (;;) {
+    // pickToken penalises the logits in place; logprobs use the raw distribution, so keep a copy only when asked.
+    const raw = o.topLogprobs === undefined ? undefined : res.logits.slice();
     const tok = pickToken(res.logits, history, p, rng);
+    const logprobs: TokenLogprob[] | undefined = raw && [tokenLogprob(o.tokenizer, raw, tok, o.topLogprobs!)];
     out.push(tok);
     history.push(tok);
     const end =
@@ -88,13 +94,22 @@ export async function* decodeLoop(stepper: ModelStepper, o: LoopOptions): AsyncG
     if (piece.stop !== undefined && finish === null) {
       finish = 'stop';
       stopReason = piece.stop;
-    } else if (finish !== null && piece.stop === undefined) text += stops.push(decoder.flush()).text + stops.flush();
+    } else if (finish !== null && piece.stop === undefined)
+      text += stops.push(decoder.flush()).text + stops.flush();
     if (finish === null && o.signal?.aborted) finish = 'abort';
     if (finish !== null) {
-      yield { text, tokenIds: [tok], latent: mode, finishReason: finish, stopReason, usage: usage() };
+      yield {
+        text,
+        tokenIds: [tok],
+        latent: mode,
+        finishReason: finish,
+        stopReason,
+        usage: usage(),
+        ...(logprobs && { logprobs }),
+      };
       return;
     }
-    yield { text, tokenIds: [tok], latent: mode, finishReason: null };
+    yield { text, tokenIds: [tok], latent: mode, finishReason: null, ...(logprobs && { logprobs }) };
 
     hPrev = res.hidden;
     const position = o.promptIds.length + out.length - 1 + o.ropeDelta;
