@@ -1,12 +1,14 @@
 """Golden outputs of the PyTorch LVR reference for the TS parity test.
 
 Usage: python golden_oracle.py INPUT.json  (prints JSON)
-Input: {"seed": int, "bundle": dir, "image_dir": dir, "model": {tiny_config kwargs}, "requests": [...]}
-Exports the tiny model `tiny:SEED` to `bundle` (ONNX, via lvr.export), writes each synthetic image as PNG into
+Input: {"seed": int, "bundle": dir, "image_dir": dir, "model": {"latent_end": bool}, "requests": [...]}
+Exports the tiny model `tiny:SEED` (`tiny:SEED:latent_end` with the latent-end vector, so `strategy: latent` runs) to
+`bundle` (ONNX, via lvr.export), writes each synthetic image as PNG into
 `image_dir`, and decodes every request with the PyTorch reference (lvr.decoding.generate over TorchBackend),
 recording every forward's post-norm hidden state.
-Request: {"messages": [...], "images": [{"seed","width","height"}], "max_new_tokens", "strategy", "steps"}; image
-parts in messages are {"type": "image", "index": i}.
+Request: {"messages": [...], "images": [{"seed","width","height"}], "max_new_tokens", "strategy", "steps",
+"criterion", "threshold", "upstream_compat", "repetition_penalty", "top_logprobs"}; image parts in messages are {"type": "image", "index": i}. With "top_logprobs" K, every forward's
+chosen-token log_softmax (of the raw logits, vLLM's convention) and top-K ids are recorded as "logprobs".
 """
 import json
 import os
@@ -26,18 +28,23 @@ def main():
     from lvr.tiny import make_tiny_model
 
     import contextlib
+    latent_end = bool(p.get("model", {}).get("latent_end"))
     with contextlib.redirect_stdout(sys.stderr):
-        export_bundle(f"tiny:{p['seed']}", p["bundle"])
+        export_bundle(f"tiny:{p['seed']}" + (":latent_end" if latent_end else ""), p["bundle"])
     manifest = json.load(open(os.path.join(p["bundle"], "manifest.json")))
     tok = Tokenizer.from_file(os.path.join(p["bundle"], "tokenizer.json"))
     template = open(os.path.join(p["bundle"], "chat_template.jinja")).read()
     cfg = ImageConfig.from_json(manifest["preprocessing"])
-    model = make_tiny_model(p["seed"]).eval()
+    model = make_tiny_model(p["seed"], latent_end=latent_end).eval()
+
+    import torch
 
     class Recording(TorchBackend):
         def forward(self, embeds, attention_mask, position_ids):
             logits, h = super().forward(embeds, attention_mask, position_ids)
             self.hiddens.append(np.asarray(h, dtype=np.float32).reshape(-1).tolist())
+            if self.top_logprobs is not None:  # raw distribution: log_softmax of the unprocessed logits
+                self.logprobs.append(torch.log_softmax(torch.from_numpy(np.asarray(logits, np.float32)), -1).numpy())
             return logits, h
 
     backend = Recording(model)
@@ -57,10 +64,23 @@ def main():
             messages.append({"role": m["role"], "content": parts})
         prompt = build_prompt(messages, tok, template, cfg, assistant_prefix=req.get("prefix", ""))
         backend.hiddens = []
-        res = generate(backend, prompt, SamplingParams(max_new_tokens=req["max_new_tokens"]),
-                       LVROptions(strategy=req.get("strategy", "steps"), steps=req.get("steps", 8)))
+        backend.logprobs = []
+        backend.top_logprobs = req.get("top_logprobs")
+        sampling = SamplingParams(max_new_tokens=req["max_new_tokens"])
+        if "repetition_penalty" in req:
+            sampling.repetition_penalty = float(req["repetition_penalty"])
+        lvr = LVROptions(strategy=req.get("strategy", "steps"), steps=req.get("steps", 8),
+                         criterion=req.get("criterion", "mse"), threshold=float(req.get("threshold", 0.02)),
+                         upstream_compat=bool(req.get("upstream_compat", False)))
+        res = generate(backend, prompt, sampling, lvr)
+        logprobs = None
+        if backend.top_logprobs is not None:  # forward k picked output_ids[k]
+            logprobs = [{"logprob": float(lp[tok]),
+                         "top": [int(i) for i in np.argsort(-lp, kind="stable")[:backend.top_logprobs]]}
+                        for lp, tok in zip(backend.logprobs, res.output_ids)]
         out.append({"prompt_ids": res.prompt_ids, "output_ids": res.output_ids, "finish_reason": res.finish_reason,
-                    "latent_steps": res.latent_steps, "hiddens": backend.hiddens, "image_paths": paths})
+                    "latent_steps": res.latent_steps, "hiddens": backend.hiddens, "image_paths": paths,
+                    "logprobs": logprobs})
     json.dump({"results": out}, sys.stdout)
 
 

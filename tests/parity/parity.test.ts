@@ -5,17 +5,28 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import { LvrEngine } from '@lvr/engine';
-import type { ChatMessage, LvrStrategy } from '@lvr/engine';
+import type { ChatMessage, LatentCriterion, LvrStrategy, TokenLogprob } from '@lvr/engine';
 
 const ROOT = path.resolve(__dirname, '../..');
 
 interface Req {
-  messages: Array<{ role: 'system' | 'user' | 'assistant'; content: string | Array<{ type: 'text'; text: string } | { type: 'image'; index: number }> }>;
+  /** Label of the LVR strategy / upstream_compat cases (checked by name below). */
+  id?: string;
+  messages: Array<{
+    role: 'system' | 'user' | 'assistant';
+    content: string | Array<{ type: 'text'; text: string } | { type: 'image'; index: number }>;
+  }>;
   images?: Array<{ seed: number; width: number; height: number }>;
   max_new_tokens: number;
   strategy?: LvrStrategy;
   steps?: number;
   prefix?: string;
+  /** Also compare log-probabilities (chosen token + top-K ids) with the reference's log_softmax. */
+  top_logprobs?: number;
+  criterion?: LatentCriterion;
+  threshold?: number;
+  upstream_compat?: boolean;
+  repetition_penalty?: number;
 }
 interface Golden {
   prompt_ids: number[];
@@ -24,48 +35,247 @@ interface Golden {
   latent_steps: number;
   hiddens: number[][];
   image_paths: string[];
+  logprobs: Array<{ logprob: number; top: number[] }> | null;
 }
 
 const LONG = Array.from({ length: 260 }, (_, i) => `word${i} 数据 ${i * 7}`).join(' ');
-const SIZES: Array<[number, number]> = [[56, 56], [84, 112], [112, 56], [140, 196], [224, 168], [196, 252]];
-const QUESTIONS = ['What is in the image?', 'Describe the colours.', 'Count the objects, please.', '这是什么？'];
+const SIZES: Array<[number, number]> = [
+  [56, 56],
+  [84, 112],
+  [112, 56],
+  [140, 196],
+  [224, 168],
+  [196, 252],
+];
+const QUESTIONS = [
+  'What is in the image?',
+  'Describe the colours.',
+  'Count the objects, please.',
+  '这是什么？',
+];
 
 function requests(): Req[] {
   const out: Req[] = [];
-  const texts = ['Hello!', 'Write a haiku about latent space.', 'def f(x):\n    return x', LONG, '🙂 emoji and  spaces\n\n'];
-  texts.forEach((t, i) => out.push({ messages: [{ role: 'user', content: t }], max_new_tokens: 12 + i }));
-  out.push({ messages: [{ role: 'system', content: 'Be terse.' }, { role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello.' }, { role: 'user', content: 'Again?' }], max_new_tokens: 10 });
+  const texts = [
+    'Hello!',
+    'Write a haiku about latent space.',
+    'def f(x):\n    return x',
+    LONG,
+    '🙂 emoji and  spaces\n\n',
+  ];
+  texts.forEach((t, i) =>
+    out.push({
+      messages: [{ role: 'user', content: t }],
+      max_new_tokens: 12 + i,
+      ...(i === 0 && { top_logprobs: 5 }),
+    }),
+  );
+  out.push({
+    messages: [
+      { role: 'system', content: 'Be terse.' },
+      { role: 'user', content: 'Hi' },
+      { role: 'assistant', content: 'Hello.' },
+      { role: 'user', content: 'Again?' },
+    ],
+    max_new_tokens: 10,
+  });
   let seed = 1;
   for (const steps of [4, 8, 16]) {
-    out.push({ messages: [{ role: 'user', content: `Think about ${steps}.` }], max_new_tokens: steps + 8, steps, prefix: '<|lvr_start|>' });
-    out.push({ messages: [{ role: 'user', content: LONG }], max_new_tokens: steps + 4, steps, prefix: '<|lvr_start|>' });
+    out.push({
+      messages: [{ role: 'user', content: `Think about ${steps}.` }],
+      max_new_tokens: steps + 8,
+      steps,
+      prefix: '<|lvr_start|>',
+      top_logprobs: 5,
+    });
+    out.push({
+      messages: [{ role: 'user', content: LONG }],
+      max_new_tokens: steps + 4,
+      steps,
+      prefix: '<|lvr_start|>',
+    });
   }
   SIZES.forEach(([h, w], i) => {
     for (const steps of [0, 4, 8, 16]) {
       if ((i + steps) % 3 === 1) continue;
       out.push({
-        messages: [{ role: 'user', content: [{ type: 'image', index: 0 }, { type: 'text', text: QUESTIONS[i % 4] }] }],
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'image', index: 0 },
+              { type: 'text', text: QUESTIONS[i % 4] },
+            ],
+          },
+        ],
         images: [{ seed: seed++, width: w, height: h }],
         max_new_tokens: steps + 6,
         steps: steps || 8,
         prefix: steps ? '<|lvr_start|>' : '',
+        ...(i < 2 && { top_logprobs: 3 }),
       });
     }
   });
-  for (const [a, b] of [[0, 3], [1, 4], [2, 5]]) {
+  for (const [a, b] of [
+    [0, 3],
+    [1, 4],
+    [2, 5],
+  ]) {
     out.push({
       messages: [
-        { role: 'user', content: [{ type: 'image', index: 0 }, { type: 'text', text: 'Compare' }, { type: 'image', index: 1 }, { type: 'text', text: ' these two.' }] },
+        {
+          role: 'user',
+          content: [
+            { type: 'image', index: 0 },
+            { type: 'text', text: 'Compare' },
+            { type: 'image', index: 1 },
+            { type: 'text', text: ' these two.' },
+          ],
+        },
       ],
-      images: [{ seed: seed++, width: SIZES[a][1], height: SIZES[a][0] }, { seed: seed++, width: SIZES[b][1], height: SIZES[b][0] }],
+      images: [
+        { seed: seed++, width: SIZES[a][1], height: SIZES[a][0] },
+        { seed: seed++, width: SIZES[b][1], height: SIZES[b][0] },
+      ],
       max_new_tokens: 14,
       steps: 8,
       prefix: a === 1 ? '' : '<|lvr_start|>',
     });
   }
-  out.push({ messages: [{ role: 'user', content: 'end token strategy' }], max_new_tokens: 12, strategy: 'end_token', steps: 4, prefix: '<|lvr_start|>' });
-  out.push({ messages: [{ role: 'user', content: [{ type: 'image', index: 0 }, { type: 'text', text: 'end token' }] }], images: [{ seed: 99, width: 84, height: 84 }], max_new_tokens: 12, strategy: 'end_token', steps: 6, prefix: '<|lvr_start|>' });
-  return out;
+  out.push({
+    messages: [{ role: 'user', content: 'end token strategy' }],
+    max_new_tokens: 12,
+    strategy: 'end_token',
+    steps: 4,
+    prefix: '<|lvr_start|>',
+  });
+  out.push({
+    messages: [
+      {
+        role: 'user',
+        content: [
+          { type: 'image', index: 0 },
+          { type: 'text', text: 'end token' },
+        ],
+      },
+    ],
+    images: [{ seed: 99, width: 84, height: 84 }],
+    max_new_tokens: 12,
+    strategy: 'end_token',
+    steps: 6,
+    prefix: '<|lvr_start|>',
+  });
+  return [...out, ...lvrRequests()];
+}
+
+const LVR_START = '<|lvr_start|>';
+const LVR_END_ID = 151668;
+const IM_END_ID = 151645;
+
+/**
+ * `latent` strategy (the bundle carries the latent-end vector) and `upstream_compat`. Thresholds sit between the
+ * tiny model's criterion values with margins >= 5e-3 (values from the reference, far above float32 noise). The
+ * end_token compat prompts use a repetition penalty < 1 (boosts prompt ids) so that a latent step does sample
+ * <|lvr_end|>, the only way upstream's uncapped loop ends.
+ */
+function lvrRequests(): Req[] {
+  const user = (text: string): Req['messages'] => [{ role: 'user', content: text }];
+  const endTokenPrompt = (system: string, text: string): Req['messages'] => [
+    { role: 'system', content: system },
+    { role: 'user', content: text },
+  ];
+  return [
+    // mae over the fed latents: 1.0628, 1.0914, 1.0518 -> the 3rd is under 1.057
+    {
+      id: 'latent-threshold-3',
+      messages: user('Count to ten.'),
+      max_new_tokens: 12,
+      strategy: 'latent',
+      steps: 8,
+      criterion: 'mae',
+      threshold: 1.057,
+      prefix: LVR_START,
+      top_logprobs: 2,
+    },
+    // cosine distance of the first fed latent 0.9119 < 0.92
+    {
+      id: 'latent-threshold-1',
+      messages: user('Think about 4.'),
+      max_new_tokens: 8,
+      strategy: 'latent',
+      steps: 8,
+      criterion: 'cosine',
+      threshold: 0.92,
+      prefix: LVR_START,
+    },
+    {
+      id: 'latent-cap',
+      messages: user('Hello there'),
+      max_new_tokens: 6, // the 6th token is the first real one (the tiny model may re-enter latent mode after it)
+      strategy: 'latent',
+      steps: 5,
+      criterion: 'mse',
+      threshold: 0.02,
+      prefix: LVR_START,
+    },
+    {
+      id: 'latent-cap-image',
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'image', index: 0 },
+            { type: 'text', text: 'Look closely.' },
+          ],
+        },
+      ],
+      images: [{ seed: 77, width: 112, height: 84 }],
+      max_new_tokens: 5, // ends at the first real token (steps + 1)
+      strategy: 'latent',
+      steps: 4,
+      prefix: LVR_START,
+    },
+    // steps: upstream ignores max_new_tokens while latent mode is on
+    { id: 'steps-capped', messages: user('Think about 8.'), max_new_tokens: 3, steps: 8, prefix: LVR_START },
+    {
+      id: 'steps-compat',
+      messages: user('Think about 8.'),
+      max_new_tokens: 3,
+      steps: 8,
+      prefix: LVR_START,
+      upstream_compat: true,
+    },
+    // end_token: upstream has no step cap (and ignores max_new_tokens and EOS while latent)
+    {
+      id: 'end-capped',
+      messages: endTokenPrompt('x', '<|lvr_end|> y'),
+      max_new_tokens: 4,
+      strategy: 'end_token',
+      steps: 2,
+      repetition_penalty: 0.05,
+      prefix: LVR_START,
+    },
+    {
+      id: 'end-compat',
+      messages: endTokenPrompt('x', '<|lvr_end|> y'),
+      max_new_tokens: 4,
+      strategy: 'end_token',
+      steps: 2,
+      repetition_penalty: 0.05,
+      prefix: LVR_START,
+      upstream_compat: true,
+    },
+    {
+      id: 'end-compat-eos',
+      messages: endTokenPrompt('', '<|lvr_end|>'),
+      max_new_tokens: 4,
+      strategy: 'end_token',
+      steps: 2,
+      repetition_penalty: 0.05,
+      prefix: LVR_START,
+      upstream_compat: true,
+    },
+  ];
 }
 
 function relError(a: Float32Array, b: number[]): number {
@@ -86,10 +296,22 @@ describe('TS engine vs PyTorch reference (tiny random bundle, fp32, greedy)', ()
 
   before(async () => {
     const python = process.env.LVR_PYTHON;
-    if (!python) throw new Error('LVR_PYTHON is not set: run through `npm test` (or eval "$(node scripts/stack/cli.mjs env)")');
+    if (!python)
+      throw new Error(
+        'LVR_PYTHON is not set: run through `npm test` (or eval "$(node scripts/stack/cli.mjs env)")',
+      );
     const input = path.join(work, 'input.json');
     fs.mkdirSync(path.join(work, 'images'));
-    fs.writeFileSync(input, JSON.stringify({ seed: 0, bundle: path.join(work, 'bundle'), image_dir: path.join(work, 'images'), requests: reqs }));
+    fs.writeFileSync(
+      input,
+      JSON.stringify({
+        seed: 0,
+        model: { latent_end: true },
+        bundle: path.join(work, 'bundle'),
+        image_dir: path.join(work, 'images'),
+        requests: reqs,
+      }),
+    );
     const res = spawnSync(python, [path.join(__dirname, 'golden_oracle.py'), input], {
       cwd: ROOT,
       env: { ...process.env, PYTHONPATH: path.join(ROOT, 'workers') },
@@ -109,6 +331,8 @@ describe('TS engine vs PyTorch reference (tiny random bundle, fp32, greedy)', ()
   it(`${reqs.length} requests: prompt ids, greedy output ids, finish reasons and hidden states match`, async (t) => {
     assert.ok(reqs.length >= 30);
     let worstRel = 0;
+    let worstLogprob = 0;
+    let logprobTokens = 0;
     let latentTotal = 0;
     let longest = 0;
     for (let i = 0; i < reqs.length; i++) {
@@ -116,19 +340,40 @@ describe('TS engine vs PyTorch reference (tiny random bundle, fp32, greedy)', ()
       const g = golden[i];
       const messages: ChatMessage[] = r.messages.map((m) => ({
         role: m.role,
-        content: typeof m.content === 'string' ? m.content : m.content.map((c) => (c.type === 'image' ? { type: 'image' as const, image: fs.readFileSync(g.image_paths[c.index]) } : c)),
+        content:
+          typeof m.content === 'string'
+            ? m.content
+            : m.content.map((c) =>
+                c.type === 'image'
+                  ? { type: 'image' as const, image: fs.readFileSync(g.image_paths[c.index]) }
+                  : c,
+              ),
       }));
       let promptIds: number[] = [];
       const hiddens: Float32Array[] = [];
       const ids: number[] = [];
+      const logprobs: TokenLogprob[] = [];
       let finish: string | null = null;
       let latentSteps = -1;
       for await (const d of engine.generate(
-        { messages, assistantPrefix: r.prefix, sampling: { maxTokens: r.max_new_tokens }, lvr: { strategy: r.strategy ?? 'steps', steps: r.steps ?? 8 } },
+        {
+          messages,
+          assistantPrefix: r.prefix,
+          sampling: { maxTokens: r.max_new_tokens, repetitionPenalty: r.repetition_penalty },
+          lvr: {
+            strategy: r.strategy ?? 'steps',
+            steps: r.steps ?? 8,
+            criterion: r.criterion,
+            threshold: r.threshold,
+            upstreamCompat: r.upstream_compat,
+          },
+          topLogprobs: r.top_logprobs,
+        },
         {},
         { onPrompt: (p) => (promptIds = p.ids), onHidden: (h) => hiddens.push(h) },
       )) {
         ids.push(...d.tokenIds);
+        logprobs.push(...(d.logprobs ?? []));
         if (d.finishReason) {
           finish = d.finishReason;
           latentSteps = d.usage!.latentSteps;
@@ -140,19 +385,78 @@ describe('TS engine vs PyTorch reference (tiny random bundle, fp32, greedy)', ()
       assert.equal(latentSteps, g.latent_steps, `request ${i}: latent steps`);
       assert.equal(hiddens.length, g.hiddens.length, `request ${i}: forward count`);
       hiddens.forEach((h, k) => (worstRel = Math.max(worstRel, relError(h, g.hiddens[k]))));
+      if (r.top_logprobs === undefined)
+        assert.equal(logprobs.length, 0, `request ${i}: no logprobs unless asked`);
+      else {
+        assert.equal(logprobs.length, g.logprobs!.length, `request ${i}: one logprob per generated token`);
+        logprobs.forEach((lp, k) => {
+          assert.equal(lp.tokenId, ids[k]);
+          assert.deepEqual(
+            lp.topLogprobs.map((t) => t.tokenId),
+            g.logprobs![k].top,
+            `request ${i} token ${k}: top-K ids`,
+          );
+          worstLogprob = Math.max(worstLogprob, Math.abs(lp.logprob - g.logprobs![k].logprob));
+        });
+        logprobTokens += logprobs.length;
+      }
       latentTotal += g.latent_steps;
       longest = Math.max(longest, g.prompt_ids.length);
     }
     assert.ok(worstRel <= 1e-4, `hidden-state relative error ${worstRel}`);
+    assert.ok(logprobTokens >= 50, `${logprobTokens} tokens with logprobs compared`);
+    assert.ok(worstLogprob <= 1e-4, `chosen-token logprob max abs error ${worstLogprob}`);
     assert.ok(latentTotal > 0 && longest > 1000, `latent steps ${latentTotal}, longest prompt ${longest}`);
-    t.diagnostic(`worst hidden-state rel error ${worstRel.toExponential(2)}; ${latentTotal} latent steps; longest prompt ${longest}`);
-    console.log(`[parity] ${reqs.length} requests token-identical; worst hidden rel err ${worstRel.toExponential(2)}; latent steps ${latentTotal}; longest prompt ${longest} tokens`);
+    t.diagnostic(
+      `worst hidden-state rel error ${worstRel.toExponential(2)}; ${latentTotal} latent steps; longest prompt ${longest}`,
+    );
+    console.log(
+      `[parity] ${reqs.length} requests token-identical; worst hidden rel err ${worstRel.toExponential(2)}; latent steps ${latentTotal}; longest prompt ${longest} tokens; ` +
+        `logprob max abs err ${worstLogprob.toExponential(2)} over ${logprobTokens} tokens`,
+    );
+  });
+
+  it('the latent and upstream_compat cases exercise what they claim (reference outputs)', () => {
+    const g = (id: string): Golden => golden[reqs.findIndex((r) => r.id === id)];
+    assert.equal(g('latent-threshold-3').latent_steps, 3, 'exit by threshold at the 3rd fed latent');
+    assert.equal(g('latent-threshold-1').latent_steps, 1, 'exit by threshold at the 1st fed latent');
+    assert.equal(g('latent-cap').latent_steps, 5, 'cap reached');
+    assert.equal(g('latent-cap-image').latent_steps, 4, 'cap reached');
+    assert.deepEqual([g('steps-capped').output_ids.length, g('steps-capped').latent_steps], [3, 2]);
+    assert.deepEqual(
+      [g('steps-compat').output_ids.length, g('steps-compat').latent_steps],
+      [9, 8],
+      'compat: 8 latent steps past max_new_tokens',
+    );
+    const capped = g('end-capped');
+    const compat = g('end-compat');
+    assert.ok(
+      compat.latent_steps > 2 && compat.output_ids.at(-1) === LVR_END_ID,
+      `uncapped until <|lvr_end|>: ${compat.output_ids}`,
+    );
+    // Capped at 2 per block (the tiny model may re-enter a block by emitting <|lvr_start|> as text).
+    assert.ok(
+      !capped.output_ids.includes(LVR_END_ID) && capped.latent_steps < compat.latent_steps,
+      `capped: ${capped.output_ids}`,
+    );
+    const eos = g('end-compat-eos');
+    assert.ok(
+      eos.output_ids.slice(0, -1).includes(IM_END_ID) && eos.output_ids.at(-1) === LVR_END_ID,
+      `EOS ignored while latent: ${eos.output_ids}`,
+    );
+    assert.ok(eos.output_ids.length > 4 && eos.finish_reason === 'length');
   });
 
   it('cancellation with an AbortSignal ends generation within one decode step', async () => {
     const ctrl = new AbortController();
     const deltas = [];
-    for await (const d of engine.generate({ messages: [{ role: 'user', content: 'Go on forever.' }], sampling: { maxTokens: 200, ignoreEos: true } }, { signal: ctrl.signal })) {
+    for await (const d of engine.generate(
+      {
+        messages: [{ role: 'user', content: 'Go on forever.' }],
+        sampling: { maxTokens: 200, ignoreEos: true },
+      },
+      { signal: ctrl.signal },
+    )) {
       deltas.push(d);
       if (deltas.length === 3) ctrl.abort();
     }

@@ -49,7 +49,8 @@ def _golden(args) -> int:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("export", help="HF checkpoint (dir, s3://, tiny:SEED) -> model bundle (dir or s3://)")
+    p = sub.add_parser("export",
+                       help="HF checkpoint (dir, s3://, tiny:SEED[:latent_end]) -> model bundle (dir or s3://)")
     p.add_argument("src")
     p.add_argument("dest")
     p.add_argument("--precision", choices=("fp32", "fp16", "int4"), default="fp32")

@@ -1,4 +1,4 @@
-"""HF checkpoint (local, s3:// or `tiny:SEED`) -> model bundle (local or s3://), verified against PyTorch.
+"""HF checkpoint (local, s3:// or `tiny:SEED[:latent_end]`) -> model bundle (local or s3://), verified against PyTorch.
 
 See docs/bundle-format.md for the output. Graphs are traced with `torch.onnx.export` from `lvr.graphs`; int4 uses
 ONNX Runtime's `MatMulNBitsQuantizer` (weight-only, block 32, symmetric) on the fp32 decoder.
@@ -41,11 +41,15 @@ class ExportError(RuntimeError):
 
 # -- source resolution -------------------------------------------------------------------------------------------
 def resolve_source(src: str, work: Path) -> Path:
-    """Local HF checkpoint folder for `src` (a path, s3://bucket/prefix, or tiny:SEED)."""
+    """Local HF checkpoint folder for `src` (a path, s3://bucket/prefix, or tiny:SEED[:latent_end])."""
     if src.startswith("tiny:"):
-        from .tiny import save_tiny_checkpoint
+        from .tiny import parse_tiny_spec, save_tiny_checkpoint
 
-        return save_tiny_checkpoint(work / "src", seed=int(src.split(":", 1)[1] or 0))
+        try:
+            seed, kwargs = parse_tiny_spec(src.split(":", 1)[1])
+        except ValueError as e:
+            raise ExportError(str(e)) from None
+        return save_tiny_checkpoint(work / "src", seed=seed, **kwargs)
     if storage.is_s3(src):
         return storage.download_prefix(src, work / "src")
     path = Path(src)

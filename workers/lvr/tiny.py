@@ -67,9 +67,38 @@ def _fill(name: str, p: torch.Tensor, seed: int) -> None:
     p.copy_(value.to(p.dtype))
 
 
+#: Options of a `tiny:SEED:OPTION[,OPTION]` source -> make_tiny_model keyword arguments.
+TINY_OPTIONS = {"latent_end": {"latent_end": True}}
+
+
+def parse_tiny_spec(spec: str) -> tuple[int, dict]:
+    """`SEED[:OPTION[,OPTION...]]` (what follows `tiny:`) -> (seed, make_tiny_model kwargs).
+
+    `latent_end`: also build the learned latent-end vector (LVR-SPEC §1.4), so that the model (and a bundle exported
+    from it) can decode with the `latent` strategy. The other weights are unchanged: each parameter has its own seed.
+    """
+    seed_text, _, opts = spec.partition(":")
+    try:
+        seed = int(seed_text or 0)
+    except ValueError:
+        raise ValueError(f"tiny source: seed must be an integer, got {seed_text!r}") from None
+    kwargs: dict = {}
+    for opt in filter(None, opts.split(",")):
+        if opt not in TINY_OPTIONS:
+            raise ValueError(f"tiny source: unknown option {opt!r}; expected one of {sorted(TINY_OPTIONS)}")
+        kwargs.update(TINY_OPTIONS[opt])
+    return seed, kwargs
+
+
 @torch.no_grad()
-def make_tiny_model(seed: int = 0, **cfg_kwargs) -> LVRForConditionalGeneration:
-    """Tiny LVR model (fp32, eval mode, eager attention) with deterministic weights."""
+def make_tiny_model(seed: int = 0, latent_end: bool = False, **cfg_kwargs) -> LVRForConditionalGeneration:
+    """Tiny LVR model (fp32, eval mode, eager attention) with deterministic weights.
+
+    `latent_end=True` adds `lvr_latent_end_emb` (config `latent_end_token`): a standard normal vector rescaled to L2
+    norm sqrt(hidden), drawn from its own seeded generator, so every other weight is identical to the plain model.
+    """
+    if latent_end:
+        cfg_kwargs["latent_end_token"] = True
     cfg = tiny_config(**cfg_kwargs)
     cfg._attn_implementation = "eager"
     torch_state = torch.random.get_rng_state()

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { readLatentEndEmb } from './bundle/latent-end';
 import { LocalDirSource } from './bundle/local-source';
 import { LoadedBundle, openBundle } from './bundle/loader';
 import type { BundleSource } from './bundle/source';
@@ -77,6 +78,7 @@ export class LvrEngine {
     const bundle = await openBundle(src, options.verifyChecksums ?? true);
     const m = bundle.manifest;
     const tokenizer = Tokenizer.fromJSON(fs.readFileSync(bundle.paths.get(m.tokenizer)!, 'utf8'));
+    const latentEndEmb = readLatentEndEmb(bundle); // before the worker starts: a bad file leaks nothing
     const ep = options.executionProvider ?? 'cpu';
     const worker = await ModelWorker.start({
       graphs: {
@@ -103,11 +105,6 @@ export class LvrEngine {
       minPixels: pp.min_pixels,
       maxPixels: pp.max_pixels,
     };
-    const endFile = m.lvr.latent_end_token ? 'lvr_latent_end_emb.bin' : undefined;
-    const latentEndEmb =
-      endFile && bundle.paths.has(endFile)
-        ? new Float32Array(new Uint8Array(fs.readFileSync(bundle.paths.get(endFile)!)).buffer)
-        : undefined;
     const st = m.special_tokens;
     const info: ModelInfo = {
       id: m.provenance?.run_id ?? m.provenance?.source ?? src.uri,
