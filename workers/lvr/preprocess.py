@@ -46,20 +46,26 @@ class ImageConfig:
 
 
 def load_image(source: Any):
-    """PIL RGB image from a PIL image, a path, a `data:` URL, or {"width","height","seed"} (synthetic noise)."""
-    from PIL import Image
+    """PIL RGB image from a PIL image, a path, a `data:` URL, or {"width","height","seed"} (synthetic noise).
 
-    if isinstance(source, Image.Image):
-        return source.convert("RGB")
+    EXIF orientation is applied (`ImageOps.exif_transpose`), as the TS engine's decoder does (sharp `.rotate()`), so
+    a rotated JPEG gives the same grid, token count and pixels on both sides.
+    """
+    from PIL import Image, ImageOps
+
     if isinstance(source, dict) and "seed" in source:
         rng = np.random.default_rng(int(source["seed"]))
         arr = rng.integers(0, 256, size=(int(source["height"]), int(source["width"]), 3), dtype=np.uint8)
         return Image.fromarray(arr, "RGB")
-    if isinstance(source, str) and source.startswith("data:"):
-        return Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))).convert("RGB")
-    if isinstance(source, str) and source.startswith("file://"):
-        source = source[len("file://"):]
-    return Image.open(source).convert("RGB")
+    if isinstance(source, Image.Image):
+        image = source
+    elif isinstance(source, str) and source.startswith("data:"):
+        image = Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1])))
+    else:
+        if isinstance(source, str) and source.startswith("file://"):
+            source = source[len("file://"):]
+        image = Image.open(source)
+    return ImageOps.exif_transpose(image).convert("RGB")
 
 
 def image_to_pixel_values(image, cfg: ImageConfig = ImageConfig()) -> tuple[np.ndarray, tuple[int, int, int]]:
