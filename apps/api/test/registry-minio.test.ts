@@ -64,7 +64,7 @@ describe('model registry: MinIO bundles and hot-load (real engine)', () => {
     const registry = app.get(ModelRegistry);
     assert.ok(registry.get('minio-demo'), 'the complete bundle is loaded');
     assert.equal(registry.get('partial'), undefined, 'the incomplete bundle is not');
-    assert.match(registry.startupError ?? '', /incomplete \(no _COMPLETE marker\)/);
+    assert.match(registry.startupError ?? '', /is incomplete: _COMPLETE marker missing/);
     const res = await request(app.getHttpServer())
       .post('/v1/chat/completions')
       .send({ model: 'minio-demo', max_tokens: 4, messages: [{ role: 'user', content: 'hi' }] })
