@@ -11,6 +11,8 @@ segments run through SDPA, which is how the tests check the plumbing.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn.functional as F
 
@@ -49,8 +51,7 @@ def varlen_attention(module, query, key, value, attention_mask=None, scaling=Non
     if query.device.type == "cuda" and query.dtype in (torch.bfloat16, torch.float16):
         from torch.nn.attention.varlen import varlen_attn
 
-        out = varlen_attn(q, k, v, cu, cu, max_len, max_len, scale=scaling,
-                          window_size=(-1, 0) if causal else (-1, -1), enable_gqa=Hq != Hk)
+        out = _call_varlen(varlen_attn, q, k, v, cu, max_len, scaling, causal)
     else:
         parts = []
         bounds = cu.tolist()
@@ -61,6 +62,24 @@ def varlen_attention(module, query, key, value, attention_mask=None, scaling=Non
             parts.append(o[0].transpose(0, 1))
         out = torch.cat(parts, 0)
     return out.reshape(B, S, Hq, D), None
+
+
+def _call_varlen(varlen_attn, q, k, v, cu, max_len, scaling, causal):
+    """torch's varlen API grew over releases (2.11 has `is_causal` and no GQA; later ones `window_size` and
+    `enable_gqa`): pass what this torch accepts, repeating KV heads where it cannot group them itself."""
+    params = inspect.signature(varlen_attn).parameters
+    kwargs = {"scale": scaling}
+    if q.shape[1] != k.shape[1]:
+        if "enable_gqa" in params:
+            kwargs["enable_gqa"] = True
+        else:
+            repeat = q.shape[1] // k.shape[1]
+            k, v = k.repeat_interleave(repeat, dim=1), v.repeat_interleave(repeat, dim=1)
+    if "window_size" in params:
+        kwargs["window_size"] = (-1, 0) if causal else (-1, -1)
+    else:
+        kwargs["is_causal"] = causal
+    return varlen_attn(q, k, v, cu, cu, max_len, max_len, **kwargs)
 
 
 def use_varlen(model) -> None:
