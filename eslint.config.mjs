@@ -3,7 +3,18 @@ import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', '.infra/**', 'workers/**', 'models/**'] },
+  {
+    ignores: [
+      'node_modules/**',
+      'dist/**',
+      '.infra/**',
+      'workers/**',
+      'models/**',
+      '.nodebin/**',
+      '.gl/**',
+      '.schemathesis/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

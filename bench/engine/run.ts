@@ -20,10 +20,23 @@ interface Side {
 
 async function tsSide(bundle: string, image: Buffer): Promise<Side> {
   const engine = await LvrEngine.load(bundle);
-  const messages = [{ role: 'user' as const, content: [{ type: 'image' as const, image }, { type: 'text' as const, text: 'Describe it.' }] }];
+  const messages = [
+    {
+      role: 'user' as const,
+      content: [
+        { type: 'image' as const, image },
+        { type: 'text' as const, text: 'Describe it.' },
+      ],
+    },
+  ];
   const run = async (prefix: string, n: number, steps: number) => {
     let timings;
-    for await (const d of engine.generate({ messages, assistantPrefix: prefix, sampling: { maxTokens: n, ignoreEos: true }, lvr: { steps } })) {
+    for await (const d of engine.generate({
+      messages,
+      assistantPrefix: prefix,
+      sampling: { maxTokens: n, ignoreEos: true },
+      lvr: { steps },
+    })) {
       if (d.finishReason) timings = d.timings!;
     }
     return timings!;
@@ -49,7 +62,11 @@ async function main(): Promise<void> {
   const results: Record<string, unknown> = {};
   for (const size of sizes) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `lvr-bench-${size}-`));
-    const image = await sharp({ create: { width: 224, height: 224, channels: 3, background: { r: 90, g: 140, b: 200 } } }).png().toBuffer();
+    const image = await sharp({
+      create: { width: 224, height: 224, channels: 3, background: { r: 90, g: 140, b: 200 } },
+    })
+      .png()
+      .toBuffer();
     const imgPath = path.join(dir, 'image.png');
     fs.writeFileSync(imgPath, image);
     const py = spawnSync(python, [path.join(__dirname, 'torch_bench.py'), dir, size, imgPath], {
@@ -73,7 +90,9 @@ async function main(): Promise<void> {
     results[size] = row;
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  console.log(`BENCH ${JSON.stringify({ bench: 'engine', cpu: os.cpus()[0]?.model, cores: os.cpus().length, results })}`);
+  console.log(
+    `BENCH ${JSON.stringify({ bench: 'engine', cpu: os.cpus()[0]?.model, cores: os.cpus().length, results })}`,
+  );
 }
 
 main().catch((e) => {

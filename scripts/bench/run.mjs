@@ -8,12 +8,19 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const [name, ...rest] = process.argv.slice(2);
-const benches = fs.readdirSync(path.join(root, 'bench')).filter((d) => fs.existsSync(path.join(root, 'bench', d)) && fs.statSync(path.join(root, 'bench', d)).isDirectory());
+const benches = fs
+  .readdirSync(path.join(root, 'bench'))
+  .filter(
+    (d) =>
+      fs.existsSync(path.join(root, 'bench', d)) && fs.statSync(path.join(root, 'bench', d)).isDirectory(),
+  );
 if (!name || !benches.includes(name)) {
   console.error(`usage: npm run bench -- <${benches.join('|')}> [args]`);
   process.exit(2);
 }
-const entry = ['run.ts', 'run.mjs'].map((f) => path.join(root, 'bench', name, f)).find((f) => fs.existsSync(f));
+const entry = ['run.ts', 'run.mjs']
+  .map((f) => path.join(root, 'bench', name, f))
+  .find((f) => fs.existsSync(f));
 if (!entry) {
   console.error(`bench/${name} has no run.ts or run.mjs`);
   process.exit(2);
@@ -21,7 +28,9 @@ if (!entry) {
 const env = { ...process.env };
 if (!env.LVR_PYTHON) {
   try {
-    const out = execFileSync(process.execPath, [path.join(root, 'scripts/stack/cli.mjs'), 'env'], { encoding: 'utf8' });
+    const out = execFileSync(process.execPath, [path.join(root, 'scripts/stack/cli.mjs'), 'env'], {
+      encoding: 'utf8',
+    });
     for (const m of out.matchAll(/^export (\w+)="(.*)"$/gm)) env[m[1]] ??= m[2];
   } catch {
     /* benches that need Python report it themselves */

@@ -7,7 +7,14 @@ import { applyRepetitionPenalty, pickToken, SeededRandom } from '../src/sampling
 const START = 10;
 const END = 11;
 const cfg = (over: Partial<LvrConfig> = {}): LvrConfig => ({
-  strategy: 'steps', steps: 3, criterion: 'mse', threshold: 0.02, upstreamCompat: false, lvrStartId: START, lvrEndId: END, ...over,
+  strategy: 'steps',
+  steps: 3,
+  criterion: 'mse',
+  threshold: 0.02,
+  upstreamCompat: false,
+  lvrStartId: START,
+  lvrEndId: END,
+  ...over,
 });
 
 describe('LVR state machine (LVR-SPEC §4.2-4.4)', () => {
@@ -28,9 +35,15 @@ describe('LVR state machine (LVR-SPEC §4.2-4.4)', () => {
     assert.equal(sm.update(START, 1), true);
     assert.equal(sm.update(1, END), false);
     const capped = new LvrStateMachine(cfg({ strategy: 'end_token', steps: 2 }));
-    assert.deepEqual([capped.update(START, 1), capped.update(1, 2), capped.update(2, 3)], [true, true, false]);
+    assert.deepEqual(
+      [capped.update(START, 1), capped.update(1, 2), capped.update(2, 3)],
+      [true, true, false],
+    );
     const compat = new LvrStateMachine(cfg({ strategy: 'end_token', steps: 2, upstreamCompat: true }));
-    assert.deepEqual([compat.update(START, 1), compat.update(1, 2), compat.update(2, 3), compat.update(3, 4)], [true, true, true, true]);
+    assert.deepEqual(
+      [compat.update(START, 1), compat.update(1, 2), compat.update(2, 3), compat.update(3, 4)],
+      [true, true, true, true],
+    );
   });
 
   it('latent: exits when the fed latent reaches the end vector or the cap', () => {
@@ -49,12 +62,27 @@ describe('sampling', () => {
   });
 
   it('greedy picks the argmax of penalised logits; seeded sampling is reproducible and respects top-k', () => {
-    assert.equal(pickToken(Float32Array.from([1, 3, 2.9]), [1], { temperature: 0, repetitionPenalty: 1.1 }, new SeededRandom(1)), 2);
-    const draw = (seed: number) => Array.from({ length: 20 }, () => pickToken(Float32Array.from([1, 1, 1, -5]), [], { temperature: 1, topK: 2 }, new SeededRandom(seed)));
+    assert.equal(
+      pickToken(
+        Float32Array.from([1, 3, 2.9]),
+        [1],
+        { temperature: 0, repetitionPenalty: 1.1 },
+        new SeededRandom(1),
+      ),
+      2,
+    );
+    const draw = (seed: number) =>
+      Array.from({ length: 20 }, () =>
+        pickToken(Float32Array.from([1, 1, 1, -5]), [], { temperature: 1, topK: 2 }, new SeededRandom(seed)),
+      );
     assert.deepEqual(draw(3), draw(3));
     assert.ok(draw(4).every((t) => t === 0 || t === 1));
     const r = new SeededRandom(5);
-    const seen = new Set(Array.from({ length: 200 }, () => pickToken(Float32Array.from([5, 4.9, -9]), [], { temperature: 1, minP: 0.5 }, r)));
+    const seen = new Set(
+      Array.from({ length: 200 }, () =>
+        pickToken(Float32Array.from([5, 4.9, -9]), [], { temperature: 1, minP: 0.5 }, r),
+      ),
+    );
     assert.deepEqual([...seen].sort(), [0, 1]);
   });
 });

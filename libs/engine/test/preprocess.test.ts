@@ -73,7 +73,9 @@ describe('image preprocessing parity', () => {
   });
 
   it(`smart_resize matches transformers on ${SIZES.length} sizes`, () => {
-    SIZES.forEach(([h, w, mn, mx], i) => assert.deepEqual(smartResize(h, w, 28, mn, mx), oracle.sizes[i], `${h}x${w}`));
+    SIZES.forEach(([h, w, mn, mx], i) =>
+      assert.deepEqual(smartResize(h, w, 28, mn, mx), oracle.sizes[i], `${h}x${w}`),
+    );
   });
 
   it(`image-token counts match the Python processor on ${PROCESSOR_SIZES.length} sizes`, () => {
@@ -97,16 +99,20 @@ describe('image preprocessing parity', () => {
       const resized = resizeForModel(img, cfg);
       const expected = fs.readFileSync(path.join(dir, `${i}.resized.rgb`));
       assert.deepEqual([resized.height, resized.width], oracle.images[i].resized);
-      for (let k = 0; k < expected.length; k++) maxDiff = Math.max(maxDiff, Math.abs(expected[k] - resized.data[k]));
+      for (let k = 0; k < expected.length; k++)
+        maxDiff = Math.max(maxDiff, Math.abs(expected[k] - resized.data[k]));
       const processed = processRgb(img, cfg);
       assert.deepEqual(processed.gridThw, oracle.images[i].grid);
       if (resized !== img) {
         resizedCount++;
-        const viaSharp = await sharp(Buffer.from(img.data), { raw: { width: img.width, height: img.height, channels: 3 } })
+        const viaSharp = await sharp(Buffer.from(img.data), {
+          raw: { width: img.width, height: img.height, channels: 3 },
+        })
           .resize(resized.width, resized.height, { kernel: 'cubic', fit: 'fill' })
           .raw()
           .toBuffer();
-        for (let k = 0; k < expected.length; k++) maxSharpDiff = Math.max(maxSharpDiff, Math.abs(expected[k] - viaSharp[k]));
+        for (let k = 0; k < expected.length; k++)
+          maxSharpDiff = Math.max(maxSharpDiff, Math.abs(expected[k] - viaSharp[k]));
         continue;
       }
       exactCount++;
@@ -114,14 +120,19 @@ describe('image preprocessing parity', () => {
       const ref = new Float32Array(pv.buffer, pv.byteOffset, pv.length / 4);
       assert.equal(processed.pixelValues.length, ref.length);
       let pvDiff = 0;
-      for (let k = 0; k < ref.length; k++) pvDiff = Math.max(pvDiff, Math.abs(ref[k] - processed.pixelValues[k]));
+      for (let k = 0; k < ref.length; k++)
+        pvDiff = Math.max(pvDiff, Math.abs(ref[k] - processed.pixelValues[k]));
       assert.equal(pvDiff, 0, `image ${i}: pixel_values max diff ${pvDiff}`);
     }
     assert.ok(resizedCount >= 12 && exactCount >= 1, `${resizedCount} resized, ${exactCount} unchanged`);
     // Separable bicubic in the TS port vs Pillow 13 differs only by pass order on some shapes (see resample.ts).
     assert.ok(maxDiff <= 32, `max |TS - PIL| = ${maxDiff}`);
-    t.diagnostic(`resize vs PIL bicubic over ${resizedCount} images (8-bit levels): TS port max ${maxDiff}; sharp cubic max ${maxSharpDiff}`);
-    console.log(`[resize] vs PIL bicubic over ${resizedCount} images: TS port max ${maxDiff}, sharp cubic max ${maxSharpDiff}`);
+    t.diagnostic(
+      `resize vs PIL bicubic over ${resizedCount} images (8-bit levels): TS port max ${maxDiff}; sharp cubic max ${maxSharpDiff}`,
+    );
+    console.log(
+      `[resize] vs PIL bicubic over ${resizedCount} images: TS port max ${maxDiff}, sharp cubic max ${maxSharpDiff}`,
+    );
   });
 });
 
@@ -131,10 +142,16 @@ describe('decoding', () => {
     const jpeg = await base.clone().jpeg().withMetadata({ orientation: 6 }).toBuffer();
     const rotated = await decodeImage(jpeg);
     assert.deepEqual([rotated.width, rotated.height], [2, 4]);
-    const rgba = await sharp({ create: { width: 3, height: 3, channels: 4, background: { r: 1, g: 2, b: 3, alpha: 0 } } }).png().toBuffer();
+    const rgba = await sharp({
+      create: { width: 3, height: 3, channels: 4, background: { r: 1, g: 2, b: 3, alpha: 0 } },
+    })
+      .png()
+      .toBuffer();
     const noAlpha = await decodeImage(rgba);
     assert.deepEqual(Array.from(noAlpha.data.slice(0, 3)), [1, 2, 3]);
-    const gif = await sharp({ create: { width: 5, height: 7, channels: 3, background: '#00ff00' } }).gif().toBuffer();
+    const gif = await sharp({ create: { width: 5, height: 7, channels: 3, background: '#00ff00' } })
+      .gif()
+      .toBuffer();
     const g = await decodeImage(gif);
     assert.deepEqual([g.width, g.height, g.data[1]], [5, 7, 255]);
     const webp = await base.clone().webp({ lossless: true }).toBuffer();
@@ -147,7 +164,13 @@ describe('chat template, M-RoPE and vision host inputs parity', () => {
   const img = { type: 'image' as const, image: new Uint8Array() };
   const chats: Array<{ messages: ChatMessage[]; add_generation_prompt: boolean }> = [
     { messages: [{ role: 'user', content: 'Hello' }], add_generation_prompt: true },
-    { messages: [{ role: 'system', content: 'Be terse.' }, { role: 'user', content: [img, { type: 'text', text: 'What is it?' }] }], add_generation_prompt: true },
+    {
+      messages: [
+        { role: 'system', content: 'Be terse.' },
+        { role: 'user', content: [img, { type: 'text', text: 'What is it?' }] },
+      ],
+      add_generation_prompt: true,
+    },
     {
       messages: [
         { role: 'user', content: [img, img, { type: 'text', text: 'Compare\nthese.' }] },
@@ -156,19 +179,44 @@ describe('chat template, M-RoPE and vision host inputs parity', () => {
       ],
       add_generation_prompt: true,
     },
-    { messages: [{ role: 'user', content: '<|lvr_start|> x ' }, { role: 'assistant', content: [{ type: 'text', text: 'ok' }] }], add_generation_prompt: false },
+    {
+      messages: [
+        { role: 'user', content: '<|lvr_start|> x ' },
+        { role: 'assistant', content: [{ type: 'text', text: 'ok' }] },
+      ],
+      add_generation_prompt: false,
+    },
   ];
   const toPython = (m: ChatMessage) => ({
     role: m.role,
-    content: typeof m.content === 'string' ? m.content : m.content.map((p) => (p.type === 'image' ? { type: 'image' } : p)),
+    content:
+      typeof m.content === 'string'
+        ? m.content
+        : m.content.map((p) => (p.type === 'image' ? { type: 'image' } : p)),
   });
   const IMG = 151655;
   const ropeCases = [
     { ids: [1, 2, 3], grids: [] as Array<[number, number, number]> },
-    { ids: [5, 151652, ...Array(6).fill(IMG), 151653, 9, 9], grids: [[1, 4, 6]] as Array<[number, number, number]> },
-    { ids: [151652, ...Array(4).fill(IMG), 151653, 7, 151652, ...Array(12).fill(IMG), 151653, 8], grids: [[1, 4, 4], [1, 8, 6]] as Array<[number, number, number]> },
+    {
+      ids: [5, 151652, ...Array(6).fill(IMG), 151653, 9, 9],
+      grids: [[1, 4, 6]] as Array<[number, number, number]>,
+    },
+    {
+      ids: [151652, ...Array(4).fill(IMG), 151653, 7, 151652, ...Array(12).fill(IMG), 151653, 8],
+      grids: [
+        [1, 4, 4],
+        [1, 8, 6],
+      ] as Array<[number, number, number]>,
+    },
   ];
-  const visionGrids: Array<[number, number]> = [[8, 12], [6, 4], [16, 16], [2, 2], [34, 18], [20, 42]];
+  const visionGrids: Array<[number, number]> = [
+    [8, 12],
+    [6, 4],
+    [16, 16],
+    [2, 2],
+    [34, 18],
+    [20, 42],
+  ];
   let oracle: {
     chats: string[];
     rope: Array<{ positions: number[][]; delta: number }>;
@@ -177,14 +225,19 @@ describe('chat template, M-RoPE and vision host inputs parity', () => {
 
   before(() => {
     oracle = runPython('preprocess.py', {
-      chats: chats.map((c) => ({ messages: c.messages.map(toPython), add_generation_prompt: c.add_generation_prompt })),
+      chats: chats.map((c) => ({
+        messages: c.messages.map(toPython),
+        add_generation_prompt: c.add_generation_prompt,
+      })),
       rope: ropeCases,
       vision: visionGrids,
     });
   });
 
   it('renders chats identically to the Python processor template', () => {
-    chats.forEach((c, i) => assert.equal(renderChat(c.messages, { addGenerationPrompt: c.add_generation_prompt }), oracle.chats[i]));
+    chats.forEach((c, i) =>
+      assert.equal(renderChat(c.messages, { addGenerationPrompt: c.add_generation_prompt }), oracle.chats[i]),
+    );
   });
 
   it('computes M-RoPE positions and rope deltas identically', () => {

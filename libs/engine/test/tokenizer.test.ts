@@ -47,7 +47,10 @@ describe('tokenizer parity with Python tokenizers', () => {
   });
 
   it('maps the LVR tokens to 151665..151668 and special-token text to single ids', () => {
-    assert.deepEqual(tokenizer.encode('<|lvr_start|><|lvr|><|lvr_latent_end|><|lvr_end|>'), [151665, 151666, 151667, 151668]);
+    assert.deepEqual(
+      tokenizer.encode('<|lvr_start|><|lvr|><|lvr_latent_end|><|lvr_end|>'),
+      [151665, 151666, 151667, 151668],
+    );
     assert.deepEqual(tokenizer.encode('<|im_start|>user'), [151644, 872]);
   });
 

@@ -25,9 +25,13 @@ export interface LoadedBundle {
  */
 export async function openBundle(source: BundleSource, verifyChecksums = true): Promise<LoadedBundle> {
   if (!(await source.exists(COMPLETE_MARKER))) {
-    throw new BundleError(`bundle ${source.uri} is incomplete: ${COMPLETE_MARKER} marker missing`, COMPLETE_MARKER);
+    throw new BundleError(
+      `bundle ${source.uri} is incomplete: ${COMPLETE_MARKER} marker missing`,
+      COMPLETE_MARKER,
+    );
   }
-  if (!(await source.exists('manifest.json'))) throw new BundleError(`bundle ${source.uri}: manifest.json missing`, 'manifest.json');
+  if (!(await source.exists('manifest.json')))
+    throw new BundleError(`bundle ${source.uri}: manifest.json missing`, 'manifest.json');
   const manifestBytes = await source.readFile('manifest.json');
   let marker: { manifest_sha256?: string };
   try {
@@ -37,7 +41,11 @@ export async function openBundle(source: BundleSource, verifyChecksums = true): 
   }
   const manifestSha = createHash('sha256').update(manifestBytes).digest('hex');
   if (marker.manifest_sha256 !== manifestSha) {
-    throw new BundleError(`bundle ${source.uri}: manifest.json sha256 does not match ${COMPLETE_MARKER}`, 'manifest.json', 'manifest_sha256');
+    throw new BundleError(
+      `bundle ${source.uri}: manifest.json sha256 does not match ${COMPLETE_MARKER}`,
+      'manifest.json',
+      'manifest_sha256',
+    );
   }
   const manifest = parseManifest(manifestBytes.toString('utf8'));
   const paths = new Map<string, string>();
@@ -45,7 +53,12 @@ export async function openBundle(source: BundleSource, verifyChecksums = true): 
     const local = await source.localPath(f.path);
     const stat = await fs.promises.stat(local).catch(() => undefined);
     if (!stat) throw new BundleError(`bundle ${source.uri}: file ${f.path} is missing`, f.path);
-    if (stat.size !== f.size) throw new BundleError(`bundle ${source.uri}: file ${f.path} has ${stat.size} bytes, manifest says ${f.size}`, f.path, 'size');
+    if (stat.size !== f.size)
+      throw new BundleError(
+        `bundle ${source.uri}: file ${f.path} has ${stat.size} bytes, manifest says ${f.size}`,
+        f.path,
+        'size',
+      );
     if (verifyChecksums && (await sha256File(local)) !== f.sha256) {
       throw new BundleError(`bundle ${source.uri}: sha256 mismatch for ${f.path}`, f.path, 'sha256');
     }
@@ -57,7 +70,12 @@ export async function openBundle(source: BundleSource, verifyChecksums = true): 
     ['graphs.decoder', manifest.graphs.decoder],
     ['tokenizer', manifest.tokenizer],
   ] as const) {
-    if (!paths.has(file)) throw new BundleError(`bundle ${source.uri}: ${field} names ${file}, which is not in manifest.files`, 'manifest.json', field);
+    if (!paths.has(file))
+      throw new BundleError(
+        `bundle ${source.uri}: ${field} names ${file}, which is not in manifest.files`,
+        'manifest.json',
+        field,
+      );
   }
   return { source, manifest, paths };
 }

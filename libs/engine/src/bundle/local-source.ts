@@ -24,7 +24,8 @@ export class LocalDirSource implements BundleSource {
 
   private resolve(relPath: string): string {
     const full = path.resolve(this.uri, relPath);
-    if (!full.startsWith(this.uri + path.sep)) throw new Error(`path ${relPath} escapes the bundle directory`);
+    if (!full.startsWith(this.uri + path.sep))
+      throw new Error(`path ${relPath} escapes the bundle directory`);
     return full;
   }
 }

@@ -11,7 +11,12 @@ export interface BundleManifest {
     num_key_value_heads: number;
     head_dim: number;
     vocab_size: number;
-    vision: { patch_size: number; temporal_patch_size: number; spatial_merge_size: number; window_size: number };
+    vision: {
+      patch_size: number;
+      temporal_patch_size: number;
+      spatial_merge_size: number;
+      window_size: number;
+    };
   };
   special_tokens: {
     lvr_start_id: number;
@@ -84,7 +89,12 @@ const REQUIRED: Array<[string, string]> = [
 ];
 
 function get(obj: unknown, dotted: string): unknown {
-  return dotted.split('.').reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), obj);
+  return dotted
+    .split('.')
+    .reduce<unknown>(
+      (o, k) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined),
+      obj,
+    );
 }
 
 /** Parses and validates manifest.json; errors name the offending field. */
@@ -98,19 +108,37 @@ export function parseManifest(text: string): BundleManifest {
   for (const [field, type] of REQUIRED) {
     const v = get(raw, field);
     const ok = type === 'array' ? Array.isArray(v) : typeof v === type;
-    if (!ok) throw new BundleError(`manifest.json: field ${field} must be ${type === 'array' ? 'an array' : `a ${type}`}`, 'manifest.json', field);
+    if (!ok)
+      throw new BundleError(
+        `manifest.json: field ${field} must be ${type === 'array' ? 'an array' : `a ${type}`}`,
+        'manifest.json',
+        field,
+      );
   }
   const m = raw as BundleManifest;
-  if (m.format !== 'lvr-bundle') throw new BundleError(`manifest.json: format must be "lvr-bundle"`, 'manifest.json', 'format');
+  if (m.format !== 'lvr-bundle')
+    throw new BundleError(`manifest.json: format must be "lvr-bundle"`, 'manifest.json', 'format');
   if (m.format_version !== 1) {
-    throw new BundleError(`manifest.json: unsupported format_version ${m.format_version} (expected 1)`, 'manifest.json', 'format_version');
+    throw new BundleError(
+      `manifest.json: unsupported format_version ${m.format_version} (expected 1)`,
+      'manifest.json',
+      'format_version',
+    );
   }
   if (!['float32', 'float16'].includes(m.io_dtypes.embeds)) {
-    throw new BundleError(`manifest.json: io_dtypes.embeds ${m.io_dtypes.embeds} is not supported`, 'manifest.json', 'io_dtypes.embeds');
+    throw new BundleError(
+      `manifest.json: io_dtypes.embeds ${m.io_dtypes.embeds} is not supported`,
+      'manifest.json',
+      'io_dtypes.embeds',
+    );
   }
   m.files.forEach((f, i) => {
     if (typeof f.path !== 'string' || typeof f.size !== 'number' || !/^[0-9a-f]{64}$/.test(f.sha256 ?? '')) {
-      throw new BundleError(`manifest.json: files[${i}] needs path, size and a sha256 hex digest`, 'manifest.json', `files[${i}]`);
+      throw new BundleError(
+        `manifest.json: files[${i}] needs path, size and a sha256 hex digest`,
+        'manifest.json',
+        `files[${i}]`,
+      );
     }
   });
   return m;

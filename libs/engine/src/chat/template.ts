@@ -18,7 +18,8 @@ export function renderChat(messages: readonly ChatMessage[], options: RenderOpti
   let out = '';
   let imageCount = 0;
   messages.forEach((message, i) => {
-    if (i === 0 && message.role !== 'system') out += `<|im_start|>system\n${DEFAULT_SYSTEM_PROMPT}<|im_end|>\n`;
+    if (i === 0 && message.role !== 'system')
+      out += `<|im_start|>system\n${DEFAULT_SYSTEM_PROMPT}<|im_end|>\n`;
     out += `<|im_start|>${message.role}\n`;
     if (typeof message.content === 'string') {
       out += `${message.content}<|im_end|>\n`;

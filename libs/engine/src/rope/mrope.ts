@@ -35,7 +35,8 @@ export function ropeIndex(
     const count = t * lh * lw;
     for (let q = 0; q < count; q++) {
       const j = k + q;
-      if (j >= n || inputIds[j] !== imagePadId) throw new Error(`image grid ${t}x${gh}x${gw} needs ${count} pad tokens`);
+      if (j >= n || inputIds[j] !== imagePadId)
+        throw new Error(`image grid ${t}x${gh}x${gw} needs ${count} pad tokens`);
       const tt = Math.floor(q / (lh * lw));
       const rem = q % (lh * lw);
       const r = Math.floor(rem / lw);

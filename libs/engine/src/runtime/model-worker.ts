@@ -48,7 +48,10 @@ export class ModelWorker {
     return { logits: r.logits!, hidden: r.hidden! };
   }
 
-  async step(tokenId: number | null, position: number): Promise<{ logits: Float32Array; hidden: Float32Array | Uint16Array }> {
+  async step(
+    tokenId: number | null,
+    position: number,
+  ): Promise<{ logits: Float32Array; hidden: Float32Array | Uint16Array }> {
     const r = await this.call({ op: 'step', tokenId, position });
     return { logits: r.logits!, hidden: r.hidden! };
   }

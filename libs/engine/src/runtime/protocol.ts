@@ -38,5 +38,10 @@ export type WorkerRequest =
   | { op: 'close' };
 
 export type WorkerReply =
-  | { ok: true; logits?: Float32Array; hidden?: Float32Array | Uint16Array; features?: Float32Array | Uint16Array }
+  | {
+      ok: true;
+      logits?: Float32Array;
+      hidden?: Float32Array | Uint16Array;
+      features?: Float32Array | Uint16Array;
+    }
   | { ok: false; error: string };

@@ -34,7 +34,10 @@ class ModelHost {
 
   async runVision(r: VisionRequest): Promise<Float32Array | Uint16Array> {
     const out = await this.vision.run({
-      pixel_values: new ort.Tensor('float32', r.pixelValues, [r.numPatches, r.pixelValues.length / r.numPatches]),
+      pixel_values: new ort.Tensor('float32', r.pixelValues, [
+        r.numPatches,
+        r.pixelValues.length / r.numPatches,
+      ]),
       rotary_pos_ids: new ort.Tensor('int64', r.rotaryPosIds, [r.numPatches, 2]),
       window_index: new ort.Tensor('int64', r.windowIndex, [r.windowIndex.length]),
       reverse_window_index: new ort.Tensor('int64', r.reverseWindowIndex, [r.reverseWindowIndex.length]),
@@ -93,7 +96,8 @@ class ModelHost {
         data.set(r.imageFeatures.subarray(row * h, (row + 1) * h), s * h);
         row++;
       }
-      if (row * h !== r.imageFeatures.length) throw new Error(`${row} image pad tokens but ${r.imageFeatures.length / h} visual tokens`);
+      if (row * h !== r.imageFeatures.length)
+        throw new Error(`${row} image pad tokens but ${r.imageFeatures.length / h} visual tokens`);
     }
     return this.decode(embeds, r.positions, n);
   }
@@ -102,9 +106,15 @@ class ModelHost {
     let embeds: ort.Tensor;
     if (tokenId === null) {
       if (!this.lastHidden) throw new Error('latent step before any forward');
-      embeds = new ort.Tensor(this.cfg.dtype, this.lastHidden.data as Float32Array, [1, 1, this.cfg.hiddenSize]);
+      embeds = new ort.Tensor(this.cfg.dtype, this.lastHidden.data as Float32Array, [
+        1,
+        1,
+        this.cfg.hiddenSize,
+      ]);
     } else {
-      const emb = await this.embed.run({ input_ids: new ort.Tensor('int64', BigInt64Array.of(BigInt(tokenId)), [1, 1]) });
+      const emb = await this.embed.run({
+        input_ids: new ort.Tensor('int64', BigInt64Array.of(BigInt(tokenId)), [1, 1]),
+      });
       embeds = emb.inputs_embeds;
     }
     const pos = BigInt(position);
@@ -126,10 +136,14 @@ async function handle(msg: WorkerRequest): Promise<{ reply: WorkerReply; transfe
     }
     case 'prefill':
     case 'step': {
-      const reply = msg.op === 'prefill' ? await host!.prefill(msg.req) : await host!.step(msg.tokenId, msg.position);
+      const reply =
+        msg.op === 'prefill' ? await host!.prefill(msg.req) : await host!.step(msg.tokenId, msg.position);
       if (!reply.ok) return { reply, transfer: [] };
       const logits = reply.logits!.slice();
-      return { reply: { ...reply, logits }, transfer: [logits.buffer as ArrayBuffer, reply.hidden!.buffer as ArrayBuffer] };
+      return {
+        reply: { ...reply, logits },
+        transfer: [logits.buffer as ArrayBuffer, reply.hidden!.buffer as ArrayBuffer],
+      };
     }
     case 'close':
       return { reply: { ok: true }, transfer: [] };
@@ -139,6 +153,7 @@ async function handle(msg: WorkerRequest): Promise<{ reply: WorkerReply; transfe
 parentPort!.on('message', (msg: WorkerRequest) => {
   handle(msg).then(
     ({ reply, transfer }) => parentPort!.postMessage(reply, transfer),
-    (error: Error) => parentPort!.postMessage({ ok: false, error: error.stack ?? String(error) } satisfies WorkerReply),
+    (error: Error) =>
+      parentPort!.postMessage({ ok: false, error: error.stack ?? String(error) } satisfies WorkerReply),
   );
 });

@@ -18,7 +18,11 @@ export class SeededRandom {
 }
 
 /** HF RepetitionPenaltyLogitsProcessor in float32: for every id seen, logit < 0 → ×p, else ÷p (in place). */
-export function applyRepetitionPenalty(logits: Float32Array, history: Iterable<number>, penalty: number): void {
+export function applyRepetitionPenalty(
+  logits: Float32Array,
+  history: Iterable<number>,
+  penalty: number,
+): void {
   if (penalty === 1) return;
   const p = Math.fround(penalty);
   const seen = new Set<number>();
@@ -41,7 +45,12 @@ function argmax(x: Float32Array): number {
 }
 
 /** Repetition penalty, then argmax or temperature / top-k / top-p / min-p sampling. Mutates `logits`. */
-export function pickToken(logits: Float32Array, history: Iterable<number>, params: SamplingParams, rng: SeededRandom): number {
+export function pickToken(
+  logits: Float32Array,
+  history: Iterable<number>,
+  params: SamplingParams,
+  rng: SeededRandom,
+): number {
   applyRepetitionPenalty(logits, history, params.repetitionPenalty ?? 1);
   if (isGreedy(params)) return argmax(logits);
   const temperature = Math.max(params.temperature ?? 1, 1e-6);

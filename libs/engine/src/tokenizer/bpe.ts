@@ -42,7 +42,8 @@ export class BpeModel {
     const ids = new Int32Array(n);
     for (let i = 0; i < n; i++) {
       const id = this.vocab.get(chars[i]);
-      if (id === undefined) throw new Error(`byte-level symbol ${JSON.stringify(chars[i])} is not in the vocabulary`);
+      if (id === undefined)
+        throw new Error(`byte-level symbol ${JSON.stringify(chars[i])} is not in the vocabulary`);
       ids[i] = id;
     }
     if (n === 1) return [ids[0]];
@@ -132,7 +133,10 @@ class MergeHeap {
   }
 
   private less(a: number, b: number): boolean {
-    return this.ranks[a] < this.ranks[b] || (this.ranks[a] === this.ranks[b] && this.positions[a] < this.positions[b]);
+    return (
+      this.ranks[a] < this.ranks[b] ||
+      (this.ranks[a] === this.ranks[b] && this.positions[a] < this.positions[b])
+    );
   }
 
   private swap(a: number, b: number): void {

@@ -123,7 +123,9 @@ export class Tokenizer {
       const normalized = this.nfc ? nfcCompat(seg.text) : seg.text;
       for (const inner of this.normalizedAdded.split(normalized)) {
         if ('id' in inner) ids.push(inner.id);
-        else for (const piece of splitIsolated(inner.text, this.splitRe)) ids.push(...this.model.encodeWord(toByteLevel(piece)));
+        else
+          for (const piece of splitIsolated(inner.text, this.splitRe))
+            ids.push(...this.model.encodeWord(toByteLevel(piece)));
       }
     }
     return ids;
@@ -162,11 +164,18 @@ function parsePreTokenizer(pre: TokenizerJson['pre_tokenizer']): RegExp {
   }
   const [split, byteLevel] = pre.pretokenizers;
   const pattern = (split.pattern as { Regex?: string } | undefined)?.Regex;
-  if (split.type !== 'Split' || split.behavior !== 'Isolated' || split.invert || typeof pattern !== 'string') {
+  if (
+    split.type !== 'Split' ||
+    split.behavior !== 'Isolated' ||
+    split.invert ||
+    typeof pattern !== 'string'
+  ) {
     throw new TokenizerConfigError('pre_tokenizer[0] must be Split(Regex, Isolated, invert=false)');
   }
   if (byteLevel.type !== 'ByteLevel' || byteLevel.use_regex || byteLevel.add_prefix_space) {
-    throw new TokenizerConfigError('pre_tokenizer[1] must be ByteLevel(add_prefix_space=false, use_regex=false)');
+    throw new TokenizerConfigError(
+      'pre_tokenizer[1] must be ByteLevel(add_prefix_space=false, use_regex=false)',
+    );
   }
   return translatePattern(pattern);
 }

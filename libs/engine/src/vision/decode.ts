@@ -15,14 +15,17 @@ const FORMATS = new Set(['jpeg', 'png', 'webp', 'gif']);
  * without compositing and greyscale/palette images are expanded, as PIL's `convert("RGB")` does.
  */
 export async function decodeImage(bytes: Uint8Array): Promise<RgbImage> {
-  let meta: Awaited<ReturnType<ReturnType<typeof sharp>["metadata"]>>;
+  let meta: Awaited<ReturnType<ReturnType<typeof sharp>['metadata']>>;
   try {
     meta = await sharp(bytes).metadata();
   } catch (error) {
     throw new RequestError(`cannot decode image: ${(error as Error).message}`, 'image');
   }
   if (!meta.format || !FORMATS.has(meta.format)) {
-    throw new RequestError(`unsupported image format ${meta.format ?? 'unknown'} (JPEG, PNG, WebP, GIF)`, 'image');
+    throw new RequestError(
+      `unsupported image format ${meta.format ?? 'unknown'} (JPEG, PNG, WebP, GIF)`,
+      'image',
+    );
   }
   try {
     const { data, info } = await sharp(bytes, { pages: 1 })
@@ -32,7 +35,11 @@ export async function decodeImage(bytes: Uint8Array): Promise<RgbImage> {
       .raw()
       .toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new Error(`expected 3 channels, got ${info.channels}`);
-    return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+    return {
+      width: info.width,
+      height: info.height,
+      data: new Uint8Array(data.buffer, data.byteOffset, data.length),
+    };
   } catch (error) {
     throw new RequestError(`cannot decode image: ${(error as Error).message}`, 'image');
   }

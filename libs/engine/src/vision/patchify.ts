@@ -14,7 +14,10 @@ export interface PatchConfig {
  * `pixel_values` [gh*gw, C*tp*ps*ps]: rows grouped by 2x2 merge blocks (row-major blocks), each row channel-major,
  * the still image duplicated over the temporal pair.
  */
-export function patchify(image: RgbImage, cfg: PatchConfig): { pixelValues: Float32Array; gridThw: [number, number, number] } {
+export function patchify(
+  image: RgbImage,
+  cfg: PatchConfig,
+): { pixelValues: Float32Array; gridThw: [number, number, number] } {
   const { patchSize: ps, temporalPatchSize: tp, mergeSize: m } = cfg;
   const { width: w, height: h, data } = image;
   if (h % (ps * m) || w % (ps * m)) throw new Error(`image ${w}x${h} is not a multiple of ${ps * m}`);
@@ -26,7 +29,8 @@ export function patchify(image: RgbImage, cfg: PatchConfig): { pixelValues: Floa
   const std = cfg.imageStd.map(f);
   // Normalised value per (channel, byte value): the float32 result depends only on those two.
   const lut = new Float32Array(3 * 256);
-  for (let c = 0; c < 3; c++) for (let v = 0; v < 256; v++) lut[c * 256 + v] = f(f(f(v * scale) - mean[c]) / std[c]);
+  for (let c = 0; c < 3; c++)
+    for (let v = 0; v < 256; v++) lut[c * 256 + v] = f(f(f(v * scale) - mean[c]) / std[c]);
   const rowLen = 3 * tp * ps * ps;
   const out = new Float32Array(gh * gw * rowLen);
   let row = 0;

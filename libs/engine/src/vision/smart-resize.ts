@@ -19,7 +19,8 @@ export function smartResize(
 ): [number, number] {
   if (height <= 0 || width <= 0) throw new RequestError(`image has no pixels (${width}x${height})`, 'image');
   const ratio = Math.max(height, width) / Math.min(height, width);
-  if (ratio > 200) throw new RequestError(`absolute aspect ratio must be smaller than 200, got ${ratio}`, 'image');
+  if (ratio > 200)
+    throw new RequestError(`absolute aspect ratio must be smaller than 200, got ${ratio}`, 'image');
   let h = Math.max(factor, roundHalfEven(height / factor) * factor);
   let w = Math.max(factor, roundHalfEven(width / factor) * factor);
   if (h * w > maxPixels) {
