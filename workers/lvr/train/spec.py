@@ -172,12 +172,18 @@ class TrainConfig:
         )
 
 
-_HYPER = {  # contract hyperparameter -> TrainConfig field
+_HYPER = {  # contract hyperparameter -> TrainConfig field (perDeviceBatchSize is mapped per stage below)
     "learningRate": "learning_rate", "maxSteps": "max_steps", "numEpochs": "num_epochs",
-    "gradientAccumulationSteps": "grad_accum", "lossLvrLambda": "lvr_lambda", "maxPackedTokens": "max_packed_tokens",
-    "seed": "seed", "numGenerations": "num_generations", "beta": "beta", "epsilon": "epsilon",
-    "lossType": "loss_type", "decodingSteps": "lvr_steps", "rewardFuncs": "reward_funcs",
-    "temperature": "temperature", "upstreamCompat": "upstream_compat",
+    "gradientAccumulationSteps": "grad_accum", "warmupRatio": "warmup_ratio", "weightDecay": "weight_decay",
+    "maxGradNorm": "max_grad_norm", "seed": "seed",
+    "packingMode": "packing_mode", "attnImplementation": "attn_implementation", "strategy": "strategy",
+    "gradientCheckpointing": "gradient_checkpointing", "minPixels": "min_pixels", "maxPixels": "max_pixels",
+    "lossLvrLambda": "lvr_lambda", "lvrLossFct": "lvr_fct", "maxPackedTokens": "max_packed_tokens",
+    "insertLatentEnd": "insert_latent_end",
+    "numGenerations": "num_generations", "promptsPerStep": "prompts_per_step", "beta": "beta", "epsilon": "epsilon",
+    "lossType": "loss_type", "decodingSteps": "lvr_steps", "temperature": "temperature", "topP": "top_p",
+    "topK": "top_k", "maxCompletionLength": "max_completion_length", "rewardFuncs": "reward_funcs",
+    "rewardWeights": "reward_weights", "upstreamCompat": "upstream_compat",
 }
 
 

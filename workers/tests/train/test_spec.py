@@ -44,3 +44,38 @@ def test_inconsistent_grpo_batching_is_rejected():
         config_from_message(msg("grpo", numGenerations=6, perDeviceBatchSize=4))
     with pytest.raises(ConfigError, match="unknown setting"):
         config_from_message(msg(), {"nope": "1"})
+
+
+def test_every_contract_hyperparameter_is_mapped():
+    """The TS DTO (via its generated JSON Schema) and the worker must agree: a field the contract accepts but the
+    worker drops would silently train with a default."""
+    import json
+    from pathlib import Path
+
+    from lvr.train import spec as S
+
+    schema = json.loads(
+        (Path(__file__).resolve().parents[3] / "libs/contracts/schema/training-request.schema.json").read_text()
+    )
+    fields = set(schema["definitions"]["TrainingHyperparameters"]["properties"])
+    mapped = set(S._HYPER) | {"perDeviceBatchSize"}
+    assert fields - mapped == set(), f"contract fields the worker ignores: {sorted(fields - mapped)}"
+    assert mapped - fields == set(), f"worker mappings the contract lacks: {sorted(mapped - fields)}"
+    config_fields = {f.name for f in S.fields(S.TrainConfig)}
+    assert set(S._HYPER.values()) <= config_fields
+
+
+def test_contract_hyperparameters_reach_the_config():
+    from lvr.train.spec import config_from_message
+
+    msg = {
+        "apiVersion": "lvr.training/v1", "id": "m1", "timestamp": "2026-11-26T07:00:00Z", "runId": "r1",
+        "stage": "grpo", "model": {"uri": "tiny:0"}, "data": {"uri": "/tmp/d.json"},
+        "resources": {"gpusPerNode": 1}, "checkpoint": {"uri": "/tmp/ck", "everySteps": 5},
+        "output": {"bundleUri": "/tmp/b"},
+        "hyperparameters": {"warmupRatio": 0.1, "topP": 0.95, "rewardWeights": [1.0, 0.5], "promptsPerStep": 2,
+                            "lvrLossFct": "cosine", "gradientCheckpointing": False},
+    }
+    cfg = config_from_message(msg)
+    assert (cfg.warmup_ratio, cfg.top_p, cfg.reward_weights) == (0.1, 0.95, [1.0, 0.5])
+    assert (cfg.prompts_per_step, cfg.lvr_fct, cfg.gradient_checkpointing) == (2, "cosine", False)

@@ -46,26 +46,46 @@ export class DataSpec {
   imagesUri?: string;
 }
 
-/** Hyper-parameters; anything left out takes the LVR-SPEC §7 default of the stage. */
+/**
+ * Hyper-parameters; anything left out takes the LVR-SPEC §7 default of the stage. Every field here is mapped by the
+ * Python worker (`workers/lvr/train/spec.py`); a test there fails when the two drift apart.
+ */
 export class TrainingHyperparameters {
   @IsOptional() @IsNumber() @Min(0) learningRate?: number;
   @IsOptional() @IsInt() @Min(1) maxSteps?: number;
   @IsOptional() @IsNumber() @Min(0) numEpochs?: number;
   @IsOptional() @IsInt() @Min(1) perDeviceBatchSize?: number;
   @IsOptional() @IsInt() @Min(1) gradientAccumulationSteps?: number;
-  /** λ of the latent reconstruction loss (stage 1). */
-  @IsOptional() @IsNumber() @Min(0) lossLvrLambda?: number;
-  @IsOptional() @IsInt() @Min(1) maxLvrTokens?: number;
-  @IsOptional() @IsInt() @Min(1) maxPackedTokens?: number;
+  @IsOptional() @IsNumber() @Min(0) @Max(1) warmupRatio?: number;
+  @IsOptional() @IsNumber() @Min(0) weightDecay?: number;
+  @IsOptional() @IsNumber() @Min(0) maxGradNorm?: number;
   @IsOptional() @IsInt() @Min(0) seed?: number;
-  /** GRPO: generations per prompt, KL β, clipping ε, loss type, latent decoding steps, reward names. */
+  /** Runtime: sequence packing, attention kernel, data-parallel strategy, activation checkpointing. */
+  @IsOptional() @IsIn(['flat', 'pad']) packingMode?: 'flat' | 'pad';
+  @IsOptional() @IsIn(['sdpa', 'eager', 'flash_varlen_torch']) attnImplementation?: string;
+  @IsOptional() @IsIn(['auto', 'ddp', 'fsdp']) strategy?: 'auto' | 'ddp' | 'fsdp';
+  @IsOptional() @IsBoolean() gradientCheckpointing?: boolean;
+  /** Image resolution bounds in pixels (LVR-SPEC §2.2). */
+  @IsOptional() @IsInt() @Min(1) minPixels?: number;
+  @IsOptional() @IsInt() @Min(1) maxPixels?: number;
+  /** Stage 1: λ of the latent reconstruction loss, its distance, token budget, `<|lvr_latent_end|>` insertion. */
+  @IsOptional() @IsNumber() @Min(0) lossLvrLambda?: number;
+  @IsOptional() @IsIn(['mse', 'mae', 'cosine']) lvrLossFct?: 'mse' | 'mae' | 'cosine';
+  @IsOptional() @IsInt() @Min(1) maxPackedTokens?: number;
+  @IsOptional() @IsBoolean() insertLatentEnd?: boolean;
+  /** Stage 2 (GRPO): group size, prompts per step, KL β, clipping ε, loss type, latent steps, sampling, rewards. */
   @IsOptional() @IsInt() @Min(2) numGenerations?: number;
+  @IsOptional() @IsInt() @Min(1) promptsPerStep?: number;
   @IsOptional() @IsNumber() @Min(0) beta?: number;
   @IsOptional() @IsNumber() @Min(0) @Max(1) epsilon?: number;
   @IsOptional() @IsIn(['bnpo', 'grpo', 'dr_grpo']) lossType?: 'bnpo' | 'grpo' | 'dr_grpo';
   @IsOptional() @IsInt() @Min(0) @Max(64) decodingSteps?: number;
-  @IsOptional() @IsArray() @ArrayMaxSize(16) @IsString({ each: true }) rewardFuncs?: string[];
   @IsOptional() @IsNumber() @Min(0) temperature?: number;
+  @IsOptional() @IsNumber() @Min(0) @Max(1) topP?: number;
+  @IsOptional() @IsInt() @Min(0) topK?: number;
+  @IsOptional() @IsInt() @Min(1) maxCompletionLength?: number;
+  @IsOptional() @IsArray() @ArrayMaxSize(16) @IsString({ each: true }) rewardFuncs?: string[];
+  @IsOptional() @IsArray() @ArrayMaxSize(16) @IsNumber({}, { each: true }) rewardWeights?: number[];
   /** Reproduce the upstream objective/decoding defects instead of the fixed defaults (LVR-SPEC §5.4, §8). */
   @IsOptional() @IsBoolean() upstreamCompat?: boolean;
 }
