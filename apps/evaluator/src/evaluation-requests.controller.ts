@@ -1,11 +1,12 @@
-import { Controller, Logger, OnModuleDestroy } from '@nestjs/common';
+import { Controller, Logger } from '@nestjs/common';
 import { Ctx, EventPattern, KafkaContext } from '@nestjs/microservices';
 import { EVALUATION_API_VERSION, EvaluationRequest, EvaluationResult, Topics } from '@lvr/contracts';
 import { MessagePublisher, ValidatedIntake, extractField } from '@lvr/messaging';
+import { rawKafkaMessage } from '@lvr/service-kit';
 
 /** Intake of `lvr.evaluation.requests`: invalid requests are dead-lettered and answered with a Failed result. */
 @Controller()
-export class EvaluationRequestsController implements OnModuleDestroy {
+export class EvaluationRequestsController {
   private readonly logger = new Logger(EvaluationRequestsController.name);
   private readonly intake: ValidatedIntake<EvaluationRequest>;
 
@@ -15,14 +16,8 @@ export class EvaluationRequestsController implements OnModuleDestroy {
 
   @EventPattern(Topics.evaluationRequests)
   async onEvaluationRequest(@Ctx() context: KafkaContext): Promise<void> {
-    const message = context.getMessage();
-    const outcome = await this.intake.accept({
-      topic: context.getTopic(),
-      partition: context.getPartition(),
-      offset: message.offset,
-      key: message.key,
-      value: message.value,
-    });
+    const message = rawKafkaMessage(context);
+    const outcome = await this.intake.accept(message);
     if (outcome.accepted) {
       // Benchmark execution lands with the evaluation issue; until then requests are validated and logged.
       if (!outcome.duplicate) this.logger.log(`accepted evaluation ${outcome.value.evalId}`);
@@ -38,9 +33,5 @@ export class EvaluationRequestsController implements OnModuleDestroy {
         reason: `invalid request: ${outcome.reason}`,
       });
     }
-  }
-
-  async onModuleDestroy(): Promise<void> {
-    await this.publisher.close();
   }
 }

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { INestApplication } from '@nestjs/common';
 import { kafkaSettingsFromEnv } from '@lvr/messaging';
-import { portFromEnv, startKafkaService } from '@lvr/service-kit';
+import { portFromEnv, runService, startKafkaService } from '@lvr/service-kit';
 import { EVALUATOR_CLIENT_ID, EvaluatorModule } from './evaluator.module';
 
 export async function startEvaluator(port = portFromEnv('EVALUATOR_PORT', 8082)): Promise<INestApplication> {
@@ -14,9 +14,4 @@ export async function startEvaluator(port = portFromEnv('EVALUATOR_PORT', 8082))
   });
 }
 
-if (require.main === module) {
-  startEvaluator().catch((error: Error) => {
-    process.stderr.write(`evaluator failed to start: ${error.message}\n`);
-    process.exit(1);
-  });
-}
+if (require.main === module) runService('evaluator', () => startEvaluator());

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { INestApplication } from '@nestjs/common';
 import { kafkaSettingsFromEnv } from '@lvr/messaging';
-import { portFromEnv, startKafkaService } from '@lvr/service-kit';
+import { portFromEnv, runService, startKafkaService } from '@lvr/service-kit';
 import { TRAINER_CLIENT_ID } from './publisher.provider';
 import { TrainerModule } from './trainer.module';
 
@@ -15,9 +15,4 @@ export async function startTrainer(port = portFromEnv('TRAINER_PORT', 8081)): Pr
   });
 }
 
-if (require.main === module) {
-  startTrainer().catch((error: Error) => {
-    process.stderr.write(`trainer failed to start: ${error.message}\n`);
-    process.exit(1);
-  });
-}
+if (require.main === module) runService('trainer', () => startTrainer());

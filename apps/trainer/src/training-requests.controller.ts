@@ -1,14 +1,15 @@
-import { Controller, Logger, OnModuleDestroy } from '@nestjs/common';
+import { Controller, Logger } from '@nestjs/common';
 import { Ctx, EventPattern, KafkaContext } from '@nestjs/microservices';
 import { TRAINING_API_VERSION, Topics, TrainingEvent, TrainingRequest } from '@lvr/contracts';
 import { MessagePublisher, ValidatedIntake, extractField } from '@lvr/messaging';
+import { rawKafkaMessage } from '@lvr/service-kit';
 
 /**
  * Intake of `lvr.training.requests`: every message is validated against the contract; valid runs are announced as
  * Accepted, invalid ones are dead-lettered with the reason and a Rejected event names the run when it can.
  */
 @Controller()
-export class TrainingRequestsController implements OnModuleDestroy {
+export class TrainingRequestsController {
   private readonly logger = new Logger(TrainingRequestsController.name);
   private readonly intake: ValidatedIntake<TrainingRequest>;
 
@@ -18,14 +19,8 @@ export class TrainingRequestsController implements OnModuleDestroy {
 
   @EventPattern(Topics.trainingRequests)
   async onTrainingRequest(@Ctx() context: KafkaContext): Promise<void> {
-    const message = context.getMessage();
-    const outcome = await this.intake.accept({
-      topic: context.getTopic(),
-      partition: context.getPartition(),
-      offset: message.offset,
-      key: message.key,
-      value: message.value,
-    });
+    const message = rawKafkaMessage(context);
+    const outcome = await this.intake.accept(message);
     if (!outcome.accepted) {
       const runId = extractField(message.value, 'runId');
       this.logger.warn(`rejected training request at offset ${message.offset}: ${outcome.reason}`);
@@ -50,9 +45,5 @@ export class TrainingRequestsController implements OnModuleDestroy {
       reason,
       data,
     });
-  }
-
-  async onModuleDestroy(): Promise<void> {
-    await this.publisher.close();
   }
 }

@@ -31,4 +31,9 @@ export class MessagePublisher {
   async close(): Promise<void> {
     if (this.connected) await this.producer.disconnect();
   }
+
+  /** Nest calls this on shutdown when the publisher is registered as a provider. */
+  async onModuleDestroy(): Promise<void> {
+    await this.close();
+  }
 }
