@@ -87,6 +87,22 @@ def packed_groups(n: int, tiny: bool, max_tokens: int, seed: int = 0):
     return out[:n]
 
 
+class ListStream:
+    """Pre-built groups in the shape of lvr.data.packing.PackedStream for the worker's Prefetcher."""
+
+    def __init__(self, groups):
+        self.groups, self.pos = list(groups), 0
+
+    def __next__(self):
+        if self.pos >= len(self.groups):
+            raise StopIteration
+        self.pos += 1
+        return self.groups[self.pos - 1]
+
+    def state(self) -> dict:
+        return {"pos": self.pos}
+
+
 def text_linear_params(cfg) -> int:
     t = cfg.text_config
     H, I, L = t.hidden_size, t.intermediate_size, t.num_hidden_layers

@@ -3,6 +3,7 @@
 One GPU:   python bench/gpu/train_sft.py
 Two GPUs:  torchrun --nproc_per_node 2 bench/gpu/train_sft.py --baseline $OUT/train_sft_w1.json
 CPU check: python bench/gpu/train_sft.py --tiny --steps 2 --warmup 1
+Old path:  python bench/gpu/train_sft.py --legacy --attn flash_varlen_torch   (autocast, in-step collate)
 
 Reports tokens/s (real tokens, padding excluded), MFU = model FLOPs/s over the card's dense bf16 peak
 (bench/gpu/train_common.py::sft_step_flops; recompute not counted), peak memory, and with --baseline the
@@ -34,37 +35,68 @@ def main() -> None:
     ap.add_argument("--packing", choices=["flat", "pad"], default="flat")
     ap.add_argument("--strategy", choices=["auto", "ddp", "fsdp"], default="auto")
     ap.add_argument("--no-grad-ckpt", action="store_true")
-    ap.add_argument("--attn", choices=["sdpa", "flash_varlen_torch"], default="sdpa",
-                    help="flash_varlen_torch: torch varlen flash kernels for vision windows and packed text")
+    ap.add_argument("--ckpt-ratio", type=float, default=1.0, help="fraction of decoder layers checkpointed")
+    ap.add_argument("--attn", choices=["auto", "sdpa", "flash_varlen_torch"], default="auto",
+                    help="flash_varlen_torch: torch varlen flash kernels for vision windows and packed text; "
+                         "auto: that on CUDA when available, else sdpa")
+    ap.add_argument("--mp", choices=["auto", "autocast", "fsdp"], default="auto",
+                    help="mixed precision: autocast over fp32 weights, or FSDP2 bf16 compute params + fp32 master "
+                         "(also at world 1); auto: fsdp on CUDA")
+    ap.add_argument("--compile", action="store_true", help="regional torch.compile of MLPs and RMS norms")
+    ap.add_argument("--no-prefetch", action="store_true",
+                    help="collate inside the timed step from pageable memory (the old bench) instead of the "
+                         "worker's background Prefetcher with pinned batches and non-blocking copies")
+    ap.add_argument("--legacy", action="store_true",
+                    help="today's single-GPU path before these levers: --mp autocast --no-prefetch, per-step "
+                         "loss sync (combine with --attn)")
+    ap.add_argument("--tag", default="", help="suffix of the output JSON name")
     ap.add_argument("--baseline", help="JSON of the 1-GPU run, for scaling efficiency")
     args = ap.parse_args()
+    if args.legacy:
+        args.mp, args.no_prefetch = "autocast", True
 
     env = R.init_env()
+    cuda = env.device.type == "cuda"
     cfg = TrainConfig(run_id="bench", stage="sft", model_uri="-", data_uri="-", checkpoint_uri="-", bundle_uri="-",
-                      strategy=args.strategy, learning_rate=1e-5, max_steps=1000).resolved()
+                      strategy=args.strategy, learning_rate=1e-5, max_steps=1000, attn_implementation=args.attn,
+                      mixed_precision=args.mp, packing_mode=args.packing, gradient_checkpointing=not args.no_grad_ckpt,
+                      checkpoint_ratio=args.ckpt_ratio, compile_layers=args.compile).resolved()
     dtype = R.compute_dtype(cfg, env)
+    attn = R.attn_choice(cfg, env)
     model = C.build_model(args.tiny, env.device)
-    if args.attn != "sdpa":
+    if attn != "sdpa":
         from lvr.train.attention import use_varlen
 
         use_varlen(model)
-    if not args.no_grad_ckpt and env.device.type == "cuda":
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    ckpt_layers = R.enable_checkpointing(model, cfg, env) if cuda else []
+    if args.compile:
+        R.compile_regions(model)
     model.train()
     objective = R.wrap(SftObjective(model), model, cfg, env, dtype)
+    fsdp = R.use_fsdp(cfg, env, dtype)
     optimizer = R.build_optimizer(model, cfg, env, no_decay_norm_bias=False)
     autocast = R.autocast_factory(cfg, env, dtype)
     groups = C.packed_groups(args.warmup + args.steps, args.tiny, args.max_packed_tokens, seed=env.rank)
+    prefetch = not args.no_prefetch
+    if prefetch:
+        from lvr.data.packing import Prefetcher
+
+        batches = Prefetcher(C.ListStream(groups), args.packing, pin=cuda)
 
     def step(group):
-        batch = {k: (v.to(env.device) if torch.is_tensor(v) else v) for k, v in collate(group, args.packing).items()}
+        if prefetch:   # as the worker: collated (and pinned) in a background thread, non-blocking copies
+            batch = {k: (v.to(env.device, non_blocking=True) if torch.is_tensor(v) else v)
+                     for k, v in batches.next().items()}
+        else:
+            batch = {k: (v.to(env.device) if torch.is_tensor(v) else v) for k, v in collate(group, args.packing).items()}
         with autocast():
             parts = objective(batch)
         parts["loss"].backward()
         R.clip_grad(objective, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return float(parts["loss"].detach())
+        loss = parts["loss"].detach()
+        return float(loss) if args.legacy else loss
 
     sync = (lambda: torch.cuda.synchronize()) if env.device.type == "cuda" else (lambda: None)
     for g in groups[:args.warmup]:
@@ -84,13 +116,22 @@ def main() -> None:
     sync()
     R.barrier(env)
     dt = time.time() - t0
+    losses = [float(x) for x in losses]
+    if prefetch:
+        batches.close()
     tokens_all = R.all_reduce_sum(env, tokens)
     flops_all = R.all_reduce_sum(env, flops)
     peak, card = C.peak_flops(env.device)
     res = {"bench": "train_sft", "card": card, "world": env.world, "rank": env.rank,
            "strategy": "single" if env.world == 1 else ("fsdp" if args.strategy == "auto" else args.strategy),
-           "shapes": "tiny" if args.tiny else "qwen2.5-vl-3b", "packing": args.packing, "attn": args.attn, "dtype": str(dtype),
-           "grad_ckpt": not args.no_grad_ckpt and env.device.type == "cuda", "steps": args.steps,
+           "shapes": "tiny" if args.tiny else "qwen2.5-vl-3b", "packing": args.packing, "attn": attn, "dtype": str(dtype),
+           "grad_ckpt": bool(ckpt_layers), "levers": {
+               "attn": attn, "mixed_precision": f"fsdp-{str(dtype)[6:]}-params" if fsdp else ("autocast" if dtype == torch.bfloat16
+                                                                                 else "fp32"),
+               "ckpt_layers": len(ckpt_layers), "ckpt_ratio": args.ckpt_ratio if ckpt_layers else 0.0,
+               "compile": args.compile, "prefetch_pinned": prefetch and cuda, "prefetch": prefetch,
+               "per_step_loss_sync": args.legacy, "legacy": args.legacy},
+           "losses": losses, "steps": args.steps,
            "max_packed_tokens": args.max_packed_tokens,
            "instances_per_step": sum(len(g) for g in groups[args.warmup:]) / args.steps,
            "tokens_per_s": tokens_all / dt, "tokens_per_s_per_gpu": tokens_all / dt / env.world,
@@ -103,7 +144,7 @@ def main() -> None:
         base = json.load(open(args.baseline))
         res["speedup"] = res["tokens_per_s"] / base["tokens_per_s"]
         res["scaling_efficiency"] = res["speedup"] / env.world
-    C.emit(res, f"train_sft_w{env.world}.json")
+    C.emit(res, f"train_sft_w{env.world}{('_' + args.tag) if args.tag else ''}.json")
 
 
 if __name__ == "__main__":

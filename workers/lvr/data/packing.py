@@ -180,6 +180,11 @@ def collate(group: list[Sample], mode: str = "pad") -> dict:
     return batch
 
 
+def pin_batch(batch: dict) -> dict:
+    """The batch's tensors in page-locked host memory (needs CUDA)."""
+    return {k: (v.pin_memory() if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+
 class Prefetcher:
     """Builds the next groups (image decode, resize, patchify, collate) in a background thread while the GPU works.
 
@@ -187,11 +192,11 @@ class Prefetcher:
     (`state()`), not what was prefetched.
     """
 
-    def __init__(self, stream: PackedStream, mode: str, depth: int = 2):
+    def __init__(self, stream: PackedStream, mode: str, depth: int = 2, pin: bool = False):
         import queue
         import threading
 
-        self.stream, self.mode = stream, mode
+        self.stream, self.mode, self.pin = stream, mode, pin
         self.q: "queue.Queue" = queue.Queue(maxsize=depth)
         self._state = stream.state()
         self._stop = threading.Event()
@@ -204,7 +209,10 @@ class Prefetcher:
         while not self._stop.is_set():
             try:
                 group = next(self.stream)
-                item = (collate(group, self.mode), self.stream.state(), None)
+                batch = collate(group, self.mode)
+                if self.pin:   # page-locked, so the trainer's non_blocking copies are real async DMA
+                    batch = pin_batch(batch)
+                item = (batch, self.stream.state(), None)
             except BaseException as e:  # surfaced in the training thread
                 item = (None, None, e)
             while not self._stop.is_set():

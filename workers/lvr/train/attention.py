@@ -20,6 +20,11 @@ NAME = "flash_varlen_torch"
 
 
 def _segments(B: int, S: int, device, position_ids=None, cu=None) -> tuple[torch.Tensor, int]:
+    src = cu if cu is not None else position_ids
+    if src is not None:
+        hit = _SEGMENTS.get(src, B * S)
+        if hit is not None:
+            return hit
     if cu is not None:
         cu = cu.to(device=device, dtype=torch.int32)
     elif position_ids is not None:
@@ -30,7 +35,49 @@ def _segments(B: int, S: int, device, position_ids=None, cu=None) -> tuple[torch
         cu = torch.cat([starts, torch.tensor([B * S], device=device)]).to(torch.int32)
     else:
         cu = torch.arange(0, B * S + 1, S, device=device, dtype=torch.int32)
-    return cu, int((cu[1:] - cu[:-1]).max())
+    out = cu, int((cu[1:] - cu[:-1]).max())
+    if src is not None:
+        _SEGMENTS.put(src, B * S, out)
+    return out
+
+
+class _SegmentCache:
+    """Segment boundaries per source tensor (the text rows' position ids, the vision tower's window / full
+    cu_seqlens), so that the host sync for `max_len` happens once per forward instead of once per layer (every
+    decoder layer, its recompute and every vision block see the same tensor objects). Keyed by identity through a
+    weak reference plus the tensor's version counter and length, so a freed or modified tensor never hits."""
+
+    def __init__(self, size: int = 8):
+        import weakref
+
+        self._weakref, self.size, self.items, self.misses = weakref.ref, size, [], 0
+
+    def get(self, src: torch.Tensor, total: int):
+        for ref, version, n, val in self.items:
+            if ref() is src and version == src._version and n == total:
+                return val
+        self.misses += 1
+        return None
+
+    def put(self, src: torch.Tensor, total: int, val) -> None:
+        try:
+            ref = self._weakref(src)
+        except TypeError:
+            return
+        self.items = [it for it in self.items if it[0]() is not None][-(self.size - 1):]
+        self.items.append((ref, src._version, total, val))
+
+
+_SEGMENTS = _SegmentCache()
+
+
+def available() -> bool:
+    """Whether this torch has the varlen flash kernel (torch >= 2.10) and a CUDA device to run it."""
+    try:
+        from torch.nn.attention.varlen import varlen_attn  # noqa: F401
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
 
 
 def varlen_attention(module, query, key, value, attention_mask=None, scaling=None, dropout=0.0, position_ids=None,

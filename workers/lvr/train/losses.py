@@ -5,7 +5,8 @@ Stage 1, per micro-batch:
   2. Teacher forcing: the input at the j-th `<|lvr|>` slot (row-major) is V[lvr_target[j]], the ground-truth visual
      token of the ROI (offsets per batch row).
   3. One decoder pass with M-RoPE positions; h = post-final-norm hidden states.
-  4. CE over shifted labels (prompt, padding, `<|lvr|>` ignored), fp32 logits, mean over targets.
+  4. CE over shifted labels (prompt, padding, `<|lvr|>` ignored), fp32 logits, mean over targets (the LM head
+     runs on target rows only, chunked above ce_chunk_rows targets).
   5. L_lvr = MSE(h[p_j - 1], V[lvr_target[j]]) averaged per element (÷ L·H, as the code; §8.8).
   6. L = CE + λ·L_lvr (CE only if λ <= 0).
 """
@@ -83,7 +84,28 @@ def lvr_loss_fn(pred: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> 
     raise ValueError(f"loss_lvr_fct must be mse, mae or cosine, got {kind!r}")
 
 
-def sft_loss(model, batch: dict, lvr_lambda: float = 0.1, lvr_fct: str = "mse") -> dict:
+def _nll_sum(head, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(head(h).float(), y, reduction="sum")
+
+
+def linear_cross_entropy(head, h: torch.Tensor, y: torch.Tensor, chunk_rows: int = 4096) -> torch.Tensor:
+    """mean CE of head(h) (fp32 logits) against y. Only CE targets reach the head (prompt, image and latent
+    positions are dropped first), so the logits are [n_targets, V]; above `chunk_rows` targets the rows go through
+    the head in chunks under activation checkpointing, so at most one chunk of [chunk, V] fp32 logits is alive in
+    forward or backward (151936-wide vocabulary: 0.6 MB per row). Same value and gradients as the one-shot form."""
+    n = h.shape[0]
+    if n == 0:
+        return head(h).float().sum() * 0.0
+    if chunk_rows <= 0 or n <= chunk_rows:
+        return F.cross_entropy(head(h).float(), y)
+    from torch.utils.checkpoint import checkpoint
+
+    total = sum(checkpoint(_nll_sum, head, h[i:i + chunk_rows], y[i:i + chunk_rows], use_reentrant=False)
+                for i in range(0, n, chunk_rows))
+    return total / n
+
+
+def sft_loss(model, batch: dict, lvr_lambda: float = 0.1, lvr_fct: str = "mse", ce_chunk_rows: int = 4096) -> dict:
     """Stage-1 loss parts for one collated micro-batch (see the module docstring)."""
     ids = batch["input_ids"]
     grid = batch["image_grid_thw"]
@@ -99,9 +121,8 @@ def sft_loss(model, batch: dict, lvr_lambda: float = 0.1, lvr_fct: str = "mse") 
     labels = batch["labels"][:, 1:]
     valid = (labels != IGNORE) & (labels != T.LVR_ID)
     hs = h[:, :-1][valid]
-    logits = model.lm_head(hs).float()
-    n_ce = int(valid.sum())
-    ce = F.cross_entropy(logits, labels[valid]) if n_ce else logits.sum() * 0.0
+    n_ce = int(hs.shape[0])
+    ce = linear_cross_entropy(model.lm_head, hs, labels[valid], ce_chunk_rows)
 
     # reconstruction: prediction for latent j is the hidden state one position earlier
     rows, cols = lvr_mask.nonzero(as_tuple=True)
@@ -122,12 +143,12 @@ def sft_loss(model, batch: dict, lvr_lambda: float = 0.1, lvr_fct: str = "mse") 
 class SftObjective(nn.Module):
     """Wraps the model so DDP/FSDP see one forward that returns the loss parts."""
 
-    def __init__(self, model, lvr_lambda: float = 0.1, lvr_fct: str = "mse"):
+    def __init__(self, model, lvr_lambda: float = 0.1, lvr_fct: str = "mse", ce_chunk_rows: int = 4096):
         super().__init__()
-        self.model, self.lvr_lambda, self.lvr_fct = model, lvr_lambda, lvr_fct
+        self.model, self.lvr_lambda, self.lvr_fct, self.ce_chunk_rows = model, lvr_lambda, lvr_fct, ce_chunk_rows
 
     def forward(self, batch: dict) -> dict:
-        return sft_loss(self.model, batch, self.lvr_lambda, self.lvr_fct)
+        return sft_loss(self.model, batch, self.lvr_lambda, self.lvr_fct, self.ce_chunk_rows)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -120,10 +120,11 @@ def load_model(model_dir: Path, cfg: TrainConfig, env: Env):
 
     from .attention import NAME as VARLEN, use_varlen
 
-    varlen = cfg.attn_implementation == VARLEN
+    attn = attn_choice(cfg, env)
+    varlen = attn == VARLEN
     try:
         model = LVRForConditionalGeneration.from_pretrained(
-            model_dir, dtype=torch.float32, attn_implementation="sdpa" if varlen else cfg.attn_implementation)
+            model_dir, dtype=torch.float32, attn_implementation="sdpa" if varlen else attn)
     except (OSError, ValueError, KeyError) as e:
         raise ConfigError(f"cannot load model from {model_dir}: {e}") from e
     if varlen:
@@ -132,32 +133,105 @@ def load_model(model_dir: Path, cfg: TrainConfig, env: Env):
     return model.to(env.device)
 
 
+def attn_choice(cfg: TrainConfig, env: Env) -> str:
+    """`auto`: torch's varlen flash kernels (lvr.train.attention) for stage 1 on CUDA with flat packing when this
+    torch has them, else sdpa. GRPO keeps sdpa under auto (padded rollout batches)."""
+    if cfg.attn_implementation != "auto":
+        return cfg.attn_implementation
+    from .attention import NAME, available
+
+    if cfg.stage == "sft" and cfg.packing_mode == "flat" and env.device.type == "cuda" and available():
+        return NAME
+    return "sdpa"
+
+
+def use_fsdp(cfg: TrainConfig, env: Env, dtype: torch.dtype) -> bool:
+    """FSDP2 whenever world > 1 (unless strategy=ddp); at world size 1 too when `mixed_precision` asks for it, or
+    under `auto` for stage 1 on CUDA in bf16: then FSDP2's policy keeps bf16 compute copies of the weights next to
+    the fp32 masters (one cast per layer per step) instead of autocast casting fp32 weights at every matmul of
+    forward, recompute and backward, and the residual stream stays bf16, as in the multi-GPU and DeepSpeed runs."""
+    if env.world > 1:
+        return cfg.strategy in ("auto", "fsdp")
+    if cfg.mixed_precision == "fsdp":
+        return True
+    return (cfg.mixed_precision == "auto" and cfg.stage == "sft" and env.device.type == "cuda"
+            and dtype == torch.bfloat16)
+
+
+def ensure_process_group(env: Env) -> None:
+    """A one-rank process group on an in-memory store (no torchrun / MASTER_ADDR needed) for FSDP2 at world 1."""
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if env.device.type == "cuda" else "gloo", store=dist.HashStore(),
+                                rank=0, world_size=1)
+
+
 def wrap(objective: torch.nn.Module, model, cfg: TrainConfig, env: Env, dtype: torch.dtype):
-    """Single process: as is. Multi-process: FSDP2 (default) or DDP."""
-    if env.world == 1:
+    """Single process: as is, or FSDP2 at world size 1 (see use_fsdp). Multi-process: FSDP2 (default) or DDP."""
+    fsdp = use_fsdp(cfg, env, dtype)
+    if env.world == 1 and not fsdp:
         return objective
-    strategy = "fsdp" if cfg.strategy == "auto" else cfg.strategy
-    if strategy == "ddp":
+    if not fsdp:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         return DDP(objective, device_ids=[env.local_rank] if env.device.type == "cuda" else None)
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
+    ensure_process_group(env)
     mp = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
+    # one rank: resharding after forward frees nothing (the shard is the whole layer) and would cast again in
+    # backward, so the bf16 copies stay until the step's end
+    reshard = env.world > 1
     for layer in model.model.language_model.layers:
-        fully_shard(layer, mp_policy=mp)
-    fully_shard(objective, mp_policy=mp)
+        fully_shard(layer, mp_policy=mp, reshard_after_forward=reshard)
+    fully_shard(objective, mp_policy=mp, reshard_after_forward=reshard)
     return objective
 
 
 def autocast_factory(cfg: TrainConfig, env: Env, dtype: torch.dtype):
     """bf16 autocast over fp32 master weights, except under FSDP2 whose mixed-precision policy already casts."""
-    fsdp = env.world > 1 and cfg.strategy in ("auto", "fsdp")
-    if dtype == torch.bfloat16 and not fsdp:
+    if dtype == torch.bfloat16 and not use_fsdp(cfg, env, dtype):
         return lambda: torch.autocast(env.device.type, dtype=torch.bfloat16)
     import contextlib
 
     return contextlib.nullcontext
+
+
+def checkpointed_layers(n_layers: int, ratio: float) -> list[int]:
+    """Indices of the decoder layers to checkpoint for a ratio in [0, 1], spread evenly (ratio 0.5 = every other)."""
+    n = round(max(0.0, min(1.0, ratio)) * n_layers)
+    return [i for i in range(n_layers) if (i + 1) * n // n_layers > i * n // n_layers]
+
+
+def enable_checkpointing(model, cfg: TrainConfig, env: Env) -> list[int]:
+    """Gradient checkpointing (default on GPU) on `checkpoint_ratio` of the decoder layers; the rest keep their
+    activations (less recompute, more memory). Returns the checkpointed layer indices."""
+    on = cfg.gradient_checkpointing if cfg.gradient_checkpointing is not None else env.device.type == "cuda"
+    if not on or cfg.checkpoint_ratio <= 0:
+        return []
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    layers = model.model.language_model.layers
+    keep = set(checkpointed_layers(len(layers), cfg.checkpoint_ratio))
+    for i, layer in enumerate(layers):
+        layer.gradient_checkpointing = i in keep
+    return sorted(keep)
+
+
+def compile_regions(model, dynamic: bool = True, backend: str | None = None) -> int:
+    """Regional torch.compile of the shape-generic pieces of every decoder layer and vision block (MLPs and RMS
+    norms: one fused kernel instead of the chains of casts, pow, mean, rsqrt, mul, silu, mul). Attention, RoPE and
+    the data-dependent parts stay eager. Identical layers share one compiled graph. Returns the count compiled."""
+    kw = {"dynamic": dynamic}
+    if backend:
+        kw["backend"] = backend
+    mods = []
+    for layer in model.model.language_model.layers:
+        mods += [layer.mlp, layer.input_layernorm, layer.post_attention_layernorm]
+    mods.append(model.model.language_model.norm)
+    for blk in model.model.visual.blocks:
+        mods += [blk.mlp, blk.norm1, blk.norm2]
+    for m in mods:
+        m.compile(**kw)
+    return len(mods)
 
 
 def unwrap(module):

@@ -74,10 +74,11 @@ def run_sft(cfg: TrainConfig, env: R.Env, s: Session) -> int:
     # ---- model, optimizer, schedule ------------------------------------------------------------------------
     dtype = R.compute_dtype(cfg, env)
     model = R.load_model(model_dir, cfg, env)
-    if cfg.gradient_checkpointing if cfg.gradient_checkpointing is not None else env.device.type == "cuda":
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    R.enable_checkpointing(model, cfg, env)
+    if cfg.compile_layers:
+        R.compile_regions(model)
     model.train()
-    objective = R.wrap(SftObjective(model, cfg.lvr_lambda, cfg.lvr_fct), model, cfg, env, dtype)
+    objective = R.wrap(SftObjective(model, cfg.lvr_lambda, cfg.lvr_fct, cfg.ce_chunk_rows), model, cfg, env, dtype)
     optimizer = R.build_optimizer(model, cfg, env, no_decay_norm_bias=False)
     scheduler = R.cosine_schedule(optimizer, cfg.max_steps, cfg.warmup_ratio)
     step = 0
@@ -88,23 +89,27 @@ def run_sft(cfg: TrainConfig, env: R.Env, s: Session) -> int:
         R.set_rng_state(state["rng"])
         step = state["step"]
     autocast = R.autocast_factory(cfg, env, dtype)
-    batches = Prefetcher(stream, cfg.packing_mode)   # CPU data work overlaps the GPU step
+    pin = cfg.pin_memory if cfg.pin_memory is not None else env.device.type == "cuda"
+    batches = Prefetcher(stream, cfg.packing_mode, pin=pin)   # CPU data work overlaps the GPU step
     s.running(step, cfg.max_steps)
 
     # ---- loop ----------------------------------------------------------------------------------------------
     meter = R.Meter(step, cfg.max_steps)
     while step < cfg.max_steps:
         sums = {"loss": 0.0, "loss_ce": 0.0, "loss_lvr": 0.0, "tokens": 0.0, "latents": 0.0}
+        acc = None   # loss parts summed on the device, read once per optimizer step (no host sync per micro-batch)
         for micro in range(cfg.grad_accum):
             batch = to_device(batches.next(), env.device)
             sync = micro == cfg.grad_accum - 1 or not hasattr(objective, "no_sync")
             with (contextlib.nullcontext() if sync else objective.no_sync()), autocast():
                 parts = objective(batch)
                 (parts["loss"] / cfg.grad_accum).backward()
-            for k in ("loss", "loss_ce", "loss_lvr"):
-                sums[k] += float(parts[k].detach()) / cfg.grad_accum
+            part = torch.stack([parts[k].detach().float() for k in ("loss", "loss_ce", "loss_lvr")]) / cfg.grad_accum
+            acc = part if acc is None else acc + part
             sums["tokens"] += parts["tokens"]
             sums["latents"] += parts["n_lvr"]
+        for k, v in zip(("loss", "loss_ce", "loss_lvr"), acc.tolist()):
+            sums[k] = v
         grad_norm = R.clip_grad(objective, cfg.max_grad_norm)
         lr = optimizer.param_groups[0]["lr"]
         optimizer.step()

@@ -129,7 +129,13 @@ class TrainConfig:
     precision: str = "auto"                     # auto (bf16 on GPU, fp32 on CPU) | bf16 | fp32
     gradient_checkpointing: bool | None = None  # default: on for GPU
     strategy: str = "auto"                      # auto (fsdp when world > 1) | ddp | fsdp
-    attn_implementation: str = "sdpa"           # sdpa | eager | flash_varlen_torch (lvr.train.attention)
+    attn_implementation: str = "auto"           # auto (flash_varlen_torch for sft on CUDA, else sdpa) | sdpa | eager
+    #                                             | flash_varlen_torch (lvr.train.attention)
+    mixed_precision: str = "auto"               # auto (fsdp for sft on CUDA in bf16, also at world 1) | autocast | fsdp
+    checkpoint_ratio: float = 1.0               # fraction of decoder layers gradient-checkpointed (when it is on)
+    compile_layers: bool = False                # regional torch.compile of MLPs and RMS norms
+    pin_memory: bool | None = None              # default: on for GPU (pinned batches, non-blocking copies)
+    ce_chunk_rows: int = 4096                   # LM head + CE in chunks of this many target rows (0: one shot)
     log_every: int = 1
     upstream_compat: bool = False
     # stage 1
@@ -265,6 +271,12 @@ def check(cfg: TrainConfig) -> TrainConfig:
         bad("packing_mode must be flat or pad")
     if cfg.attn_implementation == "flash_varlen_torch" and cfg.packing_mode == "pad":
         bad("attn_implementation=flash_varlen_torch needs packing_mode=flat (no padded rows)")
+    if cfg.attn_implementation not in ("auto", "sdpa", "eager", "flash_varlen_torch"):
+        bad("attn_implementation must be auto, sdpa, eager or flash_varlen_torch")
+    if cfg.mixed_precision not in ("auto", "autocast", "fsdp"):
+        bad("mixed_precision must be auto, autocast or fsdp")
+    if not 0.0 <= cfg.checkpoint_ratio <= 1.0:
+        bad("checkpoint_ratio must be in [0, 1]")
     if cfg.strategy not in ("auto", "ddp", "fsdp"):
         bad("strategy must be auto, ddp or fsdp")
     if cfg.precision not in ("auto", "bf16", "fp32"):
