@@ -133,7 +133,7 @@ class TrainConfig:
     #                                             | flash_varlen_torch (lvr.train.attention)
     mixed_precision: str = "auto"               # auto (fsdp for sft on CUDA in bf16, also at world 1) | autocast | fsdp
     checkpoint_ratio: float = 1.0               # fraction of decoder layers gradient-checkpointed (when it is on)
-    compile_layers: bool = False                # regional torch.compile of MLPs and RMS norms
+    compile_layers: bool | None = None          # regional torch.compile of MLPs and RMS norms; default: on for GPU
     pin_memory: bool | None = None              # default: on for GPU (pinned batches, non-blocking copies)
     ce_chunk_rows: int = 4096                   # LM head + CE in chunks of this many target rows (0: one shot)
     log_every: int = 1
