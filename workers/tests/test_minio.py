@@ -64,5 +64,5 @@ def _write_requests(tmp_path, image_message):
 
 def test_missing_s3_env_gives_a_clear_error(monkeypatch):
     monkeypatch.delenv("LVR_S3_ENDPOINT", raising=False)
-    with pytest.raises(RuntimeError, match="LVR_S3_ENDPOINT"):
+    with pytest.raises(storage.StorageConfigError, match="LVR_S3_ENDPOINT"):
         storage.client()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..train import store
+from .. import storage as store
 from .errors import DataError
 
 

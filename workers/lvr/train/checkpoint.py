@@ -19,7 +19,7 @@ import re
 import shutil
 from pathlib import Path
 
-from . import store
+from .. import storage as store
 from .errors import ConfigError
 
 MARKER = "_COMPLETE"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import traceback
 
+from ..storage import StorageConfigError
 from .errors import EXIT_FAILED, EXIT_INVALID, ConfigError
 
 
@@ -45,7 +46,7 @@ def run(stage: str, spec_path: str, sets: list[str]) -> int:
         from .grpo import run_grpo
 
         return run_grpo(cfg, env, session)
-    except (ConfigError, DataError) as e:
+    except (ConfigError, DataError, StorageConfigError) as e:
         sys.stderr.write(f"error: {e}\n")
         if events is not None:
             events.event("Failed", {"exitCode": EXIT_INVALID, "retryable": False}, reason=str(e))

@@ -28,7 +28,7 @@ from ..data.records import parse_json_records, validate_grpo_record
 from ..data.text import TextCodec
 from ..preprocess import ImageConfig, build_prompt
 from . import runtime as R
-from . import store
+from .. import storage as store
 from .errors import EXIT_OK, EXIT_PREEMPTED
 from .losses import aggregate, completion_logps, group_advantages, grpo_token_loss
 from .rewards import resolve

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from . import store
+from .. import storage as store
 from .errors import ConfigError
 from .spec import TrainConfig
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from . import runtime as R
-from . import store
+from .. import storage as store
 from .checkpoint import CheckpointStore
 from .errors import ConfigError
 from .events import EventSink

@@ -16,7 +16,7 @@ from ..data.records import is_meta, parse_json_records, parse_meta, validate_sft
 from ..data.sft import SftDataOptions, build_sft_sample
 from ..data.text import TextCodec
 from . import runtime as R
-from . import store
+from .. import storage as store
 from .errors import EXIT_OK, EXIT_PREEMPTED
 from .losses import SftObjective
 from .session import Session

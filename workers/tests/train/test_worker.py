@@ -65,7 +65,7 @@ def kafka_messages(topic: str, key: str, until, timeout: float = 60.0) -> list[d
 
 
 def upload_tree(local: Path, uri: str) -> None:
-    from lvr.train import store
+    from lvr import storage as store
 
     store.upload_dir(local, uri)
 
@@ -73,7 +73,7 @@ def upload_tree(local: Path, uri: str) -> None:
 def test_sft_sigterm_resume_equals_uninterrupted_with_kafka_and_minio(tiny_dir, data_dir, tmp_path):
     require_env("LVR_KAFKA_BROKERS", *S3_VARS)
     from lvr.bundle import verify_bundle
-    from lvr.train import store
+    from lvr import storage as store
     from lvr.train.checkpoint import CheckpointStore
 
     hp = dict(maxSteps=4, gradientAccumulationSteps=1, learningRate=1e-3)
