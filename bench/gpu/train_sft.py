@@ -2,6 +2,7 @@
 
 One GPU:   python bench/gpu/train_sft.py
 Two GPUs:  torchrun --nproc_per_node 2 bench/gpu/train_sft.py --baseline $OUT/train_sft_w1.json
+           [--reshard | --no-reshard] [--defer-grad-sync | --no-defer-grad-sync] [--grad-accum N] [--tag NAME]
 CPU check: python bench/gpu/train_sft.py --tiny --steps 2 --warmup 1
 Old path:  python bench/gpu/train_sft.py --legacy --attn flash_varlen_torch   (autocast, in-step collate)
 
@@ -49,6 +50,14 @@ def main() -> None:
     ap.add_argument("--legacy", action="store_true",
                     help="today's single-GPU path before these levers: --mp autocast --no-prefetch, per-step "
                          "loss sync (combine with --attn)")
+    ap.add_argument("--reshard", action=argparse.BooleanOptionalAction, default=None,
+                    help="FSDP2 reshard_after_forward of the decoder layers (TrainConfig.fsdp_reshard_after_forward): "
+                         "--reshard = ZeRO-3 (FSDP2's default, the old behaviour), --no-reshard = keep gathered "
+                         "(ZeRO-2 style); default auto")
+    ap.add_argument("--defer-grad-sync", action=argparse.BooleanOptionalAction, default=None,
+                    help="FSDP2: no reduce-scatter on non-final --grad-accum micro-steps (fsdp_defer_grad_sync); "
+                         "default auto")
+    ap.add_argument("--grad-accum", type=int, default=1, help="packed micro-batches per timed optimizer step")
     ap.add_argument("--tag", default="", help="suffix of the output JSON name")
     ap.add_argument("--baseline", help="JSON of the 1-GPU run, for scaling efficiency")
     args = ap.parse_args()
@@ -60,7 +69,9 @@ def main() -> None:
     cfg = TrainConfig(run_id="bench", stage="sft", model_uri="-", data_uri="-", checkpoint_uri="-", bundle_uri="-",
                       strategy=args.strategy, learning_rate=1e-5, max_steps=1000, attn_implementation=args.attn,
                       mixed_precision=args.mp, packing_mode=args.packing, gradient_checkpointing=not args.no_grad_ckpt,
-                      checkpoint_ratio=args.ckpt_ratio, compile_layers=args.compile).resolved()
+                      checkpoint_ratio=args.ckpt_ratio, compile_layers=args.compile,
+                      fsdp_reshard_after_forward=args.reshard, fsdp_defer_grad_sync=args.defer_grad_sync,
+                      grad_accum=args.grad_accum).resolved()
     dtype = R.compute_dtype(cfg, env)
     attn = R.attn_choice(cfg, env)
     model = C.build_model(args.tiny, env.device)
@@ -74,32 +85,38 @@ def main() -> None:
     model.train()
     objective = R.wrap(SftObjective(model), model, cfg, env, dtype)
     fsdp = R.use_fsdp(cfg, env, dtype)
+    plan = getattr(objective, "lvr_fsdp_plan", None)
     optimizer = R.build_optimizer(model, cfg, env, no_decay_norm_bias=False)
     autocast = R.autocast_factory(cfg, env, dtype)
-    groups = C.packed_groups(args.warmup + args.steps, args.tiny, args.max_packed_tokens, seed=env.rank)
+    ga = args.grad_accum
+    groups = C.packed_groups((args.warmup + args.steps) * ga, args.tiny, args.max_packed_tokens, seed=env.rank)
     prefetch = not args.no_prefetch
     if prefetch:
         from lvr.data.packing import Prefetcher
 
         batches = Prefetcher(C.ListStream(groups), args.packing, pin=cuda)
 
-    def step(group):
-        if prefetch:   # as the worker: collated (and pinned) in a background thread, non-blocking copies
-            batch = {k: (v.to(env.device, non_blocking=True) if torch.is_tensor(v) else v)
-                     for k, v in batches.next().items()}
-        else:
-            batch = {k: (v.to(env.device) if torch.is_tensor(v) else v) for k, v in collate(group, args.packing).items()}
-        with autocast():
-            parts = objective(batch)
-        parts["loss"].backward()
+    def step(micro_groups):
+        loss = 0.0
+        for i, group in enumerate(micro_groups):   # as the worker's grad-accumulation loop
+            if prefetch:   # as the worker: collated (and pinned) in a background thread, non-blocking copies
+                batch = {k: (v.to(env.device, non_blocking=True) if torch.is_tensor(v) else v)
+                         for k, v in batches.next().items()}
+            else:
+                batch = {k: (v.to(env.device) if torch.is_tensor(v) else v)
+                         for k, v in collate(group, args.packing).items()}
+            with R.micro_step(objective, last=i == len(micro_groups) - 1), autocast():
+                parts = objective(batch)
+                (parts["loss"] / len(micro_groups)).backward()
+            loss = loss + parts["loss"].detach() / len(micro_groups)
         R.clip_grad(objective, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        loss = parts["loss"].detach()
         return float(loss) if args.legacy else loss
 
     sync = (lambda: torch.cuda.synchronize()) if env.device.type == "cuda" else (lambda: None)
-    for g in groups[:args.warmup]:
+    steps = [groups[i * ga:(i + 1) * ga] for i in range(args.warmup + args.steps)]
+    for g in steps[:args.warmup]:
         step(g)
     sync()
     if env.device.type == "cuda":
@@ -108,11 +125,12 @@ def main() -> None:
     t0 = time.time()
     tokens = flops = 0
     losses = []
-    for g in groups[args.warmup:]:
-        losses.append(step(g))
-        f = C.sft_step_flops(model.config, g)
-        tokens += f["tokens"]
-        flops += f["flops"]
+    for micro_groups in steps[args.warmup:]:
+        losses.append(step(micro_groups))
+        for g in micro_groups:
+            f = C.sft_step_flops(model.config, g)
+            tokens += f["tokens"]
+            flops += f["flops"]
     sync()
     R.barrier(env)
     dt = time.time() - t0
@@ -130,10 +148,12 @@ def main() -> None:
                                                                                  else "fp32"),
                "ckpt_layers": len(ckpt_layers), "ckpt_ratio": args.ckpt_ratio if ckpt_layers else 0.0,
                "compile": args.compile, "prefetch_pinned": prefetch and cuda, "prefetch": prefetch,
-               "per_step_loss_sync": args.legacy, "legacy": args.legacy},
+               "per_step_loss_sync": args.legacy, "legacy": args.legacy, "grad_accum": ga,
+               "fsdp_reshard_after_forward": plan.reshard_after_forward if plan else None,
+               "fsdp_defer_grad_sync": plan.defer_grad_sync if plan else None},
            "losses": losses, "steps": args.steps,
            "max_packed_tokens": args.max_packed_tokens,
-           "instances_per_step": sum(len(g) for g in groups[args.warmup:]) / args.steps,
+           "instances_per_step": sum(len(g) for g in groups[args.warmup * ga:]) / args.steps,
            "tokens_per_s": tokens_all / dt, "tokens_per_s_per_gpu": tokens_all / dt / env.world,
            "step_s": dt / args.steps, "model_tflops_per_s_per_gpu": flops_all / dt / env.world / 1e12,
            "mfu": (flops_all / dt / env.world / peak) if peak else None, "last_loss": losses[-1],

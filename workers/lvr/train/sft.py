@@ -6,7 +6,6 @@ clip, AdamW, cosine LR) -> events, checkpoints, SIGTERM -> final export.
 
 from __future__ import annotations
 
-import contextlib
 import torch
 
 from ..data.errors import DataError
@@ -101,8 +100,7 @@ def run_sft(cfg: TrainConfig, env: R.Env, s: Session) -> int:
         acc = None   # loss parts summed on the device, read once per optimizer step (no host sync per micro-batch)
         for micro in range(cfg.grad_accum):
             batch = to_device(batches.next(), env.device)
-            sync = micro == cfg.grad_accum - 1 or not hasattr(objective, "no_sync")
-            with (contextlib.nullcontext() if sync else objective.no_sync()), autocast():
+            with R.micro_step(objective, last=micro == cfg.grad_accum - 1), autocast():
                 parts = objective(batch)
                 (parts["loss"] / cfg.grad_accum).backward()
             part = torch.stack([parts[k].detach().float() for k in ("loss", "loss_ce", "loss_lvr")]) / cfg.grad_accum
