@@ -328,6 +328,90 @@ describe('TS engine vs PyTorch reference (tiny random bundle, fp32, greedy)', ()
     fs.rmSync(work, { recursive: true, force: true });
   });
 
+  interface Run {
+    promptIds: number[];
+    ids: number[];
+    hiddens: Float32Array[];
+    logprobs: TokenLogprob[];
+    finish: string | null;
+    latentSteps: number;
+  }
+
+  async function runRequest(i: number): Promise<Run> {
+    const r = reqs[i];
+    const g = golden[i];
+    const messages: ChatMessage[] = r.messages.map((m) => ({
+      role: m.role,
+      content:
+        typeof m.content === 'string'
+          ? m.content
+          : m.content.map((c) =>
+              c.type === 'image'
+                ? { type: 'image' as const, image: fs.readFileSync(g.image_paths[c.index]) }
+                : c,
+            ),
+    }));
+    const run: Run = { promptIds: [], ids: [], hiddens: [], logprobs: [], finish: null, latentSteps: -1 };
+    for await (const d of engine.generate(
+      {
+        messages,
+        assistantPrefix: r.prefix,
+        sampling: { maxTokens: r.max_new_tokens, repetitionPenalty: r.repetition_penalty },
+        lvr: {
+          strategy: r.strategy ?? 'steps',
+          steps: r.steps ?? 8,
+          criterion: r.criterion,
+          threshold: r.threshold,
+          upstreamCompat: r.upstream_compat,
+        },
+        topLogprobs: r.top_logprobs,
+      },
+      {},
+      { onPrompt: (p) => (run.promptIds = p.ids), onHidden: (h) => run.hiddens.push(h) },
+    )) {
+      run.ids.push(...d.tokenIds);
+      run.logprobs.push(...(d.logprobs ?? []));
+      if (d.finishReason) {
+        run.finish = d.finishReason;
+        run.latentSteps = d.usage!.latentSteps;
+      }
+    }
+    return run;
+  }
+
+  /** Asserts one request's run against the reference; returns the worst hidden-state / logprob errors. */
+  function check(i: number, run: Run): { rel: number; logprob: number; logprobTokens: number } {
+    const r = reqs[i];
+    const g = golden[i];
+    const { ids, logprobs, hiddens } = run;
+    assert.deepEqual(run.promptIds, g.prompt_ids, `request ${i}: prompt ids`);
+    assert.deepEqual(ids, g.output_ids, `request ${i}: output ids`);
+    assert.equal(run.finish, g.finish_reason, `request ${i}: finish reason`);
+    assert.equal(run.latentSteps, g.latent_steps, `request ${i}: latent steps`);
+    assert.equal(hiddens.length, g.hiddens.length, `request ${i}: forward count`);
+    let rel = 0;
+    let worstLogprob = 0;
+    hiddens.forEach((h, k) => (rel = Math.max(rel, relError(h, g.hiddens[k]))));
+    if (r.top_logprobs === undefined)
+      assert.equal(logprobs.length, 0, `request ${i}: no logprobs unless asked`);
+    else {
+      assert.equal(logprobs.length, g.logprobs!.length, `request ${i}: one logprob per generated token`);
+      logprobs.forEach((lp, k) => {
+        assert.equal(lp.tokenId, ids[k]);
+        assert.deepEqual(
+          lp.topLogprobs.map((t) => t.tokenId),
+          g.logprobs![k].top,
+          `request ${i} token ${k}: top-K ids`,
+        );
+        worstLogprob = Math.max(worstLogprob, Math.abs(lp.logprob - g.logprobs![k].logprob));
+      });
+    }
+    return { rel, logprob: worstLogprob, logprobTokens: logprobs.length };
+  }
+
+  /** Each request run alone (filled by the first test, compared against by the concurrent one). */
+  const solo: Run[] = [];
+
   it(`${reqs.length} requests: prompt ids, greedy output ids, finish reasons and hidden states match`, async (t) => {
     assert.ok(reqs.length >= 30);
     let worstRel = 0;
@@ -335,74 +419,22 @@ describe('TS engine vs PyTorch reference (tiny random bundle, fp32, greedy)', ()
     let logprobTokens = 0;
     let latentTotal = 0;
     let longest = 0;
+    const before = engine.batchStats.maxRows;
     for (let i = 0; i < reqs.length; i++) {
-      const r = reqs[i];
-      const g = golden[i];
-      const messages: ChatMessage[] = r.messages.map((m) => ({
-        role: m.role,
-        content:
-          typeof m.content === 'string'
-            ? m.content
-            : m.content.map((c) =>
-                c.type === 'image'
-                  ? { type: 'image' as const, image: fs.readFileSync(g.image_paths[c.index]) }
-                  : c,
-              ),
-      }));
-      let promptIds: number[] = [];
-      const hiddens: Float32Array[] = [];
-      const ids: number[] = [];
-      const logprobs: TokenLogprob[] = [];
-      let finish: string | null = null;
-      let latentSteps = -1;
-      for await (const d of engine.generate(
-        {
-          messages,
-          assistantPrefix: r.prefix,
-          sampling: { maxTokens: r.max_new_tokens, repetitionPenalty: r.repetition_penalty },
-          lvr: {
-            strategy: r.strategy ?? 'steps',
-            steps: r.steps ?? 8,
-            criterion: r.criterion,
-            threshold: r.threshold,
-            upstreamCompat: r.upstream_compat,
-          },
-          topLogprobs: r.top_logprobs,
-        },
-        {},
-        { onPrompt: (p) => (promptIds = p.ids), onHidden: (h) => hiddens.push(h) },
-      )) {
-        ids.push(...d.tokenIds);
-        logprobs.push(...(d.logprobs ?? []));
-        if (d.finishReason) {
-          finish = d.finishReason;
-          latentSteps = d.usage!.latentSteps;
-        }
-      }
-      assert.deepEqual(promptIds, g.prompt_ids, `request ${i}: prompt ids`);
-      assert.deepEqual(ids, g.output_ids, `request ${i}: output ids`);
-      assert.equal(finish, g.finish_reason, `request ${i}: finish reason`);
-      assert.equal(latentSteps, g.latent_steps, `request ${i}: latent steps`);
-      assert.equal(hiddens.length, g.hiddens.length, `request ${i}: forward count`);
-      hiddens.forEach((h, k) => (worstRel = Math.max(worstRel, relError(h, g.hiddens[k]))));
-      if (r.top_logprobs === undefined)
-        assert.equal(logprobs.length, 0, `request ${i}: no logprobs unless asked`);
-      else {
-        assert.equal(logprobs.length, g.logprobs!.length, `request ${i}: one logprob per generated token`);
-        logprobs.forEach((lp, k) => {
-          assert.equal(lp.tokenId, ids[k]);
-          assert.deepEqual(
-            lp.topLogprobs.map((t) => t.tokenId),
-            g.logprobs![k].top,
-            `request ${i} token ${k}: top-K ids`,
-          );
-          worstLogprob = Math.max(worstLogprob, Math.abs(lp.logprob - g.logprobs![k].logprob));
-        });
-        logprobTokens += logprobs.length;
-      }
-      latentTotal += g.latent_steps;
-      longest = Math.max(longest, g.prompt_ids.length);
+      const run = await runRequest(i);
+      solo.push(run);
+      const e = check(i, run);
+      worstRel = Math.max(worstRel, e.rel);
+      worstLogprob = Math.max(worstLogprob, e.logprob);
+      logprobTokens += e.logprobTokens;
+      latentTotal += golden[i].latent_steps;
+      longest = Math.max(longest, golden[i].prompt_ids.length);
     }
+    assert.equal(
+      Math.max(before, engine.batchStats.maxRows),
+      1,
+      'requests run one after another: batches of 1',
+    );
     assert.ok(worstRel <= 1e-4, `hidden-state relative error ${worstRel}`);
     assert.ok(logprobTokens >= 50, `${logprobTokens} tokens with logprobs compared`);
     assert.ok(worstLogprob <= 1e-4, `chosen-token logprob max abs error ${worstLogprob}`);
@@ -413,6 +445,45 @@ describe('TS engine vs PyTorch reference (tiny random bundle, fp32, greedy)', ()
     console.log(
       `[parity] ${reqs.length} requests token-identical; worst hidden rel err ${worstRel.toExponential(2)}; latent steps ${latentTotal}; longest prompt ${longest} tokens; ` +
         `logprob max abs err ${worstLogprob.toExponential(2)} over ${logprobTokens} tokens`,
+    );
+  });
+
+  it('all requests at once (batched decode): tokens equal each solo run and the reference', async (t) => {
+    assert.equal(solo.length, reqs.length, 'solo runs of the previous test');
+    const calls0 = engine.batchStats.calls;
+    const rows0 = engine.batchStats.rows;
+    const runs = await Promise.all(reqs.map((_, i) => runRequest(i)));
+    let worstRel = 0;
+    let worstVsSolo = 0;
+    runs.forEach((run, i) => {
+      assert.deepEqual(run.ids, solo[i].ids, `request ${i}: batched ids = solo ids`);
+      worstRel = Math.max(worstRel, check(i, run).rel);
+      run.hiddens.forEach((h, k) => {
+        const ref = solo[i].hiddens[k];
+        worstVsSolo = Math.max(worstVsSolo, relError(h, Array.from(ref)));
+      });
+      run.logprobs.forEach((lp, k) =>
+        assert.ok(
+          Math.abs(lp.logprob - solo[i].logprobs[k].logprob) <= 1e-4,
+          `request ${i} token ${k}: logprob`,
+        ),
+      );
+    });
+    const calls = engine.batchStats.calls - calls0;
+    const rows = engine.batchStats.rows - rows0;
+    // Mixed batches: prompts from 10 to >1000 tokens, text and image prompts, token and latent rows side by side.
+    assert.equal(
+      engine.batchStats.maxRows,
+      engine.maxBatchSize,
+      `largest batch ${engine.batchStats.maxRows}`,
+    );
+    assert.ok(rows / calls > 3, `${rows} rows in ${calls} decoder calls`);
+    assert.ok(worstRel <= 1e-4, `hidden-state relative error vs reference ${worstRel}`);
+    assert.ok(worstVsSolo <= 1e-4, `hidden-state relative error vs solo ${worstVsSolo}`);
+    t.diagnostic(`${rows} rows in ${calls} calls; hidden rel err vs solo ${worstVsSolo.toExponential(2)}`);
+    console.log(
+      `[parity] ${reqs.length} concurrent requests token-identical to solo; ${rows} rows in ${calls} decoder calls ` +
+        `(max batch ${engine.batchStats.maxRows}); hidden rel err vs solo ${worstVsSolo.toExponential(2)}`,
     );
   });
 
@@ -462,5 +533,47 @@ describe('TS engine vs PyTorch reference (tiny random bundle, fp32, greedy)', ()
     }
     assert.equal(deltas.at(-1)!.finishReason, 'abort');
     assert.ok(deltas.length <= 4, `${deltas.length} deltas after abort at 3`);
+  });
+
+  it('a request cancelled (or dropped by its reader) mid-batch leaves it; the others keep their solo tokens', async () => {
+    assert.equal(solo.length, reqs.length, 'solo runs of the first test');
+    const picks = [
+      0,
+      6,
+      7,
+      reqs.findIndex((r) => r.images && r.prefix),
+      reqs.findIndex((r) => r.images?.length === 2),
+    ];
+    const forever = {
+      messages: [{ role: 'user' as const, content: 'Go on forever.' }],
+      sampling: { maxTokens: 200, ignoreEos: true },
+    };
+    const ctrl = new AbortController();
+    const cancelled = (async () => {
+      const deltas = [];
+      for await (const d of engine.generate(forever, { signal: ctrl.signal })) {
+        deltas.push(d);
+        if (deltas.length === 3) ctrl.abort();
+      }
+      return deltas;
+    })();
+    const dropped = (async () => {
+      let n = 0;
+      for await (const d of engine.generate(forever)) if (d.tokenIds.length && ++n === 5) break;
+      return n;
+    })();
+    const rows0 = engine.batchStats.rows;
+    const [cut, n, ...runs] = await Promise.all([cancelled, dropped, ...picks.map((i) => runRequest(i))]);
+    assert.equal(cut.at(-1)!.finishReason, 'abort');
+    assert.ok(cut.length <= 4, `${cut.length} deltas after abort at 3`);
+    assert.equal(n, 5);
+    runs.forEach((run, k) => assert.deepEqual(run.ids, solo[picks[k]].ids, `request ${picks[k]}: ids`));
+    // The two endless requests left the batch: far fewer than their 2 x 200 steps were run.
+    const rows = engine.batchStats.rows - rows0;
+    const others = picks.reduce((s, i) => s + solo[i].hiddens.length - 1, 0);
+    assert.ok(rows < others + 40, `${rows} rows stepped, ${others} by the other requests`);
+    // The engine still serves normally afterwards (slots released, caches freed).
+    const again = await runRequest(picks[1]);
+    assert.deepEqual(again.ids, solo[picks[1]].ids);
   });
 });

@@ -49,7 +49,9 @@ export class AppModule {
       { provide: LOGGER, useValue: logger },
       {
         provide: INFERENCE_BACKEND,
-        useValue: options.backend ?? new EngineBackend({ threads: config.engineThreads }),
+        useValue:
+          options.backend ??
+          new EngineBackend({ threads: config.engineThreads, maxBatchSize: config.maxConcurrentSequences }),
       },
       { provide: BUNDLE_RESOLVER, useValue: options.resolver ?? defaultResolver() },
       { provide: SequenceScheduler, useValue: scheduler },

@@ -4,7 +4,8 @@ import { LocalDirSource } from './bundle/local-source';
 import { LoadedBundle, openBundle } from './bundle/loader';
 import type { BundleSource } from './bundle/source';
 import { renderChat } from './chat/template';
-import { decodeLoop, Hidden } from './decoding/loop';
+import { Channel, Slots, StepBatcher } from './decoding/batcher';
+import { decodeLoop, Hidden, ModelStepper } from './decoding/loop';
 import type { LvrConfig } from './decoding/lvr-state';
 import { RequestError } from './errors';
 import { MAX_TOP_LOGPROBS } from './sampling/logprobs';
@@ -19,6 +20,7 @@ import type {
   ImagePart,
   ModelInfo,
   SamplingParams,
+  Timings,
 } from './types';
 import { visionHostInputs } from './vision/host-inputs';
 import { ImageProcessorConfig, processImage, ProcessedImage } from './vision/preprocess';
@@ -29,7 +31,15 @@ export interface EngineLoadOptions {
   verifyChecksums?: boolean;
   /** Intra-op threads per session (default: onnxruntime's choice). */
   threads?: number;
+  /**
+   * Sequences decoded together, one decoder call per step for all of them (continuous batching; default 8). More
+   * concurrent requests wait, in arrival order, until one finishes. 1 = one request at a time.
+   */
+  maxBatchSize?: number;
 }
+
+/** Default of `EngineLoadOptions.maxBatchSize`. */
+export const DEFAULT_MAX_BATCH_SIZE = 8;
 
 /** A prompt ready for prefill: ids with image pads expanded, processed images, M-RoPE positions. */
 export interface PreparedPrompt {
@@ -59,9 +69,18 @@ function toFloat32(h: Hidden): Float32Array {
   return h instanceof Float32Array ? h : Float32Array.from(h, halfToFloat);
 }
 
-/** A loaded LVR bundle ready to generate. One instance serves requests one at a time, in arrival order. */
+/**
+ * A loaded LVR bundle ready to generate. Up to `maxBatchSize` requests decode together (one decoder call per step
+ * for all of them, each with its own cache length, positions, sampling, LVR state and stop rules); prefill (vision +
+ * prompt) runs one request at a time between steps, after which the request joins the running batch. Further
+ * requests wait in arrival order.
+ */
 export class LvrEngine {
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly slots: Slots;
+  private readonly batcher: StepBatcher;
+  private nextSeq = 1;
+  /** Decode batching counters: decoder step calls, rows stepped, largest batch (tests and benchmarks). */
+  readonly batchStats: { readonly calls: number; readonly rows: number; readonly maxRows: number };
 
   private constructor(
     private readonly bundle: LoadedBundle,
@@ -70,10 +89,23 @@ export class LvrEngine {
     private readonly imageConfig: ImageProcessorConfig,
     private readonly latentEndEmb: Float32Array | undefined,
     readonly info: ModelInfo,
-  ) {}
+    readonly maxBatchSize: number,
+  ) {
+    this.slots = new Slots(maxBatchSize);
+    this.batcher = new StepBatcher(
+      (rows) => worker.step(rows),
+      info.vocabSize,
+      info.hiddenSize,
+      maxBatchSize,
+    );
+    this.batchStats = this.batcher.stats;
+  }
 
   /** Loads a bundle from a local directory path or a BundleSource. */
   static async load(source: string | BundleSource, options: EngineLoadOptions = {}): Promise<LvrEngine> {
+    const maxBatchSize = options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
+    if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1)
+      throw new RangeError(`maxBatchSize must be an integer >= 1, got ${maxBatchSize}`);
     const src = typeof source === 'string' ? new LocalDirSource(source) : source;
     const bundle = await openBundle(src, options.verifyChecksums ?? true);
     const m = bundle.manifest;
@@ -125,7 +157,7 @@ export class LvrEngine {
       lvrDefaults: { strategy: m.lvr.strategy, steps: m.lvr.steps },
       executionProvider: ep,
     };
-    return new LvrEngine(bundle, tokenizer, worker, imageConfig, latentEndEmb, info);
+    return new LvrEngine(bundle, tokenizer, worker, imageConfig, latentEndEmb, info, maxBatchSize);
   }
 
   /** Renders, tokenizes and preprocesses a request (images decoded and resized, pads expanded, M-RoPE positions). */
@@ -220,26 +252,45 @@ export class LvrEngine {
     return { [Symbol.asyncIterator]: () => this.run(request, options, internals)[Symbol.asyncIterator]() };
   }
 
-  /** Serialises requests: each waits until the previous generation has finished. */
+  /**
+   * Decouples the decode loop from the consumer: the loop runs as soon as its batch step returns and pushes deltas
+   * into a channel, so a slow reader never holds back the other sequences of the batch. A consumer that stops
+   * iterating cancels the sequence (it leaves the batch within one step).
+   */
   private async *run(
     request: GenerationRequest,
     options: GenerateOptions,
     internals: GenerateInternals,
   ): AsyncGenerator<GenerationDelta> {
-    let release!: () => void;
-    const previous = this.queue;
-    this.queue = new Promise<void>((r) => (release = r));
-    await previous;
+    const ctrl = new AbortController();
+    const user = options.signal;
+    const onAbort = () => ctrl.abort(user?.reason);
+    if (user?.aborted) onAbort();
+    else user?.addEventListener('abort', onAbort, { once: true });
+    const channel = new Channel<GenerationDelta>();
+    const pump = (async () => {
+      try {
+        for await (const delta of this.generateOne(request, ctrl.signal, internals)) channel.push(delta);
+        channel.close();
+      } catch (error) {
+        channel.fail(error);
+      } finally {
+        user?.removeEventListener('abort', onAbort);
+      }
+    })();
     try {
-      yield* this.generateOne(request, options, internals);
+      yield* channel;
     } finally {
-      release();
+      // When the reader stops early this cancels the sequence; either way the iterator closes only once compute for
+      // it has stopped (the loop leaves the batch at its next step).
+      ctrl.abort();
+      await pump;
     }
   }
 
   private async *generateOne(
     request: GenerationRequest,
-    options: GenerateOptions,
+    signal: AbortSignal,
     internals: GenerateInternals,
   ): AsyncGenerator<GenerationDelta> {
     const t0 = performance.now();
@@ -251,7 +302,56 @@ export class LvrEngine {
     }
     const prompt = await this.preparePrompt(request);
     internals.onPrompt?.(prompt);
+    const tPrepared = performance.now();
+    // A decode slot is held from prefill until the sequence leaves the batch; requests beyond maxBatchSize wait here.
+    const holding = await this.slots.acquire(signal);
+    const seq = this.nextSeq++;
+    let prefilled = false;
     const t1 = performance.now();
+    let prefillMs = 0;
+    let tokenSteps = 0;
+    let latentSteps = 0;
+    let tDecode = 0;
+    const worker = this.worker;
+    const stepper = {
+      prefill: async () => {
+        const merged = await this.imageFeatures(prompt);
+        prefilled = true;
+        const res = await worker.prefill({
+          seq,
+          inputIds: BigInt64Array.from(prompt.ids, BigInt),
+          imageFeatures: merged,
+          imagePadId: this.info.specialTokens.imagePad,
+          positions: prompt.positions,
+        });
+        prefillMs = performance.now() - t1;
+        tDecode = performance.now();
+        this.batcher.join(seq);
+        return res;
+      },
+      step: async (input: { kind: 'token'; id: number } | { kind: 'latent' }, position: number) => {
+        if (input.kind === 'latent') latentSteps++;
+        else tokenSteps++;
+        return this.batcher.step({ seq, tokenId: input.kind === 'latent' ? null : input.id, position });
+      },
+    };
+    try {
+      yield* this.decodeSequence(stepper, prompt, sampling, lvr, k, signal, internals, () => ({
+        preprocessMs: tPrepared - t0,
+        prefillMs,
+        decodeMs: tDecode ? performance.now() - tDecode : 0,
+        tokenSteps,
+        latentSteps,
+      }));
+    } finally {
+      this.batcher.leave(seq);
+      if (prefilled) void worker.release(seq).catch(() => undefined);
+      if (holding) this.slots.release();
+    }
+  }
+
+  /** Runs the vision graph on every image and concatenates the features (model dtype). */
+  private async imageFeatures(prompt: PreparedPrompt): Promise<Float32Array | Uint16Array> {
     const geo = this.bundle.manifest.architecture.vision;
     const features: Array<Float32Array | Uint16Array> = [];
     for (const img of prompt.images) {
@@ -271,29 +371,19 @@ export class LvrEngine {
       merged.set(f as never, off);
       off += f.length;
     }
-    let prefillMs = 0;
-    let tokenSteps = 0;
-    let latentSteps = 0;
-    let tDecode = 0;
-    const worker = this.worker;
-    const stepper = {
-      prefill: async () => {
-        const res = await worker.prefill({
-          inputIds: BigInt64Array.from(prompt.ids, BigInt),
-          imageFeatures: merged,
-          imagePadId: this.info.specialTokens.imagePad,
-          positions: prompt.positions,
-        });
-        prefillMs = performance.now() - t1;
-        tDecode = performance.now();
-        return res;
-      },
-      step: async (input: { kind: 'token'; id: number } | { kind: 'latent' }, position: number) => {
-        if (input.kind === 'latent') latentSteps++;
-        else tokenSteps++;
-        return worker.step(input.kind === 'latent' ? null : input.id, position);
-      },
-    };
+    return merged;
+  }
+
+  private async *decodeSequence(
+    stepper: ModelStepper,
+    prompt: PreparedPrompt,
+    sampling: SamplingParams & { maxTokens: number },
+    lvr: LvrConfig,
+    k: number | undefined,
+    signal: AbortSignal,
+    internals: GenerateInternals,
+    timings: () => Timings,
+  ): AsyncGenerator<GenerationDelta> {
     const loop = decodeLoop(stepper, {
       promptIds: prompt.ids,
       ropeDelta: prompt.ropeDelta,
@@ -303,21 +393,13 @@ export class LvrEngine {
       eosIds: this.info.specialTokens.eos,
       latentEndEmb: this.latentEndEmb,
       tokenizer: this.tokenizer,
-      signal: options.signal,
+      signal,
       topLogprobs: k,
       toFloat32,
       onHidden: internals.onHidden ? (h) => internals.onHidden!(toFloat32(h)) : undefined,
     });
     for await (const delta of loop) {
-      if (delta.finishReason !== null) {
-        delta.timings = {
-          preprocessMs: t1 - t0,
-          prefillMs,
-          decodeMs: tDecode ? performance.now() - tDecode : 0,
-          tokenSteps,
-          latentSteps,
-        };
-      }
+      if (delta.finishReason !== null) delta.timings = timings();
       yield delta;
     }
   }

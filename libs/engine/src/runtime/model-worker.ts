@@ -1,7 +1,14 @@
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { EngineError } from '../errors';
-import type { PrefillRequest, VisionRequest, WorkerInit, WorkerReply, WorkerRequest } from './protocol';
+import type {
+  PrefillRequest,
+  StepRow,
+  VisionRequest,
+  WorkerInit,
+  WorkerReply,
+  WorkerRequest,
+} from './protocol';
 
 /** Main-thread handle of the session worker: one request in flight at a time, in order. */
 export class ModelWorker {
@@ -48,12 +55,15 @@ export class ModelWorker {
     return { logits: r.logits!, hidden: r.hidden! };
   }
 
-  async step(
-    tokenId: number | null,
-    position: number,
-  ): Promise<{ logits: Float32Array; hidden: Float32Array | Uint16Array }> {
-    const r = await this.call({ op: 'step', tokenId, position });
+  /** One batched decode step; `logits` is `[rows, V]` and `hidden` `[rows, H]`, in row order. */
+  async step(rows: StepRow[]): Promise<{ logits: Float32Array; hidden: Float32Array | Uint16Array }> {
+    const r = await this.call({ op: 'step', rows });
     return { logits: r.logits!, hidden: r.hidden! };
+  }
+
+  /** Frees a sequence's KV cache in the worker (after its last step, or when it is cancelled). */
+  async release(seq: number): Promise<void> {
+    await this.call({ op: 'release', seq });
   }
 
   async close(): Promise<void> {

@@ -23,6 +23,8 @@ export interface VisionRequest {
 }
 
 export interface PrefillRequest {
+  /** Sequence id chosen by the engine; the worker keeps this sequence's KV cache until `release`. */
+  seq: number;
   inputIds: BigInt64Array;
   /** Concatenated image features (model dtype bits) scattered, in order, into `imagePadId` slots. */
   imageFeatures?: Float32Array | Uint16Array;
@@ -30,11 +32,22 @@ export interface PrefillRequest {
   positions: BigInt64Array; // [3, S]
 }
 
+/** One row of a batched decode step: the sequence's next input (a token, or `null` = its last hidden state). */
+export interface StepRow {
+  seq: number;
+  tokenId: number | null;
+  /** M-RoPE position of the new slot (same on all three axes). */
+  position: number;
+}
+
 export type WorkerRequest =
   | { op: 'init'; init: WorkerInit }
   | { op: 'vision'; req: VisionRequest }
   | { op: 'prefill'; req: PrefillRequest }
-  | { op: 'step'; tokenId: number | null; position: number }
+  /** One decoder call over `rows` (B = rows.length); replies `logits [B, V]` and `hidden [B, H]` in row order. */
+  | { op: 'step'; rows: StepRow[] }
+  /** Drops a finished or cancelled sequence's KV cache and hidden state. */
+  | { op: 'release'; seq: number }
   | { op: 'close' };
 
 export type WorkerReply =
