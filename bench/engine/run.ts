@@ -11,6 +11,13 @@ import sharp from 'sharp';
 import { LvrEngine } from '@lvr/engine';
 
 const ROOT = path.resolve(__dirname, '../..');
+const REPEATS = 5;
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
 
 interface Side {
   prefill_ms: number;
@@ -42,15 +49,17 @@ async function tsSide(bundle: string, image: Buffer): Promise<Side> {
     return timings!;
   };
   await run('', 4, 8);
-  const t = await run('', 64, 8);
+  // Medians of REPEATS runs, as on the PyTorch side: single runs on a shared 2-core machine are noisy.
+  const runs: Awaited<ReturnType<typeof run>>[] = [];
+  for (let i = 0; i < REPEATS; i++) runs.push(await run('', 64, 8));
   // Latent-step time: same decode with 16 latent steps vs without, per latent step.
   const withLatent = await run('<|lvr_start|>', 24, 16);
   const plain = await run('', 24, 16);
   await engine.close();
-  const perStep = (x: typeof t) => x.decodeMs / (x.tokenSteps + x.latentSteps);
+  const perStep = (x: (typeof runs)[number]) => x.decodeMs / (x.tokenSteps + x.latentSteps);
   return {
-    prefill_ms: t.prefillMs,
-    decode_tok_s: (t.tokenSteps / t.decodeMs) * 1000,
+    prefill_ms: median(runs.map((t) => t.prefillMs)),
+    decode_tok_s: median(runs.map((t) => (t.tokenSteps / t.decodeMs) * 1000)),
     latent_step_ms: withLatent.latentSteps ? perStep(withLatent) : perStep(plain),
   };
 }
