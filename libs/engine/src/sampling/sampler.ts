@@ -44,6 +44,75 @@ function argmax(x: Float32Array): number {
   return best;
 }
 
+/**
+ * The tokens a sampled step may pick with their (unnormalised) probabilities. Most likely first when top-p cut the
+ * list; without top-p the order is unspecified (sampling needs the set and the weights, not an order).
+ */
+export interface Candidates {
+  ids: number[];
+  weights: number[];
+}
+
+/**
+ * Temperature, then top-k, top-p and min-p, in that order (probabilities renormalised over the top-k set), exactly as
+ * sorting the whole vocabulary would give — but only the kept prefix is ever sorted. Sorting 152K logits per token
+ * cost ~60 ms; selecting the few hundred candidates a step can keep costs about one pass over the vocabulary.
+ */
+export function samplingCandidates(logits: Float32Array, params: SamplingParams): Candidates {
+  const vocab = logits.length;
+  const temperature = Math.max(params.temperature ?? 1, 1e-6);
+  const k = params.topK && params.topK > 0 ? Math.min(params.topK, vocab) : vocab;
+  const topP = params.topP ?? 1;
+  const minP = params.minP ?? 0;
+  const maxLogit = logits[argmax(logits)] / temperature;
+  const weight = (id: number) => Math.exp(logits[id] / temperature - maxLogit);
+
+  // Normaliser of the top-k set: the whole vocabulary, or the k largest.
+  let topK: number[] | undefined;
+  let total = 0;
+  if (k < vocab) {
+    topK = largest(logits, k);
+    for (const id of topK) total += weight(id);
+  } else {
+    for (let id = 0; id < vocab; id++) total += weight(id);
+  }
+
+  // min-p keeps the prefix whose probability is at least minP × the best one (whose weight is 1): a count.
+  let keep = k;
+  if (minP > 0) {
+    let count = 0;
+    if (topK) for (const id of topK) count += weight(id) >= minP ? 1 : 0;
+    else for (let id = 0; id < vocab; id++) count += weight(id) >= minP ? 1 : 0;
+    keep = Math.max(1, Math.min(keep, count));
+  }
+  if (topP >= 1) {
+    // The kept set is the top-k set, or the tokens min-p keeps: collected in index order, never sorted.
+    let ids: number[];
+    if (keep === k) ids = topK ?? Array.from(logits.keys());
+    else if (topK) ids = topK.slice(0, keep);
+    else {
+      ids = [];
+      for (let id = 0; id < vocab; id++) if (weight(id) >= minP) ids.push(id);
+    }
+    return { ids, weights: ids.map(weight) };
+  }
+
+  // top-p needs the sorted prefix up to the first token where the cumulative probability reaches topP; grow the
+  // selection until it covers that point (almost always within the first few hundred tokens).
+  let limit = Math.min(keep, 256);
+  for (;;) {
+    const ids = topK ? topK.slice(0, limit) : largest(logits, limit);
+    const weights = ids.map(weight);
+    let cum = 0;
+    for (let i = 0; i < ids.length; i++) {
+      cum += weights[i] / total;
+      if (cum >= topP) return { ids: ids.slice(0, i + 1), weights: weights.slice(0, i + 1) };
+    }
+    if (limit >= keep) return { ids, weights };
+    limit = Math.min(keep, limit * 8);
+  }
+}
+
 /** Repetition penalty, then argmax or temperature / top-k / top-p / min-p sampling. Mutates `logits`. */
 export function pickToken(
   logits: Float32Array,
@@ -53,33 +122,81 @@ export function pickToken(
 ): number {
   applyRepetitionPenalty(logits, history, params.repetitionPenalty ?? 1);
   if (isGreedy(params)) return argmax(logits);
-  const temperature = Math.max(params.temperature ?? 1, 1e-6);
-  const order = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a] || a - b);
-  const k = params.topK && params.topK > 0 ? Math.min(params.topK, order.length) : order.length;
-  const top = order.slice(0, k);
-  const maxLogit = logits[top[0]] / temperature;
-  let probs = top.map((id) => Math.exp(logits[id] / temperature - maxLogit));
-  let sum = probs.reduce((a, b) => a + b, 0);
-  probs = probs.map((p) => p / sum);
-  let keep = probs.length;
-  const topP = params.topP ?? 1;
-  if (topP < 1) {
-    let cum = 0;
-    keep = 0;
-    while (keep < probs.length && cum < topP) cum += probs[keep++];
-    keep = Math.max(keep, 1);
-  }
-  const minP = params.minP ?? 0;
-  if (minP > 0) {
-    const floor = probs[0] * minP;
-    while (keep > 1 && probs[keep - 1] < floor) keep--;
-  }
-  sum = 0;
-  for (let i = 0; i < keep; i++) sum += probs[i];
+  if (!truncates(params, logits.length)) return sampleFull(logits, params, rng);
+  const { ids, weights } = samplingCandidates(logits, params);
+  let sum = 0;
+  for (const w of weights) sum += w;
   let r = rng.next() * sum;
-  for (let i = 0; i < keep; i++) {
-    r -= probs[i];
-    if (r <= 0) return top[i];
+  for (let i = 0; i < ids.length; i++) {
+    r -= weights[i];
+    if (r <= 0) return ids[i];
   }
-  return top[keep - 1];
+  return ids[ids.length - 1];
+}
+
+function truncates(params: SamplingParams, vocab: number): boolean {
+  const k = params.topK && params.topK > 0 ? params.topK : vocab;
+  return k < vocab || (params.topP ?? 1) < 1 || (params.minP ?? 0) > 0;
+}
+
+/** Temperature only: one pass of weights and one walk over the vocabulary in index order. */
+function sampleFull(logits: Float32Array, params: SamplingParams, rng: SeededRandom): number {
+  const temperature = Math.max(params.temperature ?? 1, 1e-6);
+  const max = logits[argmax(logits)] / temperature;
+  const weights = new Float64Array(logits.length);
+  let sum = 0;
+  for (let id = 0; id < logits.length; id++) sum += weights[id] = Math.exp(logits[id] / temperature - max);
+  let r = rng.next() * sum;
+  for (let id = 0; id < logits.length; id++) {
+    r -= weights[id];
+    if (r <= 0) return id;
+  }
+  return argmax(logits);
+}
+
+/** Ids of the n largest logits, largest first, ties by lower id (a stable descending sort's prefix). */
+export function largest(logits: Float32Array, n: number): number[] {
+  const vocab = logits.length;
+  if (n >= vocab) return sortDescending(logits, Array.from(logits.keys()));
+  // The n-th largest value by selection on a copy, then only the ids at or above it are sorted.
+  const threshold = nthLargest(Float32Array.from(logits), n);
+  const above: number[] = [];
+  const equal: number[] = [];
+  for (let id = 0; id < vocab; id++) {
+    const v = logits[id];
+    if (v > threshold) above.push(id);
+    else if (v === threshold) equal.push(id);
+  }
+  return sortDescending(logits, above).concat(equal.slice(0, n - above.length));
+}
+
+function sortDescending(logits: Float32Array, ids: number[]): number[] {
+  return ids.sort((a, b) => logits[b] - logits[a] || a - b);
+}
+
+/** Quickselect (Hoare partition) for the n-th largest value; reorders `values`. */
+function nthLargest(values: Float32Array, n: number): number {
+  let lo = 0;
+  let hi = values.length - 1;
+  const target = n - 1;
+  while (lo < hi) {
+    const pivot = values[(lo + hi) >>> 1];
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (values[i] > pivot) i++;
+      while (values[j] < pivot) j--;
+      if (i <= j) {
+        const t = values[i];
+        values[i] = values[j];
+        values[j] = t;
+        i++;
+        j--;
+      }
+    }
+    if (target <= j) hi = j;
+    else if (target >= i) lo = i;
+    else return values[target];
+  }
+  return values[target];
 }
