@@ -80,15 +80,25 @@ describe('sampling candidates by selection', () => {
   });
 });
 
-test('sampling follows the distribution (a seeded draw lands on each candidate in proportion)', () => {
-  const logits = new Float32Array([2, 1, 0, -1, -30]);
-  const rng = new SeededRandom(5);
+/** Frequency of each id over many seeded draws. */
+function drawCounts(
+  logits: Float32Array,
+  params: SamplingParams,
+  seed: number,
+  draws: number,
+): Map<number, number> {
+  const rng = new SeededRandom(seed);
   const counts = new Map<number, number>();
-  const draws = 20000;
   for (let i = 0; i < draws; i++) {
-    const id = pickTokenFresh(logits, { temperature: 1, topP: 0.95 }, rng);
+    const id = pickToken(Float32Array.from(logits), [], params, rng);
     counts.set(id, (counts.get(id) ?? 0) + 1);
   }
+  return counts;
+}
+
+test('sampling follows the distribution (a seeded draw lands on each candidate in proportion)', () => {
+  const draws = 20000;
+  const counts = drawCounts(new Float32Array([2, 1, 0, -1, -30]), { temperature: 1, topP: 0.95 }, 5, draws);
   const weights = [2, 1, 0].map((v) => Math.exp(v));
   const total = weights.reduce((a, b) => a + b, 0);
   // top-p 0.95 keeps ids 0, 1, 2 (cumulative 0.644, 0.881, 0.968); id 3 and the -30 logit never come.
@@ -96,19 +106,9 @@ test('sampling follows the distribution (a seeded draw lands on each candidate i
   weights.forEach((w, id) => assert.ok(Math.abs(counts.get(id)! / draws - w / total) < 0.02, `id ${id}`));
 });
 
-function pickTokenFresh(logits: Float32Array, params: SamplingParams, rng: SeededRandom): number {
-  return pickToken(Float32Array.from(logits), [], params, rng);
-}
-
 test('temperature-only sampling draws from the whole softmax', () => {
-  const logits = new Float32Array([2, 1, 0, -1, -30]);
-  const rng = new SeededRandom(9);
-  const counts = new Map<number, number>();
   const draws = 20000;
-  for (let i = 0; i < draws; i++) {
-    const id = pickTokenFresh(logits, { temperature: 1 }, rng);
-    counts.set(id, (counts.get(id) ?? 0) + 1);
-  }
+  const counts = drawCounts(new Float32Array([2, 1, 0, -1, -30]), { temperature: 1 }, 9, draws);
   const weights = [2, 1, 0, -1].map((v) => Math.exp(v));
   const total = weights.reduce((a, b) => a + b, 0);
   assert.equal(counts.get(4) ?? 0, 0, 'a logit 32 below the best is never drawn in 20k tries');

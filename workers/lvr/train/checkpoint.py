@@ -13,26 +13,18 @@ Resume takes the newest step with `_COMPLETE` and verifies every checksum before
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
 from pathlib import Path
 
 from .. import storage as store
+from ..bundle import sha256_file
 from .errors import ConfigError
 
 MARKER = "_COMPLETE"
 MANIFEST = "MANIFEST.json"
 _STEP_RE = re.compile(r"^step-(\d+)/")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def build_manifest(local: Path, extra: dict) -> dict:

@@ -223,11 +223,7 @@ def run_grpo(cfg: TrainConfig, env: R.Env, s: Session) -> int:
             logs["completionLength"] += float(ro.completion_mask.sum(1).float().mean()) / cfg.prompts_per_step
             logs["tokens"] += float(ro.completion_mask.sum()) + G * prompt_ids.shape[1]
 
-        grad_norm = R.clip_grad(policy, cfg.max_grad_norm)
-        lr = optimizer.param_groups[0]["lr"]
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        grad_norm, lr = R.optimizer_step(policy, optimizer, scheduler, cfg.max_grad_norm)
         step += 1
 
         dt = meter.tick()

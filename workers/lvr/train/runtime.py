@@ -343,6 +343,16 @@ def clip_grad(module, max_norm: float) -> float:
     return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
 
 
+def optimizer_step(module, optimizer, scheduler, max_norm: float) -> tuple[float, float]:
+    """Clip, step, advance the schedule and clear the gradients; returns (grad norm, lr the step used)."""
+    grad_norm = clip_grad(module, max_norm)
+    lr = optimizer.param_groups[0]["lr"]
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return grad_norm, lr
+
+
 # --------------------------------------------------------------------------------------------------------------
 # state (checkpoint contents)
 # --------------------------------------------------------------------------------------------------------------

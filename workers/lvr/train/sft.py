@@ -109,11 +109,7 @@ def run_sft(cfg: TrainConfig, env: R.Env, s: Session) -> int:
             sums["latents"] += parts["n_lvr"]
         for k, v in zip(("loss", "loss_ce", "loss_lvr"), acc.tolist()):
             sums[k] = v
-        grad_norm = R.clip_grad(objective, cfg.max_grad_norm)
-        lr = optimizer.param_groups[0]["lr"]
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        grad_norm, lr = R.optimizer_step(objective, optimizer, scheduler, cfg.max_grad_norm)
         step += 1
 
         dt = meter.tick()

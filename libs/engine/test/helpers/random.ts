@@ -1,19 +1,7 @@
-/** Small seeded PRNG (mulberry32) so generated test inputs are reproducible. */
-export class Rng {
-  private state: number;
+import { SeededRandom } from '../../src/sampling/sampler';
 
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-
+/** The engine's seeded PRNG (mulberry32) with helpers, so generated test inputs are reproducible. */
+export class Rng extends SeededRandom {
   int(lo: number, hiExclusive: number): number {
     return lo + Math.floor(this.next() * (hiExclusive - lo));
   }
