@@ -125,7 +125,7 @@ export class RegressionFinding {
   @IsString() config!: string;
   @IsNumber() previousAccuracy!: number;
   @IsNumber() accuracy!: number;
-  /** How far the current upper bound lies below the previous score (beyond the margin). */
+  /** Previous accuracy minus current accuracy (flagged only when the whole interval lies below, beyond the margin). */
   @IsNumber() drop!: number;
 }
 
