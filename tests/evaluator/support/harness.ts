@@ -89,10 +89,14 @@ export async function collect<T>(
   }
 }
 
+/**
+ * The result of a valid request. Evaluators of other checkouts sharing the test stack may answer the same request
+ * as invalid under an older contract; those answers ("invalid request: ...") are not this evaluator's.
+ */
 export async function waitForResult(evalId: string, timeoutMs = 180_000): Promise<ResultMessage> {
   const [result] = await collect<ResultMessage>(
     Topics.evaluationResults,
-    (m) => m.evalId === evalId,
+    (m) => m.evalId === evalId && !m.reason?.startsWith('invalid request'),
     (c) => c.length > 0,
     timeoutMs,
   );
