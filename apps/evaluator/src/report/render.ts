@@ -205,12 +205,19 @@ function regressionBanner(results: EvaluationResults): string {
     return `<div class="banner neutral">No earlier evaluation to compare with${results.schedule ? ` in schedule ${escapeHtml(results.schedule)}` : ''}.</div>`;
   if (!r.regressed)
     return `<div class="banner ok">No regression against ${escapeHtml(r.previousEvalId)} (margin ${pct(r.margin)}, interval taken into account).</div>`;
-  const items = r.findings
-    .map(
-      (f) =>
-        `<li>${escapeHtml(f.name)} · ${escapeHtml(f.protocol)} · ${escapeHtml(f.config)}: ${pct(f.previousAccuracy)} → ${pct(f.accuracy)}</li>`,
-    )
-    .join('');
+  const shown = 4;
+  const more =
+    r.findings.length > shown
+      ? `<li>and ${r.findings.length - shown} more (see the headline table)</li>`
+      : '';
+  const items =
+    r.findings
+      .slice(0, shown)
+      .map(
+        (f) =>
+          `<li>${escapeHtml(f.name)} · ${escapeHtml(f.protocol)} · ${escapeHtml(f.config)}: ${pct(f.previousAccuracy)} → ${pct(f.accuracy)}</li>`,
+      )
+      .join('') + more;
   return `<div class="banner regressed" data-regressed="true"><b>Regression</b> against ${escapeHtml(r.previousEvalId)} (margin ${pct(r.margin)}):<ul>${items}</ul></div>`;
 }
 
@@ -244,10 +251,10 @@ ${regressionBanner(r)}
 <dl><dt>samples</dt><dd>${r.samples.total} (failed ${r.samples.failed}, unparseable ${r.samples.unparseable}), mean latency ${r.samples.meanLatencyMs.toFixed(0)} ms, mean latent steps ${r.samples.meanLatentSteps.toFixed(2)}</dd>
 <dt>benchmarks</dt><dd>${r.benchmarks.map((b) => `${escapeHtml(b.name)} v${escapeHtml(b.version)} (${escapeHtml(b.split)}, ${b.records} records)`).join(', ')}</dd>
 <dt>decoding</dt><dd>${r.configs.map((c) => `${escapeHtml(c.label)} (temperature ${c.temperature}, max tokens ${c.maxTokens})`).join(', ')}</dd></dl>
-<h2>Headline</h2>${scoresTable(r.scores, true)}
 <h2>Accuracy per benchmark and category</h2>${categoryCharts(r)}
 <h2>LVR steps sweep</h2>${stepsChart(r)}
 <h2>Accuracy over model versions</h2>${versionsChart(r)}
+<h2>Headline</h2>${scoresTable(r.scores, true)}
 <h2>Wrong answers</h2>${confusionCharts(r, input.samples)}${wrongGallery(input)}
 <h2>All scores</h2>${scoresTable(r.scores, false)}
 <h2>Protocols</h2><dl>${protocols}</dl>
