@@ -139,6 +139,8 @@ describe('protocols', () => {
   test('protocol selection: manifest protocols plus upstream, unknown ones refused', () => {
     assert.deepEqual(protocolsFor(['mmvp-pair']), ['mmvp-pair', 'lvr-answer-tag']);
     assert.deepEqual(protocolsFor([]), ['mc-letter', 'lvr-answer-tag']);
+    // the synthetic generator's manifest says `lvr`: the upstream rule first, plus a robust reading
+    assert.deepEqual(protocolsFor(['lvr']), ['lvr-answer-tag', 'mc-letter']);
     assert.throws(() => protocolsFor(['gpt-judge']), /unknown protocol\(s\) gpt-judge/);
   });
 

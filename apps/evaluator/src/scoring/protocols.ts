@@ -50,22 +50,31 @@ export const PROTOCOLS = {
 
 export type ProtocolId = keyof typeof PROTOCOLS;
 
-export const DEFAULT_PROTOCOLS: ProtocolId[] = ['mc-letter', 'lvr-answer-tag'];
-
 export function isProtocolId(value: string): value is ProtocolId {
   return Object.prototype.hasOwnProperty.call(PROTOCOLS, value);
 }
 
-/** The protocols a benchmark is scored with: the ones its manifest names, plus the upstream LVR rule always. */
+/** Other names benchmark.json may use (the synthetic generator writes `lvr`). */
+const ALIASES: Record<string, ProtocolId> = { lvr: 'lvr-answer-tag' };
+
+const ROBUST: ProtocolId[] = ['mc-letter', 'mmvp-question', 'mmvp-pair', 'vstar-category', 'blink-subtask'];
+
+/**
+ * The protocols a benchmark is scored with: the ones its manifest names (first = the report's headline), plus the
+ * upstream LVR rule and a robust reading, so every benchmark has both the paper's number and one that counts
+ * unparseable answers instead of scoring them as a wrong letter.
+ */
 export function protocolsFor(manifestProtocols: string[]): ProtocolId[] {
-  const unknown = manifestProtocols.filter((p) => !isProtocolId(p));
+  const named = manifestProtocols.map((p) => ALIASES[p] ?? p);
+  const unknown = named.filter((p) => !isProtocolId(p));
   if (unknown.length)
     throw new Error(
       `benchmark.json names unknown protocol(s) ${unknown.join(', ')}; known: ${Object.keys(PROTOCOLS).join(', ')}`,
     );
-  const named = manifestProtocols as ProtocolId[];
-  const chosen = named.length ? named : DEFAULT_PROTOCOLS;
-  return chosen.includes('lvr-answer-tag') ? chosen : [...chosen, 'lvr-answer-tag'];
+  const chosen = [...new Set(named as ProtocolId[])];
+  if (!chosen.some((p) => ROBUST.includes(p))) chosen.push('mc-letter');
+  if (!chosen.includes('lvr-answer-tag')) chosen.push('lvr-answer-tag');
+  return chosen;
 }
 
 interface Outcome {
