@@ -104,27 +104,31 @@ export class EvaluationRunner {
    */
   async run(plan: EvaluationPlan, signal: AbortSignal, onSample?: () => void): Promise<RunOutcome> {
     const evalId = plan.request.evalId;
-    const done = new Set(
-      (await this.store.listSamples(evalId)).map((s) => taskKey(s.benchmark, s.config, s.sampleId)),
+    const recorded = new Map(
+      (await this.store.listSamples(evalId)).map((s) => [taskKey(s.benchmark, s.config, s.sampleId), s]),
     );
     const tasks = plan.benchmarks.flatMap((benchmark) =>
       plan.configs.flatMap((config) =>
         benchmark.loaded.records
-          .filter((record) => !done.has(taskKey(benchmark.name, config.label, record.id)))
+          .filter((record) => !recorded.has(taskKey(benchmark.name, config.label, record.id)))
           .map((record) => ({ benchmark, config, record })),
       ),
     );
+    // A sample's write starts the moment it completes; the lane moves on meanwhile, and all writes finish before
+    // scoring. A sample whose write had not finished when the process died simply runs again on resume.
+    const writes: Promise<void>[] = [];
     await runPool(
       tasks,
       this.options.concurrency,
       async ({ benchmark, config, record }) => {
         const sample = await this.runSample(plan.model, benchmark, config, record, signal);
-        await this.store.putSample(evalId, sample);
-        onSample?.();
+        recorded.set(taskKey(sample.benchmark, sample.config, sample.sampleId), sample);
+        writes.push(this.store.putSample(evalId, sample).then(() => onSample?.()));
       },
       signal,
-    );
-    return this.score(plan);
+    ).finally(() => Promise.allSettled(writes));
+    await Promise.all(writes);
+    return this.score(plan, recorded);
   }
 
   private async runSample(
@@ -138,14 +142,20 @@ export class EvaluationRunner {
     let completion: Completion | undefined;
     let error: string | undefined;
     let attempts = 0;
+    // A short-lived signal per request: the SDK's listeners go away with it instead of piling up on the run's signal.
+    const request = new AbortController();
+    const forward = (): void => request.abort(signal.reason);
+    signal.addEventListener('abort', forward, { once: true });
     try {
-      completion = await this.client.complete(model, content, config, signal);
+      completion = await this.client.complete(model, content, config, request.signal);
     } catch (caught) {
       if (signal.aborted || caught instanceof EvaluationInputError) throw caught;
       if (caught instanceof UnknownModelError) throw new EvaluationInputError(caught.message);
       // Like lmms-eval: a request that never succeeded is a failed sample, counted and shown, not a crash.
       error = (caught as Error).message;
       attempts = caught instanceof RetriesExhaustedError ? caught.attempts : 1;
+    } finally {
+      signal.removeEventListener('abort', forward);
     }
     const sample = buildSample(
       benchmark.name,
@@ -159,13 +169,7 @@ export class EvaluationRunner {
   }
 
   /** Scores from the recorded samples only (what samples.jsonl holds), in plan order. */
-  async score(plan: EvaluationPlan): Promise<RunOutcome> {
-    const recorded = new Map(
-      (await this.store.listSamples(plan.request.evalId)).map((s) => [
-        taskKey(s.benchmark, s.config, s.sampleId),
-        s,
-      ]),
-    );
+  score(plan: EvaluationPlan, recorded: Map<string, SampleRecord>): RunOutcome {
     const samples: SampleRecord[] = [];
     const scores: ScoreEntry[] = [];
     for (const benchmark of plan.benchmarks)
