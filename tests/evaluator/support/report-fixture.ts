@@ -94,7 +94,11 @@ export async function reportFixture(): Promise<ReportInput> {
     modelId: 'lvr-demo',
     modelVersion: version,
     finishedAt: `2026-11-2${i + 1}T02:00:00.000Z`,
-    headline: overall.map((s) => ({ ...s, accuracy: Math.min(1, s.accuracy + 0.3 - 0.05 * i) })),
+    headline: overall.map((s) => {
+      const shift = 0.3 - 0.05 * i;
+      const clamp = (x: number): number => Math.max(0, Math.min(1, x + shift));
+      return { ...s, accuracy: clamp(s.accuracy), ciLow: clamp(s.ciLow), ciHigh: clamp(s.ciHigh) };
+    }),
   }));
   const results: EvaluationResults = {
     format: 'lvr-evaluation-results/v1',

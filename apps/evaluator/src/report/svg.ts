@@ -22,6 +22,19 @@ export const PALETTE = [
 
 const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
 
+/** Legend swatches laid out left to right, each as wide as its label needs (about 6.5 px per character at 11 px). */
+function legend(left: number, labels: string[]): string[] {
+  let x = left;
+  return labels.flatMap((label, i) => {
+    const parts = [
+      `<rect x="${x}" y="4" width="10" height="10" fill="${PALETTE[i % PALETTE.length]}"/>`,
+      `<text x="${x + 14}" y="13" font-size="11">${escapeHtml(label)}</text>`,
+    ];
+    x += 14 + label.length * 6.5 + 18;
+    return parts;
+  });
+}
+
 export interface BarSeries {
   label: string;
   values: { accuracy: number; ciLow: number; ciHigh: number; correct: number; total: number }[];
@@ -43,12 +56,12 @@ export function barChart(id: string, title: string, rows: string[], series: BarS
       `<text x="${x(tick)}" y="${height - 6}" font-size="10" text-anchor="middle" fill="#6b7280">${tick * 100}%</text>`,
     );
   }
-  series.forEach((s, i) => {
-    parts.push(
-      `<rect x="${labelWidth + i * 120}" y="4" width="10" height="10" fill="${PALETTE[i % PALETTE.length]}"/>`,
-      `<text x="${labelWidth + i * 120 + 14}" y="13" font-size="11">${escapeHtml(s.label)}</text>`,
-    );
-  });
+  parts.push(
+    ...legend(
+      labelWidth,
+      series.map((s) => s.label),
+    ),
+  );
   rows.forEach((row, r) => {
     const top = legendHeight + r * rowHeight + 6;
     parts.push(
@@ -131,11 +144,13 @@ export function lineChart(
         `<line x1="${x(p.x)}" x2="${x(p.x)}" y1="${y(p.ciLow)}" y2="${y(p.ciHigh)}" stroke="${colour}" opacity="0.5"/>`,
         `<circle class="point" cx="${x(p.x)}" cy="${y(p.accuracy)}" r="4" fill="${colour}"><title>${escapeHtml(`${s.label} @ ${p.x}: ${pct(p.accuracy)} (95% CI ${pct(p.ciLow)}–${pct(p.ciHigh)})`)}</title></circle>`,
       );
-    parts.push(
-      `<rect x="${left + i * 150}" y="4" width="10" height="10" fill="${colour}"/>`,
-      `<text x="${left + i * 150 + 14}" y="13" font-size="11">${escapeHtml(s.label)}</text>`,
-    );
   });
+  parts.push(
+    ...legend(
+      left,
+      series.map((s) => s.label),
+    ),
+  );
   return svg(id, title, width, height, parts);
 }
 
