@@ -51,7 +51,11 @@ export class AppModule {
         provide: INFERENCE_BACKEND,
         useValue:
           options.backend ??
-          new EngineBackend({ threads: config.engineThreads, maxBatchSize: config.maxConcurrentSequences }),
+          new EngineBackend({
+            threads: config.engineThreads,
+            maxBatchSize: config.maxConcurrentSequences,
+            maxModelLen: config.maxModelLen,
+          }),
       },
       { provide: BUNDLE_RESOLVER, useValue: options.resolver ?? defaultResolver() },
       { provide: SequenceScheduler, useValue: scheduler },

@@ -4,10 +4,13 @@ import { ApiError } from '../errors/api-error';
 import type { BackendRequest } from '../inference/backend';
 import type { ChatCompletionRequestDto, ContentPartDto } from '../protocol/chat-completion.request';
 
-/** Maximum completion tokens for a request: `max_completion_tokens` ?? `max_tokens` ?? the server default. */
-export function resolveMaxTokens(dto: ChatCompletionRequestDto, config: ApiConfig): number {
+/**
+ * The completion limit the client asked for (`max_completion_tokens` ?? `max_tokens`), checked against the server's
+ * cap; undefined when it named none (the context check then picks the default, capped by the room left).
+ */
+export function askedMaxTokens(dto: ChatCompletionRequestDto, config: ApiConfig): number | undefined {
   const asked = dto.max_completion_tokens ?? dto.max_tokens;
-  if (asked === undefined) return config.maxCompletionTokens;
+  if (asked === undefined) return undefined;
   if (asked > config.maxCompletionTokens) {
     throw ApiError.badRequest(
       `max_tokens is ${asked}; this server allows at most ${config.maxCompletionTokens}`,
@@ -37,7 +40,7 @@ export function toBackendRequest(
   dto: ChatCompletionRequestDto,
   parts: ContentPartDto[][],
   images: Uint8Array[],
-  maxTokens: number,
+  maxTokens: number | undefined,
   choiceIndex: number,
 ): BackendRequest {
   let imageIndex = 0;

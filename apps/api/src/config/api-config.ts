@@ -35,6 +35,8 @@ export interface ApiConfig {
   logLevel: LogLevel;
   /** Keep engine threads to this many per session (undefined = onnxruntime's choice). */
   engineThreads?: number;
+  /** Context length to serve (prompt + completion), at most each bundle's own (undefined = the bundle's). */
+  maxModelLen?: number;
 }
 
 export interface ImageLimitsConfig {
@@ -165,6 +167,7 @@ export function loadConfig(env: Env = process.env): ApiConfig {
   const base = defaultConfig();
   const imageDir = env.LVR_ALLOWED_LOCAL_MEDIA_PATH;
   const threads = env.LVR_ENGINE_THREADS ? intVar(env, 'LVR_ENGINE_THREADS', 0, 1) : undefined;
+  const maxModelLen = env.LVR_MAX_MODEL_LEN?.trim() ? intVar(env, 'LVR_MAX_MODEL_LEN', 0, 1) : undefined;
   const logLevel = (env.LVR_LOG_LEVEL ?? base.logLevel) as LogLevel;
   if (!['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) {
     throw new ConfigError(`LVR_LOG_LEVEL must be debug|info|warn|error|silent`);
@@ -199,6 +202,7 @@ export function loadConfig(env: Env = process.env): ApiConfig {
     kafkaBrokers: listVar(env, 'LVR_KAFKA_BROKERS'),
     logLevel,
     engineThreads: threads,
+    maxModelLen,
   };
   assertSafeBinding(config);
   return config;

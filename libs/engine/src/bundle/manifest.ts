@@ -11,6 +11,8 @@ export interface BundleManifest {
     num_key_value_heads: number;
     head_dim: number;
     vocab_size: number;
+    /** Context length the model was built for (older bundles do not record it). */
+    max_position_embeddings?: number;
     vision: {
       patch_size: number;
       temporal_patch_size: number;
@@ -130,6 +132,14 @@ export function parseManifest(text: string): BundleManifest {
       `manifest.json: io_dtypes.embeds ${m.io_dtypes.embeds} is not supported`,
       'manifest.json',
       'io_dtypes.embeds',
+    );
+  }
+  const maxLen = m.architecture.max_position_embeddings;
+  if (maxLen !== undefined && !(Number.isInteger(maxLen) && maxLen > 0)) {
+    throw new BundleError(
+      'manifest.json: architecture.max_position_embeddings must be a positive integer',
+      'manifest.json',
+      'architecture.max_position_embeddings',
     );
   }
   m.files.forEach((f, i) => {
