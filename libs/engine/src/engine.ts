@@ -274,6 +274,27 @@ export class LvrEngine {
     };
   }
 
+  /** Sampling values the engine cannot take (the API checks ranges too; the engine API needs them checked here). */
+  private checkSampling(s: SamplingParams): void {
+    for (const [name, param, v] of [
+      ['presencePenalty', 'presence_penalty', s.presencePenalty],
+      ['frequencyPenalty', 'frequency_penalty', s.frequencyPenalty],
+    ] as const) {
+      if (v !== undefined && !(Number.isFinite(v) && v >= -2 && v <= 2))
+        throw new RequestError(`${name} must be a number in -2..2`, param);
+    }
+    for (const [key, bias] of Object.entries(s.logitBias ?? {})) {
+      const id = Number(key);
+      if (!Number.isInteger(id) || id < 0 || id >= this.info.vocabSize)
+        throw new RequestError(
+          `logit_bias: token id ${key} is not in the vocabulary (0..${this.info.vocabSize - 1})`,
+          'logit_bias',
+        );
+      if (!(Number.isFinite(bias) && bias >= -100 && bias <= 100))
+        throw new RequestError(`logit_bias: the bias of token ${key} must be in -100..100`, 'logit_bias');
+    }
+  }
+
   private lvrConfig(request: GenerationRequest): LvrConfig {
     const l = this.bundle.manifest.lvr;
     const r = request.lvr ?? {};
@@ -350,6 +371,7 @@ export class LvrEngine {
     const t0 = performance.now();
     const sampling = this.resolveSampling(request.sampling);
     const lvr = this.lvrConfig(request);
+    this.checkSampling(sampling);
     const k = request.topLogprobs;
     if (k !== undefined && !(Number.isInteger(k) && k >= 0 && k <= MAX_TOP_LOGPROBS)) {
       throw new RequestError(`topLogprobs must be an integer in 0..${MAX_TOP_LOGPROBS}`, 'top_logprobs');

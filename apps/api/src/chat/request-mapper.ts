@@ -73,6 +73,9 @@ export function toBackendRequest(
       topK: dto.top_k === undefined ? undefined : dto.top_k < 0 ? 0 : dto.top_k,
       minP: dto.min_p,
       repetitionPenalty: dto.repetition_penalty,
+      presencePenalty: dto.presence_penalty,
+      frequencyPenalty: dto.frequency_penalty,
+      logitBias: dto.logit_bias && toLogitBias(dto.logit_bias),
       seed: dto.seed === undefined ? undefined : dto.seed + choiceIndex,
       stop,
       stopTokenIds: dto.stop_token_ids,
@@ -81,11 +84,18 @@ export function toBackendRequest(
       skipSpecialTokens: dto.skip_special_tokens,
     },
     lvr: dto.lvr ? { strategy: dto.lvr.strategy, steps: dto.lvr.steps } : undefined,
-    addGenerationPrompt: dto.add_generation_prompt,
+    // The continued message is rendered as the generation prompt + its text (what HF's continue_final_message renders).
+    addGenerationPrompt: dto.continue_final_message ? true : dto.add_generation_prompt,
     assistantPrefix,
     topLogprobs: dto.logprobs ? (dto.top_logprobs ?? 0) : undefined,
   };
   return stripUndefined(request);
+}
+
+function toLogitBias(bias: Record<string, number>): Record<number, number> {
+  const out: Record<number, number> = {};
+  for (const [id, b] of Object.entries(bias)) out[Number(id)] = b;
+  return out;
 }
 
 function stripUndefined<T>(value: T): T {

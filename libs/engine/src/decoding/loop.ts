@@ -57,6 +57,8 @@ export async function* decodeLoop(stepper: ModelStepper, o: LoopOptions): AsyncG
   const flushVisible = (): string => stops.push(decoder.flush()).text + stops.flush();
   const history: number[] = [...o.promptIds];
   const out: number[] = [];
+  /** Occurrences of each generated id (placeholders included), for presence/frequency penalties. */
+  const generatedCounts = new Map<number, number>();
   let latentSteps = 0;
   let tokIn = o.promptIds[o.promptIds.length - 1];
   let hPrev: Hidden | undefined;
@@ -76,10 +78,11 @@ export async function* decodeLoop(stepper: ModelStepper, o: LoopOptions): AsyncG
   for (;;) {
     // pickToken penalises the logits in place; logprobs use the raw distribution, so keep a copy only when asked.
     const raw = o.topLogprobs === undefined ? undefined : res.logits.slice();
-    const tok = pickToken(res.logits, history, p, rng);
+    const tok = pickToken(res.logits, history, p, rng, generatedCounts);
     const logprobs: TokenLogprob[] | undefined = raw && [tokenLogprob(o.tokenizer, raw, tok, o.topLogprobs!)];
     out.push(tok);
     history.push(tok);
+    generatedCounts.set(tok, (generatedCounts.get(tok) ?? 0) + 1);
     const end =
       o.lvr.strategy === 'latent' && hPrev !== undefined && o.latentEndEmb !== undefined
         ? latentDistance(o.lvr.criterion, o.toFloat32(hPrev), o.latentEndEmb) < o.lvr.threshold
