@@ -35,7 +35,10 @@ export function applyRepetitionPenalty(
 }
 
 /** OpenAI `logit_bias`: adds each bias to its token's logit (in place); -100 / 100 effectively ban / force it. */
-export function applyLogitBias(logits: Float32Array, bias: Readonly<Record<number, number>> | undefined): void {
+export function applyLogitBias(
+  logits: Float32Array,
+  bias: Readonly<Record<number, number>> | undefined,
+): void {
   if (!bias) return;
   for (const [id, b] of Object.entries(bias)) logits[Number(id)] = Math.fround(logits[Number(id)] + b);
 }
