@@ -144,6 +144,7 @@ export class LvrEngine {
         vision: bundle.paths.get(m.graphs.vision)!,
         embed: bundle.paths.get(m.graphs.embed_tokens)!,
         decoder: bundle.paths.get(m.graphs.decoder)!,
+        lvrHead: m.graphs.lvr_head && bundle.paths.get(m.graphs.lvr_head)!,
       },
       executionProvider: ep,
       threads: options.threads,
