@@ -74,7 +74,7 @@ export class AppModule {
         provide: ModelRegistry,
         inject: [INFERENCE_BACKEND, BUNDLE_RESOLVER, LOGGER],
         useFactory: (backend: InferenceBackend, resolver: BundleResolver, log: JsonLogger) =>
-          new ModelRegistry(backend, resolver, log),
+          new ModelRegistry(backend, resolver, log, config.maxPreviousVersions),
       },
       RegistryLoader,
       ModelHotLoader,

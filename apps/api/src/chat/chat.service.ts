@@ -74,7 +74,8 @@ export class ChatService {
         headers: { 'Retry-After': String(this.config.retryAfterSeconds) },
       });
     }
-    const entry = this.registry.get(dto.model);
+    // `<id>` = the current version; `<id>@<version>` = exactly that version (loaded on demand when published).
+    const entry = await this.registry.resolve(dto.model);
     if (!entry) throw ApiError.modelNotFound(dto.model);
     const n = dto.n ?? 1;
     if (n > this.config.maxN) throw ApiError.badRequest(`n must be at most ${this.config.maxN}`, 'n');
@@ -233,7 +234,7 @@ export class ChatService {
       id: prepared.id,
       object: 'chat.completion',
       created: prepared.created,
-      model: prepared.entry.id,
+      model: prepared.dto.model,
       system_fingerprint: null,
       choices: acc.map((a, index) => a.toChoice(index, prepared.dto)),
       usage: toUsageOut(usages),
