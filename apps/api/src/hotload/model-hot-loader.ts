@@ -141,20 +141,31 @@ export class ModelHotLoader implements OnApplicationBootstrap, OnApplicationShut
   private async catchUp(): Promise<void> {
     await this.registry.whenStartupLoaded();
     for (const [modelId, announced] of this.replayed) {
+      let served = false;
       for (const message of [...announced].reverse()) {
-        if (this.registry.get(modelId)?.version === message.version) break;
+        if (this.registry.get(modelId)?.version === message.version) {
+          served = true;
+          break;
+        }
         try {
           await this.registry.load({ id: modelId, uri: message.bundleUri, version: message.version });
           this.loadedVersions.set(modelId, message.version);
+          served = true;
           break;
         } catch (error) {
+          // Stale announcements (bundles since deleted) are expected on a long-lived topic: a warning, not an error.
           this.logger.emit('warn', 'published version not loadable at startup; trying an older one', {
             model: modelId,
             version: message.version,
+            uri: message.bundleUri,
             error: (error as Error).message,
           });
         }
       }
+      if (!served && this.registry.get(modelId))
+        this.logger.emit('warn', 'no announced version loads; serving the configured one', {
+          model: modelId,
+        });
     }
     this.replayed.clear();
     this.registry.setCatchingUp(false);

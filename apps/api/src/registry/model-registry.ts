@@ -116,6 +116,11 @@ export class ModelRegistry {
         await this.load(source);
       } catch (error) {
         failures.push(`${source.uri}: ${(error as Error).message}`);
+        this.logger.emit('error', 'model load failed', {
+          uri: source.uri,
+          model: source.id,
+          error: (error as Error).message,
+        });
       }
     }
     if (failures.length > 0) this.lastError = failures.join('; ');
@@ -144,17 +149,8 @@ export class ModelRegistry {
   private async doLoad(source: ModelLoadRequest, makeCurrent: boolean): Promise<ModelEntry> {
     const started = Date.now();
     this.logger.info('model loading', { uri: source.uri, model: source.id, version: source.version });
-    let model: LoadedModel;
-    try {
-      model = await this.backend.load(await this.resolver.resolve(source.uri));
-    } catch (error) {
-      this.logger.emit('error', 'model load failed', {
-        uri: source.uri,
-        model: source.id,
-        error: (error as Error).message,
-      });
-      throw error;
-    }
+    // A failure is the caller's to log: an error for a configured or announced model, a warning for a stale one.
+    const model: LoadedModel = await this.backend.load(await this.resolver.resolve(source.uri));
     const id = source.id ?? model.info.id;
     const entry = new ModelEntry(
       id,
@@ -243,7 +239,13 @@ export class ModelRegistry {
     if (uri === undefined || this.maxExtraVersions < 1) return undefined;
     try {
       return await this.once(key, () => this.doLoad({ id, uri, version }, false));
-    } catch {
+    } catch (error) {
+      this.logger.emit('warn', 'model version not loadable on demand', {
+        model: id,
+        version,
+        uri,
+        error: (error as Error).message,
+      });
       return undefined;
     }
   }
