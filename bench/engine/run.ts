@@ -1,8 +1,9 @@
 /**
  * `npm run bench -- engine [tiny|mid ...] [--threads=N]`: the same bundle in the TS engine (onnxruntime-node, CPU EP)
- * and in the PyTorch reference on this CPU, with the same intra-op thread count. Reports image-prompt prefill ms (vision included), decode tokens/s (token-input steps
- * only), latent-step ms (latent-input steps only) and TS/PyTorch ratios; the last line is `BENCH {json}`. Both sides
- * time the same spans (see torch_bench.py) and their latent runs must have run the same number of latent steps.
+ * and in the PyTorch reference on this CPU, with the same intra-op thread count. Reports image-prompt prefill ms
+ * (vision included), decode tokens/s (token-input steps only), latent-step ms (latent-input steps only) and
+ * TS/PyTorch ratios; the last line is `BENCH {json}`. Both sides time the same spans (see torch_bench.py) and their
+ * latent runs must have run the same number of latent steps.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
