@@ -3,7 +3,9 @@
  * and in the PyTorch reference on this CPU, with the same intra-op thread count. Reports image-prompt prefill ms
  * (vision included), decode tokens/s (token-input steps only), latent-step ms (latent-input steps only) and
  * TS/PyTorch ratios; the last line is `BENCH {json}`. Both sides time the same spans (see torch_bench.py) and their
- * latent runs must have run the same number of latent steps.
+ * latent runs must have run the same number of latent steps. `cpu` holds the process CPU time of the same steps (and
+ * of time-to-first-token, prompt preparation included): on a machine other work shares, wall time mostly measures
+ * waiting for a core, while CPU time still measures the work.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -21,16 +23,27 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
+/** Wall-clock figures plus the process's CPU time for the same spans (user + system, every thread). */
 interface Side {
   prefill_ms: number;
   decode_tok_s: number;
   latent_step_ms: number;
+  cpu: { ttft_ms: number; token_step_ms: number; latent_step_ms: number };
 }
 
-/** Mean of the decode-step spans (ms between two deltas) whose forward input was of the given kind. */
-function meanStepMs(steps: Array<{ ms: number; latentInput: boolean }>, latentInput: boolean): number {
-  const spans = steps.filter((s) => s.latentInput === latentInput).map((s) => s.ms);
-  return spans.length ? spans.reduce((a, b) => a + b, 0) / spans.length : NaN;
+interface Span {
+  wallMs: number;
+  cpuMs: number;
+  latentInput: boolean;
+}
+
+function mean(values: number[]): number {
+  return values.length ? values.reduce((a, b) => a + b, 0) / values.length : NaN;
+}
+
+function cpuMs(): number {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) / 1000;
 }
 
 async function tsSide(
@@ -52,24 +65,33 @@ async function tsSide(
   // the span up to the next delta is that step (forward, input embedding, sampling), as torch_bench.py times it.
   const run = async (prefix: string, n: number, steps: number) => {
     let timings;
-    const spans: Array<{ ms: number; latentInput: boolean }> = [];
-    let last: { at: number; latent: boolean } | undefined;
+    const spans: Span[] = [];
+    const cpuStart = cpuMs();
+    let first: number | undefined;
+    let last: { wall: number; cpu: number; latent: boolean } | undefined;
     for await (const d of engine.generate({
       messages,
       assistantPrefix: prefix,
       sampling: { maxTokens: n, ignoreEos: true },
       lvr: { steps },
     })) {
-      const at = performance.now();
-      if (last) spans.push({ ms: at - last.at, latentInput: last.latent });
-      last = { at, latent: d.latent };
+      const mark = { wall: performance.now(), cpu: cpuMs(), latent: d.latent };
+      if (last)
+        spans.push({ wallMs: mark.wall - last.wall, cpuMs: mark.cpu - last.cpu, latentInput: last.latent });
+      first ??= mark.cpu;
+      last = mark;
       if (d.finishReason) timings = d.timings!;
     }
+    const ofKind = (latentInput: boolean) => spans.filter((x) => x.latentInput === latentInput);
     return {
       // Vision encoder + embedding + the decoder's prompt forward, as on the PyTorch side.
       prefillMs: timings!.prefillMs,
-      tokenStepMs: meanStepMs(spans, false),
-      latentStepMs: meanStepMs(spans, true),
+      tokenStepMs: mean(ofKind(false).map((x) => x.wallMs)),
+      latentStepMs: mean(ofKind(true).map((x) => x.wallMs)),
+      // Prompt preparation (tokenizer, image decode and resize), vision, prefill and the first sampling.
+      ttftCpuMs: first! - cpuStart,
+      tokenStepCpuMs: mean(ofKind(false).map((x) => x.cpuMs)),
+      latentStepCpuMs: mean(ofKind(true).map((x) => x.cpuMs)),
       latentSteps: timings!.latentSteps,
     };
   };
@@ -84,6 +106,11 @@ async function tsSide(
     prefill_ms: median(plain.map((r) => r.prefillMs)),
     decode_tok_s: 1000 / median(plain.map((r) => r.tokenStepMs)),
     latent_step_ms: median(latent.map((r) => r.latentStepMs)),
+    cpu: {
+      ttft_ms: median(plain.map((r) => r.ttftCpuMs)),
+      token_step_ms: median(plain.map((r) => r.tokenStepCpuMs)),
+      latent_step_ms: median(latent.map((r) => r.latentStepCpuMs)),
+    },
     latent_steps_per_run: latent[0].latentSteps,
   };
 }
@@ -131,6 +158,9 @@ async function main(): Promise<void> {
         prefill_ms: ts.prefill_ms / torch.prefill_ms,
         decode_tok_s: ts.decode_tok_s / torch.decode_tok_s,
         latent_step_ms: ts.latent_step_ms / torch.latent_step_ms,
+        cpu_ttft_ms: ts.cpu.ttft_ms / torch.cpu.ttft_ms,
+        cpu_token_step_ms: ts.cpu.token_step_ms / torch.cpu.token_step_ms,
+        cpu_latent_step_ms: ts.cpu.latent_step_ms / torch.cpu.latent_step_ms,
       },
     };
     console.log(`[${size}] prompt ${torch.prompt_tokens} tokens`, JSON.stringify(row));

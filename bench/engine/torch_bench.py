@@ -6,7 +6,8 @@ Times the same spans as the TypeScript side (bench/engine/run.ts):
 - prefill: vision encoder + token embedding + the decoder's prompt forward (not tokenization or image resizing);
 - a decode step: the time between two picked tokens (the forward that produced the second pick, its input's
   embedding and the sampling), split by the kind of that forward's input, so latent-step time covers latent steps
-  only and decode tokens/s covers token steps only.
+  only and decode tokens/s covers token steps only;
+- `cpu`: the process CPU time of those steps and of time-to-first-token (prompt preparation included).
 """
 import contextlib
 import json
@@ -20,12 +21,13 @@ REPEATS = 5
 
 
 class StepClock:
-    """Wraps the backend and `pick_token` to record prefill time and the wall time of every decode step."""
+    """Wraps the backend and `pick_token` to record the prefill span and, per picked token, wall and CPU clocks."""
 
     def __init__(self, backend, decoding):
         self.backend, self.decoding = backend, decoding
         self.first_call = self.prefill_end = None
-        self.picks = []
+        self.picks = []  # (wall s, process CPU s) after each pick
+        self.cpu_start = time.process_time()
 
     def __enter__(self):
         self.orig = {name: getattr(self.backend, name) for name in ("embed", "vision", "forward")}
@@ -35,7 +37,7 @@ class StepClock:
 
         def pick(*a, **k):
             tok = self.orig_pick(*a, **k)
-            self.picks.append(time.perf_counter())
+            self.picks.append((time.perf_counter(), time.process_time()))
             return tok
         self.decoding.pick_token = pick
         return self
@@ -55,9 +57,10 @@ class StepClock:
             return result
         return call
 
-    def step_ms(self, kinds, kind):
-        """Mean ms of the steps whose forward input was `kind` (records[i] produced pick i)."""
-        spans = [1000 * (self.picks[i] - self.picks[i - 1]) for i in range(1, len(self.picks)) if kinds[i] == kind]
+    def step_ms(self, kinds, kind, clock):
+        """Mean ms (clock 0: wall, 1: CPU) of the steps whose forward input was `kind` (records[i] made pick i)."""
+        spans = [1000 * (self.picks[i][clock] - self.picks[i - 1][clock])
+                 for i in range(1, len(self.picks)) if kinds[i] == kind]
         return statistics.mean(spans) if spans else float("nan")
 
 
@@ -87,15 +90,19 @@ def main():
     backend = TorchBackend(model)
 
     def run(prefix, n, steps):
+        clock = StepClock(backend, decoding)  # CPU clock starts before prompt preparation, as on the TS side
         prompt = build_prompt(msgs, tok, None, cfg, assistant_prefix=prefix)
-        with StepClock(backend, decoding) as clock:
+        with clock:
             res = decoding.generate(backend, prompt, decoding.SamplingParams(max_new_tokens=n, eos_ids=()),
                                     decoding.LVROptions(steps=steps))
         kinds = [s.input_kind for s in res.steps]
         return {
             "prefill_ms": 1000 * (clock.prefill_end - clock.first_call),
-            "token_step_ms": clock.step_ms(kinds, "text"),
-            "latent_step_ms": clock.step_ms(kinds, "latent"),
+            "token_step_ms": clock.step_ms(kinds, "text", 0),
+            "latent_step_ms": clock.step_ms(kinds, "latent", 0),
+            "ttft_cpu_ms": 1000 * (clock.picks[0][1] - clock.cpu_start),
+            "token_step_cpu_ms": clock.step_ms(kinds, "text", 1),
+            "latent_step_cpu_ms": clock.step_ms(kinds, "latent", 1),
             "latent_steps": kinds.count("latent"),
             "prompt_tokens": len(res.prompt_ids),
         }
@@ -107,6 +114,11 @@ def main():
         "prefill_ms": statistics.median(r["prefill_ms"] for r in plain),
         "decode_tok_s": 1000 / statistics.median(r["token_step_ms"] for r in plain),
         "latent_step_ms": statistics.median(r["latent_step_ms"] for r in latent),
+        "cpu": {
+            "ttft_ms": statistics.median(r["ttft_cpu_ms"] for r in plain),
+            "token_step_ms": statistics.median(r["token_step_cpu_ms"] for r in plain),
+            "latent_step_ms": statistics.median(r["latent_step_cpu_ms"] for r in latent),
+        },
         "latent_steps_per_run": latent[0]["latent_steps"],
         "prompt_tokens": plain[0]["prompt_tokens"],
         "threads": torch.get_num_threads(),
