@@ -65,14 +65,15 @@ function isFileWrapper(data) {
 }
 
 /**
- * Per-file counts of the files the runner was given (relative paths), from the reporter's output. A file that ran
- * no test (none declared, or none reported) counts as one failure and is named in `empty`.
+ * Per-file counts of the files the runner was given, keyed relative to `root`, from the reporter's output. A file
+ * that ran no test (none declared, or none reported) counts as one failure and is named in `empty`.
  */
 export function accountFiles(expectedFiles, reported, root) {
   const byFile = {};
   const empty = [];
   const seen = new Map(Object.entries(reported.files ?? {}).map(([abs, c]) => [path.resolve(root, abs), c]));
-  for (const file of expectedFiles) {
+  for (const given of expectedFiles) {
+    const file = path.relative(root, path.resolve(root, given));
     const counts = seen.get(path.resolve(root, file));
     const total = counts ? counts.passed + counts.failed + counts.skipped : 0;
     if (total === 0) {
