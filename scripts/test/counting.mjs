@@ -73,8 +73,10 @@ export function accountFiles(expectedFiles, reported, root) {
   const empty = [];
   const seen = new Map(Object.entries(reported.files ?? {}).map(([abs, c]) => [path.resolve(root, abs), c]));
   for (const given of expectedFiles) {
-    const file = path.relative(root, path.resolve(root, given));
-    const counts = seen.get(path.resolve(root, file));
+    const absolute = path.resolve(root, given);
+    const relative = path.relative(root, absolute);
+    const file = relative.startsWith('..') ? absolute : relative;
+    const counts = seen.get(absolute);
     const total = counts ? counts.passed + counts.failed + counts.skipped : 0;
     if (total === 0) {
       empty.push(file);
