@@ -71,7 +71,9 @@ export class KafkaProcessedIds implements ProcessedIdStore {
     if (!this.opened) return;
     const opened = this.opened;
     this.opened = undefined;
-    const { admin, consumer, producer } = await opened;
+    const handles = await opened.catch(() => undefined);
+    if (!handles) return;
+    const { admin, consumer, producer } = handles;
     await Promise.allSettled([consumer.disconnect(), producer.disconnect(), admin.disconnect()]);
   }
 
