@@ -77,6 +77,11 @@ export class KafkaProcessedIds implements ProcessedIdStore {
     await Promise.allSettled([consumer.disconnect(), producer.disconnect(), admin.disconnect()]);
   }
 
+  /** Nest calls this on shutdown when the store is registered as a provider. */
+  async onModuleDestroy(): Promise<void> {
+    await this.close();
+  }
+
   private open(): Promise<{ admin: Admin; consumer: Consumer; producer: Producer }> {
     this.opened ??= this.connect().catch((error) => {
       this.opened = undefined;
