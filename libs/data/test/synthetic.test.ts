@@ -9,6 +9,7 @@ import {
   GLYPHS,
   GLYPH_COLS,
   GLYPH_ROWS,
+  LATENT_TOKENS,
   MARK_RGB,
   generateItem,
   multipleChoicePrompt,
@@ -229,14 +230,26 @@ describe('synthetic grounding benchmark', () => {
     assert.match(prompt, /\nA\. .+\nB\. .+\nC\. .+\nD\. .+\nAnswer with the option's letter/);
     const latent = toStage1(r, true);
     assert.equal(latent.conversations[0].value, `<image>\n${prompt}`);
-    assert.equal(latent.conversations[1].value, `<lvr>\n<answer>${r.answer}</answer>`);
-    const [bx0, by0, bx1, by1] = latent.bboxes[0];
-    assert.deepEqual(
-      [bx0 * r.meta.width, by0 * r.meta.height, bx1 * r.meta.width, by1 * r.meta.height].map(Math.round),
-      r.bbox,
-    );
+    assert.equal(latent.conversations[1].value, `<lvr>\n${r.meta.answerText}\n<answer>${r.answer}</answer>`);
+    for (const { record } of sample) {
+      // the latent window: 2x2 merged tokens (the worker's bbox -> token rule, LVR-SPEC §2.5) around the target
+      const [bx0, by0, bx1, by1] = toStage1(record, true).bboxes[0];
+      const gw = record.meta.width / 14;
+      const gh = record.meta.height / 14;
+      const tx = [Math.floor(Math.floor(bx0 * gw) / 2), Math.floor((Math.ceil(bx1 * gw) + 1) / 2)];
+      const ty = [Math.floor(Math.floor(by0 * gh) / 2), Math.floor((Math.ceil(by1 * gh) + 1) / 2)];
+      assert.equal((tx[1] - tx[0]) * (ty[1] - ty[0]), LATENT_TOKENS, `${record.id}: latent token count`);
+      const [cx, cy] = [
+        (record.bbox[0] + record.bbox[2]) / 2 / 28,
+        (record.bbox[1] + record.bbox[3]) / 2 / 28,
+      ];
+      assert.ok(
+        cx >= tx[0] && cx <= tx[1] && cy >= ty[0] && cy <= ty[1],
+        `${record.id}: window holds the target`,
+      );
+    }
     const plain = toStage1(r, false);
-    assert.equal(plain.conversations[1].value, `<answer>${r.answer}</answer>`);
+    assert.equal(plain.conversations[1].value, `${r.meta.answerText}\n<answer>${r.answer}</answer>`);
     assert.deepEqual(plain.bboxes, []);
     assert.deepEqual(toStage2(r).conversations[1], { from: 'gpt', value: `<answer>${r.answer}</answer>` });
   });
