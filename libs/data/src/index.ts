@@ -1,1 +1,2 @@
 export * from './benchmark';
+export * from './synthetic';

@@ -129,7 +129,8 @@ def load_model(model_dir: Path, cfg: TrainConfig, env: Env):
         raise ConfigError(f"cannot load model from {model_dir}: {e}") from e
     if varlen:
         use_varlen(model)
-    model.model.visual.requires_grad_(False)      # vision tower and merger frozen (§3.2, §7)
+    if not cfg.train_vision:
+        model.model.visual.requires_grad_(False)  # vision tower and merger frozen (§3.2, §7)
     return model.to(env.device)
 
 

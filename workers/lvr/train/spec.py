@@ -144,6 +144,10 @@ class TrainConfig:
     upstream_compat: bool = False
     # stage 1
     lvr_lambda: float = 0.1
+    cache_samples: bool = False                 # keep every built sample in memory (small datasets seen for many
+    #                                             epochs: decoding, preprocessing and tokenising once per record)
+    train_vision: bool = False                  # train the vision tower and merger too (a model from scratch has
+    #                                             no pretrained vision to freeze, §3.2); the latent target is detached
     lvr_fct: str = "mse"
     max_packed_tokens: int = 16384
     long_seq_threshold: int = 4096

@@ -2,8 +2,8 @@
 export const BENCHMARK_FORMAT = 'lvr-benchmark/v1';
 export const MANIFEST_FILE = 'benchmark.json';
 
-export const DIFFICULTIES = ['easy', 'medium', 'hard'] as const;
-export type Difficulty = (typeof DIFFICULTIES)[number];
+export const BENCHMARK_DIFFICULTIES = ['easy', 'medium', 'hard'] as const;
+export type BenchmarkDifficulty = (typeof BENCHMARK_DIFFICULTIES)[number];
 
 export interface BenchmarkManifest {
   format: typeof BENCHMARK_FORMAT;
@@ -36,7 +36,7 @@ export interface BenchmarkRecord {
   pairId?: string;
   /** `[x0, y0, x1, y1]` in pixels of the (first) image: the region that answers the question. */
   bbox?: [number, number, number, number];
-  difficulty?: Difficulty;
+  difficulty?: BenchmarkDifficulty;
   meta?: Record<string, unknown>;
 }
 

@@ -1,4 +1,10 @@
-import { BENCHMARK_FORMAT, BenchmarkManifest, DIFFICULTIES, MANIFEST_FILE, splitFile } from './format';
+import {
+  BENCHMARK_FORMAT,
+  BenchmarkManifest,
+  BENCHMARK_DIFFICULTIES,
+  MANIFEST_FILE,
+  splitFile,
+} from './format';
 
 /** One problem in a benchmark: where (file, line, record id), which field, what is wrong. */
 export interface BenchmarkIssue {
@@ -136,8 +142,8 @@ export function validateRecord(
       issue('bbox', 'must be [x0, y0, x1, y1] with non-negative numbers');
     else if (!(box[2] > box[0] && box[3] > box[1])) issue('bbox', 'must have x1 > x0 and y1 > y0');
   }
-  if (value.difficulty !== undefined && !DIFFICULTIES.includes(value.difficulty as never))
-    issue('difficulty', `must be one of ${DIFFICULTIES.join(', ')}`);
+  if (value.difficulty !== undefined && !BENCHMARK_DIFFICULTIES.includes(value.difficulty as never))
+    issue('difficulty', `must be one of ${BENCHMARK_DIFFICULTIES.join(', ')}`);
   if (value.meta !== undefined && !isObject(value.meta)) issue('meta', 'must be an object');
   return issues;
 }
