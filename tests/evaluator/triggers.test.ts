@@ -54,8 +54,6 @@ describe('evaluation triggers: schedules across replicas and restarts, model pub
     LVR_EVAL_BUCKET: bucket,
     LVR_EVAL_SCHEDULE_POLL_MS: '500',
     LVR_EVAL_LEASE_MS: '4000',
-    // The API's id@version addressing is not merged yet; the published version is still recorded.
-    LVR_EVAL_ADDRESS_VERSIONS: 'false',
     LVR_BENCHMARKS: `tiny=${dir}`,
     LVR_EVAL_SCHEDULES: JSON.stringify([
       { ...schedule, models: [model], benchmarks: [{ name: 'tiny' }], decoding: { maxTokens: 2 } },
@@ -88,7 +86,8 @@ describe('evaluation triggers: schedules across replicas and restarts, model pub
   before(async () => {
     await ensureTopics([...ALL_TOPICS]);
     await colourFixture(dir, 2);
-    api = await startDemoApi(model, { LVR_KAFKA_BROKERS: '' });
+    // the demo bundle served as version 7 of the model: `<model>` and `<model>@7` both address it
+    api = await startDemoApi(`${model}@7`, { LVR_KAFKA_BROKERS: '' });
     // every 20 s, but only during two hours of the day in Asia/Kolkata (now and the next): read in UTC it would not fire
     schedule.cron = `*/20 * ${hoursIn(ZONE)} * * *`;
   });
@@ -150,7 +149,7 @@ describe('evaluation triggers: schedules across replicas and restarts, model pub
     }
   });
 
-  test('a published model that opted in is evaluated once at its version; others are not', async () => {
+  test('a published model that opted in is evaluated once at exactly its version (model@version); others are not', async () => {
     const evaluator = await startEvaluatorProcess({ ...env(), LVR_EVAL_SCHEDULES: '[]' });
     try {
       const publish = async (modelId: string, version: string): Promise<void> =>
@@ -169,10 +168,14 @@ describe('evaluation triggers: schedules across replicas and restarts, model pub
       await publish(model, '7');
       await publish(model, '7'); // redelivered / republished: still one evaluation
       await publish('not-opted-in-model', '1');
+      await publish(model, '99'); // a version the API does not serve: addressed exactly, so it fails instead of evaluating 7
       const evalId = publishedEvalId(prefix, model, '7', 0);
       const result = await waitForResult(evalId, 120_000);
       assert.equal(result.status, 'Succeeded', result.reason);
       assert.equal(result.modelVersion, '7');
+      const wrongVersion = await waitForResult(publishedEvalId(prefix, model, '99', 0), 120_000);
+      assert.equal(wrongVersion.status, 'Failed');
+      assert.match(wrongVersion.reason!, new RegExp(`does not serve model "${model}@99"`));
       await drain('pub-drain');
       const results = await collect<ResultMessage>(
         Topics.evaluationResults,
