@@ -132,4 +132,19 @@ describe('benchmark format', () => {
     assert.throws(() => registry.resolve('nope'), UnknownBenchmarkError);
     assert.throws(() => BenchmarkRegistry.fromEnv({ LVR_BENCHMARKS: 'broken' }), /name=uri/);
   });
+
+  test('synthetic-grounding is generated on first use into the benchmarks dir, and then reused', async () => {
+    const dir = tempDir('registry');
+    const registry = BenchmarkRegistry.fromEnv({ LVR_BENCHMARKS_DIR: dir });
+    const folder = registry.prepare('synthetic-grounding');
+    assert.equal(folder, path.join(dir, 'synthetic-grounding'));
+    const loaded = await loadBenchmark(new LocalBenchmarkSource(folder));
+    assert.equal(loaded.split, 'test');
+    assert.equal(loaded.records.length, 500);
+    assert.ok(loaded.records.every((r) => r.bbox && r.options.some((o) => o.letter === r.answer)));
+    const stamp = fs.statSync(path.join(folder, 'benchmark.json')).mtimeMs;
+    registry.prepare('synthetic-grounding');
+    assert.equal(fs.statSync(path.join(folder, 'benchmark.json')).mtimeMs, stamp, 'not regenerated');
+    assert.deepEqual(fs.readdirSync(dir), ['synthetic-grounding'], 'no staging folder left behind');
+  });
 });

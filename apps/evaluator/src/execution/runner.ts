@@ -76,7 +76,7 @@ export class EvaluationRunner {
     const benchmarks: PlannedBenchmark[] = [];
     for (const wanted of request.benchmarks) {
       try {
-        const uri = this.registry.resolve(wanted.name, wanted.uri);
+        const uri = this.registry.prepare(wanted.name, wanted.uri);
         const loaded = await loadBenchmark(openBenchmarkSource(uri, this.objectStore), {
           split: wanted.split,
           limit: wanted.limit,

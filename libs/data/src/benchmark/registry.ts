@@ -1,12 +1,20 @@
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { writeSyntheticBenchmark } from '../synthetic/benchmark';
+import { MANIFEST_FILE } from './format';
 
 /** A benchmark known by name: where its folder lives (local path or `s3://`). */
 export interface RegisteredBenchmark {
   name: string;
   uri: string;
   description: string;
+  /** Builds the folder when it is missing (generated benchmarks need no download). */
+  generate?: (dir: string) => void;
 }
+
+export const SYNTHETIC_SEED = 1;
+export const SYNTHETIC_TEST_COUNT = 500;
 
 export class UnknownBenchmarkError extends Error {
   constructor(
@@ -29,7 +37,11 @@ export function builtInBenchmarks(dir: string): RegisteredBenchmark[] {
     {
       name: 'synthetic-grounding',
       uri: path.join(dir, 'synthetic-grounding'),
-      description: 'seeded synthetic grounding questions (libs/data/src/synthetic), generated, no download',
+      description: `synthetic grounding questions (libs/data/src/synthetic), seed ${SYNTHETIC_SEED}, held-out test split`,
+      generate: (target) =>
+        writeSyntheticBenchmark(target, [{ split: 'test', count: SYNTHETIC_TEST_COUNT }], {
+          seed: SYNTHETIC_SEED,
+        }),
     },
     { name: 'mmvp', uri: path.join(dir, 'mmvp'), description: 'MMVP imported from Questions.csv + images' },
     {
@@ -80,5 +92,24 @@ export class BenchmarkRegistry {
     const entry = this.entries.get(name);
     if (!entry) throw new UnknownBenchmarkError(name, [...this.entries.keys()].sort());
     return entry.uri;
+  }
+
+  /**
+   * Like `resolve`, and generates a registered generated benchmark whose local folder does not exist yet. It is built
+   * beside the target and renamed into place, so concurrent evaluators never read a half-written folder.
+   */
+  prepare(name: string, uri?: string): string {
+    const resolved = this.resolve(name, uri);
+    const entry = this.entries.get(name);
+    if (uri || !entry?.generate || fs.existsSync(path.join(resolved, MANIFEST_FILE))) return resolved;
+    const staging = `${resolved}.partial-${process.pid}-${Date.now()}`;
+    entry.generate(staging);
+    try {
+      fs.renameSync(staging, resolved);
+    } catch (error) {
+      fs.rmSync(staging, { recursive: true, force: true });
+      if (!fs.existsSync(path.join(resolved, MANIFEST_FILE))) throw error;
+    }
+    return resolved;
   }
 }
