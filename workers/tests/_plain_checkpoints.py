@@ -43,6 +43,8 @@ def _plain_model(tie: bool) -> Qwen2_5_VLForConditionalGeneration:
     cfg._attn_implementation = "eager"
     model = Qwen2_5_VLForConditionalGeneration(cfg).eval()
     randomize_weights_(model, SEED)  # spread-out logits, so greedy picks are never near-ties
+    with torch.no_grad():  # small token embeddings: the layers, not the input token, decide the next token (with
+        model.model.language_model.embed_tokens.weight.mul_(0.1)  # tied weights it would just repeat its input)
     return model
 
 

@@ -63,7 +63,8 @@ def test_exported_bundle_decodes_like_transformers_generate(tmp_path, layout, ti
                              image_grid_thw=torch.tensor(prompt.image_grids), do_sample=False,
                              repetition_penalty=1.0, max_new_tokens=steps, eos_token_id=eos, pad_token_id=T.PAD_ID)
     want = out[0, ids.shape[1]:].tolist()
-    assert len(want) >= 8 and not set(want) & {T.LVR_START_ID, T.LVR_ID}  # text only: same rules on both sides
+    assert len(want) >= 8 and len(set(want)) >= 4  # a varied continuation, not one repeated token
+    assert not set(want) & {T.LVR_START_ID, T.LVR_ID}  # text only: the same rules on both sides
     params = SamplingParams(max_new_tokens=steps, do_sample=False, repetition_penalty=1.0, eos_ids=tuple(eos))
     got = generate(OrtBackend(bundle, manifest), prompt, params, LVROptions())
     assert got.output_ids == want
