@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import math
+import types
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
@@ -110,6 +112,36 @@ class LVRForConditionalGeneration(Qwen2_5_VLForConditionalGeneration):
     def apply_head(self, hidden: torch.Tensor) -> torch.Tensor:
         """Head output for a latent position (identity when the config has no head)."""
         return hidden if self.lvr_head is None else self.lvr_head(hidden)
+
+
+#: Values that replace non-finite patch-embedding outputs (upstream's sanitising hook, LVR-SPEC §5.1).
+PATCH_EMBED_SANITIZE = {"nan": 0.0, "posinf": 1e4, "neginf": -1e4}
+
+
+def _fp32_patch_embed_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+    """Qwen2.5-VL's Conv3d patch embedding computed in fp32 whatever the weights' dtype or the autocast around it
+    (a bf16 cast of large pixel values overflows to inf); the output comes back in the weights' dtype."""
+    x = hidden_states.view(-1, self.in_channels, self.temporal_patch_size, self.patch_size, self.patch_size).float()
+    bias = None if self.proj.bias is None else self.proj.bias.float()
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        out = F.conv3d(x, self.proj.weight.float(), bias, stride=self.proj.stride)
+    return out.view(-1, self.embed_dim).to(self.proj.weight.dtype)
+
+
+def _sanitize_output(module, inputs, output):
+    # always applied (no host sync to test for non-finite values first); a no-op on finite outputs
+    return torch.nan_to_num(output, **PATCH_EMBED_SANITIZE)
+
+
+def make_patch_embed_nan_safe(model: LVRForConditionalGeneration) -> None:
+    """The NaN-safe patch embedding of the upstream bf16 recipe (LVR-SPEC §5.1): the conv in fp32, then non-finite
+    outputs replaced (NaN -> 0, ±inf -> ±1e4) by a forward hook. Idempotent."""
+    pe = model.model.visual.patch_embed
+    if getattr(pe, "lvr_nan_safe", False):
+        return
+    pe.forward = types.MethodType(_fp32_patch_embed_forward, pe)
+    pe.register_forward_hook(_sanitize_output)
+    pe.lvr_nan_safe = True
 
 
 #: Checkpoint key -> module key, for the layouts we load:
