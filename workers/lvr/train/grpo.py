@@ -144,6 +144,13 @@ def logp_inputs(group: ScoredGroup, rows: slice, upstream_compat: bool) -> dict:
                 latents=ro.latents(rows, shift=1 if upstream_compat else 0).detach())
 
 
+def reference_logps(ref, kw: dict, cfg: TrainConfig) -> torch.Tensor:
+    """Reference log-probs: image-aware at the rollout temperature (upstream_compat: image-blind at 1.0, §5.4.3)."""
+    compat = cfg.upstream_compat
+    with torch.no_grad():
+        return completion_logps(ref, temperature=1.0 if compat else cfg.temperature, use_images=not compat, **kw)
+
+
 def learn_on_batch(policy, ref, groups: list[ScoredGroup], cfg: TrainConfig, autocast) -> dict:
     """Accumulate the gradient of one update over `groups` (one backward per micro-batch); returns loss and KL.
 
@@ -161,9 +168,7 @@ def learn_on_batch(policy, ref, groups: list[ScoredGroup], cfg: TrainConfig, aut
                 logp = policy("logp", temperature=cfg.temperature, **kw)
                 ref_logp = None if group.ref_logp is None else group.ref_logp[rows]
                 if ref is not None and ref_logp is None:
-                    with torch.no_grad():
-                        ref_logp = completion_logps(ref, temperature=1.0 if compat else cfg.temperature,
-                                                    use_images=not compat, **kw)
+                    ref_logp = reference_logps(ref, kw, cfg)
             old = logp.detach() if group.old_logp is None else group.old_logp[rows]
             tok_loss, kl = grpo_token_loss(logp, old, ref_logp, group.advantages[rows], cfg.epsilon, cfg.beta)
             m = group.loss_mask[rows]
@@ -177,15 +182,13 @@ def learn_on_batch(policy, ref, groups: list[ScoredGroup], cfg: TrainConfig, aut
 @torch.no_grad()
 def keep_generation_logps(policy, ref, group: ScoredGroup, cfg: TrainConfig, autocast) -> None:
     """Old (policy) and reference log-probs at generation time, for numIterations > 1."""
-    compat = cfg.upstream_compat
     olds, refs = [], []
     for rows in micro_batches(group.loss_mask.shape[0], cfg.micro_batch_size):
-        kw = logp_inputs(group, rows, compat)
+        kw = logp_inputs(group, rows, cfg.upstream_compat)
         with autocast():
             olds.append(policy("logp", temperature=cfg.temperature, **kw).float())
             if ref is not None:
-                refs.append(completion_logps(ref, temperature=1.0 if compat else cfg.temperature,
-                                             use_images=not compat, **kw).float())
+                refs.append(reference_logps(ref, kw, cfg).float())
     group.old_logp = torch.cat(olds)
     group.ref_logp = torch.cat(refs) if refs else None
 
