@@ -26,8 +26,8 @@ import train_common as C  # noqa: E402
 
 from lvr import tokens as T  # noqa: E402
 from lvr.train import runtime as R  # noqa: E402
-from lvr.train.grpo import GrpoPolicy  # noqa: E402
-from lvr.train.losses import aggregate, completion_logps, group_advantages, grpo_token_loss  # noqa: E402
+from lvr.train.grpo import GrpoPolicy, ScoredGroup, learn_on_batch  # noqa: E402
+from lvr.train.losses import group_advantages  # noqa: E402
 from lvr.train.rollout import SamplingConfig  # noqa: E402
 from lvr.train.spec import TrainConfig  # noqa: E402
 
@@ -49,7 +49,8 @@ def main() -> None:
 
     env = R.init_env()
     cfg = TrainConfig(run_id="bench", stage="grpo", model_uri="-", data_uri="-", checkpoint_uri="-", bundle_uri="-",
-                      max_steps=1000).resolved()
+                      max_steps=1000, num_generations=args.generations, micro_batch_size=args.micro_batch,
+                      max_completion_length=args.max_new, temperature=0.9).resolved()
     dtype = R.compute_dtype(cfg, env)
     model = C.build_model(args.tiny, env.device)
     if args.attn != "sdpa":
@@ -88,18 +89,9 @@ def main() -> None:
         sync()
         t1 = time.time()
         adv = group_advantages(torch.arange(G, dtype=torch.float32), G).to(env.device)
-        mask = ro.completion_mask & ~ro.latent_mask
-        model.train()
-        for s in range(0, G, mb):
-            rows = slice(s, s + mb)
-            kw = dict(prompt_ids=prompt, completion_ids=ro.completion_ids[rows], pixel_values=pv, grid=grid,
-                      latent_mask=ro.latent_mask[rows], latents=ro.latents(rows))
-            with autocast():
-                logp = policy("logp", temperature=0.9, **kw)
-                with torch.no_grad():
-                    ref_logp = completion_logps(ref, temperature=0.9, **kw)
-            loss, _ = grpo_token_loss(logp, logp.detach(), ref_logp, adv[rows])
-            (aggregate(loss, mask[rows], "bnpo") / (G // mb)).backward()
+        model.train()   # the worker's learning pass: micro-batches of --micro-batch, policy + reference forwards
+        learn_on_batch(policy, ref, [ScoredGroup(prompt, pv, grid, ro, adv, ro.completion_mask & ~ro.latent_mask)],
+                       cfg, autocast)
         R.clip_grad(policy, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
