@@ -198,6 +198,8 @@ def load_lvr_model(path: str | Path, dtype: torch.dtype | str = torch.float32,
         model, info = LVRForConditionalGeneration.from_pretrained(
             str(path), dtype=dtype, attn_implementation=attn_implementation, key_mapping=CHECKPOINT_KEY_MAPPING,
             output_loading_info=True, ignore_mismatched_sizes=True)  # mis-shaped keys come back in `info`
+    except torch.OutOfMemoryError:
+        raise                                          # a resource failure (retryable), not a bad checkpoint
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         raise CheckpointError(f"cannot load checkpoint {path}: {e}") from e
     check_loading_info(str(path), info)
