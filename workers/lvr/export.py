@@ -22,7 +22,7 @@ from . import bundle as B
 from . import storage
 from . import tokens as T
 from .graphs import DecoderGraph, EmbedGraph, HeadGraph, VisionGraph
-from .model import LVRSettings, load_lvr_model
+from .model import LVRSettings, load_lvr_model, weights_digest
 from .preprocess import ImageConfig
 from .tiny import GENERATION_DEFAULTS
 from .vision_inputs import VisionGeometry, vision_host_inputs
@@ -285,7 +285,8 @@ def _architecture(model) -> dict:
 
 def export_bundle(src: str, dest: str, precision: str = "fp32", run_id: str | None = None,
                   max_error: float | None = None, verify: bool = True, log=print) -> dict:
-    """Export `src` to a bundle at `dest`; returns the manifest. Raises ExportError on failure (no marker written)."""
+    """Export `src` to a bundle at `dest`; returns the manifest. Raises ExportError on failure, CheckpointError when
+    the source's weights do not match its config.json (no marker written in either case)."""
     if precision not in PRECISIONS:
         raise ExportError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     t0 = time.time()
@@ -299,7 +300,8 @@ def export_bundle(src: str, dest: str, precision: str = "fp32", run_id: str | No
         if storage.is_s3(dest):
             storage.delete_object(dest, B.MARKER)
         log(f"[export] loading {src}")
-        model = load_lvr_model(str(src_dir), dtype=torch.float32)
+        model = load_lvr_model(str(src_dir), dtype=torch.float32)  # CheckpointError names missing/unexpected keys
+        source_weights = weights_digest(src_dir)
         settings = LVRSettings.from_config(model.config)
         tok = T.load_tokenizer(src_dir)  # checks the LVR token ids
         del tok
@@ -332,9 +334,9 @@ def export_bundle(src: str, dest: str, precision: str = "fp32", run_id: str | No
             "io_dtypes": {"embeds": np_dt, "kv": np_dt, "logits": "float32", "pixel_values": "float32",
                           "image_features": np_dt},
             "chat_template": "chat_template.jinja", "tokenizer": "tokenizer.json",
-            "provenance": {"source": src, "run_id": run_id, "exporter": "lvr.export",
-                           "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(), "git_sha": _git_sha(),
-                           "versions": _versions()},
+            "provenance": {"source": src, "source_weights": source_weights, "run_id": run_id,
+                           "exporter": "lvr.export", "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+                           "git_sha": _git_sha(), "versions": _versions()},
         }
         if verify:
             log("[export] verifying onnxruntime vs PyTorch")

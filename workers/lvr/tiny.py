@@ -108,11 +108,17 @@ def make_tiny_model(seed: int = 0, latent_end: bool = False, **cfg_kwargs) -> LV
         model = LVRForConditionalGeneration(cfg)
     finally:
         torch.random.set_rng_state(torch_state)
+    randomize_weights_(model, seed)
+    model.eval()
+    return model
+
+
+@torch.no_grad()
+def randomize_weights_(model: torch.nn.Module, seed: int) -> None:
+    """Deterministic weights for any Qwen2.5-VL-architecture module (per-parameter generators, see module doc)."""
     for name, p in model.named_parameters():
         _fill(name, p, seed)
     model.tie_weights()
-    model.eval()
-    return model
 
 
 def write_tokenizer_files(dest: Path) -> None:

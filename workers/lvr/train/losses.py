@@ -209,13 +209,21 @@ def grpo_token_loss(logp: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.
     return loss, kl
 
 
-def aggregate(loss: torch.Tensor, mask: torch.Tensor, loss_type: str = "bnpo", max_len: int | None = None) -> torch.Tensor:
-    """bnpo: Σ(L·m)/max(Σm, 1); grpo: mean over sequences of per-sequence means; dr_grpo: Σ(L·m)/(B·max_len)."""
+def aggregate(loss: torch.Tensor, mask: torch.Tensor, loss_type: str = "bnpo", max_len: int | None = None,
+              batch_tokens: torch.Tensor | float | None = None, batch_rows: int | None = None) -> torch.Tensor:
+    """bnpo: Σ(L·m)/max(Σm, 1); grpo: mean over sequences of per-sequence means; dr_grpo: Σ(L·m)/(B·max_len).
+
+    For a micro-batch of a larger batch pass the whole batch's token count `batch_tokens` (Σm) and row count
+    `batch_rows`: the micro-batches' results then add up to the whole batch's value, whatever the split.
+    """
     m = mask.to(loss.dtype)
+    rows = loss.shape[0] if batch_rows is None else batch_rows
     if loss_type == "bnpo":
-        return (loss * m).sum() / m.sum().clamp(min=1.0)
+        tokens = m.sum() if batch_tokens is None else torch.as_tensor(batch_tokens, dtype=loss.dtype,
+                                                                          device=loss.device)
+        return (loss * m).sum() / tokens.clamp(min=1.0)
     if loss_type == "grpo":
-        return ((loss * m).sum(1) / m.sum(1).clamp(min=1.0)).mean()
+        return ((loss * m).sum(1) / m.sum(1).clamp(min=1.0)).sum() / rows
     if loss_type == "dr_grpo":
-        return (loss * m).sum() / (loss.shape[0] * (max_len or loss.shape[1]))
+        return (loss * m).sum() / (rows * (max_len or loss.shape[1]))
     raise ValueError(f"loss_type must be bnpo, grpo or dr_grpo, got {loss_type!r}")

@@ -57,7 +57,12 @@ export interface BundleManifest {
   tokenizer: string;
   chat_template: string;
   lvr_files?: Record<string, string>;
-  provenance?: { source?: string; run_id?: string | null };
+  provenance?: {
+    source?: string;
+    run_id?: string | null;
+    /** sha256 of each source weight file, and one digest over all of them ("NAME SHA256\n" per file, sorted). */
+    source_weights?: { sha256: string; files: Record<string, string> };
+  };
   files: Array<{ path: string; size: number; sha256: string }>;
 }
 
