@@ -2,7 +2,7 @@ import { tokenLogprob } from '../sampling/logprobs';
 import { pickToken, SeededRandom } from '../sampling/sampler';
 import { StreamDecoder, Tokenizer } from '../tokenizer';
 import type { FinishReason, GenerationDelta, SamplingParams, TokenLogprob, Usage } from '../types';
-import { latentDistance, LvrConfig, LvrStateMachine } from './lvr-state';
+import { LvrConfig, LvrStateMachine } from './lvr-state';
 import { StopStringMatcher } from './stop';
 
 /** A hidden state in the model dtype: float32, or float16 bits. */
@@ -47,7 +47,7 @@ export interface LoopOptions {
 export async function* decodeLoop(stepper: ModelStepper, o: LoopOptions): AsyncGenerator<GenerationDelta> {
   const p = o.sampling;
   const rng = new SeededRandom(p.seed ?? Math.floor(Math.random() * 2 ** 32));
-  const sm = new LvrStateMachine(o.lvr);
+  const lvrState = new LvrStateMachine(o.lvr, o.latentEndEmb);
   const stopIds = new Set(p.ignoreEos ? [] : o.eosIds);
   for (const id of p.stopTokenIds ?? []) stopIds.add(id);
   const decodeOptions = { skipSpecialTokens: p.skipSpecialTokens ?? true };
@@ -83,11 +83,9 @@ export async function* decodeLoop(stepper: ModelStepper, o: LoopOptions): AsyncG
     out.push(tok);
     history.push(tok);
     generatedCounts.set(tok, (generatedCounts.get(tok) ?? 0) + 1);
-    const end =
-      o.lvr.strategy === 'latent' && hPrev !== undefined && o.latentEndEmb !== undefined
-        ? latentDistance(o.lvr.criterion, o.toFloat32(hPrev), o.latentEndEmb) < o.lvr.threshold
-        : false;
-    const mode = sm.update(tokIn, tok, end);
+    // Only the latent strategy looks at the fed latent; skip the float16 conversion otherwise.
+    const fedLatent = o.lvr.strategy === 'latent' && hPrev !== undefined ? o.toFloat32(hPrev) : undefined;
+    const mode = lvrState.afterForward(tokIn, tok, fedLatent);
 
     let finish: FinishReason | null = null;
     let stopReason: string | number | undefined;
