@@ -7,7 +7,8 @@ import { apiKeyMiddleware } from './common/api-key.middleware';
 import { Lifecycle } from './common/lifecycle';
 import { ApiMetrics } from './metrics/api-metrics';
 import { requestIdMiddleware, requestIdOf, type RequestWithId } from './common/request-context';
-import { OpenAIExceptionFilter, bodyParserError } from './errors/openai-exception.filter';
+import { bodyParserError } from './errors/error-response';
+import { OpenAIExceptionFilter } from './errors/openai-exception.filter';
 import { JsonLogger, LOGGER } from './logging/json-logger';
 
 /** Builds the configured Nest application (not listening yet). Used by main.ts and by the tests. */
