@@ -1,5 +1,6 @@
 import { HttpException } from '@nestjs/common';
 import { RequestError } from '@lvr/engine';
+import { apiParamOf } from '../chat/request-mapper';
 import { ImageError } from '../media/image-loader';
 import { ApiError, errorTypeForStatus, internalErrorBody, type OpenAIErrorBody } from './api-error';
 
@@ -93,7 +94,7 @@ export function toErrorResponse(exception: unknown, requestId: string): ErrorRes
 function asApiError(exception: unknown): ApiError | undefined {
   if (exception instanceof ApiError) return exception;
   if (exception instanceof RequestError)
-    return ApiError.badRequest(exception.message, exception.param ?? null, exception.code);
+    return ApiError.badRequest(exception.message, apiParamOf(exception.field), exception.code);
   if (exception instanceof ImageError)
     return ApiError.badRequest(exception.message, exception.param ?? null, exception.code);
   return bodyParserError(exception);
