@@ -10,6 +10,7 @@ import { requestIdMiddleware, requestIdOf, type RequestWithId } from './common/r
 import { bodyParserError } from './errors/error-response';
 import { OpenAIExceptionFilter } from './errors/openai-exception.filter';
 import { JsonLogger, LOGGER } from './logging/json-logger';
+import { buildOpenApiDocument, OpenApiDocument } from './openapi/openapi';
 
 /** Builds the configured Nest application (not listening yet). Used by main.ts and by the tests. */
 export async function createApp(options: AppModuleOptions = {}): Promise<NestExpressApplication> {
@@ -54,6 +55,7 @@ export async function createApp(options: AppModuleOptions = {}): Promise<NestExp
     ),
   );
   app.useGlobalFilters(new OpenAIExceptionFilter(logger));
+  app.get(OpenApiDocument).set(buildOpenApiDocument(app, config));
   return app;
 }
 

@@ -13,6 +13,7 @@ import { ImageLoader, systemResolver, type Resolver } from './media/image-loader
 import { ApiMetrics } from './metrics/api-metrics';
 import { MetricsController } from './metrics/metrics.controller';
 import { DocsController } from './openapi/docs.controller';
+import { OpenApiDocument } from './openapi/openapi';
 import { objectStoreConfigFromEnv } from '@lvr/storage';
 import { BUNDLE_RESOLVER, BundleResolver, LocalBundleResolver } from './registry/bundle-resolver';
 import { S3BundleResolver } from './registry/s3-bundle-resolver';
@@ -77,6 +78,7 @@ export class AppModule {
           new ModelRegistry(backend, resolver, log, config.maxPreviousVersions),
       },
       RegistryLoader,
+      OpenApiDocument,
       ModelHotLoader,
       ChatService,
     ];

@@ -361,6 +361,11 @@ describe('POST /v1/chat/completions (scripted backend)', () => {
       'lvr.strategy',
     ],
     [
+      'lvr.steps below the engine minimum',
+      { model: 'demo', messages: [{ role: 'user', content: 'x' }], lvr: { steps: 0 } },
+      'lvr.steps',
+    ],
+    [
       'stop list too long',
       { model: 'demo', messages: [{ role: 'user', content: 'x' }], stop: Array(17).fill('a') },
       'stop',

@@ -1,7 +1,9 @@
 import { Controller, HttpCode, Inject, Post, Req, Res } from '@nestjs/common';
+import { ApiBody, ApiOkResponse } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { requestIdOf, type RequestWithId } from '../common/request-context';
 import { JsonLogger, LOGGER } from '../logging/json-logger';
+import { ApiOperationDoc } from '../openapi/openapi';
 import { ChatService } from './chat.service';
 import { SseWriter } from './sse-writer';
 
@@ -15,6 +17,15 @@ export class ChatController {
 
   @Post('completions')
   @HttpCode(200)
+  @ApiOperationDoc('createChatCompletion', [400, 401, 404, 413, 415, 429, 500, 503])
+  @ApiBody({ required: true, schema: { $ref: '#/components/schemas/ChatCompletionRequest' } })
+  @ApiOkResponse({
+    description: 'A `chat.completion`, or server-sent `chat.completion.chunk` events ending with `[DONE]`',
+    content: {
+      'application/json': { schema: { type: 'object' } },
+      'text/event-stream': { schema: { type: 'string' } },
+    },
+  })
   async create(@Req() req: Request, @Res() res: Response): Promise<void> {
     const requestId = requestIdOf(req);
     const arrivedAt = (req as RequestWithId).startedAt ?? process.hrtime.bigint();
