@@ -58,8 +58,8 @@ function halfToFloat(bits: number): number {
   return s * 2 ** (e - 15) * (1 + f / 1024);
 }
 
-function toFloat32(h: Hidden): Float32Array {
-  return h instanceof Float32Array ? h : Float32Array.from(h, halfToFloat);
+function toFloat32(hidden: Hidden): Float32Array {
+  return hidden instanceof Float32Array ? hidden : Float32Array.from(hidden, halfToFloat);
 }
 
 /** The served context length: the bundle's, or a smaller override (a larger one would exceed the trained positions). */
@@ -209,20 +209,20 @@ export class LvrEngine {
     options: GenerateOptions,
     internals: GenerateInternals,
   ): AsyncGenerator<GenerationDelta> {
-    const ctrl = new AbortController();
-    const user = options.signal;
-    const onAbort = () => ctrl.abort(user?.reason);
-    if (user?.aborted) onAbort();
-    else user?.addEventListener('abort', onAbort, { once: true });
+    const cancel = new AbortController();
+    const callerSignal = options.signal;
+    const onAbort = () => cancel.abort(callerSignal?.reason);
+    if (callerSignal?.aborted) onAbort();
+    else callerSignal?.addEventListener('abort', onAbort, { once: true });
     const channel = new Channel<GenerationDelta>();
     const pump = (async () => {
       try {
-        for await (const delta of this.generateOne(request, ctrl.signal, internals)) channel.push(delta);
+        for await (const delta of this.generateOne(request, cancel.signal, internals)) channel.push(delta);
         channel.close();
       } catch (error) {
         channel.fail(error);
       } finally {
-        user?.removeEventListener('abort', onAbort);
+        callerSignal?.removeEventListener('abort', onAbort);
       }
     })();
     try {
@@ -230,7 +230,7 @@ export class LvrEngine {
     } finally {
       // When the reader stops early this cancels the sequence; either way the iterator closes only once compute for
       // it has stopped (the loop leaves the batch at its next step).
-      ctrl.abort();
+      cancel.abort();
       await pump;
     }
   }
