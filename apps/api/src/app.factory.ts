@@ -7,8 +7,10 @@ import { apiKeyMiddleware } from './common/api-key.middleware';
 import { Lifecycle } from './common/lifecycle';
 import { ApiMetrics } from './metrics/api-metrics';
 import { requestIdMiddleware, requestIdOf, type RequestWithId } from './common/request-context';
-import { OpenAIExceptionFilter, bodyParserError } from './errors/openai-exception.filter';
+import { bodyParserError } from './errors/error-response';
+import { OpenAIExceptionFilter } from './errors/openai-exception.filter';
 import { JsonLogger, LOGGER } from './logging/json-logger';
+import { buildOpenApiDocument, OpenApiDocument } from './openapi/openapi';
 
 /** Builds the configured Nest application (not listening yet). Used by main.ts and by the tests. */
 export async function createApp(options: AppModuleOptions = {}): Promise<NestExpressApplication> {
@@ -53,6 +55,7 @@ export async function createApp(options: AppModuleOptions = {}): Promise<NestExp
     ),
   );
   app.useGlobalFilters(new OpenAIExceptionFilter(logger));
+  app.get(OpenApiDocument).set(buildOpenApiDocument(app, config));
   return app;
 }
 

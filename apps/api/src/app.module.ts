@@ -1,25 +1,17 @@
-import { DynamicModule, Module, Provider } from '@nestjs/common';
-import { API_CONFIG, ApiConfig, defaultConfig } from './config/api-config';
-import { Lifecycle } from './common/lifecycle';
-import { ChatController } from './chat/chat.controller';
-import { ChatService } from './chat/chat.service';
-import { GenerationEvents } from './chat/generation-events';
+import { DynamicModule, Module } from '@nestjs/common';
+import { ChatModule } from './chat/chat.module';
+import { ApiConfig, defaultConfig } from './config/api-config';
+import { CoreModule } from './core.module';
 import { HealthController } from './health/health.controller';
-import { ModelHotLoader, MODEL_EVENTS_SOURCE, type ModelEventsSource } from './hotload/model-hot-loader';
-import { INFERENCE_BACKEND, InferenceBackend } from './inference/backend';
-import { EngineBackend } from './inference/engine-backend';
-import { JsonLogger, LOGGER } from './logging/json-logger';
-import { ImageLoader, systemResolver, type Resolver } from './media/image-loader';
-import { ApiMetrics } from './metrics/api-metrics';
-import { MetricsController } from './metrics/metrics.controller';
-import { DocsController } from './openapi/docs.controller';
-import { objectStoreConfigFromEnv } from '@lvr/storage';
-import { BUNDLE_RESOLVER, BundleResolver, LocalBundleResolver } from './registry/bundle-resolver';
-import { S3BundleResolver } from './registry/s3-bundle-resolver';
-import { ModelRegistry } from './registry/model-registry';
-import { ModelsController } from './registry/models.controller';
-import { RegistryLoader } from './registry/registry-loader';
-import { SequenceScheduler } from './scheduling/scheduler';
+import type { ModelEventsSource } from './hotload/model-hot-loader';
+import type { InferenceBackend } from './inference/backend';
+import { JsonLogger } from './logging/json-logger';
+import type { Resolver } from './media/image-loader';
+import { MediaModule } from './media/media.module';
+import { MetricsModule } from './metrics/metrics.module';
+import { DocsModule } from './openapi/docs.module';
+import type { BundleResolver } from './registry/bundle-resolver';
+import { RegistryModule } from './registry/registry.module';
 
 export interface AppModuleOptions {
   config?: Partial<ApiConfig>;
@@ -42,58 +34,17 @@ export class AppModule {
       ...options.config,
       images: { ...defaultConfig().images, ...options.config?.images },
     };
-    const logger = options.logger ?? new JsonLogger(config.logLevel);
-    const scheduler = new SequenceScheduler(config.maxConcurrentSequences, config.maxQueuedRequests);
-    const providers: Provider[] = [
-      { provide: API_CONFIG, useValue: config },
-      { provide: LOGGER, useValue: logger },
-      {
-        provide: INFERENCE_BACKEND,
-        useValue:
-          options.backend ??
-          new EngineBackend({
-            threads: config.engineThreads,
-            maxBatchSize: config.maxConcurrentSequences,
-            maxModelLen: config.maxModelLen,
-          }),
-      },
-      { provide: BUNDLE_RESOLVER, useValue: options.resolver ?? defaultResolver() },
-      { provide: SequenceScheduler, useValue: scheduler },
-      { provide: ApiMetrics, useValue: new ApiMetrics(scheduler) },
-      {
-        provide: ImageLoader,
-        useValue: new ImageLoader(config.images, options.dnsResolver ?? systemResolver),
-      },
-      {
-        provide: MODEL_EVENTS_SOURCE,
-        useValue: options.modelEvents === undefined ? 'auto' : options.modelEvents,
-      },
-      Lifecycle,
-      GenerationEvents,
-      {
-        provide: ModelRegistry,
-        inject: [INFERENCE_BACKEND, BUNDLE_RESOLVER, LOGGER],
-        useFactory: (backend: InferenceBackend, resolver: BundleResolver, log: JsonLogger) =>
-          new ModelRegistry(backend, resolver, log, config.maxPreviousVersions),
-      },
-      RegistryLoader,
-      ModelHotLoader,
-      ChatService,
-    ];
     return {
       module: AppModule,
-      controllers: [HealthController, ModelsController, ChatController, MetricsController, DocsController],
-      providers,
-      exports: providers,
+      imports: [
+        CoreModule.forRoot(config, options.logger ?? new JsonLogger(config.logLevel)),
+        RegistryModule.forRoot(options),
+        MediaModule.forRoot(options.dnsResolver),
+        MetricsModule,
+        ChatModule,
+        DocsModule,
+      ],
+      controllers: [HealthController],
     };
-  }
-}
-
-/** MinIO-backed when LVR_S3_ENDPOINT and credentials are set, local paths only otherwise. */
-function defaultResolver(): BundleResolver {
-  try {
-    return new S3BundleResolver(objectStoreConfigFromEnv());
-  } catch {
-    return new LocalBundleResolver();
   }
 }

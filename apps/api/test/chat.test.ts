@@ -10,6 +10,7 @@ import { bootApp } from './support/app';
 import { FakeBackend } from './support/fake-backend';
 import { pngDataUrl } from './support/images';
 import { parseSse, type SseJson } from './support/sse';
+import { canonicalSeries, seriesValues } from './support/metrics';
 
 // Pure HTTP-logic tests over a scripted backend (validation, shapes, SSE framing, errors, auth, overload).
 // The same surface runs against the real engine in chat-engine.test.ts.
@@ -361,6 +362,11 @@ describe('POST /v1/chat/completions (scripted backend)', () => {
       'lvr.strategy',
     ],
     [
+      'lvr.steps below the engine minimum',
+      { model: 'demo', messages: [{ role: 'user', content: 'x' }], lvr: { steps: 0 } },
+      'lvr.steps',
+    ],
+    [
       'stop list too long',
       { model: 'demo', messages: [{ role: 'user', content: 'x' }], stop: Array(17).fill('a') },
       'stop',
@@ -505,8 +511,17 @@ describe('POST /v1/chat/completions (scripted backend)', () => {
       'lvr:prompt_tokens_total{model_name="demo"}',
       'lvr:generation_tokens_total{model_name="demo"}',
       'lvr:latent_steps_total{model_name="demo"}',
+      // prom-client's process, heap and event-loop series
+      'process_resident_memory_bytes',
+      'nodejs_heap_size_used_bytes',
+      'nodejs_eventloop_lag_seconds',
     ]) {
-      assert.ok(res.text.includes(name), `metrics contain ${name}`);
+      const [series, value] = name.split(' ');
+      const found = seriesValues(res.text).get(canonicalSeries(series));
+      assert.ok(
+        found !== undefined && (value === undefined || found === Number(value)),
+        `metrics contain ${name}`,
+      );
     }
   });
 

@@ -20,11 +20,15 @@ export class BundleError extends EngineError {
   }
 }
 
-/** The request cannot be served (bad image, too long, invalid parameter). Maps to HTTP 400 with `code`. */
+/**
+ * The request cannot be served (bad image, too long, invalid setting); retrying the same request fails the same way.
+ * `field` names the culprit as a path into `GenerationRequest` (`messages`, `image`, `lvr.steps`,
+ * `sampling.logitBias`, `topLogprobs`); callers translate it into their own vocabulary.
+ */
 export class RequestError extends EngineError {
   constructor(
     message: string,
-    readonly param?: string,
+    readonly field?: string,
     code = 'invalid_request',
   ) {
     super(message, code);

@@ -68,7 +68,8 @@ export interface SamplingParams {
  *   unless `upstreamCompat`).
  * - `none`: never enter latent mode (`<|lvr_start|>` is an ordinary token).
  */
-export type LvrStrategy = 'steps' | 'latent' | 'end_token' | 'none';
+export const LVR_STRATEGIES = ['steps', 'latent', 'end_token', 'none'] as const;
+export type LvrStrategy = (typeof LVR_STRATEGIES)[number];
 
 export type LatentCriterion = 'mse' | 'mae' | 'cosine';
 

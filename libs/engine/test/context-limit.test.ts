@@ -87,7 +87,7 @@ describe('engine: context length (max_model_len) checked before any compute', ()
     };
     await assert.rejects(run, (e: unknown) => {
       assert.ok(e instanceof RequestError);
-      assert.equal(e.param, 'messages');
+      assert.equal(e.field, 'messages');
       assert.equal(e.code, 'context_length_exceeded');
       assert.equal(
         e.message,

@@ -57,6 +57,20 @@ describe('LVR state machine (LVR-SPEC §4.2-4.4)', () => {
     assert.equal(sm.update(1, 2, false), true);
     assert.equal(sm.update(2, 3, true), false);
   });
+
+  it('latent: the state machine measures the fed latent against the end vector itself', () => {
+    const end = Float32Array.from([1, 0, 0, 0]);
+    const far = Float32Array.from([0, 1, 0, 0]);
+    const near = Float32Array.from([1, 0.1, 0, 0]);
+    const sm = new LvrStateMachine(cfg({ strategy: 'latent', steps: 5, threshold: 0.02 }), end);
+    assert.equal(sm.reachedLatentEnd(far), false);
+    assert.equal(sm.reachedLatentEnd(near), true);
+    assert.equal(sm.afterForward(START, 1, undefined), true);
+    assert.equal(sm.afterForward(1, 2, far), true);
+    assert.equal(sm.afterForward(2, 3, near), false);
+    const steps = new LvrStateMachine(cfg({ strategy: 'steps' }), end);
+    assert.equal(steps.reachedLatentEnd(near), false, 'only the latent strategy ends on the vector');
+  });
 });
 
 describe('sampling', () => {

@@ -31,6 +31,11 @@ export interface IntakeOptions {
   processedIds?: ProcessedIdStore;
   /** How many ids this process also remembers in memory (default 10000). */
   rememberIds?: number;
+  /**
+   * Refuse fields the contract does not declare (default true). False for announcements every replica reads, so a
+   * newer producer's additive field does not get them dead-lettered by older consumers.
+   */
+  forbidUnknown?: boolean;
 }
 
 /**
@@ -58,8 +63,12 @@ export class ValidatedIntake<T extends { id: string }> {
     this.options = typeof options === 'number' ? { rememberIds: options } : options;
   }
 
-  async accept(message: RawKafkaMessage): Promise<IntakeOutcome<T>> {
-    const outcome = await this.validate(message);
+  /**
+   * @param deadLetter false for a message already judged when first delivered (a replay from the topic's start):
+   *   an invalid one is reported back but not dead-lettered a second time
+   */
+  async accept(message: RawKafkaMessage, { deadLetter = true } = {}): Promise<IntakeOutcome<T>> {
+    const outcome = await this.validate(message, deadLetter);
     if (!outcome.accepted) return outcome;
     const duplicate = await this.isProcessed(outcome.value.id);
     this.remember(outcome.value.id);
@@ -81,12 +90,17 @@ export class ValidatedIntake<T extends { id: string }> {
     this.remember(id);
   }
 
-  private async validate(message: RawKafkaMessage): Promise<IntakeOutcome<T>> {
+  /** Dead-letters a valid message whose effect cannot succeed (for example a published bundle that does not load). */
+  async reject(message: RawKafkaMessage, reason: string): Promise<void> {
+    await this.deadLetter(message, toBuffer(message.value), reason);
+  }
+
+  private async validate(message: RawKafkaMessage, deadLetter = true): Promise<IntakeOutcome<T>> {
     const raw = toBuffer(message.value);
-    const parsed = parseMessage(this.type, raw);
+    const parsed = parseMessage(this.type, raw, { forbidUnknown: this.options.forbidUnknown });
     if (!parsed.ok) {
       const reason = describeErrors(parsed.errors);
-      await this.deadLetter(message, raw, reason);
+      if (deadLetter) await this.deadLetter(message, raw, reason);
       return { accepted: false, reason, errors: parsed.errors };
     }
     return { accepted: true, value: parsed.value, duplicate: false };
@@ -108,7 +122,8 @@ export class ValidatedIntake<T extends { id: string }> {
         partition: message.partition,
         offset: message.offset,
         key: keyOf(message),
-        reason,
+        // The dead-letter contract caps the reason; a long one (a stack, a listing) keeps its start.
+        reason: reason.slice(0, 8192),
         payload: isUtf8 ? text : raw.toString('base64'),
         payloadEncoding: isUtf8 ? 'utf8' : 'base64',
         consumer: this.consumerName,

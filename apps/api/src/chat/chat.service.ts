@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { completionBudget, RequestError, type FinishReason, type Usage } from '@lvr/engine';
+import { completionBudget, type FinishReason, type Usage } from '@lvr/engine';
 import { API_CONFIG, type ApiConfig } from '../config/api-config';
 import { Lifecycle } from '../common/lifecycle';
-import { ApiError } from '../errors/api-error';
+import { ApiError, type OpenAIErrorBody } from '../errors/api-error';
+import { toErrorResponse } from '../errors/error-response';
 import type { BackendRequest } from '../inference/backend';
 import { JsonLogger, LOGGER } from '../logging/json-logger';
 import { ImageError, ImageLoader } from '../media/image-loader';
@@ -11,8 +12,11 @@ import { ApiMetrics } from '../metrics/api-metrics';
 import type { ChatCompletionRequestDto } from '../protocol/chat-completion.request';
 import type {
   ChatCompletionChoiceOut,
+  ChatCompletionChunkOut,
   ChatCompletionOut,
+  ChunkChoiceOut,
   ChoiceLogprobsOut,
+  ChoiceLvrOut,
   LatentTraceEntry,
   TokenLogprobOut,
   UsageOut,
@@ -116,18 +120,13 @@ export class ChatService {
     try {
       const loaded = await this.loadImages(wanted, signal);
       const probe = toBackendRequest(dto, parts, loaded, asked, 0);
-      let maxTokens: number;
-      try {
-        // The context limit, before any compute: the prompt counted with image tokens from the image headers.
-        maxTokens = completionBudget(
-          await entry.model.countPromptTokens(probe),
-          asked,
-          entry.info.maxContextTokens,
-          this.config.maxCompletionTokens,
-        );
-      } catch (error) {
-        throw ChatService.toApiError(error);
-      }
+      // The context limit, before any compute: the prompt counted with image tokens from the image headers.
+      const maxTokens = completionBudget(
+        await entry.model.countPromptTokens(probe),
+        asked,
+        entry.info.maxContextTokens,
+        this.config.maxCompletionTokens,
+      );
       const requests = Array.from({ length: n }, (_, i) =>
         toBackendRequest(dto, parts, loaded, maxTokens, i),
       );
@@ -168,8 +167,7 @@ export class ChatService {
         }
         out.push(image.bytes);
       } catch (error) {
-        if (error instanceof ImageError) throw ApiError.badRequest(error.message, param, error.code);
-        throw error;
+        throw error instanceof ImageError ? error.at(param) : error;
       }
     }
     return out;
@@ -241,17 +239,95 @@ export class ChatService {
     };
   }
 
-  /** Maps engine and unexpected errors to API errors (RequestError → 400). */
-  static toApiError(error: unknown): unknown {
-    if (error instanceof RequestError)
-      return ApiError.badRequest(error.message, error.param ?? null, error.code);
-    return error;
+  /**
+   * Streaming: waits for the first event so that a failure before anything was generated still gets a plain error
+   * status, then returns the SSE frames. Per choice: a role chunk, content chunks, a final chunk with finish_reason;
+   * then usage when asked; then `[DONE]`. A later failure becomes an error frame before `[DONE]`.
+   */
+  async stream(prepared: PreparedChat, signal: AbortSignal): Promise<AsyncGenerator<StreamFrame>> {
+    const events = this.events$(prepared, signal);
+    const first = await events.next();
+    return this.frames(prepared, events, first);
   }
 
-  get log(): JsonLogger {
-    return this.logger;
+  private async *frames(
+    prepared: PreparedChat,
+    events: AsyncGenerator<TaggedEvent>,
+    first: IteratorResult<TaggedEvent>,
+  ): AsyncGenerator<StreamFrame> {
+    const dto = prepared.dto;
+    const includeUsage = dto.stream_options?.include_usage === true;
+    const continuousUsage = dto.stream_options?.continuous_usage_stats === true;
+    const accumulators = prepared.requests.map(() => new ChoiceAccumulator());
+    const header = (): Omit<ChatCompletionChunkOut, 'choices'> => ({
+      id: prepared.id,
+      object: 'chat.completion.chunk',
+      created: prepared.created,
+      model: dto.model,
+      system_fingerprint: null,
+    });
+    const chunk = (choice: ChunkChoiceOut): ChatCompletionChunkOut => ({
+      ...header(),
+      choices: [choice],
+      ...(continuousUsage ? { usage: toUsageOut(accumulators.map((a) => a.usage)) } : {}),
+    });
+    try {
+      for (let index = 0; index < prepared.requests.length; index++) {
+        yield chunk({
+          index,
+          delta: { role: 'assistant', content: '' },
+          logprobs: null,
+          finish_reason: null,
+        });
+      }
+      for (let next = first; !next.done; next = await events.next()) {
+        const { choice, event } = next.value;
+        const accumulator = accumulators[choice];
+        accumulator.add(event);
+        if (event.kind === 'text') {
+          yield chunk({
+            index: choice,
+            delta: { content: event.text },
+            logprobs: dto.logprobs ? { content: (event.logprobs ?? []).map(toLogprobOut) } : null,
+            finish_reason: null,
+          });
+        } else if (event.kind === 'final') {
+          yield chunk({
+            index: choice,
+            delta: {},
+            logprobs: null,
+            finish_reason: event.finishReason,
+            stop_reason: event.stopReason,
+            lvr: accumulator.lvrOut(dto),
+          });
+        }
+      }
+      if (includeUsage)
+        yield { ...header(), choices: [], usage: toUsageOut(accumulators.map((a) => a.usage)) };
+    } catch (error) {
+      yield this.streamError(error, prepared.requestId);
+    } finally {
+      await events.return(undefined);
+    }
+    yield '[DONE]';
+  }
+
+  private streamError(error: unknown, requestId: string): OpenAIErrorBody {
+    const answer = toErrorResponse(error, requestId);
+    if (answer.unexpected) {
+      const err = error instanceof Error ? error : new Error(String(error));
+      this.logger.emit('error', 'stream failed', {
+        request_id: requestId,
+        error: err.message,
+        stack: err.stack,
+      });
+    }
+    return answer.body;
   }
 }
+
+/** One SSE `data:` payload of a streamed completion. */
+export type StreamFrame = ChatCompletionChunkOut | OpenAIErrorBody | '[DONE]';
 
 /** Collects one choice's events for the non-streaming response. */
 export class ChoiceAccumulator {
@@ -283,8 +359,12 @@ export class ChoiceAccumulator {
       logprobs: dto.logprobs ? ({ content: this.logprobs } satisfies ChoiceLogprobsOut) : null,
       finish_reason: this.finishReason,
       stop_reason: this.stopReason,
-      lvr: { latent_steps: this.latentSteps, ...(dto.lvr?.return_trace ? { trace: this.trace } : {}) },
+      lvr: this.lvrOut(dto),
     };
+  }
+
+  lvrOut(dto: ChatCompletionRequestDto): ChoiceLvrOut {
+    return { latent_steps: this.latentSteps, ...(dto.lvr?.return_trace ? { trace: this.trace } : {}) };
   }
 }
 

@@ -92,6 +92,23 @@ export function toBackendRequest(
   return stripUndefined(request);
 }
 
+/**
+ * The request field (OpenAI name) behind an engine `RequestError` field, the inverse of `toBackendRequest`'s naming;
+ * fields named alike on both sides (`messages`, `lvr.steps`, `lvr.strategy`) pass through.
+ */
+const API_PARAM_OF_ENGINE_FIELD: Record<string, string> = {
+  topLogprobs: 'top_logprobs',
+  'sampling.presencePenalty': 'presence_penalty',
+  'sampling.frequencyPenalty': 'frequency_penalty',
+  'sampling.logitBias': 'logit_bias',
+  'sampling.maxTokens': 'max_tokens',
+};
+
+export function apiParamOf(engineField: string | undefined): string | null {
+  if (engineField === undefined) return null;
+  return API_PARAM_OF_ENGINE_FIELD[engineField] ?? engineField;
+}
+
 function toLogitBias(bias: Record<string, number>): Record<number, number> {
   const out: Record<number, number> = {};
   for (const [id, b] of Object.entries(bias)) out[Number(id)] = b;

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { MAX_TOP_LOGPROBS } from '@lvr/engine';
 
 /** One configured model: an id (optional; the bundle's own id otherwise) and where its bundle lives. */
 export interface ModelSourceConfig {
@@ -84,7 +85,7 @@ export function defaultConfig(): ApiConfig {
     retryAfterSeconds: 1,
     maxN: 8,
     maxCompletionTokens: 512,
-    maxTopLogprobs: 20,
+    maxTopLogprobs: MAX_TOP_LOGPROBS,
     images: {
       maxImagesPerRequest: 8,
       maxImagePixels: 4096 * 4096,

@@ -1,4 +1,5 @@
 import { Controller, Get, HttpCode, Inject, Res } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiResponse } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ModelRegistry } from '../registry/model-registry';
 import { Lifecycle } from '../common/lifecycle';
@@ -12,6 +13,8 @@ export class HealthController {
 
   /** The process is up and its event loop answers. */
   @Get('live')
+  @ApiOperation({ operationId: 'live', security: [] })
+  @ApiOkResponse({ description: 'The process answers' })
   @HttpCode(200)
   live(): { status: 'ok' } {
     return { status: 'ok' };
@@ -19,6 +22,9 @@ export class HealthController {
 
   /** Ready to serve: models loaded and not draining. 503 otherwise (Kubernetes readiness probe). */
   @Get('ready')
+  @ApiOperation({ operationId: 'ready', security: [] })
+  @ApiOkResponse({ description: 'Models loaded' })
+  @ApiResponse({ status: 503, description: 'Loading, failed or draining' })
   ready(@Res({ passthrough: true }) res: Response): { status: string; models: string[] } {
     const r = this.registry.readiness();
     const draining = this.lifecycle.draining;

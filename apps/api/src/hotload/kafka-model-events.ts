@@ -1,22 +1,22 @@
 import os from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { Kafka, logLevel, type Consumer, type Producer } from 'kafkajs';
-import { DEAD_LETTER_API_VERSION, Topics } from '@lvr/contracts';
+import { Kafka, logLevel, type Consumer } from 'kafkajs';
+import { Topics } from '@lvr/contracts';
 import type { JsonLogger } from '../logging/json-logger';
-import type { ModelEventHandler, ModelEventsSource, RawModelEvent } from './model-hot-loader';
+import type { ModelEventHandler, ModelEventsSource } from './model-hot-loader';
 
 /**
  * `lvr.models.published` over Kafka. Every API replica must serve every model's newest version, including one that
  * restarts after the announcement: each process reads the topic from the beginning in a consumer group of its own
  * (host + pid + random suffix), and reports when it has caught up to the end offsets it saw at start. The topic is
  * keyed by model id; created here (if missing) with `cleanup.policy=compact`, so the newest announcement of every
- * model survives retention while older ones are compacted away. Rejected events go to `lvr.deadletter`.
+ * model survives retention while older ones are compacted away. Validation and dead letters are the hot loader's
+ * (through the shared intake); this only delivers.
  */
 export class KafkaModelEvents implements ModelEventsSource {
   private readonly kafka: Kafka;
   private consumer: Consumer | undefined;
-  private producer: Producer | undefined;
-  private readonly consumerName = `lvr-api-${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  readonly consumerName = `lvr-api-${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
 
   constructor(
     brokers: string[],
@@ -62,9 +62,7 @@ export class KafkaModelEvents implements ModelEventsSource {
   async start(handle: ModelEventHandler, onCaughtUp: () => Promise<void>): Promise<void> {
     const behind = await this.startOffsets();
     this.consumer = this.kafka.consumer({ groupId: this.consumerName });
-    this.producer = this.kafka.producer();
     await this.consumer.connect();
-    await this.producer.connect();
     await this.consumer.subscribe({ topic: Topics.modelsPublished, fromBeginning: true });
     const consumer = this.consumer;
     let caughtUp = false;
@@ -85,7 +83,13 @@ export class KafkaModelEvents implements ModelEventsSource {
         const last = behind.get(partition);
         const replay = last !== undefined && offset <= last;
         await handle(
-          { value: message.value, key: message.key?.toString(), partition, offset: message.offset },
+          {
+            topic: Topics.modelsPublished,
+            value: message.value,
+            key: message.key?.toString(),
+            partition,
+            offset: message.offset,
+          },
           replay,
         );
         if (last !== undefined && offset >= last) {
@@ -103,36 +107,7 @@ export class KafkaModelEvents implements ModelEventsSource {
     await catchUp(); // nothing published yet
   }
 
-  async reject(event: RawModelEvent, reason: string): Promise<void> {
-    if (!this.producer) return;
-    const raw = event.value ?? Buffer.alloc(0);
-    const text = raw.toString('utf8');
-    const utf8 = Buffer.from(text, 'utf8').equals(raw);
-    await this.producer.send({
-      topic: Topics.deadLetter,
-      messages: [
-        {
-          key: event.key,
-          value: JSON.stringify({
-            apiVersion: DEAD_LETTER_API_VERSION,
-            id: randomUUID(),
-            timestamp: new Date().toISOString(),
-            sourceTopic: Topics.modelsPublished,
-            partition: event.partition,
-            offset: event.offset,
-            key: event.key,
-            reason: reason.slice(0, 8192),
-            payload: utf8 ? text : raw.toString('base64'),
-            payloadEncoding: utf8 ? 'utf8' : 'base64',
-            consumer: this.consumerName,
-          }),
-        },
-      ],
-    });
-  }
-
   async stop(): Promise<void> {
     await this.consumer?.disconnect().catch(() => undefined);
-    await this.producer?.disconnect().catch(() => undefined);
   }
 }

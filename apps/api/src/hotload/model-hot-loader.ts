@@ -1,20 +1,13 @@
 import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import { parseMessage, describeErrors, ModelPublished } from '@lvr/contracts';
+import { ModelPublished } from '@lvr/contracts';
+import { MessagePublisher, ValidatedIntake, type RawKafkaMessage } from '@lvr/messaging';
 import { API_CONFIG, type ApiConfig } from '../config/api-config';
 import { JsonLogger, LOGGER } from '../logging/json-logger';
 import { ModelRegistry } from '../registry/model-registry';
 import { KafkaModelEvents } from './kafka-model-events';
 
-/** A raw `lvr.models.published` record, as delivered. */
-export interface RawModelEvent {
-  value: Buffer | null;
-  key?: string;
-  partition: number;
-  offset: string;
-}
-
-/** Processes one event; `replay` is true for events published before this process subscribed. */
-export type ModelEventHandler = (event: RawModelEvent, replay: boolean) => Promise<void>;
+/** Processes one `lvr.models.published` record; `replay` is true for those published before this process subscribed. */
+export type ModelEventHandler = (event: RawKafkaMessage, replay: boolean) => Promise<void>;
 
 /** Where model publications come from. The Kafka implementation is used when brokers are configured. */
 export interface ModelEventsSource {
@@ -23,12 +16,14 @@ export interface ModelEventsSource {
    * subscription was handled (then live ones follow). `handle` resolves once an event is processed.
    */
   start(handle: ModelEventHandler, onCaughtUp: () => Promise<void>): Promise<void>;
-  /** Reports an event that could not be accepted (dead-letter). */
-  reject(event: RawModelEvent, reason: string): Promise<void>;
   stop(): Promise<void>;
+  /** Named in dead letters as the consumer that refused a record. */
+  readonly consumerName: string;
 }
 
 export const MODEL_EVENTS_SOURCE = Symbol('ModelEventsSource');
+/** The `MessagePublisher` the API writes dead letters with; null without Kafka. */
+export const API_PUBLISHER = Symbol('ApiPublisher');
 
 /**
  * Serves the newest published version of every model, after a restart too. At startup it replays
@@ -41,7 +36,8 @@ export const MODEL_EVENTS_SOURCE = Symbol('ModelEventsSource');
 @Injectable()
 export class ModelHotLoader implements OnApplicationBootstrap, OnApplicationShutdown {
   private source: ModelEventsSource | null = null;
-  private readonly seen = new Set<string>();
+  /** Validation, duplicate ids and dead letters: the intake every consumer of the platform shares. */
+  private intake: ValidatedIntake<ModelPublished> | undefined;
   private readonly loadedVersions = new Map<string, string>();
   /** Replayed announcements per model id, in publication order (the topic is keyed by model id). */
   private readonly replayed = new Map<string, ModelPublished[]>();
@@ -54,6 +50,7 @@ export class ModelHotLoader implements OnApplicationBootstrap, OnApplicationShut
     @Inject(ModelRegistry) private readonly registry: ModelRegistry,
     @Inject(LOGGER) private readonly logger: JsonLogger,
     @Inject(MODEL_EVENTS_SOURCE) private readonly configured: ModelEventsSource | null | 'auto',
+    @Inject(API_PUBLISHER) private readonly publisher: MessagePublisher | null,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -68,6 +65,11 @@ export class ModelHotLoader implements OnApplicationBootstrap, OnApplicationShut
       return;
     }
     const source = this.source;
+    if (!this.publisher)
+      throw new Error('model events need Kafka brokers (LVR_KAFKA_BROKERS) for dead letters');
+    this.intake = new ValidatedIntake(ModelPublished, this.publisher, source.consumerName, {
+      forbidUnknown: false,
+    });
     this.registry.setCatchingUp(true);
     // Kafka may be down at boot; the API serves its configured models regardless.
     this.started = source
@@ -97,29 +99,31 @@ export class ModelHotLoader implements OnApplicationBootstrap, OnApplicationShut
   }
 
   /** Processes one event; never throws (a bad message must not block the partition). */
-  async handle(event: RawModelEvent, replay = false): Promise<void> {
-    const parsed = parseMessage(ModelPublished, event.value ?? Buffer.alloc(0), { forbidUnknown: false });
-    if (!parsed.ok) {
-      const reason = `invalid ModelPublished: ${describeErrors(parsed.errors)}`;
+  async handle(event: RawKafkaMessage, replay = false): Promise<void> {
+    if (!this.intake) return;
+    // Replayed records were judged (and dead-lettered) when first delivered.
+    const outcome = await this.intake.accept(event, { deadLetter: !replay }).catch((error: unknown) => {
+      this.logger.emit('warn', 'model event not dead-lettered', { error: (error as Error).message });
+      return undefined;
+    });
+    if (!outcome) return;
+    if (!outcome.accepted) {
       this.logger.emit(replay ? 'debug' : 'warn', 'model event rejected', {
         partition: event.partition,
         offset: event.offset,
-        reason,
+        reason: `invalid ModelPublished: ${outcome.reason}`,
       });
-      if (!replay) await this.source?.reject(event, reason).catch(() => undefined);
       return;
     }
-    const message = parsed.value;
+    const message = outcome.value;
     this.registry.remember(message.modelId, message.version, message.bundleUri);
     if (replay) {
-      this.seen.add(message.id);
       const list = this.replayed.get(message.modelId) ?? [];
       list.push(message);
       this.replayed.set(message.modelId, list);
       return;
     }
-    if (this.seen.has(message.id) || this.loadedVersions.get(message.modelId) === message.version) return;
-    this.seen.add(message.id);
+    if (outcome.duplicate || this.loadedVersions.get(message.modelId) === message.version) return;
     try {
       await this.registry.load({ id: message.modelId, uri: message.bundleUri, version: message.version });
       this.loadedVersions.set(message.modelId, message.version);
@@ -130,7 +134,7 @@ export class ModelHotLoader implements OnApplicationBootstrap, OnApplicationShut
         version: message.version,
         reason,
       });
-      await this.source?.reject(event, reason).catch(() => undefined);
+      await this.intake.reject(event, reason).catch(() => undefined);
     }
   }
 

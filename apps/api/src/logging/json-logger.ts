@@ -1,33 +1,45 @@
 import type { LoggerService } from '@nestjs/common';
+import pino, { type DestinationStream, type Logger as Pino } from 'pino';
+import { storage } from 'nestjs-pino/storage';
 import type { LogLevel } from '../config/api-config';
-
-const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
 export type LogFields = Record<string, unknown>;
 
+/** JSON lines on stdout: `level` as a word, ISO `time`, then `msg` and the fields, in that order. */
+export function createPino(level: LogLevel, destination?: DestinationStream): Pino {
+  return pino(
+    {
+      level,
+      base: undefined,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    // Synchronous: the last lines before a shutdown must reach the pipe before the process exits.
+    destination ?? pino.destination({ sync: true }),
+  );
+}
+
 /**
- * Structured JSON lines on stdout (one object per line: time, level, msg, context, and fields such as request_id).
- * Doubles as Nest's logger so framework messages have the same shape.
+ * The API's logger: structured lines through pino (one object per line: level, time, msg, then fields such as
+ * request_id). Inside an HTTP request a line without its own `request_id` gets the request's, from the logger
+ * nestjs-pino binds to the request. Doubles as Nest's logger so framework messages have the same shape.
  */
 export class JsonLogger implements LoggerService {
-  constructor(
-    private readonly level: LogLevel = 'info',
-    private readonly write: (line: string) => void = (line) => process.stdout.write(line + '\n'),
-  ) {}
+  readonly pino: Pino;
+
+  constructor(level: LogLevel = 'info', destination?: DestinationStream) {
+    this.pino = createPino(level, destination);
+  }
 
   enabled(level: LogLevel): boolean {
-    return ORDER[level] >= ORDER[this.level] && this.level !== 'silent';
+    return level !== 'silent' && this.pino.isLevelEnabled(level);
   }
 
   emit(level: Exclude<LogLevel, 'silent'>, msg: string, fields: LogFields = {}): void {
     if (!this.enabled(level)) return;
-    let line: string;
-    try {
-      line = JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields });
-    } catch {
-      line = JSON.stringify({ time: new Date().toISOString(), level, msg });
-    }
-    this.write(line);
+    const target = 'request_id' in fields ? this.pino : (storage.getStore()?.logger ?? this.pino);
+    // `msg` inside the object keeps it ahead of the fields, where line-oriented readers look for it.
+    target[level]({ msg, ...fields });
   }
 
   info(msg: string, fields?: LogFields): void {

@@ -13,8 +13,15 @@ export class ImageError extends Error {
   constructor(
     message: string,
     readonly code: string,
+    /** The request field that named the image, once the caller knows it. */
+    readonly param?: string,
   ) {
     super(message);
+  }
+
+  /** The same error, naming the request field the image came from. */
+  at(param: string): ImageError {
+    return new ImageError(this.message, this.code, param);
   }
 }
 

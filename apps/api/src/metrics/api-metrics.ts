@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry } from './prometheus';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { SequenceScheduler } from '../scheduling/scheduler';
 
 const LATENCY_BUCKETS = [
@@ -10,77 +10,98 @@ const ITL_BUCKETS = [
   2.5, 5,
 ];
 
-/** The API's Prometheus series (`lvr:` prefix, mirroring vLLM's names), labelled by `model_name`. */
+type ModelLabel = 'model_name';
+
+/**
+ * The API's Prometheus series (`lvr:` prefix, mirroring vLLM's names), labelled by `model_name`, plus prom-client's
+ * process, heap, GC and event-loop-lag series. One registry per app, so several apps in one process (tests) do not
+ * share counters.
+ */
 export class ApiMetrics {
   readonly registry = new Registry();
-  readonly timeToFirstToken: Histogram;
-  readonly interTokenLatency: Histogram;
-  readonly e2eLatency: Histogram;
-  readonly queueTime: Histogram;
-  readonly promptTokens: Counter;
-  readonly generationTokens: Counter;
-  readonly latentSteps: Counter;
-  readonly requestSuccess: Counter;
-  readonly requestsRejected: Counter;
-  readonly httpRequests: Counter;
+  readonly timeToFirstToken: Histogram<ModelLabel>;
+  readonly interTokenLatency: Histogram<ModelLabel>;
+  readonly e2eLatency: Histogram<ModelLabel>;
+  readonly queueTime: Histogram<ModelLabel>;
+  readonly promptTokens: Counter<ModelLabel>;
+  readonly generationTokens: Counter<ModelLabel>;
+  readonly latentSteps: Counter<ModelLabel>;
+  readonly requestSuccess: Counter<ModelLabel | 'finished_reason'>;
+  readonly requestsRejected: Counter<'reason'>;
+  readonly httpRequests: Counter<'method' | 'status'>;
 
   constructor(scheduler: SequenceScheduler) {
-    const r = this.registry;
-    this.timeToFirstToken = r.register(
-      new Histogram(
-        'lvr:time_to_first_token_seconds',
-        'Time from request arrival to the first generated token.',
-        LATENCY_BUCKETS,
-      ),
+    const registers = [this.registry];
+    const perModel = (name: string, help: string, buckets: number[]): Histogram<ModelLabel> =>
+      new Histogram({ name, help, buckets, labelNames: ['model_name'], registers });
+    const modelCounter = (name: string, help: string): Counter<ModelLabel> =>
+      new Counter({ name, help, labelNames: ['model_name'], registers });
+    this.timeToFirstToken = perModel(
+      'lvr:time_to_first_token_seconds',
+      'Time from request arrival to the first generated token.',
+      LATENCY_BUCKETS,
     );
-    this.interTokenLatency = r.register(
-      new Histogram(
-        'lvr:inter_token_latency_seconds',
-        'Time between consecutive generated tokens (latent steps included).',
-        ITL_BUCKETS,
-      ),
+    this.interTokenLatency = perModel(
+      'lvr:inter_token_latency_seconds',
+      'Time between consecutive generated tokens (latent steps included).',
+      ITL_BUCKETS,
     );
-    this.e2eLatency = r.register(
-      new Histogram(
-        'lvr:e2e_request_latency_seconds',
-        'Time from request arrival to its last token.',
-        LATENCY_BUCKETS,
-      ),
+    this.e2eLatency = perModel(
+      'lvr:e2e_request_latency_seconds',
+      'Time from request arrival to its last token.',
+      LATENCY_BUCKETS,
     );
-    this.queueTime = r.register(
-      new Histogram(
-        'lvr:request_queue_time_seconds',
-        'Time a sequence waited for a generation slot.',
-        LATENCY_BUCKETS,
-      ),
+    this.queueTime = perModel(
+      'lvr:request_queue_time_seconds',
+      'Time a sequence waited for a generation slot.',
+      LATENCY_BUCKETS,
     );
-    r.register(
-      new Gauge('lvr:num_requests_running', 'Sequences generating now.', () => [
-        { labels: {}, value: scheduler.running },
-      ]),
+    new Gauge({
+      name: 'lvr:num_requests_running',
+      help: 'Sequences generating now.',
+      registers,
+      collect() {
+        this.set(scheduler.running);
+      },
+    });
+    new Gauge({
+      name: 'lvr:num_requests_waiting',
+      help: 'Sequences admitted and waiting for a slot.',
+      registers,
+      collect() {
+        this.set(scheduler.waiting);
+      },
+    });
+    this.promptTokens = modelCounter(
+      'lvr:prompt_tokens_total',
+      'Prompt tokens processed (image tokens included).',
     );
-    r.register(
-      new Gauge('lvr:num_requests_waiting', 'Sequences admitted and waiting for a slot.', () => [
-        { labels: {}, value: scheduler.waiting },
-      ]),
+    this.generationTokens = modelCounter(
+      'lvr:generation_tokens_total',
+      'Generated tokens (latent placeholders included).',
     );
-    this.promptTokens = r.register(
-      new Counter('lvr:prompt_tokens_total', 'Prompt tokens processed (image tokens included).'),
+    this.latentSteps = modelCounter(
+      'lvr:latent_steps_total',
+      'Decode steps whose input was a fed-back hidden state.',
     );
-    this.generationTokens = r.register(
-      new Counter('lvr:generation_tokens_total', 'Generated tokens (latent placeholders included).'),
-    );
-    this.latentSteps = r.register(
-      new Counter('lvr:latent_steps_total', 'Decode steps whose input was a fed-back hidden state.'),
-    );
-    this.requestSuccess = r.register(
-      new Counter('lvr:request_success_total', 'Finished sequences by finish reason (stop, length, abort).'),
-    );
-    this.requestsRejected = r.register(
-      new Counter('lvr:requests_rejected_total', 'Requests refused before generating, by reason.'),
-    );
-    this.httpRequests = r.register(
-      new Counter('lvr:http_requests_total', 'HTTP responses by method and status.'),
-    );
+    this.requestSuccess = new Counter({
+      name: 'lvr:request_success_total',
+      help: 'Finished sequences by finish reason (stop, length, abort).',
+      labelNames: ['model_name', 'finished_reason'],
+      registers,
+    });
+    this.requestsRejected = new Counter({
+      name: 'lvr:requests_rejected_total',
+      help: 'Requests refused before generating, by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.httpRequests = new Counter({
+      name: 'lvr:http_requests_total',
+      help: 'HTTP responses by method and status.',
+      labelNames: ['method', 'status'],
+      registers,
+    });
+    collectDefaultMetrics({ register: this.registry });
   }
 }

@@ -1,4 +1,6 @@
-import { Controller, Get, Header, Inject } from '@nestjs/common';
+import { Controller, Get, Inject, Res } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiProduces } from '@nestjs/swagger';
+import type { Response } from 'express';
 import { ApiMetrics } from './api-metrics';
 
 @Controller()
@@ -7,8 +9,12 @@ export class MetricsController {
 
   /** Prometheus text exposition (open like the health probes; not under /v1). */
   @Get('metrics')
-  @Header('Content-Type', 'text/plain; version=0.0.4; charset=utf-8')
-  render(): string {
-    return this.metrics.registry.render();
+  @ApiOperation({ operationId: 'metrics', security: [] })
+  @ApiProduces('text/plain')
+  @ApiOkResponse({ description: 'Prometheus text format', schema: { type: 'string' } })
+  async render(@Res() res: Response): Promise<void> {
+    const text = await this.metrics.registry.metrics();
+    res.setHeader('Content-Type', this.metrics.registry.contentType);
+    res.status(200).send(text);
   }
 }

@@ -1,21 +1,22 @@
 import { Controller, Get, Inject } from '@nestjs/common';
-import { API_CONFIG, type ApiConfig } from '../config/api-config';
+import { ApiExcludeController } from '@nestjs/swagger';
 import { ModelRegistry } from '../registry/model-registry';
-import { buildOpenApiDocument } from './openapi-document';
+import { OpenApiDocument } from './openapi';
 
 /** The OpenAPI document, at `/docs` and at the conventional `/openapi.json`; loaded model ids are its examples. */
+@ApiExcludeController()
 @Controller()
 export class DocsController {
   constructor(
-    @Inject(API_CONFIG) private readonly config: ApiConfig,
+    @Inject(OpenApiDocument) private readonly document: OpenApiDocument,
     @Inject(ModelRegistry) private readonly registry: ModelRegistry,
   ) {}
 
   @Get(['docs', 'docs/openapi.json', 'openapi.json'])
   get(): Record<string, unknown> {
-    return buildOpenApiDocument(
-      this.config,
-      this.registry.list().map((e) => e.id),
-    );
+    return this.document.withModels(this.registry.list().map((entry) => entry.id)) as unknown as Record<
+      string,
+      unknown
+    >;
   }
 }

@@ -19,11 +19,15 @@ import {
   ValidateNested,
   type ValidationOptions,
 } from 'class-validator';
+import { JSONSchema } from 'class-validator-jsonschema';
+import { LVR_STRATEGIES, MAX_TOP_LOGPROBS, MIN_LVR_STEPS, SAMPLING_LIMITS } from '@lvr/engine';
 
 /**
  * `POST /v1/chat/completions` request (OpenAI schema plus vLLM and LVR extras). Protocol only: no serving logic.
  * Every field declared here is honoured; any other top-level field (`tools`, `tool_choice`, `functions`, `audio`, …)
  * is refused with 400 `unsupported_parameter` rather than silently ignored (see `validate.ts`).
+ * The decorators are the single source of the request limits: validation and the OpenAPI document both read them
+ * (`@JSONSchema` describes the fields a custom validator checks). Limits the engine enforces come from the engine.
  */
 
 export const LIMITS = {
@@ -36,15 +40,18 @@ export const LIMITS = {
   maxStopTokenIds: 64,
   maxModelIdChars: 256,
   maxLatentSteps: 256,
-  maxTopLogprobs: 20,
+  maxTopLogprobs: MAX_TOP_LOGPROBS,
   maxN: 128,
   maxLogitBias: 300,
-  maxAbsLogitBias: 100,
+  maxAbsLogitBias: SAMPLING_LIMITS.maxAbsLogitBias,
+  maxAbsOccurrencePenalty: SAMPLING_LIMITS.maxAbsOccurrencePenalty,
 };
 
 export const ROLES = ['system', 'user', 'assistant', 'developer'] as const;
 export type Role = (typeof ROLES)[number];
-export const LVR_STRATEGIES = ['steps', 'latent', 'end_token', 'none'] as const;
+
+/** OpenAPI location of a DTO's generated schema. */
+const schemaRef = (name: string): { $ref: string } => ({ $ref: `#/components/schemas/${name}` });
 
 const finiteNumber = { allowNaN: false, allowInfinity: false };
 
@@ -151,6 +158,17 @@ export class ChatMessageDto {
   role!: Role;
 
   @IsMessageContent()
+  @JSONSchema(() => ({
+    anyOf: [
+      { type: 'string', maxLength: LIMITS.maxTextChars },
+      {
+        type: 'array',
+        minItems: 1,
+        maxItems: LIMITS.maxParts,
+        items: { anyOf: [schemaRef('TextPartDto'), schemaRef('ImagePartDto')] },
+      },
+    ],
+  }))
   content!: string | unknown[];
 
   @IsOptional()
@@ -184,7 +202,7 @@ export class LvrOptionsDto {
 
   @IsOptional()
   @IsInt()
-  @Min(0)
+  @Min(MIN_LVR_STEPS)
   @Max(LIMITS.maxLatentSteps)
   steps?: number;
 
@@ -243,6 +261,10 @@ export class ChatCompletionRequestDto {
 
   @IsOptional()
   @IsStringOrStringArray()
+  @JSONSchema(() => {
+    const stopString = { type: 'string' as const, minLength: 1, maxLength: LIMITS.maxStopChars };
+    return { anyOf: [stopString, { type: 'array', maxItems: LIMITS.maxStop, items: stopString }] };
+  })
   stop?: string | string[];
 
   @IsOptional()
@@ -267,19 +289,31 @@ export class ChatCompletionRequestDto {
 
   @IsOptional()
   @IsNumber(finiteNumber)
-  @Min(-2)
-  @Max(2)
+  @Min(-LIMITS.maxAbsOccurrencePenalty)
+  @Max(LIMITS.maxAbsOccurrencePenalty)
   presence_penalty?: number;
 
   @IsOptional()
   @IsNumber(finiteNumber)
-  @Min(-2)
-  @Max(2)
+  @Min(-LIMITS.maxAbsOccurrencePenalty)
+  @Max(LIMITS.maxAbsOccurrencePenalty)
   frequency_penalty?: number;
 
   /** Token id → bias added to its logit (OpenAI); on the LVR ids it steers latent blocks. */
   @IsOptional()
   @IsLogitBias()
+  @JSONSchema(() => ({
+    type: 'object',
+    maxProperties: LIMITS.maxLogitBias,
+    propertyNames: { pattern: '^[0-9]{1,9}$' },
+    additionalProperties: {
+      type: 'number',
+      minimum: -LIMITS.maxAbsLogitBias,
+      maximum: LIMITS.maxAbsLogitBias,
+    },
+    description:
+      'token id -> bias added to its logit; e.g. {"151665": 100} forces <|lvr_start|> (a latent block)',
+  }))
   logit_bias?: Record<string, number>;
 
   @IsOptional()

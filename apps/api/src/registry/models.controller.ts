@@ -1,5 +1,7 @@
 import { Controller, Get, Inject, Param } from '@nestjs/common';
+import { ApiOkResponse, ApiParam } from '@nestjs/swagger';
 import { ApiError } from '../errors/api-error';
+import { ApiOperationDoc } from '../openapi/openapi';
 import { ModelEntry, ModelRegistry, type ModelVersionInfo } from './model-registry';
 
 /** OpenAI `Model` object, with vLLM's `max_model_len`, the LVR defaults and the model's versions as extras. */
@@ -38,6 +40,8 @@ export class ModelsController {
   constructor(@Inject(ModelRegistry) private readonly registry: ModelRegistry) {}
 
   @Get()
+  @ApiOperationDoc('listModels', [401])
+  @ApiOkResponse({ description: 'Loaded models' })
   list(): { object: 'list'; data: ModelCard[] } {
     return {
       object: 'list',
@@ -47,6 +51,9 @@ export class ModelsController {
 
   /** Ids may contain `/` (`org/name`), so the rest of the path is the id; `<id>@<version>` names one version. */
   @Get('*id')
+  @ApiOperationDoc('retrieveModel', [401, 404])
+  @ApiParam({ name: 'id', required: true, schema: { type: 'string', minLength: 1 } })
+  @ApiOkResponse({ description: 'The model' })
   async retrieve(@Param('id') id: string | string[]): Promise<ModelCard> {
     const ref = Array.isArray(id) ? id.join('/') : id;
     const entry = await this.registry.resolve(ref);

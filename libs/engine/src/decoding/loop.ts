@@ -2,7 +2,7 @@ import { tokenLogprob } from '../sampling/logprobs';
 import { pickToken, SeededRandom } from '../sampling/sampler';
 import { StreamDecoder, Tokenizer } from '../tokenizer';
 import type { FinishReason, GenerationDelta, SamplingParams, TokenLogprob, Usage } from '../types';
-import { latentDistance, LvrConfig, LvrStateMachine } from './lvr-state';
+import { LvrConfig, LvrStateMachine } from './lvr-state';
 import { StopStringMatcher } from './stop';
 
 /** A hidden state in the model dtype: float32, or float16 bits. */
@@ -44,63 +44,67 @@ export interface LoopOptions {
  * placeholders), update the LVR mode from this forward's input token, stop checks, then feed either the hidden state
  * or the picked token's embedding at position `cacheIndex + ropeDelta`.
  */
-export async function* decodeLoop(stepper: ModelStepper, o: LoopOptions): AsyncGenerator<GenerationDelta> {
-  const p = o.sampling;
-  const rng = new SeededRandom(p.seed ?? Math.floor(Math.random() * 2 ** 32));
-  const sm = new LvrStateMachine(o.lvr);
-  const stopIds = new Set(p.ignoreEos ? [] : o.eosIds);
-  for (const id of p.stopTokenIds ?? []) stopIds.add(id);
-  const decodeOptions = { skipSpecialTokens: p.skipSpecialTokens ?? true };
+export async function* decodeLoop(
+  stepper: ModelStepper,
+  options: LoopOptions,
+): AsyncGenerator<GenerationDelta> {
+  const sampling = options.sampling;
+  const rng = new SeededRandom(sampling.seed ?? Math.floor(Math.random() * 2 ** 32));
+  const lvrState = new LvrStateMachine(options.lvr, options.latentEndEmb);
+  const stopIds = new Set(sampling.ignoreEos ? [] : options.eosIds);
+  for (const id of sampling.stopTokenIds ?? []) stopIds.add(id);
+  const decodeOptions = { skipSpecialTokens: sampling.skipSpecialTokens ?? true };
   // Visible text only: latent placeholders never enter this decoder or the stop matcher.
-  const decoder = new StreamDecoder(o.tokenizer, decodeOptions);
-  const stops = new StopStringMatcher(p.stop ?? []);
+  const decoder = new StreamDecoder(options.tokenizer, decodeOptions);
+  const stops = new StopStringMatcher(sampling.stop ?? []);
   const flushVisible = (): string => stops.push(decoder.flush()).text + stops.flush();
-  const history: number[] = [...o.promptIds];
+  const history: number[] = [...options.promptIds];
   const out: number[] = [];
   /** Occurrences of each generated id (placeholders included), for presence/frequency penalties. */
   const generatedCounts = new Map<number, number>();
   let latentSteps = 0;
-  let tokIn = o.promptIds[o.promptIds.length - 1];
+  let tokIn = options.promptIds[options.promptIds.length - 1];
   let hPrev: Hidden | undefined;
   const usage = (): Usage => ({
-    promptTokens: o.promptIds.length,
+    promptTokens: options.promptIds.length,
     completionTokens: out.length,
-    totalTokens: o.promptIds.length + out.length,
+    totalTokens: options.promptIds.length + out.length,
     latentSteps,
-    imageTokens: o.imageTokens,
+    imageTokens: options.imageTokens,
   });
-  if (o.signal?.aborted) {
+  if (options.signal?.aborted) {
     yield { text: '', tokenIds: [], latent: false, finishReason: 'abort', usage: usage() };
     return;
   }
-  let res = await stepper.prefill();
-  o.onHidden?.(res.hidden);
+  let forward = await stepper.prefill();
+  options.onHidden?.(forward.hidden);
   for (;;) {
     // pickToken penalises the logits in place; logprobs use the raw distribution, so keep a copy only when asked.
-    const raw = o.topLogprobs === undefined ? undefined : res.logits.slice();
-    const tok = pickToken(res.logits, history, p, rng, generatedCounts);
-    const logprobs: TokenLogprob[] | undefined = raw && [tokenLogprob(o.tokenizer, raw, tok, o.topLogprobs!)];
+    const raw = options.topLogprobs === undefined ? undefined : forward.logits.slice();
+    const tok = pickToken(forward.logits, history, sampling, rng, generatedCounts);
+    const logprobs: TokenLogprob[] | undefined = raw && [
+      tokenLogprob(options.tokenizer, raw, tok, options.topLogprobs!),
+    ];
     out.push(tok);
     history.push(tok);
     generatedCounts.set(tok, (generatedCounts.get(tok) ?? 0) + 1);
-    const end =
-      o.lvr.strategy === 'latent' && hPrev !== undefined && o.latentEndEmb !== undefined
-        ? latentDistance(o.lvr.criterion, o.toFloat32(hPrev), o.latentEndEmb) < o.lvr.threshold
-        : false;
-    const mode = sm.update(tokIn, tok, end);
+    // Only the latent strategy looks at the fed latent; skip the float16 conversion otherwise.
+    const fedLatent =
+      options.lvr.strategy === 'latent' && hPrev !== undefined ? options.toFloat32(hPrev) : undefined;
+    const mode = lvrState.afterForward(tokIn, tok, fedLatent);
 
     let finish: FinishReason | null = null;
     let stopReason: string | number | undefined;
     if (!mode && stopIds.has(tok)) {
       finish = 'stop';
       stopReason = tok;
-    } else if (out.length >= p.maxTokens && (!mode || !o.lvr.upstreamCompat)) finish = 'length';
+    } else if (out.length >= sampling.maxTokens && (!mode || !options.lvr.upstreamCompat)) finish = 'length';
     if (mode) {
       // A latent placeholder: decoded on its own, never through the visible text's UTF-8 decoder or stop matcher,
       // so its bytes cannot complete (or break) a visible character and its text cannot match a stop string.
-      if (finish === null && o.signal?.aborted) finish = 'abort';
+      if (finish === null && options.signal?.aborted) finish = 'abort';
       yield {
-        text: o.tokenizer.decode([tok], decodeOptions),
+        text: options.tokenizer.decode([tok], decodeOptions),
         tokenIds: [tok],
         latent: true,
         finishReason: null,
@@ -117,7 +121,7 @@ export async function* decodeLoop(stepper: ModelStepper, o: LoopOptions): AsyncG
         finish = 'stop';
         stopReason = piece.stop;
       } else if (finish !== null && piece.stop === undefined) text += flushVisible();
-      if (finish === null && o.signal?.aborted) finish = 'abort';
+      if (finish === null && options.signal?.aborted) finish = 'abort';
       if (finish !== null) {
         yield {
           text,
@@ -133,13 +137,13 @@ export async function* decodeLoop(stepper: ModelStepper, o: LoopOptions): AsyncG
       yield { text, tokenIds: [tok], latent: false, finishReason: null, ...(logprobs && { logprobs }) };
     }
 
-    hPrev = res.hidden;
-    const position = o.promptIds.length + out.length - 1 + o.ropeDelta;
-    res = await stepper.step(mode ? { kind: 'latent' } : { kind: 'token', id: tok }, position);
+    hPrev = forward.hidden;
+    const position = options.promptIds.length + out.length - 1 + options.ropeDelta;
+    forward = await stepper.step(mode ? { kind: 'latent' } : { kind: 'token', id: tok }, position);
     if (mode) latentSteps++;
-    o.onHidden?.(res.hidden);
+    options.onHidden?.(forward.hidden);
     tokIn = tok;
-    if (o.signal?.aborted) {
+    if (options.signal?.aborted) {
       yield { text: '', tokenIds: [], latent: false, finishReason: 'abort', usage: usage() };
       return;
     }

@@ -40,8 +40,30 @@ export class LvrStateMachine {
   private remaining: number;
   private counter = 0;
 
-  constructor(private readonly cfg: LvrConfig) {
+  /** @param latentEnd the bundle's learned latent-end vector (`latent` strategy only) */
+  constructor(
+    private readonly cfg: LvrConfig,
+    private readonly latentEnd?: Float32Array,
+  ) {
     this.remaining = cfg.steps;
+  }
+
+  /**
+   * Whether a latent fed into a forward is close enough to the latent-end vector to close the block (`latent`
+   * strategy; LVR-SPEC §4.3). Without a fed latent, or for other strategies, the block never ends this way.
+   */
+  reachedLatentEnd(fedLatent: Float32Array | undefined): boolean {
+    if (this.cfg.strategy !== 'latent' || fedLatent === undefined || this.latentEnd === undefined)
+      return false;
+    return latentDistance(this.cfg.criterion, fedLatent, this.latentEnd) < this.cfg.threshold;
+  }
+
+  /**
+   * The update after a forward, with the latent that was fed into it (the previous forward's hidden state, as
+   * float32) so the latent-end check is part of the rule rather than of the loop.
+   */
+  afterForward(tokIn: number, tok: number, fedLatent: Float32Array | undefined): boolean {
+    return this.update(tokIn, tok, this.reachedLatentEnd(fedLatent));
   }
 
   /**
