@@ -1,5 +1,5 @@
 // Pod helpers for the trainer suites: find a run's pods and drive their kwok outcome.
-import type * as k8s from '@kubernetes/client-node';
+import * as k8s from '@kubernetes/client-node';
 import type { Cluster } from '../k8s/cluster';
 
 /** Sets annotations on a pod (kwok reads `kwok.lvr.dev/outcome`). */
@@ -9,15 +9,10 @@ export async function patchPod(
   name: string,
   annotations: Record<string, string>,
 ) {
-  await cluster.core.patchNamespacedPod({
-    namespace,
-    name,
-    body: Object.entries(annotations).map(([key, value]) => ({
-      op: 'add',
-      path: `/metadata/annotations/${key.replace('~', '~0').replace('/', '~1')}`,
-      value,
-    })),
-  });
+  await cluster.core.patchNamespacedPod(
+    { namespace, name, body: { metadata: { annotations } } },
+    k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+  );
 }
 
 /** Waits until a pod of the run matches `until`, polling the API server. */

@@ -44,6 +44,13 @@ const DISRUPTION_REASONS: Record<string, string> = {
   DeletionByPodGC: 'node lost',
 };
 
+const DISRUPTION_REASON_SET = new Set([
+  ...Object.values(DISRUPTION_REASONS),
+  'disrupted',
+  'evicted',
+  'node lost',
+]);
+
 /** The retry reason of a failed pod: a disruption (evicted, preempted, node lost) or the worker's exit code. */
 export function podFailure(pod: k8s.V1Pod): PodFailure {
   const disruption = trueCondition(pod.status?.conditions, 'DisruptionTarget');
@@ -77,15 +84,15 @@ export function workloadStatus(
   expectedPods: number,
 ): WorkloadStatus {
   const sorted = [...pods].sort(byCreation);
-  const failedPods = sorted.filter((p) => p.status?.phase === 'Failed');
-  const failures = failedPods.map(podFailure);
+  const failures = sorted.filter((p) => p.status?.phase === 'Failed').map(podFailure);
+  const { retries, fatal } = splitFailures(failures, job.spec?.backoffLimit ?? 6);
   const complete = trueCondition(job.status?.conditions, 'Complete');
-  if (complete) return { phase: 'Succeeded', retries: failures, reason: complete.reason };
-  const failed = trueCondition(job.status?.conditions, 'Failed');
+  if (complete) return { phase: 'Succeeded', retries, reason: complete.reason };
+  // FailureTarget comes first (the Job controller decided), Failed once the pods are gone; both mean the end.
+  const failed =
+    trueCondition(job.status?.conditions, 'Failed') ?? trueCondition(job.status?.conditions, 'FailureTarget');
   if (failed) {
-    const fatal = failures.at(-1);
-    const exitCode = fatal?.exitCode;
-    const retries = failures.slice(0, -1);
+    const exitCode = (fatal ?? failures.at(-1))?.exitCode;
     return {
       phase: 'Failed',
       retries,
@@ -94,14 +101,14 @@ export function workloadStatus(
       exitCode,
     };
   }
-  if (job.spec?.suspend) return { phase: 'Queued', retries: failures };
+  if (job.spec?.suspend) return { phase: 'Queued', retries };
   const current = sorted.filter((p) => p.status?.phase !== 'Failed' && p.status?.phase !== 'Succeeded');
   const succeeded = sorted.filter((p) => p.status?.phase === 'Succeeded').length;
   const waitingFor = Math.max(0, expectedPods - succeeded);
   const unschedulable = current
     .map((p) => p.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False'))
     .find((c) => c?.reason === 'Unschedulable');
-  const status: WorkloadStatus = { phase: 'Pending', retries: failures };
+  const status: WorkloadStatus = { phase: 'Pending', retries };
   if (unschedulable)
     status.unschedulable = {
       since: new Date(unschedulable.lastTransitionTime ?? Date.now()).toISOString(),
@@ -114,6 +121,26 @@ export function workloadStatus(
   if (bound.length < waitingFor) return status;
   const running = current.filter((p) => p.status?.phase === 'Running');
   return { ...status, phase: running.length >= waitingFor ? 'Running' : 'Scheduled' };
+}
+
+/**
+ * Which pod failures the Job survives, by the Job's own podFailurePolicy: disruptions are ignored (always a retry),
+ * exit 78 fails the Job, any other failure counts against `backoffLimit`. A fatal failure is never reported as a
+ * retry, even in the moment before the Job controller marks the Job failed.
+ */
+function splitFailures(
+  failures: PodFailure[],
+  backoffLimit: number,
+): { retries: PodFailure[]; fatal?: PodFailure } {
+  const retries: PodFailure[] = [];
+  let counted = 0;
+  for (const failure of failures) {
+    const disruption = DISRUPTION_REASON_SET.has(failure.reason);
+    if (!disruption && failure.exitCode === EXIT_INVALID) return { retries, fatal: failure };
+    if (!disruption && ++counted > backoffLimit) return { retries, fatal: failure };
+    retries.push(failure);
+  }
+  return { retries };
 }
 
 function failedReason(conditionReason: string | undefined, exitCode: number | undefined): string {

@@ -82,6 +82,21 @@ describe('workload status from Job and pods', () => {
     assert.match(failed.reason!, /not retried/);
   });
 
+  it('never reports a fatal failure as a retry, even before the Job controller marks the Job', () => {
+    const invalid = pod('a', { phase: 'Failed', containerStatuses: terminated(78) });
+    assert.deepEqual(workloadStatus(job(), [invalid], 1).retries, []);
+    const limited: k8s.V1Job = { ...job(), spec: { backoffLimit: 1, template: {} } };
+    const crashes = [
+      pod('b', { phase: 'Failed', containerStatuses: terminated(1) }),
+      pod('c', { phase: 'Failed', containerStatuses: terminated(1) }),
+    ];
+    assert.equal(
+      workloadStatus(limited, crashes, 1).retries.length,
+      1,
+      'the failure past backoffLimit is the fatal one',
+    );
+  });
+
   it('reports a suspended Job as Queued and an unplaceable pod with the scheduler message', () => {
     assert.equal(workloadStatus(job([], true), [], 1).phase, 'Queued');
     const stuck = pod('a', {
