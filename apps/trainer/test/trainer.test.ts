@@ -6,6 +6,7 @@ import path from 'node:path';
 import { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { Topics } from '@lvr/contracts';
+import { runCli } from '../src/cli/runs';
 import { startTrainer } from '../src/main';
 import { uniqueName } from '../../../tests/support/env';
 import { waitForMessage } from '../../../tests/support/kafka';
@@ -75,6 +76,28 @@ describe('trainer service (local executor)', () => {
       .expect(200);
     assert.equal(view.body.phase, 'Failed');
     assert.equal(view.body.exitCode, 78);
+
+    // The same through the CLI.
+    process.env.LVR_TRAINER_URL = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+    process.env.LVR_API_KEY = 'sk-operator';
+    const printed: string[] = [];
+    await runCli(['list', '--phase', 'Failed'], (t) => printed.push(t));
+    assert.match(printed.join('\n'), new RegExp(`${runId}\\s+sft\\s+Failed`));
+    await runCli(['get', runId], (t) => printed.push(t));
+    assert.equal(JSON.parse(printed.at(-1)!).exitCode, 78);
+    await runCli(['cancel', runId], (t) => printed.push(t));
+    assert.equal(printed.at(-1), `${runId}: Failed`, 'an ended run stays as it ended');
+    await runCli(['logs', runId, '--tail', '5'], (t) => printed.push(t));
+    assert.match(printed.at(-1)!, /error:/);
+    await assert.rejects(
+      runCli(['get', 'no-such-run'], () => undefined),
+      /404: no run with id no-such-run/,
+    );
+    await assert.rejects(
+      runCli(['explode'], () => undefined),
+      /usage: npm run runs/,
+    );
+
     const logs = await request(app.getHttpServer())
       .get(`/v1/runs/${runId}/logs`)
       .set('Authorization', 'Bearer sk-operator')
