@@ -2,6 +2,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import type { Consumer } from 'kafkajs';
+import { Kafka, logLevel } from 'kafkajs';
 import { ensureTopics, testKafka } from '../support/kafka';
 import { uniqueName } from '../support/env';
 
@@ -101,9 +102,10 @@ export class EventRecorder {
   private consumer?: Consumer;
   private waiters: Array<() => void> = [];
 
-  static async start(topic: string): Promise<EventRecorder> {
+  /** `brokers`: a broker other than the stack's (the broker-restart suite). */
+  static async start(topic: string, brokers?: string): Promise<EventRecorder> {
     const recorder = new EventRecorder();
-    const consumer = testKafka().consumer({ groupId: uniqueName('it-events'), maxWaitTimeInMs: 100 });
+    const consumer = kafkaFor(brokers).consumer({ groupId: uniqueName('it-events'), maxWaitTimeInMs: 100 });
     recorder.consumer = consumer;
     await consumer.connect();
     await consumer.subscribe({ topic, fromBeginning: true });
@@ -157,8 +159,13 @@ export class EventRecorder {
   }
 }
 
-export async function produce(topic: string, key: string, value: unknown): Promise<void> {
-  const producer = testKafka().producer({ allowAutoTopicCreation: true });
+function kafkaFor(brokers?: string): Kafka {
+  if (!brokers) return testKafka();
+  return new Kafka({ clientId: uniqueName('it'), brokers: brokers.split(','), logLevel: logLevel.NOTHING });
+}
+
+export async function produce(topic: string, key: string, value: unknown, brokers?: string): Promise<void> {
+  const producer = kafkaFor(brokers).producer({ allowAutoTopicCreation: true });
   await producer.connect();
   await producer.send({
     topic,
