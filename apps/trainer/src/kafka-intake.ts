@@ -11,6 +11,9 @@ import {
 import type { TrainerTopics } from './config';
 import type { RunLifecycle } from './runs/lifecycle';
 
+/** Runs whose messages are handled at once (Kubernetes and Kafka round trips overlap; each run stays ordered). */
+const INTAKE_CONCURRENCY = 16;
+
 /**
  * The trainer's consumer: training requests, operator commands and the workers' own events. A message's offset is
  * committed only after its handler returned, so an effect (record, Job, event) always exists before the message is
@@ -55,8 +58,35 @@ export class TrainerIntake {
     });
     await this.consumer.run({
       autoCommit: true,
-      eachMessage: async ({ topic, partition, message }) =>
-        this.handle({ topic, partition, offset: message.offset, key: message.key, value: message.value }),
+      eachBatchAutoResolve: false,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        // Messages of different runs are handled concurrently, those of one run in order; the batch's offset is
+        // resolved only after every handler returned, so a crash redelivers rather than loses.
+        const byRun = new Map<string, RawKafkaMessage[]>();
+        for (const m of batch.messages) {
+          const key = m.key?.toString('utf8') ?? `${batch.partition}:${m.offset}`;
+          const message = {
+            topic: batch.topic,
+            partition: batch.partition,
+            offset: m.offset,
+            key: m.key,
+            value: m.value,
+          };
+          byRun.set(key, [...(byRun.get(key) ?? []), message]);
+        }
+        const queues = [...byRun.values()];
+        const workers = Array.from({ length: Math.min(INTAKE_CONCURRENCY, queues.length) }, async () => {
+          for (let queue = queues.shift(); queue; queue = queues.shift())
+            for (const message of queue) {
+              if (!isRunning() || isStale()) return;
+              await this.handle(message);
+            }
+        });
+        await Promise.all(workers);
+        if (!isRunning() || isStale()) return;
+        resolveOffset(batch.messages.at(-1)!.offset);
+        await heartbeat();
+      },
     });
     await joined;
   }

@@ -85,9 +85,10 @@ export class ConfigMapRunStore implements RunStore {
       return { created: true, record };
     } catch (error) {
       if (!isConflict(error)) throw error;
-      this.records.delete(request.runId);
-      const record = await this.get(request.runId);
-      if (!record) throw error;
+      const configMap = await this.read(request.runId);
+      const record = configMap && toRecord(configMap);
+      if (!configMap || !record) throw error;
+      this.records.set(record.runId, { record, configMap });
       return { created: false, record };
     }
   }
@@ -95,14 +96,18 @@ export class ConfigMapRunStore implements RunStore {
   async get(runId: string): Promise<RunRecord | undefined> {
     const cached = this.records.get(runId);
     if (cached) return cached.record;
+    // Once loaded, the leader's copy is complete: it is the only writer, so a miss means no such run.
+    if (this.loaded) return undefined;
+    const configMap = await this.read(runId);
+    return configMap && toRecord(configMap);
+  }
+
+  private async read(runId: string): Promise<k8s.V1ConfigMap | undefined> {
     try {
-      const configMap = await this.core.readNamespacedConfigMap({
+      return await this.core.readNamespacedConfigMap({
         name: runObjectName(runId),
         namespace: this.namespace,
       });
-      const record = toRecord(configMap);
-      if (record && this.loaded) this.records.set(runId, { record, configMap });
-      return record;
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw error;
