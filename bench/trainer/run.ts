@@ -50,6 +50,28 @@ async function until(what: string, check: () => boolean, timeoutMs: number): Pro
   }
 }
 
+/** A watch that is re-established whenever the server ends it, so no phase change goes unseen. */
+async function keepWatching<T>(
+  kc: k8s.KubeConfig,
+  path: string,
+  onEvent: (type: string, object: T) => void,
+): Promise<{ abort(): void }> {
+  let stopped = false;
+  let current: AbortController | undefined;
+  const start = async (): Promise<void> => {
+    current = await new k8s.Watch(kc).watch(path, {}, onEvent, () => {
+      if (!stopped) setTimeout(() => void start(), 200);
+    });
+  };
+  await start();
+  return {
+    abort: () => {
+      stopped = true;
+      current?.abort();
+    },
+  };
+}
+
 async function measure(count: number): Promise<Result> {
   const cluster = connect();
   const namespace = await createNamespace(cluster, `bench-trainer-${count}`);
@@ -65,20 +87,23 @@ async function measure(count: number): Promise<Result> {
     LVR_TRAINER_MEMORY_LIMIT: '64Mi',
   });
   const jobAdded = new Map<string, number[]>();
+  const seenJobs = new Set<string>();
   const podSeen = new Map<string, { running?: number; succeeded?: number; name: string }>();
-  const watch = new k8s.Watch(cluster.kc);
-  const jobWatch = await watch.watch(
+  const jobWatch = await keepWatching(
+    cluster.kc,
     `/apis/batch/v1/namespaces/${namespace}/jobs`,
-    {},
     (type: string, job: k8s.V1Job) => {
       const runId = job.metadata?.labels?.['lvr.dev/run-id'];
-      if (type === 'ADDED' && runId) jobAdded.set(runId, [...(jobAdded.get(runId) ?? []), Date.now()]);
+      // A re-established watch replays existing objects as ADDED: count each Job uid once.
+      if (type === 'ADDED' && runId && !seenJobs.has(job.metadata!.uid!)) {
+        seenJobs.add(job.metadata!.uid!);
+        jobAdded.set(runId, [...(jobAdded.get(runId) ?? []), Date.now()]);
+      }
     },
-    () => undefined,
   );
-  const podWatch = await watch.watch(
+  const podWatch = await keepWatching(
+    cluster.kc,
     `/api/v1/namespaces/${namespace}/pods`,
-    {},
     (_type: string, pod: k8s.V1Pod) => {
       const runId = pod.metadata?.labels?.['lvr.dev/run-id'];
       if (!runId) return;
@@ -87,7 +112,6 @@ async function measure(count: number): Promise<Result> {
       if (pod.status?.phase === 'Succeeded') seen.succeeded ??= Date.now();
       podSeen.set(runId, seen);
     },
-    () => undefined,
   );
   try {
     const runIds = Array.from({ length: count }, (_, i) => uniqueName(`b${i}`));
@@ -131,7 +155,7 @@ async function measure(count: number): Promise<Result> {
       runningIds.filter(
         (id) => events.of(id).some((e) => e.type === 'Succeeded') && podSeen.get(id)?.succeeded,
       );
-    await until('Succeeded events', () => done().length === runningIds.length, 300_000).catch(
+    await until('Succeeded events', () => done().length === runningIds.length, 120_000).catch(
       () => undefined,
     );
     process.stderr.write(
