@@ -129,7 +129,8 @@ export class TrainerIntake {
 
   private async onWorkerEvent(message: RawKafkaMessage): Promise<void> {
     const outcome = await this.workerEvents.accept(message);
-    if (!outcome.accepted || outcome.duplicate) return;
+    // Redeliveries go through too: merging is idempotent and a forward keeps the worker's message id.
+    if (!outcome.accepted) return;
     await this.lifecycle.mergeWorkerEvent(outcome.value);
   }
 }

@@ -253,6 +253,8 @@ export class RunLifecycle {
     attempt?: number,
     reason?: string,
     data?: Record<string, unknown>,
+    /** Further changes saved with the transition (the terminal state), only once the event is out. */
+    alsoRecord?: (status: RunStatus) => void,
   ): Promise<boolean> {
     const key = transitionKey(phase, attempt);
     if (record.status.reported.includes(key)) return false;
@@ -269,6 +271,7 @@ export class RunLifecycle {
     const status: RunStatus = record.status;
     status.reported.push(key);
     status.conditions.push({ type: phase, reason, time, ...(attempt !== undefined ? { attempt } : {}) });
+    alsoRecord?.(status);
     await this.executor.store.saveStatus(record.runId, status);
     return true;
   }
@@ -308,9 +311,9 @@ export class RunLifecycle {
       phase === 'Failed' && this.workerReasons.get(record.runId)
         ? `${reason ?? 'failed'}: ${this.workerReasons.get(record.runId)}`
         : reason;
-    await this.report(record, phase, undefined, fullReason?.slice(0, 4096), data);
-    record.status.terminal = { phase, reason: fullReason, exitCode, at: new Date().toISOString() };
-    await this.executor.store.saveStatus(record.runId, record.status);
+    await this.report(record, phase, undefined, fullReason?.slice(0, 4096), data, (status) => {
+      status.terminal = { phase, reason: fullReason, exitCode, at: new Date().toISOString() };
+    });
     this.progress.delete(record.runId);
     this.workerReasons.delete(record.runId);
   }
