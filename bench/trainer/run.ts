@@ -6,7 +6,8 @@
 // event per run, one Job per run id) and the lag from a pod phase change seen on a watch (Running, then Succeeded
 // after kwok completes the pods) to the matching run event on Kafka, p50/p99. Prints a final `BENCH {json}` line.
 import * as k8s from '@kubernetes/client-node';
-import { connect, createNamespace, deleteNamespace } from '../../tests/k8s/cluster';
+import { connect, createNamespace } from '../../tests/k8s/cluster';
+import { releaseNamespace } from '../../tests/trainer/pods';
 import { uniqueName } from '../../tests/support/env';
 import {
   EventRecorder,
@@ -186,7 +187,7 @@ async function measure(count: number): Promise<Result> {
     podWatch.abort();
     await trainer.stop();
     await events.stop();
-    await deleteNamespace(cluster, namespace);
+    await releaseNamespace(cluster, namespace);
   }
 }
 

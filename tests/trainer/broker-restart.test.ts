@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Kafka, logLevel } from 'kafkajs';
-import { type Cluster, OUTCOME, connect, createNamespace, deleteNamespace } from '../k8s/cluster';
+import { type Cluster, OUTCOME, connect, createNamespace } from '../k8s/cluster';
 import { uniqueName } from '../support/env';
 import {
   EventRecorder,
@@ -14,7 +14,7 @@ import {
   startTrainerProcess,
   trainingRequest,
 } from './harness';
-import { patchPod, runPods } from './pods';
+import { patchPod, releaseNamespace, runPods } from './pods';
 import { PrivateKafka } from './private-kafka';
 
 describe('trainer: Kafka broker restart during a run', () => {
@@ -59,7 +59,7 @@ describe('trainer: Kafka broker restart during a run', () => {
     await trainer?.stop('SIGKILL');
     await events?.stop().catch(() => undefined);
     await kafka?.destroy();
-    if (cluster && namespace) await deleteNamespace(cluster, namespace);
+    if (cluster && namespace) await releaseNamespace(cluster, namespace);
   });
 
   it('finishes the run and reports every transition once after the broker comes back', async () => {

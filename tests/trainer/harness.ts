@@ -186,7 +186,8 @@ export function trainingRequest(
     stage: 'sft',
     model: { uri: 's3://models/base' },
     data: { uri: 's3://data/meta.json' },
-    resources: { gpusPerNode: 1 },
+    // CPU-only unless a test needs GPUs: the shared test cluster has 16 simulated GPUs for every suite.
+    resources: { gpusPerNode: 0 },
     checkpoint: { uri: `s3://runs/${runId}/checkpoints`, everySteps: 10 },
     output: { bundleUri: `s3://models/${runId}` },
     ...overrides,

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
 import { Topics } from '@lvr/contracts';
-import { type Cluster, EXIT_CODE, OUTCOME, connect, createNamespace, deleteNamespace } from '../k8s/cluster';
+import { type Cluster, EXIT_CODE, OUTCOME, connect, createNamespace } from '../k8s/cluster';
 import { uniqueName } from '../support/env';
 import { waitForMessage } from '../support/kafka';
 import {
@@ -19,7 +19,7 @@ import {
   topicEnv,
   trainingRequest,
 } from './harness';
-import { patchPod, runPods, waitForPod } from './pods';
+import { patchPod, releaseNamespace, runPods, waitForPod } from './pods';
 
 describe('trainer: runs as Kubernetes Jobs', () => {
   let cluster: Cluster;
@@ -58,7 +58,7 @@ describe('trainer: runs as Kubernetes Jobs', () => {
   after(async () => {
     await trainer?.stop();
     await events?.stop();
-    if (cluster && namespace) await deleteNamespace(cluster, namespace);
+    if (cluster && namespace) await releaseNamespace(cluster, namespace);
   });
 
   const phases = (runId: string) =>

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
-import { type Cluster, OUTCOME, connect, createNamespace, deleteNamespace } from '../k8s/cluster';
+import { type Cluster, OUTCOME, connect, createNamespace } from '../k8s/cluster';
 import { uniqueName } from '../support/env';
 import {
   EventRecorder,
@@ -17,7 +17,7 @@ import {
   topicEnv,
   trainingRequest,
 } from './harness';
-import { patchPod, runPods } from './pods';
+import { patchPod, releaseNamespace, runPods } from './pods';
 
 interface Suite {
   namespace: string;
@@ -50,7 +50,7 @@ describe('trainer: crash recovery, leader election and GPU budget', () => {
     for (const trainer of trainers) await trainer.stop('SIGKILL');
     for (const suite of suites) {
       await suite.events.stop();
-      await deleteNamespace(cluster, suite.namespace);
+      await releaseNamespace(cluster, suite.namespace);
     }
     const scheduling = cluster.kc.makeApiClient(k8s.SchedulingV1Api);
     for (const name of priorityClasses) await scheduling.deletePriorityClass({ name }).catch(() => undefined);
@@ -187,7 +187,7 @@ describe('trainer: crash recovery, leader election and GPU budget', () => {
     await s.events.next(big, 'Running');
     const [low1, low2, low3, urgent] = ['q-low1', 'q-low2', 'q-low3', 'q-urgent'].map(uniqueName);
     for (const runId of [low1, low2, low3]) {
-      await produce(s.topics.requests, runId, trainingRequest(runId));
+      await produce(s.topics.requests, runId, trainingRequest(runId, { resources: { gpusPerNode: 1 } }));
       await s.events.next(runId, 'Accepted');
     }
     await produce(

@@ -165,4 +165,37 @@ describe('trainer: local executor end to end on CPU', () => {
     assert.equal(body.model, modelId);
     assert.equal(body.choices.length, 1);
   });
+
+  it('cancels a running worker: Cancelled, and the checkpoint it saves on SIGTERM is kept', async () => {
+    const cancelId = uniqueName('local-cancel');
+    await produce(
+      topics.requests,
+      cancelId,
+      trainingRequest(cancelId, {
+        model: { uri: `${base}/model` },
+        data: { uri: `${base}/data/sft.json` },
+        resources: { gpusPerNode: 0 },
+        hyperparameters: { maxSteps: 500, gradientAccumulationSteps: 1, learningRate: 1e-3 },
+        checkpoint: { uri: `${base}/cancel-checkpoints`, everySteps: 1000 },
+        output: { bundleUri: `${base}/cancel-bundle` },
+      }),
+    );
+    await events.next(cancelId, 'Progress', 300_000);
+    const res = await fetch(`${trainer.url}/v1/runs/${cancelId}/cancel`, { method: 'POST' });
+    assert.equal(res.status, 202);
+    await events.next(cancelId, 'Cancelled');
+    const saved = await events.next(cancelId, 'CheckpointSaved', 120_000);
+    assert.equal(saved.data!.trigger, 'sigterm');
+    assert.match(String(saved.data!.uri), new RegExp(`^${base}/cancel-checkpoints/step-\\d+`));
+    const view = await getJson<{ phase: string; checkpoints: Array<{ uri: string; trigger: string }> }>(
+      `${trainer.url}/v1/runs/${cancelId}`,
+    );
+    assert.equal(view.body.phase, 'Cancelled');
+    assert.deepEqual(
+      view.body.checkpoints.map((c) => c.trigger),
+      ['sigterm'],
+    );
+    assert.ok(!events.types(cancelId).includes('Retrying'), 'a cancelled worker is not restarted');
+    assert.ok(!events.types(cancelId).includes('Succeeded'));
+  });
 });

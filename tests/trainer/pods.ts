@@ -1,6 +1,6 @@
 // Pod helpers for the trainer suites: find a run's pods and drive their kwok outcome.
 import * as k8s from '@kubernetes/client-node';
-import type { Cluster } from '../k8s/cluster';
+import { type Cluster, deleteNamespace } from '../k8s/cluster';
 
 /** Sets annotations on a pod (kwok reads `kwok.lvr.dev/outcome`). */
 export async function patchPod(
@@ -55,4 +55,30 @@ export async function runPods(
       throw new Error(`${runId} has ${running.length} running pods, expected ${count}`);
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+/**
+ * Deletes a test namespace without leaving pods behind: kwok has no kubelet to end a deleted pod, so a Job pod whose
+ * Job is gone would keep its tracking finalizer (and its GPUs) forever. Finalizers are dropped first.
+ */
+export async function releaseNamespace(cluster: Cluster, namespace: string): Promise<void> {
+  const pods = await cluster.core
+    .listNamespacedPod({ namespace })
+    .catch(() => ({ items: [] as k8s.V1Pod[] }));
+  const patch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
+  for (const pod of pods.items)
+    await cluster.core
+      .patchNamespacedPod(
+        { namespace, name: pod.metadata!.name!, body: { metadata: { finalizers: null } } },
+        patch,
+      )
+      .catch(() => undefined);
+  await deleteNamespace(cluster, namespace);
+  for (const pod of pods.items)
+    await cluster.core
+      .patchNamespacedPod(
+        { namespace, name: pod.metadata!.name!, body: { metadata: { finalizers: null } } },
+        patch,
+      )
+      .catch(() => undefined);
 }
