@@ -69,7 +69,7 @@ export async function render(chart: string, release: string, args: string[] = []
     helm(['template', release, chartDir(chart), '--namespace', 'lvr', ...args]),
     'helm template',
   );
-  return k8s.loadAllYaml(text).filter(Boolean) as Manifest[];
+  return JSON.parse(JSON.stringify(k8s.loadAllYaml(text).filter(Boolean))) as Manifest[];
 }
 
 /** The pod specs of every workload and bare pod in a rendering (Deployments, StatefulSets, Jobs, Pods). */
