@@ -1,0 +1,204 @@
+// The training-run chart's hook CLI (apps/trainer/src/cli/submit.ts) against the real Kafka and the real trainer.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ALL_TOPICS, TRAINING_API_VERSION, Topics } from '@lvr/contracts';
+import { requireEnv, uniqueName } from '../support/env';
+import { ensureTopics, produceRaw, testKafka, waitForMessage } from '../support/kafka';
+import { Service, runCli, startService } from './processes';
+
+const CLI = 'apps/trainer/src/cli/submit.ts';
+
+function runRequest(runId: string) {
+  return {
+    runId,
+    stage: 'sft',
+    model: { uri: 'tiny:0' },
+    data: { uri: `s3://datasets/${runId}/train.json` },
+    resources: { gpusPerNode: 1 },
+    checkpoint: { uri: `s3://checkpoints/${runId}/`, everySteps: 10 },
+    output: { bundleUri: `s3://models/${runId}/v1/` },
+  };
+}
+
+async function publishEvent(runId: string, type: string, reason?: string): Promise<void> {
+  await produceRaw(
+    Topics.trainingEvents,
+    runId,
+    JSON.stringify({
+      apiVersion: TRAINING_API_VERSION,
+      id: uniqueName('evt'),
+      timestamp: new Date().toISOString(),
+      runId,
+      type,
+      ...(reason ? { reason } : {}),
+    }),
+  );
+}
+
+/** Answers the first message on `topic` keyed `runId` the way the trainer would (the test plays its part). */
+async function answerOnce(
+  topic: string,
+  runId: string,
+  answer: () => Promise<void>,
+): Promise<() => Promise<void>> {
+  const consumer = testKafka().consumer({ groupId: uniqueName('answer') });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: false });
+  let answered = false;
+  await consumer.run({
+    eachMessage: async ({ message }) => {
+      if (answered || message.key?.toString() !== runId) return;
+      answered = true;
+      await answer();
+    },
+  });
+  // Wait until the group has its partitions, so the message the CLI is about to publish is seen.
+  await new Promise((r) => setTimeout(r, 3000));
+  return () => consumer.disconnect();
+}
+
+describe('submit CLI (training-run hook)', () => {
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+
+  before(async () => {
+    await ensureTopics([...ALL_TOPICS]);
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lvr-submit-'));
+    env = {
+      LVR_KAFKA_BROKERS: requireEnv('LVR_KAFKA_BROKERS'),
+      LVR_TERMINATION_LOG: path.join(dir, 'termination'),
+    };
+  });
+
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const writeRequest = (runId: string, body: object = runRequest(runId)) => {
+    const file = path.join(dir, `${runId}.json`);
+    fs.writeFileSync(file, JSON.stringify(body));
+    return file;
+  };
+
+  describe('with the real trainer', () => {
+    let trainer: Service;
+
+    before(async () => {
+      trainer = await startService('apps/trainer/src/main.ts', 'TRAINER_PORT', {
+        LVR_KAFKA_BROKERS: requireEnv('LVR_KAFKA_BROKERS'),
+        TRAINER_GROUP_ID: uniqueName('submit-trainer'),
+      });
+    });
+
+    after(async () => {
+      await trainer?.stop();
+    });
+
+    test('publishes the run and exits 0 once the trainer accepted it', async () => {
+      const runId = uniqueName('submit');
+      const published = waitForMessage<{ runId: string; id: string; stage: string; apiVersion: string }>(
+        Topics.trainingRequests,
+        (m) => m.runId === runId,
+      );
+      const result = await runCli(CLI, ['--request', writeRequest(runId), '--timeout-s', '60'], env);
+      assert.equal(result.code, 0, result.stderr + result.stdout);
+      assert.match(result.stdout, new RegExp(`run ${runId} accepted by the trainer`));
+      const message = await published;
+      assert.equal(message.apiVersion, TRAINING_API_VERSION);
+      assert.equal(message.stage, 'sft');
+      assert.match(result.stdout, new RegExp(`message ${message.id} for run ${runId}`));
+    });
+
+    test('--run-id names the run (the chart passes the release run id)', async () => {
+      const runId = uniqueName('named');
+      const file = writeRequest('ignored', { ...runRequest('placeholder') });
+      const result = await runCli(CLI, ['--request', file, '--run-id', runId, '--timeout-s', '60'], env);
+      assert.equal(result.code, 0, result.stderr + result.stdout);
+      assert.match(result.stdout, new RegExp(`run ${runId} accepted`));
+    });
+  });
+
+  test('a request that breaks the contract is refused before anything is published (exit 2)', async () => {
+    const runId = uniqueName('bad');
+    const file = writeRequest(runId, { ...runRequest(runId), resources: { gpusPerNode: -1 } });
+    const result = await runCli(CLI, ['--request', file], env);
+    assert.equal(result.code, 2);
+    assert.match(
+      result.stderr,
+      /invalid training request: resources\.gpusPerNode: gpusPerNode must not be less than 0/,
+    );
+    assert.match(fs.readFileSync(env.LVR_TERMINATION_LOG!, 'utf8'), /resources\.gpusPerNode/);
+  });
+
+  test('bad arguments and missing brokers are usage errors (exit 2)', async () => {
+    const noRequest = await runCli(CLI, [], env);
+    assert.equal(noRequest.code, 2);
+    assert.match(noRequest.stderr, /--request FILE is required/);
+    const badId = await runCli(CLI, ['--cancel', '--run-id', 'Not_An_Id'], env);
+    assert.equal(badId.code, 2);
+    assert.match(badId.stderr, /--run-id must be lowercase letters/);
+    const noKafka = await runCli(CLI, ['--request', writeRequest('x')], { LVR_KAFKA_BROKERS: '' });
+    assert.equal(noKafka.code, 2);
+    assert.match(noKafka.stderr, /Kafka not configured/);
+  });
+
+  test('a Rejected event fails the submission with the trainer’s reason (exit 1)', async () => {
+    const runId = uniqueName('rejected');
+    const stop = await answerOnce(Topics.trainingRequests, runId, () =>
+      publishEvent(runId, 'Rejected', 'GPU quota of namespace lvr-training exceeded'),
+    );
+    try {
+      const result = await runCli(CLI, ['--request', writeRequest(runId), '--timeout-s', '60'], env);
+      assert.equal(result.code, 1, result.stdout + result.stderr);
+      assert.match(
+        result.stderr,
+        new RegExp(`run ${runId} rejected: GPU quota of namespace lvr-training exceeded`),
+      );
+    } finally {
+      await stop();
+    }
+  });
+
+  describe('--cancel (pre-delete hook)', () => {
+    test('a run without events has nothing to cancel', async () => {
+      const runId = uniqueName('never');
+      const result = await runCli(CLI, ['--cancel', '--run-id', runId, '--timeout-s', '30'], env);
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, new RegExp(`run ${runId} has no events: nothing to cancel`));
+    });
+
+    test('a finished run is left alone', async () => {
+      const runId = uniqueName('done');
+      await publishEvent(runId, 'Accepted');
+      await publishEvent(runId, 'Running');
+      await publishEvent(runId, 'Succeeded');
+      const result = await runCli(CLI, ['--cancel', '--run-id', runId, '--timeout-s', '30'], env);
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(
+        result.stdout,
+        new RegExp(`run ${runId} already ended \\(Succeeded\\): nothing to cancel`),
+      );
+    });
+
+    test('an active run gets a cancel command and the CLI waits for Cancelled', async () => {
+      const runId = uniqueName('active');
+      await publishEvent(runId, 'Accepted');
+      await publishEvent(runId, 'Running');
+      const command = waitForMessage<{ runId: string; command: string; apiVersion: string }>(
+        Topics.trainingCommands,
+        (m) => m.runId === runId,
+      );
+      const stop = await answerOnce(Topics.trainingCommands, runId, () => publishEvent(runId, 'Cancelled'));
+      try {
+        const result = await runCli(CLI, ['--cancel', '--run-id', runId, '--timeout-s', '60'], env);
+        assert.equal(result.code, 0, result.stderr + result.stdout);
+        assert.match(result.stdout, new RegExp(`run ${runId} is Running: cancel command published`));
+        assert.match(result.stdout, new RegExp(`run ${runId} cancelled`));
+        assert.equal((await command).command, 'cancel');
+      } finally {
+        await stop();
+      }
+    });
+  });
+});
