@@ -7,7 +7,8 @@
 #
 # Environment: LVR_IMAGE_TAG (default: package.json version), LVR_IMAGE_PREFIX (default: localhost/lvr),
 # LVR_CACHE_DIR (default ~/.cache/lvr-platform; root filesystems and wheels are cached under images/),
-# LVR_DEBIAN_MIRROR (default http://deb.debian.org/debian).
+# LVR_DEBIAN_MIRROR (default http://deb.debian.org/debian), LVR_BUILD_CA_BUNDLE (a CA bundle the build steps trust, e.g.
+# a TLS-inspecting proxy's; default $NODE_EXTRA_CA_CERTS; mounted read-only while building, never in a layer).
 # Prints one line per image: `IMAGE name=… id=… size_bytes=…`.
 set -euo pipefail
 
@@ -17,6 +18,13 @@ mirror="${LVR_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 prefix="${LVR_IMAGE_PREFIX:-localhost/lvr}"
 tag="${LVR_IMAGE_TAG:-$(node -p "require('$root/package.json').version")}"
 what="${1:-all}"
+ca_bundle="${LVR_BUILD_CA_BUNDLE:-${NODE_EXTRA_CA_CERTS:-}}"
+ca_args=()
+pip_ca_env=()
+if [ -n "$ca_bundle" ]; then
+  ca_args=(-v "$ca_bundle:/run/lvr-build-ca.crt:ro")
+  pip_ca_env=(--env PIP_CERT=/run/lvr-build-ca.crt)
+fi
 mkdir -p "$cache/rootfs"
 
 for tool in mmdebstrap buildah; do
@@ -58,7 +66,7 @@ context() {
   rm -rf "$dir" && mkdir -p "$dir"
   (cd "$root" && git ls-files -co --exclude-standard -- package.json package-lock.json .npmrc tsconfig.json \
     tsconfig.build.json apps libs infra/images models/lvr-tiny-demo workers/lvr workers/requirements.lock.txt |
-    tar -cf - -T - --exclude='*.test.ts' --exclude='__pycache__') | tar -xf - -C "$dir"
+    tar --exclude='*.test.ts' --exclude='__pycache__' -cf - -T -) | tar -xf - -C "$dir"
   echo "$dir"
 }
 
@@ -73,8 +81,8 @@ build_node() {
   build_base="$(base_image node-build trixie nodejs,npm,ca-certificates)"
   runtime_base="$(base_image node-runtime trixie nodejs,ca-certificates)"
   ctx="$(context)"
-  buildah bud --quiet --isolation chroot --network host --layers \
-    --build-arg BUILD_BASE="$build_base" --build-arg RUNTIME_BASE="$runtime_base" \
+  buildah bud --quiet --isolation chroot --network host --layers "${ca_args[@]}" \
+    --build-arg BUILD_CA="${ca_bundle:+/run/lvr-build-ca.crt}" --build-arg BUILD_BASE="$build_base" --build-arg RUNTIME_BASE="$runtime_base" \
     -f "$ctx/infra/images/node.Containerfile" -t "$prefix-node:$tag" "$ctx" >&2
   report "$prefix-node:$tag"
 }
@@ -88,7 +96,8 @@ worker_wheels() {
     mkdir -p "$dir"
     local ctr
     ctr="$(buildah from --quiet "$build_base")"
-    buildah run --isolation chroot --network host -v "$dir:/wheels" -v "$root/workers:/src:ro" "$ctr" -- \
+    buildah run --isolation chroot --network host -v "$dir:/wheels" -v "$root/workers:/src:ro" "${ca_args[@]}" \
+      "${pip_ca_env[@]}" "$ctr" -- \
       sh -c 'python3 -m venv /tmp/dl && /tmp/dl/bin/pip download --quiet --disable-pip-version-check -d /wheels -r /src/requirements.lock.txt' >&2
     buildah rm "$ctr" >/dev/null
     touch "$dir/.complete"

@@ -1,0 +1,160 @@
+// One Helm release = one training run, end to end on the real cluster, Kafka and trainer:
+// install → the hook publishes → the trainer creates the Job → kwok drives it to Succeeded → the release shows it;
+// uninstall of an active run → Cancelled. The hook pods run on this machine (hook-kubelet.ts); the worker pods are
+// kwok's.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import * as k8s from '@kubernetes/client-node';
+import { ALL_TOPICS, Topics } from '@lvr/contracts';
+import { requireEnv, uniqueName } from '../support/env';
+import { ensureTopics, waitForMessage } from '../support/kafka';
+import { type Cluster, connect, createNamespace, deleteNamespace, startWatch } from '../k8s/cluster';
+import { chartDir, helm, kubectl, ok } from '../charts/helm';
+import { EXIT_CODE, HookKubelet, OUTCOME } from './hook-kubelet';
+import { Service, startService } from './processes';
+
+const chart = chartDir('lvr-training-run');
+const RUN_LABEL = 'lvr.dev/run-id';
+
+interface RunEvent {
+  runId: string;
+  type: string;
+  reason?: string;
+}
+
+describe('training-run release on the cluster with the real trainer', () => {
+  let cluster: Cluster;
+  let namespace: string;
+  let trainer: Service;
+  let kubelet: HookKubelet;
+  let brokers: string;
+
+  before(async () => {
+    brokers = requireEnv('LVR_KAFKA_BROKERS');
+    await ensureTopics([...ALL_TOPICS]);
+    cluster = connect();
+    namespace = await createNamespace(cluster, 'run-release');
+    kubelet = new HookKubelet(cluster.kc, namespace);
+    await kubelet.start();
+    trainer = await startService('apps/trainer/src/main.ts', 'TRAINER_PORT', {
+      LVR_KAFKA_BROKERS: brokers,
+      KUBECONFIG: requireEnv('KUBECONFIG'),
+      TRAINER_GROUP_ID: uniqueName('release-trainer'),
+      TRAINER_EXECUTOR: 'kubernetes',
+      TRAINER_JOBS_NAMESPACE: namespace,
+    });
+  });
+
+  after(async () => {
+    await trainer?.stop();
+    kubelet?.stop();
+    if (cluster && namespace) await deleteNamespace(cluster, namespace);
+  });
+
+  function installArgs(release: string): string[] {
+    return [
+      'install',
+      release,
+      chart,
+      '--namespace',
+      namespace,
+      '-f',
+      path.join(chart, 'examples', 'sft.yaml'),
+      '--set',
+      `submit.kafkaBrokers=${brokers}`,
+      '--set',
+      'resources.gpusPerNode=1',
+      '--set',
+      `checkpoint.uri=s3://checkpoints/${release}/`,
+      '--timeout',
+      '180s',
+    ];
+  }
+
+  /** Waits for the trainer's Job of the run and returns the name of its first running pod. */
+  async function runningWorkerPod(runId: string): Promise<string> {
+    const pods = await startWatch<k8s.V1Pod>(
+      cluster,
+      `/api/v1/namespaces/${namespace}/pods`,
+      { labelSelector: `${RUN_LABEL}=${runId},app.kubernetes.io/name!=lvr-training-run` },
+      (_type, pod) => pod.status?.phase === 'Running',
+      `a running worker pod of run ${runId}`,
+      120_000,
+    );
+    return (await pods.done).at(-1)!.object.metadata!.name!;
+  }
+
+  const eventOf = (runId: string, type: string) =>
+    waitForMessage<RunEvent>(Topics.trainingEvents, (m) => m.runId === runId && m.type === type, 120_000);
+
+  test('install submits the run, the trainer runs it as a Job, kwok completes it, the release shows it', async () => {
+    const release = uniqueName('sft').slice(0, 40);
+    const installed = await ok(helm(installArgs(release)), 'helm install');
+    assert.match(installed, /STATUS: deployed/);
+    assert.match(installed, new RegExp(`Training run ${release} \\(sft\\) was submitted and accepted`));
+
+    const submit = await kubelet.next('submit');
+    assert.equal(submit.code, 0, submit.stderr);
+    assert.match(submit.stdout, new RegExp(`run ${release} accepted by the trainer`));
+    await eventOf(release, 'Accepted');
+
+    const pod = await runningWorkerPod(release);
+    const jobs = await cluster.batch.listNamespacedJob({
+      namespace,
+      labelSelector: `${RUN_LABEL}=${release}`,
+    });
+    assert.equal(jobs.items.length, 1, 'the trainer created one Job for the run');
+    await cluster.core.patchNamespacedPod({
+      namespace,
+      name: pod,
+      body: [
+        { op: 'add', path: '/metadata/annotations', value: { [OUTCOME]: 'Succeeded', [EXIT_CODE]: '0' } },
+      ],
+    });
+    await eventOf(release, 'Succeeded');
+
+    const status = JSON.parse(
+      await ok(helm(['status', release, '--namespace', namespace, '-o', 'json']), 'status'),
+    );
+    assert.equal(status.info.status, 'deployed');
+    assert.match(status.info.notes, new RegExp(`-l ${RUN_LABEL}=${release}`));
+    // The command the NOTES give shows the finished Job.
+    const shown = await ok(
+      kubectl(['get', 'jobs', '--all-namespaces', '-l', `${RUN_LABEL}=${release}`, '-o', 'json']),
+      'kubectl get jobs',
+    );
+    const job = (JSON.parse(shown) as k8s.V1JobList).items[0];
+    assert.ok(
+      job.status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True'),
+      'Job Complete',
+    );
+
+    const upgrade = await helm([...installArgs(release).map((a) => (a === 'install' ? 'upgrade' : a))]);
+    assert.notEqual(upgrade.code, 0);
+    assert.match(upgrade.stderr, /a run cannot be changed after submission/);
+
+    await ok(helm(['uninstall', release, '--namespace', namespace, '--timeout', '120s']), 'helm uninstall');
+    const cancel = await kubelet.next('cancel');
+    assert.equal(cancel.code, 0, cancel.stderr);
+    assert.match(cancel.stdout, /already ended \(Succeeded\): nothing to cancel/);
+  });
+
+  test('uninstalling a release whose run is still active cancels the run', async () => {
+    const release = uniqueName('cancel').slice(0, 40);
+    await ok(helm(installArgs(release)), 'helm install');
+    assert.equal((await kubelet.next('submit')).code, 0);
+    await runningWorkerPod(release);
+
+    await ok(helm(['uninstall', release, '--namespace', namespace, '--timeout', '180s']), 'helm uninstall');
+    const cancel = await kubelet.next('cancel');
+    assert.equal(cancel.code, 0, cancel.stderr + cancel.stdout);
+    assert.match(cancel.stdout, new RegExp(`run ${release} cancelled`));
+    const cancelled = await eventOf(release, 'Cancelled');
+    assert.equal(cancelled.runId, release);
+    const releases = JSON.parse(
+      await ok(helm(['list', '--namespace', namespace, '-o', 'json']), 'helm list'),
+    );
+    assert.ok(!releases.some((r: { name: string }) => r.name === release), 'the release is gone');
+  });
+});
