@@ -9,7 +9,7 @@
 # LVR_CACHE_DIR (default ~/.cache/lvr-platform; root filesystems and wheels are cached under images/),
 # LVR_DEBIAN_MIRROR (default http://deb.debian.org/debian), LVR_BUILD_CA_BUNDLE (a CA bundle the build steps trust, e.g.
 # a TLS-inspecting proxy's; default $NODE_EXTRA_CA_CERTS; mounted read-only while building, never in a layer).
-# Prints one line per image: `IMAGE name=… id=… size_bytes=…`.
+# Prints one line per image: `IMAGE name=… id=… size=…` (uncompressed).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -73,7 +73,7 @@ context() {
 report() {
   local image="$1"
   echo "IMAGE name=$image id=$(buildah inspect --type image --format '{{.FromImageID}}' "$image" | cut -c1-12)" \
-    "size_bytes=$(buildah images --json "$image" | node -e 'console.log(JSON.parse(require("fs").readFileSync(0,"utf8"))[0].size)')"
+    "size=$(buildah images --format '{{.Size}}' "$image" | head -1 | tr -d ' ')"
 }
 
 build_node() {

@@ -74,8 +74,13 @@ export interface CliResult {
 
 /** Runs a TypeScript CLI to completion. */
 export function runCli(entry: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return runNode(['-r', '@swc-node/register', path.join(repoRoot, entry), ...args], env);
+}
+
+/** Runs node with these arguments to completion. */
+export function runNode(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-r', '@swc-node/register', path.join(repoRoot, entry), ...args], {
+    const child = spawn(process.execPath, args, {
       cwd: repoRoot,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

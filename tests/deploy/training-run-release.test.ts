@@ -1,6 +1,6 @@
 // One Helm release = one training run, end to end on the real cluster, Kafka and trainer:
 // install → the hook publishes → the trainer creates the Job → kwok drives it to Succeeded → the release shows it;
-// uninstall of an active run → Cancelled. The hook pods run on this machine (hook-kubelet.ts); the worker pods are
+// uninstall of an active run → Cancelled. The hook pods run on this machine (local-kubelet.ts); the worker pods are
 // kwok's.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +11,7 @@ import { requireEnv, uniqueName } from '../support/env';
 import { ensureTopics, waitForMessage } from '../support/kafka';
 import { type Cluster, connect, createNamespace, deleteNamespace, startWatch } from '../k8s/cluster';
 import { chartDir, helm, kubectl, ok } from '../charts/helm';
-import { EXIT_CODE, HookKubelet, OUTCOME } from './hook-kubelet';
+import { EXIT_CODE, LocalKubelet, OUTCOME } from './local-kubelet';
 import { Service, startService } from './processes';
 
 const chart = chartDir('lvr-training-run');
@@ -27,7 +27,7 @@ describe('training-run release on the cluster with the real trainer', () => {
   let cluster: Cluster;
   let namespace: string;
   let trainer: Service;
-  let kubelet: HookKubelet;
+  let kubelet: LocalKubelet;
   let brokers: string;
 
   before(async () => {
@@ -35,7 +35,7 @@ describe('training-run release on the cluster with the real trainer', () => {
     await ensureTopics([...ALL_TOPICS]);
     cluster = connect();
     namespace = await createNamespace(cluster, 'run-release');
-    kubelet = new HookKubelet(cluster.kc, namespace);
+    kubelet = new LocalKubelet(cluster.kc, namespace, 'app.kubernetes.io/name=lvr-training-run');
     await kubelet.start();
     trainer = await startService('apps/trainer/src/main.ts', 'TRAINER_PORT', {
       LVR_KAFKA_BROKERS: brokers,

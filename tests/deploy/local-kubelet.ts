@@ -1,12 +1,14 @@
-// kwok nodes run no containers, so for the training-run chart's hook pods this plays the kubelet: it runs the hook
-// container's command on this machine (the image's `node dist/<x>.js` is the source `<x>.ts`) with the pod's
-// environment and its ConfigMap volumes as files, then reports the exit code through kwok's outcome annotations
-// (infra/k8s/kwok-stages.yaml), so the Job, and Helm waiting on it, see the real result.
+// kwok nodes run no containers, so for the pods our charts run to completion (the training-run hooks, the platform's
+// `helm test` pods) this plays the kubelet: it runs the container's command on this machine (the image's
+// `node dist/<x>.js` is the source `<x>.ts`; `node -e SCRIPT` runs as is) with the pod's environment (service URLs
+// mapped to local processes by `rewriteEnv`) and its ConfigMap volumes as files, then reports the exit code through
+// kwok's outcome annotations (infra/k8s/kwok-stages.yaml), so the Job or Pod, and Helm waiting on it, see the real
+// result.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { CliResult, runCli } from './processes';
+import { CliResult, runCli, runNode } from './processes';
 
 export const OUTCOME = 'kwok.lvr.dev/outcome';
 export const EXIT_CODE = 'kwok.lvr.dev/exit-code';
@@ -17,7 +19,7 @@ export interface HookRun extends CliResult {
   args: string[];
 }
 
-export class HookKubelet {
+export class LocalKubelet {
   readonly runs: HookRun[] = [];
   private readonly handled = new Set<string>();
   private readonly returned = new Set<HookRun>();
@@ -30,7 +32,8 @@ export class HookKubelet {
   constructor(
     private readonly kc: k8s.KubeConfig,
     private readonly namespace: string,
-    private readonly selector = 'app.kubernetes.io/name=lvr-training-run',
+    private readonly selector: string,
+    private readonly rewriteEnv: (name: string, value: string) => string = (_name, value) => value,
   ) {
     this.core = kc.makeApiClient(k8s.CoreV1Api);
   }
@@ -76,15 +79,13 @@ export class HookKubelet {
   private async execute(pod: k8s.V1Pod): Promise<void> {
     const container = pod.spec!.containers[0];
     const [program, script, ...rest] = container.args ?? [];
-    if (program !== 'node' || !script?.startsWith('dist/') || !script.endsWith('.js'))
-      throw new Error(
-        `hook pod ${pod.metadata!.name} runs ${container.args?.join(' ')}, not a node entry point`,
-      );
-    const entry = script.slice('dist/'.length).replace(/\.js$/, '.ts');
+    const inline = program === 'node' && script === '-e';
+    if (program !== 'node' || !(inline || (script?.startsWith('dist/') && script.endsWith('.js'))))
+      throw new Error(`pod ${pod.metadata!.name} runs ${container.args?.join(' ')}, not a node entry point`);
     const env: NodeJS.ProcessEnv = {};
     for (const variable of container.env ?? []) {
-      if (variable.value === undefined) throw new Error(`hook env ${variable.name} is not a plain value`);
-      env[variable.name] = variable.value;
+      if (variable.value === undefined) throw new Error(`pod env ${variable.name} is not a plain value`);
+      env[variable.name] = this.rewriteEnv(variable.name, variable.value);
     }
     env.LVR_TERMINATION_LOG = path.join(this.dir, `${pod.metadata!.name}.termination-log`);
     const mounts = await this.mountConfigMaps(pod, container);
@@ -93,7 +94,9 @@ export class HookKubelet {
         if (arg.startsWith(`${mountPath}/`)) return local + arg.slice(mountPath.length);
       return arg;
     });
-    const result = await runCli(entry, args, env);
+    const result = inline
+      ? await runNode(['-e', ...args], env)
+      : await runCli(script.slice('dist/'.length).replace(/\.js$/, '.ts'), args, env);
     const component = pod.metadata!.labels?.['app.kubernetes.io/component'] ?? 'unknown';
     const run: HookRun = { ...result, pod: pod.metadata!.name!, component, args: container.args ?? [] };
     await this.core.patchNamespacedPod({
