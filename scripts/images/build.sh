@@ -62,8 +62,8 @@ base_image() {
 
 # The build context: only what the Containerfiles copy, as git sees it (no node_modules, no local state).
 context() {
-  local dir="$cache/context"
-  rm -rf "$dir" && mkdir -p "$dir"
+  local dir
+  dir="$(mktemp -d "$cache/context.XXXXXX")"
   (cd "$root" && git ls-files -co --exclude-standard -- package.json package-lock.json .npmrc tsconfig.json \
     tsconfig.build.json apps libs infra/images models/lvr-tiny-demo workers/lvr workers/requirements.lock.txt |
     tar --exclude='*.test.ts' --exclude='__pycache__' -cf - -T -) | tar -xf - -C "$dir"
@@ -81,6 +81,7 @@ build_node() {
   build_base="$(base_image node-build trixie nodejs,npm,ca-certificates)"
   runtime_base="$(base_image node-runtime trixie nodejs,ca-certificates)"
   ctx="$(context)"
+  trap 'rm -rf "$ctx"' RETURN
   buildah bud --quiet --isolation chroot --network host --layers "${ca_args[@]}" \
     --build-arg BUILD_CA="${ca_bundle:+/run/lvr-build-ca.crt}" --build-arg BUILD_BASE="$build_base" --build-arg RUNTIME_BASE="$runtime_base" \
     -f "$ctx/infra/images/node.Containerfile" -t "$prefix-node:$tag" "$ctx" >&2
@@ -108,9 +109,10 @@ worker_wheels() {
 build_worker() {
   local build_base runtime_base wheels ctx
   build_base="$(base_image worker-build bookworm python3,python3-venv,ca-certificates)"
-  runtime_base="$(base_image worker-runtime bookworm python3,ca-certificates)"
+  runtime_base="$(base_image worker-runtime bookworm python3,libstdc++6,ca-certificates)"
   wheels="$(worker_wheels "$build_base")"
   ctx="$(context)"
+  trap 'rm -rf "$ctx"' RETURN
   buildah bud --quiet --isolation chroot --network host --layers -v "$wheels:/wheels:ro" \
     --build-arg BUILD_BASE="$build_base" --build-arg RUNTIME_BASE="$runtime_base" \
     -f "$ctx/infra/images/worker.Containerfile" -t "$prefix-worker:$tag" "$ctx" >&2
