@@ -69,6 +69,11 @@ describe('lvr-platform Helm chart', () => {
   test('credentials only ever come from Secrets', () => {
     for (const container of containersOf(render(['--set', 'api.apiKeysSecret=lvr-api-keys']))) {
       for (const variable of container.env ?? []) {
+        // The trainer passes the Secret's *name* on to training pods, which reference it themselves.
+        if (variable.name === 'LVR_TRAINER_S3_SECRET') {
+          assert.equal(variable.value, 'lvr-object-store');
+          continue;
+        }
         if (/KEY|SECRET|PASSWORD|TOKEN/.test(variable.name) && !variable.name.endsWith('_FILE')) {
           assert.equal(
             variable.value,
@@ -190,23 +195,25 @@ describe('lvr-platform Helm chart', () => {
     const config = manifests.find(
       (m) => m.kind === 'ConfigMap' && m.metadata.name === 'demo-lvr-platform-evaluator',
     )!;
-    assert.deepEqual(JSON.parse(config.data!['schedules.json']), {
-      schedules: [
-        {
-          name: 'nightly-vstar',
-          cron: '0 2 * * *',
-          model: 'lvr-tiny-demo',
-          benchmarks: ['vstar'],
-          split: 'test',
-        },
-      ],
-    });
+    assert.deepEqual(JSON.parse(config.data!['schedules.json']), [
+      {
+        name: 'nightly-grounding',
+        cron: '0 2 * * *',
+        timezone: 'Europe/Paris',
+        models: ['lvr-tiny-demo'],
+        benchmarks: [{ name: 'synthetic-grounding', split: 'test', limit: 200 }],
+        decoding: { steps: [0, 8] },
+      },
+    ]);
+    assert.deepEqual(JSON.parse(config.data!['on-publish.json']), [
+      { models: ['lvr-*'], benchmarks: [{ name: 'synthetic-grounding' }] },
+    ]);
     const evaluator = containersOf(manifests).find((c) => c.name === 'evaluator')!;
-    assert.equal(
-      evaluator.env?.find((e) => e.name === 'EVALUATOR_SCHEDULES_FILE')?.value,
-      '/etc/lvr/evaluator/schedules.json',
-    );
-    const twice = { name: 'a', cron: '0 * * * *', model: 'm', benchmarks: ['b'] };
+    const env = new Map((evaluator.env ?? []).map((e) => [e.name, e.value]));
+    assert.equal(env.get('LVR_EVAL_SCHEDULES_FILE'), '/etc/lvr/evaluator/schedules.json');
+    assert.equal(env.get('LVR_EVAL_ON_PUBLISH_FILE'), '/etc/lvr/evaluator/on-publish.json');
+    assert.equal(env.get('LVR_EVAL_API_URL'), 'http://demo-lvr-platform-api/v1');
+    const twice = { name: 'a', cron: '0 * * * *', models: ['m'], benchmarks: [{ name: 'b' }] };
     const dup = await helm([
       'template',
       'demo',
@@ -303,7 +310,7 @@ describe('lvr-platform Helm chart', () => {
       assert.equal(container.image, `ghcr.io/lvr-platform/lvr-node@${digest}`);
     const trainer = containersOf(manifests).find((c) => c.name === 'trainer')!;
     assert.equal(
-      trainer.env?.find((e) => e.name === 'TRAINER_WORKER_IMAGE')?.value,
+      trainer.env?.find((e) => e.name === 'LVR_TRAINER_IMAGE')?.value,
       'ghcr.io/lvr-platform/lvr-worker:1.2.3',
     );
   });
