@@ -1,18 +1,26 @@
 import 'reflect-metadata';
 import { INestApplication } from '@nestjs/common';
-import { kafkaSettingsFromEnv } from '@lvr/messaging';
-import { portFromEnv, runService, startKafkaService } from '@lvr/service-kit';
-import { TRAINER_CLIENT_ID } from './publisher.provider';
+import { NestFactory } from '@nestjs/core';
+import { runService } from '@lvr/service-kit';
+import { loadTrainerConfig } from './config';
+import { apiKeyGuard } from './http/api-keys';
 import { TrainerModule } from './trainer.module';
 
-export async function startTrainer(port = portFromEnv('TRAINER_PORT', 8081)): Promise<INestApplication> {
-  return startKafkaService({
-    module: TrainerModule,
-    kafka: kafkaSettingsFromEnv(TRAINER_CLIENT_ID),
-    groupId: process.env.TRAINER_GROUP_ID || 'lvr-trainer',
-    host: process.env.TRAINER_HOST || '127.0.0.1',
-    port,
-  });
+/**
+ * Starts the trainer: HTTP (health probes, operator API) and, on the leader, the Kafka intake and workload watches.
+ * `port` 0 picks a free port (tests).
+ */
+export async function startTrainer(port?: number): Promise<INestApplication> {
+  const config = loadTrainerConfig();
+  const app = await NestFactory.create(TrainerModule, { logger: ['error', 'warn', 'log'] });
+  app.use(apiKeyGuard(config.apiKeys));
+  app.enableShutdownHooks();
+  await app.listen(port ?? config.port, config.host);
+  return app;
 }
 
-if (require.main === module) runService('trainer', () => startTrainer());
+if (require.main === module)
+  runService('trainer', async () => {
+    const app = await startTrainer();
+    process.stdout.write(`trainer listening on ${await app.getUrl()}\n`);
+  });

@@ -1,23 +1,47 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { INestApplication } from '@nestjs/common';
 import request from 'supertest';
-import { ALL_TOPICS, Topics } from '@lvr/contracts';
+import { Topics } from '@lvr/contracts';
+import { runCli } from '../src/cli/runs';
 import { startTrainer } from '../src/main';
 import { uniqueName } from '../../../tests/support/env';
-import { ensureTopics, produceRaw, waitForMessage } from '../../../tests/support/kafka';
+import { waitForMessage } from '../../../tests/support/kafka';
+import {
+  EventRecorder,
+  type SuiteTopics,
+  produce,
+  suiteTopics,
+  topicEnv,
+  trainingRequest,
+} from '../../../tests/trainer/harness';
 
-describe('trainer service', () => {
+describe('trainer service (local executor)', () => {
   let app: INestApplication;
+  let topics: SuiteTopics;
+  let events: EventRecorder;
+  let stateDir: string;
 
   before(async () => {
-    await ensureTopics([...ALL_TOPICS]);
-    process.env.TRAINER_GROUP_ID = uniqueName('trainer');
+    topics = await suiteTopics('trainer-svc');
+    events = await EventRecorder.start(topics.events);
+    stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lvr-trainer-'));
+    Object.assign(process.env, topicEnv(topics), {
+      TRAINER_GROUP_ID: uniqueName('trainer'),
+      LVR_TRAINER_EXECUTOR: 'local',
+      LVR_TRAINER_STATE_DIR: stateDir,
+      LVR_API_KEYS: 'sk-operator',
+    });
     app = await startTrainer(0);
   });
 
   after(async () => {
     await app?.close();
+    await events?.stop();
+    fs.rmSync(stateDir, { recursive: true, force: true });
   });
 
   test('answers its health probes once the consumer joined', async () => {
@@ -25,68 +49,74 @@ describe('trainer service', () => {
     await request(app.getHttpServer()).get('/health/ready').expect(200, { status: 'ready' });
   });
 
-  test('a valid training request is announced as Accepted', async () => {
+  test('guards the operator API with the API keys and documents it', async () => {
+    const missing = await request(app.getHttpServer()).get('/v1/runs').expect(401);
+    assert.equal(missing.body.error.code, 'missing_api_key');
+    await request(app.getHttpServer()).get('/v1/runs').set('Authorization', 'Bearer wrong').expect(401);
+    const doc = await request(app.getHttpServer()).get('/openapi.json').expect(200);
+    assert.ok(doc.body.paths['/v1/runs/{id}/cancel'].post);
+    const unknown = await request(app.getHttpServer())
+      .get('/v1/runs/no-such-run')
+      .set('Authorization', 'Bearer sk-operator')
+      .expect(404);
+    assert.equal(unknown.body.error.code, 'run_not_found');
+  });
+
+  test('a valid request is Accepted, recorded, and a worker that rejects its model fails the run with exit 78', async () => {
     const runId = uniqueName('run');
-    await produceRaw(
-      Topics.trainingRequests,
-      runId,
-      JSON.stringify({
-        apiVersion: 'lvr.training/v1',
-        id: uniqueName('msg'),
-        timestamp: new Date().toISOString(),
-        runId,
-        stage: 'sft',
-        model: { uri: 's3://models/base' },
-        data: { uri: 's3://data/meta.json' },
-        resources: { gpusPerNode: 1 },
-        checkpoint: { uri: `s3://runs/${runId}`, everySteps: 10 },
-        output: { bundleUri: `s3://models/${runId}` },
-      }),
+    await produce(topics.requests, runId, trainingRequest(runId, { model: { uri: '/nonexistent/model' } }));
+    const accepted = await events.next(runId, 'Accepted');
+    assert.equal(accepted.data!.stage, 'sft');
+    const failed = await events.next(runId, 'Failed', 120_000);
+    assert.equal(failed.data!.exitCode, 78);
+    assert.ok(!events.types(runId).includes('Retrying'), 'exit 78 is not retried');
+    const view = await request(app.getHttpServer())
+      .get(`/v1/runs/${runId}`)
+      .set('Authorization', 'Bearer sk-operator')
+      .expect(200);
+    assert.equal(view.body.phase, 'Failed');
+    assert.equal(view.body.exitCode, 78);
+
+    // The same through the CLI.
+    process.env.LVR_TRAINER_URL = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+    process.env.LVR_API_KEY = 'sk-operator';
+    const printed: string[] = [];
+    await runCli(['list', '--phase', 'Failed'], (t) => printed.push(t));
+    assert.match(printed.join('\n'), new RegExp(`${runId}\\s+sft\\s+Failed`));
+    await runCli(['get', runId], (t) => printed.push(t));
+    assert.equal(JSON.parse(printed.at(-1)!).exitCode, 78);
+    await runCli(['cancel', runId], (t) => printed.push(t));
+    assert.equal(printed.at(-1), `${runId}: Failed`, 'an ended run stays as it ended');
+    await runCli(['logs', runId, '--tail', '5'], (t) => printed.push(t));
+    assert.match(printed.at(-1)!, /error:/);
+    await assert.rejects(
+      runCli(['get', 'no-such-run'], () => undefined),
+      /404: no run with id no-such-run/,
     );
-    const event = await waitForMessage<{ runId: string; type: string; data: { stage: string } }>(
-      Topics.trainingEvents,
-      (m) => m.runId === runId,
+    await assert.rejects(
+      runCli(['explode'], () => undefined),
+      /usage: npm run runs/,
     );
-    assert.equal(event.type, 'Accepted');
-    assert.equal(event.data.stage, 'sft');
+
+    const logs = await request(app.getHttpServer())
+      .get(`/v1/runs/${runId}/logs`)
+      .set('Authorization', 'Bearer sk-operator')
+      .expect(200);
+    assert.match(logs.text, /error:/);
   });
 
   test('an invalid request is dead-lettered with the reason and rejected by run id', async () => {
     const runId = uniqueName('bad');
     const payload = JSON.stringify({ apiVersion: 'lvr.training/v1', runId, stage: 'pretrain' });
-    await produceRaw(Topics.trainingRequests, runId, payload);
+    await produce(topics.requests, runId, payload);
     const dead = await waitForMessage<{ key: string; reason: string; payload: string; sourceTopic: string }>(
       Topics.deadLetter,
       (m) => m.key === runId,
     );
-    assert.equal(dead.sourceTopic, Topics.trainingRequests);
+    assert.equal(dead.sourceTopic, topics.requests);
     assert.equal(dead.payload, payload, 'the original message is kept whole');
-    assert.match(dead.reason, /stage/);
     assert.match(dead.reason, /checkpoint/);
-    const event = await waitForMessage<{ runId: string; type: string; reason: string }>(
-      Topics.trainingEvents,
-      (m) => m.runId === runId,
-    );
-    assert.equal(event.type, 'Rejected');
-    assert.match(event.reason, /stage/);
-  });
-
-  test('garbage bytes do not block the partition', async () => {
-    const key = uniqueName('garbage');
-    await produceRaw(Topics.trainingRequests, key, Buffer.from([0xff, 0xfe, 0x00, 0x01]));
-    const dead = await waitForMessage<{ key: string; reason: string; payloadEncoding: string }>(
-      Topics.deadLetter,
-      (m) => m.key === key,
-    );
-    assert.equal(dead.payloadEncoding, 'base64');
-    assert.match(dead.reason, /JSON/);
-    // A valid message after the garbage is still processed.
-    const runId = uniqueName('after');
-    await produceRaw(Topics.trainingRequests, runId, JSON.stringify({ runId }));
-    const event = await waitForMessage<{ runId: string; type: string }>(
-      Topics.trainingEvents,
-      (m) => m.runId === runId,
-    );
-    assert.equal(event.type, 'Rejected');
+    const event = await events.next(runId, 'Rejected');
+    assert.match(event.reason!, /stage/);
   });
 });

@@ -199,4 +199,10 @@ export class TrainingCommand extends MessageEnvelope {
 
   @IsIn(TRAINING_COMMANDS)
   command!: (typeof TRAINING_COMMANDS)[number];
+
+  /** Why, for the run's Cancelled event and status. */
+  @IsOptional()
+  @IsString()
+  @MaxLength(1024)
+  reason?: string;
 }
