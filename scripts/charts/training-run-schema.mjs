@@ -45,6 +45,17 @@ const CHART_PROPERTIES = {
         },
       },
       kafkaBrokers: { type: 'string', pattern: '^[^:,\\s]+:[0-9]{1,5}(,[^:,\\s]+:[0-9]{1,5})*$' },
+      topics: {
+        type: 'object',
+        additionalProperties: false,
+        description:
+          "Override the contract's topics (a deployment sharing its broker); the trainer's must match.",
+        properties: {
+          requests: { type: 'string', pattern: '^[A-Za-z0-9._-]{0,249}$' },
+          commands: { type: 'string', pattern: '^[A-Za-z0-9._-]{0,249}$' },
+          events: { type: 'string', pattern: '^[A-Za-z0-9._-]{0,249}$' },
+        },
+      },
       timeoutSeconds: { type: 'integer', minimum: 10, maximum: 3600 },
       cancelTimeoutSeconds: { type: 'integer', minimum: 10, maximum: 3600 },
       resources: { type: 'object' },

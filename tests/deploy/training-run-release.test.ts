@@ -6,9 +6,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { ALL_TOPICS, Topics } from '@lvr/contracts';
+import { Kafka, logLevel } from 'kafkajs';
 import { requireEnv, uniqueName } from '../support/env';
-import { ensureTopics, waitForMessage } from '../support/kafka';
+import { waitForMessage } from '../support/kafka';
 import { type Cluster, connect, createNamespace, deleteNamespace, startWatch } from '../k8s/cluster';
 import { chartDir, helm, kubectl, ok } from '../charts/helm';
 import { EXIT_CODE, LocalKubelet, OUTCOME } from './local-kubelet';
@@ -16,6 +16,8 @@ import { Service, startService } from './processes';
 
 const chart = chartDir('lvr-training-run');
 const RUN_LABEL = 'lvr.dev/run-id';
+/** The trainer's objects; the chart's own hook Jobs carry the run id too. */
+const BY_TRAINER = 'app.kubernetes.io/managed-by=lvr-trainer';
 
 interface RunEvent {
   runId: string;
@@ -29,10 +31,28 @@ describe('training-run release on the cluster with the real trainer', () => {
   let trainer: Service;
   let kubelet: LocalKubelet;
   let brokers: string;
+  // Topics of this suite alone: a trainer on the shared topics would also act on every other suite's requests.
+  const suffix = uniqueName('release');
+  const topics = {
+    requests: `lvr.training.requests.${suffix}`,
+    commands: `lvr.training.commands.${suffix}`,
+    events: `lvr.training.events.${suffix}`,
+    workerEvents: `lvr.training.worker-events.${suffix}`,
+  };
 
   before(async () => {
     brokers = requireEnv('LVR_KAFKA_BROKERS');
-    await ensureTopics([...ALL_TOPICS]);
+    const admin = new Kafka({
+      clientId: suffix,
+      brokers: brokers.split(','),
+      logLevel: logLevel.NOTHING,
+    }).admin();
+    await admin.connect();
+    await admin.createTopics({
+      topics: Object.values(topics).map((topic) => ({ topic })),
+      waitForLeaders: true,
+    });
+    await admin.disconnect();
     cluster = connect();
     namespace = await createNamespace(cluster, 'run-release');
     kubelet = new LocalKubelet(cluster.kc, namespace, 'app.kubernetes.io/name=lvr-training-run');
@@ -41,8 +61,16 @@ describe('training-run release on the cluster with the real trainer', () => {
       LVR_KAFKA_BROKERS: brokers,
       KUBECONFIG: requireEnv('KUBECONFIG'),
       TRAINER_GROUP_ID: uniqueName('release-trainer'),
-      TRAINER_EXECUTOR: 'kubernetes',
-      TRAINER_JOBS_NAMESPACE: namespace,
+      LVR_TRAINER_EXECUTOR: 'kubernetes',
+      LVR_TRAINER_NAMESPACE: namespace,
+      LVR_TRAINER_REQUESTS_TOPIC: topics.requests,
+      LVR_TRAINER_COMMANDS_TOPIC: topics.commands,
+      LVR_TRAINER_EVENTS_TOPIC: topics.events,
+      LVR_TRAINER_WORKER_EVENTS_TOPIC: topics.workerEvents,
+      LVR_TRAINER_RESYNC_SECONDS: '2',
+      LVR_TRAINER_CPU_REQUEST: '100m',
+      LVR_TRAINER_MEMORY_REQUEST: '256Mi',
+      LVR_TRAINER_MEMORY_LIMIT: '1Gi',
     });
   });
 
@@ -64,6 +92,12 @@ describe('training-run release on the cluster with the real trainer', () => {
       '--set',
       `submit.kafkaBrokers=${brokers}`,
       '--set',
+      `submit.topics.requests=${topics.requests}`,
+      '--set',
+      `submit.topics.commands=${topics.commands}`,
+      '--set',
+      `submit.topics.events=${topics.events}`,
+      '--set',
       'resources.gpusPerNode=1',
       '--set',
       `checkpoint.uri=s3://checkpoints/${release}/`,
@@ -77,7 +111,7 @@ describe('training-run release on the cluster with the real trainer', () => {
     const pods = await startWatch<k8s.V1Pod>(
       cluster,
       `/api/v1/namespaces/${namespace}/pods`,
-      { labelSelector: `${RUN_LABEL}=${runId},app.kubernetes.io/name!=lvr-training-run` },
+      { labelSelector: `${RUN_LABEL}=${runId},${BY_TRAINER}` },
       (_type, pod) => pod.status?.phase === 'Running',
       `a running worker pod of run ${runId}`,
       120_000,
@@ -86,7 +120,7 @@ describe('training-run release on the cluster with the real trainer', () => {
   }
 
   const eventOf = (runId: string, type: string) =>
-    waitForMessage<RunEvent>(Topics.trainingEvents, (m) => m.runId === runId && m.type === type, 120_000);
+    waitForMessage<RunEvent>(topics.events, (m) => m.runId === runId && m.type === type, 120_000);
 
   test('install submits the run, the trainer runs it as a Job, kwok completes it, the release shows it', async () => {
     const release = uniqueName('sft').slice(0, 40);
@@ -102,7 +136,7 @@ describe('training-run release on the cluster with the real trainer', () => {
     const pod = await runningWorkerPod(release);
     const jobs = await cluster.batch.listNamespacedJob({
       namespace,
-      labelSelector: `${RUN_LABEL}=${release}`,
+      labelSelector: `${RUN_LABEL}=${release},${BY_TRAINER}`,
     });
     assert.equal(jobs.items.length, 1, 'the trainer created one Job for the run');
     await cluster.core.patchNamespacedPod({
@@ -124,7 +158,9 @@ describe('training-run release on the cluster with the real trainer', () => {
       kubectl(['get', 'jobs', '--all-namespaces', '-l', `${RUN_LABEL}=${release}`, '-o', 'json']),
       'kubectl get jobs',
     );
-    const job = (JSON.parse(shown) as k8s.V1JobList).items[0];
+    const job = (JSON.parse(shown) as k8s.V1JobList).items.find(
+      (j) => j.metadata?.labels?.['app.kubernetes.io/managed-by'] === 'lvr-trainer',
+    )!;
     assert.ok(
       job.status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True'),
       'Job Complete',

@@ -88,6 +88,11 @@ spec:
           env:
             - { name: LVR_KAFKA_BROKERS, value: {{ $root.Values.submit.kafkaBrokers | quote }} }
             - { name: LVR_TERMINATION_LOG, value: /dev/termination-log }
+            {{- range $name, $topic := $root.Values.submit.topics }}
+            {{- if $topic }}
+            - { name: {{ printf "LVR_TRAINER_%s_TOPIC" (upper $name) }}, value: {{ $topic | quote }} }
+            {{- end }}
+            {{- end }}
           terminationMessagePolicy: FallbackToLogsOnError
           resources:
             {{- toYaml $root.Values.submit.resources | nindent 12 }}

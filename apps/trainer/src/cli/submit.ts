@@ -5,7 +5,8 @@
 //   submit --cancel --run-id ID [--timeout-s N]           publish a cancel command when the run is active, wait for
 //                                                         its terminal event
 //
-// Brokers come from LVR_KAFKA_BROKERS. Exit codes: 0 accepted / cancelled / nothing to cancel, 1 rejected or the
+// Brokers come from LVR_KAFKA_BROKERS; LVR_TRAINER_{REQUESTS,COMMANDS,EVENTS}_TOPIC override the contract topics
+// (the same variables as the trainer's, for deployments that share a broker). Exit codes: 0 accepted / cancelled / nothing to cancel, 1 rejected or the
 // run ended otherwise than asked, 2 bad arguments or request, 3 no verdict within the timeout. The reason of a
 // failure is printed and, when LVR_TERMINATION_LOG is set (the chart sets /dev/termination-log), written there so
 // `kubectl describe` shows it.
@@ -87,6 +88,20 @@ export function loadRequest(file: string, runId?: string): Omit<TrainingRequest,
   return plain as Omit<TrainingRequest, 'id' | 'timestamp'>;
 }
 
+interface RunTopics {
+  requests: string;
+  commands: string;
+  events: string;
+}
+
+function topicsFromEnv(env: NodeJS.ProcessEnv): RunTopics {
+  return {
+    requests: env.LVR_TRAINER_REQUESTS_TOPIC?.trim() || Topics.trainingRequests,
+    commands: env.LVR_TRAINER_COMMANDS_TOPIC?.trim() || Topics.trainingCommands,
+    events: env.LVR_TRAINER_EVENTS_TOPIC?.trim() || Topics.trainingEvents,
+  };
+}
+
 export interface Outcome {
   code: number;
   message: string;
@@ -100,6 +115,7 @@ class RunEvents {
 
   private constructor(
     private readonly kafka: Kafka,
+    private readonly topic: string,
     private readonly runId: string,
     private readonly start: Map<number, bigint>,
     private readonly end: Map<number, bigint>,
@@ -109,15 +125,15 @@ class RunEvents {
    * `history`: read the run's past events (up to now) first; otherwise only events published after this call,
    * which is what the submitter needs (the offsets are taken before it publishes, so no answer can be missed).
    */
-  static async open(kafka: Kafka, runId: string, history: boolean): Promise<RunEvents> {
+  static async open(kafka: Kafka, topic: string, runId: string, history: boolean): Promise<RunEvents> {
     const admin = kafka.admin();
     await admin.connect();
     try {
-      await ensureTopic(admin, Topics.trainingEvents);
-      const offsets = await admin.fetchTopicOffsets(Topics.trainingEvents);
+      await ensureTopic(admin, topic);
+      const offsets = await admin.fetchTopicOffsets(topic);
       const start = new Map(offsets.map((o) => [o.partition, BigInt(history ? o.low : o.high)]));
       const end = new Map(offsets.map((o) => [o.partition, BigInt(o.high)]));
-      return new RunEvents(kafka, runId, start, end);
+      return new RunEvents(kafka, topic, runId, start, end);
     } finally {
       await admin.disconnect();
     }
@@ -128,7 +144,7 @@ class RunEvents {
     const caughtUp = new Promise<void>((resolve) => (this.caughtUp = resolve));
     this.consumer = this.kafka.consumer({ groupId: `${CLIENT_ID}-${this.runId}-${randomUUID()}` });
     await this.consumer.connect();
-    await this.consumer.subscribe({ topic: Topics.trainingEvents, fromBeginning: true });
+    await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
     await this.consumer.run({
       autoCommit: false,
       eachMessage: async ({ partition, message }) => {
@@ -142,7 +158,7 @@ class RunEvents {
       },
     });
     for (const [partition, offset] of this.start)
-      this.consumer.seek({ topic: Topics.trainingEvents, partition, offset: offset.toString() });
+      this.consumer.seek({ topic: this.topic, partition, offset: offset.toString() });
     this.checkCaughtUp();
     await caughtUp;
   }
@@ -176,9 +192,10 @@ export async function submit(options: SubmitOptions, env = process.env): Promise
   const request = loadRequest(options.requestFile!, options.runId);
   const runId = request.runId;
   const settings = kafkaSettingsFromEnv(CLIENT_ID, env);
+  const topics = topicsFromEnv(env);
   const kafka = new Kafka({ ...settings, logLevel: logLevel.NOTHING });
   const publisher = new MessagePublisher(settings);
-  const events = await RunEvents.open(kafka, runId, false);
+  const events = await RunEvents.open(kafka, topics.events, runId, false);
   try {
     let answer!: (outcome: Outcome) => void;
     const verdict = new Promise<Outcome>((resolve) => (answer = resolve));
@@ -191,11 +208,11 @@ export async function submit(options: SubmitOptions, env = process.env): Promise
           message: `run ${runId} rejected: ${event.reason ?? 'no reason given'}`,
         });
     });
-    const sent = await publisher.publish<TrainingRequest>(Topics.trainingRequests, runId, request);
-    process.stdout.write(`published ${Topics.trainingRequests} message ${sent.id} for run ${runId}\n`);
+    const sent = await publisher.publish<TrainingRequest>(topics.requests, runId, request);
+    process.stdout.write(`published ${topics.requests} message ${sent.id} for run ${runId}\n`);
     return await waitFor(verdict, options.timeoutMs, () => ({
       code: ExitCode.timeout,
-      message: `no Accepted or Rejected event for run ${runId} on ${Topics.trainingEvents} within ${options.timeoutMs / 1000}s: is the trainer running?`,
+      message: `no Accepted or Rejected event for run ${runId} on ${topics.events} within ${options.timeoutMs / 1000}s: is the trainer running?`,
     }));
   } finally {
     await events.close();
@@ -207,8 +224,9 @@ export async function submit(options: SubmitOptions, env = process.env): Promise
 export async function cancel(options: SubmitOptions, env = process.env): Promise<Outcome> {
   const runId = options.runId!;
   const settings = kafkaSettingsFromEnv(CLIENT_ID, env);
+  const topics = topicsFromEnv(env);
   const kafka = new Kafka({ ...settings, logLevel: logLevel.NOTHING });
-  const events = await RunEvents.open(kafka, runId, true);
+  const events = await RunEvents.open(kafka, topics.events, runId, true);
   const publisher = new MessagePublisher(settings);
   try {
     let latest: string | undefined;
@@ -223,7 +241,7 @@ export async function cancel(options: SubmitOptions, env = process.env): Promise
       return { code: ExitCode.ok, message: `run ${runId} has no events: nothing to cancel` };
     if (!ACTIVE_PHASES.has(latest))
       return { code: ExitCode.ok, message: `run ${runId} already ended (${latest}): nothing to cancel` };
-    await publisher.publish<TrainingCommand>(Topics.trainingCommands, runId, {
+    await publisher.publish<TrainingCommand>(topics.commands, runId, {
       apiVersion: TRAINING_API_VERSION,
       runId,
       command: 'cancel',
