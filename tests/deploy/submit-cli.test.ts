@@ -4,10 +4,21 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ALL_TOPICS, TRAINING_API_VERSION, Topics } from '@lvr/contracts';
+import { TRAINING_API_VERSION } from '@lvr/contracts';
 import { requireEnv, uniqueName } from '../support/env';
 import { ensureTopics, produceRaw, testKafka, waitForMessage } from '../support/kafka';
+import { type Cluster, connect, createNamespace, deleteNamespace } from '../k8s/cluster';
 import { Service, runCli, startService } from './processes';
+
+// Topics of this suite alone (the CLI and the trainer read the same overrides): a trainer on the shared topics would
+// also act on every other suite's requests.
+const suffix = uniqueName('submit');
+const Topics = {
+  trainingRequests: `lvr.training.requests.${suffix}`,
+  trainingCommands: `lvr.training.commands.${suffix}`,
+  trainingEvents: `lvr.training.events.${suffix}`,
+  workerEvents: `lvr.training.worker-events.${suffix}`,
+};
 
 const CLI = 'apps/trainer/src/cli/submit.ts';
 
@@ -65,11 +76,14 @@ describe('submit CLI (training-run hook)', () => {
   let env: NodeJS.ProcessEnv;
 
   before(async () => {
-    await ensureTopics([...ALL_TOPICS]);
+    await ensureTopics(Object.values(Topics));
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lvr-submit-'));
     env = {
       LVR_KAFKA_BROKERS: requireEnv('LVR_KAFKA_BROKERS'),
       LVR_TERMINATION_LOG: path.join(dir, 'termination'),
+      LVR_TRAINER_REQUESTS_TOPIC: Topics.trainingRequests,
+      LVR_TRAINER_COMMANDS_TOPIC: Topics.trainingCommands,
+      LVR_TRAINER_EVENTS_TOPIC: Topics.trainingEvents,
     };
   });
 
@@ -83,19 +97,32 @@ describe('submit CLI (training-run hook)', () => {
 
   describe('with the real trainer', () => {
     let trainer: Service;
+    let cluster: Cluster;
+    let namespace: string;
 
     before(async () => {
+      cluster = connect();
+      namespace = await createNamespace(cluster, 'submit');
       trainer = await startService('apps/trainer/src/main.ts', 'TRAINER_PORT', {
-        LVR_KAFKA_BROKERS: requireEnv('LVR_KAFKA_BROKERS'),
+        ...env,
+        KUBECONFIG: requireEnv('KUBECONFIG'),
         TRAINER_GROUP_ID: uniqueName('submit-trainer'),
+        LVR_TRAINER_EXECUTOR: 'kubernetes',
+        LVR_TRAINER_NAMESPACE: namespace,
+        LVR_TRAINER_WORKER_EVENTS_TOPIC: Topics.workerEvents,
+        LVR_TRAINER_CPU_REQUEST: '100m',
+        LVR_TRAINER_MEMORY_REQUEST: '256Mi',
+        LVR_TRAINER_MEMORY_LIMIT: '1Gi',
       });
     });
 
     after(async () => {
       await trainer?.stop();
+      if (cluster && namespace) await deleteNamespace(cluster, namespace);
     });
 
     test('publishes the run and exits 0 once the trainer accepted it', async () => {
+      // The published topic is the override: the suite's own.
       const runId = uniqueName('submit');
       const published = waitForMessage<{ runId: string; id: string; stage: string; apiVersion: string }>(
         Topics.trainingRequests,
