@@ -80,6 +80,7 @@ describe('training-run release on the cluster with the real trainer', () => {
     if (cluster && namespace) await deleteNamespace(cluster, namespace);
   });
 
+  // A CPU-only run (gpusPerNode 0): the shared test cluster's 16 simulated GPUs may be held by other suites' pods.
   function installArgs(release: string): string[] {
     return [
       'install',
@@ -98,7 +99,7 @@ describe('training-run release on the cluster with the real trainer', () => {
       '--set',
       `submit.topics.events=${topics.events}`,
       '--set',
-      'resources.gpusPerNode=1',
+      'resources.gpusPerNode=0',
       '--set',
       `checkpoint.uri=s3://checkpoints/${release}/`,
       '--timeout',
@@ -174,6 +175,20 @@ describe('training-run release on the cluster with the real trainer', () => {
     const cancel = await kubelet.next('cancel');
     assert.equal(cancel.code, 0, cancel.stderr);
     assert.match(cancel.stdout, /already ended \(Succeeded\): nothing to cancel/);
+    // Installing the same run id with another spec: the trainer rejects it and the install fails with the reason.
+    const again = await helm([...installArgs(release), '--set', 'hyperparameters.maxSteps=10']);
+    assert.notEqual(again.code, 0);
+    assert.match(again.stderr, /post-install/);
+    const rejected = await kubelet.next('submit');
+    assert.equal(rejected.code, 1);
+    assert.match(
+      rejected.stderr,
+      new RegExp(`run ${release} rejected: run id ${release} already exists with a different spec`),
+    );
+    const failed = JSON.parse(
+      await ok(helm(['status', release, '--namespace', namespace, '-o', 'json']), 'status'),
+    );
+    assert.equal(failed.info.status, 'failed');
   });
 
   test('uninstalling a release whose run is still active cancels the run', async () => {
