@@ -1,7 +1,7 @@
 // Makes `require('@lvr/<lib>')` resolve to the compiled library in dist/, as tsconfig `paths` do at compile time:
 // one package.json per alias under node_modules/@lvr/ (run in the build stage of node.Containerfile).
-const fs = require('node:fs');
-const path = require('node:path');
+import fs from 'node:fs';
+import path from 'node:path';
 
 const paths = JSON.parse(fs.readFileSync('tsconfig.json', 'utf8')).compilerOptions.paths;
 for (const [alias, [source]] of Object.entries(paths)) {
