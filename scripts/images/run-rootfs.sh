@@ -3,10 +3,10 @@
 # filesystem mounted read-only in a private mount namespace, a writable tmpfs on /tmp, the image's user, working
 # directory and environment. (Where podman/crun work, `podman run --read-only IMAGE …` is the same check.)
 #
-#   scripts/images/run-rootfs.sh [--bind HOST_DIR:/tmp/SUBDIR] IMAGE [NAME=VALUE ...] -- [ARG ...]
+#   scripts/images/run-rootfs.sh [--bind HOST_DIR:/tmp/SUBDIR] [--entrypoint PROGRAM] IMAGE [NAME=VALUE ...] -- [ARG ...]
 #
-# ARGs follow the image's entrypoint (if it has one). --bind makes a host folder writable under /tmp (the only
-# writable place, as in the charts).
+# ARGs follow the image's entrypoint (if it has one; --entrypoint replaces it). --bind makes a host folder writable
+# under /tmp (the only writable place, as in the charts).
 # Host networking (a server it starts is reachable on 127.0.0.1). Needs root (mount namespaces, chroot).
 set -euo pipefail
 
@@ -16,6 +16,11 @@ if [ "${1:-}" = "--bind" ]; then
   bind_host="${2%%:*}"
   bind_path="${2#*:}"
   case "$bind_path" in /tmp/?*) ;; *) echo "run-rootfs.sh: --bind target must be under /tmp" >&2; exit 2 ;; esac
+  shift 2
+fi
+entrypoint_override=""
+if [ "${1:-}" = "--entrypoint" ]; then
+  entrypoint_override="$2"
   shift 2
 fi
 image="$1"
@@ -31,6 +36,7 @@ user="$(buildah inspect --type image --format '{{.OCIv1.Config.User}}' "$image")
 workdir="$(buildah inspect --type image --format '{{.OCIv1.Config.WorkingDir}}' "$image")"
 mapfile -t image_env < <(buildah inspect --type image --format '{{range .OCIv1.Config.Env}}{{println .}}{{end}}' "$image" | sed '/^$/d')
 mapfile -t entrypoint < <(buildah inspect --type image --format '{{range .OCIv1.Config.Entrypoint}}{{println .}}{{end}}' "$image" | sed '/^$/d')
+[ -n "$entrypoint_override" ] && entrypoint=("$entrypoint_override")
 [ -n "$user" ] && [ "${user%%:*}" != "0" ] && [ "${user%%:*}" != "root" ] || { echo "run-rootfs.sh: $image runs as root" >&2; exit 3; }
 
 ctr="$(buildah from --quiet --pull-never "$image")"

@@ -154,6 +154,20 @@ describe(
       assert.equal(probe.stdout.trim(), '');
     });
 
+    test('the worker image holds the CUDA build of PyTorch', async () => {
+      const image = built.get('worker')!.name;
+      const probe = await sh(runRootfs, [
+        '--entrypoint',
+        'python',
+        image,
+        '--',
+        '-c',
+        'import torch, onnxruntime; print(torch.version.cuda or "cpu")',
+      ]);
+      assert.equal(probe.code, 0, probe.stderr);
+      assert.match(probe.stdout.trim(), /^\d+\.\d+$/, 'torch.version.cuda');
+    });
+
     test('the worker image runs the CLI: --help and a CPU export of tiny:0', async () => {
       const image = built.get('worker')!.name;
       const help = await sh(runRootfs, [image, '--', '--help']);
