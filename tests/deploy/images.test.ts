@@ -41,7 +41,7 @@ describe('Containerfiles', () => {
         );
         assert.doesNotMatch(
           line,
-          /BUILD_CA|\.npmrc|_KEY|SECRET|TOKEN|PASSWORD/i,
+          /BUILD_CA|\.npmrc|_KEY\b|SECRET|\bTOKEN\b|PASSWORD/i,
           `credential in the final stage: ${line}`,
         );
       }
