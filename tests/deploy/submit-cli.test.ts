@@ -190,11 +190,11 @@ describe('submit CLI (training-run hook)', () => {
   });
 
   describe('--cancel (pre-delete hook)', () => {
-    test('a run without events has nothing to cancel', async () => {
+    test('a run that was never accepted has nothing to cancel', async () => {
       const runId = uniqueName('never');
       const result = await runCli(CLI, ['--cancel', '--run-id', runId, '--timeout-s', '30'], env);
       assert.equal(result.code, 0, result.stderr);
-      assert.match(result.stdout, new RegExp(`run ${runId} has no events: nothing to cancel`));
+      assert.match(result.stdout, new RegExp(`run ${runId} was never accepted: nothing to cancel`));
     });
 
     test('a finished run is left alone', async () => {
@@ -208,6 +208,26 @@ describe('submit CLI (training-run hook)', () => {
         result.stdout,
         new RegExp(`run ${runId} already ended \\(Succeeded\\): nothing to cancel`),
       );
+    });
+
+    test('a rejected resubmission does not hide an active run; no answer within the timeout exits 3', async () => {
+      const runId = uniqueName('resubmitted');
+      await publishEvent(runId, 'Accepted');
+      await publishEvent(runId, 'Running');
+      await publishEvent(runId, 'Rejected', `run id ${runId} already exists with a different spec`);
+      const command = waitForMessage<{ runId: string; command: string }>(
+        Topics.trainingCommands,
+        (m) => m.runId === runId,
+      );
+      // No trainer is listening in this part of the suite: the cancel stays unanswered.
+      const result = await runCli(CLI, ['--cancel', '--run-id', runId, '--timeout-s', '3'], env);
+      assert.equal(result.code, 3, result.stdout + result.stderr);
+      assert.match(result.stdout, new RegExp(`run ${runId} is Running: cancel command published`));
+      assert.match(
+        result.stderr,
+        new RegExp(`run ${runId}: no terminal event within 3s after the cancel command`),
+      );
+      assert.equal((await command).command, 'cancel');
     });
   });
 });

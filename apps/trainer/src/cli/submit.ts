@@ -17,6 +17,7 @@ import { Admin, Consumer, Kafka, logLevel } from 'kafkajs';
 import {
   ID_PATTERN,
   ID_RULE,
+  RUN_PHASES,
   RunPhase,
   TRAINING_API_VERSION,
   Topics,
@@ -35,7 +36,9 @@ const ACTIVE_PHASES: ReadonlySet<string> = new Set<RunPhase>([
   'Running',
   'Retrying',
 ]);
-const TERMINAL_TYPES: ReadonlySet<string> = new Set(['Succeeded', 'Failed', 'Cancelled', 'Rejected']);
+const FINAL_PHASES: ReadonlySet<string> = new Set<RunPhase>(['Succeeded', 'Failed', 'Cancelled']);
+/** Lifecycle events; Progress and CheckpointSaved leave the phase as it is, and so does a Rejected resubmission. */
+const PHASE_EVENTS: ReadonlySet<string> = new Set<string>(RUN_PHASES);
 
 export const ExitCode = { ok: 0, refused: 1, usage: 2, timeout: 3 } as const;
 
@@ -229,18 +232,21 @@ export async function cancel(options: SubmitOptions, env = process.env): Promise
   const events = await RunEvents.open(kafka, topics.events, runId, true);
   const publisher = new MessagePublisher(settings);
   try {
-    let latest: string | undefined;
-    let ended!: (event: TrainingEvent) => void;
-    const terminal = new Promise<TrainingEvent>((resolve) => (ended = resolve));
+    const phases: TrainingEvent[] = [];
+    let waiting: ((event: TrainingEvent) => void) | undefined;
     await events.run((event) => {
-      if (event.type === 'Progress' || event.type === 'CheckpointSaved') return;
-      latest = event.type;
-      if (TERMINAL_TYPES.has(event.type)) ended(event);
+      if (!PHASE_EVENTS.has(event.type)) return;
+      phases.push(event);
+      if (waiting && FINAL_PHASES.has(event.type)) waiting(event);
     });
+    const history = phases.length;
+    const latest = phases[history - 1]?.type;
     if (latest === undefined)
-      return { code: ExitCode.ok, message: `run ${runId} has no events: nothing to cancel` };
+      return { code: ExitCode.ok, message: `run ${runId} was never accepted: nothing to cancel` };
     if (!ACTIVE_PHASES.has(latest))
       return { code: ExitCode.ok, message: `run ${runId} already ended (${latest}): nothing to cancel` };
+    // Set before anything else can run: no later event is missed.
+    const terminal = new Promise<TrainingEvent>((resolve) => (waiting = resolve));
     await publisher.publish<TrainingCommand>(topics.commands, runId, {
       apiVersion: TRAINING_API_VERSION,
       runId,
