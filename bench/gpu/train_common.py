@@ -55,8 +55,9 @@ def build_model(tiny: bool, device, attn: str = "sdpa"):
 
 
 def synthetic_instance(rng: np.random.Generator, tiny: bool):
-    """One Visual-CoT-like stage-1 sample: image (grid from the stage-1 pixel range), question, ROI latents
-    (~1/8 of the image tokens), short answer. Returns lvr.data.sft.Sample."""
+    """One Visual-CoT-like stage-1 sample: image (48..110 patches a side: 576..3025 image tokens, within the stage-1
+    pixel range), question, ROI latents (~1/8 of the image tokens), short answer; about 0.7k to 3.3k tokens.
+    Returns lvr.data.sft.Sample."""
     from lvr.bbox import bbox_to_token_indices
     from lvr.data.sft import IGNORE, Sample
 
@@ -76,7 +77,38 @@ def synthetic_instance(rng: np.random.Generator, tiny: bool):
     return Sample(prompt + answer, labels, pv, [(1, gh, gw)], idx)
 
 
+def full_packs(n: int, tiny: bool, max_tokens: int, seed: int = 0, min_fill: float = 0.9, pool_size: int = 32):
+    """`n` packs of synthetic_instance samples, each filled to at least `min_fill` of `max_tokens` real tokens: each
+    pack takes the largest pending sample that still fits, from a pool of `pool_size` pending samples, until none
+    fits (no cap on samples per pack). The upstream packer (packed_groups) caps a pack at 4 samples below
+    max_tokens / 4 tokens each, so its 16k packs hold ~7k real tokens and its 32k packs the same work."""
+    rng = np.random.default_rng(seed)
+    pool: list = []
+    out = []
+    while len(out) < n:
+        pack, used = [], 0
+        while True:
+            pool.extend(synthetic_instance(rng, tiny) for _ in range(pool_size - len(pool)))
+            fits = [i for i, s in enumerate(pool) if used + len(s) <= max_tokens]
+            if not fits:
+                break
+            best = pool.pop(max(fits, key=lambda i: len(pool[i])))
+            pack.append(best)
+            used += len(best)
+        if used < min_fill * max_tokens:
+            raise RuntimeError(f"pack of {used} tokens is below {min_fill:.0%} of {max_tokens}: samples too long "
+                               f"for this pack size")
+        out.append(pack)
+    return out
+
+
+def real_token_fraction(groups, max_tokens: int) -> float:
+    """Real (non-padding) tokens over the capacity of the packs."""
+    return sum(len(s) for g in groups for s in g) / (len(groups) * max_tokens)
+
+
 def packed_groups(n: int, tiny: bool, max_tokens: int, seed: int = 0):
+    """The worker's packer with the upstream options (4 samples per pack, long-sequence threshold max_tokens / 4)."""
     from lvr.data.packing import PackedBuffer, PackingOptions
 
     rng = np.random.default_rng(seed)

@@ -2,6 +2,11 @@
 prompt with an image, G=8 generations of up to 512 tokens with `steps` decoding (8 latent steps), bf16, then the
 learning pass (policy forward/backward with replayed latents + reference forward, 2 micro-batches of 4) and AdamW.
 
+A random model practically never samples `<|lvr_start|>`, so by default every completion starts with it
+(`--force-lvr-start`, the rollout's `force_first_token`), as the completions of a stage-1 model do: each runs one latent
+block of `--lvr-steps` latent inputs. The JSON reports `latent_inputs` (latent inputs fed in the last step's rollout)
+and `latent_share` (latent inputs / completion steps).
+
 GPU:       python bench/gpu/train_grpo.py
 CPU check: python bench/gpu/train_grpo.py --tiny --steps 1 --max-new 16
 
@@ -21,8 +26,8 @@ import train_common as C  # noqa: E402
 
 from lvr import tokens as T  # noqa: E402
 from lvr.train import runtime as R  # noqa: E402
-from lvr.train.grpo import GrpoPolicy  # noqa: E402
-from lvr.train.losses import aggregate, completion_logps, group_advantages, grpo_token_loss  # noqa: E402
+from lvr.train.grpo import GrpoPolicy, ScoredGroup, learn_on_batch  # noqa: E402
+from lvr.train.losses import group_advantages  # noqa: E402
 from lvr.train.rollout import SamplingConfig  # noqa: E402
 from lvr.train.spec import TrainConfig  # noqa: E402
 
@@ -38,11 +43,14 @@ def main() -> None:
     ap.add_argument("--lvr-steps", type=int, default=8)
     ap.add_argument("--attn", choices=["sdpa", "flash_varlen_torch"], default="sdpa")
     ap.add_argument("--grid", type=int, default=32, help="image patch grid side (32 -> 448 px, 256 visual tokens)")
+    ap.add_argument("--force-lvr-start", action=argparse.BooleanOptionalAction, default=True,
+                    help="start every completion with <|lvr_start|> so that the rollout runs latent blocks")
     args = ap.parse_args()
 
     env = R.init_env()
     cfg = TrainConfig(run_id="bench", stage="grpo", model_uri="-", data_uri="-", checkpoint_uri="-", bundle_uri="-",
-                      max_steps=1000).resolved()
+                      max_steps=1000, num_generations=args.generations, micro_batch_size=args.micro_batch,
+                      max_completion_length=args.max_new, temperature=0.9).resolved()
     dtype = R.compute_dtype(cfg, env)
     model = C.build_model(args.tiny, env.device)
     if args.attn != "sdpa":
@@ -67,7 +75,8 @@ def main() -> None:
     prompt = torch.tensor([ids], device=env.device)
     pv = torch.from_numpy(rng.standard_normal((g * g, 1176)).astype(np.float32)).to(env.device)
     grid = torch.tensor([[1, g, g]], device=env.device)
-    sampling = SamplingConfig(0.9, 50, 1.0, 1.0, args.max_new, args.lvr_steps)
+    sampling = SamplingConfig(0.9, 50, 1.0, 1.0, args.max_new, args.lvr_steps,
+                              force_first_token=T.LVR_START_ID if args.force_lvr_start else None)
     gen = torch.Generator(device=env.device).manual_seed(0)
     G, mb = args.generations, args.micro_batch
     sync = (lambda: torch.cuda.synchronize()) if env.device.type == "cuda" else (lambda: None)
@@ -80,24 +89,16 @@ def main() -> None:
         sync()
         t1 = time.time()
         adv = group_advantages(torch.arange(G, dtype=torch.float32), G).to(env.device)
-        mask = ro.completion_mask & ~ro.latent_mask
-        model.train()
-        for s in range(0, G, mb):
-            rows = slice(s, s + mb)
-            kw = dict(prompt_ids=prompt, completion_ids=ro.completion_ids[rows], pixel_values=pv, grid=grid,
-                      latent_mask=ro.latent_mask[rows], latents=ro.latents(rows))
-            with autocast():
-                logp = policy("logp", temperature=0.9, **kw)
-                with torch.no_grad():
-                    ref_logp = completion_logps(ref, temperature=0.9, **kw)
-            loss, _ = grpo_token_loss(logp, logp.detach(), ref_logp, adv[rows])
-            (aggregate(loss, mask[rows], "bnpo") / (G // mb)).backward()
+        model.train()   # the worker's learning pass: micro-batches of --micro-batch, policy + reference forwards
+        learn_on_batch(policy, ref, [ScoredGroup(prompt, pv, grid, ro, adv, ro.completion_mask & ~ro.latent_mask)],
+                       cfg, autocast)
         R.clip_grad(policy, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         sync()
         t2 = time.time()
-        return t1 - t0, t2 - t1, int(ro.completion_ids.shape[1]), int(ro.latent_mask.sum())
+        return t1 - t0, t2 - t1, int(ro.completion_ids.shape[1]), int(ro.latent_mask.sum()), \
+            int(ro.completion_mask.sum())
 
     for _ in range(args.warmup):
         step()
@@ -109,7 +110,9 @@ def main() -> None:
     _, card = C.peak_flops(env.device)
     C.emit({"bench": "train_grpo", "card": card, "shapes": "tiny" if args.tiny else "qwen2.5-vl-3b",
             "dtype": str(dtype), "attn": args.attn, "generations": G, "micro_batch": mb, "prompt_tokens": len(ids),
-            "completion_tokens": times[-1][2], "latent_inputs": times[-1][3], "lvr_steps": args.lvr_steps,
+            "completion_tokens": times[-1][2], "latent_inputs": times[-1][3], "completion_steps": times[-1][4],
+            "latent_share": times[-1][3] / max(1, times[-1][4]), "forced_lvr_start": args.force_lvr_start,
+            "lvr_steps": args.lvr_steps,
             "rollout_s": roll, "learn_s": learn, "step_s": roll + learn, "rollout_fraction": roll / (roll + learn),
             "decode_tokens_per_s": G * times[-1][2] / roll,
             "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if env.device.type == "cuda" else None},

@@ -6,6 +6,8 @@ Two GPUs:  torchrun --nproc_per_node 2 bench/gpu/train_sft.py --baseline $OUT/tr
 CPU check: python bench/gpu/train_sft.py --tiny --steps 2 --warmup 1
 Old path:  python bench/gpu/train_sft.py --legacy --attn flash_varlen_torch   (autocast, in-step collate)
 
+Packs are filled to >= 90% real tokens by default (`--packs full`; `--packs upstream`: the worker's packer with the
+upstream options, 4 samples per pack); the JSON reports `real_token_fraction` (real tokens / pack capacity).
 Reports tokens/s (real tokens, padding excluded), MFU = model FLOPs/s over the card's dense bf16 peak
 (bench/gpu/train_common.py::sft_step_flops; recompute not counted), peak memory, and with --baseline the
 scaling efficiency tokens/s(world) / (world * tokens/s(1 GPU)). Writes $OUT/train_sft_w<world>.json and prints
@@ -33,6 +35,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--max-packed-tokens", type=int, default=16384)
+    ap.add_argument("--packs", choices=["full", "upstream"], default="full",
+                    help="full: packs filled to >= 90%% real tokens (train_common.full_packs); upstream: the worker's "
+                         "packer with the upstream options, at most 4 samples per pack (~7k real tokens at 16k)")
     ap.add_argument("--packing", choices=["flat", "pad"], default="flat")
     ap.add_argument("--strategy", choices=["auto", "ddp", "fsdp"], default="auto")
     ap.add_argument("--no-grad-ckpt", action="store_true")
@@ -89,7 +94,8 @@ def main() -> None:
     optimizer = R.build_optimizer(model, cfg, env, no_decay_norm_bias=False)
     autocast = R.autocast_factory(cfg, env, dtype)
     ga = args.grad_accum
-    groups = C.packed_groups((args.warmup + args.steps) * ga, args.tiny, args.max_packed_tokens, seed=env.rank)
+    make_groups = C.full_packs if args.packs == "full" else C.packed_groups
+    groups = make_groups((args.warmup + args.steps) * ga, args.tiny, args.max_packed_tokens, seed=env.rank)
     prefetch = not args.no_prefetch
     if prefetch:
         from lvr.data.packing import Prefetcher
@@ -152,7 +158,8 @@ def main() -> None:
                "fsdp_reshard_after_forward": plan.reshard_after_forward if plan else None,
                "fsdp_defer_grad_sync": plan.defer_grad_sync if plan else None},
            "losses": losses, "steps": args.steps,
-           "max_packed_tokens": args.max_packed_tokens,
+           "max_packed_tokens": args.max_packed_tokens, "packs": args.packs,
+           "real_token_fraction": C.real_token_fraction(groups[args.warmup * ga:], args.max_packed_tokens),
            "instances_per_step": sum(len(g) for g in groups[args.warmup * ga:]) / args.steps,
            "tokens_per_s": tokens_all / dt, "tokens_per_s_per_gpu": tokens_all / dt / env.world,
            "step_s": dt / args.steps, "model_tflops_per_s_per_gpu": flops_all / dt / env.world / 1e12,

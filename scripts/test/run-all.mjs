@@ -10,6 +10,14 @@ import { ensureDir, isAlive, repoRoot, stateDir, tail } from '../stack/lib.mjs';
 import { stackDown, stackEnv, stackUp } from '../stack/stack.mjs';
 import { services } from '../stack/services/index.mjs';
 import { parseJUnitCounts } from './junit.mjs';
+import {
+  accountFiles,
+  addCounts,
+  emptyCounts,
+  pytestCounts,
+  splitByKind,
+  summaryLines,
+} from './counting.mjs';
 
 const args = process.argv.slice(2);
 const only = valueOf('--only');
@@ -73,7 +81,7 @@ function runWatched(label, command, commandArgs, env, watched) {
 
 async function runTypeScript(env, watched) {
   const files = explicitFiles?.filter((f) => f.endsWith('.ts')) ?? findTsTests();
-  if (files.length === 0) return { passed: 0, failed: 0, skipped: 0, note: 'no TypeScript test files' };
+  if (files.length === 0) return { product: emptyCounts(), stack: emptyCounts(), emptyFiles: [] };
   const countsFile = path.join(resultsDir, 'ts-counts.json');
   fs.rmSync(countsFile, { force: true });
   const result = await runWatched(
@@ -94,18 +102,28 @@ async function runTypeScript(env, watched) {
     env,
     watched,
   );
-  const counts = readCounts(countsFile);
-  // A crashed or killed runner is a failure even when it reported nothing.
-  if (result.code !== 0 && counts.failed === 0) counts.failed = 1;
-  return { ...counts, deadService: result.deadService };
+  const reported = readReported(countsFile);
+  if (!reported) {
+    // The reporter never finished (the runner was killed): nothing it ran can count as passed.
+    return {
+      product: { ...emptyCounts(), failed: 1 },
+      stack: emptyCounts(),
+      emptyFiles: [],
+      deadService: result.deadService,
+    };
+  }
+  const { byFile, empty } = accountFiles(files, reported, repoRoot);
+  const { product, stack } = splitByKind(byFile);
+  // A crashed runner is a failure even when no test reported one.
+  if (result.code !== 0 && product.failed + stack.failed === 0) product.failed = 1;
+  return { product, stack, emptyFiles: empty, deadService: result.deadService };
 }
 
-function readCounts(file) {
+function readReported(file) {
   try {
     return JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch {
-    // The reporter never finished (the runner was killed): nothing it ran can count as passed.
-    return { passed: 0, failed: 0, skipped: 0 };
+    return undefined;
   }
 }
 
@@ -121,18 +139,24 @@ async function runPython(env, watched) {
     env,
     watched,
   );
-  const counts = fs.existsSync(junit) ? parseJUnitCounts(fs.readFileSync(junit, 'utf8')) : undefined;
-  if (!counts)
-    return { passed: 0, failed: result.code === 5 ? 0 : 1, skipped: 0, deadService: result.deadService };
-  // pytest exit 5 means "no tests collected": not a failure of its own, but it passes nothing either.
-  if (result.code !== 0 && result.code !== 5 && counts.failed === 0) counts.failed = 1;
-  return { ...counts, deadService: result.deadService };
+  const junitCounts = fs.existsSync(junit) ? parseJUnitCounts(fs.readFileSync(junit, 'utf8')) : undefined;
+  const { noTests, ...product } = pytestCounts(result.code, junitCounts);
+  return {
+    product,
+    stack: emptyCounts(),
+    emptyFiles: [],
+    noPythonTests: noTests,
+    deadService: result.deadService,
+  };
 }
 
 async function main() {
-  const totals = { passed: 0, failed: 0, skipped: 0 };
+  const product = emptyCounts();
+  const stack = emptyCounts();
+  const emptyFiles = [];
+  let noPythonTests = false;
+  let stackFailed = false;
   let started = [];
-  let exitCode = 0;
   try {
     const up = await stackUp(process.env.LVR_STACK_SERVICES?.split(',').map((s) => s.trim()));
     started = up.started;
@@ -144,21 +168,23 @@ async function main() {
     if (!only || only === 'ts') suites.push(['TypeScript', () => runTypeScript(env, watched)]);
     if (!only || only === 'py') suites.push(['Python', () => runPython(env, watched)]);
     for (const [label, run] of suites) {
-      const counts = await run();
+      const result = await run();
+      const counts = addCounts(addCounts(emptyCounts(), result.product), result.stack);
       process.stdout.write(
         `[test] ${label}: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped\n`,
       );
-      totals.passed += counts.passed;
-      totals.failed += counts.failed;
-      totals.skipped += counts.skipped;
-      if (counts.deadService) {
-        process.stderr.write(`[test] not running the remaining suites: ${counts.deadService.name} is down\n`);
+      addCounts(product, result.product);
+      addCounts(stack, result.stack);
+      emptyFiles.push(...result.emptyFiles);
+      noPythonTests ||= Boolean(result.noPythonTests);
+      if (result.deadService) {
+        process.stderr.write(`[test] not running the remaining suites: ${result.deadService.name} is down\n`);
         break;
       }
     }
   } catch (error) {
     process.stderr.write(`[test] the test stack could not be started: ${error.message}\n`);
-    totals.failed += 1;
+    stackFailed = true;
   } finally {
     if (!keepStack && started.length) {
       await stackDown(services.filter((s) => started.includes(s.name)).map((s) => s.name)).catch((error) =>
@@ -166,9 +192,12 @@ async function main() {
       );
     }
   }
-  if (totals.failed > 0) exitCode = 1;
+  for (const line of summaryLines({ product, stack, emptyFiles, noPythonTests }))
+    process.stdout.write(`${line}\n`);
+  const totals = addCounts(addCounts(emptyCounts(), product), stack);
+  if (stackFailed) totals.failed += 1;
   process.stdout.write(`${totals.passed} passed, ${totals.failed} failed\n`);
-  process.exit(exitCode);
+  process.exit(totals.failed > 0 ? 1 : 0);
 }
 
 await main();

@@ -1,8 +1,10 @@
 """Golden outputs of the PyTorch LVR reference for the TS parity test.
 
 Usage: python golden_oracle.py INPUT.json  (prints JSON)
-Input: {"seed": int, "bundle": dir, "image_dir": dir, "model": {"latent_end": bool}, "requests": [...]}
-Exports the tiny model `tiny:SEED` (`tiny:SEED:latent_end` with the latent-end vector, so `strategy: latent` runs) to
+Input: {"seed": int, "bundle": dir, "image_dir": dir, "model": {"latent_end": bool, "head": "simple"|"glu"},
+"requests": [...]}
+Exports the tiny model `tiny:SEED` (`:latent_end` with the latent-end vector, so `strategy: latent` runs; `lvr_head` /
+`glu_head` with an LVR head, whose output replaces the hidden state and logits of latent-input forwards) to
 `bundle` (ONNX, via lvr.export), writes each synthetic image as PNG into
 `image_dir`, and decodes every request with the PyTorch reference (lvr.decoding.generate over TorchBackend),
 recording every forward's post-norm hidden state.
@@ -28,14 +30,20 @@ def main():
     from lvr.tiny import make_tiny_model
 
     import contextlib
-    latent_end = bool(p.get("model", {}).get("latent_end"))
+    from lvr.tiny import parse_tiny_spec
+
+    model_opts = p.get("model", {})
+    options = (["latent_end"] if model_opts.get("latent_end") else []) + \
+        ({"simple": ["lvr_head"], "glu": ["glu_head"]}[model_opts["head"]] if model_opts.get("head") else [])
+    spec = f"{p['seed']}:{','.join(options)}"
     with contextlib.redirect_stdout(sys.stderr):
-        export_bundle(f"tiny:{p['seed']}" + (":latent_end" if latent_end else ""), p["bundle"])
+        export_bundle(f"tiny:{spec}", p["bundle"])
     manifest = json.load(open(os.path.join(p["bundle"], "manifest.json")))
     tok = Tokenizer.from_file(os.path.join(p["bundle"], "tokenizer.json"))
     template = open(os.path.join(p["bundle"], "chat_template.jinja")).read()
     cfg = ImageConfig.from_json(manifest["preprocessing"])
-    model = make_tiny_model(p["seed"], latent_end=latent_end).eval()
+    seed, tiny_kwargs = parse_tiny_spec(spec)
+    model = make_tiny_model(seed, **tiny_kwargs).eval()
 
     import torch
 
@@ -46,6 +54,13 @@ def main():
             if self.top_logprobs is not None:  # raw distribution: log_softmax of the unprocessed logits
                 self.logprobs.append(torch.log_softmax(torch.from_numpy(np.asarray(logits, np.float32)), -1).numpy())
             return logits, h
+
+        def head(self, hidden):  # the head output replaces the forward's hidden state and logits (LVR-SPEC §4.5)
+            h, logits = super().head(hidden)
+            self.hiddens[-1] = np.asarray(h, dtype=np.float32).reshape(-1).tolist()
+            if self.top_logprobs is not None:
+                self.logprobs[-1] = torch.log_softmax(torch.from_numpy(np.asarray(logits, np.float32)), -1).numpy()
+            return h, logits
 
     backend = Recording(model)
     out = []

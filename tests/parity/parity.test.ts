@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { LvrEngine } from '@lvr/engine';
 import type { ChatMessage, LatentCriterion, LvrStrategy, TokenLogprob } from '@lvr/engine';
 
@@ -288,6 +289,121 @@ function relError(a: Float32Array, b: number[]): number {
   return maxDiff / Math.max(maxRef, 1e-6);
 }
 
+/** Exports the tiny model with `model` options into `work/bundle` and decodes `reqs` with the PyTorch reference. */
+function runOracle(
+  work: string,
+  model: { latent_end?: boolean; head?: 'simple' | 'glu' },
+  reqs: Req[],
+): Golden[] {
+  const python = process.env.LVR_PYTHON;
+  if (!python)
+    throw new Error(
+      'LVR_PYTHON is not set: run through `npm test` (or eval "$(node scripts/stack/cli.mjs env)")',
+    );
+  const input = path.join(work, 'input.json');
+  fs.mkdirSync(path.join(work, 'images'));
+  fs.writeFileSync(
+    input,
+    JSON.stringify({
+      seed: 0,
+      model,
+      bundle: path.join(work, 'bundle'),
+      image_dir: path.join(work, 'images'),
+      requests: reqs,
+    }),
+  );
+  const res = spawnSync(python, [path.join(__dirname, 'golden_oracle.py'), input], {
+    cwd: ROOT,
+    env: { ...process.env, PYTHONPATH: path.join(ROOT, 'workers') },
+    encoding: 'utf8',
+    maxBuffer: 1 << 30,
+  });
+  if (res.status !== 0) throw new Error(`golden oracle failed: ${res.stderr}`);
+  return (JSON.parse(res.stdout) as { results: Golden[] }).results;
+}
+
+interface Run {
+  promptIds: number[];
+  ids: number[];
+  hiddens: Float32Array[];
+  logprobs: TokenLogprob[];
+  finish: string | null;
+  latentSteps: number;
+}
+
+async function runRequest(engine: LvrEngine, r: Req, g: Golden): Promise<Run> {
+  const messages: ChatMessage[] = r.messages.map((m) => ({
+    role: m.role,
+    content:
+      typeof m.content === 'string'
+        ? m.content
+        : m.content.map((c) =>
+            c.type === 'image'
+              ? { type: 'image' as const, image: fs.readFileSync(g.image_paths[c.index]) }
+              : c,
+          ),
+  }));
+  const run: Run = { promptIds: [], ids: [], hiddens: [], logprobs: [], finish: null, latentSteps: -1 };
+  for await (const d of engine.generate(
+    {
+      messages,
+      assistantPrefix: r.prefix,
+      sampling: { maxTokens: r.max_new_tokens, repetitionPenalty: r.repetition_penalty },
+      lvr: {
+        strategy: r.strategy ?? 'steps',
+        steps: r.steps ?? 8,
+        criterion: r.criterion,
+        threshold: r.threshold,
+        upstreamCompat: r.upstream_compat,
+      },
+      topLogprobs: r.top_logprobs,
+    },
+    {},
+    { onPrompt: (p) => (run.promptIds = p.ids), onHidden: (h) => run.hiddens.push(h) },
+  )) {
+    run.ids.push(...d.tokenIds);
+    run.logprobs.push(...(d.logprobs ?? []));
+    if (d.finishReason) {
+      run.finish = d.finishReason;
+      run.latentSteps = d.usage!.latentSteps;
+    }
+  }
+  return run;
+}
+
+/** Asserts one request's run against the reference; returns the worst hidden-state / logprob errors. */
+function check(
+  i: number,
+  r: Req,
+  g: Golden,
+  run: Run,
+): { rel: number; logprob: number; logprobTokens: number } {
+  const { ids, logprobs, hiddens } = run;
+  assert.deepEqual(run.promptIds, g.prompt_ids, `request ${i}: prompt ids`);
+  assert.deepEqual(ids, g.output_ids, `request ${i}: output ids`);
+  assert.equal(run.finish, g.finish_reason, `request ${i}: finish reason`);
+  assert.equal(run.latentSteps, g.latent_steps, `request ${i}: latent steps`);
+  assert.equal(hiddens.length, g.hiddens.length, `request ${i}: forward count`);
+  let rel = 0;
+  let worstLogprob = 0;
+  hiddens.forEach((h, k) => (rel = Math.max(rel, relError(h, g.hiddens[k]))));
+  if (r.top_logprobs === undefined)
+    assert.equal(logprobs.length, 0, `request ${i}: no logprobs unless asked`);
+  else {
+    assert.equal(logprobs.length, g.logprobs!.length, `request ${i}: one logprob per generated token`);
+    logprobs.forEach((lp, k) => {
+      assert.equal(lp.tokenId, ids[k]);
+      assert.deepEqual(
+        lp.topLogprobs.map((t) => t.tokenId),
+        g.logprobs![k].top,
+        `request ${i} token ${k}: top-K ids`,
+      );
+      worstLogprob = Math.max(worstLogprob, Math.abs(lp.logprob - g.logprobs![k].logprob));
+    });
+  }
+  return { rel, logprob: worstLogprob, logprobTokens: logprobs.length };
+}
+
 describe('TS engine vs PyTorch reference (tiny random bundle, fp32, greedy)', () => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'lvr-parity-'));
   const reqs = requests();
@@ -295,31 +411,7 @@ describe('TS engine vs PyTorch reference (tiny random bundle, fp32, greedy)', ()
   let engine: LvrEngine;
 
   before(async () => {
-    const python = process.env.LVR_PYTHON;
-    if (!python)
-      throw new Error(
-        'LVR_PYTHON is not set: run through `npm test` (or eval "$(node scripts/stack/cli.mjs env)")',
-      );
-    const input = path.join(work, 'input.json');
-    fs.mkdirSync(path.join(work, 'images'));
-    fs.writeFileSync(
-      input,
-      JSON.stringify({
-        seed: 0,
-        model: { latent_end: true },
-        bundle: path.join(work, 'bundle'),
-        image_dir: path.join(work, 'images'),
-        requests: reqs,
-      }),
-    );
-    const res = spawnSync(python, [path.join(__dirname, 'golden_oracle.py'), input], {
-      cwd: ROOT,
-      env: { ...process.env, PYTHONPATH: path.join(ROOT, 'workers') },
-      encoding: 'utf8',
-      maxBuffer: 1 << 30,
-    });
-    if (res.status !== 0) throw new Error(`golden oracle failed: ${res.stderr}`);
-    golden = (JSON.parse(res.stdout) as { results: Golden[] }).results;
+    golden = runOracle(work, { latent_end: true }, reqs);
     engine = await LvrEngine.load(path.join(work, 'bundle'));
   });
 
@@ -327,87 +419,6 @@ describe('TS engine vs PyTorch reference (tiny random bundle, fp32, greedy)', ()
     await engine?.close();
     fs.rmSync(work, { recursive: true, force: true });
   });
-
-  interface Run {
-    promptIds: number[];
-    ids: number[];
-    hiddens: Float32Array[];
-    logprobs: TokenLogprob[];
-    finish: string | null;
-    latentSteps: number;
-  }
-
-  async function runRequest(i: number): Promise<Run> {
-    const r = reqs[i];
-    const g = golden[i];
-    const messages: ChatMessage[] = r.messages.map((m) => ({
-      role: m.role,
-      content:
-        typeof m.content === 'string'
-          ? m.content
-          : m.content.map((c) =>
-              c.type === 'image'
-                ? { type: 'image' as const, image: fs.readFileSync(g.image_paths[c.index]) }
-                : c,
-            ),
-    }));
-    const run: Run = { promptIds: [], ids: [], hiddens: [], logprobs: [], finish: null, latentSteps: -1 };
-    for await (const d of engine.generate(
-      {
-        messages,
-        assistantPrefix: r.prefix,
-        sampling: { maxTokens: r.max_new_tokens, repetitionPenalty: r.repetition_penalty },
-        lvr: {
-          strategy: r.strategy ?? 'steps',
-          steps: r.steps ?? 8,
-          criterion: r.criterion,
-          threshold: r.threshold,
-          upstreamCompat: r.upstream_compat,
-        },
-        topLogprobs: r.top_logprobs,
-      },
-      {},
-      { onPrompt: (p) => (run.promptIds = p.ids), onHidden: (h) => run.hiddens.push(h) },
-    )) {
-      run.ids.push(...d.tokenIds);
-      run.logprobs.push(...(d.logprobs ?? []));
-      if (d.finishReason) {
-        run.finish = d.finishReason;
-        run.latentSteps = d.usage!.latentSteps;
-      }
-    }
-    return run;
-  }
-
-  /** Asserts one request's run against the reference; returns the worst hidden-state / logprob errors. */
-  function check(i: number, run: Run): { rel: number; logprob: number; logprobTokens: number } {
-    const r = reqs[i];
-    const g = golden[i];
-    const { ids, logprobs, hiddens } = run;
-    assert.deepEqual(run.promptIds, g.prompt_ids, `request ${i}: prompt ids`);
-    assert.deepEqual(ids, g.output_ids, `request ${i}: output ids`);
-    assert.equal(run.finish, g.finish_reason, `request ${i}: finish reason`);
-    assert.equal(run.latentSteps, g.latent_steps, `request ${i}: latent steps`);
-    assert.equal(hiddens.length, g.hiddens.length, `request ${i}: forward count`);
-    let rel = 0;
-    let worstLogprob = 0;
-    hiddens.forEach((h, k) => (rel = Math.max(rel, relError(h, g.hiddens[k]))));
-    if (r.top_logprobs === undefined)
-      assert.equal(logprobs.length, 0, `request ${i}: no logprobs unless asked`);
-    else {
-      assert.equal(logprobs.length, g.logprobs!.length, `request ${i}: one logprob per generated token`);
-      logprobs.forEach((lp, k) => {
-        assert.equal(lp.tokenId, ids[k]);
-        assert.deepEqual(
-          lp.topLogprobs.map((t) => t.tokenId),
-          g.logprobs![k].top,
-          `request ${i} token ${k}: top-K ids`,
-        );
-        worstLogprob = Math.max(worstLogprob, Math.abs(lp.logprob - g.logprobs![k].logprob));
-      });
-    }
-    return { rel, logprob: worstLogprob, logprobTokens: logprobs.length };
-  }
 
   /** Each request run alone (filled by the first test, compared against by the concurrent one). */
   const solo: Run[] = [];
@@ -421,9 +432,9 @@ describe('TS engine vs PyTorch reference (tiny random bundle, fp32, greedy)', ()
     let longest = 0;
     const before = engine.batchStats.maxRows;
     for (let i = 0; i < reqs.length; i++) {
-      const run = await runRequest(i);
+      const run = await runRequest(engine, reqs[i], golden[i]);
       solo.push(run);
-      const e = check(i, run);
+      const e = check(i, reqs[i], golden[i], run);
       worstRel = Math.max(worstRel, e.rel);
       worstLogprob = Math.max(worstLogprob, e.logprob);
       logprobTokens += e.logprobTokens;
@@ -452,12 +463,12 @@ describe('TS engine vs PyTorch reference (tiny random bundle, fp32, greedy)', ()
     assert.equal(solo.length, reqs.length, 'solo runs of the previous test');
     const calls0 = engine.batchStats.calls;
     const rows0 = engine.batchStats.rows;
-    const runs = await Promise.all(reqs.map((_, i) => runRequest(i)));
+    const runs = await Promise.all(reqs.map((r, i) => runRequest(engine, r, golden[i])));
     let worstRel = 0;
     let worstVsSolo = 0;
     runs.forEach((run, i) => {
       assert.deepEqual(run.ids, solo[i].ids, `request ${i}: batched ids = solo ids`);
-      worstRel = Math.max(worstRel, check(i, run).rel);
+      worstRel = Math.max(worstRel, check(i, reqs[i], golden[i], run).rel);
       run.hiddens.forEach((h, k) => {
         const ref = solo[i].hiddens[k];
         worstVsSolo = Math.max(worstVsSolo, relError(h, Array.from(ref)));
@@ -563,7 +574,11 @@ describe('TS engine vs PyTorch reference (tiny random bundle, fp32, greedy)', ()
       return n;
     })();
     const rows0 = engine.batchStats.rows;
-    const [cut, n, ...runs] = await Promise.all([cancelled, dropped, ...picks.map((i) => runRequest(i))]);
+    const [cut, n, ...runs] = await Promise.all([
+      cancelled,
+      dropped,
+      ...picks.map((i) => runRequest(engine, reqs[i], golden[i])),
+    ]);
     assert.equal(cut.at(-1)!.finishReason, 'abort');
     assert.ok(cut.length <= 4, `${cut.length} deltas after abort at 3`);
     assert.equal(n, 5);
@@ -573,7 +588,123 @@ describe('TS engine vs PyTorch reference (tiny random bundle, fp32, greedy)', ()
     const others = picks.reduce((s, i) => s + solo[i].hiddens.length - 1, 0);
     assert.ok(rows < others + 40, `${rows} rows stepped, ${others} by the other requests`);
     // The engine still serves normally afterwards (slots released, caches freed).
-    const again = await runRequest(picks[1]);
+    const again = await runRequest(engine, reqs[picks[1]], golden[picks[1]]);
     assert.deepEqual(again.ids, solo[picks[1]].ids);
   });
 });
+
+/** Latent-heavy requests for the LVR head bundles (the head runs on every latent-input forward). */
+function headRequests(): Req[] {
+  const user = (text: string): Req['messages'] => [{ role: 'user', content: text }];
+  return [
+    { messages: user('Hello!'), max_new_tokens: 8 },
+    { messages: user('Think about 4.'), max_new_tokens: 10, steps: 4, prefix: LVR_START, top_logprobs: 3 },
+    { messages: user(LONG), max_new_tokens: 12, steps: 8, prefix: LVR_START },
+    {
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'image', index: 0 },
+            { type: 'text', text: 'Look closely.' },
+          ],
+        },
+      ],
+      images: [{ seed: 5, width: 112, height: 84 }],
+      max_new_tokens: 9,
+      steps: 6,
+      prefix: LVR_START,
+      top_logprobs: 2,
+    },
+    {
+      messages: user('end token strategy'),
+      max_new_tokens: 10,
+      strategy: 'end_token',
+      steps: 4,
+      prefix: LVR_START,
+    },
+    {
+      messages: user('Count to ten.'),
+      max_new_tokens: 10,
+      strategy: 'latent',
+      steps: 6,
+      criterion: 'cosine',
+      threshold: 0.5,
+      prefix: LVR_START,
+    },
+  ];
+}
+
+/** manifest.json as the tests edit it. */
+interface Manifest {
+  lvr: { lvr_head: boolean; lvr_head_type: string };
+  graphs: Record<string, string>;
+}
+
+for (const head of ['simple', 'glu'] as const) {
+  describe(`LVR head bundle (${head}): TS engine vs PyTorch reference`, () => {
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), `lvr-parity-head-${head}-`));
+    const reqs = headRequests();
+    let golden: Golden[];
+    let engine: LvrEngine;
+
+    before(async () => {
+      golden = runOracle(work, { latent_end: true, head }, reqs);
+      engine = await LvrEngine.load(path.join(work, 'bundle'));
+    });
+    after(async () => {
+      await engine?.close();
+      fs.rmSync(work, { recursive: true, force: true });
+    });
+
+    it('the head state is fed back and its logits pick the token: tokens, hidden states and logprobs match, solo and batched', async () => {
+      const manifest = JSON.parse(fs.readFileSync(path.join(work, 'bundle', 'manifest.json'), 'utf8'));
+      assert.equal(manifest.lvr.lvr_head, true);
+      assert.equal(manifest.lvr.lvr_head_type, head);
+      assert.equal(manifest.graphs.lvr_head, 'lvr_head.onnx');
+      let worstRel = 0;
+      let latent = 0;
+      const solo: Run[] = [];
+      for (let i = 0; i < reqs.length; i++) {
+        const run = await runRequest(engine, reqs[i], golden[i]);
+        solo.push(run);
+        worstRel = Math.max(worstRel, check(i, reqs[i], golden[i], run).rel);
+        latent += golden[i].latent_steps;
+      }
+      assert.ok(latent >= 15, `${latent} latent steps`);
+      assert.ok(worstRel <= 1e-4, `hidden-state relative error ${worstRel}`);
+      const runs = await Promise.all(reqs.map((r, i) => runRequest(engine, r, golden[i])));
+      runs.forEach((run, i) => {
+        assert.deepEqual(run.ids, solo[i].ids, `request ${i}: batched = solo`);
+        check(i, reqs[i], golden[i], run);
+      });
+      console.log(
+        `[parity] ${head} head: ${reqs.length} requests token-identical (solo and batched); ${latent} latent steps; ` +
+          `worst hidden rel err ${worstRel.toExponential(2)}`,
+      );
+    });
+
+    it('a bundle declaring what the engine cannot run is refused at load, naming the field', async () => {
+      const bad = path.join(work, 'bad');
+      fs.cpSync(path.join(work, 'bundle'), bad, { recursive: true });
+      const rewrite = (edit: (m: Manifest) => void) => {
+        const m = JSON.parse(fs.readFileSync(path.join(work, 'bundle', 'manifest.json'), 'utf8'));
+        edit(m);
+        const text = JSON.stringify(m);
+        fs.writeFileSync(path.join(bad, 'manifest.json'), text);
+        const sha = createHash('sha256').update(text).digest('hex');
+        fs.writeFileSync(path.join(bad, '_COMPLETE'), JSON.stringify({ manifest_sha256: sha }));
+      };
+      const cases: Array<[(m: Manifest) => void, RegExp]> = [
+        [(m) => delete m.graphs.lvr_head, /graphs\.lvr_head is missing although lvr\.lvr_head is true/],
+        [(m) => (m.lvr.lvr_head = false), /graphs\.lvr_head is present but lvr\.lvr_head is not true/],
+        [(m) => (m.lvr.lvr_head_type = 'moe'), /lvr\.lvr_head_type moe is not a known head type/],
+        [(m) => (m.graphs.mtp_head = 'mtp.onnx'), /graphs\.mtp_head is an unknown graph/],
+      ];
+      for (const [edit, message] of cases) {
+        rewrite(edit);
+        await assert.rejects(LvrEngine.load(bad, { verifyChecksums: false }), message);
+      }
+    });
+  });
+}

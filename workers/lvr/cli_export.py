@@ -8,13 +8,14 @@ import sys
 
 def _export(args) -> int:
     from .export import ExportError, export_bundle
+    from .model import CheckpointError
     from .storage import StorageConfigError
 
     try:
         m = export_bundle(args.src, args.dest, precision=args.precision, run_id=args.run_id,
                           max_error=args.max_error, verify=not args.no_verify,
                           log=lambda s: print(s, file=sys.stderr))
-    except StorageConfigError as e:
+    except (StorageConfigError, CheckpointError) as e:
         print(f"[export] {e}", file=sys.stderr)
         return 2
     except ExportError as e:

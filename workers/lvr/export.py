@@ -22,7 +22,7 @@ from . import bundle as B
 from . import storage
 from . import tokens as T
 from .graphs import DecoderGraph, EmbedGraph, HeadGraph, VisionGraph
-from .model import LVRSettings, load_lvr_model
+from .model import LVRSettings, load_lvr_model, weights_digest
 from .preprocess import ImageConfig
 from .tiny import GENERATION_DEFAULTS
 from .vision_inputs import VisionGeometry, vision_host_inputs
@@ -271,7 +271,8 @@ def _architecture(model) -> dict:
         "model_type": "qwen2_5_vl", "hidden_size": t.hidden_size, "num_hidden_layers": t.num_hidden_layers,
         "num_attention_heads": t.num_attention_heads, "num_key_value_heads": t.num_key_value_heads,
         "head_dim": t.hidden_size // t.num_attention_heads, "intermediate_size": t.intermediate_size,
-        "vocab_size": t.vocab_size, "rms_norm_eps": t.rms_norm_eps, "rope_theta": rp.get("rope_theta", 1e6),
+        "vocab_size": t.vocab_size, "max_position_embeddings": t.max_position_embeddings,
+        "rms_norm_eps": t.rms_norm_eps, "rope_theta": rp.get("rope_theta", 1e6),
         "mrope_section": list(model.model.language_model.rotary_emb.mrope_section),
         "tie_word_embeddings": bool(getattr(model.config, "tie_word_embeddings", False)),
         "vision": {"depth": v.depth, "hidden_size": v.hidden_size, "num_heads": v.num_heads,
@@ -284,7 +285,8 @@ def _architecture(model) -> dict:
 
 def export_bundle(src: str, dest: str, precision: str = "fp32", run_id: str | None = None,
                   max_error: float | None = None, verify: bool = True, log=print) -> dict:
-    """Export `src` to a bundle at `dest`; returns the manifest. Raises ExportError on failure (no marker written)."""
+    """Export `src` to a bundle at `dest`; returns the manifest. Raises ExportError on failure, CheckpointError when
+    the source's weights do not match its config.json (no marker written in either case)."""
     if precision not in PRECISIONS:
         raise ExportError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     t0 = time.time()
@@ -298,7 +300,8 @@ def export_bundle(src: str, dest: str, precision: str = "fp32", run_id: str | No
         if storage.is_s3(dest):
             storage.delete_object(dest, B.MARKER)
         log(f"[export] loading {src}")
-        model = load_lvr_model(str(src_dir), dtype=torch.float32)
+        model = load_lvr_model(str(src_dir), dtype=torch.float32)  # CheckpointError names missing/unexpected keys
+        source_weights = weights_digest(src_dir)
         settings = LVRSettings.from_config(model.config)
         tok = T.load_tokenizer(src_dir)  # checks the LVR token ids
         del tok
@@ -331,9 +334,9 @@ def export_bundle(src: str, dest: str, precision: str = "fp32", run_id: str | No
             "io_dtypes": {"embeds": np_dt, "kv": np_dt, "logits": "float32", "pixel_values": "float32",
                           "image_features": np_dt},
             "chat_template": "chat_template.jinja", "tokenizer": "tokenizer.json",
-            "provenance": {"source": src, "run_id": run_id, "exporter": "lvr.export",
-                           "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(), "git_sha": _git_sha(),
-                           "versions": _versions()},
+            "provenance": {"source": src, "source_weights": source_weights, "run_id": run_id,
+                           "exporter": "lvr.export", "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+                           "git_sha": _git_sha(), "versions": _versions()},
         }
         if verify:
             log("[export] verifying onnxruntime vs PyTorch")

@@ -68,14 +68,16 @@ def _fill(name: str, p: torch.Tensor, seed: int) -> None:
 
 
 #: Options of a `tiny:SEED:OPTION[,OPTION]` source -> make_tiny_model keyword arguments.
-TINY_OPTIONS = {"latent_end": {"latent_end": True}}
+TINY_OPTIONS = {"latent_end": {"latent_end": True}, "lvr_head": {"lvr_head": True},
+                "glu_head": {"lvr_head": True, "lvr_head_type": "glu"}}
 
 
 def parse_tiny_spec(spec: str) -> tuple[int, dict]:
     """`SEED[:OPTION[,OPTION...]]` (what follows `tiny:`) -> (seed, make_tiny_model kwargs).
 
     `latent_end`: also build the learned latent-end vector (LVR-SPEC §1.4), so that the model (and a bundle exported
-    from it) can decode with the `latent` strategy. The other weights are unchanged: each parameter has its own seed.
+    from it) can decode with the `latent` strategy. `lvr_head` / `glu_head`: add the 'simple' / 'glu' LVR head
+    (LVR-SPEC §1.3, §4.5). The other weights are unchanged: each parameter has its own seed.
     """
     seed_text, _, opts = spec.partition(":")
     try:
@@ -106,11 +108,17 @@ def make_tiny_model(seed: int = 0, latent_end: bool = False, **cfg_kwargs) -> LV
         model = LVRForConditionalGeneration(cfg)
     finally:
         torch.random.set_rng_state(torch_state)
+    randomize_weights_(model, seed)
+    model.eval()
+    return model
+
+
+@torch.no_grad()
+def randomize_weights_(model: torch.nn.Module, seed: int) -> None:
+    """Deterministic weights for any Qwen2.5-VL-architecture module (per-parameter generators, see module doc)."""
     for name, p in model.named_parameters():
         _fill(name, p, seed)
     model.tie_weights()
-    model.eval()
-    return model
 
 
 def write_tokenizer_files(dest: Path) -> None:

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from _lvr_helpers import REPO, run_cli
 
 
@@ -32,3 +34,30 @@ def test_gpu_bench_script_runs_in_tiny_cpu_mode(tmp_path):
     assert res == json.loads((tmp_path / "export_3b.json").read_text())
     assert res["precision"] == "fp16" and res["passed"] is True and res["bundle_bytes"] > 0
     assert res["errors"]["logits"]["max_rel"] < res["bound_max_rel"]
+
+
+def _bench(script: str, tmp_path, *args: str) -> dict:
+    env = dict(os.environ, OUT=str(tmp_path))
+    proc = subprocess.run([sys.executable, str(REPO / "bench/gpu" / script), "--tiny", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("BENCH ")
+    return json.loads(last[len("BENCH "):])
+
+
+def test_grpo_bench_rollouts_run_latent_blocks_and_report_their_share(tmp_path):
+    res = _bench("train_grpo.py", tmp_path, "--steps", "1", "--warmup", "0", "--max-new", "10", "--generations", "2",
+                 "--micro-batch", "2", "--lvr-steps", "3")
+    assert res["forced_lvr_start"] is True
+    assert res["latent_inputs"] >= 2 * 3  # each completion starts one block of 3 latent inputs
+    assert res["latent_share"] == res["latent_inputs"] / res["completion_steps"] and 0 < res["latent_share"] < 1
+
+
+def test_sft_bench_packs_are_full_and_report_their_real_token_fraction(tmp_path):
+    full = _bench("train_sft.py", tmp_path, "--steps", "1", "--warmup", "0", "--max-packed-tokens", "768")
+    assert full["packs"] == "full" and full["real_token_fraction"] >= 0.9
+    assert full["tokens_per_s"] * full["step_s"] == pytest.approx(768 * full["real_token_fraction"])
+    upstream = _bench("train_sft.py", tmp_path, "--steps", "1", "--warmup", "0", "--max-packed-tokens", "768",
+                      "--packs", "upstream")
+    assert upstream["instances_per_step"] <= 4 and upstream["real_token_fraction"] < full["real_token_fraction"]

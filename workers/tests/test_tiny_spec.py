@@ -41,3 +41,15 @@ def test_tiny_source_with_latent_end_writes_a_checkpoint_that_has_it(tmp_path):
     assert json.loads((plain / "config.json").read_text())["latent_end_token"] is False
     with pytest.raises(ExportError, match="unknown option"):
         resolve_source("tiny:3:bogus", tmp_path / "bad")
+
+
+def test_head_options_add_only_the_head():
+    assert parse_tiny_spec("2:latent_end,glu_head") == (2, {"latent_end": True, "lvr_head": True,
+                                                            "lvr_head_type": "glu"})
+    plain = make_tiny_model(0).state_dict()
+    for option, prefix in (("lvr_head", "lvr_head.ln_q"), ("glu_head", "lvr_head.gate_proj")):
+        seed, kwargs = parse_tiny_spec(f"0:{option}")
+        sd = make_tiny_model(seed, **kwargs).state_dict()
+        extra = set(sd) - set(plain)
+        assert extra and all(k.startswith("lvr_head.") for k in extra) and any(k.startswith(prefix) for k in extra)
+        assert all(torch.equal(sd[k], plain[k]) for k in plain)

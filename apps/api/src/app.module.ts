@@ -51,7 +51,11 @@ export class AppModule {
         provide: INFERENCE_BACKEND,
         useValue:
           options.backend ??
-          new EngineBackend({ threads: config.engineThreads, maxBatchSize: config.maxConcurrentSequences }),
+          new EngineBackend({
+            threads: config.engineThreads,
+            maxBatchSize: config.maxConcurrentSequences,
+            maxModelLen: config.maxModelLen,
+          }),
       },
       { provide: BUNDLE_RESOLVER, useValue: options.resolver ?? defaultResolver() },
       { provide: SequenceScheduler, useValue: scheduler },
@@ -70,7 +74,7 @@ export class AppModule {
         provide: ModelRegistry,
         inject: [INFERENCE_BACKEND, BUNDLE_RESOLVER, LOGGER],
         useFactory: (backend: InferenceBackend, resolver: BundleResolver, log: JsonLogger) =>
-          new ModelRegistry(backend, resolver, log),
+          new ModelRegistry(backend, resolver, log, config.maxPreviousVersions),
       },
       RegistryLoader,
       ModelHotLoader,

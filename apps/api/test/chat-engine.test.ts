@@ -124,6 +124,7 @@ describe('chat completions on the real engine', () => {
         { role: 'assistant', content: '<|lvr_start|>' },
       ],
       continue_final_message: true,
+      add_generation_prompt: false,
     };
     const res = await chat({ ...body, lvr: { strategy: 'steps', steps: 3, return_trace: true } }).expect(200);
     const choice = res.body.choices[0];
@@ -208,6 +209,29 @@ describe('chat completions on the real engine', () => {
     assert.equal(refused.body.error.code, 'overloaded');
     for (const ok of results.filter((r) => r.status === 200))
       assert.equal(ok.body.usage.completion_tokens, 60);
+  });
+
+  it('logit_bias on <|lvr_start|> steers the model into latent blocks; presence/frequency penalties change greedy output', async () => {
+    const base = { model: DEMO_ID, temperature: 0, max_tokens: 12, messages: [user('Tell me.')] };
+    const plain = await chat({ ...base, lvr: { strategy: 'steps', steps: 2 } }).expect(200);
+    assert.equal(plain.body.choices[0].lvr.latent_steps, 0, 'the demo model does not open a block by itself');
+    const steered = await chat({
+      ...base,
+      logit_bias: { '151665': 100 },
+      lvr: { strategy: 'steps', steps: 2, return_trace: true },
+    }).expect(200);
+    assert.ok(steered.body.choices[0].lvr.latent_steps >= 2, JSON.stringify(steered.body.choices[0].lvr));
+    const again = await chat({ ...base, max_tokens: 24, ignore_eos: true }).expect(200);
+    const penalised = await chat({
+      ...base,
+      max_tokens: 24,
+      ignore_eos: true,
+      frequency_penalty: 2,
+      presence_penalty: 2,
+    }).expect(200);
+    assert.notEqual(penalised.body.choices[0].message.content, again.body.choices[0].message.content);
+    const outOfVocab = await chat({ ...base, logit_bias: { '999999': 5 } }).expect(400);
+    assert.equal(outOfVocab.body.error.param, 'logit_bias');
   });
 
   it('reports time to first token, inter-token latency, tokens and latent steps in /metrics', async () => {

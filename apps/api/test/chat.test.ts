@@ -127,24 +127,92 @@ describe('POST /v1/chat/completions (scripted backend)', () => {
     assert.deepEqual(req.messages[1].content, [{ type: 'text', text: 'Hi' }]);
   });
 
-  it('continue_final_message turns the last assistant message into the answer prefix', async () => {
+  it('continue_final_message (with add_generation_prompt: false, as in vLLM) turns the last assistant message into the answer prefix', async () => {
+    const messages = [
+      { role: 'user', content: 'Look closely.' },
+      { role: 'assistant', content: '<|lvr_start|>' },
+    ];
     await chat({
       model: 'demo',
-      messages: [
-        { role: 'user', content: 'Look closely.' },
-        { role: 'assistant', content: '<|lvr_start|>' },
-      ],
+      messages,
       continue_final_message: true,
+      add_generation_prompt: false,
     }).expect(200);
     const req = backend.calls[0].request;
     assert.equal(req.assistantPrefix, '<|lvr_start|>');
+    assert.equal(req.addGenerationPrompt, true, 'rendered as the generation prompt + the continued text');
     assert.equal(req.messages.length, 1);
+    for (const both of [{}, { add_generation_prompt: true }]) {
+      const res = await chat({ model: 'demo', messages, continue_final_message: true, ...both }).expect(400);
+      assert.equal(res.body.error.param, 'add_generation_prompt');
+      assert.match(
+        res.body.error.message,
+        /Cannot set both continue_final_message and add_generation_prompt/,
+      );
+    }
+    assert.equal(backend.calls.length, 1);
     const bad = await chat({
       model: 'demo',
       messages: [{ role: 'user', content: 'x' }],
       continue_final_message: true,
+      add_generation_prompt: false,
     }).expect(400);
     assert.equal(bad.body.error.param, 'messages[0]');
+  });
+
+  it('fields the server does not honour are refused (400 unsupported_parameter naming the field), never ignored', async () => {
+    const base = { model: 'demo', messages: [{ role: 'user', content: 'hi' }] };
+    const cases: Array<[string, unknown]> = [
+      ['tools', [{ type: 'function', function: { name: 'f', parameters: {} } }]],
+      ['tool_choice', 'auto'],
+      ['parallel_tool_calls', false],
+      ['functions', [{ name: 'f' }]],
+      ['function_call', 'auto'],
+      ['audio', { voice: 'alloy', format: 'mp3' }],
+      ['modalities', ['text']],
+      ['prediction', { type: 'content', content: 'x' }],
+      ['web_search_options', {}],
+      ['guided_json', { type: 'object' }],
+      ['some_new_field', 1],
+    ];
+    for (const [field, value] of cases) {
+      const res = await chat({ ...base, [field]: value }).expect(400);
+      assert.equal(res.body.error.param, field, field);
+      assert.equal(res.body.error.code, 'unsupported_parameter', field);
+      assert.match(res.body.error.message, new RegExp(`^${field} is not supported`));
+    }
+    for (const type of ['json_object', 'json_schema']) {
+      const res = await chat({ ...base, response_format: { type } }).expect(400);
+      assert.equal(res.body.error.param, 'response_format');
+      assert.equal(res.body.error.code, 'unsupported_parameter');
+    }
+    assert.equal(backend.calls.length, 0, 'nothing refused reached the engine');
+    await chat({ ...base, response_format: { type: 'text' }, user: 'u-1' }).expect(200);
+  });
+
+  it('logit_bias, presence_penalty and frequency_penalty reach the engine; bad values get 400 with param', async () => {
+    await chat({
+      model: 'demo',
+      messages: [{ role: 'user', content: 'hi' }],
+      logit_bias: { '151665': 100, '42': -100 },
+      presence_penalty: 0.5,
+      frequency_penalty: -0.25,
+    }).expect(200);
+    const s = backend.calls[0].request.sampling!;
+    assert.deepEqual(s.logitBias, { 151665: 100, 42: -100 });
+    assert.equal(s.presencePenalty, 0.5);
+    assert.equal(s.frequencyPenalty, -0.25);
+    for (const [field, value] of [
+      ['logit_bias', { abc: 1 }],
+      ['logit_bias', { '5': 101 }],
+      ['logit_bias', [1, 2]],
+      ['presence_penalty', 2.5],
+      ['frequency_penalty', -3],
+    ] as Array<[string, unknown]>) {
+      const res = await chat({ model: 'demo', messages: [{ role: 'user', content: 'hi' }], [field]: value });
+      assert.equal(res.status, 400, `${field}=${JSON.stringify(value)}`);
+      assert.equal(res.body.error.param, field);
+    }
   });
 
   it('runs n choices with distinct seeds and sums their usage', async () => {

@@ -100,4 +100,65 @@ describe('hot-load from lvr.models.published (Kafka)', () => {
       'v3 after a bad message',
     );
   });
+
+  it('<id>@<version> addresses an exact version (kept loaded, or loaded on demand); 404 for an unknown one; /v1/models lists versions', async () => {
+    const id = `ver-${randomUUID().slice(0, 8)}`;
+    const announce = (version: string) =>
+      produceRaw(
+        Topics.modelsPublished,
+        id,
+        JSON.stringify({
+          apiVersion: MODELS_API_VERSION,
+          id: randomUUID(),
+          timestamp: new Date().toISOString(),
+          modelId: id,
+          version,
+          bundleUri: `/bundles/${id}-${version}`,
+        }),
+      );
+    const registry = app.get(ModelRegistry);
+    const server = app.getHttpServer();
+    const chat = (model: string) =>
+      request(server)
+        .post('/v1/chat/completions')
+        .send({ model, messages: [{ role: 'user', content: 'hi' }] });
+    for (const v of ['v1', 'v2', 'v3']) {
+      await announce(v);
+      await until(() => (registry.get(id)?.version === v ? true : undefined), v);
+    }
+    const loads = () => backend.loaded.filter((uri) => uri.startsWith(`/bundles/${id}-`));
+    assert.deepEqual(loads(), [`/bundles/${id}-v1`, `/bundles/${id}-v2`, `/bundles/${id}-v3`]);
+
+    const current = await chat(id).expect(200);
+    assert.equal(current.body.model, id);
+    const previous = await chat(`${id}@v2`).expect(200); // the replaced version is still loaded
+    assert.equal(previous.body.model, `${id}@v2`);
+    assert.equal(loads().length, 3, 'no reload for the previous version');
+    const old = await chat(`${id}@v1`).expect(200); // published, evicted: loaded on demand
+    assert.equal(old.body.model, `${id}@v1`);
+    assert.deepEqual(loads().slice(3), [`/bundles/${id}-v1`]);
+    assert.equal(registry.get(id)?.version, 'v3', 'on-demand loads do not change the current version');
+
+    const missing = await chat(`${id}@v9`).expect(404);
+    assert.equal(missing.body.error.code, 'model_not_found');
+    assert.equal(missing.body.error.param, 'model');
+    await chat(`nope-${id}@v1`).expect(404);
+
+    const list = await request(server).get('/v1/models').expect(200);
+    const card = list.body.data.find((m: { id: string }) => m.id === id);
+    assert.equal(card.version, 'v3');
+    assert.deepEqual(
+      card.versions.map((v: { ref: string; current: boolean }) => [v.ref, v.current]),
+      [
+        [`${id}@v1`, false],
+        [`${id}@v2`, false],
+        [`${id}@v3`, true],
+      ],
+    );
+    const one = await request(server).get(`/v1/models/${id}@v2`).expect(200);
+    assert.equal(one.body.id, `${id}@v2`);
+    assert.equal(one.body.version, 'v2');
+    assert.equal(one.body.parent, id);
+    await request(server).get(`/v1/models/${id}@v9`).expect(404);
+  });
 });

@@ -14,6 +14,7 @@ interface Extras {
   ignore_eos?: boolean;
   repetition_penalty?: number;
   continue_final_message?: boolean;
+  add_generation_prompt?: boolean;
   lvr?: { strategy?: string; steps?: number; return_trace?: boolean };
 }
 interface TraceEntry {
@@ -128,6 +129,7 @@ describe('logprobs on the real engine (official openai client)', () => {
         { role: 'assistant' as const, content: '<|lvr_start|>' },
       ],
       continue_final_message: true,
+      add_generation_prompt: false,
       logprobs: true,
       top_logprobs: 2,
     };

@@ -9,15 +9,23 @@ import { ensureTopics, produceRaw, waitForMessage } from '../../../tests/support
 
 describe('evaluator service', () => {
   let app: INestApplication;
+  // Handle only this test's evaluations: the topics are shared with every other suite on the stack.
+  const prefix = `${uniqueName('svc')
+    .replace(/[^a-z0-9-]/g, '')
+    .slice(0, 20)}-`;
 
   before(async () => {
     await ensureTopics([...ALL_TOPICS]);
     process.env.EVALUATOR_GROUP_ID = uniqueName('evaluator');
+    process.env.LVR_EVAL_ID_PREFIX = prefix;
+    process.env.LVR_EVAL_BUCKET = uniqueName('lvr-eval-svc').slice(0, 60);
     app = await startEvaluator(0);
   });
 
   after(async () => {
     await app?.close();
+    delete process.env.LVR_EVAL_ID_PREFIX;
+    delete process.env.LVR_EVAL_BUCKET;
   });
 
   test('answers its health probes', async () => {
@@ -26,7 +34,7 @@ describe('evaluator service', () => {
   });
 
   test('an invalid evaluation request is dead-lettered and answered with a Failed result', async () => {
-    const evalId = uniqueName('eval');
+    const evalId = `${prefix}invalid`;
     await produceRaw(Topics.evaluationRequests, evalId, JSON.stringify({ evalId, benchmarks: [] }));
     const dead = await waitForMessage<{ key: string; reason: string }>(
       Topics.deadLetter,
@@ -39,5 +47,27 @@ describe('evaluator service', () => {
     );
     assert.equal(result.status, 'Failed');
     assert.match(result.reason, /invalid request/);
+  });
+
+  test('a valid request while no API is configured fails with that reason instead of hanging', async () => {
+    const evalId = `${prefix}noapi`;
+    await produceRaw(
+      Topics.evaluationRequests,
+      evalId,
+      JSON.stringify({
+        apiVersion: 'lvr.evaluation/v1',
+        id: uniqueName('msg'),
+        timestamp: new Date().toISOString(),
+        evalId,
+        modelId: 'm',
+        benchmarks: [{ name: 'synthetic-grounding' }],
+      }),
+    );
+    const result = await waitForMessage<{ evalId: string; status: string; reason: string }>(
+      Topics.evaluationResults,
+      (m) => m.evalId === evalId,
+    );
+    assert.equal(result.status, 'Failed');
+    assert.match(result.reason, /no API configured \(set LVR_EVAL_API_URL\)/);
   });
 });

@@ -7,7 +7,8 @@ import { renderChat } from './chat/template';
 import { Channel, Slots, StepBatcher } from './decoding/batcher';
 import { decodeLoop, Hidden, ModelStepper } from './decoding/loop';
 import type { LvrConfig } from './decoding/lvr-state';
-import { RequestError } from './errors';
+import { EngineError, RequestError } from './errors';
+import { completionBudget, DEFAULT_MAX_MODEL_LEN } from './decoding/context';
 import { MAX_TOP_LOGPROBS } from './sampling/logprobs';
 import { ropeIndex } from './rope/mrope';
 import { ModelWorker } from './runtime/model-worker';
@@ -23,7 +24,7 @@ import type {
   Timings,
 } from './types';
 import { visionHostInputs } from './vision/host-inputs';
-import { ImageProcessorConfig, processImage, ProcessedImage } from './vision/preprocess';
+import { ImageProcessorConfig, imageTokenCount, processImage, ProcessedImage } from './vision/preprocess';
 
 export interface EngineLoadOptions {
   executionProvider?: ExecutionProviderName;
@@ -36,6 +37,11 @@ export interface EngineLoadOptions {
    * concurrent requests wait, in arrival order, until one finishes. 1 = one request at a time.
    */
   maxBatchSize?: number;
+  /**
+   * Context length (prompt + completion tokens) to serve, at most the bundle's `architecture.max_position_embeddings`
+   * (default: that value, or 32768 for bundles that do not record it).
+   */
+  maxModelLen?: number;
 }
 
 /** Default of `EngineLoadOptions.maxBatchSize`. */
@@ -48,6 +54,14 @@ export interface PreparedPrompt {
   positions: BigInt64Array;
   ropeDelta: number;
   imageTokens: number;
+}
+
+/** A rendered, tokenized prompt whose images are not decoded yet (pads expanded from the image headers). */
+interface TokenizedPrompt {
+  ids: number[];
+  images: Uint8Array[];
+  imageTokens: number[];
+  cfg: ImageProcessorConfig;
 }
 
 /** Extra hooks for tests and benchmarks; not part of the serving API. */
@@ -67,6 +81,17 @@ function halfToFloat(bits: number): number {
 
 function toFloat32(h: Hidden): Float32Array {
   return h instanceof Float32Array ? h : Float32Array.from(h, halfToFloat);
+}
+
+/** The served context length: the bundle's, or a smaller override (a larger one would exceed the trained positions). */
+function resolveMaxModelLen(bundleLen: number | undefined, override: number | undefined): number {
+  const limit = bundleLen ?? DEFAULT_MAX_MODEL_LEN;
+  if (override === undefined) return limit;
+  if (!Number.isInteger(override) || override < 1 || override > limit)
+    throw new RangeError(
+      `maxModelLen must be an integer in 1..${limit} (the bundle's context length), got ${override}`,
+    );
+  return override;
 }
 
 /**
@@ -110,13 +135,16 @@ export class LvrEngine {
     const bundle = await openBundle(src, options.verifyChecksums ?? true);
     const m = bundle.manifest;
     const tokenizer = Tokenizer.fromJSON(fs.readFileSync(bundle.paths.get(m.tokenizer)!, 'utf8'));
-    const latentEndEmb = readLatentEndEmb(bundle); // before the worker starts: a bad file leaks nothing
+    // Checked before the worker starts: a bad file or option leaks nothing.
+    const latentEndEmb = readLatentEndEmb(bundle);
+    const maxContextTokens = resolveMaxModelLen(m.architecture.max_position_embeddings, options.maxModelLen);
     const ep = options.executionProvider ?? 'cpu';
     const worker = await ModelWorker.start({
       graphs: {
         vision: bundle.paths.get(m.graphs.vision)!,
         embed: bundle.paths.get(m.graphs.embed_tokens)!,
         decoder: bundle.paths.get(m.graphs.decoder)!,
+        lvrHead: m.graphs.lvr_head && bundle.paths.get(m.graphs.lvr_head)!,
       },
       executionProvider: ep,
       threads: options.threads,
@@ -140,7 +168,7 @@ export class LvrEngine {
     const st = m.special_tokens;
     const info: ModelInfo = {
       id: m.provenance?.run_id ?? m.provenance?.source ?? src.uri,
-      maxContextTokens: 32768,
+      maxContextTokens,
       vocabSize: m.architecture.vocab_size,
       hiddenSize: m.architecture.hidden_size,
       specialTokens: {
@@ -160,8 +188,11 @@ export class LvrEngine {
     return new LvrEngine(bundle, tokenizer, worker, imageConfig, latentEndEmb, info, maxBatchSize);
   }
 
-  /** Renders, tokenizes and preprocesses a request (images decoded and resized, pads expanded, M-RoPE positions). */
-  async preparePrompt(request: GenerationRequest): Promise<PreparedPrompt> {
+  /**
+   * Renders and tokenizes a request, with each image's `<|image_pad|>` run expanded to the count its header implies
+   * (no pixel decoding yet): enough to check the context length before any compute.
+   */
+  private async tokenizePrompt(request: GenerationRequest): Promise<TokenizedPrompt> {
     if (!request.messages?.length) throw new RequestError('messages must not be empty', 'messages');
     const text =
       renderChat(request.messages, { addGenerationPrompt: request.addGenerationPrompt ?? true }) +
@@ -171,42 +202,66 @@ export class LvrEngine {
       minPixels: request.image?.minPixels ?? this.imageConfig.minPixels,
       maxPixels: request.image?.maxPixels ?? this.imageConfig.maxPixels,
     };
-    const parts = request.messages.flatMap((m) =>
-      typeof m.content === 'string' ? [] : m.content.filter((p): p is ImagePart => p.type === 'image'),
+    const images = request.messages.flatMap((m) =>
+      typeof m.content === 'string'
+        ? []
+        : m.content.filter((p): p is ImagePart => p.type === 'image').map((p) => p.image),
     );
-    const images = await Promise.all(parts.map((p) => processImage(p.image, cfg)));
+    const imageTokens = await Promise.all(images.map((bytes) => imageTokenCount(bytes, cfg)));
     const pad = this.info.specialTokens.imagePad;
     const ids: number[] = [];
     let next = 0;
     for (const id of this.tokenizer.encode(text)) {
       if (id !== pad) ids.push(id);
       else {
-        const img = images[next++];
-        if (!img)
+        if (next >= images.length)
           throw new RequestError(
             'the prompt text contains more <|image_pad|> tokens than images',
             'messages',
           );
-        for (let i = 0; i < img.tokens; i++) ids.push(pad);
+        for (let i = 0; i < imageTokens[next]; i++) ids.push(pad);
+        next++;
       }
     }
     if (next !== images.length)
       throw new RequestError('an image part has no <|image_pad|> placeholder', 'messages');
+    return { ids, images, imageTokens, cfg };
+  }
+
+  /** Decodes and resizes the images of a tokenized prompt and computes its M-RoPE positions. */
+  private async processPrompt(t: TokenizedPrompt): Promise<PreparedPrompt> {
+    const images = await Promise.all(t.images.map((bytes) => processImage(bytes, t.cfg)));
+    images.forEach((img, i) => {
+      if (img.tokens !== t.imageTokens[i])
+        throw new EngineError(
+          `image ${i}: ${img.tokens} tokens after decoding, ${t.imageTokens[i]} from its header`,
+          'inference_failed',
+        );
+    });
     const rope = ropeIndex(
-      ids,
+      t.ids,
       images.map((i) => i.gridThw),
-      pad,
+      this.info.specialTokens.imagePad,
       this.bundle.manifest.architecture.vision.spatial_merge_size,
     );
     const imageTokens = images.reduce((n, i) => n + i.tokens, 0);
-    return { ids, images, positions: rope.positions, ropeDelta: rope.ropeDelta, imageTokens };
+    return { ids: t.ids, images, positions: rope.positions, ropeDelta: rope.ropeDelta, imageTokens };
   }
 
-  /** Token count of the rendered prompt, images included (for context-length checks before generating). */
+  /** Renders, tokenizes and preprocesses a request (images decoded and resized, pads expanded, M-RoPE positions). */
+  async preparePrompt(request: GenerationRequest): Promise<PreparedPrompt> {
+    return this.processPrompt(await this.tokenizePrompt(request));
+  }
+
+  /**
+   * Token count of the rendered prompt, images included, from image headers only (no decoding, no model compute):
+   * what context-length checks use.
+   */
   async countPromptTokens(request: GenerationRequest): Promise<number> {
-    return (await this.preparePrompt(request)).ids.length;
+    return (await this.tokenizePrompt(request)).ids.length;
   }
 
+  /** Sampling with the bundle's defaults; `maxTokens` is only the default here (the context check sets it). */
   private resolveSampling(s: SamplingParams = {}): SamplingParams & { maxTokens: number } {
     const g = this.bundle.manifest.generation as Record<string, number | boolean | undefined>;
     const doSample = g.do_sample !== false;
@@ -218,6 +273,27 @@ export class LvrEngine {
       repetitionPenalty: s.repetitionPenalty ?? (g.repetition_penalty as number | undefined) ?? 1,
       maxTokens: s.maxTokens ?? (g.max_new_tokens as number | undefined) ?? 512,
     };
+  }
+
+  /** Sampling values the engine cannot take (the API checks ranges too; the engine API needs them checked here). */
+  private checkSampling(s: SamplingParams): void {
+    for (const [name, param, v] of [
+      ['presencePenalty', 'presence_penalty', s.presencePenalty],
+      ['frequencyPenalty', 'frequency_penalty', s.frequencyPenalty],
+    ] as const) {
+      if (v !== undefined && !(Number.isFinite(v) && v >= -2 && v <= 2))
+        throw new RequestError(`${name} must be a number in -2..2`, param);
+    }
+    for (const [key, bias] of Object.entries(s.logitBias ?? {})) {
+      const id = Number(key);
+      if (!Number.isInteger(id) || id < 0 || id >= this.info.vocabSize)
+        throw new RequestError(
+          `logit_bias: token id ${key} is not in the vocabulary (0..${this.info.vocabSize - 1})`,
+          'logit_bias',
+        );
+      if (!(Number.isFinite(bias) && bias >= -100 && bias <= 100))
+        throw new RequestError(`logit_bias: the bias of token ${key} must be in -100..100`, 'logit_bias');
+    }
   }
 
   private lvrConfig(request: GenerationRequest): LvrConfig {
@@ -296,11 +372,19 @@ export class LvrEngine {
     const t0 = performance.now();
     const sampling = this.resolveSampling(request.sampling);
     const lvr = this.lvrConfig(request);
+    this.checkSampling(sampling);
     const k = request.topLogprobs;
     if (k !== undefined && !(Number.isInteger(k) && k >= 0 && k <= MAX_TOP_LOGPROBS)) {
       throw new RequestError(`topLogprobs must be an integer in 0..${MAX_TOP_LOGPROBS}`, 'top_logprobs');
     }
-    const prompt = await this.preparePrompt(request);
+    const tokenized = await this.tokenizePrompt(request);
+    sampling.maxTokens = completionBudget(
+      tokenized.ids.length,
+      request.sampling?.maxTokens,
+      this.info.maxContextTokens,
+      sampling.maxTokens,
+    );
+    const prompt = await this.processPrompt(tokenized);
     internals.onPrompt?.(prompt);
     const tPrepared = performance.now();
     // A decode slot is held from prefill until the sequence leaves the batch; requests beyond maxBatchSize wait here.

@@ -20,12 +20,13 @@ export class BundleError extends EngineError {
   }
 }
 
-/** The request cannot be served (bad image, too long, invalid parameter). Maps to HTTP 400. */
+/** The request cannot be served (bad image, too long, invalid parameter). Maps to HTTP 400 with `code`. */
 export class RequestError extends EngineError {
   constructor(
     message: string,
     readonly param?: string,
+    code = 'invalid_request',
   ) {
-    super(message, 'invalid_request');
+    super(message, code);
   }
 }

@@ -7,3 +7,4 @@ export type { S3SourceOptions } from './bundle/s3-source';
 export { LvrEngine } from './engine';
 export type { EngineLoadOptions } from './engine';
 export { Tokenizer } from './tokenizer';
+export { completionBudget, DEFAULT_MAX_MODEL_LEN } from './decoding/context';

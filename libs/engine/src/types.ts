@@ -37,6 +37,15 @@ export interface SamplingParams {
   minP?: number;
   /** HF semantics over prompt + every generated id (latent placeholders included). 1 disables it. */
   repetitionPenalty?: number;
+  /** OpenAI/vLLM: subtracted once from the logit of every id generated so far (-2..2; 0 disables it). */
+  presencePenalty?: number;
+  /** OpenAI/vLLM: subtracted from each generated id's logit once per occurrence (-2..2; 0 disables it). */
+  frequencyPenalty?: number;
+  /**
+   * OpenAI `logit_bias`: token id → bias (-100..100) added to its logit before the penalties and sampling; on the LVR
+   * ids it steers latent blocks (e.g. `{151665: 100}` forces `<|lvr_start|>`). Ids must be in the vocabulary.
+   */
+  logitBias?: Record<number, number>;
   /** Seed of the per-request generator; without it a random seed is drawn. */
   seed?: number;
   /** Generation stops when the decoded completion contains one of these; the match is not returned. */

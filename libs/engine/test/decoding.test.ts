@@ -2,7 +2,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { LvrStateMachine, LvrConfig } from '../src/decoding/lvr-state';
 import { StopStringMatcher } from '../src/decoding/stop';
-import { applyRepetitionPenalty, pickToken, SeededRandom } from '../src/sampling/sampler';
+import {
+  applyOccurrencePenalties,
+  applyRepetitionPenalty,
+  pickToken,
+  SeededRandom,
+} from '../src/sampling/sampler';
 
 const START = 10;
 const END = 11;
@@ -84,6 +89,45 @@ describe('sampling', () => {
       ),
     );
     assert.deepEqual([...seen].sort(), [0, 1]);
+  });
+});
+
+describe('logit bias, presence and frequency penalties (OpenAI/vLLM semantics)', () => {
+  it('presence subtracts once per generated id, frequency once per occurrence; prompt ids are not penalised', () => {
+    const x = Float32Array.from([1, 1, 1, 1]);
+    applyOccurrencePenalties(
+      x,
+      new Map([
+        [0, 2],
+        [1, 1],
+      ]),
+      0.5,
+      0.25,
+    );
+    assert.deepEqual(Array.from(x), [0, 0.25, 1, 1]);
+    // Greedy: id 2 and 3 tie at 1 after the penalties (history = prompt ids has no effect without repetition penalty).
+    const pick = pickToken(
+      Float32Array.from([3, 2.9, 1, 0]),
+      [0, 1, 2],
+      { temperature: 0, presencePenalty: 1, frequencyPenalty: 1 },
+      new SeededRandom(1),
+      new Map([[0, 1]]),
+    );
+    assert.equal(pick, 1, 'id 0 (generated once) falls to 1, below id 1 (only in the prompt)');
+    const negative = Float32Array.from([0, 0]);
+    applyOccurrencePenalties(negative, new Map([[1, 3]]), -1, -0.5);
+    assert.deepEqual(Array.from(negative), [0, 2.5], 'negative penalties encourage repetition');
+  });
+
+  it('logit_bias is added before sampling: +100 forces an id, -100 bans the argmax', () => {
+    const logits = () => Float32Array.from([5, 1, 0, -2]);
+    const greedy = { temperature: 0 };
+    assert.equal(pickToken(logits(), [], { ...greedy, logitBias: { 3: 100 } }, new SeededRandom(1)), 3);
+    assert.equal(pickToken(logits(), [], { ...greedy, logitBias: { 0: -100 } }, new SeededRandom(1)), 1);
+    const sampled = Array.from({ length: 50 }, (_, i) =>
+      pickToken(logits(), [], { temperature: 1, logitBias: { 0: -100, 1: -100 } }, new SeededRandom(i)),
+    );
+    assert.ok(sampled.every((t) => t === 2 || t === 3) && sampled.includes(2));
   });
 });
 

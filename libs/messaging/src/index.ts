@@ -1,3 +1,4 @@
 export * from './config';
 export * from './publisher';
 export * from './intake';
+export * from './processed-ids';

@@ -6,6 +6,7 @@ import {
   describeErrors,
   parseMessage,
 } from '@lvr/contracts';
+import { ProcessedIdStore } from './processed-ids';
 import { MessagePublisher } from './publisher';
 
 export interface RawKafkaMessage {
@@ -22,21 +23,65 @@ export type IntakeOutcome<T> =
 
 type Constructor<T> = new () => T;
 
+export interface IntakeOptions {
+  /**
+   * Where processed ids outlive this process (for example `KafkaProcessedIds`). Without it, duplicates are caught
+   * only within this process's lifetime.
+   */
+  processedIds?: ProcessedIdStore;
+  /** How many ids this process also remembers in memory (default 10000). */
+  rememberIds?: number;
+}
+
 /**
  * Validates each consumed message against its contract. Invalid ones are written whole to the dead-letter topic
  * with the reason and reported back, so they never block the partition; redelivered ids are flagged as duplicates.
+ *
+ * Two ways to use it:
+ * - `process(message, effect)` runs `effect` only for an id not processed yet and records the id after the effect
+ *   succeeded. With `options.processedIds` this holds across restarts: a message redelivered to a restarted consumer
+ *   (its offset is committed only after the handler returns) is recognised and not acted on again, while a message
+ *   whose effect failed or never finished is acted on when it comes back.
+ * - `accept(message)` only validates and flags duplicates; the id is remembered in memory at once, and in
+ *   `processedIds` only when the caller calls `complete(id)` after its effect.
  */
 export class ValidatedIntake<T extends { id: string }> {
   private readonly seen = new Set<string>();
+  private readonly options: IntakeOptions;
 
   constructor(
     private readonly type: Constructor<T>,
     private readonly publisher: MessagePublisher,
     private readonly consumerName: string,
-    private readonly rememberIds = 10000,
-  ) {}
+    options: IntakeOptions | number = {},
+  ) {
+    this.options = typeof options === 'number' ? { rememberIds: options } : options;
+  }
 
   async accept(message: RawKafkaMessage): Promise<IntakeOutcome<T>> {
+    const outcome = await this.validate(message);
+    if (!outcome.accepted) return outcome;
+    const duplicate = await this.isProcessed(outcome.value.id);
+    this.remember(outcome.value.id);
+    return { ...outcome, duplicate };
+  }
+
+  async process(message: RawKafkaMessage, effect: (value: T) => Promise<void>): Promise<IntakeOutcome<T>> {
+    const outcome = await this.validate(message);
+    if (!outcome.accepted) return outcome;
+    if (await this.isProcessed(outcome.value.id)) return { ...outcome, duplicate: true };
+    await effect(outcome.value);
+    await this.complete(outcome.value.id);
+    return outcome;
+  }
+
+  /** Records that the effects of message `id` are done. */
+  async complete(id: string): Promise<void> {
+    await this.options.processedIds?.add(id);
+    this.remember(id);
+  }
+
+  private async validate(message: RawKafkaMessage): Promise<IntakeOutcome<T>> {
     const raw = toBuffer(message.value);
     const parsed = parseMessage(this.type, raw);
     if (!parsed.ok) {
@@ -44,9 +89,11 @@ export class ValidatedIntake<T extends { id: string }> {
       await this.deadLetter(message, raw, reason);
       return { accepted: false, reason, errors: parsed.errors };
     }
-    const duplicate = this.seen.has(parsed.value.id);
-    this.remember(parsed.value.id);
-    return { accepted: true, value: parsed.value, duplicate };
+    return { accepted: true, value: parsed.value, duplicate: false };
+  }
+
+  private async isProcessed(id: string): Promise<boolean> {
+    return this.seen.has(id) || ((await this.options.processedIds?.has(id)) ?? false);
   }
 
   private async deadLetter(message: RawKafkaMessage, raw: Buffer, reason: string): Promise<void> {
@@ -71,7 +118,8 @@ export class ValidatedIntake<T extends { id: string }> {
 
   private remember(id: string): void {
     this.seen.add(id);
-    if (this.seen.size > this.rememberIds) this.seen.delete(this.seen.values().next().value as string);
+    if (this.seen.size > (this.options.rememberIds ?? 10000))
+      this.seen.delete(this.seen.values().next().value as string);
   }
 }
 

@@ -1,11 +1,15 @@
 """Stage-2 GRPO_latent (LVR-SPEC §5; defaults §7).
 
-Per optimiser step and prompt:
-  1. rollout: G completions with `steps` decoding in eval mode under a KV cache, recording the latents fed;
+Per step:
+  1. rollout, per prompt: G completions with `steps` decoding in eval mode under a KV cache, recording the latents fed;
   2. rewards by name (accuracy, format, user functions), group-normalised advantages;
-  3. learning, in micro-batches: policy log-probs teacher-forced with the recorded latents replayed at their
-     positions (temperature-scaled), image-aware reference log-probs at the same temperature, clipped objective
-     + β·KL, aggregated by loss type (bnpo | grpo | dr_grpo).
+  3. learning: `numIterations` (TRL's μ) policy updates on this generated batch, each over micro-batches of at most
+     `micro_batch_size` completions of one prompt: policy log-probs teacher-forced with the recorded latents replayed
+     at their positions (temperature-scaled), image-aware reference log-probs at the same temperature, clipped
+     objective + β·KL, aggregated by loss type (bnpo | grpo | dr_grpo) over the whole batch (the micro-batches' parts
+     add up to the whole batch's loss, whatever the split). With μ > 1 the old log-probs of the ratio are those of
+     the policy at generation time, so `epsilon` clips; with μ = 1 the ratio is 1 (TRL's shortcut). The learning
+     rate schedule counts updates (maxSteps × μ).
 Fixed by default (each reproduced by `upstreamCompat`): latent replay shifted by one (§5.4.1), image-blind reference
 at temperature 1.0 (§5.4.3), loss mask that drops `<|lvr_start|>` and everything before `<|lvr_end|>` (§5.2, §8.5),
 a placeholder equal to EOS ending the completion, single-line reward regexes. Each prompt is rolled out once per
@@ -17,6 +21,7 @@ from __future__ import annotations
 import copy
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -32,7 +37,7 @@ from .. import storage as store
 from .errors import EXIT_OK, EXIT_PREEMPTED
 from .losses import aggregate, completion_logps, group_advantages, grpo_token_loss
 from .rewards import resolve
-from .rollout import SamplingConfig, rollout, upstream_loss_mask
+from .rollout import Rollout, SamplingConfig, rollout, upstream_loss_mask
 from .session import Session
 from .spec import TrainConfig, grpo_max_steps
 
@@ -114,6 +119,80 @@ def decode_completions(codec: TextCodec, ro, upstream_compat: bool) -> list[str]
     return out
 
 
+@dataclass
+class ScoredGroup:
+    """One prompt's G completions, scored, kept for the `numIterations` updates of a step."""
+    prompt_ids: torch.Tensor
+    pixel_values: torch.Tensor
+    grid: torch.Tensor
+    ro: Rollout
+    advantages: torch.Tensor          # [G]
+    loss_mask: torch.Tensor           # [G, T]
+    old_logp: torch.Tensor | None = None   # [G, T] at generation time (numIterations > 1); None: ratio 1
+    ref_logp: torch.Tensor | None = None   # [G, T] computed once at generation time (numIterations > 1)
+
+
+def micro_batches(G: int, mb: int) -> list[slice]:
+    """Rows of one group per micro-batch: consecutive runs of at most `mb` completions (the last may be shorter)."""
+    return [slice(s, min(s + mb, G)) for s in range(0, G, mb)]
+
+
+def logp_inputs(group: ScoredGroup, rows: slice, upstream_compat: bool) -> dict:
+    ro = group.ro
+    return dict(prompt_ids=group.prompt_ids, completion_ids=ro.completion_ids[rows], pixel_values=group.pixel_values,
+                grid=group.grid, latent_mask=ro.latent_mask[rows],
+                latents=ro.latents(rows, shift=1 if upstream_compat else 0).detach())
+
+
+def reference_logps(ref, kw: dict, cfg: TrainConfig) -> torch.Tensor:
+    """Reference log-probs: image-aware at the rollout temperature (upstream_compat: image-blind at 1.0, §5.4.3)."""
+    compat = cfg.upstream_compat
+    with torch.no_grad():
+        return completion_logps(ref, temperature=1.0 if compat else cfg.temperature, use_images=not compat, **kw)
+
+
+def learn_on_batch(policy, ref, groups: list[ScoredGroup], cfg: TrainConfig, autocast) -> dict:
+    """Accumulate the gradient of one update over `groups` (one backward per micro-batch); returns loss and KL.
+
+    Every micro-batch's loss is normalised by the whole batch's tokens / rows (`aggregate`), so the sum of the
+    micro-batch gradients is the gradient of the whole batch's loss for any micro_batch_size.
+    """
+    compat = cfg.upstream_compat
+    batch_tokens = sum(float(g.loss_mask.sum()) for g in groups)
+    batch_rows = sum(g.loss_mask.shape[0] for g in groups)
+    out = {"loss": 0.0, "kl": 0.0}
+    for group in groups:
+        for rows in micro_batches(group.loss_mask.shape[0], cfg.micro_batch_size):
+            kw = logp_inputs(group, rows, compat)
+            with autocast():
+                logp = policy("logp", temperature=cfg.temperature, **kw)
+                ref_logp = None if group.ref_logp is None else group.ref_logp[rows]
+                if ref is not None and ref_logp is None:
+                    ref_logp = reference_logps(ref, kw, cfg)
+            old = logp.detach() if group.old_logp is None else group.old_logp[rows]
+            tok_loss, kl = grpo_token_loss(logp, old, ref_logp, group.advantages[rows], cfg.epsilon, cfg.beta)
+            m = group.loss_mask[rows]
+            loss = aggregate(tok_loss, m, cfg.loss_type, cfg.max_completion_length, batch_tokens, batch_rows)
+            loss.backward()
+            out["loss"] += float(loss.detach())
+            out["kl"] += float((kl.detach() * m).sum()) / max(batch_tokens, 1.0)
+    return out
+
+
+@torch.no_grad()
+def keep_generation_logps(policy, ref, group: ScoredGroup, cfg: TrainConfig, autocast) -> None:
+    """Old (policy) and reference log-probs at generation time, for numIterations > 1."""
+    olds, refs = [], []
+    for rows in micro_batches(group.loss_mask.shape[0], cfg.micro_batch_size):
+        kw = logp_inputs(group, rows, cfg.upstream_compat)
+        with autocast():
+            olds.append(policy("logp", temperature=cfg.temperature, **kw).float())
+            if ref is not None:
+                refs.append(reference_logps(ref, kw, cfg).float())
+    group.old_logp = torch.cat(olds)
+    group.ref_logp = torch.cat(refs) if refs else None
+
+
 def run_grpo(cfg: TrainConfig, env: R.Env, s: Session) -> int:
     # ---- resume point, data, rewards ------------------------------------------------------------------------
     R.seed_everything(cfg.seed)
@@ -144,7 +223,7 @@ def run_grpo(cfg: TrainConfig, env: R.Env, s: Session) -> int:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     policy = R.wrap(GrpoPolicy(model), model, cfg, env, dtype)
     optimizer = R.build_optimizer(model, cfg, env, no_decay_norm_bias=True)
-    scheduler = R.cosine_schedule(optimizer, max_steps, cfg.warmup_ratio)
+    scheduler = R.cosine_schedule(optimizer, max_steps * cfg.num_iterations, cfg.warmup_ratio)
     gen = torch.Generator(device=env.device).manual_seed(cfg.seed * 7919 + env.rank)
     step = 0
     if state is not None:
@@ -155,8 +234,7 @@ def run_grpo(cfg: TrainConfig, env: R.Env, s: Session) -> int:
         gen.set_state(state["generator"])
         step = state["step"]
     autocast = R.autocast_factory(cfg, env, dtype)
-    G, mb = cfg.num_generations, cfg.micro_batch_size
-    n_micro = cfg.prompts_per_step * G // mb
+    G = cfg.num_generations
     s.running(step, max_steps)
 
     # ---- loop ------------------------------------------------------------------------------------------------
@@ -165,6 +243,7 @@ def run_grpo(cfg: TrainConfig, env: R.Env, s: Session) -> int:
         logs = {"loss": 0.0, "kl": 0.0, "reward": 0.0, "completionLength": 0.0, "rolloutSeconds": 0.0,
                 "learnSeconds": 0.0, "tokens": 0.0}
         per_fn = [0.0] * len(reward_fns)
+        groups: list[ScoredGroup] = []
         for _ in range(cfg.prompts_per_step):
             rec = records[order.next()]
             prompt_ids, pv, grid = make_prompt(rec, codec, model_dir, image_cfg, env.device)
@@ -177,7 +256,7 @@ def run_grpo(cfg: TrainConfig, env: R.Env, s: Session) -> int:
                             generator=gen)
             if env.device.type == "cuda":
                 torch.cuda.synchronize()
-            t1 = time.time()
+            logs["rolloutSeconds"] += time.time() - t0
 
             # 2. rewards and advantages
             texts = decode_completions(codec, ro, compat)
@@ -192,38 +271,25 @@ def run_grpo(cfg: TrainConfig, env: R.Env, s: Session) -> int:
             adv = group_advantages(rewards, G, cfg.scale_rewards).to(env.device)
             loss_mask = upstream_loss_mask(ro.completion_ids, ro.completion_mask) if compat else \
                 ro.completion_mask & ~ro.latent_mask
-
-            # 3. learning over micro-batches of completions
-            model.train()
-            for start in range(0, G, mb):
-                rows = slice(start, start + mb)
-                comp = ro.completion_ids[rows]
-                lat_mask = ro.latent_mask[rows]
-                latents = ro.latents(rows, shift=1 if compat else 0).detach()
-                kw = dict(prompt_ids=prompt_ids, completion_ids=comp, pixel_values=pv, grid=grid,
-                          latent_mask=lat_mask, latents=latents)
-                with autocast():
-                    logp = policy("logp", temperature=cfg.temperature, **kw)
-                    ref_logp = None
-                    if ref is not None:
-                        with torch.no_grad():
-                            ref_logp = completion_logps(ref, temperature=1.0 if compat else cfg.temperature,
-                                                        use_images=not compat, **kw)
-                tok_loss, kl = grpo_token_loss(logp, logp.detach(), ref_logp, adv[rows], cfg.epsilon, cfg.beta)
-                m = loss_mask[rows]
-                loss = aggregate(tok_loss, m, cfg.loss_type, cfg.max_completion_length)
-                (loss / n_micro).backward()
-                logs["loss"] += float(loss.detach()) / n_micro
-                logs["kl"] += float((kl.detach() * m).sum() / m.sum().clamp(min=1)) / n_micro
-            if env.device.type == "cuda":
-                torch.cuda.synchronize()
-            logs["rolloutSeconds"] += t1 - t0
-            logs["learnSeconds"] += time.time() - t1
+            groups.append(ScoredGroup(prompt_ids, pv, grid, ro, adv, loss_mask))
             logs["reward"] += float(rewards.mean()) / cfg.prompts_per_step
             logs["completionLength"] += float(ro.completion_mask.sum(1).float().mean()) / cfg.prompts_per_step
             logs["tokens"] += float(ro.completion_mask.sum()) + G * prompt_ids.shape[1]
 
-        grad_norm, lr = R.optimizer_step(policy, optimizer, scheduler, cfg.max_grad_norm)
+        # 3. numIterations updates on this batch (old log-probs from generation time when there is more than one)
+        t1 = time.time()
+        model.train()
+        if cfg.num_iterations > 1:
+            for group in groups:
+                keep_generation_logps(policy, ref, group, cfg, autocast)
+        for _ in range(cfg.num_iterations):
+            parts = learn_on_batch(policy, ref, groups, cfg, autocast)
+            logs["loss"] += parts["loss"] / cfg.num_iterations
+            logs["kl"] += parts["kl"] / cfg.num_iterations
+            grad_norm, lr = R.optimizer_step(policy, optimizer, scheduler, cfg.max_grad_norm)
+        if env.device.type == "cuda":
+            torch.cuda.synchronize()
+        logs["learnSeconds"] += time.time() - t1
         step += 1
 
         dt = meter.tick()

@@ -105,11 +105,13 @@ def linear_cross_entropy(head, h: torch.Tensor, y: torch.Tensor, chunk_rows: int
     return total / n
 
 
-def sft_loss(model, batch: dict, lvr_lambda: float = 0.1, lvr_fct: str = "mse", ce_chunk_rows: int = 4096) -> dict:
-    """Stage-1 loss parts for one collated micro-batch (see the module docstring)."""
+def sft_loss(model, batch: dict, lvr_lambda: float = 0.1, lvr_fct: str = "mse", ce_chunk_rows: int = 4096,
+             train_vision: bool = False) -> dict:
+    """Stage-1 loss parts for one collated micro-batch (see the module docstring). `train_vision`: gradients reach
+    the vision tower through the image and teacher-forced latent inputs, never through the reconstruction target."""
     ids = batch["input_ids"]
     grid = batch["image_grid_thw"]
-    vis = visual_features(model, batch["pixel_values"].to(ids.device), grid)
+    vis = visual_features(model, batch["pixel_values"].to(ids.device), grid, train_vision)
     lvr_mask = ids == T.LVR_ID
     targets = vis[batch["lvr_target"]]
     emb = embed_inputs(model, ids, vis, lvr_mask, targets)
@@ -132,7 +134,7 @@ def sft_loss(model, batch: dict, lvr_lambda: float = 0.1, lvr_fct: str = "mse", 
         head = getattr(model, "lvr_head", None)
         if head is not None:
             pred = head(pred)
-        l_lvr = lvr_loss_fn(pred, targets, lvr_fct)
+        l_lvr = lvr_loss_fn(pred, targets.detach(), lvr_fct)
     else:
         l_lvr = h.sum() * 0.0
     total = ce + lvr_lambda * l_lvr if lvr_lambda > 0 else ce
@@ -143,12 +145,14 @@ def sft_loss(model, batch: dict, lvr_lambda: float = 0.1, lvr_fct: str = "mse", 
 class SftObjective(nn.Module):
     """Wraps the model so DDP/FSDP see one forward that returns the loss parts."""
 
-    def __init__(self, model, lvr_lambda: float = 0.1, lvr_fct: str = "mse", ce_chunk_rows: int = 4096):
+    def __init__(self, model, lvr_lambda: float = 0.1, lvr_fct: str = "mse", ce_chunk_rows: int = 4096,
+                 train_vision: bool = False):
         super().__init__()
         self.model, self.lvr_lambda, self.lvr_fct, self.ce_chunk_rows = model, lvr_lambda, lvr_fct, ce_chunk_rows
+        self.train_vision = train_vision
 
     def forward(self, batch: dict) -> dict:
-        return sft_loss(self.model, batch, self.lvr_lambda, self.lvr_fct, self.ce_chunk_rows)
+        return sft_loss(self.model, batch, self.lvr_lambda, self.lvr_fct, self.ce_chunk_rows, self.train_vision)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -205,13 +209,21 @@ def grpo_token_loss(logp: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.
     return loss, kl
 
 
-def aggregate(loss: torch.Tensor, mask: torch.Tensor, loss_type: str = "bnpo", max_len: int | None = None) -> torch.Tensor:
-    """bnpo: Σ(L·m)/max(Σm, 1); grpo: mean over sequences of per-sequence means; dr_grpo: Σ(L·m)/(B·max_len)."""
+def aggregate(loss: torch.Tensor, mask: torch.Tensor, loss_type: str = "bnpo", max_len: int | None = None,
+              batch_tokens: torch.Tensor | float | None = None, batch_rows: int | None = None) -> torch.Tensor:
+    """bnpo: Σ(L·m)/max(Σm, 1); grpo: mean over sequences of per-sequence means; dr_grpo: Σ(L·m)/(B·max_len).
+
+    For a micro-batch of a larger batch pass the whole batch's token count `batch_tokens` (Σm) and row count
+    `batch_rows`: the micro-batches' results then add up to the whole batch's value, whatever the split.
+    """
     m = mask.to(loss.dtype)
+    rows = loss.shape[0] if batch_rows is None else batch_rows
     if loss_type == "bnpo":
-        return (loss * m).sum() / m.sum().clamp(min=1.0)
+        tokens = m.sum() if batch_tokens is None else torch.as_tensor(batch_tokens, dtype=loss.dtype,
+                                                                          device=loss.device)
+        return (loss * m).sum() / tokens.clamp(min=1.0)
     if loss_type == "grpo":
-        return ((loss * m).sum(1) / m.sum(1).clamp(min=1.0)).mean()
+        return ((loss * m).sum(1) / m.sum(1).clamp(min=1.0)).sum() / rows
     if loss_type == "dr_grpo":
-        return (loss * m).sum() / (loss.shape[0] * (max_len or loss.shape[1]))
+        return (loss * m).sum() / (rows * (max_len or loss.shape[1]))
     raise ValueError(f"loss_type must be bnpo, grpo or dr_grpo, got {loss_type!r}")

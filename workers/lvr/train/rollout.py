@@ -26,6 +26,9 @@ class SamplingConfig:
     max_new_tokens: int = 512
     lvr_steps: int = 8
     eos_ids: tuple[int, ...] = (T.IM_END_ID,)
+    #: Token every completion starts with instead of a sampled one (e.g. `<|lvr_start|>`, so that each completion
+    #: runs a latent block, as a prompt ending in it would). Its log-prob is still read from the model's logits.
+    force_first_token: int | None = None
 
 
 @dataclass
@@ -90,7 +93,10 @@ def rollout(model, prompt_ids: torch.Tensor, pixel_values: torch.Tensor, grid: t
     toks, lat, hin, valid, lps = [], [], [], [], []
     history = ids
     for t in range(cfg.max_new_tokens):
-        tok = sample_next(logits, cfg, history if cfg.repetition_penalty != 1.0 else None, generator)
+        if t == 0 and cfg.force_first_token is not None:
+            tok = torch.full((G,), cfg.force_first_token, dtype=torch.long, device=dev)
+        else:
+            tok = sample_next(logits, cfg, history if cfg.repetition_penalty != 1.0 else None, generator)
         tok = torch.where(done, torch.full_like(tok, T.PAD_ID), tok)
         lps.append(torch.gather((logits.float() / cfg.temperature).log_softmax(-1), 1, tok[:, None]).squeeze(1))
         toks.append(tok)

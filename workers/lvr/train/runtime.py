@@ -115,21 +115,24 @@ def materialise_model_dir(uri: str, env: Env) -> Path:
 
 
 def load_model(model_dir: Path, cfg: TrainConfig, env: Env):
-    """The LVR model in fp32 master weights (bf16 compute comes from autocast / FSDP mixed precision)."""
-    from ..model import LVRForConditionalGeneration
+    """The LVR model in fp32 master weights (bf16 compute comes from autocast / FSDP mixed precision; in bf16 the
+    patch embedding is the NaN-safe one of LVR-SPEC §5.1)."""
+    from ..model import CheckpointError, load_lvr_model, make_patch_embed_nan_safe
 
     from .attention import NAME as VARLEN, use_varlen
 
     attn = attn_choice(cfg, env)
     varlen = attn == VARLEN
     try:
-        model = LVRForConditionalGeneration.from_pretrained(
-            model_dir, dtype=torch.float32, attn_implementation="sdpa" if varlen else attn)
-    except (OSError, ValueError, KeyError) as e:
-        raise ConfigError(f"cannot load model from {model_dir}: {e}") from e
+        model = load_lvr_model(model_dir, dtype=torch.float32, attn_implementation="sdpa" if varlen else attn)
+    except CheckpointError as e:
+        raise ConfigError(str(e)) from e
     if varlen:
         use_varlen(model)
-    model.model.visual.requires_grad_(False)      # vision tower and merger frozen (§3.2, §7)
+    if compute_dtype(cfg, env) == torch.bfloat16:
+        make_patch_embed_nan_safe(model)          # fp32 conv + sanitising hook, as the upstream bf16 recipe (§5.1)
+    if not cfg.train_vision:
+        model.model.visual.requires_grad_(False)  # vision tower and merger frozen (§3.2, §7)
     return model.to(env.device)
 
 

@@ -62,9 +62,16 @@ def run_sft(cfg: TrainConfig, env: R.Env, s: Session) -> int:
     opts = SftDataOptions(insert_latent_end=cfg.insert_latent_end, keep_text_before_lvr=cfg.keep_text_before_lvr,
                           min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
 
+    cache: dict[tuple[int, int], object] = {}
+
     def build(d: int, i: int):
+        if (d, i) in cache:
+            return cache[(d, i)]
         recs, folder = datasets[d]
-        return build_sft_sample(recs[i], codec, folder, opts, key=(d, i))
+        sample = build_sft_sample(recs[i], codec, folder, opts, key=(d, i))
+        if cfg.cache_samples:
+            cache[(d, i)] = sample
+        return sample
 
     stream = PackedStream([len(r) for r, _ in datasets], build, seed=cfg.seed, rank=env.rank, world=env.world,
                           opts=PackingOptions(cfg.max_packed_tokens, cfg.long_seq_threshold,
@@ -78,7 +85,7 @@ def run_sft(cfg: TrainConfig, env: R.Env, s: Session) -> int:
     if cfg.compile_layers if cfg.compile_layers is not None else env.device.type == "cuda":
         R.compile_regions(model)
     model.train()
-    objective = R.wrap(SftObjective(model, cfg.lvr_lambda, cfg.lvr_fct, cfg.ce_chunk_rows), model, cfg, env, dtype)
+    objective = R.wrap(SftObjective(model, cfg.lvr_lambda, cfg.lvr_fct, cfg.ce_chunk_rows, cfg.train_vision), model, cfg, env, dtype)
     optimizer = R.build_optimizer(model, cfg, env, no_decay_norm_bias=False)
     scheduler = R.cosine_schedule(optimizer, cfg.max_steps, cfg.warmup_ratio)
     step = 0

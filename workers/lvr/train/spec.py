@@ -144,6 +144,10 @@ class TrainConfig:
     upstream_compat: bool = False
     # stage 1
     lvr_lambda: float = 0.1
+    cache_samples: bool = False                 # keep every built sample in memory (small datasets seen for many
+    #                                             epochs: decoding, preprocessing and tokenising once per record)
+    train_vision: bool = False                  # train the vision tower and merger too (a model from scratch has
+    #                                             no pretrained vision to freeze, §3.2); the latent target is detached
     lvr_fct: str = "mse"
     max_packed_tokens: int = 16384
     long_seq_threshold: int = 4096
@@ -157,6 +161,7 @@ class TrainConfig:
     num_generations: int = 8
     prompts_per_step: int = 1
     micro_batch_size: int = 4
+    num_iterations: int = 1                     # TRL's μ: policy updates per generated batch
     temperature: float = 0.9
     top_p: float = 1.0
     top_k: int = 50
@@ -191,6 +196,7 @@ _HYPER = {  # contract hyperparameter -> TrainConfig field (perDeviceBatchSize i
     "lossLvrLambda": "lvr_lambda", "lvrLossFct": "lvr_fct", "maxPackedTokens": "max_packed_tokens",
     "insertLatentEnd": "insert_latent_end",
     "numGenerations": "num_generations", "promptsPerStep": "prompts_per_step", "beta": "beta", "epsilon": "epsilon",
+    "numIterations": "num_iterations",
     "lossType": "loss_type", "decodingSteps": "lvr_steps", "temperature": "temperature", "topP": "top_p",
     "topK": "top_k", "maxCompletionLength": "max_completion_length", "rewardFuncs": "reward_funcs",
     "rewardWeights": "reward_weights", "upstreamCompat": "upstream_compat",
@@ -259,8 +265,10 @@ def check(cfg: TrainConfig) -> TrainConfig:
     if cfg.stage == "grpo":
         if cfg.num_generations < 2:
             bad("numGenerations must be >= 2 (group-normalised advantages)")
-        if (cfg.prompts_per_step * cfg.num_generations) % cfg.micro_batch_size:
-            bad("prompts_per_step * numGenerations must be divisible by the per-device batch size")
+        if cfg.micro_batch_size < 1:
+            bad("perDeviceBatchSize must be >= 1")
+        if cfg.num_iterations < 1:
+            bad("numIterations must be >= 1")
         if cfg.loss_type not in ("bnpo", "grpo", "dr_grpo"):
             bad("lossType must be bnpo, grpo or dr_grpo")
         if cfg.temperature <= 0:

@@ -44,3 +44,9 @@ def load_model(tiny_dir):
     m = LVRForConditionalGeneration.from_pretrained(tiny_dir, dtype=torch.float32, attn_implementation="sdpa")
     m.model.visual.requires_grad_(False)
     return m
+
+
+def distinct_tokens_reward(completions: list[str], solutions: list[str], completion_ids=None, **_) -> list[float]:
+    """A reward that differs between a random model's completions (number of distinct tokens), so that GRPO tests
+    have non-zero advantages; used by name (`_train_helpers:distinct_tokens_reward`) with tests/train on PYTHONPATH."""
+    return [float(len(set(ids))) for ids in completion_ids]

@@ -161,3 +161,92 @@ def test_greedy_rollout_matches_reference_decoding(tiny_dir, data_dir):
     assert len(ref.output_ids) >= 4
     for g in range(2):
         assert ro.completion_ids[g][ro.completion_mask[g]].tolist() == ref.output_ids
+
+
+# -- the objective over a batch: micro-batch split, numIterations (TRL's μ) ----------------------------------------
+def _groups(tiny_dir, setup, G: int, prompts: int):
+    from lvr.train.grpo import ScoredGroup
+
+    _, (ids, pv, grid), do_rollout = setup
+    model = load_model(tiny_dir)
+    out = []
+    for k in range(prompts):
+        ro = do_rollout(model, G=G, seed=10 + k)
+        rewards = torch.arange(G, dtype=torch.float32).roll(k)
+        out.append(ScoredGroup(ids, pv, grid, ro, group_advantages(rewards, G), ro.completion_mask & ~ro.latent_mask))
+    return model, out
+
+
+def _cfg(**kw):
+    from lvr.train.spec import TrainConfig
+
+    base = dict(run_id="t", stage="grpo", model_uri="-", data_uri="-", checkpoint_uri="-", bundle_uri="-",
+                max_steps=1, max_completion_length=10)
+    return TrainConfig(**{**base, **kw}).resolved()
+
+
+def _grads(model) -> dict:
+    return {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("loss_type", ["bnpo", "grpo", "dr_grpo"])
+def test_loss_and_gradient_do_not_depend_on_the_micro_batch_size(tiny_dir, setup, loss_type):
+    """G=6 split into micro-batches of 6, 4 (4 + 2: uneven), 3 or 1, two prompts per step: one loss, one gradient."""
+    from contextlib import nullcontext
+
+    from lvr.train.grpo import GrpoPolicy, learn_on_batch
+
+    model, groups = _groups(tiny_dir, setup, G=6, prompts=2)
+    ref = load_model(tiny_dir).eval()
+    policy = GrpoPolicy(model)
+    model.train()
+    results = {}
+    for mb in (6, 4, 3, 1):
+        model.zero_grad(set_to_none=True)
+        parts = learn_on_batch(policy, ref, groups, _cfg(micro_batch_size=mb, loss_type=loss_type), nullcontext)
+        results[mb] = (parts, _grads(model))
+    loss6, grads6 = results[6]
+    assert loss6["loss"] != 0.0 and grads6
+    for mb in (4, 3, 1):
+        parts, grads = results[mb]
+        assert parts["loss"] == pytest.approx(loss6["loss"], rel=1e-5, abs=1e-7), mb
+        assert parts["kl"] == pytest.approx(loss6["kl"], rel=1e-5, abs=1e-9), mb
+        for name, g in grads6.items():
+            torch.testing.assert_close(grads[name], g, rtol=1e-4, atol=1e-7, msg=f"{name} mb={mb}")
+
+
+def test_epsilon_clips_only_with_several_iterations_per_batch(tiny_dir, setup):
+    """numIterations=1: the ratio is 1 and epsilon cannot matter. numIterations=2: after the first update the ratio
+    against the generation-time log-probs moves, and the clipped gradient differs from the unclipped one."""
+    import copy
+    from contextlib import nullcontext
+
+    from lvr.train.grpo import GrpoPolicy, keep_generation_logps, learn_on_batch
+
+    model, groups = _groups(tiny_dir, setup, G=4, prompts=1)
+    model.train()
+
+    def second_update_grads(eps: float, iterations: int) -> dict:
+        m = copy.deepcopy(model)
+        policy = GrpoPolicy(m)
+        cfg = _cfg(micro_batch_size=4, epsilon=eps, beta=0.0, num_iterations=iterations)
+        gs = [copy.copy(g) for g in groups]
+        if iterations > 1:
+            for g in gs:
+                keep_generation_logps(policy, None, g, cfg, nullcontext)
+        opt = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.5)
+        learn_on_batch(policy, None, gs, cfg, nullcontext)     # update 1 (ratio 1 either way)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        learn_on_batch(policy, None, gs, cfg, nullcontext)     # update 2, on the moved policy
+        return _grads(m)
+
+    def differ(a: dict, b: dict) -> float:
+        return max(float((a[n] - b[n]).abs().max()) for n in a)
+
+    one_tight, one_loose = second_update_grads(0.01, 1), second_update_grads(10.0, 1)
+    assert differ(one_tight, one_loose) == 0.0
+    two_tight, two_loose = second_update_grads(0.01, 2), second_update_grads(10.0, 2)
+    assert differ(two_tight, two_loose) > 1e-6
+    # without clipping the two settings take the same second step only if the ratio stayed 1 (it did not)
+    assert differ(two_loose, one_loose) > 1e-6

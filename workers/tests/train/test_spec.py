@@ -39,9 +39,15 @@ def test_stage_defaults_and_mapping():
     assert g.insert_latent_end is False and g.max_pixels == 2560 * 28 * 28
 
 
-def test_inconsistent_grpo_batching_is_rejected():
-    with pytest.raises(ConfigError, match="divisible"):
-        config_from_message(msg("grpo", numGenerations=6, perDeviceBatchSize=4))
+def test_grpo_batching_and_iterations():
+    # micro-batches need not divide the group: the loss is normalised over the whole batch (test_grpo.py)
+    g = config_from_message(msg("grpo", numGenerations=6, perDeviceBatchSize=4, numIterations=3))
+    assert (g.num_generations, g.micro_batch_size, g.num_iterations) == (6, 4, 3)
+    assert config_from_message(msg("grpo")).num_iterations == 1
+    with pytest.raises(ConfigError, match="numIterations"):
+        config_from_message(msg("grpo", numIterations=0))
+    with pytest.raises(ConfigError, match="numIterations must be >= 1"):
+        config_from_message(msg("grpo"), {"num_iterations": "0"})
     with pytest.raises(ConfigError, match="unknown setting"):
         config_from_message(msg(), {"nope": "1"})
 

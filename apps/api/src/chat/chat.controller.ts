@@ -69,7 +69,7 @@ export class ChatController {
       id: prepared.id,
       object: 'chat.completion.chunk',
       created: prepared.created,
-      model: prepared.entry.id,
+      model: prepared.dto.model,
       system_fingerprint: null,
     });
     const acc = prepared.requests.map(() => new ChoiceAccumulator());

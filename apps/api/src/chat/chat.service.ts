@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { RequestError, type FinishReason, type Usage } from '@lvr/engine';
+import { completionBudget, RequestError, type FinishReason, type Usage } from '@lvr/engine';
 import { API_CONFIG, type ApiConfig } from '../config/api-config';
 import { Lifecycle } from '../common/lifecycle';
 import { ApiError } from '../errors/api-error';
@@ -22,7 +22,7 @@ import { ModelEntry, ModelRegistry } from '../registry/model-registry';
 import { Admission, OverloadedError, SequenceScheduler } from '../scheduling/scheduler';
 import { runChoice, type ChoiceEvent } from './choice-runner';
 import { GenerationEvents } from './generation-events';
-import { imageParts, resolveMaxTokens, toBackendRequest } from './request-mapper';
+import { askedMaxTokens, imageParts, toBackendRequest } from './request-mapper';
 import { toLogprobOut } from './logprobs';
 
 export { toLogprobOut };
@@ -74,11 +74,12 @@ export class ChatService {
         headers: { 'Retry-After': String(this.config.retryAfterSeconds) },
       });
     }
-    const entry = this.registry.get(dto.model);
+    // `<id>` = the current version; `<id>@<version>` = exactly that version (loaded on demand when published).
+    const entry = await this.registry.resolve(dto.model);
     if (!entry) throw ApiError.modelNotFound(dto.model);
     const n = dto.n ?? 1;
     if (n > this.config.maxN) throw ApiError.badRequest(`n must be at most ${this.config.maxN}`, 'n');
-    const maxTokens = resolveMaxTokens(dto, this.config);
+    const asked = askedMaxTokens(dto, this.config);
     if (dto.logprobs && !entry.model.capabilities.logprobs) {
       throw ApiError.badRequest(
         `logprobs are not supported by model '${entry.id}'`,
@@ -114,6 +115,19 @@ export class ChatService {
     };
     try {
       const loaded = await this.loadImages(wanted, signal);
+      const probe = toBackendRequest(dto, parts, loaded, asked, 0);
+      let maxTokens: number;
+      try {
+        // The context limit, before any compute: the prompt counted with image tokens from the image headers.
+        maxTokens = completionBudget(
+          await entry.model.countPromptTokens(probe),
+          asked,
+          entry.info.maxContextTokens,
+          this.config.maxCompletionTokens,
+        );
+      } catch (error) {
+        throw ChatService.toApiError(error);
+      }
       const requests = Array.from({ length: n }, (_, i) =>
         toBackendRequest(dto, parts, loaded, maxTokens, i),
       );
@@ -220,7 +234,7 @@ export class ChatService {
       id: prepared.id,
       object: 'chat.completion',
       created: prepared.created,
-      model: prepared.entry.id,
+      model: prepared.dto.model,
       system_fingerprint: null,
       choices: acc.map((a, index) => a.toChoice(index, prepared.dto)),
       usage: toUsageOut(usages),
@@ -230,7 +244,7 @@ export class ChatService {
   /** Maps engine and unexpected errors to API errors (RequestError → 400). */
   static toApiError(error: unknown): unknown {
     if (error instanceof RequestError)
-      return ApiError.badRequest(error.message, error.param ?? null, 'invalid_request');
+      return ApiError.badRequest(error.message, error.param ?? null, error.code);
     return error;
   }
 

@@ -4,10 +4,13 @@ import { ApiError } from '../errors/api-error';
 import type { BackendRequest } from '../inference/backend';
 import type { ChatCompletionRequestDto, ContentPartDto } from '../protocol/chat-completion.request';
 
-/** Maximum completion tokens for a request: `max_completion_tokens` ?? `max_tokens` ?? the server default. */
-export function resolveMaxTokens(dto: ChatCompletionRequestDto, config: ApiConfig): number {
+/**
+ * The completion limit the client asked for (`max_completion_tokens` ?? `max_tokens`), checked against the server's
+ * cap; undefined when it named none (the context check then picks the default, capped by the room left).
+ */
+export function askedMaxTokens(dto: ChatCompletionRequestDto, config: ApiConfig): number | undefined {
   const asked = dto.max_completion_tokens ?? dto.max_tokens;
-  if (asked === undefined) return config.maxCompletionTokens;
+  if (asked === undefined) return undefined;
   if (asked > config.maxCompletionTokens) {
     throw ApiError.badRequest(
       `max_tokens is ${asked}; this server allows at most ${config.maxCompletionTokens}`,
@@ -37,7 +40,7 @@ export function toBackendRequest(
   dto: ChatCompletionRequestDto,
   parts: ContentPartDto[][],
   images: Uint8Array[],
-  maxTokens: number,
+  maxTokens: number | undefined,
   choiceIndex: number,
 ): BackendRequest {
   let imageIndex = 0;
@@ -70,6 +73,9 @@ export function toBackendRequest(
       topK: dto.top_k === undefined ? undefined : dto.top_k < 0 ? 0 : dto.top_k,
       minP: dto.min_p,
       repetitionPenalty: dto.repetition_penalty,
+      presencePenalty: dto.presence_penalty,
+      frequencyPenalty: dto.frequency_penalty,
+      logitBias: dto.logit_bias && toLogitBias(dto.logit_bias),
       seed: dto.seed === undefined ? undefined : dto.seed + choiceIndex,
       stop,
       stopTokenIds: dto.stop_token_ids,
@@ -78,11 +84,18 @@ export function toBackendRequest(
       skipSpecialTokens: dto.skip_special_tokens,
     },
     lvr: dto.lvr ? { strategy: dto.lvr.strategy, steps: dto.lvr.steps } : undefined,
-    addGenerationPrompt: dto.add_generation_prompt,
+    // The continued message is rendered as the generation prompt + its text (what HF's continue_final_message renders).
+    addGenerationPrompt: dto.continue_final_message ? true : dto.add_generation_prompt,
     assistantPrefix,
     topLogprobs: dto.logprobs ? (dto.top_logprobs ?? 0) : undefined,
   };
   return stripUndefined(request);
+}
+
+function toLogitBias(bias: Record<string, number>): Record<number, number> {
+  const out: Record<number, number> = {};
+  for (const [id, b] of Object.entries(bias)) out[Number(id)] = b;
+  return out;
 }
 
 function stripUndefined<T>(value: T): T {

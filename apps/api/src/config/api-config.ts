@@ -6,6 +6,8 @@ export interface ModelSourceConfig {
   id?: string;
   /** A local directory or an `s3://bucket/prefix` URI. */
   uri: string;
+  /** Version label, so that `<id>@<version>` addresses it. */
+  version?: string;
 }
 
 /** Everything the API reads from the environment, parsed once and validated at startup. */
@@ -35,6 +37,10 @@ export interface ApiConfig {
   logLevel: LogLevel;
   /** Keep engine threads to this many per session (undefined = onnxruntime's choice). */
   engineThreads?: number;
+  /** Context length to serve (prompt + completion), at most each bundle's own (undefined = the bundle's). */
+  maxModelLen?: number;
+  /** Non-current model versions kept loaded for `<id>@<version>` requests (least recently used evicted). */
+  maxPreviousVersions: number;
 }
 
 export interface ImageLimitsConfig {
@@ -93,6 +99,7 @@ export function defaultConfig(): ApiConfig {
     drainTimeoutMs: 30000,
     kafkaBrokers: [],
     logLevel: 'info',
+    maxPreviousVersions: 1,
   };
 }
 
@@ -141,7 +148,7 @@ export function readApiKeys(env: Env): string[] {
   return [...new Set(keys)];
 }
 
-/** `LVR_MODELS=id=path,other=s3://bucket/prefix,/plain/path` */
+/** `LVR_MODELS=id=path,other@v3=s3://bucket/prefix,/plain/path` (`id@version=` labels the version). */
 export function parseModelList(raw: string | undefined): ModelSourceConfig[] {
   if (!raw) return [];
   return raw
@@ -155,7 +162,10 @@ export function parseModelList(raw: string | undefined): ModelSourceConfig[] {
         const id = entry.slice(0, eq).trim();
         const uri = entry.slice(eq + 1).trim();
         if (!id || !uri) throw new ConfigError(`LVR_MODELS entry "${entry}" must be id=uri`);
-        return { id, uri };
+        const at = id.indexOf('@');
+        if (at === 0 || at === id.length - 1)
+          throw new ConfigError(`LVR_MODELS entry "${entry}": use id@version=uri`);
+        return at > 0 ? { id: id.slice(0, at), version: id.slice(at + 1), uri } : { id, uri };
       }
       return { uri: entry };
     });
@@ -165,6 +175,7 @@ export function loadConfig(env: Env = process.env): ApiConfig {
   const base = defaultConfig();
   const imageDir = env.LVR_ALLOWED_LOCAL_MEDIA_PATH;
   const threads = env.LVR_ENGINE_THREADS ? intVar(env, 'LVR_ENGINE_THREADS', 0, 1) : undefined;
+  const maxModelLen = env.LVR_MAX_MODEL_LEN?.trim() ? intVar(env, 'LVR_MAX_MODEL_LEN', 0, 1) : undefined;
   const logLevel = (env.LVR_LOG_LEVEL ?? base.logLevel) as LogLevel;
   if (!['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) {
     throw new ConfigError(`LVR_LOG_LEVEL must be debug|info|warn|error|silent`);
@@ -199,6 +210,8 @@ export function loadConfig(env: Env = process.env): ApiConfig {
     kafkaBrokers: listVar(env, 'LVR_KAFKA_BROKERS'),
     logLevel,
     engineThreads: threads,
+    maxModelLen,
+    maxPreviousVersions: intVar(env, 'LVR_MAX_PREVIOUS_VERSIONS', base.maxPreviousVersions),
   };
   assertSafeBinding(config);
   return config;

@@ -3,22 +3,24 @@ import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, type Consumer, type Producer } from 'kafkajs';
 import { DEAD_LETTER_API_VERSION, Topics } from '@lvr/contracts';
 import type { JsonLogger } from '../logging/json-logger';
-import type { ModelEventsSource, RawModelEvent } from './model-hot-loader';
+import type { ModelEventHandler, ModelEventsSource, RawModelEvent } from './model-hot-loader';
 
 /**
- * `lvr.models.published` over Kafka. Every API replica must load every model, so each process uses its own
- * consumer group (host + pid) and starts from the latest offset. Rejected events go to `lvr.deadletter`.
+ * `lvr.models.published` over Kafka. Every API replica must serve every model's newest version, including one that
+ * restarts after the announcement: each process reads the topic from the beginning in a consumer group of its own
+ * (host + pid + random suffix), and reports when it has caught up to the end offsets it saw at start. The topic is
+ * keyed by model id; created here (if missing) with `cleanup.policy=compact`, so the newest announcement of every
+ * model survives retention while older ones are compacted away. Rejected events go to `lvr.deadletter`.
  */
 export class KafkaModelEvents implements ModelEventsSource {
   private readonly kafka: Kafka;
   private consumer: Consumer | undefined;
   private producer: Producer | undefined;
-  private readonly consumerName = `lvr-api-${os.hostname()}-${process.pid}`;
+  private readonly consumerName = `lvr-api-${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
 
   constructor(
     brokers: string[],
     private readonly logger: JsonLogger,
-    private readonly fromBeginning = false,
   ) {
     this.kafka = new Kafka({
       clientId: 'lvr-api',
@@ -28,13 +30,49 @@ export class KafkaModelEvents implements ModelEventsSource {
     });
   }
 
-  async start(handle: (event: RawModelEvent) => Promise<void>): Promise<void> {
+  /** Last offset of every non-empty partition now (what "caught up" means), creating the topic when missing. */
+  private async startOffsets(): Promise<Map<number, bigint>> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      const topics = await admin.listTopics();
+      if (!topics.includes(Topics.modelsPublished)) {
+        await admin
+          .createTopics({
+            topics: [
+              {
+                topic: Topics.modelsPublished,
+                configEntries: [{ name: 'cleanup.policy', value: 'compact' }],
+              },
+            ],
+            waitForLeaders: true,
+          })
+          .catch(() => undefined); // created meanwhile by another replica or producer
+      }
+      const last = new Map<number, bigint>();
+      for (const p of await admin.fetchTopicOffsets(Topics.modelsPublished)) {
+        if (BigInt(p.high) > BigInt(p.low)) last.set(p.partition, BigInt(p.high) - 1n);
+      }
+      return last;
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  async start(handle: ModelEventHandler, onCaughtUp: () => Promise<void>): Promise<void> {
+    const behind = await this.startOffsets();
     this.consumer = this.kafka.consumer({ groupId: this.consumerName });
     this.producer = this.kafka.producer();
     await this.consumer.connect();
     await this.producer.connect();
-    await this.consumer.subscribe({ topic: Topics.modelsPublished, fromBeginning: this.fromBeginning });
+    await this.consumer.subscribe({ topic: Topics.modelsPublished, fromBeginning: true });
     const consumer = this.consumer;
+    let caughtUp = false;
+    const catchUp = async (): Promise<void> => {
+      if (caughtUp || behind.size > 0) return;
+      caughtUp = true;
+      await onCaughtUp();
+    };
     const joined = new Promise<void>((resolve) => {
       const off = consumer.on(consumer.events.GROUP_JOIN, () => {
         off();
@@ -43,19 +81,26 @@ export class KafkaModelEvents implements ModelEventsSource {
     });
     await this.consumer.run({
       eachMessage: async ({ message, partition }) => {
-        await handle({
-          value: message.value,
-          key: message.key?.toString(),
-          partition,
-          offset: message.offset,
-        });
+        const offset = BigInt(message.offset);
+        const last = behind.get(partition);
+        const replay = last !== undefined && offset <= last;
+        await handle(
+          { value: message.value, key: message.key?.toString(), partition, offset: message.offset },
+          replay,
+        );
+        if (last !== undefined && offset >= last) {
+          behind.delete(partition);
+          await catchUp();
+        }
       },
     });
     await joined;
     this.logger.info('subscribed to model events', {
       topic: Topics.modelsPublished,
       group: this.consumerName,
+      replaying: behind.size,
     });
+    await catchUp(); // nothing published yet
   }
 
   async reject(event: RawModelEvent, reason: string): Promise<void> {

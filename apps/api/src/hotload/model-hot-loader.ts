@@ -13,10 +13,16 @@ export interface RawModelEvent {
   offset: string;
 }
 
+/** Processes one event; `replay` is true for events published before this process subscribed. */
+export type ModelEventHandler = (event: RawModelEvent, replay: boolean) => Promise<void>;
+
 /** Where model publications come from. The Kafka implementation is used when brokers are configured. */
 export interface ModelEventsSource {
-  /** Starts delivering; `handle` resolves once the event is processed (then the offset may be committed). */
-  start(handle: (event: RawModelEvent) => Promise<void>): Promise<void>;
+  /**
+   * Delivers every publication from the oldest kept one; `onCaughtUp` runs once every event published before the
+   * subscription was handled (then live ones follow). `handle` resolves once an event is processed.
+   */
+  start(handle: ModelEventHandler, onCaughtUp: () => Promise<void>): Promise<void>;
   /** Reports an event that could not be accepted (dead-letter). */
   reject(event: RawModelEvent, reason: string): Promise<void>;
   stop(): Promise<void>;
@@ -25,16 +31,23 @@ export interface ModelEventsSource {
 export const MODEL_EVENTS_SOURCE = Symbol('ModelEventsSource');
 
 /**
- * Hot-loads model versions announced on `lvr.models.published`: validates the message, loads the bundle next to
- * the serving version and swaps it in (in-flight requests finish on the old one). Redeliveries are ignored.
- * The API runs fine without Kafka: with no brokers configured this does nothing.
+ * Serves the newest published version of every model, after a restart too. At startup it replays
+ * `lvr.models.published` (remembering every version, so `<id>@<version>` can be loaded on demand), then loads each
+ * model's newest announced version, falling back to older ones while a bundle is no longer loadable; readiness waits
+ * for this. Afterwards each announcement is validated and hot-loaded next to the serving version, which finishes its
+ * in-flight requests. Redeliveries are ignored; invalid live announcements are dead-lettered (replayed ones were
+ * when first delivered). The API runs fine without Kafka: with no brokers configured this does nothing.
  */
 @Injectable()
 export class ModelHotLoader implements OnApplicationBootstrap, OnApplicationShutdown {
   private source: ModelEventsSource | null = null;
   private readonly seen = new Set<string>();
   private readonly loadedVersions = new Map<string, string>();
+  /** Replayed announcements per model id, in publication order (the topic is keyed by model id). */
+  private readonly replayed = new Map<string, ModelPublished[]>();
   private started: Promise<boolean> = Promise.resolve(false);
+  private caughtUp!: () => void;
+  private readonly whenCaughtUpPromise = new Promise<void>((resolve) => (this.caughtUp = resolve));
 
   constructor(
     @Inject(API_CONFIG) private readonly config: ApiConfig,
@@ -50,15 +63,24 @@ export class ModelHotLoader implements OnApplicationBootstrap, OnApplicationShut
           ? new KafkaModelEvents(this.config.kafkaBrokers, this.logger)
           : null
         : this.configured;
-    if (!this.source) return;
+    if (!this.source) {
+      this.caughtUp();
+      return;
+    }
     const source = this.source;
+    this.registry.setCatchingUp(true);
     // Kafka may be down at boot; the API serves its configured models regardless.
     this.started = source
-      .start((event) => this.handle(event))
+      .start(
+        (event, replay) => this.handle(event, replay),
+        () => this.catchUp(),
+      )
       .then(
         () => true,
         (error: unknown) => {
           this.logger.emit('error', 'model events unavailable', { error: (error as Error).message });
+          this.registry.setCatchingUp(false);
+          this.caughtUp();
           return false;
         },
       );
@@ -69,20 +91,33 @@ export class ModelHotLoader implements OnApplicationBootstrap, OnApplicationShut
     return this.started;
   }
 
+  /** Resolves once the startup replay was applied (immediately without a source). */
+  whenCaughtUp(): Promise<void> {
+    return this.whenCaughtUpPromise;
+  }
+
   /** Processes one event; never throws (a bad message must not block the partition). */
-  async handle(event: RawModelEvent): Promise<void> {
+  async handle(event: RawModelEvent, replay = false): Promise<void> {
     const parsed = parseMessage(ModelPublished, event.value ?? Buffer.alloc(0), { forbidUnknown: false });
     if (!parsed.ok) {
       const reason = `invalid ModelPublished: ${describeErrors(parsed.errors)}`;
-      this.logger.emit('warn', 'model event rejected', {
+      this.logger.emit(replay ? 'debug' : 'warn', 'model event rejected', {
         partition: event.partition,
         offset: event.offset,
         reason,
       });
-      await this.source?.reject(event, reason).catch(() => undefined);
+      if (!replay) await this.source?.reject(event, reason).catch(() => undefined);
       return;
     }
     const message = parsed.value;
+    this.registry.remember(message.modelId, message.version, message.bundleUri);
+    if (replay) {
+      this.seen.add(message.id);
+      const list = this.replayed.get(message.modelId) ?? [];
+      list.push(message);
+      this.replayed.set(message.modelId, list);
+      return;
+    }
     if (this.seen.has(message.id) || this.loadedVersions.get(message.modelId) === message.version) return;
     this.seen.add(message.id);
     try {
@@ -97,6 +132,45 @@ export class ModelHotLoader implements OnApplicationBootstrap, OnApplicationShut
       });
       await this.source?.reject(event, reason).catch(() => undefined);
     }
+  }
+
+  /**
+   * After the replay: each model's newest announced version becomes current (after the configured models loaded, so
+   * that they cannot replace it); when its bundle cannot be loaded any more, the next older one is tried.
+   */
+  private async catchUp(): Promise<void> {
+    await this.registry.whenStartupLoaded();
+    for (const [modelId, announced] of this.replayed) {
+      let served = false;
+      for (const message of [...announced].reverse()) {
+        if (this.registry.get(modelId)?.version === message.version) {
+          served = true;
+          break;
+        }
+        try {
+          await this.registry.load({ id: modelId, uri: message.bundleUri, version: message.version });
+          this.loadedVersions.set(modelId, message.version);
+          served = true;
+          break;
+        } catch (error) {
+          // Stale announcements (bundles since deleted) are expected on a long-lived topic: a warning, not an error.
+          this.logger.emit('warn', 'published version not loadable at startup; trying an older one', {
+            model: modelId,
+            version: message.version,
+            uri: message.bundleUri,
+            error: (error as Error).message,
+          });
+        }
+      }
+      if (!served && this.registry.get(modelId))
+        this.logger.emit('warn', 'no announced version loads; serving the configured one', {
+          model: modelId,
+        });
+    }
+    this.replayed.clear();
+    this.registry.setCatchingUp(false);
+    this.caughtUp();
+    this.logger.info('model versions caught up', { models: this.registry.list().map((e) => e.id) });
   }
 
   async onApplicationShutdown(): Promise<void> {

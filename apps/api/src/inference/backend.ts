@@ -39,8 +39,8 @@ export interface BackendCapabilities {
 export interface LoadedModel {
   readonly info: ModelInfo;
   readonly capabilities: BackendCapabilities;
-  /** Prompt length in tokens (images included) for context checks; optional. */
-  countPromptTokens?(request: BackendRequest): Promise<number>;
+  /** Prompt length in tokens (images included, from their headers) for the context check; no model compute. */
+  countPromptTokens(request: BackendRequest): Promise<number>;
   /**
    * Streams deltas. Aborting `options.signal` stops compute within one decode step; the last delta then has
    * finishReason `abort`. Rejects with engine `RequestError` for unservable requests (mapped to HTTP 400).

@@ -95,6 +95,8 @@ export function buildOpenApiDocument(config: ApiConfig, modelIds: string[] = [])
         ChatCompletionRequest: {
           type: 'object',
           required: ['model', 'messages'],
+          // Any other field (tools, tool_choice, …) is refused with 400 unsupported_parameter, never ignored.
+          additionalProperties: false,
           properties: {
             model: {
               type: 'string',
@@ -138,8 +140,32 @@ export function buildOpenApiDocument(config: ApiConfig, modelIds: string[] = [])
               type: 'object',
               properties: { include_usage: { type: 'boolean' }, continuous_usage_stats: { type: 'boolean' } },
             },
-            presence_penalty: { type: 'number', minimum: 0, maximum: 0, description: 'only 0 is supported' },
-            frequency_penalty: { type: 'number', minimum: 0, maximum: 0, description: 'only 0 is supported' },
+            presence_penalty: {
+              type: 'number',
+              minimum: -2,
+              maximum: 2,
+              description: 'subtracted once from the logit of every id generated so far',
+            },
+            frequency_penalty: {
+              type: 'number',
+              minimum: -2,
+              maximum: 2,
+              description: "subtracted from a generated id's logit once per occurrence",
+            },
+            logit_bias: {
+              type: 'object',
+              maxProperties: LIMITS.maxLogitBias,
+              propertyNames: { pattern: '^[0-9]{1,9}$' },
+              additionalProperties: { type: 'number', minimum: -100, maximum: 100 },
+              description:
+                'token id -> bias added to its logit; e.g. {"151665": 100} forces <|lvr_start|> (a latent block)',
+            },
+            response_format: {
+              type: 'object',
+              required: ['type'],
+              properties: { type: { enum: ['text'] } },
+              description: 'only text: json_object / json_schema are refused (400 unsupported_parameter)',
+            },
             user: { type: 'string', maxLength: 256 },
             top_k: { type: 'integer', minimum: -1, description: '-1 or 0 disables top-k' },
             min_p: { type: 'number', minimum: 0, maximum: 1 },
@@ -155,7 +181,8 @@ export function buildOpenApiDocument(config: ApiConfig, modelIds: string[] = [])
             continue_final_message: {
               type: 'boolean',
               description:
-                'continue the last (assistant, text-only) message, e.g. "<|lvr_start|>" to open a latent block',
+                'continue the last (assistant, text-only) message, e.g. "<|lvr_start|>" to open a latent block; ' +
+                'requires add_generation_prompt: false (as in vLLM)',
             },
             lvr: {
               type: 'object',

@@ -22,7 +22,8 @@ import {
 
 /**
  * `POST /v1/chat/completions` request (OpenAI schema plus vLLM and LVR extras). Protocol only: no serving logic.
- * Unknown fields are accepted and ignored, like OpenAI-compatible servers do for SDK extras.
+ * Every field declared here is honoured; any other top-level field (`tools`, `tool_choice`, `functions`, `audio`, …)
+ * is refused with 400 `unsupported_parameter` rather than silently ignored (see `validate.ts`).
  */
 
 export const LIMITS = {
@@ -37,6 +38,8 @@ export const LIMITS = {
   maxLatentSteps: 256,
   maxTopLogprobs: 20,
   maxN: 128,
+  maxLogitBias: 300,
+  maxAbsLogitBias: 100,
 };
 
 export const ROLES = ['system', 'user', 'assistant', 'developer'] as const;
@@ -59,6 +62,33 @@ function IsStringOrStringArray(options?: ValidationOptions): PropertyDecorator {
         defaultMessage: () =>
           `stop must be a non-empty string or an array of at most ${LIMITS.maxStop} non-empty strings ` +
           `(each at most ${LIMITS.maxStopChars} characters)`,
+      },
+    },
+    options,
+  );
+}
+
+/** OpenAI `logit_bias`: at most `maxLogitBias` entries, token-id keys, finite biases in -100..100. */
+function IsLogitBias(options?: ValidationOptions): PropertyDecorator {
+  return ValidateBy(
+    {
+      name: 'isLogitBias',
+      validator: {
+        validate: (value: unknown) =>
+          value !== null &&
+          typeof value === 'object' &&
+          !Array.isArray(value) &&
+          Object.keys(value).length <= LIMITS.maxLogitBias &&
+          Object.entries(value).every(
+            ([k, v]) =>
+              /^\d{1,9}$/.test(k) &&
+              typeof v === 'number' &&
+              Number.isFinite(v) &&
+              Math.abs(v) <= LIMITS.maxAbsLogitBias,
+          ),
+        defaultMessage: () =>
+          `logit_bias must map at most ${LIMITS.maxLogitBias} token ids (as strings) to numbers in ` +
+          `-${LIMITS.maxAbsLogitBias}..${LIMITS.maxAbsLogitBias}`,
       },
     },
     options,
@@ -137,6 +167,14 @@ export class StreamOptionsDto {
   @IsOptional()
   @IsBoolean()
   continuous_usage_stats?: boolean;
+}
+
+/** Only `text` (the default) is honoured; json_object / json_schema would need constrained decoding. */
+export const RESPONSE_FORMATS = ['text', 'json_object', 'json_schema'] as const;
+
+export class ResponseFormatDto {
+  @IsIn(RESPONSE_FORMATS)
+  type!: (typeof RESPONSE_FORMATS)[number];
 }
 
 export class LvrOptionsDto {
@@ -239,6 +277,18 @@ export class ChatCompletionRequestDto {
   @Max(2)
   frequency_penalty?: number;
 
+  /** Token id → bias added to its logit (OpenAI); on the LVR ids it steers latent blocks. */
+  @IsOptional()
+  @IsLogitBias()
+  logit_bias?: Record<string, number>;
+
+  @IsOptional()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => ResponseFormatDto)
+  response_format?: ResponseFormatDto;
+
+  /** End-user id (OpenAI): logged with the request, never used for generation. */
   @IsOptional()
   @IsString()
   @MaxLength(256)
@@ -278,12 +328,15 @@ export class ChatCompletionRequestDto {
   skip_special_tokens?: boolean;
 
   // vLLM-style prompt controls
-  /** Append `<|im_start|>assistant\n` after the messages (default true). */
+  /** Append `<|im_start|>assistant\n` after the messages (default true; must be false with continue_final_message). */
   @IsOptional()
   @IsBoolean()
   add_generation_prompt?: boolean;
 
-  /** Continue the final assistant message instead of starting a new one (e.g. to prefill `<|lvr_start|>`). */
+  /**
+   * Continue the final assistant message instead of starting a new one (e.g. to prefill `<|lvr_start|>`); as in vLLM
+   * and HF `apply_chat_template`, only together with `add_generation_prompt: false`.
+   */
   @IsOptional()
   @IsBoolean()
   continue_final_message?: boolean;

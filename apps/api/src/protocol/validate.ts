@@ -1,5 +1,5 @@
 import { plainToInstance, type ClassConstructor } from 'class-transformer';
-import { validateSync, type ValidationError } from 'class-validator';
+import { getMetadataStorage, validateSync, type ValidationError } from 'class-validator';
 import { ApiError } from '../errors/api-error';
 import {
   CONTENT_PART_TYPES,
@@ -67,6 +67,21 @@ function validateAs<T extends object>(cls: ClassConstructor<T>, plain: unknown, 
   return instance;
 }
 
+/** Top-level fields the request DTO declares (and therefore honours). */
+const DECLARED_FIELDS = new Set(
+  getMetadataStorage()
+    .getTargetValidationMetadatas(ChatCompletionRequestDto, '', true, false)
+    .map((m) => m.propertyName),
+);
+
+/** A field the server would otherwise ignore (tools, tool_choice, functions, audio, …) is refused, never dropped. */
+function refuseUndeclaredFields(body: object): void {
+  for (const key of Object.keys(body)) {
+    if (!DECLARED_FIELDS.has(key))
+      throw ApiError.badRequest(`${key} is not supported by this server`, key, 'unsupported_parameter');
+  }
+}
+
 export interface ValidatedChatRequest {
   dto: ChatCompletionRequestDto;
   /** `messages[i].content` normalised to parts. */
@@ -79,6 +94,7 @@ export function validateChatRequest(body: unknown): ValidatedChatRequest {
     throw ApiError.badRequest('Request body must be a JSON object', null);
   }
   checkShape(body, '', 0);
+  refuseUndeclaredFields(body);
   const dto = validateAs(ChatCompletionRequestDto, body, '');
   const parts = dto.messages.map((message, i) => {
     if (typeof message.content === 'string') {
@@ -118,24 +134,19 @@ function checkCrossFields(dto: ChatCompletionRequestDto): void {
   if (dto.top_logprobs !== undefined && dto.top_logprobs > 0 && dto.logprobs !== true) {
     throw ApiError.badRequest('top_logprobs requires logprobs to be true', 'top_logprobs');
   }
-  if (dto.presence_penalty) {
+  if (dto.response_format !== undefined && dto.response_format.type !== 'text') {
     throw ApiError.badRequest(
-      'presence_penalty is not supported (use repetition_penalty)',
-      'presence_penalty',
-      'unsupported',
-    );
-  }
-  if (dto.frequency_penalty) {
-    throw ApiError.badRequest(
-      'frequency_penalty is not supported (use repetition_penalty)',
-      'frequency_penalty',
-      'unsupported',
+      `response_format ${dto.response_format.type} is not supported (no constrained decoding); only text`,
+      'response_format',
+      'unsupported_parameter',
     );
   }
   if (dto.continue_final_message) {
-    if (dto.add_generation_prompt === false) {
+    // vLLM's rule (and HF apply_chat_template's): continuing the final message excludes a new generation prompt.
+    if (dto.add_generation_prompt !== false) {
       throw ApiError.badRequest(
-        'continue_final_message needs the generation prompt (add_generation_prompt must not be false)',
+        'Cannot set both continue_final_message and add_generation_prompt to true ' +
+          '(add_generation_prompt defaults to true: send add_generation_prompt: false)',
         'add_generation_prompt',
       );
     }

@@ -13,7 +13,7 @@ export async function bootEngineApp(
 ): Promise<{ app: NestExpressApplication; url: string }> {
   const app = await bootApp(
     { models: [{ id: DEMO_ID, uri: DEMO_BUNDLE }], ...config },
-    new EngineBackend({ threads: 1 }),
+    new EngineBackend({ threads: 1, maxModelLen: config.maxModelLen }),
   );
   await app.listen(0, '127.0.0.1');
   const port = (app.getHttpServer().address() as AddressInfo).port;

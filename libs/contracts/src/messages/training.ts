@@ -78,6 +78,8 @@ export class TrainingHyperparameters {
   @IsOptional() @IsInt() @Min(1) promptsPerStep?: number;
   @IsOptional() @IsNumber() @Min(0) beta?: number;
   @IsOptional() @IsNumber() @Min(0) @Max(1) epsilon?: number;
+  /** TRL's μ: policy updates per generated batch (old log-probs from generation time, so `epsilon` clips). */
+  @IsOptional() @IsInt() @Min(1) @Max(16) numIterations?: number;
   @IsOptional() @IsIn(['bnpo', 'grpo', 'dr_grpo']) lossType?: 'bnpo' | 'grpo' | 'dr_grpo';
   @IsOptional() @IsInt() @Min(0) @Max(64) decodingSteps?: number;
   @IsOptional() @IsNumber() @Min(0) temperature?: number;

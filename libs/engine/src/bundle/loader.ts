@@ -69,6 +69,7 @@ export async function openBundle(source: BundleSource, verifyChecksums = true): 
     ['graphs.embed_tokens', manifest.graphs.embed_tokens],
     ['graphs.decoder', manifest.graphs.decoder],
     ['tokenizer', manifest.tokenizer],
+    ...(manifest.graphs.lvr_head ? [['graphs.lvr_head', manifest.graphs.lvr_head] as const] : []),
   ] as const) {
     if (!paths.has(file))
       throw new BundleError(

@@ -11,6 +11,8 @@ export interface BundleManifest {
     num_key_value_heads: number;
     head_dim: number;
     vocab_size: number;
+    /** Context length the model was built for (older bundles do not record it). */
+    max_position_embeddings?: number;
     vision: {
       patch_size: number;
       temporal_patch_size: number;
@@ -42,6 +44,7 @@ export interface BundleManifest {
   generation: Record<string, unknown>;
   lvr: {
     lvr_head: boolean;
+    lvr_head_type?: string;
     latent_end_token: boolean;
     strategy: 'steps' | 'latent' | 'end_token';
     steps: number;
@@ -49,12 +52,17 @@ export interface BundleManifest {
     latent_threshold: number;
     upstream_compat: boolean;
   };
-  graphs: { vision: string; embed_tokens: string; decoder: string };
+  graphs: { vision: string; embed_tokens: string; decoder: string; lvr_head?: string };
   io_dtypes: { embeds: 'float32' | 'float16' };
   tokenizer: string;
   chat_template: string;
   lvr_files?: Record<string, string>;
-  provenance?: { source?: string; run_id?: string | null };
+  provenance?: {
+    source?: string;
+    run_id?: string | null;
+    /** sha256 of each source weight file, and one digest over all of them ("NAME SHA256\n" per file, sorted). */
+    source_weights?: { sha256: string; files: Record<string, string> };
+  };
   files: Array<{ path: string; size: number; sha256: string }>;
 }
 
@@ -97,6 +105,36 @@ function get(obj: unknown, dotted: string): unknown {
     );
 }
 
+const GRAPHS = new Set(['vision', 'embed_tokens', 'decoder', 'lvr_head']);
+const HEAD_TYPES = new Set(['simple', 'glu']);
+const STRATEGIES = new Set(['steps', 'latent', 'end_token']);
+const PRECISIONS = new Set(['fp32', 'fp16', 'int4']);
+
+/**
+ * Refuses a bundle that declares something this engine would not run as declared (a graph it does not know, a head
+ * without its graph or the reverse, an unknown strategy or precision): never load it and silently ignore a feature.
+ */
+function assertRunnable(m: BundleManifest): void {
+  const refuse = (field: string, why: string): never => {
+    throw new BundleError(
+      `manifest.json: ${field} ${why}; this engine cannot run the bundle`,
+      'manifest.json',
+      field,
+    );
+  };
+  for (const name of Object.keys(m.graphs))
+    if (!GRAPHS.has(name)) refuse(`graphs.${name}`, 'is an unknown graph');
+  if (!PRECISIONS.has(m.precision)) refuse('precision', `${m.precision} is not supported`);
+  if (!STRATEGIES.has(m.lvr.strategy)) refuse('lvr.strategy', `${m.lvr.strategy} is not a known strategy`);
+  if (m.lvr.lvr_head === true) {
+    if (typeof m.graphs.lvr_head !== 'string')
+      refuse('graphs.lvr_head', 'is missing although lvr.lvr_head is true');
+    const type = m.lvr.lvr_head_type ?? 'simple';
+    if (!HEAD_TYPES.has(type)) refuse('lvr.lvr_head_type', `${type} is not a known head type`);
+  } else if (m.graphs.lvr_head !== undefined)
+    refuse('graphs.lvr_head', 'is present but lvr.lvr_head is not true');
+}
+
 /** Parses and validates manifest.json; errors name the offending field. */
 export function parseManifest(text: string): BundleManifest {
   let raw: unknown;
@@ -132,6 +170,15 @@ export function parseManifest(text: string): BundleManifest {
       'io_dtypes.embeds',
     );
   }
+  const maxLen = m.architecture.max_position_embeddings;
+  if (maxLen !== undefined && !(Number.isInteger(maxLen) && maxLen > 0)) {
+    throw new BundleError(
+      'manifest.json: architecture.max_position_embeddings must be a positive integer',
+      'manifest.json',
+      'architecture.max_position_embeddings',
+    );
+  }
+  assertRunnable(m);
   m.files.forEach((f, i) => {
     if (typeof f.path !== 'string' || typeof f.size !== 'number' || !/^[0-9a-f]{64}$/.test(f.sha256 ?? '')) {
       throw new BundleError(

@@ -50,10 +50,15 @@ export async function* decodeLoop(stepper: ModelStepper, o: LoopOptions): AsyncG
   const sm = new LvrStateMachine(o.lvr);
   const stopIds = new Set(p.ignoreEos ? [] : o.eosIds);
   for (const id of p.stopTokenIds ?? []) stopIds.add(id);
-  const decoder = new StreamDecoder(o.tokenizer, { skipSpecialTokens: p.skipSpecialTokens ?? true });
+  const decodeOptions = { skipSpecialTokens: p.skipSpecialTokens ?? true };
+  // Visible text only: latent placeholders never enter this decoder or the stop matcher.
+  const decoder = new StreamDecoder(o.tokenizer, decodeOptions);
   const stops = new StopStringMatcher(p.stop ?? []);
+  const flushVisible = (): string => stops.push(decoder.flush()).text + stops.flush();
   const history: number[] = [...o.promptIds];
   const out: number[] = [];
+  /** Occurrences of each generated id (placeholders included), for presence/frequency penalties. */
+  const generatedCounts = new Map<number, number>();
   let latentSteps = 0;
   let tokIn = o.promptIds[o.promptIds.length - 1];
   let hPrev: Hidden | undefined;
@@ -73,10 +78,11 @@ export async function* decodeLoop(stepper: ModelStepper, o: LoopOptions): AsyncG
   for (;;) {
     // pickToken penalises the logits in place; logprobs use the raw distribution, so keep a copy only when asked.
     const raw = o.topLogprobs === undefined ? undefined : res.logits.slice();
-    const tok = pickToken(res.logits, history, p, rng);
+    const tok = pickToken(res.logits, history, p, rng, generatedCounts);
     const logprobs: TokenLogprob[] | undefined = raw && [tokenLogprob(o.tokenizer, raw, tok, o.topLogprobs!)];
     out.push(tok);
     history.push(tok);
+    generatedCounts.set(tok, (generatedCounts.get(tok) ?? 0) + 1);
     const end =
       o.lvr.strategy === 'latent' && hPrev !== undefined && o.latentEndEmb !== undefined
         ? latentDistance(o.lvr.criterion, o.toFloat32(hPrev), o.latentEndEmb) < o.lvr.threshold
@@ -89,27 +95,43 @@ export async function* decodeLoop(stepper: ModelStepper, o: LoopOptions): AsyncG
       finish = 'stop';
       stopReason = tok;
     } else if (out.length >= p.maxTokens && (!mode || !o.lvr.upstreamCompat)) finish = 'length';
-    const piece = stops.push(decoder.push(tok));
-    let text = piece.text;
-    if (piece.stop !== undefined && finish === null) {
-      finish = 'stop';
-      stopReason = piece.stop;
-    } else if (finish !== null && piece.stop === undefined)
-      text += stops.push(decoder.flush()).text + stops.flush();
-    if (finish === null && o.signal?.aborted) finish = 'abort';
-    if (finish !== null) {
+    if (mode) {
+      // A latent placeholder: decoded on its own, never through the visible text's UTF-8 decoder or stop matcher,
+      // so its bytes cannot complete (or break) a visible character and its text cannot match a stop string.
+      if (finish === null && o.signal?.aborted) finish = 'abort';
       yield {
-        text,
+        text: o.tokenizer.decode([tok], decodeOptions),
         tokenIds: [tok],
-        latent: mode,
-        finishReason: finish,
-        stopReason,
-        usage: usage(),
+        latent: true,
+        finishReason: null,
         ...(logprobs && { logprobs }),
       };
-      return;
+      if (finish !== null) {
+        yield { text: flushVisible(), tokenIds: [], latent: false, finishReason: finish, usage: usage() };
+        return;
+      }
+    } else {
+      const piece = stops.push(decoder.push(tok));
+      let text = piece.text;
+      if (piece.stop !== undefined && finish === null) {
+        finish = 'stop';
+        stopReason = piece.stop;
+      } else if (finish !== null && piece.stop === undefined) text += flushVisible();
+      if (finish === null && o.signal?.aborted) finish = 'abort';
+      if (finish !== null) {
+        yield {
+          text,
+          tokenIds: [tok],
+          latent: false,
+          finishReason: finish,
+          stopReason,
+          usage: usage(),
+          ...(logprobs && { logprobs }),
+        };
+        return;
+      }
+      yield { text, tokenIds: [tok], latent: false, finishReason: null, ...(logprobs && { logprobs }) };
     }
-    yield { text, tokenIds: [tok], latent: mode, finishReason: null, ...(logprobs && { logprobs }) };
 
     hPrev = res.hidden;
     const position = o.promptIds.length + out.length - 1 + o.ropeDelta;

@@ -3,7 +3,8 @@ import type { ExecutionProviderName } from '../types';
 export type ModelDtype = 'float32' | 'float16';
 
 export interface WorkerInit {
-  graphs: { vision: string; embed: string; decoder: string };
+  /** `lvrHead`: the LVR head graph (LVR-SPEC §4.5), run on the output of every forward whose input was a latent. */
+  graphs: { vision: string; embed: string; decoder: string; lvrHead?: string };
   executionProvider: ExecutionProviderName;
   threads?: number;
   dtype: ModelDtype;

@@ -35,6 +35,7 @@ class ModelHost {
   private vision!: ort.InferenceSession;
   private embed!: ort.InferenceSession;
   private decoder!: ort.InferenceSession;
+  private head: ort.InferenceSession | undefined;
   private batch: Cache | undefined;
   private readonly parked = new Map<number, Cache>();
   private readonly released = new Set<number>();
@@ -49,10 +50,12 @@ class ModelHost {
       graphOptimizationLevel: 'all',
       ...(this.cfg.threads ? { intraOpNumThreads: this.cfg.threads, interOpNumThreads: 1 } : {}),
     };
-    [this.vision, this.embed, this.decoder] = await Promise.all([
+    const head = this.cfg.graphs.lvrHead;
+    [this.vision, this.embed, this.decoder, this.head] = await Promise.all([
       ort.InferenceSession.create(this.cfg.graphs.vision, opts),
       ort.InferenceSession.create(this.cfg.graphs.embed, opts),
       ort.InferenceSession.create(this.cfg.graphs.decoder, opts),
+      head ? ort.InferenceSession.create(head, opts) : undefined,
     ]);
   }
 
@@ -226,8 +229,37 @@ class ModelHost {
     batch.width += 1;
     for (let b = 0; b < B; b++) batch.lens[b] += 1;
     const hidden = (out.last_hidden_state.data as Float32Array | Uint16Array).slice();
+    const logits = out.logits.data as Float32Array;
+    const latentRows = rows.flatMap((r, b) => (r.tokenId === null ? [b] : []));
+    if (this.head && latentRows.length) await this.applyHead(latentRows, hidden, logits);
     rows.forEach((r, b) => this.hidden.set(r.seq, hidden.slice(b * h, (b + 1) * h)));
-    return { ok: true, logits: out.logits.data as Float32Array, hidden };
+    return { ok: true, logits, hidden };
+  }
+
+  /**
+   * LVR-SPEC §4.5: the output of a forward whose input was a latent goes through the head; the head state replaces
+   * the hidden state (it is what the next latent step feeds back) and the logits are `lm_head(head_state)`. Rows
+   * `rows` of `hidden [B,H]` and `logits [B,V]` are replaced in place.
+   */
+  private async applyHead(
+    rows: number[],
+    hidden: Float32Array | Uint16Array,
+    logits: Float32Array,
+  ): Promise<void> {
+    const h = this.cfg.hiddenSize;
+    const input =
+      this.cfg.dtype === 'float16' ? new Uint16Array(rows.length * h) : new Float32Array(rows.length * h);
+    rows.forEach((b, k) => input.set(hidden.subarray(b * h, (b + 1) * h) as never, k * h));
+    const out = await this.head!.run({
+      hidden_state: new ort.Tensor(this.cfg.dtype, input, [rows.length, h]),
+    });
+    const state = out.head_state.data as Float32Array | Uint16Array;
+    const headLogits = out.logits.data as Float32Array;
+    const V = headLogits.length / rows.length;
+    rows.forEach((b, k) => {
+      hidden.set(state.subarray(k * h, (k + 1) * h) as never, b * h);
+      logits.set(headLogits.subarray(k * V, (k + 1) * V), b * V);
+    });
   }
 
   release(seq: number): void {

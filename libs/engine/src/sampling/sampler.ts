@@ -34,6 +34,29 @@ export function applyRepetitionPenalty(
   }
 }
 
+/** OpenAI `logit_bias`: adds each bias to its token's logit (in place); -100 / 100 effectively ban / force it. */
+export function applyLogitBias(
+  logits: Float32Array,
+  bias: Readonly<Record<number, number>> | undefined,
+): void {
+  if (!bias) return;
+  for (const [id, b] of Object.entries(bias)) logits[Number(id)] = Math.fround(logits[Number(id)] + b);
+}
+
+/**
+ * OpenAI/vLLM presence and frequency penalties over the generated ids (not the prompt), in place:
+ * `logit -= presence · [count > 0] + frequency · count`.
+ */
+export function applyOccurrencePenalties(
+  logits: Float32Array,
+  counts: ReadonlyMap<number, number>,
+  presence: number,
+  frequency: number,
+): void {
+  if (presence === 0 && frequency === 0) return;
+  for (const [id, n] of counts) logits[id] = Math.fround(logits[id] - presence - frequency * n);
+}
+
 export function isGreedy(params: SamplingParams): boolean {
   return (params.temperature ?? 1) === 0 || params.topK === 1;
 }
@@ -113,14 +136,20 @@ export function samplingCandidates(logits: Float32Array, params: SamplingParams)
   }
 }
 
-/** Repetition penalty, then argmax or temperature / top-k / top-p / min-p sampling. Mutates `logits`. */
+/**
+ * Logit bias, repetition penalty (over `history`: prompt + generated), presence/frequency penalties (over `generated`
+ * counts), then argmax or temperature / top-k / top-p / min-p sampling (vLLM's order). Mutates `logits`.
+ */
 export function pickToken(
   logits: Float32Array,
   history: Iterable<number>,
   params: SamplingParams,
   rng: SeededRandom,
+  generated: ReadonlyMap<number, number> = new Map(),
 ): number {
+  applyLogitBias(logits, params.logitBias);
   applyRepetitionPenalty(logits, history, params.repetitionPenalty ?? 1);
+  applyOccurrencePenalties(logits, generated, params.presencePenalty ?? 0, params.frequencyPenalty ?? 0);
   if (isGreedy(params)) return argmax(logits);
   if (!truncates(params, logits.length)) return sampleFull(logits, params, rng);
   const { ids, weights } = samplingCandidates(logits, params);

@@ -14,8 +14,10 @@ const FORMATS = new Set(['jpeg', 'png', 'webp', 'gif']);
  * Decodes JPEG, PNG, WebP or GIF (first frame) bytes to 8-bit RGB with EXIF orientation applied. Alpha is dropped
  * without compositing and greyscale/palette images are expanded, as PIL's `convert("RGB")` does.
  */
-export async function decodeImage(bytes: Uint8Array): Promise<RgbImage> {
-  let meta: Awaited<ReturnType<ReturnType<typeof sharp>['metadata']>>;
+type Metadata = Awaited<ReturnType<ReturnType<typeof sharp>['metadata']>>;
+
+async function readMetadata(bytes: Uint8Array): Promise<Metadata> {
+  let meta: Metadata;
   try {
     meta = await sharp(bytes).metadata();
   } catch (error) {
@@ -27,6 +29,20 @@ export async function decodeImage(bytes: Uint8Array): Promise<RgbImage> {
       'image',
     );
   }
+  return meta;
+}
+
+/** Displayed size (EXIF orientation applied) from the header alone, as `decodeImage` would produce it. */
+export async function imageSize(bytes: Uint8Array): Promise<{ width: number; height: number }> {
+  const meta = await readMetadata(bytes);
+  const width = meta.width;
+  const height = meta.pageHeight ?? meta.height; // first frame of an animation
+  if (!width || !height) throw new RequestError('cannot decode image: no size in its header', 'image');
+  return (meta.orientation ?? 1) >= 5 ? { width: height, height: width } : { width, height };
+}
+
+export async function decodeImage(bytes: Uint8Array): Promise<RgbImage> {
+  await readMetadata(bytes);
   try {
     const { data, info } = await sharp(bytes, { pages: 1 })
       .rotate()

@@ -1,4 +1,4 @@
-import { decodeImage, RgbImage } from './decode';
+import { decodeImage, imageSize, RgbImage } from './decode';
 import { patchify, PatchConfig } from './patchify';
 import { resizeBicubic } from './resample';
 import { smartResize } from './smart-resize';
@@ -33,4 +33,15 @@ export function processRgb(image: RgbImage, cfg: ImageProcessorConfig): Processe
 
 export async function processImage(bytes: Uint8Array, cfg: ImageProcessorConfig): Promise<ProcessedImage> {
   return processRgb(await decodeImage(bytes), cfg);
+}
+
+/**
+ * `<|image_pad|>` tokens an image expands to, from its header only (size and EXIF orientation; no pixel decoding):
+ * what context-length checks need before any compute. Equals `processImage(...).tokens`.
+ */
+export async function imageTokenCount(bytes: Uint8Array, cfg: ImageProcessorConfig): Promise<number> {
+  const { width, height } = await imageSize(bytes);
+  const factor = cfg.patchSize * cfg.mergeSize;
+  const [h, w] = smartResize(height, width, factor, cfg.minPixels, cfg.maxPixels);
+  return (h / factor) * (w / factor);
 }

@@ -1,0 +1,4 @@
+export * from './csv';
+export * from './mmvp';
+export * from './vstar';
+export * from './blink';

@@ -1,0 +1,6 @@
+export * from './format';
+export * from './validate';
+export * from './source';
+export * from './loader';
+export * from './registry';
+export * from './write';

@@ -1,0 +1,135 @@
+/**
+ * The synthetic grounding benchmark in the shared `lvr-benchmark/v1` layout: `benchmark.json`, `<split>.jsonl` and
+ * `images/<split>-<index>.png`. Every image is a function of (seed, split, index) alone, so any subset regenerates
+ * identically and splits never share an image.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { encodePng } from './png';
+import { makeQuestion } from './question';
+import { Rng, hashSeed } from './random';
+import { CATEGORIES, DIFFICULTIES, makeScene, renderScene, type Category, type Difficulty } from './scene';
+
+export const BENCHMARK_NAME = 'synthetic-grounding';
+export const BENCHMARK_VERSION = '1';
+export const PROTOCOLS = ['lvr'];
+
+export interface SyntheticRecord {
+  id: string;
+  question: string;
+  options: Array<{ letter: string; text: string }>;
+  answer: string;
+  image: string;
+  category: Category;
+  subtask: string;
+  bbox: [number, number, number, number];
+  difficulty: Difficulty;
+  meta: {
+    seed: number;
+    width: number;
+    height: number;
+    objects: number;
+    answerText: string;
+    target: { shape: string; colour: string; mark: string };
+    /** sha256 of the RGB pixels: equal images have equal digests (used to prove splits are disjoint). */
+    pixelsSha256: string;
+  };
+}
+
+export interface SyntheticItem {
+  record: SyntheticRecord;
+  png: Buffer;
+  rgb: Uint8Array;
+}
+
+export interface GenerateOptions {
+  seed: number;
+  categories?: readonly Category[];
+  difficulties?: readonly Difficulty[];
+}
+
+/** Item `index` of `split`: the scene, its question and the encoded image. */
+export function generateItem(split: string, index: number, opts: GenerateOptions): SyntheticItem {
+  const seed = hashSeed(`${opts.seed}:${split}:${index}`);
+  const rng = new Rng(seed);
+  const category = rng.pick(opts.categories ?? CATEGORIES);
+  const difficulty = rng.pick(opts.difficulties ?? DIFFICULTIES);
+  const scene = makeScene(rng, category, difficulty);
+  const img = renderScene(scene);
+  const q = makeQuestion(rng, scene);
+  const t = scene.objects[scene.target];
+  const mark =
+    t.mark.kind === 'glyph' ? t.mark.glyph : t.mark.kind === 'dots' ? `${t.mark.count} dots` : 'none';
+  const id = `${split}-${String(index).padStart(5, '0')}`;
+  return {
+    record: {
+      id,
+      question: q.text,
+      options: q.options,
+      answer: q.answer,
+      image: `images/${id}.png`,
+      category,
+      subtask: `${category}/${difficulty}`,
+      bbox: [t.box.x0, t.box.y0, t.box.x1, t.box.y1],
+      difficulty,
+      meta: {
+        seed,
+        width: scene.width,
+        height: scene.height,
+        objects: scene.objects.length,
+        answerText: q.answerText,
+        target: { shape: t.shape, colour: t.colour, mark },
+        pixelsSha256: createHash('sha256').update(img.data).digest('hex'),
+      },
+    },
+    png: encodePng(img.width, img.height, img.data),
+    rgb: img.data,
+  };
+}
+
+export interface SplitRequest {
+  split: string;
+  count: number;
+}
+
+/** Write (or extend with more splits) a benchmark folder; returns the records written per split. */
+export function writeSyntheticBenchmark(
+  out: string,
+  splits: readonly SplitRequest[],
+  opts: GenerateOptions,
+): Record<string, SyntheticRecord[]> {
+  fs.mkdirSync(path.join(out, 'images'), { recursive: true });
+  const written: Record<string, SyntheticRecord[]> = {};
+  for (const { split, count } of splits) {
+    if (!/^[a-z][a-z0-9_-]*$/.test(split))
+      throw new Error(`split name ${JSON.stringify(split)}: use [a-z0-9_-]`);
+    const records: SyntheticRecord[] = [];
+    for (let i = 0; i < count; i++) {
+      const item = generateItem(split, i, opts);
+      fs.writeFileSync(path.join(out, item.record.image), item.png);
+      records.push(item.record);
+    }
+    fs.writeFileSync(path.join(out, `${split}.jsonl`), records.map((r) => JSON.stringify(r) + '\n').join(''));
+    written[split] = records;
+  }
+  const manifestPath = path.join(out, 'benchmark.json');
+  const previous = fs.existsSync(manifestPath)
+    ? (JSON.parse(fs.readFileSync(manifestPath, 'utf8')) as { splits?: string[] })
+    : {};
+  const allSplits = [...new Set([...(previous.splits ?? []), ...splits.map((s) => s.split)])];
+  const manifest = {
+    format: 'lvr-benchmark/v1',
+    name: BENCHMARK_NAME,
+    version: BENCHMARK_VERSION,
+    description:
+      `Synthetic grounding (seed ${opts.seed}): many objects on a larger image; the question names one by an ` +
+      'attribute no other object has and asks its colour, shape, the letter on it or its number of dots.',
+    protocols: PROTOCOLS,
+    splits: allSplits,
+    categories: [...(opts.categories ?? CATEGORIES)],
+    seed: opts.seed,
+  };
+  fs.writeFileSync(manifestPath, JSON.stringify(manifest, null, 2) + '\n');
+  return written;
+}
