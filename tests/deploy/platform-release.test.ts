@@ -4,6 +4,7 @@
 // chart's Services.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { ALL_TOPICS } from '@lvr/contracts';
 import { requireEnv, uniqueName } from '../support/env';
@@ -11,7 +12,7 @@ import { ensureTopics } from '../support/kafka';
 import { type Cluster, connect, deleteNamespace, watchUntil } from '../k8s/cluster';
 import { chartDir, helm, ok } from '../charts/helm';
 import { LocalKubelet } from './local-kubelet';
-import { Service, startService } from './processes';
+import { Service, repoRoot, startService } from './processes';
 
 const chart = chartDir('lvr-platform');
 const RELEASE = 'demo';
@@ -111,7 +112,17 @@ describe('lvr-platform installed into the cluster', () => {
   test('helm test: each service is ready and the API lists its models', async () => {
     await ensureTopics([...ALL_TOPICS]);
     const kafka = { LVR_KAFKA_BROKERS: requireEnv('LVR_KAFKA_BROKERS') };
-    services.set('api', await startService('apps/api/src/main.ts', 'PORT', { HOST: '127.0.0.1' }));
+    const demo = path.join(repoRoot, 'models', 'lvr-tiny-demo');
+    services.set(
+      'api',
+      // Only the demo bundle: no hot-loading of the models other suites publish on the shared Kafka and MinIO.
+      await startService('apps/api/src/main.ts', 'PORT', {
+        HOST: '127.0.0.1',
+        LVR_MODELS: `lvr-tiny-demo=${demo}`,
+        LVR_KAFKA_BROKERS: '',
+        LVR_S3_ENDPOINT: '',
+      }),
+    );
     services.set(
       'trainer',
       await startService('apps/trainer/src/main.ts', 'TRAINER_PORT', {
@@ -143,7 +154,7 @@ describe('lvr-platform installed into the cluster', () => {
           new RegExp(`TEST SUITE:\\s+demo-lvr-platform-test-${component}[\\s\\S]*?Phase:\\s+Succeeded`),
         );
       const api = kubelet.runs.find((r) => r.pod === 'demo-lvr-platform-test-api')!;
-      assert.match(api.stdout, /\/v1\/models 200 .*lvr-tiny-demo/);
+      assert.match(api.stdout, /^\/v1\/models 200 models: lvr-tiny-demo$/m);
       assert.equal(kubelet.runs.length, 3);
     } finally {
       kubelet.stop();
