@@ -1,8 +1,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
+import { evaluatorConfigFromEnv } from '../../apps/evaluator/src/config';
 import { requireEnv, uniqueName } from '../support/env';
 import { Manifest as RenderedManifest, helm, kubectl, ok, podSpecs, restrictedViolations } from './helm';
 
@@ -223,6 +226,28 @@ describe('lvr-platform Helm chart', () => {
     ]);
     assert.notEqual(dup.code, 0);
     assert.match(dup.stderr, /evaluator\.schedules: the name "a" is used twice/);
+  });
+
+  test('the evaluator itself accepts the rendered schedules and on-publish rules', async () => {
+    const manifests = await renderChart(['-f', path.join(chart, 'examples', 'trial-bundled.yaml')]);
+    const config = manifests.find(
+      (m) => m.kind === 'ConfigMap' && m.metadata.name === 'demo-lvr-platform-evaluator',
+    )!;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lvr-eval-config-'));
+    try {
+      for (const [file, text] of Object.entries(config.data!)) fs.writeFileSync(path.join(dir, file), text);
+      const parsed = evaluatorConfigFromEnv({
+        LVR_EVAL_SCHEDULES_FILE: path.join(dir, 'schedules.json'),
+        LVR_EVAL_ON_PUBLISH_FILE: path.join(dir, 'on-publish.json'),
+      });
+      assert.deepEqual(
+        parsed.schedules.map((s) => [s.name, s.cron, s.timezone, s.models, s.benchmarks.map((b) => b.name)]),
+        [['nightly-grounding', '0 2 * * *', 'Europe/Paris', ['lvr-tiny-demo'], ['synthetic-grounding']]],
+      );
+      assert.deepEqual(parsed.publishRules[0].models, ['lvr-*']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('the trainer may touch only what it creates: Jobs, Pods (read), ConfigMaps, Services, Leases, Events', async () => {
