@@ -131,7 +131,8 @@ describe('official openai client (real engine)', () => {
     for await (const _ of stream) {
       if (++seen === 3) controller.abort();
     }
-    assert.equal(seen, 3, 'the SDK stopped iterating at the abort');
+    // Chunks that arrived in the same network read as the third one may still be yielded after the abort.
+    assert.ok(seen >= 3 && seen < 20, `the SDK stopped iterating soon after the abort (${seen} chunks)`);
     const event = await finished;
     assert.equal(event.finishReason, 'abort');
     assert.ok(event.completionTokens < 4000, `engine stopped after ${event.completionTokens} of 4000 tokens`);

@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { INestApplication } from '@nestjs/common';
+import { Topics } from '@lvr/contracts';
 import { kafkaSettingsFromEnv } from '@lvr/messaging';
 import { portFromEnv, runService, startKafkaService } from '@lvr/service-kit';
 import { EVALUATOR_CLIENT_ID, EvaluatorModule } from './evaluator.module';
@@ -9,6 +10,7 @@ export async function startEvaluator(port = portFromEnv('EVALUATOR_PORT', 8082))
     module: EvaluatorModule,
     kafka: kafkaSettingsFromEnv(EVALUATOR_CLIENT_ID),
     groupId: process.env.EVALUATOR_GROUP_ID || 'lvr-evaluator',
+    topics: [Topics.evaluationRequests, Topics.modelsPublished],
     host: process.env.EVALUATOR_HOST || '127.0.0.1',
     port,
   });

@@ -6,6 +6,7 @@ import {
   MessagePublisher,
   type RawKafkaMessage,
   ValidatedIntake,
+  ensureTopics,
   extractField,
 } from '@lvr/messaging';
 import type { TrainerTopics } from './config';
@@ -27,7 +28,7 @@ export class TrainerIntake {
   private readonly workerEvents: ValidatedIntake<TrainingEvent>;
 
   constructor(
-    kafka: KafkaSettings,
+    private readonly kafka: KafkaSettings,
     groupId: string,
     private readonly topics: TrainerTopics,
     private readonly publisher: MessagePublisher,
@@ -51,9 +52,11 @@ export class TrainerIntake {
         resolve();
       });
     });
+    const subscribed = [this.topics.requests, this.topics.commands, this.topics.workerEvents];
+    await ensureTopics(this.kafka, subscribed);
     await this.consumer.connect();
     await this.consumer.subscribe({
-      topics: [this.topics.requests, this.topics.commands, this.topics.workerEvents],
+      topics: subscribed,
       fromBeginning: true,
     });
     await this.consumer.run({

@@ -12,3 +12,6 @@ export const Topics = {
 export type TopicName = (typeof Topics)[keyof typeof Topics];
 
 export const ALL_TOPICS: readonly TopicName[] = Object.values(Topics);
+
+/** Topics kept compacted by key: a reader from the beginning sees the newest message per key (model id). */
+export const COMPACTED_TOPICS: readonly string[] = [Topics.modelsPublished];

@@ -1,13 +1,15 @@
 import { INestApplication, LogLevel, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { MicroserviceOptions, Transport } from '@nestjs/microservices';
-import { KafkaSettings } from '@lvr/messaging';
+import { KafkaSettings, ensureTopics } from '@lvr/messaging';
 import { Readiness } from './readiness';
 
 export interface KafkaServiceOptions {
   module: Type<unknown>;
   kafka: KafkaSettings;
   groupId: string;
+  /** Topics the handlers consume; created first when missing, since subscribing to one still being created fails. */
+  topics?: string[];
   host: string;
   port: number;
   logLevels?: LogLevel[];
@@ -40,6 +42,7 @@ export async function startKafkaService(options: KafkaServiceOptions): Promise<I
     { inheritAppConfig: true },
   );
   await app.listen(options.port, options.host);
+  if (options.topics?.length) await ensureTopics(options.kafka, options.topics);
   await app.startAllMicroservices();
   readiness.markReady('kafka');
   return app;

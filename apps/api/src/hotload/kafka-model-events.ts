@@ -2,6 +2,7 @@ import os from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, type Consumer } from 'kafkajs';
 import { Topics } from '@lvr/contracts';
+import { ensureTopics } from '@lvr/messaging';
 import type { JsonLogger } from '../logging/json-logger';
 import type { ModelEventHandler, ModelEventsSource } from './model-hot-loader';
 
@@ -9,7 +10,7 @@ import type { ModelEventHandler, ModelEventsSource } from './model-hot-loader';
  * `lvr.models.published` over Kafka. Every API replica must serve every model's newest version, including one that
  * restarts after the announcement: each process reads the topic from the beginning in a consumer group of its own
  * (host + pid + random suffix), and reports when it has caught up to the end offsets it saw at start. The topic is
- * keyed by model id; created here (if missing) with `cleanup.policy=compact`, so the newest announcement of every
+ * keyed by model id; created (if missing) compacted (`COMPACTED_TOPICS`), so the newest announcement of every
  * model survives retention while older ones are compacted away. Validation and dead letters are the hot loader's
  * (through the shared intake); this only delivers.
  */
@@ -19,7 +20,7 @@ export class KafkaModelEvents implements ModelEventsSource {
   readonly consumerName = `lvr-api-${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
 
   constructor(
-    brokers: string[],
+    private readonly brokers: string[],
     private readonly logger: JsonLogger,
   ) {
     this.kafka = new Kafka({
@@ -32,23 +33,10 @@ export class KafkaModelEvents implements ModelEventsSource {
 
   /** Last offset of every non-empty partition now (what "caught up" means), creating the topic when missing. */
   private async startOffsets(): Promise<Map<number, bigint>> {
+    await ensureTopics({ brokers: this.brokers, clientId: 'lvr-api' }, [Topics.modelsPublished]);
     const admin = this.kafka.admin();
     await admin.connect();
     try {
-      const topics = await admin.listTopics();
-      if (!topics.includes(Topics.modelsPublished)) {
-        await admin
-          .createTopics({
-            topics: [
-              {
-                topic: Topics.modelsPublished,
-                configEntries: [{ name: 'cleanup.policy', value: 'compact' }],
-              },
-            ],
-            waitForLeaders: true,
-          })
-          .catch(() => undefined); // created meanwhile by another replica or producer
-      }
       const last = new Map<number, bigint>();
       for (const p of await admin.fetchTopicOffsets(Topics.modelsPublished)) {
         if (BigInt(p.high) > BigInt(p.low)) last.set(p.partition, BigInt(p.high) - 1n);
