@@ -77,3 +77,8 @@ def test_repetition_penalty_rule_is_the_same_for_numpy_and_torch():
     with_torch = penalize_seen_logits(torch.from_numpy(seen), 2.0, where=torch.where)
     assert with_numpy.tolist() == [1.0, -4.0, 0.0, 0.75]
     assert with_torch.tolist() == with_numpy.tolist()
+
+
+def test_none_strategy_never_feeds_a_latent():
+    sm = machine(strategy="none")
+    assert [sm.update(START, 1), sm.update(1, 2)] == [False, False]
