@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import tokens as T
+from .lvr_state import STRATEGIES, LvrRule, LvrStateMachine
 from .mrope import rope_index
 from .preprocess import Prompt
-
-STRATEGIES = ("steps", "latent", "end_token")
+from .repetition import penalize_seen_logits
 
 
 class NonTerminatingDecode(RuntimeError):
@@ -68,6 +68,10 @@ class LVROptions:
             raise ValueError(f"unknown LVR strategy {self.strategy!r}; expected one of {STRATEGIES}")
         if self.steps < 1:
             raise ValueError("steps must be >= 1")
+
+    def rule(self) -> LvrRule:
+        return LvrRule(self.strategy, self.steps, self.criterion, self.threshold, self.upstream_compat,
+                       self.ids.lvr_start_id, self.ids.lvr_end_id)
 
 
 @dataclass
@@ -115,7 +119,7 @@ def apply_repetition_penalty(logits: np.ndarray, history: list[int], penalty: fl
     ids = np.unique(np.asarray(history, dtype=np.int64))
     ids = ids[ids < out.shape[0]]
     s = out[ids]
-    out[ids] = np.where(s < 0, s * np.float32(penalty), s / np.float32(penalty)).astype(np.float32)
+    out[ids] = penalize_seen_logits(s, np.float32(penalty)).astype(np.float32)
     return out
 
 
@@ -142,18 +146,6 @@ def pick_token(logits: np.ndarray, history: list[int], params: SamplingParams, r
     return int(rng.choice(p.shape[0], p=p))
 
 
-def _criterion(name: str, a: np.ndarray, b: np.ndarray) -> float:
-    a = np.asarray(a, dtype=np.float32).reshape(-1)
-    b = np.asarray(b, dtype=np.float32).reshape(-1)
-    if name == "mse":
-        return float(np.mean((a - b) ** 2))
-    if name == "mae":
-        return float(np.mean(np.abs(a - b)))
-    if name == "cosine":  # cosine distance
-        return float(1.0 - a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
-    raise ValueError(f"unknown latent criterion {name!r}")
-
-
 def prefill_embeds(backend, prompt: Prompt, image_pad_id: int = T.IMAGE_PAD_ID) -> np.ndarray:
     """Token embeddings with each image's merged features scattered into its `<|image_pad|>` run (prompt order)."""
     emb = backend.embed(prompt.input_ids).copy()
@@ -172,7 +164,6 @@ def generate(backend, prompt: Prompt, params: SamplingParams | None = None, lvr:
     """Decode one prompt with LVR latent steps (LVR-SPEC §4)."""
     params = params or SamplingParams()
     lvr = lvr or LVROptions()
-    ids = lvr.ids
     if lvr.strategy == "latent" and backend.latent_end_emb is None:
         raise ValueError("strategy 'latent' needs a model with latent_end_token=true (lvr_latent_end_emb)")
     rng = np.random.default_rng(params.seed)
@@ -187,9 +178,7 @@ def generate(backend, prompt: Prompt, params: SamplingParams | None = None, lvr:
     history = list(prompt_ids)
     out: list[int] = []
     records: list[StepRecord] = []
-    mode = False  # is the *next* input a latent?
-    remaining = lvr.steps
-    counter = 0
+    lvr_state = LvrStateMachine(lvr.rule(), backend.latent_end_emb)
     h_prev = None  # output hidden state of the previous forward
     tok_in = prompt_ids[-1]
     kind = "prefill"
@@ -202,23 +191,7 @@ def generate(backend, prompt: Prompt, params: SamplingParams | None = None, lvr:
         out.append(tok)
         history.append(tok)
 
-        # mode update from this forward's input token (LVR-SPEC §4.2-4.4)
-        start = tok_in == ids.lvr_start_id
-        if lvr.strategy == "steps":
-            new = mode or start
-            if not mode and new:
-                remaining = lvr.steps
-            if mode:
-                remaining -= 1
-            mode = new and remaining > 0
-        elif lvr.strategy == "latent":
-            end = h_prev is not None and _criterion(lvr.criterion, h_prev, backend.latent_end_emb) < lvr.threshold
-            counter = 0 if start else counter + int(mode)
-            mode = (mode or start) and not end and counter < lvr.steps
-        else:  # end_token
-            counter = 0 if start else counter + int(mode)
-            capped = (not lvr.upstream_compat) and counter >= lvr.steps
-            mode = (mode or start) and tok != ids.lvr_end_id and not capped
+        mode = lvr_state.after_forward(int(tok_in), tok, h_prev)  # LVR-SPEC §4.2-4.4
         records.append(StepRecord(len(records), kind, int(tok_in), tok, mode, hidden_checksum(h)))
 
         # stop rules (LVR-SPEC §4.1 step 6): nothing stops while mode is on (upstream), except our length cap

@@ -4,9 +4,18 @@
 - `spec`       run spec (lvr.training.requests) -> TrainConfig, validated against the libs/contracts JSON Schema
 - `sft`, `grpo` the two training loops, top to bottom
 - `losses`     stage-1 forward/loss (§3) and the GRPO objective (§5.3-5.4)
-- `rollout`    `steps` decoding under a KV cache that records the latents it feeds
+- `rollout`    `steps` decoding (lvr.lvr_state) under a KV cache that records the latents it feeds
 - `rewards`    accuracy / format / user rewards by name
-- `runtime`    devices, torchrun, FSDP2/DDP, optimizer, schedule, state dicts, SIGTERM
+- `runtime`    what the loops share, re-exported from the modules below (`from . import runtime as R`)
+- `processes`  rank, world, device from torchrun; collectives
+- `model_loading` model folder (s3 download once per node), attention kernel, compute dtype, loading
+- `distributed` DDP / FSDP2 wrapping, FSDP2 sharding plan, per-micro-step gradient sync, autocast
+- `compute_levers` gradient checkpointing share, regional torch.compile
+- `optim`      AdamW groups, warmup + cosine schedule, clipped step
+- `rng`        seeding and RNG state
+- `state_dicts` full model / optimizer state dicts, saved model folder
+- `signals`    SIGTERM / SIGINT -> stop flag
+- `progress`   step timing and ETA
 - `session`    resume point, events, checkpoints, final export + publish
 - `checkpoint` MinIO/local checkpoints with MANIFEST.json + _COMPLETE
 - `events`     stdout JSON lines + Kafka

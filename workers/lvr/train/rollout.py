@@ -14,6 +14,8 @@ import torch
 from transformers import DynamicCache
 
 from .. import tokens as T
+from ..lvr_state import LvrRule, LvrStateMachine
+from ..repetition import penalize_seen_logits
 from .losses import embed_inputs, visual_features
 
 
@@ -56,7 +58,7 @@ def sample_next(logits: torch.Tensor, cfg: SamplingConfig, history: torch.Tensor
     logits = logits.float()
     if cfg.repetition_penalty != 1.0 and history is not None:
         prev = torch.gather(logits, 1, history)
-        prev = torch.where(prev > 0, prev / cfg.repetition_penalty, prev * cfg.repetition_penalty)
+        prev = penalize_seen_logits(prev, cfg.repetition_penalty, where=torch.where)
         logits = logits.scatter(1, history, prev)
     logits = logits / cfg.temperature
     if cfg.top_k and cfg.top_k > 0:
@@ -86,8 +88,9 @@ def rollout(model, prompt_ids: torch.Tensor, pixel_values: torch.Tensor, grid: t
     h = out.last_hidden_state[:, -1]
     logits = model.lm_head(h)
     P = ids.shape[1]
+    # the prefill's input is no latent-step trigger here: every completion starts in text mode
+    lvr_states = [LvrStateMachine(LvrRule("steps", cfg.lvr_steps)) for _ in range(G)]
     mode = torch.zeros(G, dtype=torch.bool, device=dev)
-    remaining = torch.zeros(G, dtype=torch.long, device=dev)
     done = torch.zeros(G, dtype=torch.bool, device=dev)
     eos = torch.tensor(cfg.eos_ids, device=dev)
     toks, lat, hin, valid, lps = [], [], [], [], []
@@ -113,10 +116,7 @@ def rollout(model, prompt_ids: torch.Tensor, pixel_values: torch.Tensor, grid: t
         p = (torch.full((G, 1), c, device=dev) + delta.to(dev)).unsqueeze(0).expand(3, -1, -1)
         out = lm(inputs_embeds=x[:, None], position_ids=p, past_key_values=cache, use_cache=True)
         h_new = out.last_hidden_state[:, -1]
-        entered = ~mode & (tok == T.LVR_START_ID)
-        remaining = torch.where(entered, torch.full_like(remaining, cfg.lvr_steps),
-                                torch.where(mode, remaining - 1, remaining))
-        mode = (mode | entered) & (remaining > 0)
+        mode = torch.tensor([state.update(fed) for state, fed in zip(lvr_states, tok.tolist())], device=dev)
         h = h_new
         logits = model.lm_head(h)
     completion = torch.stack(toks, 1)

@@ -133,7 +133,7 @@ class TrainConfig:
     #                                             | flash_varlen_torch (lvr.train.attention)
     mixed_precision: str = "auto"               # auto (fsdp for sft on CUDA in bf16, also at world 1) | autocast | fsdp
     fsdp_reshard_after_forward: bool | None = None  # FSDP2 decoder layers; auto: False (keep gathered, ZeRO-2
-    #                                             style) at world 1 and on one node when memory allows (runtime.py)
+    #                                             style) at world 1 and on one node when memory allows (distributed.py)
     fsdp_defer_grad_sync: bool | None = None    # FSDP2: no reduce-scatter on non-final grad-accum micro-steps
     #                                             (gradients accumulate unsharded in fp32); auto: as above
     checkpoint_ratio: float = 1.0               # fraction of decoder layers gradient-checkpointed (when it is on)

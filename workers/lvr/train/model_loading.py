@@ -1,0 +1,75 @@
+"""The model a run trains: its folder (downloaded once per node), attention kernel, compute dtype and loading."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from .. import storage as store
+from .errors import ConfigError
+from .processes import Env, barrier
+from .spec import TrainConfig
+
+
+def compute_dtype(cfg: TrainConfig, env: Env) -> torch.dtype:
+    if cfg.precision == "bf16" or (cfg.precision == "auto" and env.device.type == "cuda"):
+        return torch.bfloat16
+    return torch.float32
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("LVR_CACHE_DIR", "/tmp/lvr-cache"))
+
+
+def materialise_model_dir(uri: str, env: Env) -> Path:
+    """A local folder for a model URI (s3:// prefixes are downloaded once per node, by local rank 0)."""
+    if not store.is_s3(uri):
+        p = store.local_path(uri)
+        if not (p / "config.json").is_file():
+            raise ConfigError(f"model folder {uri} has no config.json")
+        return p
+    dest = cache_root() / "models" / uri.replace("s3://", "").replace("/", "_")
+    if env.local_rank == 0 and not (dest / ".done").exists():
+        files = store.list_files(uri)
+        if "config.json" not in files:
+            raise ConfigError(f"model prefix {uri} has no config.json")
+        store.download_dir(uri, dest)
+        (dest / ".done").write_text("ok")
+    barrier(env)
+    return dest
+
+
+def load_model(model_dir: Path, cfg: TrainConfig, env: Env):
+    """The LVR model in fp32 master weights (bf16 compute comes from autocast / FSDP mixed precision; in bf16 the
+    patch embedding is the NaN-safe one of LVR-SPEC §5.1)."""
+    from ..model import CheckpointError, load_lvr_model, make_patch_embed_nan_safe
+
+    from .attention import NAME as VARLEN, use_varlen
+
+    attn = attn_choice(cfg, env)
+    varlen = attn == VARLEN
+    try:
+        model = load_lvr_model(model_dir, dtype=torch.float32, attn_implementation="sdpa" if varlen else attn)
+    except CheckpointError as e:
+        raise ConfigError(str(e)) from e
+    if varlen:
+        use_varlen(model)
+    if compute_dtype(cfg, env) == torch.bfloat16:
+        make_patch_embed_nan_safe(model)          # fp32 conv + sanitising hook, as the upstream bf16 recipe (§5.1)
+    if not cfg.train_vision:
+        model.model.visual.requires_grad_(False)  # vision tower and merger frozen (§3.2, §7)
+    return model.to(env.device)
+
+
+def attn_choice(cfg: TrainConfig, env: Env) -> str:
+    """`auto`: torch's varlen flash kernels (lvr.train.attention) for stage 1 on CUDA with flat packing when this
+    torch has them, else sdpa. GRPO keeps sdpa under auto (padded rollout batches)."""
+    if cfg.attn_implementation != "auto":
+        return cfg.attn_implementation
+    from .attention import NAME, available
+
+    if cfg.stage == "sft" and cfg.packing_mode == "flat" and env.device.type == "cuda" and available():
+        return NAME
+    return "sdpa"
