@@ -10,16 +10,28 @@ export interface ServerProcess {
   output(): string;
   exited: Promise<number | null>;
   stop(): Promise<number | null>;
+  kill9(): Promise<number | null>;
 }
 
-/** Starts `apps/api/src/main.ts` (what `npm start` runs) on a free loopback port and waits for readiness. */
+/**
+ * Starts a service entry point (default `apps/api/src/main.ts`, what `npm start` runs) on a free loopback port and
+ * waits for its `listening` log line and readiness.
+ */
 export async function startServer(
   env: Record<string, string>,
   script = 'apps/api/src/main.ts',
 ): Promise<ServerProcess> {
   const child = spawn(process.execPath, ['-r', '@swc-node/register', script], {
     cwd: REPO_ROOT,
-    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LVR_LOG_LEVEL: 'info', ...env },
+    env: {
+      ...process.env,
+      HOST: '127.0.0.1',
+      PORT: '0',
+      EVALUATOR_PORT: '0',
+      TRAINER_PORT: '0',
+      LVR_LOG_LEVEL: 'info',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -27,7 +39,7 @@ export async function startServer(
   child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out.slice(-2000)}`)), 60_000);
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out.slice(-2000)}`)), 90_000);
     const onData = (): void => {
       const m = /"msg":"listening","url":"([^"]+)"/.exec(out);
       if (m) {
@@ -54,7 +66,11 @@ export async function startServer(
     output: () => out,
     exited,
     stop: async () => {
-      if (child.exitCode === null) child.kill('SIGTERM');
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+    kill9: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       return exited;
     },
   };
