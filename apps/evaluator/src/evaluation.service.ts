@@ -126,6 +126,10 @@ export class EvaluationService {
             abort.abort(new Error('consumer group rebalanced'));
             return;
           }
+          if (!(await this.stillOwner(entry))) {
+            abort.abort(new Error('lease taken over'));
+            return;
+          }
           entry.heartbeatAt = entry.updatedAt = new Date().toISOString();
           entry.samplesDone = samplesDone;
           await this.store.putEntry(entry).catch(() => undefined);
@@ -161,6 +165,7 @@ export class EvaluationService {
     startedAt: string,
   ): Promise<void> {
     const { request } = plan;
+    if (!(await this.stillOwner(entry))) return;
     const history = request.schedule
       ? (await this.store.scheduleHistory(request.schedule)).filter((p) => p.evalId !== request.evalId)
       : [];
@@ -244,7 +249,21 @@ export class EvaluationService {
     );
   }
 
+  /**
+   * Whether this process still holds the evaluation. A process whose lease lapsed (a stall longer than the lease)
+   * and was taken over must neither renew the lease over the new owner nor publish a second result.
+   */
+  private async stillOwner(entry: EvaluationIndexEntry): Promise<boolean> {
+    const stored = await this.store.getEntry(entry.evalId).catch(() => undefined);
+    if (!stored || (stored.owner === this.workerId && stored.state === 'running')) return true;
+    this.logger.warn(
+      `lost ${entry.evalId} to ${stored.owner} (${stored.state}); leaving it to the new owner`,
+    );
+    return false;
+  }
+
   private async fail(entry: EvaluationIndexEntry, reason: string): Promise<void> {
+    if (!(await this.stillOwner(entry))) return;
     const finishedAt = new Date().toISOString();
     Object.assign(entry, { state: 'failed', reason, updatedAt: finishedAt, finishedAt });
     await this.store.putEntry(entry);
