@@ -23,7 +23,8 @@ const args = process.argv.slice(2);
 const only = valueOf('--only');
 const keepStack = args.includes('--keep-stack') || process.env.LVR_KEEP_STACK === '1';
 const explicitFiles = valueOf('--files')?.split(',');
-const resultsDir = ensureDir(path.join(stateDir, 'test-results'));
+// Per run: concurrent runs sharing one stack (LVR_STACK_DIR) must not read each other's counts.
+const resultsDir = ensureDir(path.join(stateDir, 'test-results', `run-${process.pid}`));
 const SEARCH_ROOTS = ['apps', 'libs', 'tests', 'scripts'];
 
 function valueOf(flag) {
