@@ -102,3 +102,18 @@ export function restrictedViolations(owner: string, spec: k8s.V1PodSpec): string
   }
   return problems;
 }
+
+/** Creates a namespace that enforces the `restricted` Pod Security Standard: what every chart's pods must pass. */
+export async function createRestrictedNamespace(core: k8s.CoreV1Api, name: string): Promise<void> {
+  await core.createNamespace({
+    body: {
+      metadata: {
+        name,
+        labels: {
+          'pod-security.kubernetes.io/enforce': 'restricted',
+          'pod-security.kubernetes.io/warn': 'restricted',
+        },
+      },
+    },
+  });
+}

@@ -7,7 +7,15 @@ import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { evaluatorConfigFromEnv } from '../../apps/evaluator/src/config';
 import { requireEnv, uniqueName } from '../support/env';
-import { Manifest as RenderedManifest, helm, kubectl, ok, podSpecs, restrictedViolations } from './helm';
+import {
+  Manifest as RenderedManifest,
+  createRestrictedNamespace,
+  helm,
+  kubectl,
+  ok,
+  podSpecs,
+  restrictedViolations,
+} from './helm';
 
 const chart = path.join(__dirname, '..', '..', 'charts', 'lvr-platform');
 
@@ -349,17 +357,7 @@ describe('lvr-platform Helm chart', () => {
       kc.loadFromFile(requireEnv('KUBECONFIG'));
       core = kc.makeApiClient(k8s.CoreV1Api);
       namespace = uniqueName('chart');
-      await core.createNamespace({
-        body: {
-          metadata: {
-            name: namespace,
-            labels: {
-              'pod-security.kubernetes.io/enforce': 'restricted',
-              'pod-security.kubernetes.io/warn': 'restricted',
-            },
-          },
-        },
-      });
+      await createRestrictedNamespace(core, namespace);
     });
 
     after(async () => {

@@ -10,6 +10,7 @@ import { requireEnv, uniqueName } from '../support/env';
 import {
   Manifest,
   chartDir,
+  createRestrictedNamespace,
   helm,
   kubectl,
   ok,
@@ -185,17 +186,7 @@ describe('lvr-training-run chart: against the real API server', () => {
     kc.loadFromFile(requireEnv('KUBECONFIG'));
     core = kc.makeApiClient(k8s.CoreV1Api);
     namespace = uniqueName('run-chart');
-    await core.createNamespace({
-      body: {
-        metadata: {
-          name: namespace,
-          labels: {
-            'pod-security.kubernetes.io/enforce': 'restricted',
-            'pod-security.kubernetes.io/warn': 'restricted',
-          },
-        },
-      },
-    });
+    await createRestrictedNamespace(core, namespace);
   });
 
   after(async () => {

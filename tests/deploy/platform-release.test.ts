@@ -10,7 +10,7 @@ import { ALL_TOPICS } from '@lvr/contracts';
 import { requireEnv, uniqueName } from '../support/env';
 import { ensureTopics } from '../support/kafka';
 import { type Cluster, connect, deleteNamespace, watchUntil } from '../k8s/cluster';
-import { chartDir, helm, ok } from '../charts/helm';
+import { chartDir, createRestrictedNamespace, helm, ok } from '../charts/helm';
 import { LocalKubelet } from './local-kubelet';
 import { Service, repoRoot, startService } from './processes';
 
@@ -27,17 +27,7 @@ describe('lvr-platform installed into the cluster', () => {
     cluster = connect();
     apps = cluster.kc.makeApiClient(k8s.AppsV1Api);
     namespace = uniqueName('platform');
-    await cluster.core.createNamespace({
-      body: {
-        metadata: {
-          name: namespace,
-          labels: {
-            'pod-security.kubernetes.io/enforce': 'restricted',
-            'pod-security.kubernetes.io/warn': 'restricted',
-          },
-        },
-      },
-    });
+    await createRestrictedNamespace(cluster.core, namespace);
     const account = watchUntil<k8s.V1ServiceAccount>(
       cluster,
       `/api/v1/namespaces/${namespace}/serviceaccounts`,

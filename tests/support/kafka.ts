@@ -16,19 +16,25 @@ export async function produceRaw(topic: string, key: string, value: string | Buf
   await producer.disconnect();
 }
 
-/** Reads `topic` from the beginning until a JSON message matches, failing after `timeoutMs`. */
-export async function waitForMessage<T = Record<string, unknown>>(
+/**
+ * Reads a topic from the beginning, collecting JSON messages that match, until `done(collected)` holds (then resolves)
+ * or the timeout passes (then rejects, naming what was collected).
+ */
+export async function collect<T>(
   topic: string,
   matches: (message: T) => boolean,
-  timeoutMs = 60000,
-): Promise<T> {
-  const consumer = testKafka().consumer({ groupId: uniqueName('it-wait') });
+  done: (collected: T[]) => boolean,
+  timeoutMs = 120_000,
+): Promise<T[]> {
+  const consumer = testKafka().consumer({ groupId: uniqueName('it-collect') });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
+  const collected: T[] = [];
   try {
-    return await new Promise<T>((resolve, reject) => {
+    return await new Promise<T[]>((resolve, reject) => {
       const timer = setTimeout(
-        () => reject(new Error(`no matching message on ${topic} within ${timeoutMs}ms`)),
+        () =>
+          reject(new Error(`timed out on ${topic}; collected ${JSON.stringify(collected).slice(0, 2000)}`)),
         timeoutMs,
       );
       consumer
@@ -40,9 +46,10 @@ export async function waitForMessage<T = Record<string, unknown>>(
             } catch {
               return;
             }
-            if (parsed && matches(parsed)) {
+            if (parsed && matches(parsed)) collected.push(parsed);
+            if (done(collected)) {
               clearTimeout(timer);
-              resolve(parsed);
+              resolve(collected);
             }
           },
         })
@@ -51,6 +58,16 @@ export async function waitForMessage<T = Record<string, unknown>>(
   } finally {
     await consumer.disconnect();
   }
+}
+
+/** Reads `topic` from the beginning until a JSON message matches, failing after `timeoutMs`. */
+export async function waitForMessage<T = Record<string, unknown>>(
+  topic: string,
+  matches: (message: T) => boolean,
+  timeoutMs = 60000,
+): Promise<T> {
+  const [first] = await collect(topic, matches, (found) => found.length > 0, timeoutMs);
+  return first;
 }
 
 export async function ensureTopics(topics: string[]): Promise<void> {

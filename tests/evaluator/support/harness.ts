@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { EVALUATION_API_VERSION, Topics } from '@lvr/contracts';
 import { ObjectStore, objectStoreConfigFromEnv } from '@lvr/storage';
-import { produceRaw, testKafka } from '../../support/kafka';
+import { collect, produceRaw } from '../../support/kafka';
+
+export { collect };
 
 export function testStore(): ObjectStore {
   return new ObjectStore(objectStoreConfigFromEnv());
@@ -43,50 +45,6 @@ export async function requestEvaluation(body: Record<string, unknown> & { evalId
       ...body,
     }),
   );
-}
-
-/**
- * Reads a topic from the beginning, collecting JSON messages that match, until `done(collected)` holds (then resolves)
- * or the timeout passes (then rejects, naming what was collected).
- */
-export async function collect<T>(
-  topic: string,
-  matches: (message: T) => boolean,
-  done: (collected: T[]) => boolean,
-  timeoutMs = 120_000,
-): Promise<T[]> {
-  const consumer = testKafka().consumer({ groupId: `it-collect-${randomUUID()}` });
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
-  const collected: T[] = [];
-  try {
-    return await new Promise<T[]>((resolve, reject) => {
-      const timer = setTimeout(
-        () =>
-          reject(new Error(`timed out on ${topic}; collected ${JSON.stringify(collected).slice(0, 2000)}`)),
-        timeoutMs,
-      );
-      consumer
-        .run({
-          eachMessage: async ({ message }) => {
-            let parsed: T;
-            try {
-              parsed = JSON.parse(message.value?.toString() ?? 'null') as T;
-            } catch {
-              return;
-            }
-            if (parsed && matches(parsed)) collected.push(parsed);
-            if (done(collected)) {
-              clearTimeout(timer);
-              resolve(collected);
-            }
-          },
-        })
-        .catch(reject);
-    });
-  } finally {
-    await consumer.disconnect();
-  }
 }
 
 /**
