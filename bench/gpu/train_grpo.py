@@ -29,7 +29,7 @@ from lvr.train import runtime as R  # noqa: E402
 from lvr.train.grpo import GrpoPolicy, ScoredGroup, learn_on_batch  # noqa: E402
 from lvr.train.losses import group_advantages  # noqa: E402
 from lvr.train.rollout import SamplingConfig  # noqa: E402
-from lvr.train.spec import TrainConfig  # noqa: E402
+from lvr.train.train_config import TrainConfig  # noqa: E402
 
 
 def main() -> None:

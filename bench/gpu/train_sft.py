@@ -26,7 +26,7 @@ import train_common as C  # noqa: E402  (adds workers/ to sys.path)
 from lvr.data.packing import collate  # noqa: E402
 from lvr.train import runtime as R  # noqa: E402
 from lvr.train.losses import SftObjective  # noqa: E402
-from lvr.train.spec import TrainConfig  # noqa: E402
+from lvr.train.train_config import TrainConfig  # noqa: E402
 
 
 def main() -> None:

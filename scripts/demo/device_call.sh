@@ -5,6 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p demo-work "$OUT"
+. scripts/gpu/worker-deps.sh || exit 1  # jsonschema from the carried .whl/ (scripts/gpu/fetch-worker-wheels.sh)
 tar xzf demo-work/data.tar.gz -C demo-work
 export LVR_QWEN_TOKENIZER_DIR=$PWD/demo-work/data/qwen-tokenizer
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader

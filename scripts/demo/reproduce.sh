@@ -5,7 +5,8 @@
 #   scripts/demo/reproduce.sh train    train (a) (b) (c), export fp16 bundles, evaluate (1-2 CUDA GPUs, Python)
 #   scripts/demo/reproduce.sh ship     copy the chosen bundle to models/lvr-synthetic-demo (re-verified)
 #   scripts/demo/reproduce.sh all      the three in order
-# On a GPU machine without Node: run `data` here, carry demo-work/data.tar.gz, and run scripts/demo/device_call.sh.
+# On a GPU machine without Node: run `data` and scripts/gpu/fetch-worker-wheels.sh here, carry demo-work/data.tar.gz
+# and .whl (the worker's jsonschema), and run scripts/demo/device_call.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SEED=13

@@ -5,4 +5,4 @@ export * from './messages/training';
 export * from './messages/models';
 export * from './messages/evaluation';
 export * from './messages/dead-letter';
-export { SCHEMA_MESSAGES, generateSchemas } from './schema';
+export { SCHEMA_MESSAGES, SCHEMA_TOPICS, generateSchemas } from './schema';

@@ -4,6 +4,7 @@ import { EvaluationRequest, EvaluationResult } from './messages/evaluation';
 import { ModelPublished } from './messages/models';
 import { TrainingCommand, TrainingEvent, TrainingRequest } from './messages/training';
 import { DeadLetter } from './messages/dead-letter';
+import { Topics, type TopicName } from './topics';
 
 /** The messages whose JSON Schema is generated into libs/contracts/schema/ for non-TypeScript consumers. */
 export const SCHEMA_MESSAGES = {
@@ -16,9 +17,23 @@ export const SCHEMA_MESSAGES = {
   'dead-letter': DeadLetter,
 } as const;
 
+/**
+ * The topic each message travels on, written into its schema as `x-lvr-topic` so that non-TypeScript producers (the
+ * Python worker) read topic names from the contract instead of keeping copies.
+ */
+export const SCHEMA_TOPICS: Record<keyof typeof SCHEMA_MESSAGES, TopicName> = {
+  'training-request': Topics.trainingRequests,
+  'training-event': Topics.trainingEvents,
+  'training-command': Topics.trainingCommands,
+  'evaluation-request': Topics.evaluationRequests,
+  'evaluation-result': Topics.evaluationResults,
+  'model-published': Topics.modelsPublished,
+  'dead-letter': Topics.deadLetter,
+};
+
 type JsonSchema = Record<string, unknown>;
 
-/** One self-contained draft-07 schema per message, nested DTOs inlined under `definitions`. */
+/** One self-contained draft-07 schema per message, nested DTOs inlined under `definitions`, with its topic. */
 export function generateSchemas(): Record<keyof typeof SCHEMA_MESSAGES, JsonSchema> {
   const all = validationMetadatasToSchemas({ refPointerPrefix: '#/definitions/' }) as Record<
     string,
@@ -36,6 +51,7 @@ export function generateSchemas(): Record<keyof typeof SCHEMA_MESSAGES, JsonSche
       $schema: 'http://json-schema.org/draft-07/schema#',
       $id: `https://lvr.dev/schemas/${file}.schema.json`,
       title: type.name,
+      'x-lvr-topic': SCHEMA_TOPICS[file],
       ...root,
       additionalProperties: false,
       definitions,

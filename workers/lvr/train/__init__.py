@@ -1,7 +1,12 @@
 """LVR training worker: stage-1 SFT and stage-2 GRPO_latent (docs/training.md).
 
 - `cli`        `python -m lvr sft|grpo --spec FILE`; exit codes in `errors`
-- `spec`       run spec (lvr.training.requests) -> TrainConfig, validated against the libs/contracts JSON Schema
+- `spec`       run spec (lvr.training.requests) -> TrainConfig: the steps below in order
+- `contracts`  the libs/contracts JSON Schemas: topic names, API versions
+- `contract_validation` a message checked against its schema (`jsonschema`), errors as `$.path: rule`
+- `spec_mapping` contract field names -> TrainConfig field names
+- `overrides`  `--set name=value`, parsed by the field's type
+- `train_config` TrainConfig, per-stage defaults, rules between settings
 - `sft`, `grpo` the two training loops, top to bottom
 - `losses`     stage-1 forward/loss (§3) and the GRPO objective (§5.3-5.4)
 - `rollout`    `steps` decoding (lvr.lvr_state) under a KV cache that records the latents it feeds
@@ -18,7 +23,7 @@
 - `progress`   step timing and ETA
 - `session`    resume point, events, checkpoints, final export + publish
 - `checkpoint` MinIO/local checkpoints with MANIFEST.json + _COMPLETE
-- `events`     stdout JSON lines + Kafka
+- `events`     stdout JSON lines + Kafka, on the contract topics
 - `store`      local paths and s3:// URIs
 - `attention`  optional torch varlen flash backend
 """

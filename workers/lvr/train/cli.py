@@ -13,24 +13,15 @@ from ..storage import StorageConfigError
 from .errors import EXIT_FAILED, EXIT_INVALID, ConfigError
 
 
-def _parse_sets(items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ConfigError(f"--set expects name=value, got {item!r}")
-        k, v = item.split("=", 1)
-        out[k.strip()] = v.strip()
-    return out
-
-
 def run(stage: str, spec_path: str, sets: list[str]) -> int:
     from ..data.errors import DataError
     from .events import EventSink
+    from .overrides import parse_sets
     from .spec import load_spec
 
     events = None
     try:
-        cfg = load_spec(spec_path, _parse_sets(sets))
+        cfg = load_spec(spec_path, parse_sets(sets))
         if cfg.stage != stage:
             raise ConfigError(f"run spec stage is {cfg.stage!r} but the command is {stage!r}")
         from . import runtime as R

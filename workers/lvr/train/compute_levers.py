@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .processes import Env
-from .spec import TrainConfig
+from .train_config import TrainConfig
 
 
 def checkpointed_layers(n_layers: int, ratio: float) -> list[int]:

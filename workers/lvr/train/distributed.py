@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from .processes import Env, ensure_process_group, single_node
-from .spec import TrainConfig
+from .train_config import TrainConfig
 
 
 def use_fsdp(cfg: TrainConfig, env: Env, dtype: torch.dtype) -> bool:

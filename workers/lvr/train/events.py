@@ -1,8 +1,8 @@
 """Progress and lifecycle events: JSON lines on stdout, and Kafka when LVR_KAFKA_BROKERS is set.
 
-Topics come from the environment (defaults = libs/contracts topic names): LVR_TOPIC_TRAINING_EVENTS
-(`lvr.training.events`) and LVR_TOPIC_MODELS_PUBLISHED (`lvr.models.published`). Messages follow the contract
-schemas (apiVersion, id, timestamp; key = run id). Only rank 0 publishes.
+Topic names and API versions are the libs/contracts schemas' (`contracts`); LVR_TOPIC_TRAINING_EVENTS and
+LVR_TOPIC_MODELS_PUBLISHED override the topics (the trainer routes a run's events to its own topic). Messages follow the
+contract schemas (apiVersion, id, timestamp; key = run id). Only rank 0 publishes.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import os
 import sys
 import uuid
 
-TRAINING_API = "lvr.training/v1"
-MODELS_API = "lvr.models/v1"
+from . import contracts
 
 
 def now_iso() -> str:
@@ -25,8 +24,10 @@ class EventSink:
     def __init__(self, run_id: str, enabled: bool = True, stream=None):
         self.run_id, self.enabled = run_id, enabled
         self.stream = stream or sys.stdout
-        self.events_topic = os.environ.get("LVR_TOPIC_TRAINING_EVENTS", "lvr.training.events")
-        self.models_topic = os.environ.get("LVR_TOPIC_MODELS_PUBLISHED", "lvr.models.published")
+        self.events_topic = os.environ.get("LVR_TOPIC_TRAINING_EVENTS") or contracts.topic(contracts.TRAINING_EVENT)
+        self.models_topic = os.environ.get("LVR_TOPIC_MODELS_PUBLISHED") or contracts.topic(contracts.MODEL_PUBLISHED)
+        self.events_api = contracts.api_version(contracts.TRAINING_EVENT)
+        self.models_api = contracts.api_version(contracts.MODEL_PUBLISHED)
         self.producer = None
         brokers = os.environ.get("LVR_KAFKA_BROKERS")
         if enabled and brokers:
@@ -51,7 +52,7 @@ class EventSink:
                 sys.stderr.write(f"warning: Kafka publish to {topic} failed: {e}\n")
 
     def event(self, type_: str, data: dict | None = None, reason: str | None = None, flush: bool = False) -> dict:
-        msg = {"apiVersion": TRAINING_API, "id": str(uuid.uuid4()), "timestamp": now_iso(), "runId": self.run_id,
+        msg = {"apiVersion": self.events_api, "id": str(uuid.uuid4()), "timestamp": now_iso(), "runId": self.run_id,
                "type": type_}
         if reason:
             msg["reason"] = reason[:4096]
@@ -61,7 +62,7 @@ class EventSink:
         return msg
 
     def model_published(self, model_id: str, version: str, bundle_uri: str) -> dict:
-        msg = {"apiVersion": MODELS_API, "id": str(uuid.uuid4()), "timestamp": now_iso(), "modelId": model_id,
+        msg = {"apiVersion": self.models_api, "id": str(uuid.uuid4()), "timestamp": now_iso(), "modelId": model_id,
                "version": version, "bundleUri": bundle_uri, "runId": self.run_id}
         self._send(self.models_topic, model_id, msg, True)
         return msg

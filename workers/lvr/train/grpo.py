@@ -39,7 +39,7 @@ from .losses import aggregate, completion_logps, group_advantages, grpo_token_lo
 from .rewards import resolve
 from .rollout import Rollout, SamplingConfig, rollout, upstream_loss_mask
 from .session import Session
-from .spec import TrainConfig, grpo_max_steps
+from .train_config import TrainConfig, grpo_max_steps
 
 SYSTEM_PROMPT = "You are a helpful assistant."
 

@@ -10,7 +10,7 @@ import torch
 from .. import storage as store
 from .errors import ConfigError
 from .processes import Env, barrier
-from .spec import TrainConfig
+from .train_config import TrainConfig
 
 
 def compute_dtype(cfg: TrainConfig, env: Env) -> torch.dtype:

@@ -7,7 +7,7 @@ import math
 import torch
 
 from .processes import Env
-from .spec import TrainConfig
+from .train_config import TrainConfig
 
 
 def build_optimizer(model, cfg: TrainConfig, env: Env, no_decay_norm_bias: bool):

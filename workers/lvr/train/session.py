@@ -16,7 +16,7 @@ from .. import storage as store
 from .checkpoint import CheckpointStore
 from .errors import ConfigError
 from .events import EventSink
-from .spec import TrainConfig
+from .train_config import TrainConfig
 
 
 class Session:

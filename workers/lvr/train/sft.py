@@ -19,7 +19,7 @@ from .. import storage as store
 from .errors import EXIT_OK, EXIT_PREEMPTED
 from .losses import SftObjective
 from .session import Session
-from .spec import TrainConfig
+from .train_config import TrainConfig
 
 
 def load_sft_datasets(cfg: TrainConfig):

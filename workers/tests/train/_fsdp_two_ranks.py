@@ -16,7 +16,7 @@ from lvr.data.sft import build_sft_sample
 from lvr.data.text import TextCodec
 from lvr.train import runtime as R
 from lvr.train.losses import SftObjective
-from lvr.train.spec import TrainConfig
+from lvr.train.train_config import TrainConfig
 
 from _train_helpers import load_model, sft_record, tiny_opts
 

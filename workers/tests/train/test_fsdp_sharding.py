@@ -16,7 +16,8 @@ import torch
 
 from lvr.train import runtime as R
 from lvr.train.errors import ConfigError
-from lvr.train.spec import TrainConfig, coerce
+from lvr.train.overrides import coerce
+from lvr.train.train_config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[3]
 GIB = 2**30

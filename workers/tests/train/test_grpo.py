@@ -178,7 +178,7 @@ def _groups(tiny_dir, setup, G: int, prompts: int):
 
 
 def _cfg(**kw):
-    from lvr.train.spec import TrainConfig
+    from lvr.train.train_config import TrainConfig
 
     base = dict(run_id="t", stage="grpo", model_uri="-", data_uri="-", checkpoint_uri="-", bundle_uri="-",
                 max_steps=1, max_completion_length=10)

@@ -15,7 +15,7 @@ import torch
 from _plain_checkpoints import edit_weights, write_plain_checkpoint
 from _train_helpers import TINY_PIXELS, spec
 from lvr.train import runtime as R
-from lvr.train.spec import TrainConfig
+from lvr.train.train_config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[3]
 

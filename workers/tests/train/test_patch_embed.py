@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from lvr.model import make_patch_embed_nan_safe
 from lvr.tiny import make_tiny_model, save_tiny_checkpoint
 from lvr.train import runtime as R
-from lvr.train.spec import TrainConfig
+from lvr.train.train_config import TrainConfig
 
 #: Finite in fp32 (max 3.4028e38), inf once cast to bf16 (max 3.3895e38).
 HUGE = 3.4e38

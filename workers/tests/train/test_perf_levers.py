@@ -11,7 +11,7 @@ from lvr.data.records import validate_sft_record
 from lvr.data.sft import build_sft_sample
 from lvr.train import runtime as R
 from lvr.train.losses import SftObjective, linear_cross_entropy
-from lvr.train.spec import TrainConfig, check
+from lvr.train.train_config import TrainConfig, check
 
 from _train_helpers import load_model, sft_record, tiny_opts
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from lvr.train.contracts import TRAINING_REQUEST, message_schema
 from lvr.train.errors import ConfigError
-from lvr.train.spec import config_from_message, find_schema
+from lvr.train.spec import config_from_message
 
 from _train_helpers import spec
 
@@ -15,7 +16,7 @@ def msg(stage="sft", **hp):
 
 
 def test_contract_schema_is_found_and_enforced():
-    assert find_schema() is not None, "libs/contracts/schema/training-request.schema.json should be in the checkout"
+    assert message_schema(TRAINING_REQUEST)["title"] == "TrainingRequest"
     with pytest.raises(ConfigError, match=r"\$.hyperparameters.warmup: is not allowed"):
         config_from_message(msg(warmup=0.1))
     bad = msg()
@@ -58,17 +59,20 @@ def test_every_contract_hyperparameter_is_mapped():
     import json
     from pathlib import Path
 
-    from lvr.train import spec as S
+    from dataclasses import fields as dataclass_fields
+
+    from lvr.train.spec_mapping import BATCH_SIZE_FIELD, HYPERPARAMETER_FIELDS
+    from lvr.train.train_config import TrainConfig
 
     schema = json.loads(
         (Path(__file__).resolve().parents[3] / "libs/contracts/schema/training-request.schema.json").read_text()
     )
     fields = set(schema["definitions"]["TrainingHyperparameters"]["properties"])
-    mapped = set(S._HYPER) | {"perDeviceBatchSize"}
+    mapped = set(HYPERPARAMETER_FIELDS) | {"perDeviceBatchSize"}
     assert fields - mapped == set(), f"contract fields the worker ignores: {sorted(fields - mapped)}"
     assert mapped - fields == set(), f"worker mappings the contract lacks: {sorted(mapped - fields)}"
-    config_fields = {f.name for f in S.fields(S.TrainConfig)}
-    assert set(S._HYPER.values()) <= config_fields
+    config_fields = {f.name for f in dataclass_fields(TrainConfig)}
+    assert set(HYPERPARAMETER_FIELDS.values()) | set(BATCH_SIZE_FIELD.values()) <= config_fields
 
 
 def test_contract_hyperparameters_reach_the_config():
