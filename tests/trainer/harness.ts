@@ -61,7 +61,7 @@ export async function startTrainerProcess(
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`trainer did not start in time:\n${output}`)), timeoutMs);
     const check = () => {
-      const match = /trainer listening on (http:\/\/\S+)/.exec(output);
+      const match = /"msg":"listening".*?"url":"(http:\/\/[^"]+)"/.exec(output);
       if (match) {
         clearTimeout(timer);
         resolve(match[1].replace('[::1]', '127.0.0.1'));

@@ -9,7 +9,7 @@ import { ApiMetrics } from './metrics/api-metrics';
 import { requestIdMiddleware, requestIdOf, type RequestWithId } from './common/request-context';
 import { bodyParserError } from './errors/error-response';
 import { OpenAIExceptionFilter } from './errors/openai-exception.filter';
-import { JsonLogger, LOGGER } from './logging/json-logger';
+import { JsonLogger, LOGGER } from '@lvr/service-kit';
 import { buildOpenApiDocument, OpenApiDocument } from './openapi/openapi';
 
 /** Builds the configured Nest application (not listening yet). Used by main.ts and by the tests. */

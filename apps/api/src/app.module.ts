@@ -5,7 +5,7 @@ import { CoreModule } from './core.module';
 import { HealthController } from './health/health.controller';
 import type { ModelEventsSource } from './hotload/model-hot-loader';
 import type { InferenceBackend } from './inference/backend';
-import { JsonLogger } from './logging/json-logger';
+import { JsonLogger } from '@lvr/service-kit';
 import type { Resolver } from './media/image-loader';
 import { MediaModule } from './media/media.module';
 import { MetricsModule } from './metrics/metrics.module';

@@ -1,21 +1,10 @@
 import 'reflect-metadata';
+import { JsonLogger, runService } from '@lvr/service-kit';
 import { serve } from './app.factory';
-import { ConfigError, loadConfig, type ApiConfig } from './config/api-config';
-import { JsonLogger } from './logging/json-logger';
+import { loadConfig } from './config/api-config';
 
 async function main(): Promise<void> {
-  let config: ApiConfig;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(
-        JSON.stringify({ level: 'error', msg: `configuration error: ${error.message}` }) + '\n',
-      );
-      process.exit(2);
-    }
-    throw error;
-  }
+  const config = loadConfig();
   const logger = new JsonLogger(config.logLevel);
   // A stray rejection is a bug to log, not a reason to drop every in-flight request.
   process.on('unhandledRejection', (reason: unknown) => {
@@ -41,13 +30,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(
-    JSON.stringify({
-      level: 'error',
-      msg: 'startup failed',
-      error: error instanceof Error ? error.message : String(error),
-    }) + '\n',
-  );
-  process.exit(1);
-});
+runService(main);

@@ -531,6 +531,31 @@ describe('POST /v1/chat/completions (scripted backend)', () => {
     assert.ok(res.body.paths['/v1/chat/completions'].post);
     assert.equal(res.body.components.schemas.ChatCompletionRequest.properties.max_tokens.maximum, 64);
   });
+
+  it('documents the response shapes: completion, stream chunk, models and errors', async () => {
+    const { body: doc } = await request(server()).get('/docs').expect(200);
+    const schemas = doc.components.schemas;
+    const ok = doc.paths['/v1/chat/completions'].post.responses['200'].content;
+    assert.equal(ok['application/json'].schema.$ref, '#/components/schemas/ChatCompletionOut');
+    assert.ok(ok['text/event-stream']);
+    const completion = schemas.ChatCompletionOut;
+    for (const field of ['id', 'object', 'created', 'model', 'choices', 'usage'])
+      assert.ok(completion.required.includes(field), `chat.completion requires ${field}`);
+    assert.deepEqual(completion.properties.object.enum, ['chat.completion']);
+    const choice = schemas.ChatCompletionChoiceOut;
+    assert.deepEqual(choice.properties.finish_reason.enum, ['stop', 'length', 'abort']);
+    assert.equal(choice.properties.lvr.$ref, '#/components/schemas/ChoiceLvrOut');
+    assert.ok(schemas.ChoiceLvrOut.required.includes('latent_steps'));
+    assert.ok(schemas.CompletionTokensDetailsOut.required.includes('latent_steps'));
+    assert.deepEqual(schemas.ChatCompletionChunkOut.properties.object.enum, ['chat.completion.chunk']);
+    const models = doc.paths['/v1/models'].get.responses['200'].content['application/json'].schema;
+    assert.equal(models.$ref, '#/components/schemas/ModelList');
+    for (const field of ['max_model_len', 'lvr', 'version', 'versions'])
+      assert.ok(schemas.ModelCard.required.includes(field), `the model card requires ${field}`);
+    const badRequest = doc.paths['/v1/chat/completions'].post.responses['400'].content['application/json'];
+    assert.equal(badRequest.schema.$ref, '#/components/schemas/ErrorResponse');
+    assert.deepEqual(Object.keys(schemas.ErrorBody.properties).sort(), ['code', 'message', 'param', 'type']);
+  });
 });
 
 /** Makes the fake fail after one delta by wrapping its model's generator. */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Store, storage } from 'nestjs-pino/storage';
 import request from 'supertest';
-import { JsonLogger } from '../src/logging/json-logger';
+import { JsonLogger } from '@lvr/service-kit';
 import { bootApp } from './support/app';
 
 // The API's log lines through pino: the field layout line-oriented readers rely on, and request ids.

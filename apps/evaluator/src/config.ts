@@ -12,6 +12,16 @@ import {
   validateSync,
 } from 'class-validator';
 import { EvaluationBenchmark, EvaluationDecoding } from '@lvr/contracts';
+import {
+  ConfigError,
+  intVar,
+  logLevelVar,
+  optionalTextVar,
+  portVar,
+  textVar,
+  type Env,
+  type LogLevel,
+} from '@lvr/service-kit';
 
 /** A cron schedule from configuration: which models and benchmarks to evaluate at each tick. */
 export class ScheduleConfig {
@@ -41,6 +51,11 @@ export class PublishRuleConfig {
 }
 
 export interface EvaluatorConfig {
+  /** The read API and health probes. */
+  host: string;
+  port: number;
+  groupId: string;
+  logLevel: LogLevel;
   /** OpenAI-compatible base URL of the reasoning API, e.g. `http://api:8080/v1`. */
   apiBaseUrl?: string;
   apiKey?: string;
@@ -70,25 +85,12 @@ export interface EvaluatorConfig {
   reportWrongAnswers: number;
 }
 
-export class EvaluatorConfigError extends Error {}
-
-type Env = NodeJS.ProcessEnv;
-
-function int(env: Env, name: string, fallback: number, min = 0): number {
-  const raw = env[name]?.trim();
-  if (!raw) return fallback;
-  const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value < min)
-    throw new EvaluatorConfigError(`${name} must be an integer >= ${min}, got "${raw}"`);
-  return value;
-}
-
 function fraction(env: Env, name: string, fallback: number): number {
   const raw = env[name]?.trim();
   if (!raw) return fallback;
   const value = Number(raw);
   if (!Number.isFinite(value) || value < 0 || value > 1)
-    throw new EvaluatorConfigError(`${name} must be a number between 0 and 1, got "${raw}"`);
+    throw new ConfigError(`${name} must be a number between 0 and 1, got "${raw}"`);
   return value;
 }
 
@@ -101,14 +103,14 @@ function jsonList<T extends object>(env: Env, name: string, type: new () => T): 
   try {
     parsed = JSON.parse(raw);
   } catch (error) {
-    throw new EvaluatorConfigError(`${name} is not valid JSON: ${(error as Error).message}`);
+    throw new ConfigError(`${name} is not valid JSON: ${(error as Error).message}`);
   }
-  if (!Array.isArray(parsed)) throw new EvaluatorConfigError(`${name} must be a JSON array`);
+  if (!Array.isArray(parsed)) throw new ConfigError(`${name} must be a JSON array`);
   return parsed.map((item, i) => {
     const value = plainToInstance(type, item);
     const errors = validateSync(value as object, { forbidUnknownValues: true });
     if (errors.length)
-      throw new EvaluatorConfigError(
+      throw new ConfigError(
         `${name}[${i}] is invalid: ${errors.map((e) => `${e.property}: ${Object.values(e.constraints ?? { nested: 'invalid' }).join(', ')}`).join('; ')}`,
       );
     return value;
@@ -119,29 +121,32 @@ export function evaluatorConfigFromEnv(env: Env = process.env): EvaluatorConfig 
   const schedules = jsonList(env, 'LVR_EVAL_SCHEDULES', ScheduleConfig);
   const names = new Set<string>();
   for (const schedule of schedules) {
-    if (names.has(schedule.name))
-      throw new EvaluatorConfigError(`schedule name ${schedule.name} is used twice`);
+    if (names.has(schedule.name)) throw new ConfigError(`schedule name ${schedule.name} is used twice`);
     names.add(schedule.name);
     if (schedule.timezone && !isTimeZone(schedule.timezone))
-      throw new EvaluatorConfigError(`schedule ${schedule.name}: unknown time zone ${schedule.timezone}`);
+      throw new ConfigError(`schedule ${schedule.name}: unknown time zone ${schedule.timezone}`);
   }
   return {
-    apiBaseUrl: env.LVR_EVAL_API_URL?.trim() || undefined,
-    apiKey: env.LVR_EVAL_API_KEY?.trim() || undefined,
-    concurrency: int(env, 'LVR_EVAL_CONCURRENCY', 4, 1),
-    requestTimeoutMs: int(env, 'LVR_EVAL_TIMEOUT_MS', 120_000, 1),
-    maxRetries: int(env, 'LVR_EVAL_MAX_RETRIES', 5),
-    backoffBaseMs: int(env, 'LVR_EVAL_BACKOFF_MS', 500),
-    backoffMaxMs: int(env, 'LVR_EVAL_BACKOFF_MAX_MS', 20_000),
+    host: textVar(env, 'EVALUATOR_HOST', '127.0.0.1'),
+    port: portVar(env, 'EVALUATOR_PORT', 8082),
+    groupId: textVar(env, 'EVALUATOR_GROUP_ID', 'lvr-evaluator'),
+    logLevel: logLevelVar(env),
+    apiBaseUrl: optionalTextVar(env, 'LVR_EVAL_API_URL'),
+    apiKey: optionalTextVar(env, 'LVR_EVAL_API_KEY'),
+    concurrency: intVar(env, 'LVR_EVAL_CONCURRENCY', 4, 1),
+    requestTimeoutMs: intVar(env, 'LVR_EVAL_TIMEOUT_MS', 120_000, 1),
+    maxRetries: intVar(env, 'LVR_EVAL_MAX_RETRIES', 5),
+    backoffBaseMs: intVar(env, 'LVR_EVAL_BACKOFF_MS', 500),
+    backoffMaxMs: intVar(env, 'LVR_EVAL_BACKOFF_MAX_MS', 20_000),
     addressVersions: !/^(0|false|no)$/i.test(env.LVR_EVAL_ADDRESS_VERSIONS ?? ''),
-    resultsBucket: env.LVR_EVAL_BUCKET?.trim() || 'lvr-evaluations',
+    resultsBucket: textVar(env, 'LVR_EVAL_BUCKET', 'lvr-evaluations'),
     publicUrl: env.LVR_EVAL_PUBLIC_URL?.trim().replace(/\/+$/, '') || undefined,
     regressionMargin: fraction(env, 'LVR_EVAL_REGRESSION_MARGIN', 0.02),
-    leaseMs: int(env, 'LVR_EVAL_LEASE_MS', 20_000, 1000),
-    schedulePollMs: int(env, 'LVR_EVAL_SCHEDULE_POLL_MS', 5_000, 100),
+    leaseMs: intVar(env, 'LVR_EVAL_LEASE_MS', 20_000, 1000),
+    schedulePollMs: intVar(env, 'LVR_EVAL_SCHEDULE_POLL_MS', 5_000, 100),
     schedules,
     publishRules: jsonList(env, 'LVR_EVAL_ON_PUBLISH', PublishRuleConfig),
-    reportWrongAnswers: int(env, 'LVR_EVAL_REPORT_WRONG', 24),
+    reportWrongAnswers: intVar(env, 'LVR_EVAL_REPORT_WRONG', 24),
     idPrefix: idPrefix(env.LVR_EVAL_ID_PREFIX?.trim() ?? ''),
   };
 }
@@ -157,6 +162,6 @@ function isTimeZone(zone: string): boolean {
 
 function idPrefix(value: string): string {
   if (value && !/^[a-z0-9][a-z0-9-]{0,23}$/.test(value))
-    throw new EvaluatorConfigError('LVR_EVAL_ID_PREFIX must be 1-24 lowercase letters, digits or dashes');
+    throw new ConfigError('LVR_EVAL_ID_PREFIX must be 1-24 lowercase letters, digits or dashes');
   return value;
 }

@@ -2,24 +2,29 @@ import 'reflect-metadata';
 import { INestApplication } from '@nestjs/common';
 import { Topics } from '@lvr/contracts';
 import { kafkaSettingsFromEnv } from '@lvr/messaging';
-import { portFromEnv, runService, startKafkaService } from '@lvr/service-kit';
+import { JsonLogger, runService, serveOpenApi, startKafkaService } from '@lvr/service-kit';
+import { evaluatorConfigFromEnv } from './config';
 import { EVALUATOR_CLIENT_ID, EvaluatorModule } from './evaluator.module';
+import { evaluatorOpenApiDocument } from './http/openapi';
 
-export async function startEvaluator(port = portFromEnv('EVALUATOR_PORT', 8082)): Promise<INestApplication> {
+/** Starts the evaluator (Kafka intake, schedules, read API); `port` 0 picks a free port (tests). */
+export async function startEvaluator(port?: number): Promise<INestApplication> {
+  const config = evaluatorConfigFromEnv();
+  const logger = new JsonLogger(config.logLevel);
   const app = await startKafkaService({
     module: EvaluatorModule,
+    logger,
     kafka: kafkaSettingsFromEnv(EVALUATOR_CLIENT_ID),
-    groupId: process.env.EVALUATOR_GROUP_ID || 'lvr-evaluator',
+    groupId: config.groupId,
     topics: [Topics.evaluationRequests, Topics.modelsPublished],
-    host: process.env.EVALUATOR_HOST || '127.0.0.1',
-    port,
+    host: config.host,
+    port: port ?? config.port,
+    beforeListen: (created) => serveOpenApi(created, evaluatorOpenApiDocument(created)),
   });
   const address = app.getHttpServer().address();
   if (address && typeof address === 'object')
-    process.stdout.write(
-      `${JSON.stringify({ msg: 'listening', url: `http://${address.address}:${address.port}` })}\n`,
-    );
+    logger.info('listening', { url: `http://${address.address}:${address.port}` });
   return app;
 }
 
-if (require.main === module) runService('evaluator', () => startEvaluator());
+if (require.main === module) runService(() => startEvaluator());

@@ -33,6 +33,49 @@ describe('evaluator service', () => {
     await request(app.getHttpServer()).get('/health/ready').expect(200, { status: 'ready' });
   });
 
+  test('its OpenAPI document is generated from the controller, the response classes and the contract DTO', async () => {
+    const { body: doc } = await request(app.getHttpServer()).get('/openapi.json').expect(200);
+    assert.equal(doc.openapi, '3.1.0');
+    assert.deepEqual(
+      Object.keys(doc.paths)
+        .filter((p) => p.startsWith('/v1/'))
+        .sort(),
+      [
+        '/v1/evaluations',
+        '/v1/evaluations/{id}',
+        '/v1/evaluations/{id}/report',
+        '/v1/evaluations/{id}/samples',
+      ],
+    );
+    const schemas = doc.components.schemas;
+    const list = doc.paths['/v1/evaluations'].get;
+    const limit = list.parameters.find((p: { name: string }) => p.name === 'limit');
+    assert.deepEqual([limit.schema.minimum, limit.schema.maximum], [1, 1000]);
+    assert.equal(
+      list.responses['200'].content['application/json'].schema.$ref,
+      '#/components/schemas/EvaluationList',
+    );
+    assert.equal(schemas.EvaluationList.properties.data.items.$ref, '#/components/schemas/EvaluationSummary');
+    const summary = schemas.EvaluationSummary;
+    for (const field of ['evalId', 'state', 'modelId', 'trigger', 'createdAt', 'updatedAt'])
+      assert.ok(summary.required.includes(field), `EvaluationSummary requires ${field}`);
+    assert.deepEqual(summary.properties.state.enum, ['running', 'succeeded', 'failed']);
+    assert.equal(summary.properties.headline.items.$ref, '#/components/schemas/ScoreEntryView');
+    assert.ok(schemas.ScoreEntryView.required.includes('accuracy'));
+    assert.ok(!('owner' in summary.properties), 'the lease owner stays internal');
+    const detail = schemas.EvaluationDetail;
+    assert.equal(detail.properties.request.allOf[0].$ref, '#/components/schemas/EvaluationRequest');
+    // the request schema is the contract DTO's validation rules
+    const evaluationRequest = schemas.EvaluationRequest;
+    assert.ok(
+      evaluationRequest.required.includes('evalId') && evaluationRequest.required.includes('benchmarks'),
+    );
+    assert.ok(evaluationRequest.properties.decoding, 'nested decoding settings are documented');
+    assert.ok(doc.paths['/v1/evaluations/{id}/report'].get.responses['200'].content['text/html']);
+    const notFound = doc.paths['/v1/evaluations/{id}'].get.responses['404'];
+    assert.equal(notFound.content['application/json'].schema.$ref, '#/components/schemas/ErrorResponse');
+  });
+
   test('an invalid evaluation request is dead-lettered and answered with a Failed result', async () => {
     const evalId = `${prefix}invalid`;
     await produceRaw(Topics.evaluationRequests, evalId, JSON.stringify({ evalId, benchmarks: [] }));

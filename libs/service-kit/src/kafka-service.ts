@@ -1,8 +1,9 @@
-import { INestApplication, LogLevel, Type } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
+import { INestApplication, Type } from '@nestjs/common';
 import { MicroserviceOptions, Transport } from '@nestjs/microservices';
 import { KafkaSettings, ensureTopics } from '@lvr/messaging';
+import type { JsonLogger } from './logging/json-logger';
 import { Readiness } from './readiness';
+import { createServiceApp } from './service-app';
 
 export interface KafkaServiceOptions {
   module: Type<unknown>;
@@ -12,7 +13,9 @@ export interface KafkaServiceOptions {
   topics?: string[];
   host: string;
   port: number;
-  logLevels?: LogLevel[];
+  logger: JsonLogger;
+  /** Last set-up before the HTTP server starts, e.g. routes outside the controllers (`serveOpenApi`). */
+  beforeListen?: (app: INestApplication) => void;
 }
 
 /**
@@ -20,9 +23,7 @@ export interface KafkaServiceOptions {
  * the consumer joined its group, so Kubernetes routes nothing to a service that cannot take work yet.
  */
 export async function startKafkaService(options: KafkaServiceOptions): Promise<INestApplication> {
-  const app = await NestFactory.create(options.module, {
-    logger: options.logLevels ?? ['error', 'warn', 'log'],
-  });
+  const app = await createServiceApp(options.module, options.logger);
   app.enableShutdownHooks();
   const readiness = app.get(Readiness);
   readiness.waitFor('kafka');
@@ -41,17 +42,10 @@ export async function startKafkaService(options: KafkaServiceOptions): Promise<I
     },
     { inheritAppConfig: true },
   );
+  options.beforeListen?.(app);
   await app.listen(options.port, options.host);
   if (options.topics?.length) await ensureTopics(options.kafka, options.topics);
   await app.startAllMicroservices();
   readiness.markReady('kafka');
   return app;
-}
-
-export function portFromEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (!raw) return fallback;
-  const port = Number.parseInt(raw, 10);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`${name}=${raw} is not a port`);
-  return port;
 }

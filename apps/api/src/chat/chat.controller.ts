@@ -1,13 +1,19 @@
 import { Controller, HttpCode, Inject, Post, Req, Res } from '@nestjs/common';
-import { ApiBody, ApiOkResponse } from '@nestjs/swagger';
+import { ApiBody, ApiExtraModels, ApiOkResponse, getSchemaPath } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { requestIdOf, type RequestWithId } from '../common/request-context';
-import { JsonLogger, LOGGER } from '../logging/json-logger';
+import { JsonLogger, LOGGER } from '@lvr/service-kit';
 import { ApiOperationDoc } from '../openapi/openapi';
+import {
+  ChatCompletionChunkOut,
+  ChatCompletionOut,
+  RESPONSE_MODELS,
+} from '../protocol/chat-completion.response';
 import { ChatService } from './chat.service';
 import { SseWriter } from './sse-writer';
 
 /** `POST /v1/chat/completions`: the service produces the answer; this only writes it (JSON or SSE frames). */
+@ApiExtraModels(...RESPONSE_MODELS)
 @Controller('v1/chat')
 export class ChatController {
   constructor(
@@ -22,8 +28,13 @@ export class ChatController {
   @ApiOkResponse({
     description: 'A `chat.completion`, or server-sent `chat.completion.chunk` events ending with `[DONE]`',
     content: {
-      'application/json': { schema: { type: 'object' } },
-      'text/event-stream': { schema: { type: 'string' } },
+      'application/json': { schema: { $ref: getSchemaPath(ChatCompletionOut) } },
+      'text/event-stream': {
+        schema: {
+          type: 'string',
+          description: `\`data: <${ChatCompletionChunkOut.name}>\` frames, then \`data: [DONE]\``,
+        },
+      },
     },
   })
   async create(@Req() req: Request, @Res() res: Response): Promise<void> {

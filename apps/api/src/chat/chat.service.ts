@@ -6,7 +6,7 @@ import { Lifecycle } from '../common/lifecycle';
 import { ApiError, type OpenAIErrorBody } from '../errors/api-error';
 import { toErrorResponse } from '../errors/error-response';
 import type { BackendRequest } from '../inference/backend';
-import { JsonLogger, LOGGER } from '../logging/json-logger';
+import { JsonLogger, LOGGER } from '@lvr/service-kit';
 import { ImageError, ImageLoader } from '../media/image-loader';
 import { ApiMetrics } from '../metrics/api-metrics';
 import type { ChatCompletionRequestDto } from '../protocol/chat-completion.request';

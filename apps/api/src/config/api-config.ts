@@ -1,6 +1,18 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { MAX_TOP_LOGPROBS } from '@lvr/engine';
+import {
+  ConfigError,
+  flagVar,
+  intVar,
+  listVar,
+  logLevelVar,
+  portVar,
+  readApiKeys,
+  type Env,
+  type LogLevel,
+} from '@lvr/service-kit';
+
+export { ConfigError };
 
 /** One configured model: an id (optional; the bundle's own id otherwise) and where its bundle lives. */
 export interface ModelSourceConfig {
@@ -63,10 +75,6 @@ export interface ImageLimitsConfig {
   remoteFetch: boolean;
 }
 
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
-
-export class ConfigError extends Error {}
-
 export const API_CONFIG = Symbol('ApiConfig');
 
 const REPO_ROOT = path.resolve(__dirname, '../../../..');
@@ -104,51 +112,6 @@ export function defaultConfig(): ApiConfig {
   };
 }
 
-type Env = Record<string, string | undefined>;
-
-function intVar(env: Env, name: string, fallback: number, min = 0): number {
-  const raw = env[name];
-  if (raw === undefined || raw.trim() === '') return fallback;
-  if (!/^\d+$/.test(raw.trim()))
-    throw new ConfigError(`${name} must be a non-negative integer, got "${raw}"`);
-  const value = Number(raw.trim());
-  if (!Number.isSafeInteger(value) || value < min)
-    throw new ConfigError(`${name} must be an integer >= ${min}`);
-  return value;
-}
-
-function listVar(env: Env, name: string): string[] {
-  return (env[name] ?? '')
-    .split(/[,\s]+/)
-    .map((s) => s.trim())
-    .filter(Boolean);
-}
-
-function boolVar(env: Env, name: string): boolean {
-  return /^(1|true|yes)$/i.test(env[name] ?? '');
-}
-
-/** API keys from `LVR_API_KEYS` (comma/space separated) and `LVR_API_KEYS_FILE` (one key per line, `#` comments). */
-export function readApiKeys(env: Env): string[] {
-  const keys = listVar(env, 'LVR_API_KEYS');
-  const file = env.LVR_API_KEYS_FILE;
-  if (file) {
-    let text: string;
-    try {
-      text = fs.readFileSync(file, 'utf8');
-    } catch (error) {
-      throw new ConfigError(
-        `LVR_API_KEYS_FILE cannot be read: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
-      );
-    }
-    for (const line of text.split(/\r?\n/)) {
-      const key = line.trim();
-      if (key && !key.startsWith('#')) keys.push(key);
-    }
-  }
-  return [...new Set(keys)];
-}
-
 /** `LVR_MODELS=id=path,other@v3=s3://bucket/prefix,/plain/path` (`id@version=` labels the version). */
 export function parseModelList(raw: string | undefined): ModelSourceConfig[] {
   if (!raw) return [];
@@ -177,15 +140,11 @@ export function loadConfig(env: Env = process.env): ApiConfig {
   const imageDir = env.LVR_ALLOWED_LOCAL_MEDIA_PATH;
   const threads = env.LVR_ENGINE_THREADS ? intVar(env, 'LVR_ENGINE_THREADS', 0, 1) : undefined;
   const maxModelLen = env.LVR_MAX_MODEL_LEN?.trim() ? intVar(env, 'LVR_MAX_MODEL_LEN', 0, 1) : undefined;
-  const logLevel = (env.LVR_LOG_LEVEL ?? base.logLevel) as LogLevel;
-  if (!['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) {
-    throw new ConfigError(`LVR_LOG_LEVEL must be debug|info|warn|error|silent`);
-  }
   const config: ApiConfig = {
     ...base,
     host: env.HOST?.trim() || base.host,
-    port: intVar(env, 'PORT', base.port),
-    allowUnauthenticatedPublic: boolVar(env, 'LVR_ALLOW_UNAUTHENTICATED'),
+    port: portVar(env, 'PORT', base.port),
+    allowUnauthenticatedPublic: flagVar(env, 'LVR_ALLOW_UNAUTHENTICATED'),
     apiKeys: readApiKeys(env),
     models: parseModelList(env.LVR_MODELS),
     modelsDir: env.LVR_MODELS_DIR ? path.resolve(env.LVR_MODELS_DIR) : base.modelsDir,
@@ -209,7 +168,7 @@ export function loadConfig(env: Env = process.env): ApiConfig {
     },
     drainTimeoutMs: intVar(env, 'LVR_DRAIN_TIMEOUT_MS', base.drainTimeoutMs),
     kafkaBrokers: listVar(env, 'LVR_KAFKA_BROKERS'),
-    logLevel,
+    logLevel: logLevelVar(env),
     engineThreads: threads,
     maxModelLen,
     maxPreviousVersions: intVar(env, 'LVR_MAX_PREVIOUS_VERSIONS', base.maxPreviousVersions),

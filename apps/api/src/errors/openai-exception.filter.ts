@@ -1,7 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { requestIdOf } from '../common/request-context';
-import type { JsonLogger } from '../logging/json-logger';
+import type { JsonLogger } from '@lvr/service-kit';
 import { toErrorResponse } from './error-response';
 
 /** Every error that leaves a handler before its response started, answered as an OpenAI error object. */

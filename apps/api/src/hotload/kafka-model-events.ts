@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, type Consumer } from 'kafkajs';
 import { Topics } from '@lvr/contracts';
 import { ensureTopics } from '@lvr/messaging';
-import type { JsonLogger } from '../logging/json-logger';
+import type { JsonLogger } from '@lvr/service-kit';
 import type { ModelEventHandler, ModelEventsSource } from './model-hot-loader';
 
 /**

@@ -2,7 +2,7 @@ import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } fro
 import { ModelPublished } from '@lvr/contracts';
 import { MessagePublisher, ValidatedIntake, type RawKafkaMessage } from '@lvr/messaging';
 import { API_CONFIG, type ApiConfig } from '../config/api-config';
-import { JsonLogger, LOGGER } from '../logging/json-logger';
+import { JsonLogger, LOGGER } from '@lvr/service-kit';
 import { ModelRegistry } from '../registry/model-registry';
 import { KafkaModelEvents } from './kafka-model-events';
 

@@ -1,13 +1,11 @@
 import { applyDecorators, Injectable, type INestApplication } from '@nestjs/common';
+import { ApiOperation, type OpenAPIObject } from '@nestjs/swagger';
 import {
-  ApiOperation,
-  ApiResponse,
-  DocumentBuilder,
-  SwaggerModule,
-  type OpenAPIObject,
-} from '@nestjs/swagger';
-import { defaultMetadataStorage } from 'class-transformer/cjs/storage';
-import { validationMetadatasToSchemas } from 'class-validator-jsonschema';
+  ApiErrorResponses,
+  buildServiceDocument,
+  validatorSchemas,
+  type SchemaObject,
+} from '@lvr/service-kit';
 import type { ApiConfig } from '../config/api-config';
 import {
   ChatCompletionRequestDto,
@@ -20,7 +18,7 @@ import {
   TextPartDto,
 } from '../protocol/chat-completion.request';
 
-type Schema = Record<string, unknown>;
+type Schema = SchemaObject & Record<string, unknown>;
 
 /** The request DTOs whose validation decorators become the document's request schemas. */
 const REQUEST_DTOS = [
@@ -33,23 +31,6 @@ const REQUEST_DTOS = [
   ResponseFormatDto,
   LvrOptionsDto,
 ];
-
-const ERROR_RESPONSE_SCHEMA: Schema = {
-  type: 'object',
-  required: ['error'],
-  properties: {
-    error: {
-      type: 'object',
-      required: ['message', 'type', 'param', 'code'],
-      properties: {
-        message: { type: 'string' },
-        type: { type: 'string' },
-        param: { anyOf: [{ type: 'string' }, { type: 'null' }] },
-        code: { anyOf: [{ type: 'string' }, { type: 'null' }] },
-      },
-    },
-  },
-};
 
 const ERROR_DESCRIPTIONS: Record<number, string> = {
   400: 'Invalid request (`param` names the field)',
@@ -66,28 +47,23 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
 export function ApiOperationDoc(operationId: string, errorStatuses: number[] = []): MethodDecorator {
   return applyDecorators(
     ApiOperation({ operationId }),
-    ...errorStatuses.map((status) =>
-      ApiResponse({
-        status,
-        description: ERROR_DESCRIPTIONS[status],
-        content: { 'application/json': { schema: { $ref: '#/components/schemas/ErrorResponse' } } },
-      }),
+    ApiErrorResponses(
+      Object.fromEntries(errorStatuses.map((status) => [status, ERROR_DESCRIPTIONS[status]])),
     ),
   );
 }
 
 /**
- * JSON Schemas of the request DTOs, read from their class-validator decorators (and `@JSONSchema` for custom ones),
- * named without the `Dto` suffix (`ChatCompletionRequest`): the document speaks protocol, not classes.
+ * JSON Schemas of the request DTOs, read from their class-validator decorators, named without the `Dto` suffix
+ * (`ChatCompletionRequest`): the document speaks protocol, not classes.
  */
 function requestSchemas(): Record<string, Schema> {
-  const all = validationMetadatasToSchemas({
-    refPointerPrefix: '#/components/schemas/',
-    classTransformerMetadataStorage: defaultMetadataStorage,
-  }) as Record<string, Schema>;
-  const schemas = Object.fromEntries(REQUEST_DTOS.map((dto) => [schemaName(dto.name), all[dto.name]]));
+  const schemas = validatorSchemas(REQUEST_DTOS.map((dto) => dto.name));
+  const renamed = Object.fromEntries(
+    Object.entries(schemas).map(([name, schema]) => [schemaName(name), schema]),
+  );
   return JSON.parse(
-    JSON.stringify(schemas).replace(/"#\/components\/schemas\/(\w+)Dto"/g, '"#/components/schemas/$1"'),
+    JSON.stringify(renamed).replace(/"#\/components\/schemas\/(\w+)Dto"/g, '"#/components/schemas/$1"'),
   ) as Record<string, Schema>;
 }
 
@@ -98,17 +74,6 @@ const schemaName = (className: string): string => className.replace(/Dto$/, '');
  * limits this running server was configured with, so the fuzz tests generate exactly what it promises to accept.
  */
 export function buildOpenApiDocument(app: INestApplication, config: ApiConfig): OpenAPIObject {
-  const info = new DocumentBuilder()
-    .setTitle('LVR Platform reasoning API')
-    .setVersion('1.0.0')
-    .setDescription(
-      'OpenAI-compatible chat completions for Latent Visual Reasoning (Qwen2.5-VL) models. Extra vLLM sampling ' +
-        'fields and an `lvr` object control latent decoding; responses report latent steps per choice and in usage.',
-    )
-    .addServer('/')
-    .addBearerAuth(undefined, 'bearerAuth')
-    .build();
-  const document = SwaggerModule.createDocument(app, info);
   const schemas = requestSchemas();
   const request = schemas.ChatCompletionRequest as { properties: Record<string, Schema> } & Schema;
   // Any other top-level field (tools, tool_choice, …) is refused with 400 unsupported_parameter, never ignored.
@@ -117,13 +82,14 @@ export function buildOpenApiDocument(app: INestApplication, config: ApiConfig): 
   request.properties.max_tokens.maximum = config.maxCompletionTokens;
   request.properties.max_completion_tokens.maximum = config.maxCompletionTokens;
   request.properties.top_logprobs.maximum = config.maxTopLogprobs;
-  document.openapi = '3.1.0';
-  document.components = {
-    ...document.components,
-    schemas: { ...document.components?.schemas, ...schemas, ErrorResponse: ERROR_RESPONSE_SCHEMA },
-  };
-  document.security = config.apiKeys.length > 0 ? [{ bearerAuth: [] }] : [];
-  return document;
+  return buildServiceDocument(app, {
+    title: 'LVR Platform reasoning API',
+    description:
+      'OpenAI-compatible chat completions for Latent Visual Reasoning (Qwen2.5-VL) models. Extra vLLM sampling ' +
+      'fields and an `lvr` object control latent decoding; responses report latent steps per choice and in usage.',
+    bearerAuth: config.apiKeys.length > 0,
+    schemas,
+  });
 }
 
 /** Holds the document built at startup; each read names the models served right now. */

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { ModelInfo } from '@lvr/engine';
 import type { ModelSourceConfig } from '../config/api-config';
 import type { InferenceBackend, LoadedModel } from '../inference/backend';
-import type { JsonLogger } from '../logging/json-logger';
+import type { JsonLogger } from '@lvr/service-kit';
 import type { BundleResolver } from './bundle-resolver';
 
 /** A served model version. Leases keep a replaced version alive until its in-flight requests finish. */

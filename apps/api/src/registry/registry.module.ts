@@ -10,7 +10,7 @@ import {
 } from '../hotload/model-hot-loader';
 import { INFERENCE_BACKEND, type InferenceBackend } from '../inference/backend';
 import { EngineBackend } from '../inference/engine-backend';
-import { JsonLogger, LOGGER } from '../logging/json-logger';
+import { JsonLogger, LOGGER } from '@lvr/service-kit';
 import { BUNDLE_RESOLVER, LocalBundleResolver, type BundleResolver } from './bundle-resolver';
 import { ModelRegistry } from './model-registry';
 import { ModelsController } from './models.controller';

@@ -6,7 +6,7 @@ import { createApp } from '../../src/app.factory';
 import type { AppModuleOptions } from '../../src/app.module';
 import type { ApiConfig } from '../../src/config/api-config';
 import type { InferenceBackend } from '../../src/inference/backend';
-import { JsonLogger } from '../../src/logging/json-logger';
+import { JsonLogger } from '@lvr/service-kit';
 import { RegistryLoader } from '../../src/registry/registry-loader';
 
 /** An empty directory to use as the models dir when a test wants no models discovered. */

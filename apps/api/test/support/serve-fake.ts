@@ -3,7 +3,7 @@
 import 'reflect-metadata';
 import { serve } from '../../src/app.factory';
 import { defaultConfig } from '../../src/config/api-config';
-import { JsonLogger } from '../../src/logging/json-logger';
+import { JsonLogger } from '@lvr/service-kit';
 import { FakeBackend } from './fake-backend';
 import { emptyDir } from './app';
 

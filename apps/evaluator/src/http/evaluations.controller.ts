@@ -1,9 +1,10 @@
 import { Controller, Get, HttpException, HttpStatus, Inject, Param, Query, Res } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiParam, ApiProduces, ApiQuery } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ID_PATTERN } from '@lvr/contracts';
+import { ApiErrorResponses } from '@lvr/service-kit';
 import { EvaluationStore } from '../results/evaluation-store';
-import { EvaluationIndexEntry, EvaluationResults } from '../results/types';
-import { openApiDocument } from './openapi';
+import { EvaluationDetail, EvaluationList, evaluationSummary } from './evaluation-views';
 
 function notFound(message: string): HttpException {
   return new HttpException(
@@ -26,31 +27,31 @@ function checkId(id: string): void {
     );
 }
 
-/** Summary of one evaluation in listings: state, model, trigger, headline scores. */
-export type EvaluationSummary = Omit<EvaluationIndexEntry, 'request' | 'owner'>;
-
-function summary(entry: EvaluationIndexEntry): EvaluationSummary {
-  const { request: _request, owner: _owner, ...rest } = entry;
-  return rest;
-}
+const IdParam = ApiParam({ name: 'id', schema: { type: 'string', pattern: ID_PATTERN.source } });
 
 /** Read API on the evaluator's port (OpenAPI at /openapi.json). */
 @Controller()
 export class EvaluationsController {
   constructor(@Inject(EvaluationStore) private readonly store: EvaluationStore) {}
 
-  @Get('openapi.json')
-  openApi(): object {
-    return openApiDocument();
-  }
-
   @Get('v1/evaluations')
+  @ApiOperation({ operationId: 'listEvaluations', summary: 'Evaluations, newest first' })
+  @ApiQuery({ name: 'state', required: false, enum: ['running', 'succeeded', 'failed'] })
+  @ApiQuery({ name: 'schedule', required: false, type: String })
+  @ApiQuery({ name: 'model', required: false, type: String })
+  @ApiQuery({
+    name: 'limit',
+    required: false,
+    schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+  })
+  @ApiOkResponse({ type: EvaluationList })
+  @ApiErrorResponses({ 400: 'Bad limit' })
   async list(
     @Query('state') state?: string,
     @Query('schedule') schedule?: string,
     @Query('model') model?: string,
     @Query('limit') limit?: string,
-  ): Promise<{ object: 'list'; data: EvaluationSummary[] }> {
+  ): Promise<EvaluationList> {
     const max = limit === undefined ? 100 : Number(limit);
     if (!Number.isInteger(max) || max < 1 || max > 1000)
       throw new HttpException(
@@ -69,21 +70,31 @@ export class EvaluationsController {
       .filter((e) => (model ? e.modelId === model : true))
       .sort((a, b) => b.createdAt.localeCompare(a.createdAt))
       .slice(0, max);
-    return { object: 'list', data: entries.map(summary) };
+    return { object: 'list', data: entries.map(evaluationSummary) };
   }
 
   @Get('v1/evaluations/:id')
-  async get(
-    @Param('id') id: string,
-  ): Promise<EvaluationSummary & { request: unknown; results?: EvaluationResults }> {
+  @ApiOperation({
+    operationId: 'getEvaluation',
+    summary: 'One evaluation: status, the request, and results.json once it succeeded',
+  })
+  @IdParam
+  @ApiOkResponse({ type: EvaluationDetail })
+  @ApiErrorResponses({ 400: 'Not an evaluation id', 404: 'No such evaluation' })
+  async get(@Param('id') id: string): Promise<EvaluationDetail> {
     checkId(id);
     const entry = await this.store.getEntry(id);
     if (!entry) throw notFound(`evaluation ${id} does not exist`);
     const results = entry.state === 'succeeded' ? await this.store.getResults(id) : undefined;
-    return { ...summary(entry), request: entry.request, ...(results ? { results } : {}) };
+    return { ...evaluationSummary(entry), request: entry.request, ...(results ? { results } : {}) };
   }
 
   @Get('v1/evaluations/:id/report')
+  @ApiOperation({ operationId: 'getEvaluationReport', summary: 'The self-contained HTML report' })
+  @IdParam
+  @ApiProduces('text/html')
+  @ApiOkResponse({ description: 'HTML', schema: { type: 'string' } })
+  @ApiErrorResponses({ 400: 'Not an evaluation id', 404: 'No report (unknown, running or failed)' })
   async report(@Param('id') id: string, @Res() res: Response): Promise<void> {
     checkId(id);
     const html = await this.store.getText(this.store.reportKey(id));
@@ -92,6 +103,14 @@ export class EvaluationsController {
   }
 
   @Get('v1/evaluations/:id/samples')
+  @ApiOperation({
+    operationId: 'getEvaluationSamples',
+    summary: 'samples.jsonl: one record per sample and decoding configuration',
+  })
+  @IdParam
+  @ApiProduces('application/x-ndjson')
+  @ApiOkResponse({ description: 'JSON lines', schema: { type: 'string' } })
+  @ApiErrorResponses({ 400: 'Not an evaluation id', 404: 'No samples (unknown, running or failed)' })
   async samples(@Param('id') id: string, @Res() res: Response): Promise<void> {
     checkId(id);
     const body = await this.store.getText(this.store.samplesKey(id));

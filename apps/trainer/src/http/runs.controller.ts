@@ -1,5 +1,14 @@
 import { Controller, Get, Header, HttpCode, HttpException, Inject, Param, Post, Query } from '@nestjs/common';
 import {
+  ApiAcceptedResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiParam,
+  ApiProduces,
+  ApiQuery,
+  ApiTags,
+} from '@nestjs/swagger';
+import {
   ID_PATTERN,
   RUN_PHASES,
   type RunPhase,
@@ -7,17 +16,20 @@ import {
   type TrainingCommand,
 } from '@lvr/contracts';
 import { MessagePublisher } from '@lvr/messaging';
+import { ApiErrorResponses } from '@lvr/service-kit';
 import { TrainerRuntime } from '../runtime';
 import { currentPhase } from '../runs/run-record';
-import { openApiDocument } from './openapi';
-import { type RunView, runView } from './run-view';
+import { CancelResult, RunList, RunView, TrainerInfo, runView } from './run-view';
 
 function apiError(status: number, message: string, code: string): HttpException {
   const type = status === 404 ? 'not_found_error' : 'invalid_request_error';
   return new HttpException({ error: { message, type, param: null, code } }, status);
 }
 
+const RunIdParam = ApiParam({ name: 'id', schema: { type: 'string', pattern: ID_PATTERN.source } });
+
 /** The operator API on the trainer's HTTP port: list and read runs, cancel one, tail its worker logs. */
+@ApiTags('runs')
 @Controller()
 export class RunsController {
   constructor(
@@ -26,12 +38,19 @@ export class RunsController {
   ) {}
 
   @Get('v1/trainer')
-  trainer(): { executor: string; role: string } {
+  @ApiOperation({ operationId: 'getTrainer', summary: "Executor kind and this replica's role" })
+  @ApiOkResponse({ type: TrainerInfo })
+  @ApiErrorResponses({ 401: 'Missing or wrong API key' })
+  trainer(): TrainerInfo {
     return { executor: this.runtime.executor.kind, role: this.runtime.role };
   }
 
   @Get('v1/runs')
-  async list(@Query('phase') phase?: string): Promise<{ object: 'list'; data: RunView[] }> {
+  @ApiOperation({ operationId: 'listRuns', summary: 'List runs, newest first' })
+  @ApiQuery({ name: 'phase', required: false, enum: RUN_PHASES })
+  @ApiOkResponse({ type: RunList })
+  @ApiErrorResponses({ 400: 'Unknown phase', 401: 'Missing or wrong API key' })
+  async list(@Query('phase') phase?: string): Promise<RunList> {
     if (phase !== undefined && !RUN_PHASES.includes(phase as RunPhase))
       throw apiError(400, `phase must be one of ${RUN_PHASES.join(', ')}`, 'invalid_phase');
     const records = await this.runtime.executor.store.list();
@@ -45,6 +64,13 @@ export class RunsController {
   }
 
   @Get('v1/runs/:id')
+  @ApiOperation({
+    operationId: 'getRun',
+    summary: 'One run: phase, conditions with reasons and times, progress, checkpoints, bundle',
+  })
+  @RunIdParam
+  @ApiOkResponse({ type: RunView })
+  @ApiErrorResponses({ 400: 'Not a run id', 401: 'Missing or wrong API key', 404: 'No such run' })
   async get(@Param('id') id: string): Promise<RunView> {
     const record = await this.find(id);
     return runView(record, this.runtime.executor.workload(id), this.runtime.lifecycle.progressOf(id));
@@ -52,6 +78,16 @@ export class RunsController {
 
   @Get('v1/runs/:id/logs')
   @Header('Content-Type', 'text/plain; charset=utf-8')
+  @ApiOperation({ operationId: 'getRunLogs', summary: 'Last lines of the worker log of the newest attempt' })
+  @RunIdParam
+  @ApiQuery({
+    name: 'tail',
+    required: false,
+    schema: { type: 'integer', minimum: 1, maximum: 10000, default: 100 },
+  })
+  @ApiProduces('text/plain')
+  @ApiOkResponse({ description: 'Log lines', schema: { type: 'string' } })
+  @ApiErrorResponses({ 400: 'Bad tail or run id', 401: 'Missing or wrong API key', 404: 'No such run' })
   async logs(@Param('id') id: string, @Query('tail') tail?: string): Promise<string> {
     await this.find(id);
     const lines = tail === undefined ? 100 : Number(tail);
@@ -63,9 +99,17 @@ export class RunsController {
   /** Publishes a cancel command, so whichever replica leads carries it out. */
   @Post('v1/runs/:id/cancel')
   @HttpCode(202)
-  async cancel(
-    @Param('id') id: string,
-  ): Promise<{ runId: string; status: 'cancelling' | string; commandId?: string }> {
+  @ApiOperation({
+    operationId: 'cancelRun',
+    summary: 'Cancel a run (publishes a cancel command on lvr.training.commands)',
+  })
+  @RunIdParam
+  @ApiAcceptedResponse({
+    type: CancelResult,
+    description: 'Cancellation requested (or the run had already ended: status is its final phase)',
+  })
+  @ApiErrorResponses({ 400: 'Not a run id', 401: 'Missing or wrong API key', 404: 'No such run' })
+  async cancel(@Param('id') id: string): Promise<CancelResult> {
     const record = await this.find(id);
     if (record.status.terminal) return { runId: id, status: record.status.terminal.phase };
     const command = await this.publisher.publish<TrainingCommand>(this.runtime.topics.commands, id, {
@@ -75,11 +119,6 @@ export class RunsController {
       reason: 'cancelled through the operator API',
     });
     return { runId: id, status: 'cancelling', commandId: command.id };
-  }
-
-  @Get('openapi.json')
-  openapi(): Record<string, unknown> {
-    return openApiDocument();
   }
 
   private async find(id: string) {

@@ -1,7 +1,8 @@
 import type { LoggerService } from '@nestjs/common';
 import pino, { type DestinationStream, type Logger as Pino } from 'pino';
 import { storage } from 'nestjs-pino/storage';
-import type { LogLevel } from '../config/api-config';
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 
 export type LogFields = Record<string, unknown>;
 
@@ -20,7 +21,7 @@ export function createPino(level: LogLevel, destination?: DestinationStream): Pi
 }
 
 /**
- * The API's logger: structured lines through pino (one object per line: level, time, msg, then fields such as
+ * The services' logger: structured lines through pino (one object per line: level, time, msg, then fields such as
  * request_id). Inside an HTTP request a line without its own `request_id` gets the request's, from the logger
  * nestjs-pino binds to the request. Doubles as Nest's logger so framework messages have the same shape.
  */
