@@ -98,8 +98,8 @@ def wrap(objective: torch.nn.Module, model, cfg: TrainConfig, env: Env, dtype: t
     for layer in model.model.language_model.layers:
         F.fully_shard(layer, mp_policy=mp, reshard_after_forward=plan.reshard_after_forward)
     # The root (embeddings, tied LM head, norm, frozen vision tower: ~1B parameters at 3B) is never resharded after
-    # forward: its backward starts right away with the LM head. Explicitly, because an explicit True (the old code
-    # passed the layers' value) turns off the root exemption on torch builds whose default is None.
+    # forward: its backward starts right away with the LM head. Explicitly False, because passing the layers' value
+    # (True) would turn off the root exemption on torch builds whose default is None.
     F.fully_shard(objective, mp_policy=mp, reshard_after_forward=False)
     objective.lvr_fsdp_plan = plan
     return objective

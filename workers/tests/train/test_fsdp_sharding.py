@@ -104,7 +104,7 @@ def test_plan_at_world_one_on_cpu_and_for_grpo(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: SimpleNamespace(total_memory=139.8 * GIB))
     m = fake_model(1e6, 1e5)
     one, cpu2 = R.Env(0, 1, 0, torch.device("cpu")), R.Env(0, 2, 0, torch.device("cpu"))
-    assert R.fsdp_plan(cfg_(), one, m, torch.float32) == R.FsdpPlan(False, False)     # world 1: as before
+    assert R.fsdp_plan(cfg_(), one, m, torch.float32) == R.FsdpPlan(False, False)     # world 1: no reshard, no deferral
     assert R.fsdp_plan(cfg_(fsdp_reshard_after_forward=True), one, m, torch.float32).reshard_after_forward
     assert R.fsdp_plan(cfg_(), cpu2, m, torch.float32) == R.FsdpPlan(True, False)     # gloo: FSDP2's defaults
     grpo = TrainConfig(run_id="t", stage="grpo", model_uri="-", data_uri="-", checkpoint_uri="-", bundle_uri="-")

@@ -1,6 +1,6 @@
 /**
- * Where a bundle's files come from. A local directory today; libs/storage plugs in a MinIO source that downloads
- * into a cache directory and returns local paths (onnxruntime loads graphs and external data from paths).
+ * Where a bundle's files come from: a local directory, or libs/storage's MinIO source, which downloads into a cache
+ * directory and returns local paths (onnxruntime loads graphs and external data from paths).
  */
 export interface BundleSource {
   /** Human-readable location used in error messages, e.g. `/models/demo` or `s3://bucket/prefix/`. */
