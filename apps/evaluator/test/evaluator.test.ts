@@ -5,6 +5,7 @@ import request from 'supertest';
 import { ALL_TOPICS, Topics } from '@lvr/contracts';
 import { startEvaluator } from '../src/main';
 import { uniqueName } from '../../../tests/support/env';
+import { fetchOpenApi, parameter, responseSchemaName } from '../../../tests/support/openapi';
 import { ensureTopics, produceRaw, waitForMessage } from '../../../tests/support/kafka';
 
 describe('evaluator service', () => {
@@ -34,27 +35,17 @@ describe('evaluator service', () => {
   });
 
   test('its OpenAPI document is generated from the controller, the response classes and the contract DTO', async () => {
-    const { body: doc } = await request(app.getHttpServer()).get('/openapi.json').expect(200);
-    assert.equal(doc.openapi, '3.1.0');
-    assert.deepEqual(
-      Object.keys(doc.paths)
-        .filter((p) => p.startsWith('/v1/'))
-        .sort(),
-      [
-        '/v1/evaluations',
-        '/v1/evaluations/{id}',
-        '/v1/evaluations/{id}/report',
-        '/v1/evaluations/{id}/samples',
-      ],
-    );
+    const doc = await fetchOpenApi(app, [
+      '/v1/evaluations',
+      '/v1/evaluations/{id}',
+      '/v1/evaluations/{id}/report',
+      '/v1/evaluations/{id}/samples',
+    ]);
     const schemas = doc.components.schemas;
     const list = doc.paths['/v1/evaluations'].get;
-    const limit = list.parameters.find((p: { name: string }) => p.name === 'limit');
-    assert.deepEqual([limit.schema.minimum, limit.schema.maximum], [1, 1000]);
-    assert.equal(
-      list.responses['200'].content['application/json'].schema.$ref,
-      '#/components/schemas/EvaluationList',
-    );
+    const limit = parameter(list, 'limit').schema;
+    assert.deepEqual([limit.minimum, limit.maximum], [1, 1000]);
+    assert.equal(responseSchemaName(list, '200'), 'EvaluationList');
     assert.equal(schemas.EvaluationList.properties.data.items.$ref, '#/components/schemas/EvaluationSummary');
     const summary = schemas.EvaluationSummary;
     for (const field of ['evalId', 'state', 'modelId', 'trigger', 'createdAt', 'updatedAt'])
@@ -63,8 +54,10 @@ describe('evaluator service', () => {
     assert.equal(summary.properties.headline.items.$ref, '#/components/schemas/ScoreEntryView');
     assert.ok(schemas.ScoreEntryView.required.includes('accuracy'));
     assert.ok(!('owner' in summary.properties), 'the lease owner stays internal');
-    const detail = schemas.EvaluationDetail;
-    assert.equal(detail.properties.request.allOf[0].$ref, '#/components/schemas/EvaluationRequest');
+    assert.equal(
+      schemas.EvaluationDetail.properties.request.allOf[0].$ref,
+      '#/components/schemas/EvaluationRequest',
+    );
     // the request schema is the contract DTO's validation rules
     const evaluationRequest = schemas.EvaluationRequest;
     assert.ok(
@@ -72,8 +65,7 @@ describe('evaluator service', () => {
     );
     assert.ok(evaluationRequest.properties.decoding, 'nested decoding settings are documented');
     assert.ok(doc.paths['/v1/evaluations/{id}/report'].get.responses['200'].content['text/html']);
-    const notFound = doc.paths['/v1/evaluations/{id}'].get.responses['404'];
-    assert.equal(notFound.content['application/json'].schema.$ref, '#/components/schemas/ErrorResponse');
+    assert.equal(responseSchemaName(doc.paths['/v1/evaluations/{id}'].get, '404'), 'ErrorResponse');
   });
 
   test('an invalid evaluation request is dead-lettered and answered with a Failed result', async () => {

@@ -9,6 +9,7 @@ import { Topics } from '@lvr/contracts';
 import { runCli } from '../src/cli/runs';
 import { startTrainer } from '../src/main';
 import { uniqueName } from '../../../tests/support/env';
+import { fetchOpenApi, parameter, responseSchemaName } from '../../../tests/support/openapi';
 import { waitForMessage } from '../../../tests/support/kafka';
 import {
   EventRecorder,
@@ -63,29 +64,27 @@ describe('trainer service (local executor)', () => {
   });
 
   test('its OpenAPI document is generated from the controller and the response classes', async () => {
-    const { body: doc } = await request(app.getHttpServer()).get('/openapi.json').expect(200);
-    assert.equal(doc.openapi, '3.1.0');
-    assert.deepEqual(
-      Object.keys(doc.paths)
-        .filter((p) => p.startsWith('/v1/'))
-        .sort(),
-      ['/v1/runs', '/v1/runs/{id}', '/v1/runs/{id}/cancel', '/v1/runs/{id}/logs', '/v1/trainer'],
-    );
+    const doc = await fetchOpenApi(app, [
+      '/v1/runs',
+      '/v1/runs/{id}',
+      '/v1/runs/{id}/cancel',
+      '/v1/runs/{id}/logs',
+      '/v1/trainer',
+    ]);
     const schemas = doc.components.schemas;
-    const ref = (media: { schema: { $ref: string } }) => media.schema.$ref.split('/').pop();
     // request side: the parameters carry the same rules the controller enforces
     const list = doc.paths['/v1/runs'].get;
-    const phase = list.parameters.find((p: { name: string }) => p.name === 'phase');
-    assert.ok(phase.schema.enum.includes('Running') && phase.schema.enum.includes('Succeeded'));
+    const phases = parameter(list, 'phase').schema.enum;
+    assert.ok(phases.includes('Running') && phases.includes('Succeeded'));
     const logs = doc.paths['/v1/runs/{id}/logs'].get;
-    const tail = logs.parameters.find((p: { name: string }) => p.name === 'tail');
-    assert.deepEqual([tail.schema.minimum, tail.schema.maximum], [1, 10000]);
-    const id = logs.parameters.find((p: { name: string }) => p.name === 'id');
+    const tail = parameter(logs, 'tail').schema;
+    assert.deepEqual([tail.minimum, tail.maximum], [1, 10000]);
+    const id = parameter(logs, 'id');
     assert.equal(id.in, 'path');
     assert.match('run-a', new RegExp(id.schema.pattern));
     assert.ok(logs.responses['200'].content['text/plain']);
     // response side: the shapes the handlers return
-    assert.equal(ref(list.responses['200'].content['application/json']), 'RunList');
+    assert.equal(responseSchemaName(list, '200'), 'RunList');
     assert.equal(schemas.RunList.properties.data.items.$ref, '#/components/schemas/RunView');
     const run = schemas.RunView;
     for (const field of ['runId', 'stage', 'phase', 'queued', 'conditions', 'checkpoints', 'resources'])
@@ -101,8 +100,8 @@ describe('trainer service (local executor)', () => {
     ]);
     assert.deepEqual(schemas.CheckpointView.required.sort(), ['at', 'step', 'uri']);
     const cancel = doc.paths['/v1/runs/{id}/cancel'].post;
-    assert.equal(ref(cancel.responses['202'].content['application/json']), 'CancelResult');
-    assert.equal(ref(cancel.responses['404'].content['application/json']), 'ErrorResponse');
+    assert.equal(responseSchemaName(cancel, '202'), 'CancelResult');
+    assert.equal(responseSchemaName(cancel, '404'), 'ErrorResponse');
     assert.deepEqual(schemas.ErrorResponse.required, ['error']);
     assert.deepEqual(schemas.ErrorBody.required, ['message', 'type']);
     assert.deepEqual(doc.security, [{ bearerAuth: [] }]);
