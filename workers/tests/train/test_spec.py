@@ -89,3 +89,38 @@ def test_contract_hyperparameters_reach_the_config():
     cfg = config_from_message(msg)
     assert (cfg.warmup_ratio, cfg.top_p, cfg.reward_weights) == (0.1, 0.95, [1.0, 0.5])
     assert (cfg.prompts_per_step, cfg.lvr_fct, cfg.gradient_checkpointing) == (2, "cosine", False)
+
+
+def test_overrides_are_parsed_by_the_field_type():
+    from lvr.train.overrides import coerce, parse_sets
+
+    assert coerce("keep_last", "3") == 3 and coerce("learning_rate", "2e-5") == 2e-5
+    assert coerce("adam_betas", "[0.9, 0.95]") == (0.9, 0.95)
+    assert coerce("reward_funcs", '["format"]') == ["format"]
+    assert coerce("packing_mode", "pad") == "pad" and coerce("cache_samples", "1") is True
+    with pytest.raises(ConfigError, match="--set max_steps=ten"):
+        coerce("max_steps", "ten")
+    with pytest.raises(ConfigError, match="expected a JSON array"):
+        coerce("reward_funcs", '"format"')
+    assert parse_sets(["a=1", " b = x=y "]) == {"a": "1", "b": "x=y"}
+    with pytest.raises(ConfigError, match="--set expects name=value"):
+        parse_sets(["novalue"])
+
+
+def test_contract_errors_name_every_field_and_check_timestamps():
+    from lvr.train.contract_validation import message_errors
+
+    bad = msg(learningRate="fast")
+    bad["timestamp"] = "yesterday"
+    del bad["model"]
+    assert message_errors(bad, TRAINING_REQUEST) == [
+        "$.model: is required",
+        "$.hyperparameters.learningRate: must be number",
+        "$.timestamp: does not match any allowed form",
+    ]
+    for stamp in ("2026-11-26", "2026-11-26T06:00:00Z", "2026-11-26T06:00:00.5+01:00"):
+        ok = msg()
+        ok["timestamp"] = stamp
+        assert message_errors(ok, TRAINING_REQUEST) == [], stamp
+    with pytest.raises(ConfigError, match=r"invalid run spec: \$.stage: must be one of \['sft', 'grpo'\]"):
+        config_from_message({**msg(), "stage": "ppo"})
