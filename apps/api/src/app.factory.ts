@@ -3,7 +3,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { AppModule, AppModuleOptions } from './app.module';
 import { API_CONFIG, ApiConfig } from './config/api-config';
-import { apiKeyMiddleware } from './common/api-key.middleware';
+import { apiKeyGuard } from './common/api-key.middleware';
 import { Lifecycle } from './common/lifecycle';
 import { ApiMetrics } from './metrics/api-metrics';
 import { requestIdMiddleware, requestIdOf, type RequestWithId } from './common/request-context';
@@ -43,7 +43,7 @@ export async function createApp(options: AppModuleOptions = {}): Promise<NestExp
     });
     next();
   });
-  app.use(apiKeyMiddleware(config.apiKeys));
+  app.use(apiKeyGuard(config.apiKeys));
   const json = express.json({
     limit: config.maxBodyBytes,
     strict: true,

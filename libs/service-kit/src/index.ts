@@ -10,3 +10,4 @@ export * from './logging/json-logging.module';
 export * from './service-app';
 export * from './openapi/error-response';
 export * from './openapi/openapi';
+export * from './http/api-keys';
