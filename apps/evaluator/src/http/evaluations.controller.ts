@@ -1,4 +1,14 @@
-import { Controller, Get, HttpException, HttpStatus, Inject, Param, Query, Res } from '@nestjs/common';
+import {
+  applyDecorators,
+  Controller,
+  Get,
+  HttpException,
+  HttpStatus,
+  Inject,
+  Param,
+  Query,
+  Res,
+} from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiParam, ApiProduces, ApiQuery } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ID_PATTERN } from '@lvr/contracts';
@@ -28,6 +38,15 @@ function checkId(id: string): void {
 }
 
 const IdParam = ApiParam({ name: 'id', schema: { type: 'string', pattern: ID_PATTERN.source } });
+
+/** The documentation of an operation that answers with one stored file of an evaluation. */
+const StoredFile = (mediaType: string, description: string, missing: string): MethodDecorator =>
+  applyDecorators(
+    IdParam,
+    ApiProduces(mediaType),
+    ApiOkResponse({ description, schema: { type: 'string' } }),
+    ApiErrorResponses({ 400: 'Not an evaluation id', 404: missing }),
+  );
 
 /** Read API on the evaluator's port (OpenAPI at /openapi.json). */
 @Controller()
@@ -91,15 +110,9 @@ export class EvaluationsController {
 
   @Get('v1/evaluations/:id/report')
   @ApiOperation({ operationId: 'getEvaluationReport', summary: 'The self-contained HTML report' })
-  @IdParam
-  @ApiProduces('text/html')
-  @ApiOkResponse({ description: 'HTML', schema: { type: 'string' } })
-  @ApiErrorResponses({ 400: 'Not an evaluation id', 404: 'No report (unknown, running or failed)' })
+  @StoredFile('text/html', 'HTML', 'No report (unknown, running or failed)')
   async report(@Param('id') id: string, @Res() res: Response): Promise<void> {
-    checkId(id);
-    const html = await this.store.getText(this.store.reportKey(id));
-    if (html === undefined) throw notFound(`evaluation ${id} has no report (unknown, running or failed)`);
-    res.status(200).type('text/html; charset=utf-8').send(html);
+    await this.sendStored(res, id, this.store.reportKey(id), 'text/html; charset=utf-8', 'report');
   }
 
   @Get('v1/evaluations/:id/samples')
@@ -107,15 +120,22 @@ export class EvaluationsController {
     operationId: 'getEvaluationSamples',
     summary: 'samples.jsonl: one record per sample and decoding configuration',
   })
-  @IdParam
-  @ApiProduces('application/x-ndjson')
-  @ApiOkResponse({ description: 'JSON lines', schema: { type: 'string' } })
-  @ApiErrorResponses({ 400: 'Not an evaluation id', 404: 'No samples (unknown, running or failed)' })
+  @StoredFile('application/x-ndjson', 'JSON lines', 'No samples (unknown, running or failed)')
   async samples(@Param('id') id: string, @Res() res: Response): Promise<void> {
+    await this.sendStored(res, id, this.store.samplesKey(id), 'application/x-ndjson', 'samples.jsonl');
+  }
+
+  /** One stored file of an evaluation, as is; 404 while it does not exist yet (or ever). */
+  private async sendStored(
+    res: Response,
+    id: string,
+    key: string,
+    type: string,
+    what: string,
+  ): Promise<void> {
     checkId(id);
-    const body = await this.store.getText(this.store.samplesKey(id));
-    if (body === undefined)
-      throw notFound(`evaluation ${id} has no samples.jsonl (unknown, running or failed)`);
-    res.status(200).type('application/x-ndjson').send(body);
+    const body = await this.store.getText(key);
+    if (body === undefined) throw notFound(`evaluation ${id} has no ${what} (unknown, running or failed)`);
+    res.status(200).type(type).send(body);
   }
 }
