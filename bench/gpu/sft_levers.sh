@@ -9,7 +9,7 @@
 #   7b          Qwen2.5-VL-7B shapes on one GPU: FSDP2 resharded after forward, full activation checkpointing,
 #               fused AdamW, peak memory (GPU 0) ...
 #   new_ckpt50  ... beside it on GPU 1: the levers at the baseline's checkpoint_ratio 0.5 (what the levers alone give)
-# base and new record a one-step torch.profiler summary (top kernels, GPU idle share). Each run is capped (timeout)
+# base and new record a one-step torch.profiler summary (top kernels, GPU idle share) and the host syncs of one step. Each run is capped (timeout)
 # so one failure or OOM does not stop the others. All results go into $OUT/sft_levers.json (one file), the log tails
 # into $OUT/sft_levers_logs.txt. CPU check: EXTRA="--tiny --max-packed-tokens 768 --attn flash_varlen_torch".
 set -u
@@ -18,24 +18,24 @@ cd "$(dirname "$0")"
 RUNS=$(mktemp -d); LOGS=$(mktemp -d)
 export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True PYTHONUNBUFFERED=1
 export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-/tmp/lvr-inductor-cache}   # later runs reuse the kernels
-W=${WARMUP:-2}; S=${STEPS:-5}
+W=${WARMUP:-2}; S=${STEPS:-5}; PY=${PYTHON:-python3}
 BASE="--compile --ckpt-ratio 0.5"
 NEW="--compile --levers --ckpt-ratio ${NEW_CKPT:-0}"
 one() { local gpu=$1 tag=$2 limit=$3; shift 3
-  CUDA_VISIBLE_DEVICES=$gpu OUT=$RUNS timeout "$limit" python train_sft.py --steps "$S" --warmup "$W" --tag "$tag" "$@" ${EXTRA:-} \
+  CUDA_VISIBLE_DEVICES=$gpu OUT=$RUNS timeout "$limit" "$PY" train_sft.py --steps "$S" --warmup "$W" --tag "$tag" "$@" ${EXTRA:-} \
     > "$LOGS/$tag.txt" 2>&1; echo "RUN $tag rc=$? $(date +%T)"; }
 echo "START $(date +%T) $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | head -1)"
-one 0 base "${T1:-105}" $BASE --profile-steps 1 &
-one 1 new "${T1:-105}" $NEW --profile-steps 1 &
+one 0 base "${T1:-105}" $BASE --profile-steps 1 --sync-check &
+one 1 new "${T1:-105}" $NEW --profile-steps 1 --sync-check &
 wait
 BASELINE=(); [ -f "$RUNS/train_sft_w1_new.json" ] && BASELINE=(--baseline "$RUNS/train_sft_w1_new.json")
-OUT=$RUNS timeout "${T2:-80}" torchrun --nproc_per_node 2 train_sft.py --steps "$S" --warmup "$W" --tag new $NEW \
+OUT=$RUNS timeout "${T2:-80}" "$PY" -m torch.distributed.run --nproc_per_node 2 train_sft.py --steps "$S" --warmup "$W" --tag new $NEW \
   --balance-ranks "${BASELINE[@]}" ${EXTRA:-} > "$LOGS/new_w2.txt" 2>&1; echo "RUN new_w2 rc=$? $(date +%T)"
 one 0 7b "${T3:-75}" --shapes 7b --host-plan --fused-ce --fused-adamw --no-step-sync --reshard --ckpt-ratio 1 \
   --steps 2 --warmup 1 &
 one 1 new_ckpt50 "${T3:-75}" --compile --levers --ckpt-ratio 0.5 &
 wait
-python - "$RUNS" "$LOGS" <<'PY'
+"$PY" - "$RUNS" "$LOGS" <<'PY'
 import json, os, pathlib, sys
 runs, logs, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), pathlib.Path(os.environ["OUT"])
 rows = {f.stem.replace("train_sft_", ""): json.loads(f.read_text()) for f in sorted(runs.glob("*.json"))}

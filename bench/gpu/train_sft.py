@@ -80,6 +80,8 @@ def main() -> None:
     ap.add_argument("--no-step-sync", action="store_true", help="gradient norm stays on the device (no host sync)")
     ap.add_argument("--balance-ranks", action="store_true", help="token-balanced packs across ranks")
     ap.add_argument("--profile-steps", type=int, default=0, help="steps profiled after the timed ones")
+    ap.add_argument("--sync-check", action="store_true",
+                    help="one more step under torch.cuda.set_sync_debug_mode: host syncs and where they happen")
     ap.add_argument("--tag", default="", help="suffix of the output JSON name")
     ap.add_argument("--baseline", help="JSON of the 1-GPU run, for scaling efficiency")
     args = ap.parse_args()
@@ -116,7 +118,8 @@ def main() -> None:
     optimizer = R.build_optimizer(model, cfg, env, no_decay_norm_bias=False, fused=args.fused_adamw)
     autocast = R.autocast_factory(cfg, env, dtype)
     ga = args.grad_accum
-    n_groups = (args.warmup + args.steps + args.profile_steps) * ga
+    n_extra = args.profile_steps + int(args.sync_check)
+    n_groups = (args.warmup + args.steps + n_extra) * ga
     if args.balance_ranks:
         groups = C.balanced_packs(n_groups, env.world, env.rank, args.tiny, args.max_packed_tokens)
     elif args.packs == "full":
@@ -151,7 +154,7 @@ def main() -> None:
         return float(loss) if args.legacy else loss
 
     sync = (lambda: torch.cuda.synchronize()) if env.device.type == "cuda" else (lambda: None)
-    steps = [groups[i * ga:(i + 1) * ga] for i in range(args.warmup + args.steps + args.profile_steps)]
+    steps = [groups[i * ga:(i + 1) * ga] for i in range(args.warmup + args.steps + n_extra)]
     t_start = time.time()
     for g in steps[:args.warmup]:
         step(g)
@@ -175,9 +178,15 @@ def main() -> None:
     dt = time.time() - t0
     peak_mem = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
     losses = [float(x) for x in losses]
-    profile = None
-    if args.profile_steps:
-        profile = profile_steps(lambda: [step(g) for g in steps[args.warmup + args.steps:]], sync, cuda)
+    profile = syncs = None
+    first = args.warmup + args.steps
+    try:   # diagnostics after the measurement: a failure here must not lose it
+        if args.profile_steps:
+            profile = profile_steps(lambda: [step(g) for g in steps[first:first + args.profile_steps]], sync, cuda)
+        if args.sync_check and cuda:
+            syncs = host_syncs(lambda: step(steps[first + args.profile_steps]), sync)
+    except Exception as e:  # noqa: BLE001
+        profile = {**(profile or {}), "error": f"{type(e).__name__}: {e}"[:300]}
     if prefetch:
         batches.close()
     tokens_all = R.all_reduce_sum(env, tokens)
@@ -207,7 +216,7 @@ def main() -> None:
            "mfu": (flops_all / dt / env.world / peak) if peak else None, "last_loss": losses[-1],
            "peak_mem_gib": peak_mem,
            "card_mem_gib": torch.cuda.get_device_properties(env.device).total_memory / 2**30 if cuda else None,
-           "profile": profile}
+           "profile": profile, "sync_check": syncs}
     if args.baseline:
         import json
 
@@ -252,6 +261,24 @@ def profile_steps(run, sync, cuda: bool, top: int = 15) -> dict:
     busy_s = busy / 1e6
     return {"wall_s": wall, "gpu_busy_s": busy_s, "gpu_idle_fraction": max(0.0, 1 - busy_s / wall) if cuda else None,
             "gpu_kernel_s": total / 1e6, "kernel_launches": sum(k.count for k in rows), "top_kernels": kernels}
+
+
+def host_syncs(run, sync) -> dict:
+    """Run `run()` with CUDA sync debugging on: how many operations made the host wait for the GPU, by call site."""
+    import warnings
+    from collections import Counter
+
+    sync()
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run()
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    sync()
+    sites = Counter(f"{os.path.basename(w.filename)}:{w.lineno}" for w in caught if "synchroniz" in str(w.message))
+    return {"host_syncs": sum(sites.values()), "sites": dict(sites.most_common(10))}
 
 
 def _tag() -> str:

@@ -115,7 +115,8 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
     def forward(ctx, h, weight, y, chunk_rows: int):
         n = h.shape[0]
         grad_h = torch.empty_like(h)
-        grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
+        one_chunk = n <= chunk_rows   # then d weight is one matmul in the weight's dtype, as autograd's would be
+        grad_w = None if one_chunk else torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
         total = torch.zeros((), dtype=torch.float32, device=h.device)
         for i in range(0, n, chunk_rows):
             hc, yc = h[i:i + chunk_rows], y[i:i + chunk_rows]
@@ -126,7 +127,10 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
             d[torch.arange(hc.shape[0], device=d.device), yc] -= 1.0
             d = (d / n).to(h.dtype)
             grad_h[i:i + chunk_rows] = d @ weight
-            grad_w += (d.t() @ hc).float()
+            if one_chunk:
+                grad_w = d.t() @ hc
+            else:
+                grad_w += (d.t() @ hc).float()
         ctx.save_for_backward(grad_h, grad_w.to(weight.dtype))
         return total / n
 
