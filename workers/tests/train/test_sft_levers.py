@@ -198,3 +198,28 @@ def test_balanced_rank_packs_use_every_sample_once_and_even_out_tokens():
     with_long = [_sample(20000, 99)] + pool[:2]                             # a sample that fits no pack stays
     packs, rest = balanced_rank_packs(with_long, 2, 16384)
     assert [s.key for s in rest] == [(0, 99)]
+
+
+def test_fused_ce_and_host_plan_with_an_untied_lm_head_give_the_same_gradients():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench" / "gpu"))
+    from lvr.model import LVRForConditionalGeneration
+    from lvr.tiny import tiny_config
+    import train_common as C
+
+    def run(levers: bool):
+        torch.manual_seed(0)
+        model = LVRForConditionalGeneration(tiny_config(tie=False)).train()
+        use_varlen(model)
+        assert model.lm_head.weight is not model.get_input_embeddings().weight
+        b = collate(C.full_packs(1, True, 768)[0], "flat")
+        b = plan_batch(b, PlanSpec.from_model(model)) if levers else b
+        SftObjective(model, fused_ce=levers, ce_chunk_rows=5)(b)["loss"].backward()
+        return grads(model)
+
+    ref, got = run(False), run(True)
+    assert set(got) == set(ref)
+    for n in ref:
+        torch.testing.assert_close(got[n], ref[n], rtol=1e-4, atol=1e-6, msg=n)
