@@ -223,3 +223,47 @@ def test_fused_ce_and_host_plan_with_an_untied_lm_head_give_the_same_gradients()
     assert set(got) == set(ref)
     for n in ref:
         torch.testing.assert_close(got[n], ref[n], rtol=1e-4, atol=1e-6, msg=n)
+
+
+_LEVERS_ON = """
+import atexit, json, sys
+from lvr.train import compute_levers as L, host_plan as H
+# the worker with the levers that run on a CPU (fused RoPE needs a compiler toolchain for inductor)
+L.SftLevers.from_config = classmethod(lambda cls, cfg, env: cls(host_plan=True, fused_ce=True, fused_adamw=True))
+planned = []
+plan = H.plan_batch
+H.plan_batch = lambda b, spec: planned.append(1) or plan(b, spec)
+atexit.register(lambda: print(json.dumps({"planned": len(planned)}), flush=True))
+from lvr.__main__ import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_worker_with_the_levers_keeps_the_loss_sequence(tiny_dir, data_dir, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from _train_helpers import TINY_PIXELS, spec
+
+    repo = Path(__file__).resolve().parents[3]
+    env = {k: v for k, v in os.environ.items() if k != "LVR_KAFKA_BROKERS"}
+    env.update(PYTHONPATH=str(repo / "workers"), LVR_CACHE_DIR=str(tmp_path / "cache"))
+    runs = []
+    for name, head in (("plain", ["-m", "lvr"]), ("levers", ["-c", _LEVERS_ON])):
+        msg = spec(f"lev-{name}", "sft", str(tiny_dir), str(data_dir / "sft.json"), str(tmp_path / name / "ck"),
+                   str(tmp_path / name / "bundle"), every=10, maxSteps=3, gradientAccumulationSteps=2)
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(msg))
+        r = subprocess.run([sys.executable, *head, "sft", "--spec", str(path), *TINY_PIXELS,
+                            "--set", "learning_rate=1e-3"], env=env, cwd=repo, capture_output=True, text=True,
+                           timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+        events = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+        runs.append([e["data"]["loss"] for e in events if e.get("type") == "Progress"])
+        if name == "levers":   # every micro-batch the loop consumed went through the host plan
+            assert next(e["planned"] for e in events if "planned" in e) >= 3 * 2
+    assert len(runs[0]) == 3 and runs[0][-1] != runs[0][0]
+    assert runs[1] == pytest.approx(runs[0], rel=1e-4)
