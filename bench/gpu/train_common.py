@@ -22,30 +22,40 @@ from lvr import tokens as T  # noqa: E402
 PEAK_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0}  # dense bf16, SXM
 
 
-def model_config(tiny: bool):
-    """Qwen2.5-VL-3B shapes (LVR-SPEC §1.1) or a tiny CPU stand-in."""
+#: Text-model shapes of the Qwen2.5-VL releases (config.json of Qwen/Qwen2.5-VL-3B-Instruct and -7B-Instruct); the
+#: vision tower is the same in both, its merger projecting to the text width.
+TEXT_SHAPES = {
+    "3b": dict(vocab_size=151936, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36,
+               num_attention_heads=16, num_key_value_heads=2, tie_word_embeddings=True),
+    "7b": dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
+               num_attention_heads=28, num_key_value_heads=4, tie_word_embeddings=False),
+}
+
+
+def model_config(tiny: bool, shapes: str = "3b"):
+    """Qwen2.5-VL-3B (LVR-SPEC §1.1) or -7B shapes, or a tiny CPU stand-in."""
     from lvr.tiny import tiny_config
 
     if tiny:
         return tiny_config(hidden=64, layers=2, heads=4, kv_heads=2, intermediate=128)
     from transformers import Qwen2_5_VLConfig
 
-    text = dict(vocab_size=151936, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36,
-                num_attention_heads=16, num_key_value_heads=2, rms_norm_eps=1e-6, max_position_embeddings=128000,
-                tie_word_embeddings=True,
+    shape = TEXT_SHAPES[shapes]
+    text = dict(**shape, rms_norm_eps=1e-6, max_position_embeddings=128000,
                 rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]})
-    vision = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=2048,
+    vision = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16,
+                  out_hidden_size=shape["hidden_size"],
                   patch_size=14, temporal_patch_size=2, spatial_merge_size=2, window_size=112,
                   fullatt_block_indexes=[7, 15, 23, 31], in_channels=3, tokens_per_second=2)
-    return Qwen2_5_VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True,
+    return Qwen2_5_VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=shape["tie_word_embeddings"],
                             image_token_id=T.IMAGE_PAD_ID, video_token_id=T.VIDEO_PAD_ID,
                             vision_start_token_id=T.VISION_START_ID, vision_end_token_id=T.VISION_END_ID)
 
 
-def build_model(tiny: bool, device, attn: str = "sdpa"):
+def build_model(tiny: bool, device, attn: str = "sdpa", shapes: str = "3b"):
     from lvr.model import LVRForConditionalGeneration
 
-    cfg = model_config(tiny)
+    cfg = model_config(tiny, shapes)
     cfg._attn_implementation = attn
     torch.manual_seed(0)
     with torch.device(device):
@@ -73,7 +83,7 @@ def synthetic_instance(rng: np.random.Generator, tiny: bool):
     answer = [T.LVR_START_ID] + [T.LVR_ID] * len(idx) + [T.LVR_LATENT_END_ID, T.LVR_END_ID] + \
         words(int(rng.integers(6, 20))) + [T.IM_END_ID] + words(1)
     labels = [IGNORE] * len(prompt) + [IGNORE if t == T.LVR_ID else t for t in answer]
-    pv = rng.standard_normal((gh * gw, 1176)).astype(np.float32)
+    pv = rng.standard_normal((gh * gw, 1176), dtype=np.float32)
     return Sample(prompt + answer, labels, pv, [(1, gh, gw)], idx)
 
 
@@ -188,3 +198,21 @@ def emit(result: dict, out_name: str) -> None:
         (Path(out) / out_name).write_text(json.dumps(result, indent=2))
     if result.get("rank", 0) == 0:
         print("BENCH " + json.dumps(result), flush=True)
+
+
+def balanced_packs(n: int, world: int, rank: int, tiny: bool, max_tokens: int, seed: int = 0, min_fill: float = 0.9):
+    """This rank's `n` packs when every rank draws the same synthetic samples (same seed) and each step's packs are
+    dealt by lvr.data.packing.balanced_rank_packs: equal real tokens per rank per step (each sample used once)."""
+    from lvr.data.packing import balanced_rank_packs
+
+    rng = np.random.default_rng(seed)
+    pool: list = []
+    out = []
+    while len(out) < n:
+        while sum(len(s) for s in pool) < 2 * world * max_tokens:   # pending samples for two steps
+            pool.append(synthetic_instance(rng, tiny))
+        packs, pool = balanced_rank_packs(pool, world, max_tokens)
+        if min(sum(len(s) for s in p) for p in packs) < min_fill * max_tokens:
+            raise RuntimeError(f"balanced packs below {min_fill:.0%} of {max_tokens}: samples too long")
+        out.append(packs[rank])
+    return out

@@ -61,3 +61,14 @@ def test_sft_bench_packs_are_full_and_report_their_real_token_fraction(tmp_path)
     upstream = _bench("train_sft.py", tmp_path, "--steps", "1", "--warmup", "0", "--max-packed-tokens", "768",
                       "--packs", "upstream")
     assert upstream["instances_per_step"] <= 4 and upstream["real_token_fraction"] < full["real_token_fraction"]
+
+
+def test_sft_bench_levers_keep_the_losses_and_profile_the_step(tmp_path):
+    common = ("--steps", "2", "--warmup", "1", "--max-packed-tokens", "768", "--attn", "flash_varlen_torch")
+    base = _bench("train_sft.py", tmp_path, *common)
+    new = _bench("train_sft.py", tmp_path, *common, "--levers", "--profile-steps", "1", "--tag", "levers")
+    assert all(new["levers"][k] for k in ("host_plan", "fused_ce", "fused_rope", "fused_adamw", "no_step_sync"))
+    assert new["losses"] == pytest.approx(base["losses"], rel=1e-5)
+    prof = new["profile"]
+    assert prof["wall_s"] > 0 and prof["gpu_busy_s"] == 0.0 and prof["top_kernels"] == []   # CPU: no kernels
+    assert json.loads((tmp_path / "train_sft_w1_levers.json").read_text())["profile"] == prof

@@ -181,22 +181,26 @@ def collate(group: list[Sample], mode: str = "pad") -> dict:
 
 
 def pin_batch(batch: dict) -> dict:
-    """The batch's tensors in page-locked host memory (needs CUDA)."""
-    return {k: (v.pin_memory() if torch.is_tensor(v) else v) for k, v in batch.items()}
+    """The batch's tensors (also those of nested dicts such as the host plan) in page-locked host memory (needs
+    CUDA)."""
+    return {k: (v.pin_memory() if torch.is_tensor(v) else pin_batch(v) if isinstance(v, dict) else v)
+            for k, v in batch.items()}
 
 
 class Prefetcher:
     """Builds the next groups (image decode, resize, patchify, collate) in a background thread while the GPU works.
 
     Each item carries the stream state right after its group, so a checkpoint records exactly what was consumed
-    (`state()`), not what was prefetched.
+    (`state()`), not what was prefetched. `prepare` (optional) runs on each collated batch in the same thread, before
+    pinning: the host-side step indexing of lvr.train.host_plan.
     """
 
-    def __init__(self, stream: PackedStream, mode: str, depth: int = 2, pin: bool = False):
+    def __init__(self, stream: PackedStream, mode: str, depth: int = 2, pin: bool = False,
+                 prepare: Callable[[dict], dict] | None = None):
         import queue
         import threading
 
-        self.stream, self.mode, self.pin = stream, mode, pin
+        self.stream, self.mode, self.pin, self.prepare = stream, mode, pin, prepare
         self.q: "queue.Queue" = queue.Queue(maxsize=depth)
         self._state = stream.state()
         self._stop = threading.Event()
@@ -210,6 +214,8 @@ class Prefetcher:
             try:
                 group = next(self.stream)
                 batch = collate(group, self.mode)
+                if self.prepare is not None:
+                    batch = self.prepare(batch)
                 if self.pin:   # page-locked, so the trainer's non_blocking copies are real async DMA
                     batch = pin_batch(batch)
                 item = (batch, self.stream.state(), None)
@@ -236,3 +242,25 @@ class Prefetcher:
 
     def close(self) -> None:
         self._stop.set()
+
+
+def balanced_rank_packs(pool: list[Sample], world: int, max_tokens: int) -> tuple[list[list[Sample]], list[Sample]]:
+    """One step's packs for `world` ranks with (nearly) equal real tokens, from a pool of pending samples that every
+    rank holds identically (same seed): the rank with the fewest tokens so far takes the longest pending sample that
+    still fits its pack, until no pending sample fits any rank. Ranks then differ by less than one sample, so none
+    waits for a fuller one at the gradient reduce-scatter. Returns (packs by rank, samples left for the next step);
+    every sample of `pool` is in exactly one of them."""
+    pending = sorted(range(len(pool)), key=lambda i: -len(pool[i]))
+    packs: list[list[int]] = [[] for _ in range(world)]
+    used = [0] * world
+    open_ranks = set(range(world))
+    while open_ranks and pending:
+        r = min(open_ranks, key=lambda k: (used[k], k))
+        fit = next((j for j, i in enumerate(pending) if used[r] + len(pool[i]) <= max_tokens), None)
+        if fit is None:
+            open_ranks.discard(r)
+            continue
+        i = pending.pop(fit)
+        packs[r].append(i)
+        used[r] += len(pool[i])
+    return [[pool[i] for i in p] for p in packs], [pool[i] for i in sorted(pending)]

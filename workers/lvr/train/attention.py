@@ -91,7 +91,10 @@ def varlen_attention(module, query, key, value, attention_mask=None, scaling=Non
     if S != Sk:  # KV-cache decode step: the new queries see the whole cache
         out = F.scaled_dot_product_attention(query, key, value, scale=scaling, enable_gqa=Hq != Hk)
         return out.transpose(1, 2).contiguous(), None
-    cu, max_len = _segments(B, S, query.device, position_ids, cu_seq_lens_q)
+    if cu_seq_lens_q is not None and isinstance(max_length_q, int):
+        cu, max_len = cu_seq_lens_q, max_length_q   # from the host plan (lvr.train.host_plan): no host sync
+    else:
+        cu, max_len = _segments(B, S, query.device, position_ids, cu_seq_lens_q)
     q = query.transpose(1, 2).reshape(B * S, Hq, D)
     k = key.transpose(1, 2).reshape(B * S, Hk, D)
     v = value.transpose(1, 2).reshape(B * S, Hk, D)

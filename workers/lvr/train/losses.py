@@ -105,10 +105,84 @@ def linear_cross_entropy(head, h: torch.Tensor, y: torch.Tensor, chunk_rows: int
     return total / n
 
 
+class _FusedLinearCrossEntropy(torch.autograd.Function):
+    """mean CE of h @ weight.T with its gradients computed chunk by chunk in the forward (Liger-style): per chunk
+    the fp32 logits, their log-sum-exp, the loss and softmax - onehot are formed and immediately turned into
+    d h (chunk @ weight) and d weight (accumulated in fp32), so neither forward nor backward keeps [n, V] logits and
+    the backward does no second LM-head matmul (the checkpointed form recomputes it)."""
+
+    @staticmethod
+    def forward(ctx, h, weight, y, chunk_rows: int):
+        n = h.shape[0]
+        grad_h = torch.empty_like(h)
+        one_chunk = n <= chunk_rows   # then d weight is one matmul in the weight's dtype, as autograd's would be
+        grad_w = None if one_chunk else torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
+        total = torch.zeros((), dtype=torch.float32, device=h.device)
+        for i in range(0, n, chunk_rows):
+            hc, yc = h[i:i + chunk_rows], y[i:i + chunk_rows]
+            logits = (hc @ weight.t()).float()
+            lse = torch.logsumexp(logits, -1)
+            total = total + (lse - logits.gather(1, yc[:, None]).squeeze(1)).sum()
+            d = torch.exp(logits - lse[:, None])
+            d[torch.arange(hc.shape[0], device=d.device), yc] -= 1.0
+            d = (d / n).to(h.dtype)
+            grad_h[i:i + chunk_rows] = d @ weight
+            if one_chunk:
+                grad_w = d.t() @ hc
+            else:
+                grad_w += (d.t() @ hc).float()
+        ctx.save_for_backward(grad_h, grad_w.to(weight.dtype))
+        return total / n
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        grad_h, grad_w = ctx.saved_tensors
+        return grad_h * grad_out.to(grad_h.dtype), grad_w * grad_out.to(grad_w.dtype), None, None
+
+
+def fused_linear_cross_entropy(weight: torch.Tensor, h: torch.Tensor, y: torch.Tensor,
+                               chunk_rows: int = 4096) -> torch.Tensor:
+    """Same value and gradients as F.cross_entropy((h @ weight.T).float(), y) (lever `fused_ce`), never holding
+    more than one [chunk_rows, V] block of logits; without autograd it only computes the loss."""
+    n = h.shape[0]
+    chunk = chunk_rows if chunk_rows > 0 else max(n, 1)
+    if n == 0:
+        return (h @ weight.t()).float().sum() * 0.0
+    if not (torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad)):
+        total = sum(F.cross_entropy((h[i:i + chunk] @ weight.t()).float(), y[i:i + chunk], reduction="sum")
+                    for i in range(0, n, chunk))
+        return total / n
+    return _FusedLinearCrossEntropy.apply(h, weight, y, chunk)
+
+
 def sft_loss(model, batch: dict, lvr_lambda: float = 0.1, lvr_fct: str = "mse", ce_chunk_rows: int = 4096,
-             train_vision: bool = False) -> dict:
+             train_vision: bool = False, fused_ce: bool = False) -> dict:
     """Stage-1 loss parts for one collated micro-batch (see the module docstring). `train_vision`: gradients reach
-    the vision tower through the image and teacher-forced latent inputs, never through the reconstruction target."""
+    the vision tower through the image and teacher-forced latent inputs, never through the reconstruction target.
+    A batch with a host plan (lvr.train.host_plan) takes the sync-free path (`planned_sft_parts`); `fused_ce`: the
+    CE through fused_linear_cross_entropy instead of the checkpointed chunks."""
+    if batch.get("plan") is not None:
+        h, hs, y, pred, targets, counts = planned_sft_parts(model, batch, train_vision)
+    else:
+        h, hs, y, pred, targets, counts = _sft_parts(model, batch, train_vision)
+    if fused_ce:
+        ce = fused_linear_cross_entropy(model.lm_head.weight, hs, y, ce_chunk_rows)
+    else:
+        ce = linear_cross_entropy(model.lm_head, hs, y, ce_chunk_rows)
+
+    if counts["n_lvr"]:
+        head = getattr(model, "lvr_head", None)
+        if head is not None:
+            pred = head(pred)
+        l_lvr = lvr_loss_fn(pred, targets.detach(), lvr_fct)
+    else:
+        l_lvr = h.sum() * 0.0
+    total = ce + lvr_lambda * l_lvr if lvr_lambda > 0 else ce
+    return {"loss": total, "loss_ce": ce.detach(), "loss_lvr": l_lvr.detach(), **counts}
+
+
+def _sft_parts(model, batch: dict, train_vision: bool):
+    """Hidden states, CE rows and targets, latent predictions and targets, derived on the device (host syncs)."""
     ids = batch["input_ids"]
     grid = batch["image_grid_thw"]
     vis = visual_features(model, batch["pixel_values"].to(ids.device), grid, train_vision)
@@ -123,36 +197,58 @@ def sft_loss(model, batch: dict, lvr_lambda: float = 0.1, lvr_fct: str = "mse", 
     labels = batch["labels"][:, 1:]
     valid = (labels != IGNORE) & (labels != T.LVR_ID)
     hs = h[:, :-1][valid]
-    n_ce = int(hs.shape[0])
-    ce = linear_cross_entropy(model.lm_head, hs, labels[valid], ce_chunk_rows)
-
     # reconstruction: prediction for latent j is the hidden state one position earlier
     rows, cols = lvr_mask.nonzero(as_tuple=True)
-    n_lvr = int(rows.numel())
-    if n_lvr:
-        pred = h[rows, cols - 1]
-        head = getattr(model, "lvr_head", None)
-        if head is not None:
-            pred = head(pred)
-        l_lvr = lvr_loss_fn(pred, targets.detach(), lvr_fct)
-    else:
-        l_lvr = h.sum() * 0.0
-    total = ce + lvr_lambda * l_lvr if lvr_lambda > 0 else ce
-    return {"loss": total, "loss_ce": ce.detach(), "loss_lvr": l_lvr.detach(), "n_ce": n_ce, "n_lvr": n_lvr,
-            "tokens": int(batch["attention_mask"].sum()) if batch.get("attention_mask") is not None else ids.numel()}
+    counts = {"n_ce": int(hs.shape[0]), "n_lvr": int(rows.numel()),
+              "tokens": int(batch["attention_mask"].sum()) if batch.get("attention_mask") is not None else ids.numel()}
+    return h, hs, labels[valid], h[rows, cols - 1], targets, counts
+
+
+def planned_sft_parts(model, batch: dict, train_vision: bool):
+    """As _sft_parts from the host plan: every index arrives as a tensor, every length as an int, so nothing here
+    waits for the GPU (the vision tower takes its precomputed window/rotary indices, the decoder its varlen
+    boundaries, and no causal-mask builder runs for the varlen backend)."""
+    from .attention import NAME as VARLEN
+
+    plan = batch["plan"]
+    ids = batch["input_ids"]
+    inner = model.model
+    ctx = torch.enable_grad() if train_vision else torch.no_grad()
+    with ctx:
+        pv = batch["pixel_values"].to(ids.device).type(inner.visual.dtype)
+        vis = inner.visual(pv, grid_thw=batch["image_grid_thw"], **plan["vision"]).pooler_output
+    targets = vis[batch["lvr_target"]]
+    emb = model.get_input_embeddings()(ids)
+    B, L, H = emb.shape
+    flat = emb.reshape(B * L, H).index_copy(0, plan["image_slots"], vis.to(emb.dtype))
+    if plan["n_lvr"]:
+        flat = flat.index_copy(0, plan["lvr_slots"], targets.to(emb.dtype))
+    text = inner.language_model
+    kw = {}
+    if text.config._attn_implementation == VARLEN:
+        cu, mx = plan["cu_seqlens"], plan["max_seqlen"]
+        kw = {"attention_mask": {t: None for t in set(text.config.layer_types)}, "cu_seq_lens_q": cu,
+              "cu_seq_lens_k": cu, "max_length_q": mx, "max_length_k": mx}
+    h = text(inputs_embeds=flat.view(B, L, H), position_ids=plan["positions"], use_cache=False, **kw).last_hidden_state
+    hf = h.reshape(B * L, H)
+    hs = hf.index_select(0, plan["ce_rows"])
+    pred = hf.index_select(0, plan["lvr_slots"] - 1)
+    counts = {"n_ce": plan["n_ce"], "n_lvr": plan["n_lvr"], "tokens": plan["tokens"]}
+    return h, hs, plan["ce_labels"], pred, targets, counts
 
 
 class SftObjective(nn.Module):
     """Wraps the model so DDP/FSDP see one forward that returns the loss parts."""
 
     def __init__(self, model, lvr_lambda: float = 0.1, lvr_fct: str = "mse", ce_chunk_rows: int = 4096,
-                 train_vision: bool = False):
+                 train_vision: bool = False, fused_ce: bool = False):
         super().__init__()
         self.model, self.lvr_lambda, self.lvr_fct, self.ce_chunk_rows = model, lvr_lambda, lvr_fct, ce_chunk_rows
-        self.train_vision = train_vision
+        self.train_vision, self.fused_ce = train_vision, fused_ce
 
     def forward(self, batch: dict) -> dict:
-        return sft_loss(self.model, batch, self.lvr_lambda, self.lvr_fct, self.ce_chunk_rows, self.train_vision)
+        return sft_loss(self.model, batch, self.lvr_lambda, self.lvr_fct, self.ce_chunk_rows, self.train_vision,
+                        self.fused_ce)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from ..data.text import TextCodec
 from . import runtime as R
 from .. import storage as store
 from .errors import EXIT_OK, EXIT_PREEMPTED
+from .host_plan import PlanSpec, plan_batch, tensors_to
 from .losses import SftObjective
 from .session import Session
 from .train_config import TrainConfig
@@ -48,7 +49,7 @@ def load_sft_datasets(cfg: TrainConfig):
 
 
 def to_device(batch: dict, device) -> dict:
-    return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+    return tensors_to(batch, device)
 
 
 def run_sft(cfg: TrainConfig, env: R.Env, s: Session) -> int:
@@ -80,13 +81,17 @@ def run_sft(cfg: TrainConfig, env: R.Env, s: Session) -> int:
     # ---- model, optimizer, schedule ------------------------------------------------------------------------
     dtype = R.compute_dtype(cfg, env)
     model = R.load_model(model_dir, cfg, env)
+    levers = R.SftLevers.from_config(cfg, env)
     R.enable_checkpointing(model, cfg, env)
     # Regional compile fuses the small elementwise kernels (its gain is measured by bench/gpu/sft_levers.sh).
     if cfg.compile_layers if cfg.compile_layers is not None else env.device.type == "cuda":
         R.compile_regions(model)
+    if levers.fused_rope:
+        R.fuse_rope()
     model.train()
-    objective = R.wrap(SftObjective(model, cfg.lvr_lambda, cfg.lvr_fct, cfg.ce_chunk_rows, cfg.train_vision), model, cfg, env, dtype)
-    optimizer = R.build_optimizer(model, cfg, env, no_decay_norm_bias=False)
+    objective = R.wrap(SftObjective(model, cfg.lvr_lambda, cfg.lvr_fct, cfg.ce_chunk_rows, cfg.train_vision,
+                                    fused_ce=levers.fused_ce), model, cfg, env, dtype)
+    optimizer = R.build_optimizer(model, cfg, env, no_decay_norm_bias=False, fused=levers.fused_adamw)
     scheduler = R.cosine_schedule(optimizer, cfg.max_steps, cfg.warmup_ratio)
     step = 0
     if state is not None:
@@ -97,7 +102,9 @@ def run_sft(cfg: TrainConfig, env: R.Env, s: Session) -> int:
         step = state["step"]
     autocast = R.autocast_factory(cfg, env, dtype)
     pin = cfg.pin_memory if cfg.pin_memory is not None else env.device.type == "cuda"
-    batches = Prefetcher(stream, cfg.packing_mode, pin=pin)   # CPU data work overlaps the GPU step
+    spec = PlanSpec.from_model(model)
+    prepare = (lambda b: plan_batch(b, spec)) if levers.host_plan else None
+    batches = Prefetcher(stream, cfg.packing_mode, pin=pin, prepare=prepare)   # CPU data work overlaps the GPU step
     s.running(step, cfg.max_steps)
 
     # ---- loop ----------------------------------------------------------------------------------------------
