@@ -50,6 +50,10 @@ class TrainConfig:
     compile_layers: bool | None = None          # regional torch.compile of MLPs and RMS norms; default: on for GPU
     pin_memory: bool | None = None              # default: on for GPU (pinned batches, non-blocking copies)
     ce_chunk_rows: int = 4096                   # LM head + CE in chunks of this many target rows (0: one shot)
+    host_plan: bool | None = None               # step indexing built in the prefetcher (flat packing); default: GPU
+    fused_ce: bool | None = None                # LM head + CE fused per chunk, logits never whole; default: GPU
+    fused_rope: bool | None = None              # compiled text and vision rotary application; default: GPU
+    fused_adamw: bool | None = None             # torch's fused AdamW kernel; default: GPU
     log_every: int = 1
     upstream_compat: bool = False
     # stage 1

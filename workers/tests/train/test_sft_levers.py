@@ -267,3 +267,15 @@ def test_worker_with_the_levers_keeps_the_loss_sequence(tiny_dir, data_dir, tmp_
             assert next(e["planned"] for e in events if "planned" in e) >= 3 * 2
     assert len(runs[0]) == 3 and runs[0][-1] != runs[0][0]
     assert runs[1] == pytest.approx(runs[0], rel=1e-4)
+
+
+def test_set_overrides_turn_each_lever_off_on_a_gpu_run():
+    from lvr.train.overrides import apply_overrides, parse_sets
+    from lvr.train.train_config import TrainConfig
+
+    cfg = TrainConfig(run_id="levers", stage="sft", model_uri="m", data_uri="d", checkpoint_uri="c", bundle_uri="b")
+    off = apply_overrides(cfg, parse_sets(["host_plan=false", "fused_ce=false", "fused_rope=false",
+                                           "fused_adamw=false"]))
+    gpu = R.Env(0, 1, 0, torch.device("cuda"))
+    assert R.SftLevers.from_config(cfg, gpu) == R.SftLevers(True, True, True, True)
+    assert R.SftLevers.from_config(off, gpu) == R.SftLevers(False, False, False, False)
