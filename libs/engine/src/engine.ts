@@ -24,6 +24,11 @@ export type { PreparedPrompt } from './prompt/prompt-processor';
 
 export interface EngineLoadOptions {
   executionProvider?: ExecutionProviderName;
+  /**
+   * WebGPU only: keep KV caches in device buffers between decode steps (default true). `false` copies them through
+   * host memory every step (the first GPU path; benchmarks use it as the baseline).
+   */
+  deviceKv?: boolean;
   /** Verify every file's sha256 against the manifest (default true). */
   verifyChecksums?: boolean;
   /** Intra-op threads per session (default: onnxruntime's choice). */
@@ -159,6 +164,7 @@ export class LvrEngine {
         lvrHead: manifest.graphs.lvr_head && bundle.paths.get(manifest.graphs.lvr_head)!,
       },
       executionProvider,
+      deviceKv: options.deviceKv,
       threads: options.threads,
       dtype: manifest.io_dtypes.embeds,
       numLayers: manifest.architecture.num_hidden_layers,

@@ -6,12 +6,22 @@ export interface WorkerInit {
   /** `lvrHead`: the LVR head graph (LVR-SPEC §4.5), run on the output of every forward whose input was a latent. */
   graphs: { vision: string; embed: string; decoder: string; lvrHead?: string };
   executionProvider: ExecutionProviderName;
+  /**
+   * Keep KV caches in device buffers between steps (WebGPU only; default true there). `false` brings them to the
+   * host after every step, the engine's first GPU path, kept as the benchmark's in-run baseline.
+   */
+  deviceKv?: boolean;
   threads?: number;
   dtype: ModelDtype;
   numLayers: number;
   numKvHeads: number;
   headDim: number;
   hiddenSize: number;
+}
+
+/** Whether the worker keeps KV caches on the device: only the WebGPU EP can hand device tensors to Node. */
+export function deviceKv(init: Pick<WorkerInit, 'executionProvider' | 'deviceKv'>): boolean {
+  return init.executionProvider === 'webgpu' && init.deviceKv !== false;
 }
 
 export interface VisionRequest {
