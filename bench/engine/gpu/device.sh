@@ -31,8 +31,9 @@ echo "[engine-gpu] setup done in $(($(date +%s) - start)) s" | tee "$OUT/device.
 "$PY" bench/engine/gpu/prep.py "$WORK" --layers "${LAYERS:-8}" --vision-layers "${VISION_LAYERS:-4}" \
   --int4-before $((start + ${INT4_BEFORE_S:-60})) >"$OUT/prep.log" 2>&1 &
 prep=$!
-"$PY" bench/engine/gpu/torch_side.py "$WORK" --out "$OUT/torch.json" --deadline $((deadline - ${TS_RESERVE_S:-70})) \
-  >"$OUT/torch.log" 2>&1 &
+torch_end=$((deadline - ${TS_RESERVE_S:-70}))
+timeout $((torch_end + 15 - start)) "$PY" bench/engine/gpu/torch_side.py "$WORK" --out "$OUT/torch.json" \
+  --deadline $torch_end --compile-deadline $((start + ${COMPILE_B8_BEFORE_S:-50})) >"$OUT/torch.log" 2>&1 &
 torch=$!
 # The TS side starts once the fp16 bundle exists and the PyTorch timings are over (one GPU workload at a time).
 while [ ! -f "$WORK/export.done" ] && kill -0 $prep 2>/dev/null; do sleep 1; done
@@ -40,7 +41,9 @@ echo "[engine-gpu] fp16 export done at $(($(date +%s) - start)) s" | tee -a "$OU
 wait $torch
 echo "[engine-gpu] torch side done at $(($(date +%s) - start)) s" | tee -a "$OUT/device.log"
 cp "$WORK/prep.json" "$OUT/" 2>/dev/null
-"$NODE" "$APP" "$WORK" "$OUT/ts.json" "$deadline" >"$OUT/ts.log" 2>&1
+left=$((deadline + 5 - $(date +%s)))
+[ $left -lt 10 ] && left=10
+timeout $left "$NODE" "$APP" "$WORK" "$OUT/ts.json" "$deadline" >"$OUT/ts.log" 2>&1
 echo "[engine-gpu] ts side done at $(($(date +%s) - start)) s (rc $?)" | tee -a "$OUT/device.log"
 kill $prep 2>/dev/null
 cp "$WORK/prep.json" "$OUT/" 2>/dev/null

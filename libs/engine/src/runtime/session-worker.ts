@@ -45,6 +45,7 @@ class ModelHost {
       ...(this.cfg.threads ? { intraOpNumThreads: this.cfg.threads, interOpNumThreads: 1 } : {}),
     };
     const onDevice = deviceKv(this.cfg);
+    const profilePrefix = process.env.LVR_ORT_PROFILE_PREFIX;
     const presents: Record<string, 'gpu-buffer'> = {};
     for (let i = 0; i < this.cfg.numLayers; i++)
       presents[`present.${i}.key`] = presents[`present.${i}.value`] = 'gpu-buffer';
@@ -57,11 +58,15 @@ class ModelHost {
     };
     [this.vision, this.embed, this.decoder, this.head, this.packer] = await Promise.all([
       ort.InferenceSession.create(this.cfg.graphs.vision, opts),
-      ort.InferenceSession.create(this.cfg.graphs.embed, opts),
-      ort.InferenceSession.create(
-        this.cfg.graphs.decoder,
-        onDevice ? { ...opts, preferredOutputLocation: presents } : opts,
-      ),
+      // The embedding is a row gather whose output is needed on the host (the step's inputs are assembled there, with
+      // latent rows and image features): on a GPU EP it would only add a device round trip per step.
+      ort.InferenceSession.create(this.cfg.graphs.embed, { ...opts, executionProviders: ['cpu'] }),
+      ort.InferenceSession.create(this.cfg.graphs.decoder, {
+        ...opts,
+        ...(onDevice ? { preferredOutputLocation: presents } : {}),
+        // Benchmarks only: onnxruntime's per-node profile of the decoder (written when the engine closes).
+        ...(profilePrefix ? { enableProfiling: true, profileFilePrefix: profilePrefix } : {}),
+      }),
       head ? ort.InferenceSession.create(head, opts) : undefined,
       onDevice ? GraphKvPacker.create(shape, { ...opts, preferredOutputLocation: 'gpu-buffer' }) : undefined,
     ]);
@@ -220,6 +225,7 @@ class ModelHost {
   }
 
   async close(): Promise<void> {
+    if (process.env.LVR_ORT_PROFILE_PREFIX) this.decoder.endProfiling();
     this.kv.clear();
     this.hidden.clear();
     await this.packer?.release();
