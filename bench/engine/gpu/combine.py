@@ -33,6 +33,7 @@ def ratio(a, b):
 def main() -> int:
     out, work = Path(sys.argv[1]), Path(sys.argv[2])
     prep, torch, ts = load(work / "prep.json"), load(out / "torch.json"), load(out / "ts.json")
+    profile = load(out / "ort_profile_summary.json")
     read_bw = get(torch, "bandwidth", "read_tb_s")
     floors = {}
     for precision in ("fp16", "int4"):
@@ -67,7 +68,8 @@ def main() -> int:
                               "hf_eager": get(torch, "hf_eager_b8", "aggregate_tok_s")},
     }
     result = {"bench": "engine-gpu", "card": torch.get("card"), "model": prep, "bandwidth": torch.get("bandwidth"),
-              "roofline": floors, "summary": summary, "torch": torch, "ts": ts}
+              "roofline": floors, "summary": summary, "torch": torch, "ts": ts,
+              "decoder_profile": profile}
     (out / "engine_gpu.json").write_text(json.dumps(result, indent=2))
     print("BENCH " + json.dumps({"bench": "engine-gpu", "card": torch.get("card"), **summary}))
     return 0
