@@ -25,8 +25,9 @@ export type { PreparedPrompt } from './prompt/prompt-processor';
 export interface EngineLoadOptions {
   executionProvider?: ExecutionProviderName;
   /**
-   * WebGPU only: keep KV caches in device buffers between decode steps (default true). `false` copies them through
-   * host memory every step (the first GPU path; benchmarks use it as the baseline).
+   * Keep KV caches in the execution provider's memory between decode steps, repacked there by small graphs when the
+   * batch changes (default: true on WebGPU, where they are GPU buffers; false elsewhere). `false` on WebGPU copies them
+   * through host memory every step (the first GPU path; benchmarks use it as the baseline).
    */
   deviceKv?: boolean;
   /** Verify every file's sha256 against the manifest (default true). */

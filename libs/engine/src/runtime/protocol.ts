@@ -7,8 +7,9 @@ export interface WorkerInit {
   graphs: { vision: string; embed: string; decoder: string; lvrHead?: string };
   executionProvider: ExecutionProviderName;
   /**
-   * Keep KV caches in device buffers between steps (WebGPU only; default true there). `false` brings them to the
-   * host after every step, the engine's first GPU path, kept as the benchmark's in-run baseline.
+   * KV caches stay in the execution provider's memory between steps and are repacked there by small graphs (default:
+   * WebGPU only, where they are GPU buffers). `false` on WebGPU copies them through the host every step (the first
+   * GPU path, the benchmark's baseline); `true` on the CPU EP runs the same graph repacks on host memory (tests).
    */
   deviceKv?: boolean;
   threads?: number;
@@ -19,9 +20,14 @@ export interface WorkerInit {
   hiddenSize: number;
 }
 
-/** Whether the worker keeps KV caches on the device: only the WebGPU EP can hand device tensors to Node. */
+/** Whether the worker keeps KV caches in the EP's memory and repacks them with graphs (see `WorkerInit.deviceKv`). */
 export function deviceKv(init: Pick<WorkerInit, 'executionProvider' | 'deviceKv'>): boolean {
-  return init.executionProvider === 'webgpu' && init.deviceKv !== false;
+  return init.deviceKv ?? init.executionProvider === 'webgpu';
+}
+
+/** Whether device-resident KV tensors are GPU buffers: only the WebGPU EP hands device tensors to Node. */
+export function gpuBufferKv(init: Pick<WorkerInit, 'executionProvider' | 'deviceKv'>): boolean {
+  return init.executionProvider === 'webgpu' && deviceKv(init);
 }
 
 export interface VisionRequest {

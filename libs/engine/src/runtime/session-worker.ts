@@ -7,7 +7,7 @@ import { parentPort } from 'node:worker_threads';
 import { leftPaddedMask } from './kv-batch';
 import { GraphKvPacker, HostKvPacker } from './kv-packers';
 import { KvStore } from './kv-store';
-import { deviceKv } from './protocol';
+import { deviceKv, gpuBufferKv } from './protocol';
 import type {
   PrefillRequest,
   StepRow,
@@ -45,6 +45,7 @@ class ModelHost {
       ...(this.cfg.threads ? { intraOpNumThreads: this.cfg.threads, interOpNumThreads: 1 } : {}),
     };
     const onDevice = deviceKv(this.cfg);
+    const gpuBuffers = gpuBufferKv(this.cfg);
     const profilePrefix = process.env.LVR_ORT_PROFILE_PREFIX;
     const presents: Record<string, 'gpu-buffer'> = {};
     for (let i = 0; i < this.cfg.numLayers; i++)
@@ -63,12 +64,14 @@ class ModelHost {
       ort.InferenceSession.create(this.cfg.graphs.embed, { ...opts, executionProviders: ['cpu'] }),
       ort.InferenceSession.create(this.cfg.graphs.decoder, {
         ...opts,
-        ...(onDevice ? { preferredOutputLocation: presents } : {}),
+        ...(gpuBuffers ? { preferredOutputLocation: presents } : {}),
         // Benchmarks only: onnxruntime's per-node profile of the decoder (written when the engine closes).
         ...(profilePrefix ? { enableProfiling: true, profileFilePrefix: profilePrefix } : {}),
       }),
       head ? ort.InferenceSession.create(head, opts) : undefined,
-      onDevice ? GraphKvPacker.create(shape, { ...opts, preferredOutputLocation: 'gpu-buffer' }) : undefined,
+      onDevice
+        ? GraphKvPacker.create(shape, gpuBuffers ? { ...opts, preferredOutputLocation: 'gpu-buffer' } : opts)
+        : undefined,
     ]);
     this.kv = new KvStore(this.packer ?? new HostKvPacker(shape));
   }
