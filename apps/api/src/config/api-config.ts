@@ -38,6 +38,8 @@ export interface ApiConfig {
   logLevel: LogLevel;
   /** Keep engine threads to this many per session (undefined = onnxruntime's choice). */
   engineThreads?: number;
+  /** onnxruntime execution provider of the engine (`LVR_EXECUTION_PROVIDER`, default cpu). */
+  executionProvider: 'cpu' | 'webgpu';
   /** Context length to serve (prompt + completion), at most each bundle's own (undefined = the bundle's). */
   maxModelLen?: number;
   /** Non-current model versions kept loaded for `<id>@<version>` requests (least recently used evicted). */
@@ -100,6 +102,7 @@ export function defaultConfig(): ApiConfig {
     drainTimeoutMs: 30000,
     kafkaBrokers: [],
     logLevel: 'info',
+    executionProvider: 'cpu',
     maxPreviousVersions: 1,
   };
 }
@@ -177,6 +180,10 @@ export function loadConfig(env: Env = process.env): ApiConfig {
   const imageDir = env.LVR_ALLOWED_LOCAL_MEDIA_PATH;
   const threads = env.LVR_ENGINE_THREADS ? intVar(env, 'LVR_ENGINE_THREADS', 0, 1) : undefined;
   const maxModelLen = env.LVR_MAX_MODEL_LEN?.trim() ? intVar(env, 'LVR_MAX_MODEL_LEN', 0, 1) : undefined;
+  const executionProvider = env.LVR_EXECUTION_PROVIDER?.trim() || base.executionProvider;
+  // The CUDA EP's provider libraries do not ship with onnxruntime-node (its postinstall fetches them from NuGet).
+  if (executionProvider !== 'cpu' && executionProvider !== 'webgpu')
+    throw new ConfigError(`LVR_EXECUTION_PROVIDER must be cpu|webgpu, got "${executionProvider}"`);
   const logLevel = (env.LVR_LOG_LEVEL ?? base.logLevel) as LogLevel;
   if (!['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) {
     throw new ConfigError(`LVR_LOG_LEVEL must be debug|info|warn|error|silent`);
@@ -211,6 +218,7 @@ export function loadConfig(env: Env = process.env): ApiConfig {
     kafkaBrokers: listVar(env, 'LVR_KAFKA_BROKERS'),
     logLevel,
     engineThreads: threads,
+    executionProvider,
     maxModelLen,
     maxPreviousVersions: intVar(env, 'LVR_MAX_PREVIOUS_VERSIONS', base.maxPreviousVersions),
   };
