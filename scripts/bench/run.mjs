@@ -14,12 +14,15 @@ const benches = fs
     (d) =>
       fs.existsSync(path.join(root, 'bench', d)) && fs.statSync(path.join(root, 'bench', d)).isDirectory(),
   );
+// Benches in nested folders, by name.
+const nested = { 'engine-gpu': 'engine/gpu' };
+benches.push(...Object.keys(nested));
 if (!name || !benches.includes(name)) {
   console.error(`usage: npm run bench -- <${benches.join('|')}> [args]`);
   process.exit(2);
 }
 const entry = ['run.ts', 'run.mjs']
-  .map((f) => path.join(root, 'bench', name, f))
+  .map((f) => path.join(root, 'bench', nested[name] ?? name, f))
   .find((f) => fs.existsSync(f));
 if (!entry) {
   console.error(`bench/${name} has no run.ts or run.mjs`);

@@ -199,6 +199,8 @@ describe('lvr-platform Helm chart', () => {
     const pod = (api.spec as unknown as { template: { spec: k8s.V1PodSpec } }).template.spec;
     assert.equal(pod.containers[0].resources?.limits?.['nvidia.com/gpu'], 1);
     assert.deepEqual(pod.tolerations, [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }]);
+    const env = Object.fromEntries((pod.containers[0].env ?? []).map((e) => [e.name, e.value]));
+    assert.equal(env.LVR_EXECUTION_PROVIDER, 'webgpu');
   });
 
   test('evaluation schedules are rendered to the evaluator configuration; duplicate names are refused', async () => {

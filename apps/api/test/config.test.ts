@@ -42,6 +42,15 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ LVR_LOG_LEVEL: 'loud' }), ConfigError);
   });
 
+  it('picks the engine execution provider from LVR_EXECUTION_PROVIDER (cpu by default, webgpu on GPU nodes)', () => {
+    assert.equal(loadConfig({}).executionProvider, 'cpu');
+    assert.equal(loadConfig({ LVR_EXECUTION_PROVIDER: 'webgpu' }).executionProvider, 'webgpu');
+    assert.throws(
+      () => loadConfig({ LVR_EXECUTION_PROVIDER: 'cuda' }),
+      /LVR_EXECUTION_PROVIDER must be cpu\|webgpu/,
+    );
+  });
+
   it('main exits with code 2 and a JSON message, without the keys, when the configuration is unsafe', () => {
     const res = spawnSync(process.execPath, ['-r', '@swc-node/register', 'apps/api/src/main.ts'], {
       cwd: REPO_ROOT,

@@ -24,6 +24,12 @@ export type { PreparedPrompt } from './prompt/prompt-processor';
 
 export interface EngineLoadOptions {
   executionProvider?: ExecutionProviderName;
+  /**
+   * Keep KV caches in the execution provider's memory between decode steps, repacked there by small graphs when the
+   * batch changes (default: true on WebGPU, where they are GPU buffers; false elsewhere). `false` on WebGPU copies them
+   * through host memory every step (the first GPU path; benchmarks use it as the baseline).
+   */
+  deviceKv?: boolean;
   /** Verify every file's sha256 against the manifest (default true). */
   verifyChecksums?: boolean;
   /** Intra-op threads per session (default: onnxruntime's choice). */
@@ -159,6 +165,7 @@ export class LvrEngine {
         lvrHead: manifest.graphs.lvr_head && bundle.paths.get(manifest.graphs.lvr_head)!,
       },
       executionProvider,
+      deviceKv: options.deviceKv,
       threads: options.threads,
       dtype: manifest.io_dtypes.embeds,
       numLayers: manifest.architecture.num_hidden_layers,

@@ -8,6 +8,7 @@ import {
   logLevelVar,
   portVar,
   readApiKeys,
+  textVar,
   type Env,
   type LogLevel,
 } from '@lvr/service-kit';
@@ -50,6 +51,8 @@ export interface ApiConfig {
   logLevel: LogLevel;
   /** Keep engine threads to this many per session (undefined = onnxruntime's choice). */
   engineThreads?: number;
+  /** onnxruntime execution provider of the engine (`LVR_EXECUTION_PROVIDER`, default cpu). */
+  executionProvider: 'cpu' | 'webgpu';
   /** Context length to serve (prompt + completion), at most each bundle's own (undefined = the bundle's). */
   maxModelLen?: number;
   /** Non-current model versions kept loaded for `<id>@<version>` requests (least recently used evicted). */
@@ -108,6 +111,7 @@ export function defaultConfig(): ApiConfig {
     drainTimeoutMs: 30000,
     kafkaBrokers: [],
     logLevel: 'info',
+    executionProvider: 'cpu',
     maxPreviousVersions: 1,
   };
 }
@@ -140,6 +144,10 @@ export function loadConfig(env: Env = process.env): ApiConfig {
   const imageDir = env.LVR_ALLOWED_LOCAL_MEDIA_PATH;
   const threads = env.LVR_ENGINE_THREADS ? intVar(env, 'LVR_ENGINE_THREADS', 0, 1) : undefined;
   const maxModelLen = env.LVR_MAX_MODEL_LEN?.trim() ? intVar(env, 'LVR_MAX_MODEL_LEN', 0, 1) : undefined;
+  const executionProvider = textVar(env, 'LVR_EXECUTION_PROVIDER', base.executionProvider);
+  // The CUDA EP's provider libraries do not ship with onnxruntime-node (its postinstall fetches them from NuGet).
+  if (executionProvider !== 'cpu' && executionProvider !== 'webgpu')
+    throw new ConfigError(`LVR_EXECUTION_PROVIDER must be cpu|webgpu, got "${executionProvider}"`);
   const config: ApiConfig = {
     ...base,
     host: env.HOST?.trim() || base.host,
@@ -170,6 +178,7 @@ export function loadConfig(env: Env = process.env): ApiConfig {
     kafkaBrokers: listVar(env, 'LVR_KAFKA_BROKERS'),
     logLevel: logLevelVar(env),
     engineThreads: threads,
+    executionProvider,
     maxModelLen,
     maxPreviousVersions: intVar(env, 'LVR_MAX_PREVIOUS_VERSIONS', base.maxPreviousVersions),
   };

@@ -37,6 +37,7 @@ export class RegistryModule {
           options.backend ??
           new EngineBackend({
             threads: config.engineThreads,
+            executionProvider: config.executionProvider,
             maxBatchSize: config.maxConcurrentSequences,
             maxModelLen: config.maxModelLen,
           }),

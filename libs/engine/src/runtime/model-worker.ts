@@ -68,7 +68,8 @@ export class ModelWorker {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    await this.queue;
+    // The worker frees its device tensors and sessions before it is terminated.
+    await this.call({ op: 'close' }).catch(() => undefined);
     this.closed = true;
     await this.worker.terminate();
   }

@@ -6,12 +6,28 @@ export interface WorkerInit {
   /** `lvrHead`: the LVR head graph (LVR-SPEC §4.5), run on the output of every forward whose input was a latent. */
   graphs: { vision: string; embed: string; decoder: string; lvrHead?: string };
   executionProvider: ExecutionProviderName;
+  /**
+   * KV caches stay in the execution provider's memory between steps and are repacked there by small graphs (default:
+   * WebGPU only, where they are GPU buffers). `false` on WebGPU copies them through the host every step (the first
+   * GPU path, the benchmark's baseline); `true` on the CPU EP runs the same graph repacks on host memory (tests).
+   */
+  deviceKv?: boolean;
   threads?: number;
   dtype: ModelDtype;
   numLayers: number;
   numKvHeads: number;
   headDim: number;
   hiddenSize: number;
+}
+
+/** Whether the worker keeps KV caches in the EP's memory and repacks them with graphs (see `WorkerInit.deviceKv`). */
+export function deviceKv(init: Pick<WorkerInit, 'executionProvider' | 'deviceKv'>): boolean {
+  return init.deviceKv ?? init.executionProvider === 'webgpu';
+}
+
+/** Whether device-resident KV tensors are GPU buffers: only the WebGPU EP hands device tensors to Node. */
+export function gpuBufferKv(init: Pick<WorkerInit, 'executionProvider' | 'deviceKv'>): boolean {
+  return init.executionProvider === 'webgpu' && deviceKv(init);
 }
 
 export interface VisionRequest {

@@ -4,7 +4,10 @@
  */
 import * as ort from 'onnxruntime-node';
 import { parentPort } from 'node:worker_threads';
-import { KvArray, leftPaddedMask, packRows } from './kv-batch';
+import { leftPaddedMask } from './kv-batch';
+import { GraphKvPacker, HostKvPacker } from './kv-packers';
+import { KvStore } from './kv-store';
+import { deviceKv, gpuBufferKv } from './protocol';
 import type {
   PrefillRequest,
   StepRow,
@@ -16,29 +19,20 @@ import type {
 
 type Feeds = Record<string, ort.Tensor>;
 
-/** A cache of one or more rows: `past` tensors `[B, KVH, width, D]`, row b's last `lens[b]` slots real. */
-interface Cache {
-  seqs: number[];
-  lens: number[];
-  width: number;
-  past: Feeds;
-}
-
 /**
- * Sessions plus the KV caches of every live sequence. Decoding sequences share one left-padded batch cache (`batch`)
- * that a step extends in place (present → past, no copy); prefilled sequences wait in `parked` (a cache of one row
- * each) until their first step, which repacks the batch with them. A step whose rows differ from the batch's repacks
- * it: joining rows come from `parked`, rows not in the step go back to `parked` (unless released), and the width
- * shrinks to the longest remaining row.
+ * Sessions plus the KV caches of every live sequence (their bookkeeping is `KvStore`'s). With the WebGPU execution
+ * provider the caches stay on the device by default: the decoder's presents come back as GPU buffers
+ * (`preferredOutputLocation`) and go straight into the next step as its pasts, and batch repacks run as small
+ * graphs on the device (`GraphKvPacker`); logits and the last hidden state still come to the host, where sampling
+ * and the LVR rules need them. Otherwise the caches are host arrays.
  */
 class ModelHost {
   private vision!: ort.InferenceSession;
   private embed!: ort.InferenceSession;
   private decoder!: ort.InferenceSession;
   private head: ort.InferenceSession | undefined;
-  private batch: Cache | undefined;
-  private readonly parked = new Map<number, Cache>();
-  private readonly released = new Set<number>();
+  private kv!: KvStore<ort.Tensor>;
+  private packer: GraphKvPacker | undefined;
   private readonly hidden = new Map<number, Float32Array | Uint16Array>();
 
   constructor(private readonly cfg: WorkerInit) {}
@@ -50,13 +44,36 @@ class ModelHost {
       graphOptimizationLevel: 'all',
       ...(this.cfg.threads ? { intraOpNumThreads: this.cfg.threads, interOpNumThreads: 1 } : {}),
     };
+    const onDevice = deviceKv(this.cfg);
+    const gpuBuffers = gpuBufferKv(this.cfg);
+    const profilePrefix = process.env.LVR_ORT_PROFILE_PREFIX;
+    const presents: Record<string, 'gpu-buffer'> = {};
+    for (let i = 0; i < this.cfg.numLayers; i++)
+      presents[`present.${i}.key`] = presents[`present.${i}.value`] = 'gpu-buffer';
     const head = this.cfg.graphs.lvrHead;
-    [this.vision, this.embed, this.decoder, this.head] = await Promise.all([
+    const shape = {
+      names: this.names(),
+      numKvHeads: this.cfg.numKvHeads,
+      headDim: this.cfg.headDim,
+      dtype: this.cfg.dtype,
+    };
+    [this.vision, this.embed, this.decoder, this.head, this.packer] = await Promise.all([
       ort.InferenceSession.create(this.cfg.graphs.vision, opts),
-      ort.InferenceSession.create(this.cfg.graphs.embed, opts),
-      ort.InferenceSession.create(this.cfg.graphs.decoder, opts),
+      // The embedding is a row gather whose output is needed on the host (the step's inputs are assembled there, with
+      // latent rows and image features): on a GPU EP it would only add a device round trip per step.
+      ort.InferenceSession.create(this.cfg.graphs.embed, { ...opts, executionProviders: ['cpu'] }),
+      ort.InferenceSession.create(this.cfg.graphs.decoder, {
+        ...opts,
+        ...(gpuBuffers ? { preferredOutputLocation: presents } : {}),
+        // Benchmarks only: onnxruntime's per-node profile of the decoder (written when the engine closes).
+        ...(profilePrefix ? { enableProfiling: true, profileFilePrefix: profilePrefix } : {}),
+      }),
       head ? ort.InferenceSession.create(head, opts) : undefined,
+      onDevice
+        ? GraphKvPacker.create(shape, gpuBuffers ? { ...opts, preferredOutputLocation: 'gpu-buffer' } : opts)
+        : undefined,
     ]);
+    this.kv = new KvStore(this.packer ?? new HostKvPacker(shape));
   }
 
   async runVision(r: VisionRequest): Promise<Float32Array | Uint16Array> {
@@ -103,7 +120,6 @@ class ModelHost {
       position_ids: new ort.Tensor('int64', positions, [3, batch, seqLen]),
       ...past,
     });
-    for (const old of Object.values(past)) old.dispose?.();
     const present: Feeds = {};
     for (let i = 0; i < this.cfg.numLayers; i++) {
       present[`past_key_values.${i}.key`] = out[`present.${i}.key`];
@@ -113,8 +129,7 @@ class ModelHost {
   }
 
   async prefill(r: PrefillRequest): Promise<WorkerReply> {
-    if (this.hidden.has(r.seq) || this.parked.has(r.seq) || this.batch?.seqs.includes(r.seq))
-      throw new Error(`sequence ${r.seq} already exists`);
+    if (this.hidden.has(r.seq) || this.kv.has(r.seq)) throw new Error(`sequence ${r.seq} already exists`);
     const n = r.inputIds.length;
     const emb = await this.embed.run({ input_ids: new ort.Tensor('int64', r.inputIds, [1, n]) });
     const embeds = emb.inputs_embeds;
@@ -138,69 +153,16 @@ class ModelHost {
       n,
       this.emptyPast(),
     );
-    this.parked.set(r.seq, { seqs: [r.seq], lens: [n], width: n, past: present });
+    this.kv.park(r.seq, n, present);
     const hidden = (out.last_hidden_state.data as Float32Array | Uint16Array).slice();
     this.hidden.set(r.seq, hidden);
     return { ok: true, logits: out.logits.data as Float32Array, hidden: hidden.slice() };
   }
 
-  /** Makes `batch` hold exactly `seqs`, in that order (a no-op when it already does). */
-  private arrange(seqs: number[]): Cache {
-    const cur = this.batch;
-    if (cur && cur.seqs.length === seqs.length && cur.seqs.every((s, i) => s === seqs[i])) return cur;
-    const { numKvHeads, headDim, dtype } = this.cfg;
-    const names = this.names();
-    const wanted = new Set(seqs);
-    const rowOf = (c: Cache, seq: number) => ({ c, row: c.seqs.indexOf(seq) });
-    const sources = seqs.map((seq) => {
-      const p = this.parked.get(seq);
-      if (p) return rowOf(p, seq);
-      if (cur?.seqs.includes(seq)) return rowOf(cur, seq);
-      throw new Error(`sequence ${seq} has no KV cache (not prefilled or already released)`);
-    });
-    const lens = sources.map(({ c, row }) => c.lens[row]);
-    const width = Math.max(...lens);
-    const pack = (rows: Array<{ c: Cache; row: number }>, w: number, name: string) => {
-      const data = packRows(
-        rows.map(({ c, row }) => ({
-          data: c.past[name].data as KvArray,
-          width: c.width,
-          row,
-          len: c.lens[row],
-        })),
-        w,
-        numKvHeads,
-        headDim,
-      );
-      return new ort.Tensor(dtype, data, [rows.length, numKvHeads, w, headDim]);
-    };
-    // Rows of the old batch that this step leaves out but that are still live go back to `parked`.
-    for (const seq of cur?.seqs ?? []) {
-      if (wanted.has(seq) || this.released.has(seq)) continue;
-      const src = [rowOf(cur!, seq)];
-      const len = src[0].c.lens[src[0].row];
-      const past: Feeds = {};
-      for (const name of names) past[name] = pack(src, len, name);
-      this.parked.set(seq, { seqs: [seq], lens: [len], width: len, past });
-    }
-    const past: Feeds = {};
-    for (const name of names) past[name] = pack(sources, width, name);
-    for (const seq of seqs) {
-      const p = this.parked.get(seq);
-      if (!p) continue;
-      for (const t of Object.values(p.past)) t.dispose?.();
-      this.parked.delete(seq);
-    }
-    if (cur) for (const t of Object.values(cur.past)) t.dispose?.();
-    for (const seq of cur?.seqs ?? []) this.released.delete(seq);
-    this.batch = { seqs: [...seqs], lens, width, past };
-    return this.batch;
-  }
-
   async step(rows: StepRow[]): Promise<WorkerReply> {
     const B = rows.length;
     const h = this.cfg.hiddenSize;
-    const batch = this.arrange(rows.map((r) => r.seq));
+    const batch = await this.kv.arrange(rows.map((r) => r.seq));
     const embeds = this.cfg.dtype === 'float16' ? new Uint16Array(B * h) : new Float32Array(B * h);
     const tokenRows = rows.flatMap((r, b) => (r.tokenId === null ? [] : [b]));
     if (tokenRows.length) {
@@ -225,9 +187,7 @@ class ModelHost {
       1,
       batch.past,
     );
-    batch.past = present;
-    batch.width += 1;
-    for (let b = 0; b < B; b++) batch.lens[b] += 1;
+    this.kv.advance(batch, present);
     const hidden = (out.last_hidden_state.data as Float32Array | Uint16Array).slice();
     const logits = out.logits.data as Float32Array;
     const latentRows = rows.flatMap((r, b) => (r.tokenId === null ? [b] : []));
@@ -264,20 +224,14 @@ class ModelHost {
 
   release(seq: number): void {
     this.hidden.delete(seq);
-    const p = this.parked.get(seq);
-    if (p) {
-      for (const t of Object.values(p.past)) t.dispose?.();
-      this.parked.delete(seq);
-    }
-    const cur = this.batch;
-    if (!cur?.seqs.includes(seq)) return;
-    this.released.add(seq);
-    if (cur.seqs.every((s) => this.released.has(s))) {
-      // Nothing live left in the batch: free it now rather than at the next step.
-      for (const t of Object.values(cur.past)) t.dispose?.();
-      for (const s of cur.seqs) this.released.delete(s);
-      this.batch = undefined;
-    }
+    this.kv.release(seq);
+  }
+
+  async close(): Promise<void> {
+    if (process.env.LVR_ORT_PROFILE_PREFIX) this.decoder.endProfiling();
+    this.kv.clear();
+    this.hidden.clear();
+    await this.packer?.release();
   }
 }
 
@@ -309,6 +263,7 @@ async function handle(msg: WorkerRequest): Promise<{ reply: WorkerReply; transfe
       host!.release(msg.seq);
       return { reply: { ok: true }, transfer: [] };
     case 'close':
+      await host?.close();
       return { reply: { ok: true }, transfer: [] };
   }
 }

@@ -1,0 +1,113 @@
+"""Prepares the GPU engine bench's model: a random-weight checkpoint with Qwen2.5-VL-3B layer shapes (hidden 2048,
+MLP 11008, 16/2 heads, vocab 151936 tied, vision width 1280 / MLP 3420 / 16 heads) but fewer layers, so that
+export + both sides fit one short device call, and its bundles (fp16, optionally int4) without verification.
+
+    python bench/engine/gpu/prep.py WORK --layers 8 --vision-layers 4 [--int4-before EPOCH_S]
+
+Writes WORK/ckpt (+ WORK/ckpt/_READY), WORK/bundle-fp16, WORK/bundle-int4 and WORK/prep.json (shapes, export times,
+streamed weight bytes per precision).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO / "workers"))
+
+# Qwen2.5-VL image processor defaults: a 1036 px image keeps its size (1369 visual tokens).
+QWEN_MIN_PIXELS = 56 * 56
+QWEN_MAX_PIXELS = 28 * 28 * 16384
+
+
+def save_checkpoint(dest: Path, layers: int, vision_layers: int) -> dict:
+    import torch
+
+    from lvr.model import LVRForConditionalGeneration
+    from lvr.tiny import GENERATION_DEFAULTS, randomize_weights_, tiny_config, write_tokenizer_files
+
+    if os.environ.get("LVR_BENCH_TINY") == "1":  # CPU smoke test of the bench scripts only
+        cfg = tiny_config(layers=layers, vision_layers=vision_layers)
+    else:
+        cfg = tiny_config(hidden=2048, layers=layers, heads=16, kv_heads=2, intermediate=11008, vision_hidden=1280,
+                          vision_layers=vision_layers, vision_heads=16, vocab=151936, tie=True)
+        cfg.vision_config.intermediate_size = 3420
+    cfg.vision_config.fullatt_block_indexes = [vision_layers - 1]
+    cfg._attn_implementation = "eager"
+    model = LVRForConditionalGeneration(cfg)
+    with torch.no_grad():
+        randomize_weights_(model, 0)
+    model.eval()
+    model.save_pretrained(dest)
+    write_tokenizer_files(dest)
+    (dest / "generation_config.json").write_text(json.dumps(GENERATION_DEFAULTS, indent=2))
+    (dest / "preprocessor_config.json").write_text(json.dumps({
+        "image_processor_type": "Qwen2VLImageProcessor", "patch_size": 14, "temporal_patch_size": 2,
+        "merge_size": 2, "min_pixels": QWEN_MIN_PIXELS, "max_pixels": QWEN_MAX_PIXELS,
+        "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
+        "rescale_factor": 1 / 255, "resample": 3}, indent=2))
+    params = sum(p.numel() for p in model.parameters())
+    lm = model.model.language_model if hasattr(model.model, "language_model") else model.model
+    embed = lm.embed_tokens.weight.numel()
+    vision = sum(p.numel() for n, p in model.named_parameters() if "visual" in n)
+    return {"params": params, "embed_params": embed, "vision_params": vision,
+            # Batch-1 decode streams every decoder weight once per token: layers + final norm + lm_head (tied, so
+            # the embedding matrix is read as the head; the embedding lookup itself is a gather).
+            "decoder_params": params - vision}
+
+
+def write_image(path: Path, size: int = 1036) -> None:
+    """The one-image prompt's picture: a 1036 x 1036 RGB gradient (PNG)."""
+    import numpy as np
+    from PIL import Image
+
+    y, x = np.mgrid[0:size, 0:size]
+    rgb = np.stack([x * 255 // size, y * 255 // size, (x + y) * 255 // (2 * size)], axis=-1).astype(np.uint8)
+    Image.fromarray(rgb, "RGB").save(path)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("work")
+    ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--vision-layers", type=int, default=4)
+    ap.add_argument("--int4-before", type=float, default=0,
+                    help="also export int4 if the fp16 export ends before this epoch second (0: never)")
+    args = ap.parse_args()
+    from lvr.export import export_bundle
+
+    work = Path(args.work)
+    ckpt = work / "ckpt"
+    ckpt.mkdir(parents=True, exist_ok=True)
+    info: dict = {"shapes": "qwen2.5-vl-3b layer shapes", "layers": args.layers, "vision_layers": args.vision_layers,
+                  "full_3b_layers": 36, "full_3b_vision_layers": 32}
+    t0 = time.time()
+    info.update(save_checkpoint(ckpt, args.layers, args.vision_layers))
+    info["checkpoint_s"] = round(time.time() - t0, 1)
+    write_image(work / "image.png")
+    (ckpt / "_READY").write_text("ok")
+    (work / "prep.json").write_text(json.dumps(info, indent=2))
+    for precision in ("fp16", "int4"):
+        if precision == "int4" and time.time() > args.int4_before:
+            info["int4"] = "skipped: time budget"
+            break
+        t1 = time.time()
+        dest = work / f"bundle-{precision}"
+        export_bundle(str(ckpt), str(dest), precision=precision, verify=False, log=lambda m: print(m, flush=True))
+        info[f"export_{precision}_s"] = round(time.time() - t1, 1)
+        info[f"decoder_weight_bytes_{precision}"] = sum(
+            f.stat().st_size for f in dest.iterdir() if f.name.startswith("decoder.onnx"))
+        (work / "prep.json").write_text(json.dumps(info, indent=2))
+        if precision == "fp16":
+            (work / "export.done").write_text("ok")
+    print(json.dumps(info), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
