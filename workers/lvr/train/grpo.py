@@ -1,7 +1,8 @@
 """Stage-2 GRPO_latent (LVR-SPEC §5; defaults §7).
 
 Per step:
-  1. rollout, per prompt: G completions with `steps` decoding in eval mode under a KV cache, recording the latents fed;
+  1. rollout: G completions of each of the step's prompts, all in one batch (lvr.train.rollout), with `steps` decoding
+     in eval mode under a KV cache, recording the latents fed;
   2. rewards by name (accuracy, format, user functions), group-normalised advantages;
   3. learning: `numIterations` (TRL's μ) policy updates on this generated batch, each over micro-batches of at most
      `micro_batch_size` completions of one prompt: policy log-probs teacher-forced with the recorded latents replayed
@@ -37,7 +38,7 @@ from .. import storage as store
 from .errors import EXIT_OK, EXIT_PREEMPTED
 from .losses import aggregate, completion_logps, group_advantages, grpo_token_loss
 from .rewards import resolve
-from .rollout import Rollout, SamplingConfig, rollout, upstream_loss_mask
+from .rollout import PromptInputs, Rollout, SamplingConfig, rollout_groups, upstream_loss_mask
 from .session import Session
 from .spec import TrainConfig, grpo_max_steps
 
@@ -53,7 +54,7 @@ class GrpoPolicy(nn.Module):
 
     def forward(self, op: str, **kw):
         if op == "rollout":
-            return rollout(self.model, **kw)
+            return rollout_groups(self.model, **kw)
         return completion_logps(self.model, **kw)
 
 
@@ -244,20 +245,19 @@ def run_grpo(cfg: TrainConfig, env: R.Env, s: Session) -> int:
                 "learnSeconds": 0.0, "tokens": 0.0}
         per_fn = [0.0] * len(reward_fns)
         groups: list[ScoredGroup] = []
-        for _ in range(cfg.prompts_per_step):
-            rec = records[order.next()]
-            prompt_ids, pv, grid = make_prompt(rec, codec, model_dir, image_cfg, env.device)
+        recs = [records[order.next()] for _ in range(cfg.prompts_per_step)]
+        prompts = [PromptInputs(*make_prompt(rec, codec, model_dir, image_cfg, env.device)) for rec in recs]
 
-            # 1. rollout (eval mode: no dropout, KV cache on even with gradient checkpointing)
-            t0 = time.time()
-            model.eval()
-            with autocast():
-                ro = policy("rollout", prompt_ids=prompt_ids, pixel_values=pv, grid=grid, G=G, cfg=sampling,
-                            generator=gen)
-            if env.device.type == "cuda":
-                torch.cuda.synchronize()
-            logs["rolloutSeconds"] += time.time() - t0
+        # 1. rollout of every prompt at once (eval mode: no dropout, KV cache on even with gradient checkpointing)
+        t0 = time.time()
+        model.eval()
+        with autocast():
+            rollouts = policy("rollout", prompts=prompts, G=G, cfg=sampling, generator=gen)
+        if env.device.type == "cuda":
+            torch.cuda.synchronize()
+        logs["rolloutSeconds"] += time.time() - t0
 
+        for rec, prompt, ro in zip(recs, prompts, rollouts):
             # 2. rewards and advantages
             texts = decode_completions(codec, ro, compat)
             solutions = [rec.solution] * G
@@ -271,10 +271,10 @@ def run_grpo(cfg: TrainConfig, env: R.Env, s: Session) -> int:
             adv = group_advantages(rewards, G, cfg.scale_rewards).to(env.device)
             loss_mask = upstream_loss_mask(ro.completion_ids, ro.completion_mask) if compat else \
                 ro.completion_mask & ~ro.latent_mask
-            groups.append(ScoredGroup(prompt_ids, pv, grid, ro, adv, loss_mask))
+            groups.append(ScoredGroup(prompt.ids, prompt.pixel_values, prompt.grid, ro, adv, loss_mask))
             logs["reward"] += float(rewards.mean()) / cfg.prompts_per_step
             logs["completionLength"] += float(ro.completion_mask.sum(1).float().mean()) / cfg.prompts_per_step
-            logs["tokens"] += float(ro.completion_mask.sum()) + G * prompt_ids.shape[1]
+            logs["tokens"] += float(ro.completion_mask.sum()) + G * prompt.ids.shape[1]
 
         # 3. numIterations updates on this batch (old log-probs from generation time when there is more than one)
         t1 = time.time()
