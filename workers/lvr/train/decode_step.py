@@ -69,13 +69,25 @@ class DecoderWeights:
         self.head.copy_(_full(model.lm_head.weight))
 
 
-def _rms(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
-    return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
-
-
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return x * cos + torch.cat([-x[..., half:], x[..., :half]], -1) * sin
+def decoder_layer(x: torch.Tensor, ln1, qkv_w, qkv_b, o_w, ln2, gu_w, down_w, k_cache: torch.Tensor,
+                  v_cache: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor,
+                  idx: torch.Tensor, eps: float, n_heads: int) -> torch.Tensor:
+    """One decoder layer for one new position per row: x [B, H] (fp32 stream) -> [B, H]; the row's key and value
+    are written at its cache index `idx` before attending over the cache (`mask`: [B, 1, 1, S], True = visible).
+    `sin` carries the sign of rotate-half (-sin on the first half), so the rotation is x·cos + roll(x)·sin."""
+    B, n_kv, _, D = k_cache.shape
+    dt = qkv_w.dtype
+    qkv = F.linear(F.rms_norm(x, (x.shape[-1],), ln1, eps).to(dt), qkv_w, qkv_b)
+    qk = qkv[:, :(n_heads + n_kv) * D].view(B, n_heads + n_kv, D)
+    qk = torch.addcmul(qk * cos, qk.roll(D // 2, -1), sin)
+    q, k = qk[:, :n_heads], qk[:, n_heads:]
+    k_cache[rows, :, idx] = k
+    v_cache[rows, :, idx] = qkv[:, (n_heads + n_kv) * D:].view(B, n_kv, D)
+    # the heads sharing one key/value head attend as a group (their queries as rows): no repeated keys
+    att = F.scaled_dot_product_attention(q.reshape(B, n_kv, n_heads // n_kv, D), k_cache, v_cache, attn_mask=mask)
+    x = x + F.linear(att.reshape(B, n_heads * D), o_w)
+    gate, up = F.linear(F.rms_norm(x, (x.shape[-1],), ln2, eps).to(dt), gu_w).chunk(2, -1)
+    return x + F.linear(F.silu(gate) * up, down_w)
 
 
 class StaticDecoder:
@@ -83,11 +95,15 @@ class StaticDecoder:
     hidden state, also the latent input); `idx` is each row's next cache index and `pos` its RoPE position (both
     advance by one per step). `step()` writes the new `h` and fp32 `logits` in place."""
 
-    def __init__(self, model, batch: int, max_len: int, dtype: torch.dtype, device: torch.device, graph: bool):
+    def __init__(self, model, batch: int, max_len: int, dtype: torch.dtype, device: torch.device, graph: bool,
+                 compile_layer: bool = False):
         cfg = model.config.get_text_config()
         if getattr(cfg, "use_sliding_window", False):
             raise ValueError("the static decode step has no sliding-window attention")
-        self.key = (batch, max_len, dtype, device)
+        self.key = (batch, max_len, dtype, device, graph and device.type == "cuda", compile_layer)
+        # one compiled function serves every layer (same shapes): Inductor fuses the norms, rotation and casts
+        self.layer_fn = torch.compile(decoder_layer, fullgraph=True, dynamic=False) if compile_layer else \
+            decoder_layer
         self.n_heads, self.n_kv = cfg.num_attention_heads, cfg.num_key_value_heads
         self.head_dim = cfg.hidden_size // cfg.num_attention_heads
         self.eps = cfg.rms_norm_eps
@@ -95,10 +111,10 @@ class StaticDecoder:
         self.inv_freq = rot.inv_freq.detach().to(device=device, dtype=torch.float32).clone()
         self.rope_scale = float(rot.attention_scaling)
         self.weights = DecoderWeights(model, dtype, device)
-        n_layers = len(self.weights.layers)
-        shape = (n_layers, batch, self.n_kv, max_len, self.head_dim)
-        self.k = torch.zeros(shape, dtype=dtype, device=device)
-        self.v = torch.zeros(shape, dtype=dtype, device=device)
+        shape = (batch, self.n_kv, max_len, self.head_dim)
+        # one tensor per layer (not views of one): the compiled layer sees identical inputs for every layer
+        self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in self.weights.layers]
+        self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in self.weights.layers]
         self.rows = torch.arange(batch, device=device)
         self.slots = torch.arange(max_len, device=device)
         self.tok = torch.zeros(batch, dtype=torch.long, device=device)
@@ -113,8 +129,8 @@ class StaticDecoder:
         """Copy a prefill's cache ([1 or n, kv_heads, P, head_dim] per layer) into `rows`, positions 0..P-1."""
         for layer, (k, v) in enumerate(zip(keys, values)):
             n = k.shape[2]
-            self.k[layer, rows, :, :n] = k.to(self.k.dtype)
-            self.v[layer, rows, :, :n] = v.to(self.v.dtype)
+            self.k[layer][rows, :, :n] = k.to(self.k[layer].dtype)
+            self.v[layer][rows, :, :n] = v.to(self.v[layer].dtype)
 
     def step(self) -> None:
         if self.graph is not None:
@@ -138,28 +154,18 @@ class StaticDecoder:
     def _step(self) -> None:
         with torch.autocast(self.h.device.type, enabled=False):
             w, dt = self.weights, self.weights.dtype
-            B, D, nq, nkv = self.h.shape[0], self.head_dim, self.n_heads, self.n_kv
             x = torch.where(self.mode[:, None], self.h, F.embedding(self.tok, w.embed))
             freqs = self.pos[:, None].to(torch.float32) * self.inv_freq
-            angles = torch.cat([freqs, freqs], -1)[:, None, :]
-            cos, sin = (angles.cos() * self.rope_scale).to(dt), (angles.sin() * self.rope_scale).to(dt)
-            bias = torch.zeros(B, 1, 1, self.slots.shape[0], dtype=torch.float32, device=x.device)
-            bias = bias.masked_fill((self.slots[None, :] > self.idx[:, None])[:, None, None, :], float("-inf"))
+            cos = (torch.cat([freqs, freqs], -1).cos() * self.rope_scale).to(dt)[:, None, :]
+            sin = (torch.cat([-freqs, freqs], -1).sin() * self.rope_scale).to(dt)[:, None, :]
+            mask = (self.slots[None, :] <= self.idx[:, None])[:, None, None, :]
             for layer, lw in enumerate(w.layers):
-                y = _rms(x, lw["ln1"], self.eps).to(dt)
-                q, k, v = F.linear(y, lw["qkv_w"], lw["qkv_b"]).split([nq * D, nkv * D, nkv * D], -1)
-                q, k = _rotate(q.view(B, nq, D), cos, sin), _rotate(k.view(B, nkv, D), cos, sin)
-                self.k[layer, self.rows, :, self.idx] = k
-                self.v[layer, self.rows, :, self.idx] = v.view(B, nkv, D)
-                scores = torch.matmul(q.view(B, nkv, nq // nkv, D), self.k[layer].transpose(-1, -2))
-                probs = (scores.float() * D ** -0.5 + bias).softmax(-1).to(dt)
-                att = torch.matmul(probs, self.v[layer]).reshape(B, nq * D)
-                x = x + F.linear(att, lw["o_w"]).to(STREAM)
-                gate, up = F.linear(_rms(x, lw["ln2"], self.eps).to(dt), lw["gu_w"]).chunk(2, -1)
-                x = x + F.linear(F.silu(gate) * up, lw["down_w"]).to(STREAM)
-            h = _rms(x, w.norm, self.eps)
+                x = self.layer_fn(x, lw["ln1"], lw["qkv_w"], lw["qkv_b"], lw["o_w"], lw["ln2"], lw["gu_w"],
+                                  lw["down_w"], self.k[layer], self.v[layer], cos, sin, mask, self.rows, self.idx,
+                                  self.eps, self.n_heads)
+            h = F.rms_norm(x, (x.shape[-1],), w.norm, self.eps)
             self.h.copy_(h)
-            self.logits.copy_(F.linear(h.to(dt), w.head).float())
+            self.logits.copy_(F.linear(h.to(dt), w.head))
             self.idx.add_(1)
             self.pos.add_(1)
 
@@ -168,17 +174,17 @@ _DECODERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def static_decoder(model, batch: int, max_len: int, dtype: torch.dtype, device: torch.device,
-                   graph: bool) -> StaticDecoder:
+                   graph: bool, compile_layer: bool = False) -> StaticDecoder:
     """The model's decoder for this shape, weights refreshed; rebuilt (cache and graph) only when the shape changes.
     The cache length is rounded up to a multiple of 256 so varying prompt lengths reuse one graph."""
     max_len = -(-max_len // 256) * 256
-    key = (batch, max_len, dtype, device)
+    key = (batch, max_len, dtype, device, graph and device.type == "cuda", compile_layer)
     dec = _DECODERS.get(model)
-    if dec is not None and dec.key == key and (dec.graph is not None) == (graph and device.type == "cuda"):
+    if dec is not None and dec.key == key:
         dec.weights.refresh(model)
         return dec
     _DECODERS.pop(model, None)
     del dec
-    dec = StaticDecoder(model, batch, max_len, dtype, device, graph)
+    dec = StaticDecoder(model, batch, max_len, dtype, device, graph, compile_layer)
     _DECODERS[model] = dec
     return dec

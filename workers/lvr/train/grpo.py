@@ -31,6 +31,7 @@ from torch import nn
 from ..data.errors import DataError
 from ..data.images import open_image, resolve_folder
 from ..data.records import parse_json_records, validate_grpo_record
+from ..data.sft import SYSTEM_PROMPT
 from ..data.text import TextCodec
 from ..preprocess import ImageConfig, build_prompt
 from . import runtime as R
@@ -41,9 +42,6 @@ from .rewards import resolve
 from .rollout import PromptInputs, Rollout, SamplingConfig, rollout_groups, upstream_loss_mask
 from .session import Session
 from .spec import TrainConfig, grpo_max_steps
-
-SYSTEM_PROMPT = "You are a helpful assistant."
-
 
 class GrpoPolicy(nn.Module):
     """One module for every policy computation, so DDP/FSDP hooks wrap rollouts and log-prob forwards alike."""
@@ -95,9 +93,10 @@ class PromptOrder:
         self.epoch, self.cursor = st["epoch"], st["cursor"]
 
 
-def make_prompt(rec, codec: TextCodec, model_dir: Path, image_cfg: ImageConfig, device):
+def make_prompt(rec, codec: TextCodec, model_dir: Path, image_cfg: ImageConfig, device,
+                system_prompt: str = SYSTEM_PROMPT):
     img = open_image(rec.image_folder, rec.images[0], source=rec.source, index=rec.index)
-    messages = [{"role": "system", "content": SYSTEM_PROMPT},
+    messages = [{"role": "system", "content": system_prompt},
                 {"role": "user", "content": [{"type": "image", "image": img}, {"type": "text", "text": rec.question}]}]
     tpl = model_dir / "chat_template.jinja"
     try:
@@ -206,7 +205,7 @@ def run_grpo(cfg: TrainConfig, env: R.Env, s: Session) -> int:
     order = PromptOrder(len(records), cfg.seed, env.rank, env.world)
     image_cfg = ImageConfig(min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
     sampling = SamplingConfig(cfg.temperature, cfg.top_k, cfg.top_p, cfg.repetition_penalty,
-                              cfg.max_completion_length, cfg.lvr_steps)
+                              cfg.max_completion_length, cfg.lvr_steps, compute_dtype=R.compute_dtype(cfg, env))
     compat = cfg.upstream_compat
 
     # ---- policy, reference, optimizer -----------------------------------------------------------------------
@@ -246,7 +245,8 @@ def run_grpo(cfg: TrainConfig, env: R.Env, s: Session) -> int:
         per_fn = [0.0] * len(reward_fns)
         groups: list[ScoredGroup] = []
         recs = [records[order.next()] for _ in range(cfg.prompts_per_step)]
-        prompts = [PromptInputs(*make_prompt(rec, codec, model_dir, image_cfg, env.device)) for rec in recs]
+        prompts = [PromptInputs(*make_prompt(rec, codec, model_dir, image_cfg, env.device, cfg.system_prompt))
+                   for rec in recs]
 
         # 1. rollout of every prompt at once (eval mode: no dropout, KV cache on even with gradient checkpointing)
         t0 = time.time()

@@ -44,6 +44,10 @@ class SamplingConfig:
     #: "static" (batched, preallocated cache, CUDA graph on GPU) or "dynamic" (the previous per-prompt loop)
     engine: str = "static"
     cuda_graphs: bool = True
+    #: torch.compile the static engine's decoder layer (one compiled function for every layer)
+    compile_step: bool = False
+    #: the static engine's matmul dtype; None: autocast's dtype when autocast is on, else the weights' dtype
+    compute_dtype: torch.dtype | None = None
     done_check_every: int = 16
 
 
@@ -111,7 +115,9 @@ def rollout_groups(model, prompts: list[PromptInputs], G: int, cfg: SamplingConf
     return rollout_static(model, prompts, G, cfg, generator)
 
 
-def _compute_dtype(model, device: torch.device) -> torch.dtype:
+def _compute_dtype(model, device: torch.device, cfg: SamplingConfig) -> torch.dtype:
+    if cfg.compute_dtype is not None:
+        return cfg.compute_dtype
     if torch.is_autocast_enabled(device.type):
         return torch.get_autocast_dtype(device.type)
     return next(model.model.language_model.parameters()).dtype
@@ -139,7 +145,8 @@ def rollout_static(model, prompts: list[PromptInputs], G: int, cfg: SamplingConf
     dev = prompts[0].ids.device
     B, n_new = len(prompts) * G, cfg.max_new_tokens
     lengths = [int(p.ids.shape[1]) for p in prompts]
-    dec = static_decoder(model, B, max(lengths) + n_new, _compute_dtype(model, dev), dev, cfg.cuda_graphs)
+    dec = static_decoder(model, B, max(lengths) + n_new, _compute_dtype(model, dev, cfg), dev, cfg.cuda_graphs,
+                         cfg.compile_step)
     h0, logits0, idx0, delta0 = [], [], [], []
     for k, p in enumerate(prompts):
         h, logits, keys, values, delta = _prefill(model, p)

@@ -175,6 +175,7 @@ class TrainConfig:
     scale_rewards: bool = True
     reward_funcs: list[str] = field(default_factory=lambda: ["accuracy", "format"])
     reward_weights: list[float] | None = None
+    system_prompt: str = "You are a helpful assistant."  # SFT samples, GRPO prompts, the bundle's default
 
     def resolved(self) -> "TrainConfig":
         sft = self.stage == "sft"
@@ -199,7 +200,7 @@ _HYPER = {  # contract hyperparameter -> TrainConfig field (perDeviceBatchSize i
     "numIterations": "num_iterations",
     "lossType": "loss_type", "decodingSteps": "lvr_steps", "temperature": "temperature", "topP": "top_p",
     "topK": "top_k", "maxCompletionLength": "max_completion_length", "rewardFuncs": "reward_funcs",
-    "rewardWeights": "reward_weights", "upstreamCompat": "upstream_compat",
+    "rewardWeights": "reward_weights", "upstreamCompat": "upstream_compat", "systemPrompt": "system_prompt",
 }
 
 

@@ -171,11 +171,16 @@ def test_invalid_data_and_spec_exit_non_retryable(tiny_dir, data_dir, tmp_path):
 
 
 def test_grpo_worker_run(tiny_dir, data_dir, tmp_path):
+    """Two steps of two prompts each (one batched rollout per step), the run's system prompt in the bundle."""
+    from lvr.preprocess import render_chat
+
     run_id = f"grpo-{uuid.uuid4().hex[:8]}"
+    system = "Answer with the number only."
     r = run_worker("grpo", write_spec(tmp_path, spec(run_id, "grpo", str(tiny_dir), str(data_dir / "grpo.json"),
                                                      str(tmp_path / "ck"), str(tmp_path / "bundle"), every=1,
                                                      maxSteps=2, numGenerations=4, perDeviceBatchSize=2,
-                                                     decodingSteps=2, rewardFuncs=["accuracy", "format"])),
+                                                     promptsPerStep=2, decodingSteps=2, systemPrompt=system,
+                                                     rewardFuncs=["accuracy", "format"])),
                    worker_env(tmp_path, kafka=False), "--set", "max_completion_length=12")
     assert r.returncode == 0, r.stderr[-3000:]
     ev = events_of(r.stdout)
@@ -184,6 +189,11 @@ def test_grpo_worker_run(tiny_dir, data_dir, tmp_path):
     assert set(prog[0]["rewards"]) == {"accuracy", "format"} and prog[0]["rolloutSeconds"] > 0
     assert ev[-1]["type"] == "Succeeded"
     assert (tmp_path / "ck" / "step-2" / "_COMPLETE").exists() and (tmp_path / "ck" / "step-1" / "_COMPLETE").exists()
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    assert manifest["default_system_prompt"] == system
+    template = (tmp_path / "bundle" / manifest["chat_template"]).read_text()
+    rendered = render_chat([{"role": "user", "content": "hi"}], template)
+    assert rendered.startswith(f"<|im_start|>system\n{system}<|im_end|>")
 
 
 def test_torchrun_two_processes_fsdp(tiny_dir, data_dir, tmp_path):
