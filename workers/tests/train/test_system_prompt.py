@@ -36,8 +36,8 @@ def test_sft_samples_render_the_run_system_prompt(codec, data_dir):
     opts = dict(min_pixels=3136, max_pixels=50176)
     custom = build_sft_sample(record, codec, str(data_dir), SftDataOptions(system_prompt=CUSTOM, **opts))
     default = build_sft_sample(record, codec, str(data_dir), SftDataOptions(**opts))
-    assert codec.decode(custom.input_ids).startswith(f"<|im_start|>system\n{CUSTOM}<|im_end|>\n<|im_start|>user")
-    assert codec.decode(default.input_ids).startswith(f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>")
+    assert codec.decode(custom.input_ids, skip_special_tokens=False).startswith(f"<|im_start|>system\n{CUSTOM}<|im_end|>\n<|im_start|>user")
+    assert codec.decode(default.input_ids, skip_special_tokens=False).startswith(f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>")
     # the system message is never supervised
     n_sys = len(codec.encode(f"<|im_start|>system\n{CUSTOM}<|im_end|>\n"))
     assert all(label == -100 for label in custom.labels[:n_sys])
@@ -49,7 +49,7 @@ def test_grpo_prompts_use_the_run_system_prompt(codec, tiny_dir, data_dir):
         "g.json", 0, str(data_dir))
     image_cfg = ImageConfig(min_pixels=3136, max_pixels=50176)
     ids, _, _ = make_prompt(rec, codec, tiny_dir, image_cfg, torch.device("cpu"), CUSTOM)
-    text = codec.decode(ids[0].tolist())
+    text = codec.decode(ids[0].tolist(), skip_special_tokens=False)
     assert text.startswith(f"<|im_start|>system\n{CUSTOM}<|im_end|>\n<|im_start|>user\n")
     assert "What is 1+1?" in text and text.endswith("<|im_start|>assistant\n")
 
