@@ -188,3 +188,10 @@ def static_decoder(model, batch: int, max_len: int, dtype: torch.dtype, device: 
     dec = StaticDecoder(model, batch, max_len, dtype, device, graph, compile_layer)
     _DECODERS[model] = dec
     return dec
+
+
+def free_static_decoders() -> None:
+    """Drop every cached decoder (caches, weight copies, graphs), e.g. before measuring something else's memory."""
+    _DECODERS.clear()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -155,3 +155,20 @@ def test_batched_steps_rule_equals_the_state_machine():
         tok = torch.tensor([s[t] for s in seqs])
         mode, remaining = steps_transition(mode, remaining, tok == S, 4, torch.where)
         assert mode.tolist() == [m.update(s[t]) for m, s in zip(machines, seqs)]
+
+
+def test_completions_with_vision_tokens_replay_exactly(tiny_dir, data_dir, monkeypatch):
+    """A sampled `<|image_pad|>` or `<|vision_start|>` in a completion is text, in the rollout and in the learning
+    forward alike: teacher forcing reproduces the rollout's log-probs."""
+    from lvr.train.losses import completion_logps
+
+    model = load_model(tiny_dir).eval()
+    prompt = _inputs(_prompt(tiny_dir, data_dir, "Hi?"))
+    _scripted_rollout(monkeypatch, [{0: S, 5: T.IMAGE_PAD_ID, 6: T.VISION_START_ID}, {1: T.IMAGE_PAD_ID, 2: S}])
+    (ro,) = RO.rollout_groups(model, [prompt], 2, GREEDY, torch.Generator().manual_seed(0))
+    assert (ro.completion_ids == T.IMAGE_PAD_ID).sum() == 2 and ro.latent_mask.any()
+    with torch.no_grad():
+        replay = completion_logps(model, prompt.ids, ro.completion_ids, prompt.pixel_values, prompt.grid,
+                                  ro.latent_mask, ro.latents(), temperature=1.0)
+    m = ro.completion_mask
+    assert torch.allclose(replay[m], ro.sample_logps[m], atol=1e-4)
