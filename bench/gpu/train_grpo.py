@@ -170,9 +170,12 @@ def main() -> None:
     greedy = replace(sampling, temperature=1.0, top_k=1, max_new_tokens=args.check_tokens)
 
     def greedy_tokens(cfg: SamplingConfig) -> torch.Tensor:
+        # top-k 1 keeps every logit tied with the maximum (bf16 logits tie often), so each run draws from its own
+        # generator with the same seed: equal logits then give equal tokens
         model.eval()
         with autocast():
-            (ro,) = policy("rollout", prompts=prompts, G=G, cfg=cfg, generator=gen)
+            (ro,) = policy("rollout", prompts=prompts, G=G, cfg=cfg,
+                           generator=torch.Generator(device=env.device).manual_seed(0))
         return ro.completion_ids
 
     graph_tokens = greedy_tokens(greedy)
