@@ -211,3 +211,21 @@ def test_torchrun_two_processes_fsdp(tiny_dir, data_dir, tmp_path):
     manifest = json.loads((tmp_path / "ck" / "step-1" / "MANIFEST.json").read_text())
     assert manifest["worldSize"] == 2 and (tmp_path / "ck" / "step-1" / "_COMPLETE").exists()
     assert ev[-1]["type"] == "Succeeded"
+
+
+def test_grpo_torchrun_two_processes_fsdp(tiny_dir, data_dir, tmp_path):
+    """GRPO under FSDP2 on two processes: the batched rollout reads the sharded decoder weights whole."""
+    run_id = f"grpo-fsdp-{uuid.uuid4().hex[:8]}"
+    spec_path = write_spec(tmp_path, spec(run_id, "grpo", str(tiny_dir), str(data_dir / "grpo.json"),
+                                          str(tmp_path / "ck"), str(tmp_path / "bundle"), every=1, maxSteps=1,
+                                          numGenerations=2, perDeviceBatchSize=2, decodingSteps=2))
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "lvr", "grpo",
+                        "--spec", str(spec_path), *TINY_PIXELS, "--set", "max_completion_length=8"],
+                       env=worker_env(tmp_path, kafka=False), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ev = events_of(r.stdout)
+    assert [e for e in ev if e.get("type") == "Running"][0]["data"]["worldSize"] == 2
+    prog = [e["data"] for e in ev if e.get("type") == "Progress"]
+    assert len(prog) == 1 and prog[0]["rolloutSeconds"] > 0 and prog[0]["completionLength"] > 0
+    assert ev[-1]["type"] == "Succeeded"
+
