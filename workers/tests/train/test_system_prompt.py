@@ -36,8 +36,9 @@ def test_sft_samples_render_the_run_system_prompt(codec, data_dir):
     opts = dict(min_pixels=3136, max_pixels=50176)
     custom = build_sft_sample(record, codec, str(data_dir), SftDataOptions(system_prompt=CUSTOM, **opts))
     default = build_sft_sample(record, codec, str(data_dir), SftDataOptions(**opts))
-    assert codec.decode(custom.input_ids, skip_special_tokens=False).startswith(f"<|im_start|>system\n{CUSTOM}<|im_end|>\n<|im_start|>user")
-    assert codec.decode(default.input_ids, skip_special_tokens=False).startswith(f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>")
+    text = lambda s: codec.decode(s.input_ids, skip_special_tokens=False)  # noqa: E731
+    assert text(custom).startswith(f"<|im_start|>system\n{CUSTOM}<|im_end|>\n<|im_start|>user")
+    assert text(default).startswith(f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>")
     # the system message is never supervised
     n_sys = len(codec.encode(f"<|im_start|>system\n{CUSTOM}<|im_end|>\n"))
     assert all(label == -100 for label in custom.labels[:n_sys])
