@@ -2,13 +2,20 @@
 prompt with an image, G=8 generations of up to 512 tokens with `steps` decoding (8 latent steps), bf16, then the
 learning pass (policy forward/backward with replayed latents + reference forward, 2 micro-batches of 4) and AdamW.
 
+One call times both rollout engines of lvr.train.rollout on the same steps: `static` (one batch over a preallocated
+cache, a CUDA graph per token; it runs first and also takes the process's start-up costs), then the baseline
+`dynamic` (the previous loop: transformers' forward per token over a DynamicCache), after a greedy check that decodes
+`--check-tokens` tokens with the static engine with and without its CUDA graph (the tokens must be identical) and
+with the dynamic engine (the share of equal greedy tokens; bf16 numerics differ slightly). Peak GPU memory is read
+per engine (the static engine's buffers are freed before the baseline runs).
+
 A random model practically never samples `<|lvr_start|>`, so by default every completion starts with it
 (`--force-lvr-start`, the rollout's `force_first_token`), as the completions of a stage-1 model do: each runs one latent
 block of `--lvr-steps` latent inputs. The JSON reports `latent_inputs` (latent inputs fed in the last step's rollout)
 and `latent_share` (latent inputs / completion steps).
 
 GPU:       python bench/gpu/train_grpo.py
-CPU check: python bench/gpu/train_grpo.py --tiny --steps 1 --max-new 16
+CPU check: python bench/gpu/train_grpo.py --tiny --steps 1 --baseline-steps 1 --max-new 16 --check-tokens 8
 
 Writes $OUT/train_grpo.json and prints `BENCH {json}`.
 """
@@ -17,7 +24,12 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
+import os
 import time
+from dataclasses import replace
+
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,15 +40,24 @@ from lvr import tokens as T  # noqa: E402
 from lvr.train import runtime as R  # noqa: E402
 from lvr.train.grpo import GrpoPolicy, ScoredGroup, learn_on_batch  # noqa: E402
 from lvr.train.losses import group_advantages  # noqa: E402
-from lvr.train.rollout import SamplingConfig  # noqa: E402
+from lvr.train.decode_step import free_static_decoders  # noqa: E402
+from lvr.train.rollout import PromptInputs, SamplingConfig  # noqa: E402
 from lvr.train.train_config import TrainConfig  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tiny", action="store_true")
-    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=3, help="timed steps of the static engine")
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--baseline-steps", type=int, default=1, help="timed steps of the dynamic (baseline) engine")
+    ap.add_argument("--baseline-warmup", type=int, default=0,
+                    help="its warm-up steps (the static engine's steps and the greedy check ran before it)")
+    ap.add_argument("--check-tokens", type=int, default=64)
+    ap.add_argument("--compile-step", action=argparse.BooleanOptionalAction, default=False,
+                    help="also time the static engine with its decoder layer under torch.compile")
+    ap.add_argument("--compile-if-before-s", type=float, default=1e9,
+                    help="skip the compiled phase when the run is already this many seconds old")
     ap.add_argument("--generations", type=int, default=8)
     ap.add_argument("--micro-batch", type=int, default=4)
     ap.add_argument("--max-new", type=int, default=512)
@@ -47,6 +68,7 @@ def main() -> None:
                     help="start every completion with <|lvr_start|> so that the rollout runs latent blocks")
     args = ap.parse_args()
 
+    started = time.time()
     env = R.init_env()
     cfg = TrainConfig(run_id="bench", stage="grpo", model_uri="-", data_uri="-", checkpoint_uri="-", bundle_uri="-",
                       max_steps=1000, num_generations=args.generations, micro_batch_size=args.micro_batch,
@@ -79,13 +101,15 @@ def main() -> None:
                               force_first_token=T.LVR_START_ID if args.force_lvr_start else None)
     gen = torch.Generator(device=env.device).manual_seed(0)
     G, mb = args.generations, args.micro_batch
-    sync = (lambda: torch.cuda.synchronize()) if env.device.type == "cuda" else (lambda: None)
+    cuda = env.device.type == "cuda"
+    sync = (lambda: torch.cuda.synchronize()) if cuda else (lambda: None)
+    prompts = [PromptInputs(prompt, pv, grid)]
 
-    def step():
+    def step(rollout_cfg: SamplingConfig):
         t0 = time.time()
         model.eval()
         with autocast():
-            ro = policy("rollout", prompt_ids=prompt, pixel_values=pv, grid=grid, G=G, cfg=sampling, generator=gen)
+            (ro,) = policy("rollout", prompts=prompts, G=G, cfg=rollout_cfg, generator=gen)
         sync()
         t1 = time.time()
         adv = group_advantages(torch.arange(G, dtype=torch.float32), G).to(env.device)
@@ -100,23 +124,85 @@ def main() -> None:
         return t1 - t0, t2 - t1, int(ro.completion_ids.shape[1]), int(ro.latent_mask.sum()), \
             int(ro.completion_mask.sum())
 
-    for _ in range(args.warmup):
-        step()
-    if env.device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    times = [step() for _ in range(args.steps)]
-    roll = sum(t[0] for t in times) / len(times)
-    learn = sum(t[1] for t in times) / len(times)
+    def measure(name: str, rollout_cfg: SamplingConfig, steps: int, warmup: int = args.warmup) -> dict:
+        t0 = time.time()
+        for _ in range(warmup):
+            step(rollout_cfg)
+        warmup_s = time.time() - t0
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        times = [step(rollout_cfg) for _ in range(steps)]
+        roll = sum(t[0] for t in times) / len(times)
+        learn = sum(t[1] for t in times) / len(times)
+        last = times[-1]
+        return {"config": name + ("+compile" if rollout_cfg.compile_step else ""), "steps": steps,
+                "warmup_s": warmup_s, "completion_tokens": last[2], "latent_inputs": last[3],
+                "completion_steps": last[4], "latent_share": last[3] / max(1, last[4]),
+                "rollout_s": roll, "learn_s": learn, "step_s": roll + learn, "rollout_fraction": roll / (roll + learn),
+                "decode_tokens_per_s": G * last[2] / roll,
+                "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None}
+
     _, card = C.peak_flops(env.device)
-    C.emit({"bench": "train_grpo", "card": card, "shapes": "tiny" if args.tiny else "qwen2.5-vl-3b",
-            "dtype": str(dtype), "attn": args.attn, "generations": G, "micro_batch": mb, "prompt_tokens": len(ids),
-            "completion_tokens": times[-1][2], "latent_inputs": times[-1][3], "completion_steps": times[-1][4],
-            "latent_share": times[-1][3] / max(1, times[-1][4]), "forced_lvr_start": args.force_lvr_start,
-            "lvr_steps": args.lvr_steps,
-            "rollout_s": roll, "learn_s": learn, "step_s": roll + learn, "rollout_fraction": roll / (roll + learn),
-            "decode_tokens_per_s": G * times[-1][2] / roll,
-            "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if env.device.type == "cuda" else None},
-           "train_grpo.json")
+    result = {"bench": "train_grpo", "card": card, "shapes": "tiny" if args.tiny else "qwen2.5-vl-3b",
+              "dtype": str(dtype), "attn": args.attn, "generations": G, "micro_batch": mb, "prompt_tokens": len(ids),
+              "forced_lvr_start": args.force_lvr_start, "lvr_steps": args.lvr_steps, "max_new_tokens": args.max_new}
+
+    def partial(**kw):   # each phase's figures are on disk before the next starts (a killed run keeps them)
+        result.update(kw)
+        if os.environ.get("OUT"):
+            Path(os.environ["OUT"]).mkdir(parents=True, exist_ok=True)
+            (Path(os.environ["OUT"]) / "train_grpo.partial.json").write_text(json.dumps(result, indent=2))
+        print("PHASE", json.dumps(kw), flush=True)
+
+    # the static engine first (it also takes the process's one-time CUDA and cuBLAS start-up), then the greedy checks,
+    # then the baseline with the static engine's buffers freed (its peak memory is its own)
+    graph_error = None
+    try:
+        new = measure("static", sampling, args.steps)
+    except Exception as e:  # noqa: BLE001 - a failed graph capture is reported, and the eager static step timed
+        graph_error = repr(e)
+        if cuda:
+            torch.cuda.synchronize()
+        sampling = replace(sampling, cuda_graphs=False)
+        new = measure("static", sampling, args.steps)
+    partial(static=new, graph_error=graph_error)
+
+    greedy = replace(sampling, temperature=1.0, top_k=1, max_new_tokens=args.check_tokens)
+
+    def greedy_tokens(cfg: SamplingConfig) -> torch.Tensor:
+        # top-k 1 keeps every logit tied with the maximum (bf16 logits tie often), so each run draws from its own
+        # generator with the same seed: equal logits then give equal tokens
+        model.eval()
+        with autocast():
+            (ro,) = policy("rollout", prompts=prompts, G=G, cfg=cfg,
+                           generator=torch.Generator(device=env.device).manual_seed(0))
+        return ro.completion_ids
+
+    graph_tokens = greedy_tokens(greedy)
+    eager_tokens = greedy_tokens(replace(greedy, cuda_graphs=False))
+    dynamic_tokens = greedy_tokens(replace(greedy, engine="dynamic"))
+    n = min(graph_tokens.shape[1], dynamic_tokens.shape[1])
+    partial(check_tokens=args.check_tokens, graph_equals_eager=bool(torch.equal(graph_tokens, eager_tokens)),
+            greedy_agreement_with_dynamic=float((graph_tokens[:, :n] == dynamic_tokens[:, :n]).float().mean()))
+
+    free_static_decoders()
+    baseline = measure("dynamic", replace(sampling, engine="dynamic"), args.baseline_steps, args.baseline_warmup)
+    partial(dynamic_baseline=baseline, rollout_speedup=baseline["rollout_s"] / new["rollout_s"],
+            step_speedup=baseline["step_s"] / new["step_s"])
+    best = new
+    if args.compile_step and time.time() - started < args.compile_if_before_s:
+        try:
+            t0 = time.time()
+            compiled = measure("static", replace(sampling, compile_step=True), args.steps)
+            partial(static_compiled=compiled, compiled_rollout_speedup=baseline["rollout_s"] / compiled["rollout_s"],
+                    compile_phase_s=time.time() - t0)
+            if compiled["rollout_s"] < best["rollout_s"]:
+                best = compiled
+        except Exception as e:  # noqa: BLE001 - reported; the uncompiled figures stand
+            partial(compile_error=repr(e))
+    result.update({k: v for k, v in best.items() if k not in ("config", "steps")})   # the best static figures on top
+    result["best"] = best["config"]
+    C.emit(result, "train_grpo.json")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import torch
 from . import bundle as B
 from . import storage
 from . import tokens as T
+from .data.sft import SYSTEM_PROMPT as DEFAULT_SYSTEM_PROMPT
 from .graphs import DecoderGraph, EmbedGraph, HeadGraph, VisionGraph
 from .model import LVRSettings, load_lvr_model, weights_digest
 from .preprocess import ImageConfig
@@ -67,6 +68,18 @@ def _chat_template(src: Path) -> str:
     if cfg.is_file() and "chat_template" in json.loads(cfg.read_text()):
         return json.loads(cfg.read_text())["chat_template"]
     raise ExportError(f"{src}: no chat template (chat_template.jinja / chat_template.json / tokenizer_config.json)")
+
+
+def with_default_system_prompt(template: str, prompt: str) -> str:
+    """The chat template with `prompt` as the system message it writes when a chat has none. The Qwen2.5-VL templates
+    write the default as a literal line; it becomes a Jinja string expression (quotes, braces and newlines stay
+    text)."""
+    line = f"<|im_start|>system\n{DEFAULT_SYSTEM_PROMPT}<|im_end|>"
+    if prompt == DEFAULT_SYSTEM_PROMPT:
+        return template
+    if line not in template:
+        raise ExportError("the chat template has no default system prompt line to replace with the run's systemPrompt")
+    return template.replace(line, "<|im_start|>system\n{{ " + json.dumps(prompt, ensure_ascii=False) + " }}<|im_end|>")
 
 
 def _image_config(src: Path) -> ImageConfig:
@@ -284,9 +297,12 @@ def _architecture(model) -> dict:
 
 
 def export_bundle(src: str, dest: str, precision: str = "fp32", run_id: str | None = None,
-                  max_error: float | None = None, verify: bool = True, log=print) -> dict:
+                  max_error: float | None = None, verify: bool = True, log=print,
+                  system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> dict:
     """Export `src` to a bundle at `dest`; returns the manifest. Raises ExportError on failure, CheckpointError when
-    the source's weights do not match its config.json (no marker written in either case)."""
+    the source's weights do not match its config.json (no marker written in either case). `system_prompt` (a
+    training run's `systemPrompt`) is the bundle's default system message: in its chat template and in
+    `manifest.default_system_prompt`, which libs/engine reads."""
     if precision not in PRECISIONS:
         raise ExportError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     t0 = time.time()
@@ -316,7 +332,7 @@ def export_bundle(src: str, dest: str, precision: str = "fp32", run_id: str | No
         del export_model
         for name in ("tokenizer.json", "tokenizer_config.json"):
             shutil.copyfile(src_dir / name, stage / name)
-        (stage / "chat_template.jinja").write_text(_chat_template(src_dir))
+        (stage / "chat_template.jinja").write_text(with_default_system_prompt(_chat_template(src_dir), system_prompt))
         lvr_files = {}
         if getattr(model, "lvr_latent_end_emb", None) is not None:
             model.lvr_latent_end_emb.detach().float().numpy().astype("<f4").tofile(stage / "lvr_latent_end_emb.bin")
@@ -333,7 +349,8 @@ def export_bundle(src: str, dest: str, precision: str = "fp32", run_id: str | No
             "graphs": graphs, "lvr_files": lvr_files,
             "io_dtypes": {"embeds": np_dt, "kv": np_dt, "logits": "float32", "pixel_values": "float32",
                           "image_features": np_dt},
-            "chat_template": "chat_template.jinja", "tokenizer": "tokenizer.json",
+            "chat_template": "chat_template.jinja", "default_system_prompt": system_prompt,
+            "tokenizer": "tokenizer.json",
             "provenance": {"source": src, "source_weights": source_weights, "run_id": run_id,
                            "exporter": "lvr.export", "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
                            "git_sha": _git_sha(), "versions": _versions()},

@@ -16,6 +16,16 @@ from . import tokens as T
 STRATEGIES = ("steps", "latent", "end_token")
 
 
+def steps_transition(mode, remaining, start, steps: int, where=np.where):
+    """The `steps` rule (LVR-SPEC §4.2) for one sequence (numpy bools/ints) or a batch (torch tensors with
+    `where=torch.where`): entering a block (`start`: this forward's input was `<|lvr_start|>`) resets the quota to
+    `steps`, each forward inside the block spends one, and the block lasts while quota is left.
+    Returns (mode, remaining): mode says whether the next input is a latent."""
+    entering = ~mode & start
+    remaining = where(entering, steps, where(mode, remaining - 1, remaining))
+    return (mode | start) & (remaining > 0), remaining
+
+
 @dataclass(frozen=True)
 class LvrRule:
     """What decides the latent steps: the strategy, its step cap and (`latent`) the end-vector test."""
@@ -73,12 +83,8 @@ class LvrStateMachine:
         if rule.strategy == "none":
             self.mode = False
         elif rule.strategy == "steps":
-            entering = not self.mode and start
-            if entering:
-                self._remaining = rule.steps
-            elif self.mode:
-                self._remaining -= 1
-            self.mode = (self.mode or start) and self._remaining > 0
+            mode, remaining = steps_transition(np.bool_(self.mode), self._remaining, np.bool_(start), rule.steps)
+            self.mode, self._remaining = bool(mode), int(remaining)
         elif rule.strategy == "latent":
             self._counter = 0 if start else self._counter + int(self.mode)
             self.mode = (self.mode or start) and not end_reached and self._counter < rule.steps

@@ -52,6 +52,12 @@ def test_grpo_bench_rollouts_run_latent_blocks_and_report_their_share(tmp_path):
     assert res["forced_lvr_start"] is True
     assert res["latent_inputs"] >= 2 * 3  # each completion starts one block of 3 latent inputs
     assert res["latent_share"] == res["latent_inputs"] / res["completion_steps"] and 0 < res["latent_share"] < 1
+    # both rollout engines timed in the one run, the ratio from their own figures; the static engine's greedy
+    # tokens do not depend on its CUDA graph (none on CPU: the same eager step twice)
+    base, new = res["dynamic_baseline"], res["static"]
+    assert base["config"] == "dynamic" and new["config"] == "static" and base["latent_inputs"] >= 2 * 3
+    assert res["rollout_speedup"] == base["rollout_s"] / new["rollout_s"]
+    assert res["graph_equals_eager"] is True and 0 <= res["greedy_agreement_with_dynamic"] <= 1
 
 
 def test_sft_bench_packs_are_full_and_report_their_real_token_fraction(tmp_path):

@@ -39,6 +39,8 @@ class SftDataOptions:
     keep_text_before_lvr: bool = True
     min_pixels: int = STAGE1_MIN_PIXELS
     max_pixels: int = STAGE1_MAX_PIXELS
+    #: The system message of every sample (the run's `systemPrompt`).
+    system_prompt: str = SYSTEM_PROMPT
 
 
 @dataclass
@@ -77,7 +79,7 @@ def assemble(codec, turns: list[tuple[str, str]], n_image_tokens: list[int], lvr
         ids.extend(piece)
         labels.extend(piece if supervised else [IGNORE] * len(piece))
 
-    add(f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n", False)
+    add(f"<|im_start|>system\n{opts.system_prompt}<|im_end|>\n", False)
     counts = iter(lvr_counts)
     for user, assistant in turns:
         user = _IMAGE_RE.sub("<|vision_start|><|image_pad|><|vision_end|>", user)

@@ -1,7 +1,8 @@
 """Stage-2 GRPO_latent (LVR-SPEC §5; defaults §7).
 
 Per step:
-  1. rollout, per prompt: G completions with `steps` decoding in eval mode under a KV cache, recording the latents fed;
+  1. rollout: G completions of each of the step's prompts, all in one batch (lvr.train.rollout), with `steps` decoding
+     in eval mode under a KV cache, recording the latents fed;
   2. rewards by name (accuracy, format, user functions), group-normalised advantages;
   3. learning: `numIterations` (TRL's μ) policy updates on this generated batch, each over micro-batches of at most
      `micro_batch_size` completions of one prompt: policy log-probs teacher-forced with the recorded latents replayed
@@ -30,6 +31,7 @@ from torch import nn
 from ..data.errors import DataError
 from ..data.images import open_image, resolve_folder
 from ..data.records import parse_json_records, validate_grpo_record
+from ..data.sft import SYSTEM_PROMPT
 from ..data.text import TextCodec
 from ..preprocess import ImageConfig, build_prompt
 from . import runtime as R
@@ -37,12 +39,9 @@ from .. import storage as store
 from .errors import EXIT_OK, EXIT_PREEMPTED
 from .losses import aggregate, completion_logps, group_advantages, grpo_token_loss
 from .rewards import resolve
-from .rollout import Rollout, SamplingConfig, rollout, upstream_loss_mask
+from .rollout import PromptInputs, Rollout, SamplingConfig, rollout_groups, upstream_loss_mask
 from .session import Session
 from .train_config import TrainConfig, grpo_max_steps
-
-SYSTEM_PROMPT = "You are a helpful assistant."
-
 
 class GrpoPolicy(nn.Module):
     """One module for every policy computation, so DDP/FSDP hooks wrap rollouts and log-prob forwards alike."""
@@ -53,7 +52,7 @@ class GrpoPolicy(nn.Module):
 
     def forward(self, op: str, **kw):
         if op == "rollout":
-            return rollout(self.model, **kw)
+            return rollout_groups(self.model, **kw)
         return completion_logps(self.model, **kw)
 
 
@@ -94,9 +93,10 @@ class PromptOrder:
         self.epoch, self.cursor = st["epoch"], st["cursor"]
 
 
-def make_prompt(rec, codec: TextCodec, model_dir: Path, image_cfg: ImageConfig, device):
+def make_prompt(rec, codec: TextCodec, model_dir: Path, image_cfg: ImageConfig, device,
+                system_prompt: str = SYSTEM_PROMPT):
     img = open_image(rec.image_folder, rec.images[0], source=rec.source, index=rec.index)
-    messages = [{"role": "system", "content": SYSTEM_PROMPT},
+    messages = [{"role": "system", "content": system_prompt},
                 {"role": "user", "content": [{"type": "image", "image": img}, {"type": "text", "text": rec.question}]}]
     tpl = model_dir / "chat_template.jinja"
     try:
@@ -205,7 +205,7 @@ def run_grpo(cfg: TrainConfig, env: R.Env, s: Session) -> int:
     order = PromptOrder(len(records), cfg.seed, env.rank, env.world)
     image_cfg = ImageConfig(min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
     sampling = SamplingConfig(cfg.temperature, cfg.top_k, cfg.top_p, cfg.repetition_penalty,
-                              cfg.max_completion_length, cfg.lvr_steps)
+                              cfg.max_completion_length, cfg.lvr_steps, compute_dtype=R.compute_dtype(cfg, env))
     compat = cfg.upstream_compat
 
     # ---- policy, reference, optimizer -----------------------------------------------------------------------
@@ -244,20 +244,20 @@ def run_grpo(cfg: TrainConfig, env: R.Env, s: Session) -> int:
                 "learnSeconds": 0.0, "tokens": 0.0}
         per_fn = [0.0] * len(reward_fns)
         groups: list[ScoredGroup] = []
-        for _ in range(cfg.prompts_per_step):
-            rec = records[order.next()]
-            prompt_ids, pv, grid = make_prompt(rec, codec, model_dir, image_cfg, env.device)
+        recs = [records[order.next()] for _ in range(cfg.prompts_per_step)]
+        prompts = [PromptInputs(*make_prompt(rec, codec, model_dir, image_cfg, env.device, cfg.system_prompt))
+                   for rec in recs]
 
-            # 1. rollout (eval mode: no dropout, KV cache on even with gradient checkpointing)
-            t0 = time.time()
-            model.eval()
-            with autocast():
-                ro = policy("rollout", prompt_ids=prompt_ids, pixel_values=pv, grid=grid, G=G, cfg=sampling,
-                            generator=gen)
-            if env.device.type == "cuda":
-                torch.cuda.synchronize()
-            logs["rolloutSeconds"] += time.time() - t0
+        # 1. rollout of every prompt at once (eval mode: no dropout, KV cache on even with gradient checkpointing)
+        t0 = time.time()
+        model.eval()
+        with autocast():
+            rollouts = policy("rollout", prompts=prompts, G=G, cfg=sampling, generator=gen)
+        if env.device.type == "cuda":
+            torch.cuda.synchronize()
+        logs["rolloutSeconds"] += time.time() - t0
 
+        for rec, prompt, ro in zip(recs, prompts, rollouts):
             # 2. rewards and advantages
             texts = decode_completions(codec, ro, compat)
             solutions = [rec.solution] * G
@@ -271,10 +271,10 @@ def run_grpo(cfg: TrainConfig, env: R.Env, s: Session) -> int:
             adv = group_advantages(rewards, G, cfg.scale_rewards).to(env.device)
             loss_mask = upstream_loss_mask(ro.completion_ids, ro.completion_mask) if compat else \
                 ro.completion_mask & ~ro.latent_mask
-            groups.append(ScoredGroup(prompt_ids, pv, grid, ro, adv, loss_mask))
+            groups.append(ScoredGroup(prompt.ids, prompt.pixel_values, prompt.grid, ro, adv, loss_mask))
             logs["reward"] += float(rewards.mean()) / cfg.prompts_per_step
             logs["completionLength"] += float(ro.completion_mask.sum(1).float().mean()) / cfg.prompts_per_step
-            logs["tokens"] += float(ro.completion_mask.sum()) + G * prompt_ids.shape[1]
+            logs["tokens"] += float(ro.completion_mask.sum()) + G * prompt.ids.shape[1]
 
         # 3. numIterations updates on this batch (old log-probs from generation time when there is more than one)
         t1 = time.time()

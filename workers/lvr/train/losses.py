@@ -269,10 +269,18 @@ def completion_logps(model, prompt_ids: torch.Tensor, completion_ids: torch.Tens
     full_mask = torch.zeros_like(ids, dtype=torch.bool)
     full_mask[:, P:] = latent_mask
     if use_images:
+        # image slots and M-RoPE image positions come from the prompt only: a completion token that happens to be
+        # `<|image_pad|>` or `<|vision_start|>` is text at position c + rope_delta, as in the rollout
         vis = visual_features(model, pixel_values, grid)
-        vis = vis.repeat(B, 1)
-        emb = embed_inputs(model, ids, vis, full_mask, latents)
-        pos = rope_positions(model, ids, grid.repeat(B, 1))
+        prompt_emb = embed_inputs(model, prompt_ids, vis)
+        comp_emb = model.get_input_embeddings()(completion_ids)
+        if latents.numel():
+            comp_emb = comp_emb.masked_scatter(latent_mask.unsqueeze(-1), latents.to(comp_emb.dtype))
+        emb = torch.cat([prompt_emb.expand(B, -1, -1), comp_emb], 1)
+        prompt_pos = rope_positions(model, prompt_ids, grid)                       # [3, 1, P]
+        delta = prompt_pos.amax() + 1 - P
+        comp_pos = (torch.arange(P, P + Tc, device=ids.device) + delta).view(1, 1, -1).expand(3, 1, -1)
+        pos = torch.cat([prompt_pos, comp_pos], 2).expand(-1, B, -1)
     else:
         emb = model.get_input_embeddings()(ids)
         emb = emb.masked_scatter(full_mask.unsqueeze(-1), latents.to(emb.dtype)) if latents.numel() else emb

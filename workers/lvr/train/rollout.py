@@ -1,9 +1,18 @@
 """GRPO rollouts with LVR `steps` decoding (LVR-SPEC §4.2, §5.2) that record the latents they feed.
 
-G completions of one prompt decode in lock-step, in eval mode, under a live KV cache (§5.5): each step feeds either
-the sampled token's embedding or, in latent mode, the previous post-norm hidden state. Per completion position t we
-record whether its input was a latent and which vector it was, so the learning forward replays exactly the rollout's
-latents at exactly their positions (paper Eq. 5; fixes the shifted replay of §5.4).
+All G completions of every prompt of a step decode in one batch, in eval mode, under a KV cache (§5.5): each step feeds
+either the sampled token's embedding or, in latent mode, the previous post-norm hidden state. Per completion position
+t we record whether its input was a latent and which vector it was, so the learning forward replays exactly the
+rollout's latents at exactly their positions (paper Eq. 5; fixes the shifted replay of §5.4).
+
+Two engines with one semantics:
+- `static` (default): each prompt is prefilled once (batch 1) and its cache copied into its G rows of a preallocated
+  cache; then one token per row per step through lvr.train.decode_step (a CUDA graph on GPU). Rows of different
+  prompts keep their own cache index and RoPE position, rows in a latent block and rows emitting text share each
+  step, and finished rows are fed padding until every row is done (checked every `done_check_every` steps, so the
+  host never waits on the GPU in between); the outputs are cut where the old loop would have stopped.
+- `dynamic`: the previous loop (transformers' forward per step over a DynamicCache, one prompt at a time): the
+  baseline of bench/gpu/train_grpo.py and the reference of the engine tests.
 """
 
 from __future__ import annotations
@@ -14,8 +23,9 @@ import torch
 from transformers import DynamicCache
 
 from .. import tokens as T
-from ..lvr_state import LvrRule, LvrStateMachine
+from ..lvr_state import LvrRule, LvrStateMachine, steps_transition
 from ..repetition import penalize_seen_logits
+from .decode_step import static_decoder
 from .losses import embed_inputs, visual_features
 
 
@@ -31,6 +41,14 @@ class SamplingConfig:
     #: Token every completion starts with instead of a sampled one (e.g. `<|lvr_start|>`, so that each completion
     #: runs a latent block, as a prompt ending in it would). Its log-prob is still read from the model's logits.
     force_first_token: int | None = None
+    #: "static" (batched, preallocated cache, CUDA graph on GPU) or "dynamic" (the previous per-prompt loop)
+    engine: str = "static"
+    cuda_graphs: bool = True
+    #: torch.compile the static engine's decoder layer (one compiled function for every layer)
+    compile_step: bool = False
+    #: the static engine's matmul dtype; None: autocast's dtype when autocast is on, else the weights' dtype
+    compute_dtype: torch.dtype | None = None
+    done_check_every: int = 16
 
 
 @dataclass
@@ -73,8 +91,124 @@ def sample_next(logits: torch.Tensor, cfg: SamplingConfig, history: torch.Tensor
     return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
 
-@torch.no_grad()
+@dataclass
+class PromptInputs:
+    """One prompt of a step: token ids [1, P], its image's patches and grid [1, 3]."""
+    ids: torch.Tensor
+    pixel_values: torch.Tensor
+    grid: torch.Tensor
+
+
 def rollout(model, prompt_ids: torch.Tensor, pixel_values: torch.Tensor, grid: torch.Tensor, G: int,
+            cfg: SamplingConfig, generator: torch.Generator | None = None) -> Rollout:
+    """G completions of one prompt."""
+    return rollout_groups(model, [PromptInputs(prompt_ids, pixel_values, grid)], G, cfg, generator)[0]
+
+
+def rollout_groups(model, prompts: list[PromptInputs], G: int, cfg: SamplingConfig,
+                   generator: torch.Generator | None = None) -> list[Rollout]:
+    """G completions of each prompt, one Rollout per prompt (in order)."""
+    if cfg.engine == "dynamic":
+        return [rollout_dynamic(model, p.ids, p.pixel_values, p.grid, G, cfg, generator) for p in prompts]
+    if cfg.engine != "static":
+        raise ValueError(f"unknown rollout engine {cfg.engine!r}; expected static or dynamic")
+    return rollout_static(model, prompts, G, cfg, generator)
+
+
+def _compute_dtype(model, device: torch.device, cfg: SamplingConfig) -> torch.dtype:
+    if cfg.compute_dtype is not None:
+        return cfg.compute_dtype
+    if torch.is_autocast_enabled(device.type):
+        return torch.get_autocast_dtype(device.type)
+    return next(model.model.language_model.parameters()).dtype
+
+
+@torch.no_grad()
+def _prefill(model, p: PromptInputs):
+    """Batch-1 prefill: (last hidden state [1, H], logits [1, V], per-layer keys and values, rope delta [1, 1])."""
+    ids = p.ids
+    vis = visual_features(model, p.pixel_values, p.grid)
+    emb = embed_inputs(model, ids, vis)
+    mm = (ids == T.IMAGE_PAD_ID).int()
+    pos, delta = model.model.get_rope_index(ids, mm_token_type_ids=mm, image_grid_thw=p.grid)
+    cache = DynamicCache(config=model.config.get_text_config())
+    out = model.model.language_model(inputs_embeds=emb, position_ids=pos, past_key_values=cache, use_cache=True)
+    h = out.last_hidden_state[:, -1]
+    keys = [layer.keys for layer in cache.layers]
+    values = [layer.values for layer in cache.layers]
+    return h, model.lm_head(h), keys, values, delta.to(ids.device)
+
+
+@torch.no_grad()
+def rollout_static(model, prompts: list[PromptInputs], G: int, cfg: SamplingConfig,
+                   generator: torch.Generator | None = None) -> list[Rollout]:
+    dev = prompts[0].ids.device
+    B, n_new = len(prompts) * G, cfg.max_new_tokens
+    lengths = [int(p.ids.shape[1]) for p in prompts]
+    dec = static_decoder(model, B, max(lengths) + n_new, _compute_dtype(model, dev, cfg), dev, cfg.cuda_graphs,
+                         cfg.compile_step)
+    h0, logits0, idx0, delta0 = [], [], [], []
+    for k, p in enumerate(prompts):
+        h, logits, keys, values, delta = _prefill(model, p)
+        dec.load_prefix(slice(k * G, (k + 1) * G), keys, values)
+        h0.append(h.float().expand(G, -1))
+        logits0.append(logits.float().expand(G, -1))
+        idx0.append(torch.full((G,), lengths[k], dtype=torch.long, device=dev))
+        delta0.append(delta.reshape(1).expand(G))
+    dec.h.copy_(torch.cat(h0))
+    dec.idx.copy_(torch.cat(idx0))
+    dec.pos.copy_(dec.idx + torch.cat(delta0))
+    logits, h = torch.cat(logits0), dec.h
+    history = None
+    if cfg.repetition_penalty != 1.0:   # padded with each row's first token (penalising it twice is a no-op)
+        P = max(lengths)
+        history = torch.cat([torch.cat([p.ids, p.ids[:, :1].expand(1, P - p.ids.shape[1])], 1).expand(G, -1)
+                             for p in prompts])
+
+    # the prefill's input is no latent-step trigger here: every completion starts in text mode
+    mode = torch.zeros(B, dtype=torch.bool, device=dev)
+    remaining = torch.full((B,), cfg.lvr_steps, dtype=torch.long, device=dev)
+    done = torch.zeros(B, dtype=torch.bool, device=dev)
+    eos = torch.tensor(cfg.eos_ids, device=dev)
+    toks = torch.full((B, n_new), T.PAD_ID, dtype=torch.long, device=dev)
+    lat = torch.zeros(B, n_new, dtype=torch.bool, device=dev)
+    valid = torch.zeros(B, n_new, dtype=torch.bool, device=dev)
+    lps = torch.zeros(B, n_new, dtype=torch.float32, device=dev)
+    hin = torch.zeros(B, n_new, h.shape[1], dtype=h.dtype, device=dev)
+    for t in range(n_new):
+        if t == 0 and cfg.force_first_token is not None:
+            tok = torch.full((B,), cfg.force_first_token, dtype=torch.long, device=dev)
+        else:
+            tok = sample_next(logits, cfg, history, generator)
+        tok = torch.where(done, torch.full_like(tok, T.PAD_ID), tok)
+        lps[:, t] = torch.gather((logits / cfg.temperature).log_softmax(-1), 1, tok[:, None]).squeeze(1)
+        toks[:, t] = tok
+        lat[:, t] = mode & ~done
+        hin[:, t] = h
+        valid[:, t] = ~done
+        if history is not None:
+            history = torch.cat([history, tok[:, None]], 1)
+        # a real (non-placeholder) EOS ends the completion; nothing stops while in latent mode (§4.1)
+        done = done | (~mode & torch.isin(tok, eos))
+        if t == n_new - 1 or (t % cfg.done_check_every == cfg.done_check_every - 1 and bool(done.all())):
+            break
+        dec.tok.copy_(tok)
+        dec.mode.copy_(mode)
+        dec.step()   # input: h where mode (latent), else the token's embedding; then h, logits of the new position
+        mode, remaining = steps_transition(mode, remaining, tok == T.LVR_START_ID, cfg.lvr_steps, torch.where)
+        logits = dec.logits
+    out = []
+    for k in range(len(prompts)):
+        rows = slice(k * G, (k + 1) * G)
+        n = int(valid[rows].any(0).nonzero().max()) + 1     # where the per-prompt loop stopped
+        completion, latent_mask, completion_mask = toks[rows, :n], lat[rows, :n], valid[rows, :n]
+        eos_found = (~latent_mask & torch.isin(completion, eos) & completion_mask).any(1)
+        out.append(Rollout(completion, latent_mask, hin[rows, :n], completion_mask, eos_found, lps[rows, :n]))
+    return out
+
+
+@torch.no_grad()
+def rollout_dynamic(model, prompt_ids: torch.Tensor, pixel_values: torch.Tensor, grid: torch.Tensor, G: int,
             cfg: SamplingConfig, generator: torch.Generator | None = None) -> Rollout:
     dev = prompt_ids.device
     ids = prompt_ids.expand(G, -1)

@@ -95,7 +95,8 @@ class Session:
             from ..export import export_bundle
 
             manifest = export_bundle(str(dest / "model"), self.cfg.bundle_uri, precision="fp32",
-                                     run_id=self.cfg.run_id, log=lambda m: sys.stderr.write(m + "\n"))
+                                     run_id=self.cfg.run_id, system_prompt=self.cfg.system_prompt,
+                                     log=lambda m: sys.stderr.write(m + "\n"))
             model_id = self.cfg.model_id or f"lvr-{self.cfg.run_id}"
             version = f"{self.cfg.run_id}-step-{step}"
             self.events.model_published(model_id, version, self.cfg.bundle_uri)

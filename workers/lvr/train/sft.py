@@ -61,7 +61,7 @@ def run_sft(cfg: TrainConfig, env: R.Env, s: Session) -> int:
     codec = TextCodec.from_dir(model_dir)
     datasets = load_sft_datasets(cfg)
     opts = SftDataOptions(insert_latent_end=cfg.insert_latent_end, keep_text_before_lvr=cfg.keep_text_before_lvr,
-                          min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
+                          min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels, system_prompt=cfg.system_prompt)
 
     cache: dict[tuple[int, int], object] = {}
 

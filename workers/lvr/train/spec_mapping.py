@@ -17,7 +17,7 @@ HYPERPARAMETER_FIELDS = {
     "numIterations": "num_iterations",
     "lossType": "loss_type", "decodingSteps": "lvr_steps", "temperature": "temperature", "topP": "top_p",
     "topK": "top_k", "maxCompletionLength": "max_completion_length", "rewardFuncs": "reward_funcs",
-    "rewardWeights": "reward_weights", "upstreamCompat": "upstream_compat",
+    "rewardWeights": "reward_weights", "upstreamCompat": "upstream_compat", "systemPrompt": "system_prompt",
 }
 
 #: sft: instances per packed buffer; grpo: completions per micro-batch.

@@ -89,6 +89,7 @@ class TrainConfig:
     scale_rewards: bool = True
     reward_funcs: list[str] = field(default_factory=lambda: ["accuracy", "format"])
     reward_weights: list[float] | None = None
+    system_prompt: str = "You are a helpful assistant."  # SFT samples, GRPO prompts, the bundle's default
 
     def resolved(self) -> "TrainConfig":
         sft = self.stage == "sft"

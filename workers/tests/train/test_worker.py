@@ -168,11 +168,16 @@ def test_invalid_data_and_spec_exit_non_retryable(tiny_dir, data_dir, tmp_path):
 
 
 def test_grpo_worker_run(tiny_dir, data_dir, tmp_path):
+    """Two steps of two prompts each (one batched rollout per step), the run's system prompt in the bundle."""
+    from lvr.preprocess import render_chat
+
     run_id = f"grpo-{uuid.uuid4().hex[:8]}"
+    system = "Answer with the number only."
     r = run_worker("grpo", write_spec(tmp_path, spec(run_id, "grpo", str(tiny_dir), str(data_dir / "grpo.json"),
                                                      str(tmp_path / "ck"), str(tmp_path / "bundle"), every=1,
                                                      maxSteps=2, numGenerations=4, perDeviceBatchSize=2,
-                                                     decodingSteps=2, rewardFuncs=["accuracy", "format"])),
+                                                     promptsPerStep=2, decodingSteps=2, systemPrompt=system,
+                                                     rewardFuncs=["accuracy", "format"])),
                    worker_env(tmp_path, kafka=False), "--set", "max_completion_length=12")
     assert r.returncode == 0, r.stderr[-3000:]
     ev = events_of(r.stdout)
@@ -181,6 +186,11 @@ def test_grpo_worker_run(tiny_dir, data_dir, tmp_path):
     assert set(prog[0]["rewards"]) == {"accuracy", "format"} and prog[0]["rolloutSeconds"] > 0
     assert ev[-1]["type"] == "Succeeded"
     assert (tmp_path / "ck" / "step-2" / "_COMPLETE").exists() and (tmp_path / "ck" / "step-1" / "_COMPLETE").exists()
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    assert manifest["default_system_prompt"] == system
+    template = (tmp_path / "bundle" / manifest["chat_template"]).read_text()
+    rendered = render_chat([{"role": "user", "content": "hi"}], template)
+    assert rendered.startswith(f"<|im_start|>system\n{system}<|im_end|>")
 
 
 def test_torchrun_two_processes_fsdp(tiny_dir, data_dir, tmp_path):
@@ -198,3 +208,21 @@ def test_torchrun_two_processes_fsdp(tiny_dir, data_dir, tmp_path):
     manifest = json.loads((tmp_path / "ck" / "step-1" / "MANIFEST.json").read_text())
     assert manifest["worldSize"] == 2 and (tmp_path / "ck" / "step-1" / "_COMPLETE").exists()
     assert ev[-1]["type"] == "Succeeded"
+
+
+def test_grpo_torchrun_two_processes_fsdp(tiny_dir, data_dir, tmp_path):
+    """GRPO under FSDP2 on two processes: the batched rollout reads the sharded decoder weights whole."""
+    run_id = f"grpo-fsdp-{uuid.uuid4().hex[:8]}"
+    spec_path = write_spec(tmp_path, spec(run_id, "grpo", str(tiny_dir), str(data_dir / "grpo.json"),
+                                          str(tmp_path / "ck"), str(tmp_path / "bundle"), every=1, maxSteps=1,
+                                          numGenerations=2, perDeviceBatchSize=2, decodingSteps=2))
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "lvr", "grpo",
+                        "--spec", str(spec_path), *TINY_PIXELS, "--set", "max_completion_length=8"],
+                       env=worker_env(tmp_path, kafka=False), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ev = events_of(r.stdout)
+    assert [e for e in ev if e.get("type") == "Running"][0]["data"]["worldSize"] == 2
+    prog = [e["data"] for e in ev if e.get("type") == "Progress"]
+    assert len(prog) == 1 and prog[0]["rolloutSeconds"] > 0 and prog[0]["completionLength"] > 0
+    assert ev[-1]["type"] == "Succeeded"
+

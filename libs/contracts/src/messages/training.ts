@@ -90,6 +90,11 @@ export class TrainingHyperparameters {
   @IsOptional() @IsArray() @ArrayMaxSize(16) @IsNumber({}, { each: true }) rewardWeights?: number[];
   /** Reproduce the upstream objective/decoding defects instead of the fixed defaults (LVR-SPEC §5.4, §8). */
   @IsOptional() @IsBoolean() upstreamCompat?: boolean;
+  /**
+   * The system message of every training prompt (SFT samples, GRPO rollouts), and the exported bundle's default
+   * system prompt (used when a chat request sends none). Default: "You are a helpful assistant."
+   */
+  @IsOptional() @IsString() @IsNotEmpty() @MaxLength(8192) systemPrompt?: string;
 }
 
 export class ResourceSpec {

@@ -56,6 +56,8 @@ export interface BundleManifest {
   io_dtypes: { embeds: 'float32' | 'float16' };
   tokenizer: string;
   chat_template: string;
+  /** The system message of chats that send none (a training run's `systemPrompt`; older bundles lack it). */
+  default_system_prompt?: string;
   lvr_files?: Record<string, string>;
   provenance?: {
     source?: string;
@@ -176,6 +178,13 @@ export function parseManifest(text: string): BundleManifest {
       'manifest.json: architecture.max_position_embeddings must be a positive integer',
       'manifest.json',
       'architecture.max_position_embeddings',
+    );
+  }
+  if (m.default_system_prompt !== undefined && typeof m.default_system_prompt !== 'string') {
+    throw new BundleError(
+      'manifest.json: default_system_prompt must be a string',
+      'manifest.json',
+      'default_system_prompt',
     );
   }
   assertRunnable(m);

@@ -66,8 +66,10 @@ export class PromptProcessor {
   async tokenize(request: GenerationRequest): Promise<TokenizedPrompt> {
     if (!request.messages?.length) throw new RequestError('messages must not be empty', 'messages');
     const text =
-      renderChat(request.messages, { addGenerationPrompt: request.addGenerationPrompt ?? true }) +
-      (request.assistantPrefix ?? '');
+      renderChat(request.messages, {
+        addGenerationPrompt: request.addGenerationPrompt ?? true,
+        defaultSystemPrompt: this.manifest.default_system_prompt,
+      }) + (request.assistantPrefix ?? '');
     const imageConfig = this.imageConfig(request);
     const images = request.messages.flatMap((message) =>
       typeof message.content === 'string'

@@ -1,0 +1,197 @@
+"""The one-token decode step of the Qwen2.5-VL text decoder over a static (preallocated) KV cache, for batched
+GRPO rollouts (lvr.train.rollout).
+
+The step reads its own copy of the decoder weights in the compute dtype (q/k/v and gate/up fused), refreshed in place
+before each rollout, so it runs without autocast or FSDP hooks and every tensor it touches stays at one address: on
+CUDA it is captured once into a CUDA graph and replayed per token (one launch instead of hundreds).
+Its input is chosen inside the step: the previous step's hidden state for rows in a latent block, the token's
+embedding otherwise (LVR-SPEC §4.1 step 2), so latent steps never leave the GPU and latent and text rows share a batch.
+Numerics follow transformers under bf16 autocast over fp32 weights: fp32 residual stream, RMSNorm and hidden state
+(the fed-back latent), matmuls in the compute dtype, softmax in fp32. At decode every M-RoPE axis has the same
+position (c + rope_delta, LVR-SPEC Appendix A), which is plain RoPE.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import torch
+import torch.nn.functional as F
+
+STREAM = torch.float32  # residual stream, norms, hidden state: as transformers over fp32 weights
+
+
+def _full(p: torch.Tensor) -> torch.Tensor:
+    """The whole tensor of a parameter (an FSDP2 shard is gathered)."""
+    full = getattr(p, "full_tensor", None)
+    return (full() if full is not None else p).detach()
+
+
+class DecoderWeights:
+    """Persistent copies of the text decoder's weights; `refresh` copies the model's current values in place."""
+
+    def __init__(self, model, dtype: torch.dtype, device: torch.device):
+        self.dtype = dtype
+        lm = model.model.language_model
+        self.layers = []
+        for layer in lm.layers:
+            a, m = layer.self_attn, layer.mlp
+            qkv = (a.q_proj.weight.shape[0] + a.k_proj.weight.shape[0] + a.v_proj.weight.shape[0],
+                   a.q_proj.weight.shape[1])
+            self.layers.append({
+                "ln1": torch.empty(layer.input_layernorm.weight.shape, dtype=STREAM, device=device),
+                "qkv_w": torch.empty(qkv, dtype=dtype, device=device),
+                "qkv_b": torch.empty(qkv[0], dtype=dtype, device=device),
+                "o_w": torch.empty(a.o_proj.weight.shape, dtype=dtype, device=device),
+                "ln2": torch.empty(layer.post_attention_layernorm.weight.shape, dtype=STREAM, device=device),
+                "gu_w": torch.empty((2 * m.gate_proj.weight.shape[0], m.gate_proj.weight.shape[1]), dtype=dtype,
+                                    device=device),
+                "down_w": torch.empty(m.down_proj.weight.shape, dtype=dtype, device=device)})
+        self.norm = torch.empty(lm.norm.weight.shape, dtype=STREAM, device=device)
+        self.embed = torch.empty(lm.embed_tokens.weight.shape, dtype=STREAM, device=device)
+        self.head = torch.empty(model.lm_head.weight.shape, dtype=dtype, device=device)
+        self.refresh(model)
+
+    @torch.no_grad()
+    def refresh(self, model) -> None:
+        lm = model.model.language_model
+        for w, layer in zip(self.layers, lm.layers):
+            a, m = layer.self_attn, layer.mlp
+            torch.cat([_full(a.q_proj.weight), _full(a.k_proj.weight), _full(a.v_proj.weight)], out=w["qkv_w"])
+            torch.cat([_full(a.q_proj.bias), _full(a.k_proj.bias), _full(a.v_proj.bias)], out=w["qkv_b"])
+            w["o_w"].copy_(_full(a.o_proj.weight))
+            torch.cat([_full(m.gate_proj.weight), _full(m.up_proj.weight)], out=w["gu_w"])
+            w["down_w"].copy_(_full(m.down_proj.weight))
+            w["ln1"].copy_(_full(layer.input_layernorm.weight))
+            w["ln2"].copy_(_full(layer.post_attention_layernorm.weight))
+        self.norm.copy_(_full(lm.norm.weight))
+        self.embed.copy_(_full(lm.embed_tokens.weight))
+        self.head.copy_(_full(model.lm_head.weight))
+
+
+def decoder_layer(x: torch.Tensor, ln1, qkv_w, qkv_b, o_w, ln2, gu_w, down_w, k_cache: torch.Tensor,
+                  v_cache: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor,
+                  idx: torch.Tensor, eps: float, n_heads: int) -> torch.Tensor:
+    """One decoder layer for one new position per row: x [B, H] (fp32 stream) -> [B, H]; the row's key and value
+    are written at its cache index `idx` before attending over the cache (`mask`: [B, 1, 1, S], True = visible).
+    `sin` carries the sign of rotate-half (-sin on the first half), so the rotation is x·cos + roll(x)·sin."""
+    B, n_kv, _, D = k_cache.shape
+    dt = qkv_w.dtype
+    qkv = F.linear(F.rms_norm(x, (x.shape[-1],), ln1, eps).to(dt), qkv_w, qkv_b)
+    qk = qkv[:, :(n_heads + n_kv) * D].view(B, n_heads + n_kv, D)
+    qk = torch.addcmul(qk * cos, qk.roll(D // 2, -1), sin)
+    q, k = qk[:, :n_heads], qk[:, n_heads:]
+    k_cache[rows, :, idx] = k
+    v_cache[rows, :, idx] = qkv[:, (n_heads + n_kv) * D:].view(B, n_kv, D)
+    # the heads sharing one key/value head attend as a group (their queries as rows): no repeated keys
+    att = F.scaled_dot_product_attention(q.reshape(B, n_kv, n_heads // n_kv, D), k_cache, v_cache, attn_mask=mask)
+    x = x + F.linear(att.reshape(B, n_heads * D), o_w)
+    gate, up = F.linear(F.rms_norm(x, (x.shape[-1],), ln2, eps).to(dt), gu_w).chunk(2, -1)
+    return x + F.linear(F.silu(gate) * up, down_w)
+
+
+class StaticDecoder:
+    """Batch `batch` rows, cache `max_len` positions. Feed the step through `tok`, `mode` and `h` (the previous
+    hidden state, also the latent input); `idx` is each row's next cache index and `pos` its RoPE position (both
+    advance by one per step). `step()` writes the new `h` and fp32 `logits` in place."""
+
+    def __init__(self, model, batch: int, max_len: int, dtype: torch.dtype, device: torch.device, graph: bool,
+                 compile_layer: bool = False):
+        cfg = model.config.get_text_config()
+        if getattr(cfg, "use_sliding_window", False):
+            raise ValueError("the static decode step has no sliding-window attention")
+        self.key = (batch, max_len, dtype, device, graph and device.type == "cuda", compile_layer)
+        # one compiled function serves every layer (same shapes): Inductor fuses the norms, rotation and casts
+        self.layer_fn = torch.compile(decoder_layer, fullgraph=True, dynamic=False) if compile_layer else \
+            decoder_layer
+        self.n_heads, self.n_kv = cfg.num_attention_heads, cfg.num_key_value_heads
+        self.head_dim = cfg.hidden_size // cfg.num_attention_heads
+        self.eps = cfg.rms_norm_eps
+        rot = model.model.language_model.rotary_emb
+        self.inv_freq = rot.inv_freq.detach().to(device=device, dtype=torch.float32).clone()
+        self.rope_scale = float(rot.attention_scaling)
+        self.weights = DecoderWeights(model, dtype, device)
+        shape = (batch, self.n_kv, max_len, self.head_dim)
+        # one tensor per layer (not views of one): the compiled layer sees identical inputs for every layer
+        self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in self.weights.layers]
+        self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in self.weights.layers]
+        self.rows = torch.arange(batch, device=device)
+        self.slots = torch.arange(max_len, device=device)
+        self.tok = torch.zeros(batch, dtype=torch.long, device=device)
+        self.mode = torch.zeros(batch, dtype=torch.bool, device=device)
+        self.h = torch.zeros(batch, cfg.hidden_size, dtype=STREAM, device=device)
+        self.idx = torch.zeros(batch, dtype=torch.long, device=device)
+        self.pos = torch.zeros(batch, dtype=torch.long, device=device)
+        self.logits = torch.zeros(batch, self.weights.head.shape[0], dtype=torch.float32, device=device)
+        self.graph = self._capture() if graph and device.type == "cuda" else None
+
+    def load_prefix(self, rows: slice, keys: list[torch.Tensor], values: list[torch.Tensor]) -> None:
+        """Copy a prefill's cache ([1 or n, kv_heads, P, head_dim] per layer) into `rows`, positions 0..P-1."""
+        for layer, (k, v) in enumerate(zip(keys, values)):
+            n = k.shape[2]
+            self.k[layer][rows, :, :n] = k.to(self.k[layer].dtype)
+            self.v[layer][rows, :, :n] = v.to(self.v[layer].dtype)
+
+    def step(self) -> None:
+        if self.graph is not None:
+            self.graph.replay()
+        else:
+            self._step()
+
+    def _capture(self) -> torch.cuda.CUDAGraph:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(2):           # warm-up (cuBLAS handles, allocator) before capture
+                self._step()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self._step()
+        return graph
+
+    @torch.no_grad()
+    def _step(self) -> None:
+        with torch.autocast(self.h.device.type, enabled=False):
+            w, dt = self.weights, self.weights.dtype
+            x = torch.where(self.mode[:, None], self.h, F.embedding(self.tok, w.embed))
+            freqs = self.pos[:, None].to(torch.float32) * self.inv_freq
+            cos = (torch.cat([freqs, freqs], -1).cos() * self.rope_scale).to(dt)[:, None, :]
+            sin = (torch.cat([-freqs, freqs], -1).sin() * self.rope_scale).to(dt)[:, None, :]
+            mask = (self.slots[None, :] <= self.idx[:, None])[:, None, None, :]
+            for layer, lw in enumerate(w.layers):
+                x = self.layer_fn(x, lw["ln1"], lw["qkv_w"], lw["qkv_b"], lw["o_w"], lw["ln2"], lw["gu_w"],
+                                  lw["down_w"], self.k[layer], self.v[layer], cos, sin, mask, self.rows, self.idx,
+                                  self.eps, self.n_heads)
+            h = F.rms_norm(x, (x.shape[-1],), w.norm, self.eps)
+            self.h.copy_(h)
+            self.logits.copy_(F.linear(h.to(dt), w.head))
+            self.idx.add_(1)
+            self.pos.add_(1)
+
+
+_DECODERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def static_decoder(model, batch: int, max_len: int, dtype: torch.dtype, device: torch.device,
+                   graph: bool, compile_layer: bool = False) -> StaticDecoder:
+    """The model's decoder for this shape, weights refreshed; rebuilt (cache and graph) only when the shape changes.
+    The cache length is rounded up to a multiple of 256 so varying prompt lengths reuse one graph."""
+    max_len = -(-max_len // 256) * 256
+    key = (batch, max_len, dtype, device, graph and device.type == "cuda", compile_layer)
+    dec = _DECODERS.get(model)
+    if dec is not None and dec.key == key:
+        dec.weights.refresh(model)
+        return dec
+    _DECODERS.pop(model, None)
+    del dec
+    dec = StaticDecoder(model, batch, max_len, dtype, device, graph, compile_layer)
+    _DECODERS[model] = dec
+    return dec
+
+
+def free_static_decoders() -> None:
+    """Drop every cached decoder (caches, weight copies, graphs), e.g. before measuring something else's memory."""
+    _DECODERS.clear()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
