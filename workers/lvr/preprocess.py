@@ -68,12 +68,16 @@ def load_image(source: Any):
     return ImageOps.exif_transpose(image).convert("RGB")
 
 
+def resized_size(height: int, width: int, cfg: ImageConfig = ImageConfig()) -> tuple[int, int]:
+    """(height, width) an image of this size is resized to; its `grid_thw` is (1, height // 14, width // 14)."""
+    return smart_resize(height, width, cfg.patch_size * cfg.merge_size, cfg.min_pixels, cfg.max_pixels)
+
+
 def image_to_pixel_values(image, cfg: ImageConfig = ImageConfig()) -> tuple[np.ndarray, tuple[int, int, int]]:
     """`pixel_values` float32 [gh*gw, 3*2*14*14] in processor patch order and `grid_thw` = (1, gh, gw)."""
     from PIL import Image
 
-    factor = cfg.patch_size * cfg.merge_size
-    h, w = smart_resize(image.height, image.width, factor, cfg.min_pixels, cfg.max_pixels)
+    h, w = resized_size(image.height, image.width, cfg)
     if (h, w) != (image.height, image.width):
         image = image.resize((w, h), resample=Image.Resampling.BICUBIC)
     arr = np.asarray(image, dtype=np.float32) * np.float32(cfg.rescale_factor)

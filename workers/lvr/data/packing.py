@@ -1,4 +1,5 @@
-"""Packing (LVR-SPEC §2.7): the InternVL-style greedy buffer, a sampled multi-dataset stream, and the collator.
+"""Packing (LVR-SPEC §2.7): the InternVL-style greedy buffer, a sampled multi-dataset stream (per rank, or dealt
+token-balanced across ranks), and the collator.
 
 The buffer groups samples (<= max_instance_per_batch, <= max_packed_tokens) into one micro-batch per step. The
 collator then either splits the group back into right-padded rows, exactly as upstream does (`mode="pad"`), or
@@ -9,6 +10,7 @@ FLOPs). Both give the same losses: instances never attend to each other and the 
 from __future__ import annotations
 
 import random
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -16,7 +18,7 @@ import numpy as np
 import torch
 
 from .. import tokens as T
-from .sft import IGNORE, Sample
+from .sft import IGNORE, Sample, SampleShape
 
 
 @dataclass(frozen=True)
@@ -28,15 +30,20 @@ class PackingOptions:
     allow_overflow: bool = True
 
 
+def truncated_length(shape: SampleShape, max_tokens: int) -> int | None:
+    """Tokens a sample keeps when cut to max_tokens; None (dropped) if the cut falls inside the image (§2.7)."""
+    if shape.length <= max_tokens:
+        return shape.length
+    return None if shape.last_vision >= max_tokens else max_tokens
+
+
 def truncate_long(sample: Sample, max_tokens: int) -> Sample | None:
     """Cut a sample to max_tokens; None (dropped) if the cut falls inside the image (§2.7)."""
     if len(sample) <= max_tokens:
         return sample
-    ids = sample.input_ids
-    last_vision = max((i for i, t in enumerate(ids) if t in (T.IMAGE_PAD_ID, T.VISION_END_ID)), default=-1)
-    if last_vision >= max_tokens:
+    if truncated_length(SampleShape.of(sample.input_ids), max_tokens) is None:
         return None
-    kept = ids[:max_tokens]
+    kept = sample.input_ids[:max_tokens]
     n_lvr = sum(1 for t in kept if t == T.LVR_ID)
     return Sample(kept, sample.labels[:max_tokens], sample.pixel_values, sample.image_grid_thw,
                   sample.lvr_index[:n_lvr], sample.key, sample.meta)
@@ -91,19 +98,14 @@ class PackedBuffer:
         return [[s.key for s in buf] for buf in self.buffers]
 
 
-class PackedStream:
-    """Endless, resumable stream of packed groups over several datasets (replacement=True, §2.1).
+class RecordSampler:
+    """Endless draws of (dataset, record) keys (replacement=True, §2.1): each dataset's record list is shuffled once
+    with `seed` and sharded by global rank; a dataset is drawn with probability proportional to its length, and
+    restarts when exhausted. Two samplers of the same arguments draw the same keys."""
 
-    Each dataset's record list is shuffled once with `seed` and sharded by global rank; a dataset is drawn with
-    probability proportional to its length, and restarts when exhausted. `state()` / `load_state()` capture the
-    exact position (RNG, cursors, buffered sample keys) so a resumed run sees the same batches.
-    """
-
-    def __init__(self, sizes: list[int], build: Callable[[int, int], Sample | None], seed: int = 42,
-                 rank: int = 0, world: int = 1, opts: PackingOptions = PackingOptions()):
-        self.build, self.opts = build, opts
+    def __init__(self, sizes: list[int], seed: int = 42, rank: int = 0, world: int = 1):
         self.order = []
-        for d, n in enumerate(sizes):
+        for n in sizes:
             idx = list(range(n))
             random.Random(seed).shuffle(idx)
             shard = idx[rank::world] or idx  # a dataset smaller than the world is repeated, never empty
@@ -112,10 +114,8 @@ class PackedStream:
         self.rng = random.Random(seed * 1000003 + rank)
         self.cursors = [0] * len(sizes)
         self.epochs = [0] * len(sizes)
-        self.buffer = PackedBuffer(opts)
-        self.ready: list[list[Sample]] = []
 
-    def _next_key(self) -> tuple[int, int]:
+    def next_key(self) -> tuple[int, int]:
         d = self.rng.choices(range(len(self.order)), weights=self.weights)[0]
         if self.cursors[d] >= len(self.order[d]):
             self.cursors[d] = 0
@@ -124,28 +124,141 @@ class PackedStream:
         self.cursors[d] += 1
         return d, rec
 
+    def state(self) -> dict:
+        return {"rng": self.rng.getstate(), "cursors": list(self.cursors), "epochs": list(self.epochs)}
+
+    def load_state(self, st: dict) -> None:
+        rng_state = st["rng"]
+        self.rng.setstate((rng_state[0], tuple(rng_state[1]), rng_state[2]))
+        self.cursors, self.epochs = list(st["cursors"]), list(st["epochs"])
+
+
+class PackedStream:
+    """Endless, resumable stream of packed groups over several datasets, each rank packing its own shard of the
+    records (RecordSampler) with the greedy buffer. `state()` / `load_state()` capture the exact position (RNG,
+    cursors, buffered sample keys) so a resumed run sees the same batches.
+    """
+
+    def __init__(self, sizes: list[int], build: Callable[[int, int], Sample | None], seed: int = 42,
+                 rank: int = 0, world: int = 1, opts: PackingOptions = PackingOptions()):
+        self.build, self.opts = build, opts
+        self.sampler = RecordSampler(sizes, seed, rank, world)
+        self.buffer = PackedBuffer(opts)
+        self.ready: list[list[Sample]] = []
+
     def __iter__(self) -> Iterator[list[Sample]]:
         return self
 
     def __next__(self) -> list[Sample]:
         while not self.ready:
-            d, rec = self._next_key()
+            d, rec = self.sampler.next_key()
             sample = self.build(d, rec)
             if sample is not None:
                 self.ready.extend(self.buffer.add(sample))
         return self.ready.pop(0)
 
     def state(self) -> dict:
-        return {"rng": self.rng.getstate(), "cursors": list(self.cursors), "epochs": list(self.epochs),
-                "buffers": self.buffer.keys(), "ready": [[s.key for s in g] for g in self.ready]}
+        return {**self.sampler.state(), "buffers": self.buffer.keys(), "ready": [[s.key for s in g] for g in self.ready]}
 
     def load_state(self, st: dict) -> None:
-        rng_state = st["rng"]
-        self.rng.setstate((rng_state[0], tuple(rng_state[1]), rng_state[2]))
-        self.cursors, self.epochs = list(st["cursors"]), list(st["epochs"])
+        if "buffers" not in st:
+            raise ValueError("the checkpoint's data position is from a token-balanced stream: resume with the same "
+                             "balance_ranks setting and world size")
+        self.sampler.load_state(st)
         rebuild = lambda keys: [s for s in (self.build(int(d), int(r)) for d, r in keys) if s is not None]
         self.buffer.buffers = [rebuild(b) for b in st["buffers"]]
         self.ready = [rebuild(g) for g in st["ready"]]
+
+
+class BalancedStream:
+    """Endless, resumable stream of one rank's packed groups, token-balanced across the `world` ranks.
+
+    Every rank draws the same keys (one RecordSampler over all records, same seed) and measures each drawn record
+    (`measure`: its SampleShape without building it, or None where that is not possible: the record is then built on
+    every rank). The pending records, identical on every rank, are dealt each step by `balanced_deal` (the rule of
+    `balanced_rank_packs`), so the ranks' groups hold (nearly) equal real tokens and every record is used by exactly
+    one rank; each rank builds only its own group. Limits as in the buffer: max_packed_tokens and
+    max_instance_per_batch per group, samples longer than max_packed_tokens cut (or dropped when the cut falls inside
+    the image); a long sample may share its group. `state()` holds the sampler and the pending keys with their
+    lengths, so a resumed run deals the same groups.
+    """
+
+    def __init__(self, sizes: list[int], build: Callable[[int, int], Sample | None],
+                 measure: Callable[[int, int], SampleShape | None], seed: int = 42, rank: int = 0, world: int = 2,
+                 opts: PackingOptions = PackingOptions()):
+        self.build, self.measure, self.opts, self.rank, self.world = build, measure, opts, rank, world
+        self.sampler = RecordSampler(sizes, seed)
+        self.pending: list[tuple[int, int, int]] = []     # (dataset, record, tokens after truncation)
+        self.prebuilt: dict[tuple[int, int], Sample] = {}  # records measured by building them
+
+    def __iter__(self) -> Iterator[list[Sample]]:
+        return self
+
+    def _packed_length(self, d: int, rec: int) -> int | None:
+        shape = self.measure(d, rec)
+        if shape is None:
+            sample = self.build(d, rec)
+            if sample is None:
+                return None
+            self.prebuilt[(d, rec)] = sample
+            shape = SampleShape.of(sample.input_ids)
+        return truncated_length(shape, self.opts.max_packed_tokens)
+
+    def _refill(self) -> None:
+        """Pending records for about two steps (tokens or instances), so the deal can even the ranks out."""
+        o, w = self.opts, self.world
+        while (sum(n for _, _, n in self.pending) < 2 * w * o.max_packed_tokens
+               and len(self.pending) < 2 * w * o.max_instance_per_batch):
+            d, rec = self.sampler.next_key()
+            n = self._packed_length(d, rec)
+            if n is not None:
+                self.pending.append((d, rec, n))
+
+    def _sample(self, d: int, rec: int, n: int) -> Sample | None:
+        sample = self.prebuilt.pop((d, rec)) if (d, rec) in self.prebuilt else self.build(d, rec)
+        cut = truncate_long(sample, self.opts.max_packed_tokens) if sample is not None else None
+        if cut is None or len(cut) != n:
+            warnings.warn(f"record {rec} of dataset {d}: measured {n} packed tokens, built "
+                          f"{None if cut is None else len(cut)}; the ranks' groups are less even this step")
+        return cut
+
+    def __next__(self) -> list[Sample]:
+        self._refill()
+        o = self.opts
+        packs, left = balanced_deal([n for _, _, n in self.pending], self.world, o.max_packed_tokens,
+                                    o.max_instance_per_batch)
+        dealt = [[self.pending[i] for i in p] for p in packs]
+        self.pending = [self.pending[i] for i in left]
+        for r, pack in enumerate(dealt):
+            if r != self.rank:
+                for d, rec, _ in pack:
+                    self.prebuilt.pop((d, rec), None)
+        group = [s for s in (self._sample(*key) for key in dealt[self.rank]) if s is not None]
+        if not group:
+            raise RuntimeError("a token-balanced step left this rank without a sample (measured and built sample "
+                               "lengths disagree)")
+        return group
+
+    def state(self) -> dict:
+        return {**self.sampler.state(), "pending": [list(k) for k in self.pending]}
+
+    def load_state(self, st: dict) -> None:
+        if "pending" not in st:
+            raise ValueError("the checkpoint's data position is from a per-rank stream: resume with the same "
+                             "balance_ranks setting and world size")
+        self.sampler.load_state(st)
+        self.pending = [(int(d), int(r), int(n)) for d, r, n in st["pending"]]
+        self.prebuilt = {}
+
+
+def packed_stream(sizes: list[int], build: Callable[[int, int], Sample | None],
+                  measure: Callable[[int, int], SampleShape | None], *, seed: int, rank: int, world: int,
+                  opts: PackingOptions, balance: bool) -> PackedStream | BalancedStream:
+    """The training stream: token-balanced across ranks when `balance` and world > 1, else each rank packs its own
+    shard (world 1: always)."""
+    if balance and world > 1:
+        return BalancedStream(sizes, build, measure, seed, rank, world, opts)
+    return PackedStream(sizes, build, seed, rank, world, opts)
 
 
 def collate(group: list[Sample], mode: str = "pad") -> dict:
@@ -244,23 +357,33 @@ class Prefetcher:
         self._stop.set()
 
 
-def balanced_rank_packs(pool: list[Sample], world: int, max_tokens: int) -> tuple[list[list[Sample]], list[Sample]]:
-    """One step's packs for `world` ranks with (nearly) equal real tokens, from a pool of pending samples that every
-    rank holds identically (same seed): the rank with the fewest tokens so far takes the longest pending sample that
-    still fits its pack, until no pending sample fits any rank. Ranks then differ by less than one sample, so none
-    waits for a fuller one at the gradient reduce-scatter. Returns (packs by rank, samples left for the next step);
-    every sample of `pool` is in exactly one of them."""
-    pending = sorted(range(len(pool)), key=lambda i: -len(pool[i]))
+def balanced_deal(lengths: list[int], world: int, max_tokens: int,
+                  max_instances: int | None = None) -> tuple[list[list[int]], list[int]]:
+    """One step's packs for `world` ranks with (nearly) equal real tokens, from the lengths of pending samples that
+    every rank holds identically (same seed): the rank with the fewest tokens so far takes the longest pending sample
+    that still fits its pack (<= max_tokens tokens, < max_instances samples), until no pending sample fits any rank.
+    Ranks then differ by less than about one sample, so none waits for a fuller one at the gradient reduce-scatter.
+    Returns (indices into `lengths` by rank, indices left for the next step, in order); each index is in exactly one
+    of them."""
+    pending = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     packs: list[list[int]] = [[] for _ in range(world)]
     used = [0] * world
     open_ranks = set(range(world))
     while open_ranks and pending:
         r = min(open_ranks, key=lambda k: (used[k], k))
-        fit = next((j for j, i in enumerate(pending) if used[r] + len(pool[i]) <= max_tokens), None)
+        full = max_instances is not None and len(packs[r]) >= max_instances
+        fit = None if full else next((j for j, i in enumerate(pending) if used[r] + lengths[i] <= max_tokens), None)
         if fit is None:
             open_ranks.discard(r)
             continue
         i = pending.pop(fit)
         packs[r].append(i)
-        used[r] += len(pool[i])
-    return [[pool[i] for i in p] for p in packs], [pool[i] for i in sorted(pending)]
+        used[r] += lengths[i]
+    return packs, sorted(pending)
+
+
+def balanced_rank_packs(pool: list[Sample], world: int, max_tokens: int,
+                        max_instances: int | None = None) -> tuple[list[list[Sample]], list[Sample]]:
+    """`balanced_deal` over samples: (packs by rank, samples left for the next step)."""
+    packs, left = balanced_deal([len(s) for s in pool], world, max_tokens, max_instances)
+    return [[pool[i] for i in p] for p in packs], [pool[i] for i in left]

@@ -20,9 +20,9 @@ import numpy as np
 
 from .. import tokens as T
 from ..bbox import STAGE1_MAX_PIXELS, STAGE1_MIN_PIXELS, bbox_to_token_indices
-from ..preprocess import ImageConfig, image_to_pixel_values
+from ..preprocess import ImageConfig, image_to_pixel_values, resized_size
 from .errors import DataError
-from .images import open_image
+from .images import image_size, open_image
 from .records import LVR_PLACEHOLDER, SftRecord
 
 IGNORE = -100
@@ -100,19 +100,23 @@ def assemble(codec, turns: list[tuple[str, str]], n_image_tokens: list[int], lvr
     return out_ids, out_labels
 
 
-def build_sft_sample(record: SftRecord, codec, image_folder: str, opts: SftDataOptions = SftDataOptions(),
-                     key: tuple[int, int] = (0, 0)) -> Sample:
-    cfg = ImageConfig(min_pixels=opts.min_pixels, max_pixels=opts.max_pixels)
-    pvs, grids, n_tokens = [], [], []
-    for rel in record.images:
-        img = open_image(image_folder, rel, source=record.source, index=record.index)
-        try:
-            pv, grid = image_to_pixel_values(img, cfg)
-        except ValueError as e:  # aspect ratio > 200
-            raise DataError(str(e), source=record.source, index=record.index, field="image") from e
-        pvs.append(pv)
-        grids.append(tuple(int(g) for g in grid))
-        n_tokens.append(grid[0] * grid[1] * grid[2] // 4)
+@dataclass(frozen=True)
+class SampleShape:
+    """What packing needs to know of a sample before it is built: its token count and the position of its last
+    vision token (-1: none), which decides whether a truncation cuts the image (packing.truncated_length)."""
+    length: int
+    last_vision: int
+
+    @classmethod
+    def of(cls, ids: list[int]) -> "SampleShape":
+        last = max((i for i, t in enumerate(ids) if t in (T.IMAGE_PAD_ID, T.VISION_END_ID)), default=-1)
+        return cls(len(ids), last)
+
+
+def _record_tokens(record: SftRecord, codec, grids: list[tuple[int, int, int]],
+                   opts: SftDataOptions) -> tuple[list[int], list[int], list[int]]:
+    """(ids, labels, lvr_index) of a record whose images have these grids."""
+    n_tokens = [t * h * w // 4 for t, h, w in grids]
     _, gh, gw = grids[0]
     lvr_index: list[int] = []
     counts = []
@@ -124,5 +128,43 @@ def build_sft_sample(record: SftRecord, codec, image_folder: str, opts: SftDataO
     if sum(1 for t in ids if t == T.LVR_ID) != len(lvr_index):
         raise DataError("the text already contains <|lvr|> tokens", source=record.source, index=record.index,
                         field="conversations")
+    return ids, labels, lvr_index
+
+
+def _image_config(opts: SftDataOptions) -> ImageConfig:
+    return ImageConfig(min_pixels=opts.min_pixels, max_pixels=opts.max_pixels)
+
+
+def build_sft_sample(record: SftRecord, codec, image_folder: str, opts: SftDataOptions = SftDataOptions(),
+                     key: tuple[int, int] = (0, 0)) -> Sample:
+    cfg = _image_config(opts)
+    pvs, grids = [], []
+    for rel in record.images:
+        img = open_image(image_folder, rel, source=record.source, index=record.index)
+        try:
+            pv, grid = image_to_pixel_values(img, cfg)
+        except ValueError as e:  # aspect ratio > 200
+            raise DataError(str(e), source=record.source, index=record.index, field="image") from e
+        pvs.append(pv)
+        grids.append(tuple(int(g) for g in grid))
+    ids, labels, lvr_index = _record_tokens(record, codec, grids, opts)
     return Sample(ids, labels, np.concatenate(pvs, 0), grids, lvr_index, key,
                   {"source": record.source, "index": record.index})
+
+
+def measure_sft_sample(record: SftRecord, codec, image_folder: str,
+                       opts: SftDataOptions = SftDataOptions()) -> SampleShape:
+    """The shape of `build_sft_sample(record, ...)` without decoding its images: each grid comes from the image's
+    header size through the same resize rule, the tokens from the same assembly. Raises what the build would raise
+    for a bad record (DataError)."""
+    cfg = _image_config(opts)
+    grids = []
+    for rel in record.images:
+        width, height = image_size(image_folder, rel, source=record.source, index=record.index)
+        try:
+            h, w = resized_size(height, width, cfg)
+        except ValueError as e:  # aspect ratio > 200
+            raise DataError(str(e), source=record.source, index=record.index, field="image") from e
+        grids.append((1, h // cfg.patch_size, w // cfg.patch_size))
+    ids, _, _ = _record_tokens(record, codec, grids, opts)
+    return SampleShape.of(ids)

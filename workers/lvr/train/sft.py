@@ -10,9 +10,9 @@ import torch
 
 from ..data.errors import DataError
 from ..data.images import resolve_folder
-from ..data.packing import PackedStream, PackingOptions, Prefetcher
+from ..data.packing import PackingOptions, Prefetcher, packed_stream
 from ..data.records import is_meta, parse_json_records, parse_meta, validate_sft_record
-from ..data.sft import SftDataOptions, build_sft_sample
+from ..data.sft import SampleShape, SftDataOptions, build_sft_sample, measure_sft_sample
 from ..data.text import TextCodec
 from . import runtime as R
 from .. import storage as store
@@ -74,9 +74,24 @@ def run_sft(cfg: TrainConfig, env: R.Env, s: Session) -> int:
             cache[(d, i)] = sample
         return sample
 
-    stream = PackedStream([len(r) for r, _ in datasets], build, seed=cfg.seed, rank=env.rank, world=env.world,
-                          opts=PackingOptions(cfg.max_packed_tokens, cfg.long_seq_threshold,
-                                              cfg.max_instance_per_batch))
+    shapes: dict[tuple[int, int], SampleShape] = {}    # every rank measures alike (cached or not)
+
+    def measure(d: int, i: int) -> SampleShape | None:
+        if (d, i) in shapes:
+            return shapes[(d, i)]
+        recs, folder = datasets[d]
+        try:
+            shape = measure_sft_sample(recs[i], codec, folder, opts)
+        except DataError:
+            return None     # built on every rank instead, which reports the record's error
+        if cfg.cache_samples:
+            shapes[(d, i)] = shape
+        return shape
+
+    stream = packed_stream([len(r) for r, _ in datasets], build, measure, seed=cfg.seed, rank=env.rank,
+                           world=env.world, opts=PackingOptions(cfg.max_packed_tokens, cfg.long_seq_threshold,
+                                                                cfg.max_instance_per_batch),
+                           balance=cfg.balance_ranks if cfg.balance_ranks is not None else env.world > 1)
 
     # ---- model, optimizer, schedule ------------------------------------------------------------------------
     dtype = R.compute_dtype(cfg, env)

@@ -67,6 +67,8 @@ class TrainConfig:
     long_seq_threshold: int = 4096
     max_instance_per_batch: int = 4
     packing_mode: str = "flat"                  # flat (no padding) | pad (upstream collator); same losses
+    balance_ranks: bool | None = None           # deal each step's records to ranks with equal real tokens
+    #                                             (lvr.data.packing.BalancedStream); default: on when world > 1
     insert_latent_end: bool = True
     keep_text_before_lvr: bool = True
     min_pixels: int | None = None               # default 128*28*28 (both stages)
