@@ -161,11 +161,13 @@ class PackedStream:
         return {**self.sampler.state(), "buffers": self.buffer.keys(), "ready": [[s.key for s in g] for g in self.ready]}
 
     def load_state(self, st: dict) -> None:
-        if "buffers" not in st:
-            raise ValueError("the checkpoint's data position is from a token-balanced stream: resume with the same "
-                             "balance_ranks setting and world size")
         self.sampler.load_state(st)
-        rebuild = lambda keys: [s for s in (self.build(int(d), int(r)) for d, r in keys) if s is not None]
+        rebuild = lambda keys: [s for s in (self.build(int(d), int(r)) for d, r, *_ in keys) if s is not None]
+        if "pending" in st:     # a token-balanced stream's position (another world size, or balance_ranks off)
+            self.buffer.buffers, self.ready = [], []
+            for sample in rebuild(st["pending"]):
+                self.ready.extend(self.buffer.add(sample))
+            return
         self.buffer.buffers = [rebuild(b) for b in st["buffers"]]
         self.ready = [rebuild(g) for g in st["ready"]]
 
@@ -244,8 +246,10 @@ class BalancedStream:
 
     def load_state(self, st: dict) -> None:
         if "pending" not in st:
-            raise ValueError("the checkpoint's data position is from a per-rank stream: resume with the same "
-                             "balance_ranks setting and world size")
+            # a per-rank stream's position differs from rank to rank, so it cannot give every rank the same one
+            warnings.warn("resuming a checkpoint of per-rank packing with token-balanced ranks: the record order "
+                          "starts again")
+            return
         self.sampler.load_state(st)
         self.pending = [(int(d), int(r), int(n)) for d, r, n in st["pending"]]
         self.prebuilt = {}
