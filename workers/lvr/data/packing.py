@@ -158,7 +158,8 @@ class PackedStream:
         return self.ready.pop(0)
 
     def state(self) -> dict:
-        return {**self.sampler.state(), "buffers": self.buffer.keys(), "ready": [[s.key for s in g] for g in self.ready]}
+        return {**self.sampler.state(), "buffers": self.buffer.keys(),
+                "ready": [[s.key for s in g] for g in self.ready]}
 
     def load_state(self, st: dict) -> None:
         self.sampler.load_state(st)
