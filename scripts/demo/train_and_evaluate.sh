@@ -12,12 +12,12 @@
 # VALIDATION_LIMIT, EVAL_WORKERS, PY.
 set -euo pipefail
 PY=${PY:-python3}
-SFT_STEPS=${SFT_STEPS:-2000}
+SFT_STEPS=${SFT_STEPS:-1800}
 BATCH=${BATCH:-128}
 LRS=${LRS:-"0.002 0.004"}
 LAMBDAS=${LAMBDAS:-"0.1 1.0"}
-SFT_DEADLINE=${SFT_DEADLINE:-330}
-GRPO_SECONDS=${GRPO_SECONDS:-100}
+SFT_DEADLINE=${SFT_DEADLINE:-350}
+GRPO_SECONDS=${GRPO_SECONDS:-90}
 EVAL_LIMIT=${EVAL_LIMIT:-0}
 VALIDATION_LIMIT=${VALIDATION_LIMIT:-300}
 EVAL_WORKERS=${EVAL_WORKERS:-$(nproc)}
@@ -75,11 +75,13 @@ for r in "${RUNS[@]}"; do
   i=$(( i + 1 ))
 done
 for p in "${PIDS[@]}"; do wait $p || true; done
+PIDS=()
 for r in "${RUNS[@]}"; do
   set -- $r
   stamp "$1: last checkpoint step $(last_checkpoint $1) ($(grep -c '"Succeeded"' $W/logs/$1.events.jsonl || true) succeeded)"
-  ensure_bundle $1 || true
+  ensure_bundle $1 & PIDS+=($!)
 done
+for p in "${PIDS[@]}"; do wait $p || true; done
 
 # ---- choose the (a) for stage 2 on the validation split -------------------------------------------------------------
 stamp "validation of the (a) runs at 4 steps"
