@@ -10,9 +10,13 @@ mkdir -p $W "$OUT"
 tar xzf $W/data.tar.gz -C $W
 export LVR_QWEN_TOKENIZER_DIR=$PWD/$W/data/qwen-tokenizer PYTHONPATH=$PWD/workers:$PWD/scripts/demo
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+mkdir -p $W/logs
+nvidia-smi --query-gpu=timestamp,index,utilization.gpu,memory.used --format=csv -l 15 > $W/logs/gpu-util.csv 2>&1 &
+smi=$!
 t0=$(date +%s)
 scripts/demo/train_and_evaluate.sh 2>&1 | tee "$OUT/run.log"
 rc=${PIPESTATUS[0]}
+kill $smi 2>/dev/null
 echo "train_and_evaluate rc=$rc wall=$(( $(date +%s) - t0 ))s" | tee -a "$OUT/run.log"
 tar czf "$OUT/results.tar.gz" -C $W results logs
 pack() { # run-name out-prefix: the run's final model folder, fp16 weights, without the tokenizer (rebuilt here)

@@ -13,6 +13,8 @@ Stage 1, per micro-batch:
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -34,11 +36,24 @@ def visual_features(model, pixel_values: torch.Tensor, grid: torch.Tensor, train
     inner = model.model
     pv = pixel_values.to(device=grid.device if pixel_values.device != grid.device else pixel_values.device)
     vc = model.config.vision_config
-    extra = precomputed if precomputed and (vc.window_size, vc.patch_size, vc.spatial_merge_size) == (112, 14, 2) else {}
+    geometry = (vc.window_size, vc.patch_size, vc.spatial_merge_size) == (112, 14, 2)
+    extra = precomputed if precomputed and geometry and _vision_takes_precomputed() else {}
     ctx = torch.enable_grad() if train_vision else torch.no_grad()
     with ctx:
         out = inner.get_image_features(pv, grid, return_dict=True, **extra).pooler_output
     return torch.cat(list(out), 0)
+
+
+@functools.cache
+def _vision_takes_precomputed() -> bool:
+    """Whether this transformers' Qwen2.5-VL vision tower pops host-built index tensors from its kwargs (the
+    `vision_utils` helpers, transformers >= 5.2x); older releases build them inside the model as before."""
+    try:
+        from transformers.models.qwen2_5_vl import modeling_qwen2_5_vl as m
+        from transformers.utils.generic import accepts_precomputed_kwargs  # noqa: F401
+    except ImportError:
+        return False
+    return hasattr(m, "get_vision_window_index") and hasattr(m, "get_vision_attention_seqlens")
 
 
 def rope_positions(model, input_ids: torch.Tensor, grid: torch.Tensor, attention_mask=None,
