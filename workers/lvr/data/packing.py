@@ -38,9 +38,8 @@ def truncate_long(sample: Sample, max_tokens: int) -> Sample | None:
         return None
     kept = ids[:max_tokens]
     n_lvr = sum(1 for t in kept if t == T.LVR_ID)
-    positions = sample.positions[:, :max_tokens] if sample.positions is not None else None
     return Sample(kept, sample.labels[:max_tokens], sample.pixel_values, sample.image_grid_thw,
-                  sample.lvr_index[:n_lvr], sample.key, sample.meta, positions)
+                  sample.lvr_index[:n_lvr], sample.key, sample.meta)
 
 
 class PackedBuffer:
@@ -166,9 +165,6 @@ def collate(group: list[Sample], mode: str = "pad") -> dict:
         batch["seq_lens"] = [len(s) for s in group]
         batch["images_per_seq"] = [len(s.image_grid_thw) for s in group]
         batch["attention_mask"] = None
-        if all(s.positions is not None for s in group):
-            batch["position_ids"] = flat_positions(group)
-        batch.update(vision_kwargs(grids))
     elif mode == "pad":
         L = max(len(s) for s in group)
         ids = torch.full((len(group), L), T.PAD_ID, dtype=torch.long)
@@ -182,38 +178,6 @@ def collate(group: list[Sample], mode: str = "pad") -> dict:
     else:
         raise ValueError(f"packing mode must be 'pad' or 'flat', got {mode!r}")
     return batch
-
-
-def flat_positions(group: list[Sample]) -> torch.Tensor:
-    """[4, 1, L] position ids of a flat packed row, as the model's own M-RoPE index would build them on the device:
-    row 0 the per-instance text positions (transformers derives block-diagonal attention from it), rows 1-3 each
-    instance's host-computed M-RoPE positions."""
-    text = np.concatenate([np.arange(len(s), dtype=np.int64) for s in group])
-    mrope = np.concatenate([s.positions for s in group], axis=1)
-    return torch.from_numpy(np.concatenate([text[None], mrope], 0)[:, None, :])
-
-
-#: transformers' vision helpers pop these precomputed tensors (prefixed `image_`) from get_image_features' kwargs
-VISION_KEYS = ("image_position_ids", "image_cu_seqlens", "image_max_seqlen", "image_window_index",
-               "image_cu_window_seqlens", "image_max_window_seqlen")
-
-
-def vision_kwargs(grids: torch.Tensor, spatial_merge_size: int = 2, window_size: int = 112,
-                  patch_size: int = 14) -> dict:
-    """The vision tower's per-batch index tensors (rotary positions, window order, segment bounds) computed here on
-    the host, with transformers' own helpers, instead of per image inside the device step. Empty where this
-    transformers has no `vision_utils` (older releases compute them inside the model as before). The sizes are
-    Qwen2.5-VL's (every LVR model has them; `lvr.model` rejects others)."""
-    try:
-        from transformers import vision_utils as vu
-    except ImportError:
-        return {}
-    window_index, cu_window = vu.get_vision_window_index(grids, spatial_merge_size, window_size, patch_size)
-    cu = vu.get_vision_cu_seqlens(grids)
-    return {"image_position_ids": vu.get_vision_position_ids(grids, spatial_merge_size),
-            "image_cu_seqlens": cu, "image_max_seqlen": int((cu[1:] - cu[:-1]).max()),
-            "image_window_index": window_index, "image_cu_window_seqlens": cu_window,
-            "image_max_window_seqlen": int((cu_window[1:] - cu_window[:-1]).max())}
 
 
 def pin_batch(batch: dict) -> dict:

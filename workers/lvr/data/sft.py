@@ -20,7 +20,6 @@ import numpy as np
 
 from .. import tokens as T
 from ..bbox import STAGE1_MAX_PIXELS, STAGE1_MIN_PIXELS, bbox_to_token_indices
-from ..mrope import rope_index
 from ..preprocess import ImageConfig, image_to_pixel_values
 from .errors import DataError
 from .images import open_image
@@ -51,9 +50,6 @@ class Sample:
     lvr_index: list[int]                      # per <|lvr|> token: index into this sample's merged visual tokens
     key: tuple[int, int] = (0, 0)             # (dataset, record) for resumable streams
     meta: dict = field(default_factory=dict)
-    #: M-RoPE position ids [3, len] computed on the host when the sample is built (kept with cache_samples), so the
-    #: training step does not rebuild them per instance on the device (one small-kernel loop and host sync each)
-    positions: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -126,6 +122,5 @@ def build_sft_sample(record: SftRecord, codec, image_folder: str, opts: SftDataO
     if sum(1 for t in ids if t == T.LVR_ID) != len(lvr_index):
         raise DataError("the text already contains <|lvr|> tokens", source=record.source, index=record.index,
                         field="conversations")
-    positions, _ = rope_index(ids, grids)
     return Sample(ids, labels, np.concatenate(pvs, 0), grids, lvr_index, key,
-                  {"source": record.source, "index": record.index}, positions)
+                  {"source": record.source, "index": record.index})

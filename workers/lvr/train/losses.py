@@ -13,14 +13,11 @@ Stage 1, per micro-batch:
 
 from __future__ import annotations
 
-import functools
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .. import tokens as T
-from ..data.packing import VISION_KEYS
 
 IGNORE = -100
 
@@ -28,32 +25,14 @@ IGNORE = -100
 # --------------------------------------------------------------------------------------------------------------
 # model pieces
 # --------------------------------------------------------------------------------------------------------------
-def visual_features(model, pixel_values: torch.Tensor, grid: torch.Tensor, train_vision: bool = False,
-                    precomputed: dict | None = None) -> torch.Tensor:
-    """Merger output, one row per merged visual token, concatenated over images [N_vis, H]. `precomputed`: the
-    vision index tensors the collator built on the host (lvr.data.packing.vision_kwargs), used when this model's
-    vision geometry is the one they were built for."""
+def visual_features(model, pixel_values: torch.Tensor, grid: torch.Tensor, train_vision: bool = False) -> torch.Tensor:
+    """Merger output, one row per merged visual token, concatenated over images [N_vis, H]."""
     inner = model.model
     pv = pixel_values.to(device=grid.device if pixel_values.device != grid.device else pixel_values.device)
-    vc = model.config.vision_config
-    geometry = (vc.window_size, vc.patch_size, vc.spatial_merge_size) == (112, 14, 2)
-    extra = precomputed if precomputed and geometry and _vision_takes_precomputed() else {}
     ctx = torch.enable_grad() if train_vision else torch.no_grad()
     with ctx:
-        out = inner.get_image_features(pv, grid, return_dict=True, **extra).pooler_output
+        out = inner.get_image_features(pv, grid, return_dict=True).pooler_output
     return torch.cat(list(out), 0)
-
-
-@functools.cache
-def _vision_takes_precomputed() -> bool:
-    """Whether this transformers' Qwen2.5-VL vision tower pops host-built index tensors from its kwargs (the
-    `vision_utils` helpers, transformers >= 5.2x); older releases build them inside the model as before."""
-    try:
-        from transformers.models.qwen2_5_vl import modeling_qwen2_5_vl as m
-        from transformers.utils.generic import accepts_precomputed_kwargs  # noqa: F401
-    except ImportError:
-        return False
-    return hasattr(m, "get_vision_window_index") and hasattr(m, "get_vision_attention_seqlens")
 
 
 def rope_positions(model, input_ids: torch.Tensor, grid: torch.Tensor, attention_mask=None,
@@ -132,15 +111,12 @@ def sft_loss(model, batch: dict, lvr_lambda: float = 0.1, lvr_fct: str = "mse", 
     the vision tower through the image and teacher-forced latent inputs and through the reconstruction target."""
     ids = batch["input_ids"]
     grid = batch["image_grid_thw"]
-    precomputed = {k: batch[k] for k in VISION_KEYS if k in batch}
-    vis = visual_features(model, batch["pixel_values"].to(ids.device), grid, train_vision, precomputed)
+    vis = visual_features(model, batch["pixel_values"].to(ids.device), grid, train_vision)
     lvr_mask = ids == T.LVR_ID
     targets = vis[batch["lvr_target"]]
     emb = embed_inputs(model, ids, vis, lvr_mask, targets)
-    pos = batch.get("position_ids")   # flat rows: built on the host by the collator (same values)
-    if pos is None:
-        pos = rope_positions(model, ids, grid, batch.get("attention_mask"), batch.get("seq_lens"),
-                             batch.get("images_per_seq"))
+    pos = rope_positions(model, ids, grid, batch.get("attention_mask"), batch.get("seq_lens"),
+                         batch.get("images_per_seq"))
     h = decoder(model, emb, pos, batch.get("attention_mask"))
 
     # CE on next-token targets; `<|lvr|>` labels are masked again here (§2.6), whatever the data says
