@@ -30,7 +30,8 @@ import torch
 import train_common as C  # noqa: E402  (adds workers/ to sys.path)
 
 from lvr.data.packing import collate  # noqa: E402
-from lvr.train.host_plan import PlanSpec, plan_batch, tensors_to  # noqa: E402
+from lvr.train.host_plan import plan_batch, tensors_to  # noqa: E402
+from lvr.vision_inputs import VisionGeometry  # noqa: E402
 from lvr.train import runtime as R  # noqa: E402
 from lvr.train.losses import SftObjective  # noqa: E402
 from lvr.train.train_config import TrainConfig  # noqa: E402
@@ -127,7 +128,7 @@ def main() -> None:
     else:
         groups = C.packed_groups(n_groups, args.tiny, args.max_packed_tokens, seed=env.rank)
     prefetch = not args.no_prefetch
-    spec = PlanSpec.from_model(model)
+    spec = VisionGeometry.from_config(model.config.vision_config)
     if prefetch:
         from lvr.data.packing import Prefetcher
 

@@ -1,5 +1,11 @@
-"""Pick the LVR model to ship: the better of (a) stage-1 SFT and (c) GRPO_latent on the *validation* split (the test
-split only reports), by their best accuracy over the LVR step settings; a tie goes to (c)."""
+"""Choices of the demo sweep, made on the *validation* split only (the test split only reports):
+
+    choose_bundle.py best EVAL.json        the stage-1 LVR run (a) for stage 2: best accuracy at 4 LVR steps (the
+                                           count it was trained with); a tie goes to the run listed first
+    choose_bundle.py ship WORK BEST_A      the LVR model to ship: (c) GRPO_latent if it scores at least (a)'s
+                                           validation accuracy, else (a); writes WORK/results/chosen.json with the
+                                           plain baseline (b) trained with the same learning rate
+"""
 
 from __future__ import annotations
 
@@ -7,19 +13,40 @@ import json
 import sys
 from pathlib import Path
 
-root = Path(sys.argv[1] if len(sys.argv) > 1 else "demo-work")
-path = root / "results" / "eval-validation.json"
-if not path.is_file():
-    sys.exit(f"no {path}: nothing to choose from")
-models = json.loads(path.read_text())["models"]
-best = {}
-for name, by_steps in models.items():
-    steps, entry = max(by_steps.items(), key=lambda kv: (kv[1]["overall"]["accuracy"], -int(kv[0])))
-    best[name] = (entry["overall"]["accuracy"], int(steps))
-    print(f"validation {name}: best {entry['overall']['accuracy']:.3f} at {steps} steps")
-a = best.get("a-sft-lvr", (-1.0, 8))
-c = best.get("c-grpo-latent", (-1.0, 8))
-chosen = "stage2-grpo" if c[0] >= a[0] else "stage1-lvr"
-(root / "chosen.txt").write_text(chosen)
-(root / "results" / "chosen.json").write_text(json.dumps({"bundle": chosen, "validation": best}, indent=1))
-print(f"chosen: {chosen}")
+
+def accuracy_at(path: Path, steps: str = "4") -> dict[str, float]:
+    if not path.is_file():
+        return {}
+    models = json.loads(path.read_text())["models"]
+    return {name: by_steps[steps]["overall"]["accuracy"] for name, by_steps in models.items() if steps in by_steps}
+
+
+def paired_plain(lvr_run: str) -> str:
+    """a-lr002-l01 -> b-lr002 (same learning rate, same data, steps and batch)."""
+    return "b-" + lvr_run.split("-")[1]
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) == 2 and argv[0] == "best":
+        scores = accuracy_at(Path(argv[1]))
+        if not scores:
+            sys.exit(f"no validation scores in {argv[1]}")
+        for name, acc in scores.items():
+            print(f"validation {name}: {acc:.3f}", file=sys.stderr)
+        print(max(scores, key=lambda n: (scores[n], -list(scores).index(n))))
+        return
+    if len(argv) == 3 and argv[0] == "ship":
+        root, best_a = Path(argv[1]), argv[2]
+        a = accuracy_at(root / "results" / "eval-validation-a.json").get(best_a, -1.0)
+        c = accuracy_at(root / "results" / "eval-validation-c.json").get("c-grpo", -1.0)
+        ship = "c-grpo" if c >= a else best_a
+        chosen = {"ship": ship, "a": best_a, "b": paired_plain(best_a), "c": "c-grpo",
+                  "validation_at_4_steps": {best_a: a, "c-grpo": c}}
+        (root / "results" / "chosen.json").write_text(json.dumps(chosen, indent=1))
+        print(f"ship={ship} a={best_a} b={chosen['b']} validation a={a:.3f} c={c:.3f}")
+        return
+    sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,23 +1,41 @@
 #!/usr/bin/env bash
 # What one call on the lent GPU machine runs (it has PyTorch but no Node): unpack the data made here by
-# `reproduce.sh data` (carried as demo-work/data.tar.gz), train/export/evaluate, then put the results and the chosen
-# bundle (split into parts below the 16 MiB return limit) under $OUT.
+# `reproduce.sh data` (carried as demo-work/data.tar.gz), run the sweep (train_and_evaluate.sh), then put under $OUT
+# the results and logs and, as fp16 checkpoints split below the 16 MiB return limit, the model to ship and its plain
+# baseline (b) (exported and scored with the evaluator back here).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-mkdir -p demo-work "$OUT"
+W=${DEMO_WORK:-demo-work}
+mkdir -p $W "$OUT"
 . scripts/gpu/worker-deps.sh || exit 1  # jsonschema from the carried .whl/ (scripts/gpu/fetch-worker-wheels.sh)
-tar xzf demo-work/data.tar.gz -C demo-work
-export LVR_QWEN_TOKENIZER_DIR=$PWD/demo-work/data/qwen-tokenizer
+tar xzf $W/data.tar.gz -C $W
+export LVR_QWEN_TOKENIZER_DIR=$PWD/$W/data/qwen-tokenizer PYTHONPATH=$PWD/workers:$PWD/scripts/demo
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+mkdir -p $W/logs
+nvidia-smi --query-gpu=timestamp,index,utilization.gpu,memory.used --format=csv -l 15 > $W/logs/gpu-util.csv 2>&1 &
+smi=$!
 t0=$(date +%s)
 scripts/demo/train_and_evaluate.sh 2>&1 | tee "$OUT/run.log"
 rc=${PIPESTATUS[0]}
+kill $smi 2>/dev/null
 echo "train_and_evaluate rc=$rc wall=$(( $(date +%s) - t0 ))s" | tee -a "$OUT/run.log"
-python3 scripts/demo/choose_bundle.py demo-work 2>&1 | tee -a "$OUT/run.log"
-tar czf "$OUT/results.tar.gz" -C demo-work results logs
-if [ -f demo-work/chosen.txt ]; then
-  chosen=$(cat demo-work/chosen.txt)
-  tar cf - -C "demo-work/bundles/$chosen" --exclude=tokenizer.json . | split -b 15m - "$OUT/bundle.tar.part-"
+tar czf "$OUT/results.tar.gz" -C $W results logs
+pack() { # run-name out-prefix: the run's final model folder, fp16 weights, without the tokenizer (rebuilt here)
+  local dir step
+  step=$(ls -d $W/runs/$1/checkpoints/step-* 2>/dev/null | sed 's/.*step-//' | sort -n | tail -1)
+  [ -n "$step" ] || { echo "no checkpoint for $1"; return 0; }
+  dir=$W/pack/$1 && rm -rf $dir && mkdir -p $dir
+  cp $W/runs/$1/checkpoints/step-$step/model/*.json $W/runs/$1/checkpoints/step-$step/model/*.jinja $dir/ 2>/dev/null
+  rm -f $dir/tokenizer.json
+  python3 scripts/demo/half_weights.py $W/runs/$1/checkpoints/step-$step/model/model.safetensors $dir/model.safetensors
+  echo "$1 step $step" > $dir/SOURCE
+  tar cf - -C $W/pack $1 | split -b 15m - "$OUT/$2.tar.part-"
+}
+if [ -f $W/results/chosen.json ]; then
+  ship=$(python3 -c "import json; print(json.load(open('$W/results/chosen.json'))['ship'])")
+  plain=$(python3 -c "import json; print(json.load(open('$W/results/chosen.json'))['b'])")
+  pack "$ship" ship
+  pack "$plain" plain
 fi
 ls -la "$OUT"
 exit $rc

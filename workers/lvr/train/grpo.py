@@ -56,6 +56,12 @@ class GrpoPolicy(nn.Module):
         return completion_logps(self.model, **kw)
 
 
+def compile_rollout_step(cfg: TrainConfig, env: R.Env) -> bool:
+    """Compile the static rollout engine's decoder layer unless the run says otherwise; on by default on CUDA only
+    (Inductor's CPU code buys nothing at test sizes and costs seconds of compile)."""
+    return cfg.compile_rollout_step if cfg.compile_rollout_step is not None else env.device.type == "cuda"
+
+
 def load_grpo_records(cfg: TrainConfig):
     try:
         raw = store.read_bytes(cfg.data_uri).decode("utf-8")
@@ -205,7 +211,8 @@ def run_grpo(cfg: TrainConfig, env: R.Env, s: Session) -> int:
     order = PromptOrder(len(records), cfg.seed, env.rank, env.world)
     image_cfg = ImageConfig(min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
     sampling = SamplingConfig(cfg.temperature, cfg.top_k, cfg.top_p, cfg.repetition_penalty,
-                              cfg.max_completion_length, cfg.lvr_steps, compute_dtype=R.compute_dtype(cfg, env))
+                              cfg.max_completion_length, cfg.lvr_steps, compute_dtype=R.compute_dtype(cfg, env),
+                              compile_step=compile_rollout_step(cfg, env))
     compat = cfg.upstream_compat
 
     # ---- policy, reference, optimizer -----------------------------------------------------------------------

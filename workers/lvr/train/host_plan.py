@@ -14,28 +14,13 @@ that arrived by non-blocking copies and Python ints, so the host can queue the w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
 from .. import tokens as T
+from ..vision_inputs import VisionGeometry
 
 IGNORE = -100
-
-
-@dataclass(frozen=True)
-class PlanSpec:
-    """The model constants the plan needs (read once from the model config on the training thread)."""
-
-    spatial_merge_size: int = 2
-    window_size: int = 112
-    patch_size: int = 14
-
-    @classmethod
-    def from_model(cls, model) -> "PlanSpec":
-        v = model.config.vision_config
-        return cls(int(v.spatial_merge_size), int(v.window_size), int(v.patch_size))
 
 
 def mrope_positions(ids: np.ndarray, grids: list[tuple[int, int, int]], merge: int) -> np.ndarray:
@@ -77,7 +62,7 @@ def _max_len(cu: torch.Tensor) -> int:
     return int((cu[1:] - cu[:-1]).max()) if cu.numel() > 1 else 0
 
 
-def vision_plan(grid: torch.Tensor, spec: PlanSpec) -> dict:
+def vision_plan(grid: torch.Tensor, spec: VisionGeometry) -> dict:
     """Rotary positions, window permutation and cu_seqlens of the vision tower for these image grids, on the CPU
     (transformers' own helpers, which take them precomputed as keyword arguments of the vision forward)."""
     from transformers.vision_utils import get_vision_cu_seqlens, get_vision_position_ids, get_vision_window_index
@@ -91,7 +76,7 @@ def vision_plan(grid: torch.Tensor, spec: PlanSpec) -> dict:
             "max_window_seqlen": _max_len(cu_window)}
 
 
-def plan_batch(batch: dict, spec: PlanSpec) -> dict:
+def plan_batch(batch: dict, spec: VisionGeometry) -> dict:
     """`batch` (collated flat: one row, `seq_lens`, `images_per_seq`) plus `plan`. Batches of other modes are
     returned unchanged (the step then derives everything on the device, as before)."""
     if batch.get("seq_lens") is None or batch["input_ids"].shape[0] != 1:

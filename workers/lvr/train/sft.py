@@ -17,7 +17,8 @@ from ..data.text import TextCodec
 from . import runtime as R
 from .. import storage as store
 from .errors import EXIT_OK, EXIT_PREEMPTED
-from .host_plan import PlanSpec, plan_batch, tensors_to
+from ..vision_inputs import VisionGeometry
+from .host_plan import plan_batch, tensors_to
 from .losses import SftObjective
 from .session import Session
 from .train_config import TrainConfig
@@ -117,7 +118,7 @@ def run_sft(cfg: TrainConfig, env: R.Env, s: Session) -> int:
         step = state["step"]
     autocast = R.autocast_factory(cfg, env, dtype)
     pin = cfg.pin_memory if cfg.pin_memory is not None else env.device.type == "cuda"
-    spec = PlanSpec.from_model(model)
+    spec = VisionGeometry.from_config(model.config.vision_config)
     prepare = (lambda b: plan_batch(b, spec)) if levers.host_plan else None
     batches = Prefetcher(stream, cfg.packing_mode, pin=pin, prepare=prepare)   # CPU data work overlaps the GPU step
     s.running(step, cfg.max_steps)

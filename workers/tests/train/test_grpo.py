@@ -250,3 +250,18 @@ def test_epsilon_clips_only_with_several_iterations_per_batch(tiny_dir, setup):
     assert differ(two_tight, two_loose) > 1e-6
     # without clipping the two settings take the same second step only if the ratio stayed 1 (it did not)
     assert differ(two_loose, one_loose) > 1e-6
+
+
+def test_rollout_step_compiles_by_default_on_cuda_only_and_follows_the_run():
+    import torch
+
+    from lvr.train import runtime as R
+    from lvr.train.grpo import compile_rollout_step
+    from lvr.train.overrides import apply_overrides, parse_sets
+    from lvr.train.train_config import TrainConfig
+
+    cfg = TrainConfig(run_id="r", stage="grpo", model_uri="m", data_uri="d", checkpoint_uri="c", bundle_uri="b")
+    gpu, cpu = R.Env(0, 1, 0, torch.device("cuda")), R.Env(0, 1, 0, torch.device("cpu"))
+    assert compile_rollout_step(cfg, gpu) and not compile_rollout_step(cfg, cpu)
+    off = apply_overrides(cfg, parse_sets(["compile_rollout_step=false"]))
+    assert not compile_rollout_step(off, gpu)

@@ -46,3 +46,18 @@ def test_knobs_are_settable_from_the_command_line(tiny_dir, tmp_path):
     assert cfg.train_vision is False and cfg.cache_samples is False
     cfg = config_from_message(msg, {"train_vision": "true", "cache_samples": "1"})
     assert cfg.train_vision is True and cfg.cache_samples is True
+
+
+def test_train_vision_lets_the_latent_loss_reach_the_visual_target(tiny_dir, batch, monkeypatch):
+    """Not detached (as upstream): the reconstruction term pulls the ROI's visual tokens towards the hidden states,
+    which keeps their scale where decoding can reproduce it (README, "Demo model")."""
+    import lvr.train.losses as losses
+
+    seen = []
+    real = losses.lvr_loss_fn
+    monkeypatch.setattr(losses, "lvr_loss_fn", lambda p, t, k="mse": seen.append(t.requires_grad) or real(p, t, k))
+    trained = load_model(tiny_dir)
+    trained.model.visual.requires_grad_(True)
+    losses.sft_loss(trained, batch, lvr_lambda=0.1, train_vision=True)
+    losses.sft_loss(load_model(tiny_dir), batch, lvr_lambda=0.1)
+    assert seen == [True, False]

@@ -16,7 +16,8 @@ from lvr.data.records import validate_sft_record
 from lvr.data.sft import Sample, build_sft_sample
 from lvr.train import runtime as R
 from lvr.train.attention import use_varlen
-from lvr.train.host_plan import PlanSpec, mrope_positions, plan_batch
+from lvr.train.host_plan import mrope_positions, plan_batch
+from lvr.vision_inputs import VisionGeometry
 from lvr.train.losses import SftObjective, fused_linear_cross_entropy, rope_positions
 from lvr.train.spec import TrainConfig
 
@@ -65,7 +66,7 @@ def test_fused_linear_cross_entropy_equals_plain_ce_value_and_gradients():
 
 def test_host_mrope_positions_equal_the_models_rope_index(tiny_dir, batch):
     model = load_model(tiny_dir)
-    planned = plan_batch(batch, PlanSpec.from_model(model))["plan"]
+    planned = plan_batch(batch, VisionGeometry.from_config(model.config.vision_config))["plan"]
     ref = rope_positions(model, batch["input_ids"], batch["image_grid_thw"], None, batch["seq_lens"],
                          batch["images_per_seq"])
     assert torch.equal(planned["positions"], ref)
@@ -78,7 +79,7 @@ def test_host_mrope_positions_equal_the_models_rope_index(tiny_dir, batch):
 @pytest.mark.parametrize("varlen", [True, False])
 def test_host_plan_gives_the_device_path_loss_and_gradients(tiny_dir, batch, varlen):
     model = load_model(tiny_dir)
-    planned = plan_batch(batch, PlanSpec.from_model(model))
+    planned = plan_batch(batch, VisionGeometry.from_config(model.config.vision_config))
     assert planned["plan"]["n_lvr"] > 0 and planned["plan"]["n_ce"] > 0
     ref, g_ref = loss_and_grads(tiny_dir, batch, varlen)
     out, g = loss_and_grads(tiny_dir, planned, varlen)
@@ -93,7 +94,7 @@ def test_host_plan_gives_the_device_path_loss_and_gradients(tiny_dir, batch, var
 def test_pad_mode_batches_get_no_plan(codec, data_dir, tiny_dir):
     recs = [validate_sft_record(sft_record(i, "a.png"), "sft.json", i, str(data_dir)) for i in (1, 2)]
     padded = collate([build_sft_sample(r, codec, str(data_dir), tiny_opts()) for r in recs], "pad")
-    assert "plan" not in plan_batch(padded, PlanSpec.from_model(load_model(tiny_dir)))
+    assert "plan" not in plan_batch(padded, VisionGeometry.from_config(load_model(tiny_dir).config.vision_config))
 
 
 def test_fused_ce_in_sft_loss_gives_the_same_loss_and_gradients(tiny_dir, batch):
@@ -170,7 +171,7 @@ class _Groups:
 def test_prefetcher_runs_the_plan_in_its_thread(tiny_dir, codec, data_dir):
     recs = [validate_sft_record(sft_record(i, "a.png"), "sft.json", i, str(data_dir)) for i in (1, 2)]
     group = [build_sft_sample(r, codec, str(data_dir), tiny_opts()) for r in recs]
-    spec = PlanSpec.from_model(load_model(tiny_dir))
+    spec = VisionGeometry.from_config(load_model(tiny_dir).config.vision_config)
     pf = Prefetcher(_Groups([group, group]), "flat", prepare=lambda b: plan_batch(b, spec))
     try:
         got = pf.next()
@@ -215,7 +216,7 @@ def test_fused_ce_and_host_plan_with_an_untied_lm_head_give_the_same_gradients()
         use_varlen(model)
         assert model.lm_head.weight is not model.get_input_embeddings().weight
         b = collate(C.full_packs(1, True, 768)[0], "flat")
-        b = plan_batch(b, PlanSpec.from_model(model)) if levers else b
+        b = plan_batch(b, VisionGeometry.from_config(model.config.vision_config)) if levers else b
         SftObjective(model, fused_ce=levers, ce_chunk_rows=5)(b)["loss"].backward()
         return grads(model)
 

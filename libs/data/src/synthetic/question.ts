@@ -67,13 +67,19 @@ export function makeQuestion(rng: Rng, scene: Scene): Question {
 }
 
 /**
- * The LVR evaluation prompt (TRAINING-EVAL-REFERENCE §4.4): question, one `X. text` line per option, then the
- * instruction. Training records use exactly this text so the evaluator's prompt is the one the model learned.
+ * The LVR evaluation prompt (TRAINING-EVAL-REFERENCE §4.4): question, `Options:`, one `X. text` line per option, then
+ * the instruction; character for character what the evaluator sends (apps/evaluator/src/execution/prompt.ts).
+ * Training records use exactly this text so the evaluator's prompt is the one the model learned.
  */
 export function multipleChoicePrompt(
   question: string,
   options: ReadonlyArray<{ letter: string; text: string }>,
 ) {
   const lines = options.map((o) => `${o.letter}. ${o.text}`);
-  return [question, ...lines, "Answer with the option's letter from the given choices directly."].join('\n');
+  return [
+    question,
+    'Options:',
+    ...lines,
+    "Answer with the option's letter from the given choices directly.",
+  ].join('\n');
 }
