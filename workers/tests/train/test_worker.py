@@ -208,6 +208,11 @@ def test_torchrun_two_processes_fsdp(tiny_dir, data_dir, tmp_path):
     manifest = json.loads((tmp_path / "ck" / "step-1" / "MANIFEST.json").read_text())
     assert manifest["worldSize"] == 2 and (tmp_path / "ck" / "step-1" / "_COMPLETE").exists()
     assert ev[-1]["type"] == "Succeeded"
+    import torch
+
+    ranks = torch.load(tmp_path / "ck" / "step-1" / "trainer_state.pt", weights_only=False)["ranks"]
+    data = [r["data"] for r in ranks]           # token-balanced by default: both ranks hold one data position
+    assert "pending" in data[0] and json.dumps(data[0]) == json.dumps(data[1])
 
 
 def test_grpo_torchrun_two_processes_fsdp(tiny_dir, data_dir, tmp_path):
