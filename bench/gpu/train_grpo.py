@@ -66,6 +66,8 @@ def main() -> None:
     ap.add_argument("--grid", type=int, default=32, help="image patch grid side (32 -> 448 px, 256 visual tokens)")
     ap.add_argument("--force-lvr-start", action=argparse.BooleanOptionalAction, default=True,
                     help="start every completion with <|lvr_start|> so that the rollout runs latent blocks")
+    ap.add_argument("--profile-rollout", action="store_true",
+                    help="profile one rollout of the fastest static engine (top kernels, host ops, device busy time)")
     args = ap.parse_args()
 
     started = time.time()
@@ -200,9 +202,48 @@ def main() -> None:
                 best = compiled
         except Exception as e:  # noqa: BLE001 - reported; the uncompiled figures stand
             partial(compile_error=repr(e))
+    if args.profile_rollout:
+        best_cfg = replace(sampling, compile_step=best["config"].endswith("+compile"))
+
+        def one_rollout() -> None:
+            model.eval()
+            with autocast():
+                policy("rollout", prompts=prompts, G=G, cfg=best_cfg, generator=gen)
+
+        partial(rollout_profile={"config": best["config"], **profile_summary(one_rollout, cuda)})
     result.update({k: v for k, v in best.items() if k not in ("config", "steps")})   # the best static figures on top
     result["best"] = best["config"]
     C.emit(result, "train_grpo.json")
+
+
+def profile_summary(run, cuda: bool, top: int = 20) -> dict:
+    """One call of `run` under torch.profiler: the ops and kernels that take the device's and the host's time, the
+    summed device time against the profiled wall time (a single stream: their ratio is the device's busy share)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    run()   # warm: a first call may still build graphs or compile
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    if cuda:
+        torch.cuda.synchronize()
+    t0 = time.time()
+    with profile(activities=activities) as prof:
+        run()
+        if cuda:
+            torch.cuda.synchronize()
+    wall_ms = (time.time() - t0) * 1e3
+    events = list(prof.key_averages())
+
+    def device_ms(e) -> float:
+        return getattr(e, "self_device_time_total", getattr(e, "self_cuda_time_total", 0.0)) / 1e3
+
+    def row(e) -> dict:
+        return {"name": e.key[:100], "calls": e.count, "self_device_ms": round(device_ms(e), 3),
+                "self_cpu_ms": round(e.self_cpu_time_total / 1e3, 3)}
+
+    by_device = sorted(events, key=device_ms, reverse=True)[:top]
+    by_cpu = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]
+    return {"profiled_wall_ms": round(wall_ms, 1), "device_ms_sum": round(sum(device_ms(e) for e in events), 1),
+            "top_device": [row(e) for e in by_device], "top_host": [row(e) for e in by_cpu]}
 
 
 if __name__ == "__main__":
