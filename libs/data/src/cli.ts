@@ -1,20 +1,22 @@
 /**
  * `npm run data -- COMMAND ...`
- *   synthetic --seed N --out DIR (--split NAME --count N)... [--categories a,b] [--difficulties easy,hard]
- *   training-records --benchmark DIR --split NAME --out DIR
+ *   synthetic --seed N --out DIR (--split NAME --count N)... [--categories a,b] [--difficulties single,pair,easy]
+ *   training-records --benchmark DIR --split NAME --out DIR [--answer text|letter]
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
+  ANSWER_FORMATS,
   CATEGORIES,
-  DIFFICULTIES,
+  SCENE_LEVELS,
   toStage1,
   toStage2,
   writeSyntheticBenchmark,
+  type AnswerFormat,
   type Category,
-  type Difficulty,
   type McRecord,
+  type SceneLevel,
   type SplitRequest,
 } from './synthetic';
 
@@ -65,7 +67,7 @@ function synthetic(argv: string[]): void {
   const written = writeSyntheticBenchmark(values.out, requests, {
     seed: integer(values.seed, '--seed'),
     categories: list<Category>(values.categories, CATEGORIES, '--categories'),
-    difficulties: list<Difficulty>(values.difficulties, DIFFICULTIES, '--difficulties'),
+    difficulties: list<SceneLevel>(values.difficulties, SCENE_LEVELS, '--difficulties'),
   });
   for (const [split, records] of Object.entries(written))
     process.stdout.write(
@@ -76,8 +78,14 @@ function synthetic(argv: string[]): void {
 function trainingRecords(argv: string[]): void {
   const { values } = parseArgs({
     args: argv,
-    options: { benchmark: { type: 'string' }, split: { type: 'string' }, out: { type: 'string' } },
+    options: {
+      benchmark: { type: 'string' },
+      split: { type: 'string' },
+      out: { type: 'string' },
+      answer: { type: 'string' },
+    },
   });
+  const [format] = list<AnswerFormat>(values.answer ?? 'text', ANSWER_FORMATS, '--answer') ?? ['text'];
   if (!values.benchmark || !values.split || !values.out)
     fail('--benchmark DIR --split NAME --out DIR are required');
   const file = path.join(values.benchmark, `${values.split}.jsonl`);
@@ -94,11 +102,11 @@ function trainingRecords(argv: string[]): void {
   };
   write(
     'stage1-lvr.jsonl',
-    records.map((r) => toStage1(r, true)),
+    records.map((r) => toStage1(r, true, format)),
   );
   write(
     'stage1-plain.jsonl',
-    records.map((r) => toStage1(r, false)),
+    records.map((r) => toStage1(r, false, format)),
   );
   write('stage2.jsonl', records.map(toStage2));
 }

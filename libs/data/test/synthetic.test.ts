@@ -16,11 +16,13 @@ import {
   toStage1,
   toStage2,
   writeSyntheticBenchmark,
+  type SceneLevel,
   type SyntheticItem,
 } from '../src/synthetic';
+import { validateRecord } from '../src/benchmark';
 
-const items = (split: string, n: number, seed = 7) =>
-  Array.from({ length: n }, (_, i) => generateItem(split, i, { seed }));
+const items = (split: string, n: number, seed = 7, difficulties?: readonly SceneLevel[]) =>
+  Array.from({ length: n }, (_, i) => generateItem(split, i, { seed, difficulties }));
 
 /** Pixels of an item's bbox as a small view: kind per pixel ('bg' | 'mark' | colour name | 'other'). */
 function regionOf(item: SyntheticItem) {
@@ -143,134 +145,214 @@ function readGlyph(item: SyntheticItem): string[] {
     .map(([letter]) => letter);
 }
 
-describe('synthetic grounding benchmark', () => {
-  const sample = items('test', 240);
+const LEVEL_SETS: Array<{ name: string; levels?: readonly SceneLevel[]; subtasks: number }> = [
+  { name: 'easy, medium, hard (default)', subtasks: 12 },
+  { name: 'curriculum levels single and pair', levels: ['single', 'pair'], subtasks: 8 },
+];
 
-  it('is deterministic: the same seed, split and index give the same record and PNG bytes', () => {
-    const again = items('test', 240);
-    sample.forEach((item, i) => {
-      assert.deepEqual(again[i].record, item.record);
-      assert.ok(again[i].png.equals(item.png));
+for (const { name, levels, subtasks } of LEVEL_SETS)
+  describe(`synthetic grounding benchmark: ${name}`, () => {
+    const sample = items('test', 240, 7, levels);
+
+    it('is deterministic: the same seed, split and index give the same record and PNG bytes', () => {
+      const again = items('test', 240, 7, levels);
+      sample.forEach((item, i) => {
+        assert.deepEqual(again[i].record, item.record);
+        assert.ok(again[i].png.equals(item.png));
+      });
+      const otherSeed = items('test', 20, 8, levels);
+      assert.ok(otherSeed.every((o, i) => o.record.meta.pixelsSha256 !== sample[i].record.meta.pixelsSha256));
     });
-    const otherSeed = items('test', 20, 8);
-    assert.ok(otherSeed.every((o, i) => o.record.meta.pixelsSha256 !== sample[i].record.meta.pixelsSha256));
-  });
 
-  it('mixes every category and difficulty', () => {
-    const seen = new Set(sample.map((s) => s.record.subtask));
-    assert.equal(seen.size, 12, `subtasks seen: ${[...seen].join(', ')}`);
-  });
+    it('mixes every category and difficulty', () => {
+      const seen = new Set(sample.map((s) => s.record.subtask));
+      assert.equal(seen.size, subtasks, `subtasks seen: ${[...seen].join(', ')}`);
+    });
 
-  it('never shares an image between splits', () => {
-    const digests = (split: string, n: number) =>
-      new Set(items(split, n).map((s) => s.record.meta.pixelsSha256));
-    const train = digests('train', 600);
-    const validation = digests('validation', 200);
-    const test = new Set(sample.map((s) => s.record.meta.pixelsSha256));
-    for (const d of test) assert.ok(!train.has(d) && !validation.has(d), 'test image also in another split');
-    for (const d of validation) assert.ok(!train.has(d), 'validation image also in train');
-    assert.ok(train.size > 590, 'images within a split are (almost always) distinct');
-  });
+    it('never shares an image between splits', () => {
+      const digests = (split: string, n: number) =>
+        new Set(items(split, n, 7, levels).map((s) => s.record.meta.pixelsSha256));
+      const train = digests('train', 600);
+      const validation = digests('validation', 200);
+      const test = new Set(sample.map((s) => s.record.meta.pixelsSha256));
+      for (const d of test)
+        assert.ok(!train.has(d) && !validation.has(d), 'test image also in another split');
+      for (const d of validation) assert.ok(!train.has(d), 'validation image also in train');
+      assert.ok(train.size > 590, 'images within a split are (almost always) distinct');
+    });
 
-  it('writes PNGs that decode to the rendered pixels', () => {
-    for (const item of sample.slice(0, 12)) {
-      const png = decodePng(item.png);
-      assert.equal(png.width, item.record.meta.width);
-      assert.equal(png.height, item.record.meta.height);
-      assert.deepEqual(png.rgb, item.rgb);
-    }
-  });
+    it('writes PNGs that decode to the rendered pixels', () => {
+      for (const item of sample.slice(0, 12)) {
+        const png = decodePng(item.png);
+        assert.equal(png.width, item.record.meta.width);
+        assert.equal(png.height, item.record.meta.height);
+        assert.deepEqual(png.rgb, item.rgb);
+      }
+    });
 
-  it('records the tight bbox of the target, with nothing else inside it', () => {
-    for (const item of sample) {
-      const { x0, y0, x1, y1, kind } = regionOf(item);
-      const colour = item.record.meta.target.colour;
-      const kinds = new Set<string>();
-      const [ix, iy, ax, ay] = [Infinity, Infinity, -Infinity, -Infinity];
-      let box = [ix, iy, ax, ay];
-      for (let y = y0; y < y1; y++)
-        for (let x = x0; x < x1; x++) {
-          const k = kind(x, y);
-          kinds.add(k);
-          if (k === 'bg') continue;
-          box = [Math.min(box[0], x), Math.min(box[1], y), Math.max(box[2], x + 1), Math.max(box[3], y + 1)];
-        }
-      assert.deepEqual(box, item.record.bbox, `${item.record.id}: bbox is not tight`);
-      for (const k of kinds) assert.ok(['bg', 'mark', colour].includes(k), `${item.record.id}: ${k} in bbox`);
-    }
-  });
-
-  it('has an answer letter that matches what the pixels show', () => {
-    for (const { record, ...item } of sample) {
-      const full = { record, ...item };
-      const answerText = record.options.find((o) => o.letter === record.answer)?.text;
-      assert.equal(answerText, record.meta.answerText, record.id);
-      assert.equal(new Set(record.options.map((o) => o.text)).size, 4, `${record.id}: 4 distinct options`);
-      const { x0, y0, x1, y1, kind } = regionOf(full);
-      if (record.category === 'colour') {
-        const counts = new Map<string, number>();
+    it('records the tight bbox of the target, with nothing else inside it', () => {
+      for (const item of sample) {
+        const { x0, y0, x1, y1, kind } = regionOf(item);
+        const colour = item.record.meta.target.colour;
+        const kinds = new Set<string>();
+        const [ix, iy, ax, ay] = [Infinity, Infinity, -Infinity, -Infinity];
+        let box = [ix, iy, ax, ay];
         for (let y = y0; y < y1; y++)
-          for (let x = x0; x < x1; x++) counts.set(kind(x, y), (counts.get(kind(x, y)) ?? 0) + 1);
-        counts.delete('bg');
-        const top = [...counts].sort((a, b) => b[1] - a[1])[0][0];
-        assert.equal(top, answerText, `${record.id}: colour`);
-      } else if (record.category === 'shape') {
-        assert.equal(classifyShape(full), answerText, `${record.id}: shape`);
-      } else if (record.category === 'count') {
-        assert.equal(String(countBlobs(full)), answerText, `${record.id}: dots`);
-      } else {
-        assert.deepEqual(readGlyph(full), [answerText], `${record.id}: glyph`);
+          for (let x = x0; x < x1; x++) {
+            const k = kind(x, y);
+            kinds.add(k);
+            if (k === 'bg') continue;
+            box = [
+              Math.min(box[0], x),
+              Math.min(box[1], y),
+              Math.max(box[2], x + 1),
+              Math.max(box[3], y + 1),
+            ];
+          }
+        assert.deepEqual(box, item.record.bbox, `${item.record.id}: bbox is not tight`);
+        for (const k of kinds)
+          assert.ok(['bg', 'mark', colour].includes(k), `${item.record.id}: ${k} in bbox`);
+      }
+    });
+
+    it('has an answer letter that matches what the pixels show', () => {
+      for (const { record, ...item } of sample) {
+        const full = { record, ...item };
+        const answerText = record.options.find((o) => o.letter === record.answer)?.text;
+        assert.equal(answerText, record.meta.answerText, record.id);
+        assert.equal(new Set(record.options.map((o) => o.text)).size, 4, `${record.id}: 4 distinct options`);
+        const { x0, y0, x1, y1, kind } = regionOf(full);
+        if (record.category === 'colour') {
+          const counts = new Map<string, number>();
+          for (let y = y0; y < y1; y++)
+            for (let x = x0; x < x1; x++) counts.set(kind(x, y), (counts.get(kind(x, y)) ?? 0) + 1);
+          counts.delete('bg');
+          const top = [...counts].sort((a, b) => b[1] - a[1])[0][0];
+          assert.equal(top, answerText, `${record.id}: colour`);
+        } else if (record.category === 'shape') {
+          assert.equal(classifyShape(full), answerText, `${record.id}: shape`);
+        } else if (record.category === 'count') {
+          assert.equal(String(countBlobs(full)), answerText, `${record.id}: dots`);
+        } else {
+          assert.deepEqual(readGlyph(full), [answerText], `${record.id}: glyph`);
+        }
+      }
+    });
+
+    it('converts records to stage-1 (with and without <lvr>) and stage-2 training records', () => {
+      const r = sample[0].record;
+      const prompt = multipleChoicePrompt(r.question, r.options);
+      assert.match(prompt, /\nOptions:\nA\. .+\nB\. .+\nC\. .+\nD\. .+\nAnswer with the option's letter/);
+      const latent = toStage1(r, true);
+      assert.equal(latent.conversations[0].value, `<image>\n${prompt}`);
+      assert.equal(
+        latent.conversations[1].value,
+        `<lvr>\n${r.meta.answerText}\n<answer>${r.answer}</answer>`,
+      );
+      for (const { record } of sample) {
+        // the latent window: 2x2 merged tokens (the worker's bbox -> token rule, LVR-SPEC §2.5) around the target
+        const [bx0, by0, bx1, by1] = toStage1(record, true).bboxes[0];
+        const gw = record.meta.width / 14;
+        const gh = record.meta.height / 14;
+        const tx = [Math.floor(Math.floor(bx0 * gw) / 2), Math.floor((Math.ceil(bx1 * gw) + 1) / 2)];
+        const ty = [Math.floor(Math.floor(by0 * gh) / 2), Math.floor((Math.ceil(by1 * gh) + 1) / 2)];
+        assert.equal((tx[1] - tx[0]) * (ty[1] - ty[0]), LATENT_TOKENS, `${record.id}: latent token count`);
+        const [cx, cy] = [
+          (record.bbox[0] + record.bbox[2]) / 2 / 28,
+          (record.bbox[1] + record.bbox[3]) / 2 / 28,
+        ];
+        assert.ok(
+          cx >= tx[0] && cx <= tx[1] && cy >= ty[0] && cy <= ty[1],
+          `${record.id}: window holds the target`,
+        );
+      }
+      const plain = toStage1(r, false);
+      assert.equal(plain.conversations[1].value, `${r.meta.answerText}\n<answer>${r.answer}</answer>`);
+      assert.deepEqual(plain.bboxes, []);
+      assert.deepEqual(toStage2(r).conversations[1], { from: 'gpt', value: `<answer>${r.answer}</answer>` });
+    });
+
+    it('writes the shared benchmark layout', () => {
+      const out = fs.mkdtempSync(path.join(os.tmpdir(), 'synthetic-'));
+      try {
+        writeSyntheticBenchmark(out, [{ split: 'test', count: 5 }], { seed: 3 });
+        writeSyntheticBenchmark(out, [{ split: 'validation', count: 3 }], { seed: 3 });
+        const manifest = JSON.parse(fs.readFileSync(path.join(out, 'benchmark.json'), 'utf8'));
+        assert.equal(manifest.format, 'lvr-benchmark/v1');
+        assert.deepEqual(manifest.splits, ['test', 'validation']);
+        const lines = fs.readFileSync(path.join(out, 'test.jsonl'), 'utf8').trim().split('\n');
+        assert.equal(lines.length, 5);
+        for (const line of lines) assert.ok(fs.existsSync(path.join(out, JSON.parse(line).image)));
+        assert.throws(
+          () => writeSyntheticBenchmark(out, [{ split: '../x', count: 1 }], { seed: 3 }),
+          /split name/,
+        );
+      } finally {
+        fs.rmSync(out, { recursive: true, force: true });
+      }
+    });
+  });
+
+describe('synthetic curriculum levels', () => {
+  const single = items('train', 120, 5, ['single']);
+  const pair = items('train', 200, 5, ['pair']);
+
+  it('draws only easy, medium and hard unless a curriculum level is asked for', () => {
+    const levels = new Set(items('train', 200, 5).map((s) => s.record.meta.level));
+    assert.deepEqual([...levels].sort(), ['easy', 'hard', 'medium']);
+  });
+
+  it('single: one object, asked about as "the object"', () => {
+    for (const { record } of single) {
+      assert.equal(record.meta.objects, 1, record.id);
+      assert.match(record.question, / the object\?$/, record.id);
+      assert.equal(record.subtask, `${record.category}/single`);
+    }
+  });
+
+  it('pair: the other object differs in the naming words and in the attribute asked about', () => {
+    for (const { record, rgb } of pair) {
+      assert.equal(record.meta.objects, 2, record.id);
+      const { colour, shape } = record.meta.target;
+      // the other object's pixels: everything outside the target's bbox that is not background
+      const present = new Set<string>();
+      const named = Object.entries(COLOURS) as Array<[string, readonly number[]]>;
+      const [x0, y0, x1, y1] = record.bbox;
+      for (let y = 0; y < record.meta.height; y++)
+        for (let x = 0; x < record.meta.width; x++) {
+          if (x >= x0 && x < x1 && y >= y0 && y < y1) continue;
+          const i = (y * record.meta.width + x) * 3;
+          const hit = named.find(([, c]) => c.every((v, k) => v === rgb[i + k]));
+          if (hit) present.add(hit[0]);
+        }
+      assert.equal(present.size, 1, `${record.id}: one other object of one colour`);
+      assert.ok(!present.has(colour), `${record.id}: the other object has another colour`);
+      if (record.category === 'colour') {
+        assert.match(record.question, new RegExp(`the ${shape}\\?$`), record.id);
+        const [other] = present;
+        assert.ok(
+          record.options.some((o) => o.text === other),
+          `${record.id}: the other object's colour is an option`,
+        );
       }
     }
+    assert.deepEqual(new Set(pair.map((p) => p.record.category)).size, 4, 'every category appears');
   });
 
-  it('converts records to stage-1 (with and without <lvr>) and stage-2 training records', () => {
-    const r = sample[0].record;
-    const prompt = multipleChoicePrompt(r.question, r.options);
-    assert.match(prompt, /\nOptions:\nA\. .+\nB\. .+\nC\. .+\nD\. .+\nAnswer with the option's letter/);
-    const latent = toStage1(r, true);
-    assert.equal(latent.conversations[0].value, `<image>\n${prompt}`);
-    assert.equal(latent.conversations[1].value, `<lvr>\n${r.meta.answerText}\n<answer>${r.answer}</answer>`);
-    for (const { record } of sample) {
-      // the latent window: 2x2 merged tokens (the worker's bbox -> token rule, LVR-SPEC §2.5) around the target
-      const [bx0, by0, bx1, by1] = toStage1(record, true).bboxes[0];
-      const gw = record.meta.width / 14;
-      const gh = record.meta.height / 14;
-      const tx = [Math.floor(Math.floor(bx0 * gw) / 2), Math.floor((Math.ceil(bx1 * gw) + 1) / 2)];
-      const ty = [Math.floor(Math.floor(by0 * gh) / 2), Math.floor((Math.ceil(by1 * gh) + 1) / 2)];
-      assert.equal((tx[1] - tx[0]) * (ty[1] - ty[0]), LATENT_TOKENS, `${record.id}: latent token count`);
-      const [cx, cy] = [
-        (record.bbox[0] + record.bbox[2]) / 2 / 28,
-        (record.bbox[1] + record.bbox[3]) / 2 / 28,
-      ];
-      assert.ok(
-        cx >= tx[0] && cx <= tx[1] && cy >= ty[0] && cy <= ty[1],
-        `${record.id}: window holds the target`,
+  it('writes records the shared benchmark format accepts (no difficulty, level in meta)', () => {
+    for (const { record } of [...single, ...pair]) {
+      assert.equal(record.difficulty, undefined);
+      assert.deepEqual(
+        validateRecord(record, { split: 'train', line: 1 }, { categories: [record.category] }),
+        [],
+        record.id,
       );
     }
-    const plain = toStage1(r, false);
-    assert.equal(plain.conversations[1].value, `${r.meta.answerText}\n<answer>${r.answer}</answer>`);
-    assert.deepEqual(plain.bboxes, []);
-    assert.deepEqual(toStage2(r).conversations[1], { from: 'gpt', value: `<answer>${r.answer}</answer>` });
   });
 
-  it('writes the shared benchmark layout', () => {
-    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'synthetic-'));
-    try {
-      writeSyntheticBenchmark(out, [{ split: 'test', count: 5 }], { seed: 3 });
-      writeSyntheticBenchmark(out, [{ split: 'validation', count: 3 }], { seed: 3 });
-      const manifest = JSON.parse(fs.readFileSync(path.join(out, 'benchmark.json'), 'utf8'));
-      assert.equal(manifest.format, 'lvr-benchmark/v1');
-      assert.deepEqual(manifest.splits, ['test', 'validation']);
-      const lines = fs.readFileSync(path.join(out, 'test.jsonl'), 'utf8').trim().split('\n');
-      assert.equal(lines.length, 5);
-      for (const line of lines) assert.ok(fs.existsSync(path.join(out, JSON.parse(line).image)));
-      assert.throws(
-        () => writeSyntheticBenchmark(out, [{ split: '../x', count: 1 }], { seed: 3 }),
-        /split name/,
-      );
-    } finally {
-      fs.rmSync(out, { recursive: true, force: true });
-    }
+  it('writes letter-only stage-1 answers on request', () => {
+    const r = single[0].record;
+    assert.equal(toStage1(r, false, 'letter').conversations[1].value, `<answer>${r.answer}</answer>`);
+    assert.equal(toStage1(r, true, 'letter').conversations[1].value, `<lvr>\n<answer>${r.answer}</answer>`);
   });
 });

@@ -9,7 +9,16 @@ import path from 'node:path';
 import { encodePng } from './png';
 import { makeQuestion } from './question';
 import { Rng, hashSeed } from './random';
-import { CATEGORIES, DIFFICULTIES, makeScene, renderScene, type Category, type Difficulty } from './scene';
+import {
+  CATEGORIES,
+  DIFFICULTIES,
+  isDifficulty,
+  makeScene,
+  renderScene,
+  type Category,
+  type Difficulty,
+  type SceneLevel,
+} from './scene';
 
 export const BENCHMARK_NAME = 'synthetic-grounding';
 export const BENCHMARK_VERSION = '1';
@@ -24,9 +33,11 @@ export interface SyntheticRecord {
   category: Category;
   subtask: string;
   bbox: [number, number, number, number];
-  difficulty: Difficulty;
+  /** The shared format's easy/medium/hard; absent for the curriculum levels (`meta.level` names every level). */
+  difficulty?: Difficulty;
   meta: {
     seed: number;
+    level: SceneLevel;
     width: number;
     height: number;
     objects: number;
@@ -46,7 +57,8 @@ export interface SyntheticItem {
 export interface GenerateOptions {
   seed: number;
   categories?: readonly Category[];
-  difficulties?: readonly Difficulty[];
+  /** Levels drawn from (uniformly per item); default easy, medium and hard. */
+  difficulties?: readonly SceneLevel[];
 }
 
 /** Item `index` of `split`: the scene, its question and the encoded image. */
@@ -54,8 +66,8 @@ export function generateItem(split: string, index: number, opts: GenerateOptions
   const seed = hashSeed(`${opts.seed}:${split}:${index}`);
   const rng = new Rng(seed);
   const category = rng.pick(opts.categories ?? CATEGORIES);
-  const difficulty = rng.pick(opts.difficulties ?? DIFFICULTIES);
-  const scene = makeScene(rng, category, difficulty);
+  const level = rng.pick(opts.difficulties ?? DIFFICULTIES);
+  const scene = makeScene(rng, category, level);
   const img = renderScene(scene);
   const q = makeQuestion(rng, scene);
   const t = scene.objects[scene.target];
@@ -70,11 +82,12 @@ export function generateItem(split: string, index: number, opts: GenerateOptions
       answer: q.answer,
       image: `images/${id}.png`,
       category,
-      subtask: `${category}/${difficulty}`,
+      subtask: `${category}/${level}`,
       bbox: [t.box.x0, t.box.y0, t.box.x1, t.box.y1],
-      difficulty,
+      ...(isDifficulty(level) ? { difficulty: level } : {}),
       meta: {
         seed,
+        level,
         width: scene.width,
         height: scene.height,
         objects: scene.objects.length,

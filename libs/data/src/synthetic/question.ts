@@ -33,7 +33,14 @@ function vocabulary(category: Category): readonly string[] {
   return { colour: COLOUR_NAMES, shape: SHAPES, glyph: GLYPH_NAMES, count: COUNTS }[category];
 }
 
-function questionText(category: Category, t: SceneObject): string {
+function questionText(category: Category, t: SceneObject, alone: boolean): string {
+  if (alone)
+    return {
+      colour: 'What colour is the object?',
+      shape: 'What shape is the object?',
+      glyph: 'Which letter is on the object?',
+      count: 'How many dots are on the object?',
+    }[category];
   switch (category) {
     case 'colour':
       return `What colour is the ${t.shape}?`;
@@ -59,7 +66,7 @@ export function makeQuestion(rng: Rng, scene: Scene): Question {
   const texts = rng.shuffle([answerText, ...[...inImage, ...others].slice(0, OPTION_COUNT - 1)]);
   const options = texts.map((text, i) => ({ letter: LETTERS[i], text }));
   return {
-    text: questionText(scene.category, target),
+    text: questionText(scene.category, target, scene.objects.length === 1),
     options,
     answer: options.find((o) => o.text === answerText)!.letter,
     answerText,

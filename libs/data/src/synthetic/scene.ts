@@ -21,6 +21,17 @@ export const CATEGORIES = ['colour', 'shape', 'glyph', 'count'] as const;
 export type Category = (typeof CATEGORIES)[number];
 export const DIFFICULTIES = ['easy', 'medium', 'hard'] as const;
 export type Difficulty = (typeof DIFFICULTIES)[number];
+/**
+ * Curriculum levels below `easy`: `single` (one object, so reading the attribute needs no binding) and `pair` (two
+ * objects that differ both in the words naming the target and in the attribute asked about, so the answer depends on
+ * binding the description to one of them). Never drawn by default: ask for them by name.
+ */
+export const CURRICULUM_LEVELS = ['single', 'pair'] as const;
+export type CurriculumLevel = (typeof CURRICULUM_LEVELS)[number];
+export type SceneLevel = CurriculumLevel | Difficulty;
+export const SCENE_LEVELS: readonly SceneLevel[] = [...CURRICULUM_LEVELS, ...DIFFICULTIES];
+export const isDifficulty = (level: SceneLevel): level is Difficulty =>
+  (DIFFICULTIES as readonly string[]).includes(level);
 
 export interface Level {
   /** Image side in pixels (a multiple of 28, so the model's preprocessing never resizes it). */
@@ -34,7 +45,23 @@ export interface Level {
   background: (y: number, side: number) => Rgb;
 }
 
-export const LEVELS: Record<Difficulty, Level> = {
+export const LEVELS: Record<SceneLevel, Level> = {
+  single: {
+    side: 112,
+    grid: 1,
+    objects: [1, 1],
+    size: [44, 72],
+    lookalikes: 0,
+    background: () => [248, 248, 248],
+  },
+  pair: {
+    side: 112,
+    grid: 2,
+    objects: [2, 2],
+    size: [36, 48],
+    lookalikes: 0,
+    background: () => [248, 248, 248],
+  },
   easy: {
     side: 196,
     grid: 4,
@@ -84,7 +111,7 @@ export interface Scene {
   width: number;
   height: number;
   category: Category;
-  difficulty: Difficulty;
+  level: SceneLevel;
   objects: SceneObject[];
   target: number;
 }
@@ -103,25 +130,34 @@ function pickTraits(
   category: Category,
   target: Traits,
   shapes: readonly Shape[],
-  lookalike?: 'colour' | 'shape',
+  lookalike?: 'colour' | 'shape' | 'neither',
 ) {
   for (;;) {
     const o: Traits = {
       shape: lookalike === 'shape' ? target.shape : rng.pick(shapes),
       colour: lookalike === 'colour' ? target.colour : rng.pick(COLOUR_NAMES),
     };
+    if (lookalike === 'neither' && (o.shape === target.shape || o.colour === target.colour)) continue;
     if (distinguishable(category, target, o)) return o;
   }
 }
 
-function pickMark(rng: Rng, category: Category): Mark {
-  if (category === 'glyph') return { kind: 'glyph', glyph: rng.pick(GLYPH_NAMES) };
-  if (category === 'count') return { kind: 'dots', count: rng.int(MIN_DOTS, MAX_DOTS) };
-  return { kind: 'none' };
+function pickMark(rng: Rng, category: Category, unlike?: Mark): Mark {
+  for (;;) {
+    const mark: Mark =
+      category === 'glyph'
+        ? { kind: 'glyph', glyph: rng.pick(GLYPH_NAMES) }
+        : category === 'count'
+          ? { kind: 'dots', count: rng.int(MIN_DOTS, MAX_DOTS) }
+          : { kind: 'none' };
+    if (mark.kind === 'none' || !unlike || JSON.stringify(mark) !== JSON.stringify(unlike)) return mark;
+  }
 }
 
-export function makeScene(rng: Rng, category: Category, difficulty: Difficulty): Scene {
-  const level = LEVELS[difficulty];
+export function makeScene(rng: Rng, category: Category, sceneLevel: SceneLevel): Scene {
+  const level = LEVELS[sceneLevel];
+  // in a pair the other object differs in shape and colour (so in the naming words and the colour/shape asked about)
+  const other = sceneLevel === 'pair' ? 'neither' : undefined;
   const marked = category === 'glyph' || category === 'count';
   const shapes = marked ? MARKABLE_SHAPES : SHAPES;
   const n = rng.int(level.objects[0], level.objects[1]);
@@ -133,7 +169,7 @@ export function makeScene(rng: Rng, category: Category, difficulty: Difficulty):
   for (const kind of kinds)
     for (let k = 0; k < level.lookalikes && traits.length < n; k++)
       traits.push(pickTraits(rng, category, target, shapes, kind));
-  while (traits.length < n) traits.push(pickTraits(rng, category, target, shapes));
+  while (traits.length < n) traits.push(pickTraits(rng, category, target, shapes, other));
 
   const cell = level.side / level.grid;
   const cells = rng.shuffle([...Array(level.grid * level.grid).keys()]).slice(0, n);
@@ -152,20 +188,24 @@ export function makeScene(rng: Rng, category: Category, difficulty: Difficulty):
       box: { x0: 0, y0: 0, x1: 0, y1: 0 },
     };
   });
+  const targetAt = order.indexOf(0);
+  if (other)
+    for (const o of objects)
+      if (o !== objects[targetAt]) o.mark = pickMark(rng, category, objects[targetAt].mark);
   return {
     width: level.side,
     height: level.side,
     category,
-    difficulty,
+    level: sceneLevel,
     objects,
-    target: order.indexOf(0),
+    target: targetAt,
   };
 }
 
 /** Draw the scene (and record each object's pixel box). */
 export function renderScene(scene: Scene): RgbImage {
   const img = new RgbImage(scene.width, scene.height);
-  const background = LEVELS[scene.difficulty].background;
+  const background = LEVELS[scene.level].background;
   for (let y = 0; y < scene.height; y++) {
     const rgb = background(y, scene.height);
     for (let x = 0; x < scene.width; x++) img.set(x, y, rgb);

@@ -80,8 +80,13 @@ export function answerWithText(r: McRecord): string {
   return `${text}\n${answerTag(r.answer)}`;
 }
 
-export function toStage1(r: McRecord, latent: boolean): Stage1Record {
-  const gpt = { from: 'gpt' as const, value: answerWithText(r) };
+/** `text`: `red\n<answer>B</answer>` (default); `letter`: `<answer>B</answer>` alone (what the answer format costs). */
+export const ANSWER_FORMATS = ['text', 'letter'] as const;
+export type AnswerFormat = (typeof ANSWER_FORMATS)[number];
+
+export function toStage1(r: McRecord, latent: boolean, format: AnswerFormat = 'text'): Stage1Record {
+  const value = format === 'text' ? answerWithText(r) : answerTag(r.answer);
+  const gpt = { from: 'gpt' as const, value };
   if (!latent) return { image: r.image, conversations: [human(r), gpt], bboxes: [] };
   const { width, height } = r.meta ?? {};
   if (!r.bbox || !width || !height)
