@@ -27,6 +27,7 @@ t1=$(date +%s)
 steps=0; [ "$SPEC" = stage1-lvr ] && steps=4
 CUDA_VISIBLE_DEVICES= nice $PY scripts/demo/evaluate.py --bundle $NAME=$RUN/bundle --benchmark $BENCH \
   --split validation --steps $steps --limit $EVAL_N --workers 1 --out $OUT/$NAME.validation.json \
+  --samples $OUT/$NAME.samples.jsonl \
   > $RUN/eval.log 2>&1
 t2=$(date +%s)
 echo "{\"name\":\"$NAME\",\"records\":\"$RECORDS\",\"steps\":$STEPS,\"batch\":$BATCH,\"lr\":$LR,\"lambda\":$LAMBDA,\"spec\":\"$SPEC\",\"train_seconds\":$((t1-t0)),\"eval_seconds\":$((t2-t1))}" > $OUT/$NAME.run.json

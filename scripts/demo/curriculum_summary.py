@@ -1,0 +1,74 @@
+"""Summarise the CPU curriculum runs (scripts/demo/cpu_curriculum.sh) into one JSON: per run the loss curve, the
+letter accuracy (protocol `lvr`) and, for answers that name the option first, the accuracy of that word, each with a
+Wilson 95% interval, and how many distinct answers the model wrote (1 = a constant answer).
+
+    python scripts/demo/curriculum_summary.py --dir bench/results/demo/cpu-curriculum --benchmark NAME=DIR ...
+        --run NAME:BENCHMARK ... --out summary.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+from pathlib import Path
+
+from evaluate import wilson
+
+
+def load_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def loss_curve(events: Path) -> list[list[float]]:
+    return [[e["data"]["step"], round(e["data"]["loss"], 4)] for e in load_jsonl(events) if e.get("type") == "Progress"]
+
+
+def rate(k: int, n: int) -> dict:
+    lo, hi = wilson(k, n)
+    return {"correct": k, "n": n, "accuracy": round(k / n, 4) if n else 0.0, "wilson95": [round(lo, 4), round(hi, 4)]}
+
+
+def summarise(run: str, folder: Path, bench: Path) -> dict:
+    truth = {r["id"]: r for r in load_jsonl(bench / "validation.jsonl")}
+    samples = load_jsonl(folder / f"{run}.samples.jsonl")
+    letters = sum(s["correct"] for s in samples)
+    words = [s["raw"].split("\n", 1)[0] for s in samples if not s["raw"].startswith("<answer>")]
+    word_hits = sum(w == truth[s["id"]]["meta"]["answerText"] for w, s in zip(words, samples))
+    answers = collections.Counter(s["raw"] for s in samples)
+    out = {
+        "run": json.loads((folder / f"{run}.run.json").read_text()),
+        "loss": loss_curve(folder / f"{run}.events.jsonl"),
+        "letter": rate(letters, len(samples)),
+        "distinct_answers": len(answers),
+        "most_common_answer": answers.most_common(1)[0],
+        "by_category": {},
+    }
+    if words:
+        out["word"] = rate(word_hits, len(words))
+    for cat in sorted({s["category"] for s in samples}):
+        sub = [s for s in samples if s["category"] == cat]
+        out["by_category"][cat] = rate(sum(s["correct"] for s in sub), len(sub))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--run", action="append", required=True, metavar="NAME:BENCHMARK_DIR")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    folder = Path(args.dir)
+    result = {}
+    for item in args.run:
+        name, bench = item.split(":", 1)
+        result[name] = summarise(name, folder, Path(bench))
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    for name, r in result.items():
+        word = r.get("word", {}).get("accuracy", "-")
+        print(f"{name}: letter {r['letter']['accuracy']} {r['letter']['wilson95']} word {word} "
+              f"distinct {r['distinct_answers']} last loss {r['loss'][-1] if r['loss'] else None}")
+
+
+if __name__ == "__main__":
+    main()
