@@ -1,6 +1,7 @@
 """Summarise the CPU curriculum runs (scripts/demo/cpu_curriculum.sh) into one JSON: per run the loss curve, the
-letter accuracy (protocol `lvr`) and, for answers that name the option first, the accuracy of that word, each with a
-Wilson 95% interval, and how many distinct answers the model wrote (1 = a constant answer).
+letter accuracy (protocol `lvr`) and, for answers that name the option first, the accuracy of that word and how often
+the letter names the option the model wrote (the lookup alone), each with a Wilson 95% interval, and how many distinct
+answers the model wrote (1 = a constant answer).
 
     python scripts/demo/curriculum_summary.py --dir bench/results/demo/cpu-curriculum --benchmark NAME=DIR ...
         --run NAME:BENCHMARK ... --out summary.json
@@ -33,8 +34,10 @@ def summarise(run: str, folder: Path, bench: Path) -> dict:
     truth = {r["id"]: r for r in load_jsonl(bench / "validation.jsonl")}
     samples = load_jsonl(folder / f"{run}.samples.jsonl")
     letters = sum(s["correct"] for s in samples)
-    words = [s["raw"].split("\n", 1)[0] for s in samples if not s["raw"].startswith("<answer>")]
-    word_hits = sum(w == truth[s["id"]]["meta"]["answerText"] for w, s in zip(words, samples))
+    named = [(s["raw"].split("\n", 1)[0], s) for s in samples if not s["raw"].startswith("<answer>")]
+    word_hits = sum(w == truth[s["id"]]["meta"]["answerText"] for w, s in named)
+    # the letter lookup on its own: does the letter written name the option whose text the model wrote?
+    lookups = sum({o["text"]: o["letter"] for o in truth[s["id"]]["options"]}.get(w) == s["parsed"] for w, s in named)
     answers = collections.Counter(s["raw"] for s in samples)
     out = {
         "run": json.loads((folder / f"{run}.run.json").read_text()),
@@ -44,11 +47,15 @@ def summarise(run: str, folder: Path, bench: Path) -> dict:
         "most_common_answer": answers.most_common(1)[0],
         "by_category": {},
     }
-    if words:
-        out["word"] = rate(word_hits, len(words))
+    if named:
+        out["word"] = rate(word_hits, len(named))
+        out["letter_names_written_word"] = rate(lookups, len(named))
     for cat in sorted({s["category"] for s in samples}):
         sub = [s for s in samples if s["category"] == cat]
         out["by_category"][cat] = rate(sum(s["correct"] for s in sub), len(sub))
+        if named:
+            hits = [w == truth[s["id"]]["meta"]["answerText"] for w, s in named if s["category"] == cat]
+            out["by_category"][cat]["word"] = rate(sum(hits), len(hits))
     return out
 
 
