@@ -7,7 +7,8 @@
 #   scripts/demo/reproduce.sh all      the three in order
 # Curriculum knob for `data`: CURRICULUM=single,pair (CURRICULUM_COUNT per level, default 6000) adds the splits
 # train-<level> and validation-<level> (300) to the same benchmark and their records to demo-work/data/training-<level>
-# (with text answers; ANSWER=letter for `<answer>X</answer>` alone), for staged stage-1 runs: level by level, each run
+# (with text answers; ANSWER=letter for `<answer>X</answer>` alone; CURRICULUM_CATEGORIES=colour,shape to restrict the
+# question types, default all four), for staged stage-1 runs: level by level, each run
 # starting from the previous one's checkpoint (scripts/demo/cpu_curriculum.sh is the CPU version of one stage).
 # On a GPU machine without Node: run `data` and scripts/gpu/fetch-worker-wheels.sh here, carry demo-work/data.tar.gz
 # and .whl (the worker's jsonschema), and run scripts/demo/device_call.sh.
@@ -17,6 +18,7 @@ SEED=13
 W=demo-work
 CURRICULUM=${CURRICULUM:-}
 CURRICULUM_COUNT=${CURRICULUM_COUNT:-6000}
+CURRICULUM_CATEGORIES=${CURRICULUM_CATEGORIES:-}
 ANSWER=${ANSWER:-text}
 
 data() {
@@ -27,6 +29,7 @@ data() {
   local level
   for level in ${CURRICULUM//,/ }; do
     npm run --silent data -- synthetic --seed $SEED --out $W/data/benchmark --difficulties "$level" \
+      ${CURRICULUM_CATEGORIES:+--categories "$CURRICULUM_CATEGORIES"} \
       --split "train-$level" --count "$CURRICULUM_COUNT" --split "validation-$level" --count 300
     npm run --silent data -- training-records --benchmark $W/data/benchmark --split "train-$level" \
       --out "$W/data/training-$level" --answer "$ANSWER"
