@@ -34,7 +34,8 @@ def summarise(run: str, folder: Path, bench: Path) -> dict:
     truth = {r["id"]: r for r in load_jsonl(bench / "validation.jsonl")}
     samples = load_jsonl(folder / f"{run}.samples.jsonl")
     letters = sum(s["correct"] for s in samples)
-    named = [(s["raw"].split("\n", 1)[0], s) for s in samples if not s["raw"].startswith("<answer>")]
+    texts = [(s["raw"].rsplit("<|lvr_end|>\n", 1)[-1], s) for s in samples]  # the text after a latent block
+    named = [(t.split("\n", 1)[0], s) for t, s in texts if not t.startswith("<answer>")]
     word_hits = sum(w == truth[s["id"]]["meta"]["answerText"] for w, s in named)
     # the letter lookup on its own: does the letter written name the option whose text the model wrote?
     lookups = sum({o["text"]: o["letter"] for o in truth[s["id"]]["options"]}.get(w) == s["parsed"] for w, s in named)
