@@ -1,10 +1,11 @@
 // Helm and kubectl from the test stack (LVR_HELM_BIN, LVR_KUBECTL_BIN), with their caches kept out of $HOME.
+import { after, before } from 'node:test';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { requireEnv } from '../support/env';
+import { requireEnv, uniqueName } from '../support/env';
 
 export const repoRoot = path.join(__dirname, '..', '..');
 export const chartDir = (name: string) => path.join(repoRoot, 'charts', name);
@@ -116,4 +117,22 @@ export async function createRestrictedNamespace(core: k8s.CoreV1Api, name: strin
       },
     },
   });
+}
+
+/** Registers hooks that create a fresh restricted namespace (prefix + unique suffix) before the suite's tests and
+ * delete it after them; `name()` is the namespace while the tests run. */
+export function useRestrictedNamespace(prefix: string): { name: () => string } {
+  let namespace = '';
+  let core: k8s.CoreV1Api | undefined;
+  before(async () => {
+    const kc = new k8s.KubeConfig();
+    kc.loadFromFile(requireEnv('KUBECONFIG'));
+    core = kc.makeApiClient(k8s.CoreV1Api);
+    namespace = uniqueName(prefix);
+    await createRestrictedNamespace(core, namespace);
+  });
+  after(async () => {
+    if (namespace && core) await core.deleteNamespace({ name: namespace }).catch(() => undefined);
+  });
+  return { name: () => namespace };
 }

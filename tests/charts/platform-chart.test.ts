@@ -1,4 +1,4 @@
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -6,15 +6,15 @@ import os from 'node:os';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { evaluatorConfigFromEnv } from '../../apps/evaluator/src/config';
-import { requireEnv, uniqueName } from '../support/env';
+import { requireEnv } from '../support/env';
 import {
   Manifest as RenderedManifest,
-  createRestrictedNamespace,
   helm,
   kubectl,
   ok,
   podSpecs,
   restrictedViolations,
+  useRestrictedNamespace,
 } from './helm';
 
 const chart = path.join(__dirname, '..', '..', 'charts', 'lvr-platform');
@@ -351,20 +351,7 @@ describe('lvr-platform Helm chart', () => {
   });
 
   describe('against the real API server', () => {
-    let namespace: string;
-    let core: k8s.CoreV1Api;
-
-    before(async () => {
-      const kc = new k8s.KubeConfig();
-      kc.loadFromFile(requireEnv('KUBECONFIG'));
-      core = kc.makeApiClient(k8s.CoreV1Api);
-      namespace = uniqueName('chart');
-      await createRestrictedNamespace(core, namespace);
-    });
-
-    after(async () => {
-      if (namespace) await core.deleteNamespace({ name: namespace }).catch(() => undefined);
-    });
+    const namespace = useRestrictedNamespace('chart');
 
     test('every rendered object passes server-side validation (dry run)', async () => {
       const out = await ok(
@@ -373,7 +360,7 @@ describe('lvr-platform Helm chart', () => {
           'demo',
           chart,
           '--namespace',
-          namespace,
+          namespace.name(),
           '--dry-run=server',
           '--set',
           'api.apiKeysSecret=lvr-api-keys',
@@ -387,7 +374,7 @@ describe('lvr-platform Helm chart', () => {
     test('every example passes server-side validation under restricted Pod Security (CRD kinds aside)', async () => {
       for (const file of examples) {
         const rendered = await ok(
-          helm(['template', 'demo', chart, '--namespace', namespace, '-f', file]),
+          helm(['template', 'demo', chart, '--namespace', namespace.name(), '-f', file]),
           'helm template',
         );
         // KEDA's and prometheus-operator's CRDs are not in the test cluster; their objects are checked above.
@@ -396,7 +383,7 @@ describe('lvr-platform Helm chart', () => {
           .filter((doc) => !/^kind: (ScaledObject|ServiceMonitor)$/m.test(doc))
           .join('---');
         const applied = await kubectl(
-          ['apply', '--dry-run=server', '--namespace', namespace, '-f', '-'],
+          ['apply', '--dry-run=server', '--namespace', namespace.name(), '-f', '-'],
           text,
         );
         assert.equal(applied.code, 0, `${file}: ${applied.stderr}`);

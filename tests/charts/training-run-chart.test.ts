@@ -1,4 +1,4 @@
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -6,11 +6,9 @@ import os from 'node:os';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { TrainingRequest, parseMessage } from '@lvr/contracts';
-import { requireEnv, uniqueName } from '../support/env';
 import {
   Manifest,
   chartDir,
-  createRestrictedNamespace,
   helm,
   kubectl,
   ok,
@@ -18,6 +16,7 @@ import {
   render,
   repoRoot,
   restrictedViolations,
+  useRestrictedNamespace,
 } from './helm';
 
 const chart = chartDir('lvr-training-run');
@@ -178,29 +177,16 @@ describe('lvr-training-run chart: rendering', () => {
 });
 
 describe('lvr-training-run chart: against the real API server', () => {
-  let namespace: string;
-  let core: k8s.CoreV1Api;
-
-  before(async () => {
-    const kc = new k8s.KubeConfig();
-    kc.loadFromFile(requireEnv('KUBECONFIG'));
-    core = kc.makeApiClient(k8s.CoreV1Api);
-    namespace = uniqueName('run-chart');
-    await createRestrictedNamespace(core, namespace);
-  });
-
-  after(async () => {
-    if (namespace) await core.deleteNamespace({ name: namespace }).catch(() => undefined);
-  });
+  const namespace = useRestrictedNamespace('run-chart');
 
   for (const name of ['sft.yaml', 'grpo.yaml']) {
     test(`examples/${name}: every object (hooks included) passes server-side validation and restricted Pod Security`, async () => {
       const manifests = await ok(
-        helm(['template', 'run-d', chart, '--namespace', namespace, '-f', example(name)]),
+        helm(['template', 'run-d', chart, '--namespace', namespace.name(), '-f', example(name)]),
         'helm template',
       );
       const applied = await kubectl(
-        ['apply', '--dry-run=server', '--namespace', namespace, '-f', '-'],
+        ['apply', '--dry-run=server', '--namespace', namespace.name(), '-f', '-'],
         manifests,
       );
       assert.equal(applied.code, 0, applied.stderr);
