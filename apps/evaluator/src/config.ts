@@ -23,13 +23,8 @@ import {
   type LogLevel,
 } from '@lvr/service-kit';
 
-/** A cron schedule from configuration: which models and benchmarks to evaluate at each tick. */
-export class ScheduleConfig {
-  @IsString() @Matches(/^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/) name!: string;
-  /** Five-field cron (minute hour day month weekday), or six with seconds. */
-  @IsString() @IsNotEmpty() cron!: string;
-  /** IANA time zone the cron fields are read in (default UTC). */
-  @IsOptional() @IsString() timezone?: string;
+/** What one trigger evaluates: models (ids or `id@version`), benchmarks and optional decoding settings. */
+export class EvaluationSelection {
   @IsArray() @ArrayMinSize(1) @IsString({ each: true }) @MaxLength(128, { each: true }) models!: string[];
   @IsArray()
   @ArrayMinSize(1)
@@ -39,16 +34,17 @@ export class ScheduleConfig {
   @IsOptional() @ValidateNested() @Type(() => EvaluationDecoding) decoding?: EvaluationDecoding;
 }
 
-/** Models opted in to evaluation on `lvr.models.published` (`*` at the end of an id matches a prefix). */
-export class PublishRuleConfig {
-  @IsArray() @ArrayMinSize(1) @IsString({ each: true }) models!: string[];
-  @IsArray()
-  @ArrayMinSize(1)
-  @ValidateNested({ each: true })
-  @Type(() => EvaluationBenchmark)
-  benchmarks!: EvaluationBenchmark[];
-  @IsOptional() @ValidateNested() @Type(() => EvaluationDecoding) decoding?: EvaluationDecoding;
+/** A cron schedule from configuration: which models and benchmarks to evaluate at each tick. */
+export class ScheduleConfig extends EvaluationSelection {
+  @IsString() @Matches(/^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/) name!: string;
+  /** Five-field cron (minute hour day month weekday), or six with seconds. */
+  @IsString() @IsNotEmpty() cron!: string;
+  /** IANA time zone the cron fields are read in (default UTC). */
+  @IsOptional() @IsString() timezone?: string;
 }
+
+/** Models opted in to evaluation on `lvr.models.published` (`*` at the end of an id matches a prefix). */
+export class PublishRuleConfig extends EvaluationSelection {}
 
 export interface EvaluatorConfig {
   /** The read API and health probes. */
