@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 
 import pytest
 
 TINY_PIXELS = ["--set", "min_pixels=3136", "--set", "max_pixels=50176"]
+
+
+def sigterm_at_first_progress(cmd: list[str], env: dict, cwd, timeout: float) -> tuple[int, str, str]:
+    """Runs a worker command, sends SIGTERM when its first Progress event line appears, and returns
+    (exit code, all stdout, stderr)."""
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if '"type": "Progress"' in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest, err = proc.communicate(timeout=timeout)
+    return proc.returncode, "".join(lines) + rest, err
 
 
 def require_env(*names: str) -> dict:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from _train_helpers import TINY_PIXELS, spec
+from _train_helpers import TINY_PIXELS, sigterm_at_first_progress, spec
 
 REPO = Path(__file__).resolve().parents[3]
 #: Uneven micro-batches (4 = 3 + 1) and two updates per generated batch: every part of the step is resumed.
@@ -50,17 +49,9 @@ def test_grpo_sigterm_resume_equals_uninterrupted(tiny_dir, data_dir, tmp_path):
     assert sorted(loss_a) == [1, 2, 3] and len(set(loss_a.values())) == 3
 
     spec_b = _spec_file(tmp_path, "grpo-b", tiny_dir, data_dir)
-    proc = subprocess.Popen([*cmd, str(spec_b), *EXTRA], env=_env(tmp_path), cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        if '"type": "Progress"' in line:
-            proc.send_signal(signal.SIGTERM)
-            break
-    rest, err = proc.communicate(timeout=600)
-    first = _events("".join(lines) + rest)
-    assert proc.returncode == 75, err[-3000:]
+    code, out, err = sigterm_at_first_progress([*cmd, str(spec_b), *EXTRA], _env(tmp_path), REPO, 600)
+    first = _events(out)
+    assert code == 75, err[-3000:]
     stopped_at = [e for e in first if e.get("type") == "CheckpointSaved"][-1]["data"]["step"]
     assert 1 <= stopped_at < 3
 

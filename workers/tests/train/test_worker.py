@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from _train_helpers import TINY_PIXELS, require_env, spec
+from _train_helpers import TINY_PIXELS, require_env, sigterm_at_first_progress, spec
 
 REPO = Path(__file__).resolve().parents[3]
 S3_VARS = ("LVR_S3_ENDPOINT", "LVR_S3_ACCESS_KEY", "LVR_S3_SECRET_KEY")
@@ -94,17 +93,10 @@ def test_sft_sigterm_resume_equals_uninterrupted_with_kafka_and_minio(tiny_dir, 
     spec_b = write_spec(tmp_path, spec(run_b, "sft", f"{base}/model", f"{base}/data/sft.json", f"{base}/checkpoints",
                                        f"{base}/bundle", **hp))
     env_b = worker_env(tmp_path / "b", kafka=True)
-    proc = subprocess.Popen([sys.executable, "-m", "lvr", "sft", "--spec", str(spec_b), *TINY_PIXELS], env=env_b,
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        if '"type": "Progress"' in line:
-            proc.send_signal(signal.SIGTERM)
-            break
-    rest, err = proc.communicate(timeout=240)
-    first = events_of("".join(lines) + rest)
-    assert proc.returncode == 75, err[-3000:]
+    code, out, err = sigterm_at_first_progress([sys.executable, "-m", "lvr", "sft", "--spec", str(spec_b),
+                                                *TINY_PIXELS], env_b, REPO, 240)
+    first = events_of(out)
+    assert code == 75, err[-3000:]
     saved = [e for e in first if e.get("type") == "CheckpointSaved"]
     assert saved and saved[-1]["data"]["trigger"] == "sigterm" and "SIGTERM" in saved[-1]["reason"]
     stopped_at = saved[-1]["data"]["step"]
