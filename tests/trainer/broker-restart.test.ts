@@ -89,7 +89,14 @@ describe('trainer: Kafka broker restart during a run', () => {
       distinct.map((e) => e.type),
       ['Accepted', 'Scheduled', 'Running', 'Succeeded'],
     );
-    const view = await getJson<{ phase: string }>(`${trainer.url}/v1/runs/${runId}`);
-    assert.equal(view.body.phase, 'Succeeded');
+    // The record's phase follows the published event (the event is sent first, then stored): read until it lands.
+    const phaseDeadline = Date.now() + 30_000;
+    let phase = '';
+    while (Date.now() < phaseDeadline) {
+      phase = (await getJson<{ phase: string }>(`${trainer.url}/v1/runs/${runId}`)).body.phase;
+      if (phase === 'Succeeded') break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(phase, 'Succeeded');
   });
 });
