@@ -26,7 +26,7 @@ nice $PY -m lvr sft --spec scripts/demo/specs/$SPEC.json --set run_id=$NAME --se
 t1=$(date +%s)
 steps=0; [ "$SPEC" = stage1-lvr ] && steps=4
 CUDA_VISIBLE_DEVICES= nice $PY scripts/demo/evaluate.py --bundle $NAME=$RUN/bundle --benchmark $BENCH \
-  --split validation --steps $steps --limit $EVAL_N --workers 1 --out $OUT/$NAME.validation.json \
+  --split ${EVAL_SPLIT:-validation} --steps $steps --limit $EVAL_N --workers 1 --out $OUT/$NAME.validation.json \
   --samples $OUT/$NAME.samples.jsonl \
   > $RUN/eval.log 2>&1
 t2=$(date +%s)

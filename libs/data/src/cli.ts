@@ -1,7 +1,7 @@
 /**
  * `npm run data -- COMMAND ...`
  *   synthetic --seed N --out DIR (--split NAME --count N)... [--categories a,b] [--difficulties single,pair,easy]
- *   training-records --benchmark DIR --split NAME --out DIR [--answer text|letter]
+ *   training-records --benchmark DIR --split NAME --out DIR [--answer aligned|text|letter] [--lookup]
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,6 +10,7 @@ import {
   ANSWER_FORMATS,
   CATEGORIES,
   SCENE_LEVELS,
+  toLookupDrill,
   toStage1,
   toStage2,
   writeSyntheticBenchmark,
@@ -83,9 +84,10 @@ function trainingRecords(argv: string[]): void {
       split: { type: 'string' },
       out: { type: 'string' },
       answer: { type: 'string' },
+      lookup: { type: 'boolean' },
     },
   });
-  const [format] = list<AnswerFormat>(values.answer ?? 'text', ANSWER_FORMATS, '--answer') ?? ['text'];
+  const [format] = list<AnswerFormat>(values.answer ?? 'aligned', ANSWER_FORMATS, '--answer') ?? ['aligned'];
   if (!values.benchmark || !values.split || !values.out)
     fail('--benchmark DIR --split NAME --out DIR are required');
   const file = path.join(values.benchmark, `${values.split}.jsonl`);
@@ -100,14 +102,13 @@ function trainingRecords(argv: string[]): void {
     fs.writeFileSync(path.join(values.out!, name), rows.map((r) => JSON.stringify(r) + '\n').join(''));
     process.stdout.write(`${name}: ${rows.length} records\n`);
   };
-  write(
-    'stage1-lvr.jsonl',
-    records.map((r) => toStage1(r, true, format)),
-  );
-  write(
-    'stage1-plain.jsonl',
-    records.map((r) => toStage1(r, false, format)),
-  );
+  // with --lookup, each record is followed by its lookup drill (same image, so the pair shares one cached sample)
+  const stage1 = (latent: boolean) =>
+    records.flatMap((r) =>
+      values.lookup ? [toStage1(r, latent, format), toLookupDrill(r, format)] : [toStage1(r, latent, format)],
+    );
+  write('stage1-lvr.jsonl', stage1(true));
+  write('stage1-plain.jsonl', stage1(false));
   write('stage2.jsonl', records.map(toStage2));
 }
 

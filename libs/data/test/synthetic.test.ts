@@ -13,6 +13,7 @@ import {
   MARK_RGB,
   generateItem,
   multipleChoicePrompt,
+  toLookupDrill,
   toStage1,
   toStage2,
   writeSyntheticBenchmark,
@@ -20,6 +21,13 @@ import {
   type SyntheticItem,
 } from '../src/synthetic';
 import { validateRecord } from '../src/benchmark';
+
+/** LVR-SPEC §6's extraction: the text inside the last `<answer>`, trimmed, its first character. */
+const upstreamLetter = (raw: string) =>
+  raw
+    .slice(raw.lastIndexOf('<answer>') + 8)
+    .split('</answer')[0]
+    .trim()[0];
 
 const items = (split: string, n: number, seed = 7, difficulties?: readonly SceneLevel[]) =>
   Array.from({ length: n }, (_, i) => generateItem(split, i, { seed, difficulties }));
@@ -247,6 +255,10 @@ for (const { name, levels, subtasks } of LEVEL_SETS)
       assert.equal(latent.conversations[0].value, `<image>\n${prompt}`);
       assert.equal(
         latent.conversations[1].value,
+        `<lvr>\nIt is ${r.meta.answerText} (${r.answer})\n<answer>\n${r.answer}\n</answer>`,
+      );
+      assert.equal(
+        toStage1(r, true, 'text').conversations[1].value,
         `<lvr>\n${r.meta.answerText}\n<answer>${r.answer}</answer>`,
       );
       for (const { record } of sample) {
@@ -266,7 +278,7 @@ for (const { name, levels, subtasks } of LEVEL_SETS)
           `${record.id}: window holds the target`,
         );
       }
-      const plain = toStage1(r, false);
+      const plain = toStage1(r, false, 'text');
       assert.equal(plain.conversations[1].value, `${r.meta.answerText}\n<answer>${r.answer}</answer>`);
       assert.deepEqual(plain.bboxes, []);
       assert.deepEqual(toStage2(r).conversations[1], { from: 'gpt', value: `<answer>${r.answer}</answer>` });
@@ -347,6 +359,22 @@ describe('synthetic curriculum levels', () => {
         [],
         record.id,
       );
+    }
+  });
+
+  it('writes a lookup drill beside a record: same image and options, the question names the answer text', () => {
+    for (const { record } of single.slice(0, 20)) {
+      const drill = toLookupDrill(record);
+      const visual = toStage1(record, false);
+      assert.equal(drill.image, record.image);
+      assert.deepEqual(drill.bboxes, []);
+      assert.equal(drill.conversations[1].value, visual.conversations[1].value);
+      assert.equal(
+        drill.conversations[0].value,
+        `<image>\n${multipleChoicePrompt(`Which option is ${record.meta.answerText}?`, record.options)}`,
+      );
+      // the protocol reads the same letter from the aligned answer as from the record
+      assert.equal(upstreamLetter(drill.conversations[1].value), record.answer);
     }
   });
 

@@ -69,24 +69,40 @@ export function normaliseBbox(
   return [r(x0 / width), r(y0 / height), r(x1 / width), r(y1 / height)];
 }
 
-/**
- * The assistant turn names what it sees before answering (`red\n<answer>B</answer>`): the option text is a direct
- * target for grounding, and the letter is then a lookup in the prompt. The protocol reads only the letter.
- */
-export function answerWithText(r: McRecord): string {
+function optionText(r: McRecord): string {
   const text = r.options.find((o) => o.letter === r.answer)?.text;
   if (text === undefined)
     throw new Error(`record for ${r.image}: answer ${r.answer} is not an option letter`);
-  return `${text}\n${answerTag(r.answer)}`;
+  return text;
 }
 
-/** `text`: `red\n<answer>B</answer>` (default); `letter`: `<answer>B</answer>` alone (what the answer format costs). */
-export const ANSWER_FORMATS = ['text', 'letter'] as const;
+/**
+ * Answer formats of the stage-1 assistant turn (the protocol reads only the letter in the last `<answer>`):
+ * - `aligned` (default): `It is red (B)\n<answer>\nB\n</answer>`. The model names what it sees and writes the
+ *   letter of the option line holding that word right after it, then repeats it in the tag. Written so that the
+ *   letter is a copy, one token after the word: the prompt's line `B. red` tokenises as `B`, `.`, ` red`, and
+ *   ` red`, ` (`, `B` reuse exactly those tokens (a bare `red` and `<answer>B`'s `>B` are other tokens). A decoder of
+ *   the demo's size learned the lookup in this layout within ~500 steps on the drills below and stayed at chance
+ *   for 2,800 steps when the letter came only four tokens after the word (`scripts/demo/lookup_probe.py`);
+ * - `text`: `red\n<answer>B</answer>`;
+ * - `letter`: `<answer>B</answer>` alone.
+ */
+export const ANSWER_FORMATS = ['aligned', 'text', 'letter'] as const;
 export type AnswerFormat = (typeof ANSWER_FORMATS)[number];
 
-export function toStage1(r: McRecord, latent: boolean, format: AnswerFormat = 'text'): Stage1Record {
-  const value = format === 'text' ? answerWithText(r) : answerTag(r.answer);
-  const gpt = { from: 'gpt' as const, value };
+export function assistantAnswer(r: McRecord, format: AnswerFormat = 'aligned'): string {
+  switch (format) {
+    case 'aligned':
+      return `It is ${optionText(r)} (${r.answer})\n<answer>\n${r.answer}\n</answer>`;
+    case 'text':
+      return `${optionText(r)}\n${answerTag(r.answer)}`;
+    case 'letter':
+      return answerTag(r.answer);
+  }
+}
+
+export function toStage1(r: McRecord, latent: boolean, format: AnswerFormat = 'aligned'): Stage1Record {
+  const gpt = { from: 'gpt' as const, value: assistantAnswer(r, format) };
   if (!latent) return { image: r.image, conversations: [human(r), gpt], bboxes: [] };
   const { width, height } = r.meta ?? {};
   if (!r.bbox || !width || !height)
@@ -96,6 +112,17 @@ export function toStage1(r: McRecord, latent: boolean, format: AnswerFormat = 't
     conversations: [human(r), { ...gpt, value: `<lvr>\n${gpt.value}` }],
     bboxes: [normaliseBbox(latentWindow(r.bbox, width, height), width, height)],
   };
+}
+
+/**
+ * The lookup drill beside each record (`--lookup`): the same image and options, a question that names the option's
+ * text ("Which option is red?"), the same answer format. It teaches the step every model of runs 1-3 missed (find
+ * the line that holds the named value, copy its letter) without the image, which the visual records then reuse.
+ * Plain (no `<lvr>`) in both stage-1 files: there is nothing to look at.
+ */
+export function toLookupDrill(r: McRecord, format: AnswerFormat = 'aligned'): Stage1Record {
+  const drill = { ...r, question: `Which option is ${optionText(r)}?` };
+  return toStage1(drill, false, format);
 }
 
 export function toStage2(r: McRecord): Stage2Record {
