@@ -2,7 +2,8 @@
 few minutes: the lookup drill of `npm run data -- training-records --lookup` ("Which option is red?" + four option
 lines) with the demo decoder's shapes (hidden 64, 4 layers) over the Qwen2.5 tokens the prompts use (remapped to a
 small vocabulary: the question is the attention circuit, not the embedding table). Prints one JSON line per 50 steps
-with the training loss and the teacher-forced accuracy of the answer's letter tokens.
+with the training loss and the teacher-forced accuracy of the answer's first letter token (the lookup itself; a
+letter repeated later in the answer is a copy of it and is not counted).
 
     PYTHONPATH=workers python scripts/demo/lookup_probe.py TOKENIZER_JSON [--layout aligned|tag-only]
         [--heads 2] [--rope-theta 10000] [--steps 2000] [--lr 3e-3]
@@ -45,14 +46,15 @@ def drill(vocab: SmallVocab, layout: str) -> tuple[list[int], list[int]]:
     lines = "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(options))
     prompt = (f"<|im_start|>user\nWhich option is {options[k]}?\nOptions:\n{lines}\n{INSTRUCTION}<|im_end|>\n"
               "<|im_start|>assistant\n")
-    said = f"It is {options[k]} ({LETTERS[k]})" if layout == "aligned" else f"It is {options[k]}"
+    said = {"aligned": f"It is {options[k]} ({LETTERS[k]})", "comma": f"It is {options[k]}, {LETTERS[k]}",
+            "tag-only": f"It is {options[k]}"}[layout]
     return vocab.encode(prompt), vocab.encode(f"{said}\n<answer>\n{LETTERS[k]}\n</answer><|im_end|>")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("tokenizer")
-    ap.add_argument("--layout", choices=["aligned", "tag-only"], default="aligned")
+    ap.add_argument("--layout", choices=["aligned", "comma", "tag-only"], default="aligned")
     ap.add_argument("--heads", type=int, default=2)
     ap.add_argument("--rope-theta", type=float, default=10000.0)
     ap.add_argument("--steps", type=int, default=2000)
@@ -64,7 +66,7 @@ def main() -> None:
     random.seed(args.seed)
     torch.set_num_threads(1)
     vocab = SmallVocab(Tokenizer.from_file(args.tokenizer))
-    letter_ids = {vocab.encode(x)[0] for x in LETTERS}
+    letter_ids = {vocab.encode(x)[0] for x in LETTERS} | {vocab.encode(f" {x}")[-1] for x in LETTERS}
     cfg = Qwen2Config(vocab_size=512, hidden_size=64, intermediate_size=256, num_hidden_layers=4,
                       num_attention_heads=args.heads, num_key_value_heads=args.heads, tie_word_embeddings=True,
                       max_position_embeddings=4096)
@@ -79,15 +81,18 @@ def main() -> None:
         width = max(len(p) + len(a) for p, a in batch)
         ids = torch.zeros(args.batch, width, dtype=torch.long)
         labels = torch.full((args.batch, width), -100)
+        lookup = torch.zeros(args.batch, width, dtype=torch.bool)  # the first letter token of each answer
         mask = torch.zeros(args.batch, width, dtype=torch.long)
         for i, (p, a) in enumerate(batch):
             ids[i, :len(p) + len(a)] = torch.tensor(p + a)
             mask[i, :len(p) + len(a)] = 1
             labels[i, len(p):len(p) + len(a)] = torch.tensor(a)
+            lookup[i, len(p) + next(j for j, t in enumerate(a) if t in letter_ids)] = True
         h = model.model(input_ids=ids, attention_mask=mask).last_hidden_state
         y = labels[:, 1:]
         logits = h[:, :-1][y != -100] @ model.model.embed_tokens.weight.T  # answer rows only
         target = y[y != -100]
+        is_lookup = lookup[:, 1:][y != -100]
         loss = torch.nn.functional.cross_entropy(logits, target)
         for group in opt.param_groups:
             group["lr"] = args.lr * min(1.0, step / 50)
@@ -96,9 +101,8 @@ def main() -> None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if step % 50 == 0:
-            is_letter = torch.tensor([int(t) in letter_ids for t in target])
-            acc = (logits.argmax(-1)[is_letter] == target[is_letter]).float().mean().item()
-            print(json.dumps({"step": step, "loss": round(loss.item(), 4), "letter_accuracy": round(acc, 3),
+            acc = (logits.argmax(-1)[is_lookup] == target[is_lookup]).float().mean().item()
+            print(json.dumps({"step": step, "loss": round(loss.item(), 4), "lookup_accuracy": round(acc, 3),
                               "seconds": round(time.time() - t0)}), flush=True)
 
 
