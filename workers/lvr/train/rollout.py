@@ -46,6 +46,11 @@ class SamplingConfig:
     cuda_graphs: bool = True
     #: torch.compile the static engine's decoder layer (one compiled function for every layer)
     compile_step: bool = False
+    #: the static engine's attention over its cache: "split_k" (lvr.train.decode_attention) or "sdpa"; None: split_k
+    #: where its kernels run (CUDA), else sdpa
+    decode_attention: str | None = None
+    #: cache slots per split-K program; None: lvr.train.decode_attention.default_split
+    decode_split: int | None = None
     #: the static engine's matmul dtype; None: autocast's dtype when autocast is on, else the weights' dtype
     compute_dtype: torch.dtype | None = None
     done_check_every: int = 16
@@ -73,22 +78,51 @@ class Rollout:
 
 def sample_next(logits: torch.Tensor, cfg: SamplingConfig, history: torch.Tensor | None,
                 generator: torch.Generator | None) -> torch.Tensor:
+    """One token per row from softmax(logits / temperature) restricted to the top-k (every logit tied with the k-th
+    kept) and the top-p nucleus."""
     logits = logits.float()
     if cfg.repetition_penalty != 1.0 and history is not None:
         prev = torch.gather(logits, 1, history)
         prev = penalize_seen_logits(prev, cfg.repetition_penalty, where=torch.where)
         logits = logits.scatter(1, history, prev)
     logits = logits / cfg.temperature
+    top = None
     if cfg.top_k and cfg.top_k > 0:
-        kth = torch.topk(logits, min(cfg.top_k, logits.shape[-1]), dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+        top = top_values(logits, min(cfg.top_k, logits.shape[-1]))
+        logits = logits.masked_fill(logits < top[:, -1:], float("-inf"))
     if cfg.top_p < 1.0:
         sorted_l, idx = torch.sort(logits, descending=True)
         cum = sorted_l.softmax(-1).cumsum(-1)
         drop = cum - sorted_l.softmax(-1) > cfg.top_p
         logits = logits.masked_fill(drop.scatter(1, idx, drop), float("-inf"))
-    probs = logits.softmax(-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    # unnormalised weights suffice (the nucleus never drops the maximum): one elementwise pass instead of a softmax
+    row_max = top[:, :1] if top is not None else logits.amax(-1, keepdim=True)
+    return sample_categorical((logits - row_max).exp(), generator)
+
+
+def sample_categorical(weights: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One index per row with probability proportional to `weights` [B, V] (≥ 0, a positive maximum per row):
+    argmax(w / q) with q ~ Exp(1), the draw torch.multinomial makes for one sample, without its validity checks
+    (each a pass over the logits and, on CPU, a host sync)."""
+    q = torch.empty_like(weights).exponential_(1.0, generator=generator)
+    return (weights / q).argmax(-1)
+
+
+def top_values(x: torch.Tensor, k: int) -> torch.Tensor:
+    """torch.topk(x, k).values for x [B, V], in two stages over equal chunks of each row: the k largest of a row
+    are among its chunks' k largest, so the values are the same, while each stage runs over many short slices
+    (a plain top-k over a few long rows runs one GPU block per row)."""
+    B, V = x.shape
+    n = next((c for c in (128, 64, 32, 16, 8) if V % c == 0 and V // c >= 4 * k), 1)
+    if n > 1:
+        x = torch.topk(x.reshape(B * n, V // n), k, -1).values.view(B, n * k)
+    return torch.topk(x, k, -1).values
+
+
+def token_logps(logits: torch.Tensor, tok: torch.Tensor, temperature: float) -> torch.Tensor:
+    """log softmax(logits / temperature) at `tok` per row."""
+    z = logits.float() / temperature
+    return z.gather(1, tok[:, None]).squeeze(1) - z.logsumexp(-1)
 
 
 @dataclass
@@ -146,7 +180,7 @@ def rollout_static(model, prompts: list[PromptInputs], G: int, cfg: SamplingConf
     B, n_new = len(prompts) * G, cfg.max_new_tokens
     lengths = [int(p.ids.shape[1]) for p in prompts]
     dec = static_decoder(model, B, max(lengths) + n_new, _compute_dtype(model, dev, cfg), dev, cfg.cuda_graphs,
-                         cfg.compile_step)
+                         cfg.compile_step, cfg.decode_attention, cfg.decode_split)
     h0, logits0, idx0, delta0 = [], [], [], []
     for k, p in enumerate(prompts):
         h, logits, keys, values, delta = _prefill(model, p)
@@ -181,7 +215,7 @@ def rollout_static(model, prompts: list[PromptInputs], G: int, cfg: SamplingConf
         else:
             tok = sample_next(logits, cfg, history, generator)
         tok = torch.where(done, torch.full_like(tok, T.PAD_ID), tok)
-        lps[:, t] = torch.gather((logits / cfg.temperature).log_softmax(-1), 1, tok[:, None]).squeeze(1)
+        lps[:, t] = token_logps(logits, tok, cfg.temperature)
         toks[:, t] = tok
         lat[:, t] = mode & ~done
         hin[:, t] = h
@@ -235,7 +269,7 @@ def rollout_dynamic(model, prompt_ids: torch.Tensor, pixel_values: torch.Tensor,
         else:
             tok = sample_next(logits, cfg, history if cfg.repetition_penalty != 1.0 else None, generator)
         tok = torch.where(done, torch.full_like(tok, T.PAD_ID), tok)
-        lps.append(torch.gather((logits.float() / cfg.temperature).log_softmax(-1), 1, tok[:, None]).squeeze(1))
+        lps.append(token_logps(logits, tok, cfg.temperature))
         toks.append(tok)
         lat.append(mode & ~done)
         hin.append(h)
