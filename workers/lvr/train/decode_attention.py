@@ -129,8 +129,7 @@ def split_k_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Ten
     """Same contract as `sdpa_attention` (lengths ≥ 1 for every row), computed by the split-K kernels."""
     B, Hq, D = q.shape
     _, Hkv, S, _ = k_cache.shape
-    if q.stride(-1) != 1 or k_cache.stride(-1) != 1 or v_cache.stride(-1) != 1:
-        raise ValueError("decode attention needs a contiguous head dimension")
+    q, k_cache, v_cache = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k_cache, v_cache))
     if D & (D - 1) or D < 16:
         raise ValueError(f"decode attention needs a power-of-two head size ≥ 16, got {D}")
     if split % BLOCK_N:
