@@ -79,6 +79,8 @@ def main() -> None:
     ap.add_argument("--decode-attention", choices=["split_k", "sdpa"], default=None,
                     help="the static engine's attention over its cache (default: the engine's own choice)")
     ap.add_argument("--decode-split", type=int, default=None, help="cache slots per split-K program")
+    ap.add_argument("--decode-matmul", choices=["auto", "cublas", "split"], default=None,
+                    help="the static engine's projections (default: the engine's own choice)")
     ap.add_argument("--out-name", default="train_grpo.json")
     ap.add_argument("--label", default="", help="a name for this tree's figures in the JSON")
     args = ap.parse_args()
@@ -114,7 +116,8 @@ def main() -> None:
     grid = torch.tensor([[1, g, g]], device=env.device)
     sampling = SamplingConfig(0.9, 50, 1.0, 1.0, args.max_new, args.lvr_steps,
                               force_first_token=T.LVR_START_ID if args.force_lvr_start else None)
-    for field, value in (("decode_attention", args.decode_attention), ("decode_split", args.decode_split)):
+    for field, value in (("decode_attention", args.decode_attention), ("decode_split", args.decode_split),
+                         ("decode_matmul", args.decode_matmul)):
         if value is not None:   # only when asked: an older tree's SamplingConfig has no such field
             sampling = replace(sampling, **{field: value})
     gen = torch.Generator(device=env.device).manual_seed(0)
@@ -240,8 +243,12 @@ def only_compiled(args, result, partial, measure, policy, prompts, G, sampling, 
     compiled_cfg = replace(sampling, compile_step=True)
     t0 = time.time()
     compiled = measure("static", compiled_cfg, args.steps)
-    partial(static_compiled=compiled, compile_phase_s=time.time() - t0)
-    if args.decode_attention is not None or args.decode_split is not None:
+    from lvr.train.decode_step import _DECODERS
+
+    # what the timed decoder chose: its attention, split and per-projection matmul (None: cuBLAS); an older tree has none
+    partial(static_compiled=compiled, compile_phase_s=time.time() - t0,
+            decoder=[{k: getattr(d, k, None) for k in ("attention", "split", "matmuls")} for d in _DECODERS.values()])
+    if hasattr(sampling, "decode_attention"):    # this tree has the choice: compare with SDPA and cuBLAS
         def greedy(cfg: SamplingConfig) -> torch.Tensor:
             model.eval()
             with autocast():
@@ -251,13 +258,14 @@ def only_compiled(args, result, partial, measure, policy, prompts, G, sampling, 
             return ro.completion_ids
 
         chosen = greedy(compiled_cfg)
-        sdpa = greedy(replace(compiled_cfg, decode_attention="sdpa", decode_split=None))
+        sdpa = greedy(replace(compiled_cfg, decode_attention="sdpa", decode_split=None, decode_matmul="cublas"))
         n = min(chosen.shape[1], sdpa.shape[1])
         first = (chosen[:, :n] != sdpa[:, :n]).int().argmax(1)
         partial(check_tokens=args.check_tokens,
                 greedy_agreement_with_sdpa=float((chosen[:, :n] == sdpa[:, :n]).float().mean()),
                 greedy_equal_prefix_with_sdpa=[int(f) if bool((chosen[r, :n] != sdpa[r, :n]).any()) else n
                                                for r, f in enumerate(first.tolist())])
+
     if args.profile_rollout:
         def one_rollout() -> None:
             model.eval()

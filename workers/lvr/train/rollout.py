@@ -51,6 +51,9 @@ class SamplingConfig:
     decode_attention: str | None = None
     #: cache slots per split-K program; None: lvr.train.decode_attention.default_split
     decode_split: int | None = None
+    #: the static engine's projections: "auto" (None: per weight shape, cuBLAS or lvr.train.skinny_matmul's split
+    #: kernels, whichever is faster on this GPU; cuBLAS off CUDA), "cublas" or "split"
+    decode_matmul: str | None = None
     #: the static engine's matmul dtype; None: autocast's dtype when autocast is on, else the weights' dtype
     compute_dtype: torch.dtype | None = None
     done_check_every: int = 16
@@ -180,7 +183,7 @@ def rollout_static(model, prompts: list[PromptInputs], G: int, cfg: SamplingConf
     B, n_new = len(prompts) * G, cfg.max_new_tokens
     lengths = [int(p.ids.shape[1]) for p in prompts]
     dec = static_decoder(model, B, max(lengths) + n_new, _compute_dtype(model, dev, cfg), dev, cfg.cuda_graphs,
-                         cfg.compile_step, cfg.decode_attention, cfg.decode_split)
+                         cfg.compile_step, cfg.decode_attention, cfg.decode_split, cfg.decode_matmul)
     h0, logits0, idx0, delta0 = [], [], [], []
     for k, p in enumerate(prompts):
         h, logits, keys, values, delta = _prefill(model, p)
