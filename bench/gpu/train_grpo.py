@@ -164,7 +164,8 @@ def main() -> None:
                 "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None}
 
     _, card = C.peak_flops(env.device)
-    result = {"bench": "train_grpo", "label": args.label, "card": card, "shapes": "tiny" if args.tiny else "qwen2.5-vl-3b",
+    result = {"bench": "train_grpo", "label": args.label, "card": card,
+              "shapes": "tiny" if args.tiny else "qwen2.5-vl-3b",
               "dtype": str(dtype), "attn": args.attn, "generations": G, "micro_batch": mb, "prompt_tokens": len(ids),
               "forced_lvr_start": args.force_lvr_start, "lvr_steps": args.lvr_steps, "max_new_tokens": args.max_new}
 
@@ -172,7 +173,8 @@ def main() -> None:
         result.update(kw)
         if os.environ.get("OUT"):
             Path(os.environ["OUT"]).mkdir(parents=True, exist_ok=True)
-            (Path(os.environ["OUT"]) / args.out_name.replace(".json", ".partial.json")).write_text(json.dumps(result, indent=2))
+            partial_name = args.out_name.replace(".json", ".partial.json")
+            (Path(os.environ["OUT"]) / partial_name).write_text(json.dumps(result, indent=2))
         print("PHASE", json.dumps(kw), flush=True)
 
     if args.only_compiled:
@@ -245,7 +247,7 @@ def only_compiled(args, result, partial, measure, policy, prompts, G, sampling, 
     compiled = measure("static", compiled_cfg, args.steps)
     from lvr.train.decode_step import _DECODERS
 
-    # what the timed decoder chose: its attention, split and per-projection matmul (None: cuBLAS); an older tree has none
+    # the timed decoder's attention, split and per-projection matmul (None: cuBLAS); an older tree has none of them
     partial(static_compiled=compiled, compile_phase_s=time.time() - t0,
             decoder=[{k: getattr(d, k, None) for k in ("attention", "split", "matmuls")} for d in _DECODERS.values()])
     if hasattr(sampling, "decode_attention"):    # this tree has the choice: compare with SDPA and cuBLAS
