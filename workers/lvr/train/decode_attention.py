@@ -12,8 +12,6 @@ graph capture it. Under TRITON_INTERPRET=1 the same kernels run on CPU tensors, 
 against SDPA.
 """
 
-from __future__ import annotations
-
 import torch
 import torch.nn.functional as F
 
