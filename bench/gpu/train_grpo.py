@@ -249,7 +249,8 @@ def only_compiled(args, result, partial, measure, policy, prompts, G, sampling, 
 
     # the timed decoder's attention, split and per-projection matmul (None: cuBLAS); an older tree has none of them
     partial(static_compiled=compiled, compile_phase_s=time.time() - t0,
-            decoder=[{k: getattr(d, k, None) for k in ("attention", "split", "matmuls")} for d in _DECODERS.values()])
+            decoder=[{k: getattr(d, k, None) for k in ("attention", "split", "matmuls", "matmul_ms")}
+                     for d in _DECODERS.values()])
     if hasattr(sampling, "decode_attention"):    # this tree has the choice: compare with SDPA and cuBLAS
         def greedy(cfg: SamplingConfig) -> torch.Tensor:
             model.eval()

@@ -118,23 +118,25 @@ def decode_attention_kind(device: torch.device, requested: str | None = None) ->
 PROJECTIONS = ("qkv_w", "o_w", "gu_w", "down_w")
 
 
-def choose_matmuls(weights: "DecoderWeights", batch: int, device: torch.device, requested: str | None) -> tuple:
-    """Per projection, lvr.train.skinny_matmul's config or None (cuBLAS). "auto" (None): timed against cuBLAS on
-    CUDA, cuBLAS elsewhere; "cublas": always cuBLAS; "split": the first split config everywhere (CPU: only under
-    Triton's interpreter)."""
+def choose_matmuls(weights: "DecoderWeights", batch: int, device: torch.device,
+                   requested: str | None) -> tuple[tuple, dict]:
+    """Per projection, lvr.train.skinny_matmul's config or None (cuBLAS), and the timings behind the choice.
+    "auto" (None): timed against cuBLAS on CUDA, cuBLAS elsewhere; "cublas": always cuBLAS; "split": the first
+    split config everywhere (CPU: only under Triton's interpreter)."""
     if requested not in (None, "auto", "cublas", "split"):
         raise ValueError(f"unknown decode matmul {requested!r}; expected auto, cublas or split")
     if requested == "split":
-        return (0,) * len(PROJECTIONS)
+        return (0,) * len(PROJECTIONS), {}
     if requested == "cublas" or device.type != "cuda":
-        return (None,) * len(PROJECTIONS)
+        return (None,) * len(PROJECTIONS), {}
     gen = torch.Generator(device=device).manual_seed(0)
-    chosen = []
+    chosen, times = [], {}
     for name in PROJECTIONS:
         ws = [lw[name] for lw in weights.layers]
         x = torch.randn(batch, ws[0].shape[1], device=device, generator=gen).to(weights.dtype)
-        chosen.append(SM.choose(x, ws))
-    return tuple(chosen)
+        config, times[name] = SM.choose(x, ws)
+        chosen.append(config)
+    return tuple(chosen), times
 
 
 class StaticDecoder:
@@ -162,7 +164,7 @@ class StaticDecoder:
         self.inv_freq = rot.inv_freq.detach().to(device=device, dtype=torch.float32).clone()
         self.rope_scale = float(rot.attention_scaling)
         self.weights = DecoderWeights(model, dtype, device)
-        self.matmuls = choose_matmuls(self.weights, batch, device, matmul)
+        self.matmuls, self.matmul_ms = choose_matmuls(self.weights, batch, device, matmul)
         shape = (batch, self.n_kv, max_len, self.head_dim)
         # one tensor per layer (not views of one): the compiled layer sees identical inputs for every layer
         self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in self.weights.layers]

@@ -91,7 +91,7 @@ def sample_next(logits: torch.Tensor, cfg: SamplingConfig, history: torch.Tensor
     logits = logits / cfg.temperature
     top = None
     if cfg.top_k and cfg.top_k > 0:
-        top = top_values(logits, min(cfg.top_k, logits.shape[-1]))
+        top = torch.topk(logits, min(cfg.top_k, logits.shape[-1]), dim=-1).values
         logits = logits.masked_fill(logits < top[:, -1:], float("-inf"))
     if cfg.top_p < 1.0:
         sorted_l, idx = torch.sort(logits, descending=True)
@@ -109,17 +109,6 @@ def sample_categorical(weights: torch.Tensor, generator: torch.Generator | None)
     (each a pass over the logits and, on CPU, a host sync)."""
     q = torch.empty_like(weights).exponential_(1.0, generator=generator)
     return (weights / q).argmax(-1)
-
-
-def top_values(x: torch.Tensor, k: int) -> torch.Tensor:
-    """torch.topk(x, k).values for x [B, V], in two stages over equal chunks of each row: the k largest of a row
-    are among its chunks' k largest, so the values are the same, while each stage runs over many short slices
-    (a plain top-k over a few long rows runs one GPU block per row)."""
-    B, V = x.shape
-    n = next((c for c in (128, 64, 32, 16, 8) if V % c == 0 and V // c >= 4 * k), 1)
-    if n > 1:
-        x = torch.topk(x.reshape(B * n, V // n), k, -1).values.view(B, n * k)
-    return torch.topk(x, k, -1).values
 
 
 def token_logps(logits: torch.Tensor, tok: torch.Tensor, temperature: float) -> torch.Tensor:

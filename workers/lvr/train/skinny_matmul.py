@@ -19,7 +19,8 @@ except ImportError:  # pragma: no cover - triton ships with CUDA builds of torch
 
 M_PAD = 16       # tl.dot's smallest tile
 TARGET_PROGRAMS = 528   # about four programs per SM of an H100/H200
-CONFIGS = [(64, 128, 4, 4), (128, 128, 4, 3), (64, 256, 4, 3), (32, 128, 4, 4)]   # BLOCK_N, BLOCK_K, warps, stages
+#: BLOCK_N, BLOCK_K, warps, stages
+CONFIGS = [(64, 128, 4, 4), (128, 128, 4, 3), (64, 256, 4, 3), (32, 128, 4, 4), (128, 128, 8, 4), (32, 256, 4, 3)]
 
 
 def split_k(N: int, K: int, block_n: int, block_k: int) -> tuple[int, int]:
@@ -96,27 +97,38 @@ def linear(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, config: 
     return y.to(x.dtype)
 
 
-def choose(x: torch.Tensor, weights: list[torch.Tensor], reps: int = 10) -> int | None:
+def choose(x: torch.Tensor, weights: list[torch.Tensor], reps: int = 10) -> tuple[int | None, dict]:
     """The fastest way to multiply `x` by each of `weights` (the same shape, one per layer, so the timing streams
-    them from memory as the decode step does): a config index of the split kernels, or None for cuBLAS."""
+    them from memory as the decode step does): a config index of the split kernels, or None for cuBLAS; and the
+    timings (ms per pass over the layers, keyed "cublas" or the config index). Each candidate is timed as a CUDA
+    graph replay, as the decode step runs it: timed from the host, a Triton launch's Python cost would hide the
+    kernel's."""
     if x.device.type != "cuda" or triton is None or x.shape[0] > M_PAD:
-        return None
+        return None, {}
 
     def timed(fn) -> float:
-        for w in weights[:2]:
-            fn(w)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for w in weights[:2]:
+                fn(w)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            for w in weights:
+                fn(w)
+        graph.replay()
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         best = float("inf")
         for _ in range(reps):
             start.record()
-            for w in weights:
-                fn(w)
+            graph.replay()
             end.record()
             end.synchronize()
             best = min(best, start.elapsed_time(end))
         return best
 
-    times = {None: timed(lambda w: F.linear(x, w))}
+    times: dict = {None: timed(lambda w: F.linear(x, w))}
     ref = F.linear(x.double(), weights[0].double())
     for i in range(len(CONFIGS)):
         try:
@@ -126,4 +138,5 @@ def choose(x: torch.Tensor, weights: list[torch.Tensor], reps: int = 10) -> int 
             times[i] = timed(lambda w, i=i: partial_products(x, w, i).sum(0))
         except Exception:  # noqa: BLE001 - a config the compiler rejects on this GPU is simply not chosen
             continue
-    return min(times, key=times.get)
+    best = min(times, key=times.get)
+    return best, {("cublas" if k is None else str(k)): round(v, 4) for k, v in times.items()}
