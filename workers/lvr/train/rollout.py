@@ -111,6 +111,38 @@ def sample_categorical(weights: torch.Tensor, generator: torch.Generator | None)
     return (weights / q).argmax(-1)
 
 
+def record_step(t: torch.Tensor, tok: torch.Tensor, logits: torch.Tensor, done: torch.Tensor, mode: torch.Tensor,
+                remaining: torch.Tensor, eos: torch.Tensor, toks: torch.Tensor, lat: torch.Tensor, valid: torch.Tensor,
+                lps: torch.Tensor, next_tok: torch.Tensor, next_mode: torch.Tensor, temperature: float,
+                lvr_steps: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The static engine's bookkeeping for the token `tok` sampled at completion position `t` ([1], advanced here):
+    finished rows get padding; the token, its log-prob, whether its position's input was a latent, and whether the
+    row was still running are recorded in column t; the decode step's inputs (`next_tok`, `next_mode` = this
+    position's mode) are written. Returns (done, mode after the next forward, remaining latent steps).
+    One function so that the rollout compiles it into a few kernels instead of ~40 small launches per token."""
+    tok = torch.where(done, T.PAD_ID, tok)
+    toks.index_copy_(1, t, tok[:, None])
+    lps.index_copy_(1, t, token_logps(logits, tok, temperature)[:, None])
+    lat.index_copy_(1, t, (mode & ~done)[:, None])
+    valid.index_copy_(1, t, (~done)[:, None])
+    next_tok.copy_(tok)
+    next_mode.copy_(mode)
+    # a real (non-placeholder) EOS ends the completion; nothing stops while in latent mode (§4.1)
+    done = done | (~mode & (tok[:, None] == eos[None, :]).any(-1))
+    mode, remaining = steps_transition(mode, remaining, tok == T.LVR_START_ID, lvr_steps, torch.where)
+    t.add_(1)
+    return done, mode, remaining
+
+
+_COMPILED_RECORD = []
+
+
+def _compiled_record_step():
+    if not _COMPILED_RECORD:
+        _COMPILED_RECORD.append(torch.compile(record_step, fullgraph=True, dynamic=False))
+    return _COMPILED_RECORD[0]
+
+
 def token_logps(logits: torch.Tensor, tok: torch.Tensor, temperature: float) -> torch.Tensor:
     """log softmax(logits / temperature) at `tok` per row."""
     z = logits.float() / temperature
@@ -201,28 +233,22 @@ def rollout_static(model, prompts: list[PromptInputs], G: int, cfg: SamplingConf
     valid = torch.zeros(B, n_new, dtype=torch.bool, device=dev)
     lps = torch.zeros(B, n_new, dtype=torch.float32, device=dev)
     hin = torch.zeros(B, n_new, h.shape[1], dtype=h.dtype, device=dev)
+    t_index = torch.zeros(1, dtype=torch.long, device=dev)
+    record = _compiled_record_step() if cfg.compile_step else record_step
     for t in range(n_new):
         if t == 0 and cfg.force_first_token is not None:
             tok = torch.full((B,), cfg.force_first_token, dtype=torch.long, device=dev)
         else:
             tok = sample_next(logits, cfg, history, generator)
-        tok = torch.where(done, torch.full_like(tok, T.PAD_ID), tok)
-        lps[:, t] = token_logps(logits, tok, cfg.temperature)
-        toks[:, t] = tok
-        lat[:, t] = mode & ~done
         hin[:, t] = h
-        valid[:, t] = ~done
+        done, next_mode, remaining = record(t_index, tok, logits, done, mode, remaining, eos, toks, lat, valid, lps,
+                                            dec.tok, dec.mode, cfg.temperature, cfg.lvr_steps)
         if history is not None:
-            history = torch.cat([history, tok[:, None]], 1)
-        # a real (non-placeholder) EOS ends the completion; nothing stops while in latent mode (§4.1)
-        done = done | (~mode & torch.isin(tok, eos))
+            history = torch.cat([history, dec.tok[:, None]], 1)
         if t == n_new - 1 or (t % cfg.done_check_every == cfg.done_check_every - 1 and bool(done.all())):
             break
-        dec.tok.copy_(tok)
-        dec.mode.copy_(mode)
         dec.step()   # input: h where mode (latent), else the token's embedding; then h, logits of the new position
-        mode, remaining = steps_transition(mode, remaining, tok == T.LVR_START_ID, cfg.lvr_steps, torch.where)
-        logits = dec.logits
+        mode, logits = next_mode, dec.logits
     out = []
     for k in range(len(prompts)):
         rows = slice(k * G, (k + 1) * G)
