@@ -79,8 +79,6 @@ def main() -> None:
     ap.add_argument("--decode-attention", choices=["split_k", "sdpa"], default=None,
                     help="the static engine's attention over its cache (default: the engine's own choice)")
     ap.add_argument("--decode-split", type=int, default=None, help="cache slots per split-K program")
-    ap.add_argument("--decode-matmul", choices=["auto", "cublas", "split"], default=None,
-                    help="the static engine's projections (default: the engine's own choice)")
     ap.add_argument("--out-name", default="train_grpo.json")
     ap.add_argument("--label", default="", help="a name for this tree's figures in the JSON")
     args = ap.parse_args()
@@ -116,8 +114,7 @@ def main() -> None:
     grid = torch.tensor([[1, g, g]], device=env.device)
     sampling = SamplingConfig(0.9, 50, 1.0, 1.0, args.max_new, args.lvr_steps,
                               force_first_token=T.LVR_START_ID if args.force_lvr_start else None)
-    for field, value in (("decode_attention", args.decode_attention), ("decode_split", args.decode_split),
-                         ("decode_matmul", args.decode_matmul)):
+    for field, value in (("decode_attention", args.decode_attention), ("decode_split", args.decode_split)):
         if value is not None:   # only when asked: an older tree's SamplingConfig has no such field
             sampling = replace(sampling, **{field: value})
     gen = torch.Generator(device=env.device).manual_seed(0)
@@ -247,11 +244,10 @@ def only_compiled(args, result, partial, measure, policy, prompts, G, sampling, 
     compiled = measure("static", compiled_cfg, args.steps)
     from lvr.train.decode_step import _DECODERS
 
-    # the timed decoder's attention, split and per-projection matmul (None: cuBLAS); an older tree has none of them
+    # the timed decoder's attention and split (an older tree has neither)
     partial(static_compiled=compiled, compile_phase_s=time.time() - t0,
-            decoder=[{k: getattr(d, k, None) for k in ("attention", "split", "matmuls", "matmul_ms")}
-                     for d in _DECODERS.values()])
-    if hasattr(sampling, "decode_attention"):    # this tree has the choice: compare with SDPA and cuBLAS
+            decoder=[{k: getattr(d, k, None) for k in ("attention", "split")} for d in _DECODERS.values()])
+    if hasattr(sampling, "decode_attention"):    # this tree has the choice: compare with SDPA
         def greedy(cfg: SamplingConfig) -> torch.Tensor:
             model.eval()
             with autocast():
@@ -261,7 +257,7 @@ def only_compiled(args, result, partial, measure, policy, prompts, G, sampling, 
             return ro.completion_ids
 
         chosen = greedy(compiled_cfg)
-        sdpa = greedy(replace(compiled_cfg, decode_attention="sdpa", decode_split=None, decode_matmul="cublas"))
+        sdpa = greedy(replace(compiled_cfg, decode_attention="sdpa", decode_split=None))
         n = min(chosen.shape[1], sdpa.shape[1])
         first = (chosen[:, :n] != sdpa[:, :n]).int().argmax(1)
         partial(check_tokens=args.check_tokens,

@@ -9,8 +9,7 @@ embedding otherwise (LVR-SPEC §4.1 step 2), so latent steps never leave the GPU
 Numerics follow transformers under bf16 autocast over fp32 weights: fp32 residual stream, RMSNorm and hidden state
 (the fed-back latent), matmuls in the compute dtype, softmax in fp32. At decode every M-RoPE axis has the same
 position (c + rope_delta, LVR-SPEC Appendix A), which is plain RoPE. Attention over the cache is
-lvr.train.decode_attention's split-K kernels where they run (CUDA), SDPA otherwise; each projection is cuBLAS or
-lvr.train.skinny_matmul's split kernels, whichever a timing at build picks (CUDA).
+lvr.train.decode_attention's split-K kernels where they run (CUDA), SDPA otherwise.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ import torch
 import torch.nn.functional as F
 
 from . import decode_attention as DA
-from . import skinny_matmul as SM
 from .decode_attention import decode_attention, sdpa_attention
 
 STREAM = torch.float32  # residual stream, norms, hidden state: as transformers over fp32 weights
@@ -78,18 +76,17 @@ class DecoderWeights:
 def decoder_layer(x: torch.Tensor, delta: torch.Tensor, ln1, qkv_w, qkv_b, o_w, ln2, gu_w, down_w,
                   k_cache: torch.Tensor, v_cache: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                   lengths: torch.Tensor, rows: torch.Tensor, idx: torch.Tensor, eps: float, n_heads: int,
-                  attention: str, split: int, matmuls: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+                  attention: str, split: int) -> tuple[torch.Tensor, torch.Tensor]:
     """One decoder layer for one new position per row. Input: the residual stream as `x + delta` ([B, H] fp32; the
     previous layer's MLP output comes in as `delta`, so a compiled layer adds it inside its first norm's kernel).
     Output: (stream after attention, MLP output), to be summed the same way by the next layer or the final norm.
     The row's key and value are written at its cache index `idx` before attending over the first `lengths` slots
-    (`attention`: "split_k", lvr.train.decode_attention's kernels, or "sdpa"). `matmuls`: per projection (qkv, o,
-    gate/up, down) a config of lvr.train.skinny_matmul's kernels, or None for cuBLAS.
+    (`attention`: "split_k", lvr.train.decode_attention's kernels, or "sdpa").
     `sin` carries the sign of rotate-half (-sin on the first half), so the rotation is x·cos + roll(x)·sin."""
     B, n_kv, _, D = k_cache.shape
     dt = qkv_w.dtype
     x = x + delta
-    qkv = SM.linear(F.rms_norm(x, (x.shape[-1],), ln1, eps).to(dt), qkv_w, qkv_b, matmuls[0])
+    qkv = F.linear(F.rms_norm(x, (x.shape[-1],), ln1, eps).to(dt), qkv_w, qkv_b)
     qk = qkv[:, :(n_heads + n_kv) * D].view(B, n_heads + n_kv, D)
     qk = torch.addcmul(qk * cos, qk.roll(D // 2, -1), sin)
     q, k = qk[:, :n_heads], qk[:, n_heads:]
@@ -99,9 +96,9 @@ def decoder_layer(x: torch.Tensor, delta: torch.Tensor, ln1, qkv_w, qkv_b, o_w, 
         att = decode_attention(q, k_cache, v_cache, lengths, D ** -0.5, split)
     else:
         att = sdpa_attention(q, k_cache, v_cache, lengths)
-    x = x + SM.linear(att.reshape(B, n_heads * D), o_w, None, matmuls[1])
-    gate, up = SM.linear(F.rms_norm(x, (x.shape[-1],), ln2, eps).to(dt), gu_w, None, matmuls[2]).chunk(2, -1)
-    return x, SM.linear(F.silu(gate) * up, down_w, None, matmuls[3])
+    x = x + F.linear(att.reshape(B, n_heads * D), o_w)
+    gate, up = F.linear(F.rms_norm(x, (x.shape[-1],), ln2, eps).to(dt), gu_w).chunk(2, -1)
+    return x, F.linear(F.silu(gate) * up, down_w)
 
 
 def decode_attention_kind(device: torch.device, requested: str | None = None) -> str:
@@ -115,45 +112,20 @@ def decode_attention_kind(device: torch.device, requested: str | None = None) ->
     return "split_k"
 
 
-PROJECTIONS = ("qkv_w", "o_w", "gu_w", "down_w")
-
-
-def choose_matmuls(weights: "DecoderWeights", batch: int, device: torch.device,
-                   requested: str | None) -> tuple[tuple, dict]:
-    """Per projection, lvr.train.skinny_matmul's config or None (cuBLAS), and the timings behind the choice.
-    "auto" (None): timed against cuBLAS on CUDA, cuBLAS elsewhere; "cublas": always cuBLAS; "split": the first
-    split config everywhere (CPU: only under Triton's interpreter)."""
-    if requested not in (None, "auto", "cublas", "split"):
-        raise ValueError(f"unknown decode matmul {requested!r}; expected auto, cublas or split")
-    if requested == "split":
-        return (0,) * len(PROJECTIONS), {}
-    if requested == "cublas" or device.type != "cuda":
-        return (None,) * len(PROJECTIONS), {}
-    gen = torch.Generator(device=device).manual_seed(0)
-    chosen, times = [], {}
-    for name in PROJECTIONS:
-        ws = [lw[name] for lw in weights.layers]
-        x = torch.randn(batch, ws[0].shape[1], device=device, generator=gen).to(weights.dtype)
-        config, times[name] = SM.choose(x, ws)
-        chosen.append(config)
-    return tuple(chosen), times
-
-
 class StaticDecoder:
     """Batch `batch` rows, cache `max_len` positions. Feed the step through `tok`, `mode` and `h` (the previous
     hidden state, also the latent input); `idx` is each row's next cache index and `pos` its RoPE position (both
     advance by one per step). `step()` writes the new `h` and fp32 `logits` in place."""
 
     def __init__(self, model, batch: int, max_len: int, dtype: torch.dtype, device: torch.device, graph: bool,
-                 compile_layer: bool = False, attention: str | None = None, split: int | None = None,
-                 matmul: str | None = None):
+                 compile_layer: bool = False, attention: str | None = None, split: int | None = None):
         cfg = model.config.get_text_config()
         if getattr(cfg, "use_sliding_window", False):
             raise ValueError("the static decode step has no sliding-window attention")
         self.attention = decode_attention_kind(device, attention)
         self.split = split or DA.default_split(batch, cfg.num_key_value_heads, max_len)
         self.key = (batch, max_len, dtype, device, graph and device.type == "cuda", compile_layer, self.attention,
-                    self.split, matmul)
+                    self.split)
         # one compiled function serves every layer (same shapes): Inductor fuses the norms, rotation and casts
         self.layer_fn = torch.compile(decoder_layer, fullgraph=True, dynamic=False) if compile_layer else \
             decoder_layer
@@ -164,7 +136,6 @@ class StaticDecoder:
         self.inv_freq = rot.inv_freq.detach().to(device=device, dtype=torch.float32).clone()
         self.rope_scale = float(rot.attention_scaling)
         self.weights = DecoderWeights(model, dtype, device)
-        self.matmuls, self.matmul_ms = choose_matmuls(self.weights, batch, device, matmul)
         shape = (batch, self.n_kv, max_len, self.head_dim)
         # one tensor per layer (not views of one): the compiled layer sees identical inputs for every layer
         self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in self.weights.layers]
@@ -217,8 +188,7 @@ class StaticDecoder:
             for layer, lw in enumerate(w.layers):
                 x, delta = self.layer_fn(x, delta, lw["ln1"], lw["qkv_w"], lw["qkv_b"], lw["o_w"], lw["ln2"],
                                          lw["gu_w"], lw["down_w"], self.k[layer], self.v[layer], cos, sin, lengths,
-                                         self.rows, self.idx, self.eps, self.n_heads, self.attention, self.split,
-                                         self.matmuls)
+                                         self.rows, self.idx, self.eps, self.n_heads, self.attention, self.split)
             x = x + delta
             h = F.rms_norm(x, (x.shape[-1],), w.norm, self.eps)
             self.h.copy_(h)
@@ -232,21 +202,21 @@ _DECODERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 def static_decoder(model, batch: int, max_len: int, dtype: torch.dtype, device: torch.device,
                    graph: bool, compile_layer: bool = False, attention: str | None = None,
-                   split: int | None = None, matmul: str | None = None) -> StaticDecoder:
+                   split: int | None = None) -> StaticDecoder:
     """The model's decoder for this shape, weights refreshed; rebuilt (cache and graph) only when the shape changes.
     The cache length is rounded up to a multiple of 256 so varying prompt lengths reuse one graph (the split-K
     attention skips the unfilled slots, so the padding costs no attention work)."""
     max_len = -(-max_len // 256) * 256
     kind = decode_attention_kind(device, attention)
     split = split or DA.default_split(batch, model.config.get_text_config().num_key_value_heads, max_len)
-    key = (batch, max_len, dtype, device, graph and device.type == "cuda", compile_layer, kind, split, matmul)
+    key = (batch, max_len, dtype, device, graph and device.type == "cuda", compile_layer, kind, split)
     dec = _DECODERS.get(model)
     if dec is not None and dec.key == key:
         dec.weights.refresh(model)
         return dec
     _DECODERS.pop(model, None)
     del dec
-    dec = StaticDecoder(model, batch, max_len, dtype, device, graph, compile_layer, kind, split, matmul)
+    dec = StaticDecoder(model, batch, max_len, dtype, device, graph, compile_layer, kind, split)
     _DECODERS[model] = dec
     return dec
 

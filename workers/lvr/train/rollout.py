@@ -10,13 +10,16 @@ Two engines with one semantics:
   cache; then one token per row per step through lvr.train.decode_step (a CUDA graph on GPU). Rows of different
   prompts keep their own cache index and RoPE position, rows in a latent block and rows emitting text share each
   step, and finished rows are fed padding until every row is done (checked every `done_check_every` steps, so the
-  host never waits on the GPU in between); the outputs are cut where the old loop would have stopped.
+  host never waits on the GPU in between); the outputs are cut where the old loop would have stopped. Per token, the
+  host samples (`sample_next`) and one function records it and advances the latent-block state (`record_step`,
+  compiled with the step).
 - `dynamic`: the previous loop (transformers' forward per step over a DynamicCache, one prompt at a time): the
   baseline of bench/gpu/train_grpo.py and the reference of the engine tests.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -51,9 +54,6 @@ class SamplingConfig:
     decode_attention: str | None = None
     #: cache slots per split-K program; None: lvr.train.decode_attention.default_split
     decode_split: int | None = None
-    #: the static engine's projections: "auto" (None: per weight shape, cuBLAS or lvr.train.skinny_matmul's split
-    #: kernels, whichever is faster on this GPU; cuBLAS off CUDA), "cublas" or "split"
-    decode_matmul: str | None = None
     #: the static engine's matmul dtype; None: autocast's dtype when autocast is on, else the weights' dtype
     compute_dtype: torch.dtype | None = None
     done_check_every: int = 16
@@ -134,13 +134,9 @@ def record_step(t: torch.Tensor, tok: torch.Tensor, logits: torch.Tensor, done: 
     return done, mode, remaining
 
 
-_COMPILED_RECORD = []
-
-
+@functools.cache
 def _compiled_record_step():
-    if not _COMPILED_RECORD:
-        _COMPILED_RECORD.append(torch.compile(record_step, fullgraph=True, dynamic=False))
-    return _COMPILED_RECORD[0]
+    return torch.compile(record_step, fullgraph=True, dynamic=False)
 
 
 def token_logps(logits: torch.Tensor, tok: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -204,7 +200,7 @@ def rollout_static(model, prompts: list[PromptInputs], G: int, cfg: SamplingConf
     B, n_new = len(prompts) * G, cfg.max_new_tokens
     lengths = [int(p.ids.shape[1]) for p in prompts]
     dec = static_decoder(model, B, max(lengths) + n_new, _compute_dtype(model, dev, cfg), dev, cfg.cuda_graphs,
-                         cfg.compile_step, cfg.decode_attention, cfg.decode_split, cfg.decode_matmul)
+                         cfg.compile_step, cfg.decode_attention, cfg.decode_split)
     h0, logits0, idx0, delta0 = [], [], [], []
     for k, p in enumerate(prompts):
         h, logits, keys, values, delta = _prefill(model, p)

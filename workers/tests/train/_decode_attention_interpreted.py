@@ -1,5 +1,5 @@
 """Run under TRITON_INTERPRET=1 (set before triton is imported) by test_decode_attention.py: the split-K decode
-attention and skinny matmul kernels on CPU tensors. Prints one JSON object."""
+attention kernels on CPU tensors. Prints one JSON object."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import torch
 
 from lvr.train import decode_attention as DA
 from lvr.train import rollout as RO
-from lvr.train import skinny_matmul as SM
 
 from _train_helpers import load_model
 from test_rollout_engine import MAX_NEW, N_STEPS, S, _inputs, _prompt
@@ -33,37 +32,18 @@ def kernel_errors() -> list[dict]:
     return out
 
 
-def matmul_errors() -> list[dict]:
-    """Every config of the skinny matmul against float64 F.linear, with and without bias, K not a multiple of the
-    tile, 1 to 16 rows."""
-    gen = torch.Generator().manual_seed(1)
-    out = []
-    for M, N, K in [(8, 320, 256), (1, 100, 200), (16, 64, 1100)]:
-        for config in range(len(SM.CONFIGS)):
-            x, w, b = torch.randn(M, K, generator=gen), torch.randn(N, K, generator=gen), torch.randn(N, generator=gen)
-            for bias in (None, b):
-                got = SM.linear(x, w, bias, config)
-                ref = torch.nn.functional.linear(x.double(), w.double(), None if bias is None else bias.double())
-                out.append({"shape": [M, N, K], "config": config, "bias": bias is not None,
-                            "rel_err": float((got.double() - ref).norm() / ref.norm())})
-    return out
-
-
 def rollouts(tiny_dir: str, data_dir: str) -> dict:
-    """Greedy static rollouts (two prompts of different lengths, latent blocks) with SDPA and cuBLAS, with the
-    split-K attention at several chunk sizes, and with the skinny matmuls too."""
+    """Greedy static rollouts (two prompts of different lengths, latent blocks) with SDPA and with the split-K
+    kernels at several chunk sizes."""
     from pathlib import Path
 
     model = load_model(Path(tiny_dir)).eval()
     prompts = [_inputs(_prompt(Path(tiny_dir), Path(data_dir), q))
                for q in ("Hi?", "What colour is the largest square here?")]
     res = {}
-    for name, attention, split, matmul in [("sdpa", "sdpa", None, "cublas"), ("split64", "split_k", 64, "cublas"),
-                                           ("split256", "split_k", 256, "cublas"),
-                                           ("split64_skinny", "split_k", 64, "split")]:
+    for name, attention, split in [("sdpa", "sdpa", None), ("split64", "split_k", 64), ("split256", "split_k", 256)]:
         cfg = RO.SamplingConfig(temperature=1.0, top_k=1, max_new_tokens=MAX_NEW, lvr_steps=N_STEPS,
-                                force_first_token=S, decode_attention=attention, decode_split=split,
-                                decode_matmul=matmul)
+                                force_first_token=S, decode_attention=attention, decode_split=split)
         ros = RO.rollout_groups(model, prompts, 2, cfg, torch.Generator().manual_seed(0))
         res[name] = {"tokens": [r.completion_ids.tolist() for r in ros],
                      "latent": [r.latent_mask.tolist() for r in ros],
@@ -73,5 +53,4 @@ def rollouts(tiny_dir: str, data_dir: str) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps({"kernel": kernel_errors(), "matmul": matmul_errors(),
-                      "rollouts": rollouts(sys.argv[1], sys.argv[2])}))
+    print(json.dumps({"kernel": kernel_errors(), "rollouts": rollouts(sys.argv[1], sys.argv[2])}))

@@ -1,7 +1,7 @@
 """The static rollout step's split-K decode attention (lvr.train.decode_attention) computes SDPA's function over
-each row's filled cache, its skinny matmuls (lvr.train.skinny_matmul) F.linear's, and rollouts through them decode
-the same tokens as through SDPA and cuBLAS whatever the chunk size. The Triton kernels run on CPU under Triton's
-interpreter, in a child process (the interpreter is chosen when the kernels are defined)."""
+each row's filled cache, and rollouts through it decode the same tokens as through SDPA whatever the chunk size.
+The Triton kernels run on CPU under Triton's interpreter, in a child process (the interpreter is chosen when the
+kernels are defined). Also the sampling helpers of the rollout's per-token tail."""
 
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ import torch
 
 from lvr.train import decode_attention as DA
 from lvr.train import rollout as RO
-from lvr.train import skinny_matmul as SM
-from lvr.train.decode_step import choose_matmuls, decode_attention_kind
+from lvr.train.decode_step import decode_attention_kind
 
 HERE = Path(__file__).resolve().parent
 
@@ -39,17 +38,11 @@ def test_split_k_kernels_equal_sdpa_over_the_filled_slots(interpreted):
         assert case["rel_err"] < 1e-5, case
 
 
-def test_skinny_matmul_kernels_equal_linear(interpreted):
-    assert len(interpreted["matmul"]) == 3 * 2 * len(SM.CONFIGS)
-    for case in interpreted["matmul"]:
-        assert case["rel_err"] < 1e-5, case
-
-
-def test_rollouts_through_split_kernels_decode_like_sdpa_and_cublas(interpreted):
+def test_rollouts_through_split_k_decode_like_sdpa_at_every_chunk_size(interpreted):
     runs = interpreted["rollouts"]
     base = runs["sdpa"]
     assert any(any(row) for lat in base["latent"] for row in lat)      # latent blocks really ran
-    for name in ("split64", "split256", "split64_skinny"):
+    for name in ("split64", "split256"):
         assert runs[name]["tokens"] == base["tokens"], name
         assert runs[name]["latent"] == base["latent"], name
         for a, b in zip(runs[name]["logps"], base["logps"]):
@@ -73,21 +66,6 @@ def test_decode_attention_choice_is_checked():
         assert decode_attention_kind(torch.device("cpu")) == "sdpa"
         with pytest.raises(ValueError, match="cannot run on cpu"):
             decode_attention_kind(torch.device("cpu"), "split_k")
-
-
-def test_matmul_choice_is_checked_and_cublas_off_cuda():
-    with pytest.raises(ValueError, match="unknown decode matmul"):
-        choose_matmuls(None, 8, torch.device("cpu"), "cutlass")
-    assert choose_matmuls(None, 8, torch.device("cpu"), None) == ((None,) * 4, {})
-    assert choose_matmuls(None, 8, torch.device("cpu"), "split") == ((0,) * 4, {})
-    assert SM.choose(torch.zeros(8, 16), [torch.zeros(32, 16)]) == (None, {})
-
-
-def test_split_k_plan_covers_k_in_whole_tiles():
-    for N, K in [(2560, 2048), (2048, 11008), (22016, 2048), (64, 1100)]:
-        for block_n, block_k, _, _ in SM.CONFIGS:
-            splits, per = SM.split_k(N, K, block_n, block_k)
-            assert per % block_k == 0 and (splits - 1) * per < K <= splits * per
 
 
 def test_categorical_draw_follows_the_weights():
