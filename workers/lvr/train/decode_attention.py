@@ -36,6 +36,11 @@ def available(device: torch.device) -> bool:
     return os.environ.get("TRITON_INTERPRET") == "1"
 
 
+def supports(head_dim: int) -> bool:
+    """The kernels tile the head dimension whole: a power of two of at least 16 (128 in every Qwen2.5-VL size)."""
+    return head_dim >= 16 and head_dim & (head_dim - 1) == 0
+
+
 def default_split(batch: int, kv_heads: int, max_len: int, programs: int = 264) -> int:
     """Slots per program: enough programs to cover the GPU about twice over a full cache (power of two, ≥ BLOCK_N)."""
     want = max(1, batch * kv_heads * max_len // programs)
@@ -128,7 +133,7 @@ def split_k_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Ten
     B, Hq, D = q.shape
     _, Hkv, S, _ = k_cache.shape
     q, k_cache, v_cache = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k_cache, v_cache))
-    if D & (D - 1) or D < 16:
+    if not supports(D):
         raise ValueError(f"decode attention needs a power-of-two head size ≥ 16, got {D}")
     if split % BLOCK_N:
         raise ValueError(f"split must be a multiple of {BLOCK_N}, got {split}")

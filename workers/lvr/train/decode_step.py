@@ -101,13 +101,13 @@ def decoder_layer(x: torch.Tensor, delta: torch.Tensor, ln1, qkv_w, qkv_b, o_w, 
     return x, F.linear(F.silu(gate) * up, down_w)
 
 
-def decode_attention_kind(device: torch.device, requested: str | None = None) -> str:
-    """"split_k" where its kernels run (CUDA; CPU only under Triton's interpreter), else "sdpa"."""
+def decode_attention_kind(device: torch.device, requested: str | None = None, head_dim: int = 128) -> str:
+    """"split_k" where its kernels run (CUDA; CPU only under Triton's interpreter) for this head size, else "sdpa"."""
     if requested not in (None, "split_k", "sdpa"):
         raise ValueError(f"unknown decode attention {requested!r}; expected split_k or sdpa")
-    if requested == "sdpa" or not DA.available(device):
+    if requested == "sdpa" or not DA.available(device) or not DA.supports(head_dim):
         if requested == "split_k":
-            raise ValueError(f"split_k decode attention cannot run on {device.type} here")
+            raise ValueError(f"split_k decode attention cannot run on {device.type} with head size {head_dim} here")
         return "sdpa"
     return "split_k"
 
@@ -122,7 +122,7 @@ class StaticDecoder:
         cfg = model.config.get_text_config()
         if getattr(cfg, "use_sliding_window", False):
             raise ValueError("the static decode step has no sliding-window attention")
-        self.attention = decode_attention_kind(device, attention)
+        self.attention = decode_attention_kind(device, attention, cfg.hidden_size // cfg.num_attention_heads)
         self.split = split or DA.default_split(batch, cfg.num_key_value_heads, max_len)
         self.key = (batch, max_len, dtype, device, graph and device.type == "cuda", compile_layer, self.attention,
                     self.split)
@@ -207,8 +207,9 @@ def static_decoder(model, batch: int, max_len: int, dtype: torch.dtype, device: 
     The cache length is rounded up to a multiple of 256 so varying prompt lengths reuse one graph (the split-K
     attention skips the unfilled slots, so the padding costs no attention work)."""
     max_len = -(-max_len // 256) * 256
-    kind = decode_attention_kind(device, attention)
-    split = split or DA.default_split(batch, model.config.get_text_config().num_key_value_heads, max_len)
+    text = model.config.get_text_config()
+    kind = decode_attention_kind(device, attention, text.hidden_size // text.num_attention_heads)
+    split = split or DA.default_split(batch, text.num_key_value_heads, max_len)
     key = (batch, max_len, dtype, device, graph and device.type == "cuda", compile_layer, kind, split)
     dec = _DECODERS.get(model)
     if dec is not None and dec.key == key:

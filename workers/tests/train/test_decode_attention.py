@@ -62,6 +62,9 @@ def test_decode_attention_choice_is_checked():
     assert decode_attention_kind(torch.device("cpu"), "sdpa") == "sdpa"
     with pytest.raises(ValueError, match="unknown decode attention"):
         decode_attention_kind(torch.device("cpu"), "paged")
+    assert DA.supports(128) and DA.supports(16) and not DA.supports(80) and not DA.supports(8)
+    with pytest.raises(ValueError, match="head size 80"):
+        decode_attention_kind(torch.device("cpu"), "split_k", head_dim=80)
     if not DA.available(torch.device("cpu")):
         assert decode_attention_kind(torch.device("cpu")) == "sdpa"
         with pytest.raises(ValueError, match="cannot run on cpu"):
