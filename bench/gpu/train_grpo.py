@@ -14,6 +14,12 @@ A random model practically never samples `<|lvr_start|>`, so by default every co
 block of `--lvr-steps` latent inputs. The JSON reports `latent_inputs` (latent inputs fed in the last step's rollout)
 and `latent_share` (latent inputs / completion steps).
 
+`--only-compiled` times just the compiled static engine (the worker's default on CUDA) on the same steps, so that
+two trees can be compared in one call: the script imports workers/ of the checkout it sits in (copy it into an older
+tree's bench/gpu/ to time that tree's rollout). `--decode-attention` / `--decode-split` pick the static engine's
+attention over its cache (lvr.train.decode_attention); with `--only-compiled` a greedy check then compares the chosen
+attention's tokens with SDPA's.
+
 GPU:       python bench/gpu/train_grpo.py
 CPU check: python bench/gpu/train_grpo.py --tiny --steps 1 --baseline-steps 1 --max-new 16 --check-tokens 8
 
@@ -68,6 +74,13 @@ def main() -> None:
                     help="start every completion with <|lvr_start|> so that the rollout runs latent blocks")
     ap.add_argument("--profile-rollout", action="store_true",
                     help="profile one rollout of the fastest static engine (top kernels, host ops, device busy time)")
+    ap.add_argument("--only-compiled", action="store_true",
+                    help="time only the compiled static engine (no eager static phase, no dynamic baseline)")
+    ap.add_argument("--decode-attention", choices=["split_k", "sdpa"], default=None,
+                    help="the static engine's attention over its cache (default: the engine's own choice)")
+    ap.add_argument("--decode-split", type=int, default=None, help="cache slots per split-K program")
+    ap.add_argument("--out-name", default="train_grpo.json")
+    ap.add_argument("--label", default="", help="a name for this tree's figures in the JSON")
     args = ap.parse_args()
 
     started = time.time()
@@ -101,6 +114,9 @@ def main() -> None:
     grid = torch.tensor([[1, g, g]], device=env.device)
     sampling = SamplingConfig(0.9, 50, 1.0, 1.0, args.max_new, args.lvr_steps,
                               force_first_token=T.LVR_START_ID if args.force_lvr_start else None)
+    for field, value in (("decode_attention", args.decode_attention), ("decode_split", args.decode_split)):
+        if value is not None:   # only when asked: an older tree's SamplingConfig has no such field
+            sampling = replace(sampling, **{field: value})
     gen = torch.Generator(device=env.device).manual_seed(0)
     G, mb = args.generations, args.micro_batch
     cuda = env.device.type == "cuda"
@@ -145,7 +161,8 @@ def main() -> None:
                 "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None}
 
     _, card = C.peak_flops(env.device)
-    result = {"bench": "train_grpo", "card": card, "shapes": "tiny" if args.tiny else "qwen2.5-vl-3b",
+    result = {"bench": "train_grpo", "label": args.label, "card": card,
+              "shapes": "tiny" if args.tiny else "qwen2.5-vl-3b",
               "dtype": str(dtype), "attn": args.attn, "generations": G, "micro_batch": mb, "prompt_tokens": len(ids),
               "forced_lvr_start": args.force_lvr_start, "lvr_steps": args.lvr_steps, "max_new_tokens": args.max_new}
 
@@ -153,9 +170,13 @@ def main() -> None:
         result.update(kw)
         if os.environ.get("OUT"):
             Path(os.environ["OUT"]).mkdir(parents=True, exist_ok=True)
-            (Path(os.environ["OUT"]) / "train_grpo.partial.json").write_text(json.dumps(result, indent=2))
+            partial_name = args.out_name.replace(".json", ".partial.json")
+            (Path(os.environ["OUT"]) / partial_name).write_text(json.dumps(result, indent=2))
         print("PHASE", json.dumps(kw), flush=True)
 
+    if args.only_compiled:
+        only_compiled(args, result, partial, measure, policy, prompts, G, sampling, autocast, model, env, cuda)
+        return
     # the static engine first (it also takes the process's one-time CUDA and cuBLAS start-up), then the greedy checks,
     # then the baseline with the static engine's buffers freed (its peak memory is its own)
     graph_error = None
@@ -213,10 +234,51 @@ def main() -> None:
         partial(rollout_profile={"config": best["config"], **profile_summary(one_rollout, cuda)})
     result.update({k: v for k, v in best.items() if k not in ("config", "steps")})   # the best static figures on top
     result["best"] = best["config"]
-    C.emit(result, "train_grpo.json")
+    C.emit(result, args.out_name)
 
 
-def profile_summary(run, cuda: bool, top: int = 20) -> dict:
+def only_compiled(args, result, partial, measure, policy, prompts, G, sampling, autocast, model, env, cuda) -> None:
+    """The compiled static engine alone (and, when an attention was chosen, its greedy tokens against SDPA's)."""
+    compiled_cfg = replace(sampling, compile_step=True)
+    t0 = time.time()
+    compiled = measure("static", compiled_cfg, args.steps)
+    from lvr.train.decode_step import _DECODERS
+
+    # the timed decoder's attention and split (an older tree has neither)
+    partial(static_compiled=compiled, compile_phase_s=time.time() - t0,
+            decoder=[{k: getattr(d, k, None) for k in ("attention", "split")} for d in _DECODERS.values()])
+    if hasattr(sampling, "decode_attention"):    # this tree has the choice: compare with SDPA
+        def greedy(cfg: SamplingConfig) -> torch.Tensor:
+            model.eval()
+            with autocast():
+                (ro,) = policy("rollout", prompts=prompts, G=G, cfg=replace(cfg, temperature=1.0, top_k=1,
+                                                                            max_new_tokens=args.check_tokens),
+                               generator=torch.Generator(device=env.device).manual_seed(0))
+            return ro.completion_ids
+
+        chosen = greedy(compiled_cfg)
+        sdpa = greedy(replace(compiled_cfg, decode_attention="sdpa", decode_split=None))
+        n = min(chosen.shape[1], sdpa.shape[1])
+        first = (chosen[:, :n] != sdpa[:, :n]).int().argmax(1)
+        partial(check_tokens=args.check_tokens,
+                greedy_agreement_with_sdpa=float((chosen[:, :n] == sdpa[:, :n]).float().mean()),
+                greedy_equal_prefix_with_sdpa=[int(f) if bool((chosen[r, :n] != sdpa[r, :n]).any()) else n
+                                               for r, f in enumerate(first.tolist())])
+
+    if args.profile_rollout:
+        def one_rollout() -> None:
+            model.eval()
+            with autocast():
+                policy("rollout", prompts=prompts, G=G, cfg=compiled_cfg, generator=torch.Generator(
+                    device=env.device).manual_seed(1))
+
+        partial(rollout_profile={"config": compiled["config"], **profile_summary(one_rollout, cuda)})
+    result.update({k: v for k, v in compiled.items() if k not in ("config", "steps")})
+    result["best"] = compiled["config"]
+    C.emit(result, args.out_name)
+
+
+def profile_summary(run, cuda: bool, top: int = 30) -> dict:
     """One call of `run` under torch.profiler: the ops and kernels that take the device's and the host's time, the
     summed device time against the profiled wall time (a single stream: their ratio is the device's busy share)."""
     from torch.profiler import ProfilerActivity, profile
@@ -242,7 +304,11 @@ def profile_summary(run, cuda: bool, top: int = 20) -> dict:
 
     by_device = sorted(events, key=device_ms, reverse=True)[:top]
     by_cpu = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]
+    # kernels alone (the ops that launched them carry the same device time): the device's busy time
+    kernel_ms = sum(device_ms(e) for e in events 
+                    if getattr(e, "device_type", torch.autograd.DeviceType.CPU) != torch.autograd.DeviceType.CPU)
     return {"profiled_wall_ms": round(wall_ms, 1), "device_ms_sum": round(sum(device_ms(e) for e in events), 1),
+            "kernel_ms_sum": round(kernel_ms, 1),
             "top_device": [row(e) for e in by_device], "top_host": [row(e) for e in by_cpu]}
 
 

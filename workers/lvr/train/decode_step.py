@@ -8,7 +8,8 @@ Its input is chosen inside the step: the previous step's hidden state for rows i
 embedding otherwise (LVR-SPEC §4.1 step 2), so latent steps never leave the GPU and latent and text rows share a batch.
 Numerics follow transformers under bf16 autocast over fp32 weights: fp32 residual stream, RMSNorm and hidden state
 (the fed-back latent), matmuls in the compute dtype, softmax in fp32. At decode every M-RoPE axis has the same
-position (c + rope_delta, LVR-SPEC Appendix A), which is plain RoPE.
+position (c + rope_delta, LVR-SPEC Appendix A), which is plain RoPE. Attention over the cache is
+lvr.train.decode_attention's split-K kernels where they run (CUDA), SDPA otherwise.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import weakref
 
 import torch
 import torch.nn.functional as F
+
+from . import decode_attention as DA
+from .decode_attention import decode_attention, sdpa_attention
 
 STREAM = torch.float32  # residual stream, norms, hidden state: as transformers over fp32 weights
 
@@ -69,25 +73,43 @@ class DecoderWeights:
         self.head.copy_(_full(model.lm_head.weight))
 
 
-def decoder_layer(x: torch.Tensor, ln1, qkv_w, qkv_b, o_w, ln2, gu_w, down_w, k_cache: torch.Tensor,
-                  v_cache: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor,
-                  idx: torch.Tensor, eps: float, n_heads: int) -> torch.Tensor:
-    """One decoder layer for one new position per row: x [B, H] (fp32 stream) -> [B, H]; the row's key and value
-    are written at its cache index `idx` before attending over the cache (`mask`: [B, 1, 1, S], True = visible).
+def decoder_layer(x: torch.Tensor, delta: torch.Tensor, ln1, qkv_w, qkv_b, o_w, ln2, gu_w, down_w,
+                  k_cache: torch.Tensor, v_cache: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                  lengths: torch.Tensor, rows: torch.Tensor, idx: torch.Tensor, eps: float, n_heads: int,
+                  attention: str, split: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One decoder layer for one new position per row. Input: the residual stream as `x + delta` ([B, H] fp32; the
+    previous layer's MLP output comes in as `delta`, so a compiled layer adds it inside its first norm's kernel).
+    Output: (stream after attention, MLP output), to be summed the same way by the next layer or the final norm.
+    The row's key and value are written at its cache index `idx` before attending over the first `lengths` slots
+    (`attention`: "split_k", lvr.train.decode_attention's kernels, or "sdpa").
     `sin` carries the sign of rotate-half (-sin on the first half), so the rotation is x·cos + roll(x)·sin."""
     B, n_kv, _, D = k_cache.shape
     dt = qkv_w.dtype
+    x = x + delta
     qkv = F.linear(F.rms_norm(x, (x.shape[-1],), ln1, eps).to(dt), qkv_w, qkv_b)
     qk = qkv[:, :(n_heads + n_kv) * D].view(B, n_heads + n_kv, D)
     qk = torch.addcmul(qk * cos, qk.roll(D // 2, -1), sin)
     q, k = qk[:, :n_heads], qk[:, n_heads:]
     k_cache[rows, :, idx] = k
     v_cache[rows, :, idx] = qkv[:, (n_heads + n_kv) * D:].view(B, n_kv, D)
-    # the heads sharing one key/value head attend as a group (their queries as rows): no repeated keys
-    att = F.scaled_dot_product_attention(q.reshape(B, n_kv, n_heads // n_kv, D), k_cache, v_cache, attn_mask=mask)
+    if attention == "split_k":
+        att = decode_attention(q, k_cache, v_cache, lengths, D ** -0.5, split)
+    else:
+        att = sdpa_attention(q, k_cache, v_cache, lengths)
     x = x + F.linear(att.reshape(B, n_heads * D), o_w)
     gate, up = F.linear(F.rms_norm(x, (x.shape[-1],), ln2, eps).to(dt), gu_w).chunk(2, -1)
-    return x + F.linear(F.silu(gate) * up, down_w)
+    return x, F.linear(F.silu(gate) * up, down_w)
+
+
+def decode_attention_kind(device: torch.device, requested: str | None = None, head_dim: int = 128) -> str:
+    """"split_k" where its kernels run (CUDA; CPU only under Triton's interpreter) for this head size, else "sdpa"."""
+    if requested not in (None, "split_k", "sdpa"):
+        raise ValueError(f"unknown decode attention {requested!r}; expected split_k or sdpa")
+    if requested == "sdpa" or not DA.available(device) or not DA.supports(head_dim):
+        if requested == "split_k":
+            raise ValueError(f"split_k decode attention cannot run on {device.type} with head size {head_dim} here")
+        return "sdpa"
+    return "split_k"
 
 
 class StaticDecoder:
@@ -96,11 +118,14 @@ class StaticDecoder:
     advance by one per step). `step()` writes the new `h` and fp32 `logits` in place."""
 
     def __init__(self, model, batch: int, max_len: int, dtype: torch.dtype, device: torch.device, graph: bool,
-                 compile_layer: bool = False):
+                 compile_layer: bool = False, attention: str | None = None, split: int | None = None):
         cfg = model.config.get_text_config()
         if getattr(cfg, "use_sliding_window", False):
             raise ValueError("the static decode step has no sliding-window attention")
-        self.key = (batch, max_len, dtype, device, graph and device.type == "cuda", compile_layer)
+        self.attention = decode_attention_kind(device, attention, cfg.hidden_size // cfg.num_attention_heads)
+        self.split = split or DA.default_split(batch, cfg.num_key_value_heads, max_len)
+        self.key = (batch, max_len, dtype, device, graph and device.type == "cuda", compile_layer, self.attention,
+                    self.split)
         # one compiled function serves every layer (same shapes): Inductor fuses the norms, rotation and casts
         self.layer_fn = torch.compile(decoder_layer, fullgraph=True, dynamic=False) if compile_layer else \
             decoder_layer
@@ -116,10 +141,10 @@ class StaticDecoder:
         self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in self.weights.layers]
         self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in self.weights.layers]
         self.rows = torch.arange(batch, device=device)
-        self.slots = torch.arange(max_len, device=device)
         self.tok = torch.zeros(batch, dtype=torch.long, device=device)
         self.mode = torch.zeros(batch, dtype=torch.bool, device=device)
         self.h = torch.zeros(batch, cfg.hidden_size, dtype=STREAM, device=device)
+        self.no_delta = torch.zeros(batch, cfg.hidden_size, dtype=STREAM, device=device)   # layer 0's `delta`
         self.idx = torch.zeros(batch, dtype=torch.long, device=device)
         self.pos = torch.zeros(batch, dtype=torch.long, device=device)
         self.logits = torch.zeros(batch, self.weights.head.shape[0], dtype=torch.float32, device=device)
@@ -158,11 +183,13 @@ class StaticDecoder:
             freqs = self.pos[:, None].to(torch.float32) * self.inv_freq
             cos = (torch.cat([freqs, freqs], -1).cos() * self.rope_scale).to(dt)[:, None, :]
             sin = (torch.cat([-freqs, freqs], -1).sin() * self.rope_scale).to(dt)[:, None, :]
-            mask = (self.slots[None, :] <= self.idx[:, None])[:, None, None, :]
+            lengths = self.idx + 1     # the new position's key is written at idx, then attended to
+            delta = self.no_delta
             for layer, lw in enumerate(w.layers):
-                x = self.layer_fn(x, lw["ln1"], lw["qkv_w"], lw["qkv_b"], lw["o_w"], lw["ln2"], lw["gu_w"],
-                                  lw["down_w"], self.k[layer], self.v[layer], cos, sin, mask, self.rows, self.idx,
-                                  self.eps, self.n_heads)
+                x, delta = self.layer_fn(x, delta, lw["ln1"], lw["qkv_w"], lw["qkv_b"], lw["o_w"], lw["ln2"],
+                                         lw["gu_w"], lw["down_w"], self.k[layer], self.v[layer], cos, sin, lengths,
+                                         self.rows, self.idx, self.eps, self.n_heads, self.attention, self.split)
+            x = x + delta
             h = F.rms_norm(x, (x.shape[-1],), w.norm, self.eps)
             self.h.copy_(h)
             self.logits.copy_(F.linear(h.to(dt), w.head))
@@ -174,18 +201,23 @@ _DECODERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def static_decoder(model, batch: int, max_len: int, dtype: torch.dtype, device: torch.device,
-                   graph: bool, compile_layer: bool = False) -> StaticDecoder:
+                   graph: bool, compile_layer: bool = False, attention: str | None = None,
+                   split: int | None = None) -> StaticDecoder:
     """The model's decoder for this shape, weights refreshed; rebuilt (cache and graph) only when the shape changes.
-    The cache length is rounded up to a multiple of 256 so varying prompt lengths reuse one graph."""
+    The cache length is rounded up to a multiple of 256 so varying prompt lengths reuse one graph (the split-K
+    attention skips the unfilled slots, so the padding costs no attention work)."""
     max_len = -(-max_len // 256) * 256
-    key = (batch, max_len, dtype, device, graph and device.type == "cuda", compile_layer)
+    text = model.config.get_text_config()
+    kind = decode_attention_kind(device, attention, text.hidden_size // text.num_attention_heads)
+    split = split or DA.default_split(batch, text.num_key_value_heads, max_len)
+    key = (batch, max_len, dtype, device, graph and device.type == "cuda", compile_layer, kind, split)
     dec = _DECODERS.get(model)
     if dec is not None and dec.key == key:
         dec.weights.refresh(model)
         return dec
     _DECODERS.pop(model, None)
     del dec
-    dec = StaticDecoder(model, batch, max_len, dtype, device, graph, compile_layer)
+    dec = StaticDecoder(model, batch, max_len, dtype, device, graph, compile_layer, kind, split)
     _DECODERS[model] = dec
     return dec
 

@@ -10,13 +10,16 @@ Two engines with one semantics:
   cache; then one token per row per step through lvr.train.decode_step (a CUDA graph on GPU). Rows of different
   prompts keep their own cache index and RoPE position, rows in a latent block and rows emitting text share each
   step, and finished rows are fed padding until every row is done (checked every `done_check_every` steps, so the
-  host never waits on the GPU in between); the outputs are cut where the old loop would have stopped.
+  host never waits on the GPU in between); the outputs are cut where the old loop would have stopped. Per token, the
+  host samples (`sample_next`) and one function records it and advances the latent-block state (`record_step`,
+  compiled with the step).
 - `dynamic`: the previous loop (transformers' forward per step over a DynamicCache, one prompt at a time): the
   baseline of bench/gpu/train_grpo.py and the reference of the engine tests.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -46,6 +49,11 @@ class SamplingConfig:
     cuda_graphs: bool = True
     #: torch.compile the static engine's decoder layer (one compiled function for every layer)
     compile_step: bool = False
+    #: the static engine's attention over its cache: "split_k" (lvr.train.decode_attention) or "sdpa"; None: split_k
+    #: where its kernels run (CUDA), else sdpa
+    decode_attention: str | None = None
+    #: cache slots per split-K program; None: lvr.train.decode_attention.default_split
+    decode_split: int | None = None
     #: the static engine's matmul dtype; None: autocast's dtype when autocast is on, else the weights' dtype
     compute_dtype: torch.dtype | None = None
     done_check_every: int = 16
@@ -73,22 +81,68 @@ class Rollout:
 
 def sample_next(logits: torch.Tensor, cfg: SamplingConfig, history: torch.Tensor | None,
                 generator: torch.Generator | None) -> torch.Tensor:
+    """One token per row from softmax(logits / temperature) restricted to the top-k (every logit tied with the k-th
+    kept) and the top-p nucleus."""
     logits = logits.float()
     if cfg.repetition_penalty != 1.0 and history is not None:
         prev = torch.gather(logits, 1, history)
         prev = penalize_seen_logits(prev, cfg.repetition_penalty, where=torch.where)
         logits = logits.scatter(1, history, prev)
     logits = logits / cfg.temperature
+    top = None
     if cfg.top_k and cfg.top_k > 0:
-        kth = torch.topk(logits, min(cfg.top_k, logits.shape[-1]), dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+        top = torch.topk(logits, min(cfg.top_k, logits.shape[-1]), dim=-1).values
+        logits = logits.masked_fill(logits < top[:, -1:], float("-inf"))
     if cfg.top_p < 1.0:
         sorted_l, idx = torch.sort(logits, descending=True)
         cum = sorted_l.softmax(-1).cumsum(-1)
         drop = cum - sorted_l.softmax(-1) > cfg.top_p
         logits = logits.masked_fill(drop.scatter(1, idx, drop), float("-inf"))
-    probs = logits.softmax(-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    # unnormalised weights suffice (the nucleus never drops the maximum): one elementwise pass instead of a softmax
+    row_max = top[:, :1] if top is not None else logits.amax(-1, keepdim=True)
+    return sample_categorical((logits - row_max).exp(), generator)
+
+
+def sample_categorical(weights: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One index per row with probability proportional to `weights` [B, V] (≥ 0, a positive maximum per row):
+    argmax(w / q) with q ~ Exp(1), the draw torch.multinomial makes for one sample, without its validity checks
+    (each a pass over the logits and, on CPU, a host sync)."""
+    q = torch.empty_like(weights).exponential_(1.0, generator=generator)
+    return (weights / q).argmax(-1)
+
+
+def record_step(t: torch.Tensor, tok: torch.Tensor, logits: torch.Tensor, done: torch.Tensor, mode: torch.Tensor,
+                remaining: torch.Tensor, eos: torch.Tensor, toks: torch.Tensor, lat: torch.Tensor, valid: torch.Tensor,
+                lps: torch.Tensor, next_tok: torch.Tensor, next_mode: torch.Tensor, temperature: float,
+                lvr_steps: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The static engine's bookkeeping for the token `tok` sampled at completion position `t` ([1], advanced here):
+    finished rows get padding; the token, its log-prob, whether its position's input was a latent, and whether the
+    row was still running are recorded in column t; the decode step's inputs (`next_tok`, `next_mode` = this
+    position's mode) are written. Returns (done, mode after the next forward, remaining latent steps).
+    One function so that the rollout compiles it into a few kernels instead of ~40 small launches per token."""
+    tok = torch.where(done, T.PAD_ID, tok)
+    toks.index_copy_(1, t, tok[:, None])
+    lps.index_copy_(1, t, token_logps(logits, tok, temperature)[:, None])
+    lat.index_copy_(1, t, (mode & ~done)[:, None])
+    valid.index_copy_(1, t, (~done)[:, None])
+    next_tok.copy_(tok)
+    next_mode.copy_(mode)
+    # a real (non-placeholder) EOS ends the completion; nothing stops while in latent mode (§4.1)
+    done = done | (~mode & (tok[:, None] == eos[None, :]).any(-1))
+    mode, remaining = steps_transition(mode, remaining, tok == T.LVR_START_ID, lvr_steps, torch.where)
+    t.add_(1)
+    return done, mode, remaining
+
+
+@functools.cache
+def _compiled_record_step():
+    return torch.compile(record_step, fullgraph=True, dynamic=False)
+
+
+def token_logps(logits: torch.Tensor, tok: torch.Tensor, temperature: float) -> torch.Tensor:
+    """log softmax(logits / temperature) at `tok` per row."""
+    z = logits.float() / temperature
+    return z.gather(1, tok[:, None]).squeeze(1) - z.logsumexp(-1)
 
 
 @dataclass
@@ -146,7 +200,7 @@ def rollout_static(model, prompts: list[PromptInputs], G: int, cfg: SamplingConf
     B, n_new = len(prompts) * G, cfg.max_new_tokens
     lengths = [int(p.ids.shape[1]) for p in prompts]
     dec = static_decoder(model, B, max(lengths) + n_new, _compute_dtype(model, dev, cfg), dev, cfg.cuda_graphs,
-                         cfg.compile_step)
+                         cfg.compile_step, cfg.decode_attention, cfg.decode_split)
     h0, logits0, idx0, delta0 = [], [], [], []
     for k, p in enumerate(prompts):
         h, logits, keys, values, delta = _prefill(model, p)
@@ -175,28 +229,22 @@ def rollout_static(model, prompts: list[PromptInputs], G: int, cfg: SamplingConf
     valid = torch.zeros(B, n_new, dtype=torch.bool, device=dev)
     lps = torch.zeros(B, n_new, dtype=torch.float32, device=dev)
     hin = torch.zeros(B, n_new, h.shape[1], dtype=h.dtype, device=dev)
+    t_index = torch.zeros(1, dtype=torch.long, device=dev)
+    record = _compiled_record_step() if cfg.compile_step else record_step
     for t in range(n_new):
         if t == 0 and cfg.force_first_token is not None:
             tok = torch.full((B,), cfg.force_first_token, dtype=torch.long, device=dev)
         else:
             tok = sample_next(logits, cfg, history, generator)
-        tok = torch.where(done, torch.full_like(tok, T.PAD_ID), tok)
-        lps[:, t] = torch.gather((logits / cfg.temperature).log_softmax(-1), 1, tok[:, None]).squeeze(1)
-        toks[:, t] = tok
-        lat[:, t] = mode & ~done
         hin[:, t] = h
-        valid[:, t] = ~done
+        done, next_mode, remaining = record(t_index, tok, logits, done, mode, remaining, eos, toks, lat, valid, lps,
+                                            dec.tok, dec.mode, cfg.temperature, cfg.lvr_steps)
         if history is not None:
-            history = torch.cat([history, tok[:, None]], 1)
-        # a real (non-placeholder) EOS ends the completion; nothing stops while in latent mode (§4.1)
-        done = done | (~mode & torch.isin(tok, eos))
+            history = torch.cat([history, dec.tok[:, None]], 1)
         if t == n_new - 1 or (t % cfg.done_check_every == cfg.done_check_every - 1 and bool(done.all())):
             break
-        dec.tok.copy_(tok)
-        dec.mode.copy_(mode)
         dec.step()   # input: h where mode (latent), else the token's embedding; then h, logits of the new position
-        mode, remaining = steps_transition(mode, remaining, tok == T.LVR_START_ID, cfg.lvr_steps, torch.where)
-        logits = dec.logits
+        mode, logits = next_mode, dec.logits
     out = []
     for k in range(len(prompts)):
         rows = slice(k * G, (k + 1) * G)
@@ -235,7 +283,7 @@ def rollout_dynamic(model, prompt_ids: torch.Tensor, pixel_values: torch.Tensor,
         else:
             tok = sample_next(logits, cfg, history if cfg.repetition_penalty != 1.0 else None, generator)
         tok = torch.where(done, torch.full_like(tok, T.PAD_ID), tok)
-        lps.append(torch.gather((logits.float() / cfg.temperature).log_softmax(-1), 1, tok[:, None]).squeeze(1))
+        lps.append(token_logps(logits, tok, cfg.temperature))
         toks.append(tok)
         lat.append(mode & ~done)
         hin.append(h)

@@ -172,3 +172,17 @@ def test_completions_with_vision_tokens_replay_exactly(tiny_dir, data_dir, monke
                                   ro.latent_mask, ro.latents(), temperature=1.0)
     m = ro.completion_mask
     assert torch.allclose(replay[m], ro.sample_logps[m], atol=1e-4)
+
+
+def test_compiled_static_step_decodes_like_the_eager_one(tiny_dir, data_dir):
+    """`compile_step` (the worker's default on CUDA) compiles the decoder layer and the per-token bookkeeping; the
+    rollout is the eager one's: sampled rows, a latent block, two prompts of different lengths."""
+    model = load_model(tiny_dir).eval()
+    prompts = [_inputs(_prompt(tiny_dir, data_dir, q)) for q in ("Hi?", "What colour is the largest square here?")]
+    cfg = RO.SamplingConfig(temperature=0.9, top_k=50, max_new_tokens=MAX_NEW, lvr_steps=N_STEPS, force_first_token=S)
+    eager = RO.rollout_groups(model, prompts, 2, cfg, torch.Generator().manual_seed(5))
+    compiled = RO.rollout_groups(model, prompts, 2, RO.SamplingConfig(**{**cfg.__dict__, "compile_step": True}),
+                                 torch.Generator().manual_seed(5))
+    for a, b in zip(compiled, eager):
+        assert a.latent_mask.any()
+        _assert_same(a, b)

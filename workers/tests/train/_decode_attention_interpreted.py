@@ -1,0 +1,56 @@
+"""Run under TRITON_INTERPRET=1 (set before triton is imported) by test_decode_attention.py: the split-K decode
+attention kernels on CPU tensors. Prints one JSON object."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import torch
+
+from lvr.train import decode_attention as DA
+from lvr.train import rollout as RO
+
+from _train_helpers import load_model
+from test_rollout_engine import MAX_NEW, N_STEPS, S, _inputs, _prompt
+
+
+def kernel_errors() -> list[dict]:
+    """Relative error against float64 SDPA: rows of 1 slot, a full cache and lengths in between, several splits,
+    groups of 2, 3 and 8 query heads per key/value head."""
+    gen = torch.Generator().manual_seed(0)
+    out = []
+    for B, Hq, Hkv, D, S_, split in [(3, 4, 2, 16, 256, 64), (4, 16, 2, 128, 320, 64), (2, 6, 2, 32, 192, 128),
+                                     (3, 8, 1, 64, 512, 256)]:
+        q, k, v = (torch.randn(shape, generator=gen) for shape in ((B, Hq, D), (B, Hkv, S_, D), (B, Hkv, S_, D)))
+        lengths = torch.randint(1, S_ + 1, (B,), generator=gen)
+        lengths[0], lengths[-1] = 1, S_
+        got = DA.split_k_attention(q, k, v, lengths, D ** -0.5, split)
+        ref = DA.sdpa_attention(q.double(), k.double(), v.double(), lengths, D ** -0.5)
+        out.append({"shape": [B, Hq, Hkv, D, S_, split], "rel_err": float((got.double() - ref).norm() / ref.norm()),
+                    "finite": bool(torch.isfinite(got).all())})
+    return out
+
+
+def rollouts(tiny_dir: str, data_dir: str) -> dict:
+    """Greedy static rollouts (two prompts of different lengths, latent blocks) with SDPA and with the split-K
+    kernels at several chunk sizes."""
+    from pathlib import Path
+
+    model = load_model(Path(tiny_dir)).eval()
+    prompts = [_inputs(_prompt(Path(tiny_dir), Path(data_dir), q))
+               for q in ("Hi?", "What colour is the largest square here?")]
+    res = {}
+    for name, attention, split in [("sdpa", "sdpa", None), ("split64", "split_k", 64), ("split256", "split_k", 256)]:
+        cfg = RO.SamplingConfig(temperature=1.0, top_k=1, max_new_tokens=MAX_NEW, lvr_steps=N_STEPS,
+                                force_first_token=S, decode_attention=attention, decode_split=split)
+        ros = RO.rollout_groups(model, prompts, 2, cfg, torch.Generator().manual_seed(0))
+        res[name] = {"tokens": [r.completion_ids.tolist() for r in ros],
+                     "latent": [r.latent_mask.tolist() for r in ros],
+                     "logps": [r.sample_logps[r.completion_mask].tolist() for r in ros],
+                     "hidden": [r.hidden_in[r.completion_mask].flatten().tolist()[:4096] for r in ros]}
+    return res
+
+
+if __name__ == "__main__":
+    print(json.dumps({"kernel": kernel_errors(), "rollouts": rollouts(sys.argv[1], sys.argv[2])}))
