@@ -6,7 +6,7 @@ with the training loss and the teacher-forced accuracy of the answer's first let
 letter repeated later in the answer is a copy of it and is not counted).
 
     PYTHONPATH=workers python scripts/demo/lookup_probe.py TOKENIZER_JSON [--layout aligned|tag-only]
-        [--heads 2] [--rope-theta 10000] [--steps 2000] [--lr 3e-3]
+        [--hidden 64] [--layers 4] [--heads 2] [--rope-theta 10000] [--steps 2000] [--lr 3e-3] [--seed 0]
 
 Layouts: `aligned` is the training records' (`It is red (B)\\n<answer>\\nB\\n</answer>`: the letter one token after
 the word); `tag-only` writes the letter only inside the tag (`It is red\\n<answer>\\nB\\n</answer>`: four tokens
@@ -55,6 +55,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("tokenizer")
     ap.add_argument("--layout", choices=["aligned", "comma", "tag-only"], default="aligned")
+    ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--heads", type=int, default=2)
     ap.add_argument("--rope-theta", type=float, default=10000.0)
     ap.add_argument("--steps", type=int, default=2000)
@@ -67,7 +69,8 @@ def main() -> None:
     torch.set_num_threads(1)
     vocab = SmallVocab(Tokenizer.from_file(args.tokenizer))
     letter_ids = {vocab.encode(x)[0] for x in LETTERS} | {vocab.encode(f" {x}")[-1] for x in LETTERS}
-    cfg = Qwen2Config(vocab_size=512, hidden_size=64, intermediate_size=256, num_hidden_layers=4,
+    cfg = Qwen2Config(vocab_size=512, hidden_size=args.hidden, intermediate_size=4 * args.hidden,
+                      num_hidden_layers=args.layers,
                       num_attention_heads=args.heads, num_key_value_heads=args.heads, tie_word_embeddings=True,
                       max_position_embeddings=4096)
     cfg.rope_parameters = {"rope_type": "default", "rope_theta": args.rope_theta}
