@@ -2,6 +2,7 @@
  * Score a bundle on a fresh split of the synthetic generator through the TypeScript engine (the serving path):
  *
  *   node -r @swc-node/register scripts/demo/check-bundle.ts BUNDLE_DIR [--count 64] [--steps 4] [--min 0.45]
+ *     [--levels single,pair]
  *
  * The `check` split shares the training seed (13) but no image (the split name is part of every image's seed).
  * Greedy decoding, LVR `steps` (0: LVR off); prints accuracy with a Wilson 95% interval and exits 1 below `--min`.
@@ -9,7 +10,7 @@
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { generateItem, multipleChoicePrompt } from '../../libs/data/src';
+import { generateItem, multipleChoicePrompt, type SceneLevel } from '../../libs/data/src';
 import { LvrEngine } from '../../libs/engine/src';
 
 export function answerLetter(text: string): string | null {
@@ -38,7 +39,7 @@ export interface BundleScore {
 /** Greedy answers of the bundle at LVR `steps` to items 0..count-1 of a fresh synthetic split, scored by letter. */
 export async function scoreBundle(
   bundle: string,
-  opts: { count: number; steps: number; seed?: number; split?: string },
+  opts: { count: number; steps: number; seed?: number; split?: string; levels?: readonly SceneLevel[] },
 ): Promise<BundleScore> {
   const engine = await LvrEngine.load(path.resolve(bundle));
   let correct = 0;
@@ -46,7 +47,10 @@ export async function scoreBundle(
   const answers: string[] = [];
   try {
     for (let i = 0; i < opts.count; i++) {
-      const { record, png } = generateItem(opts.split ?? 'check', i, { seed: opts.seed ?? 13 });
+      const { record, png } = generateItem(opts.split ?? 'check', i, {
+        seed: opts.seed ?? 13,
+        difficulties: opts.levels,
+      });
       let text = '';
       for await (const d of engine.generate({
         messages: [
@@ -88,6 +92,7 @@ async function main(): Promise<void> {
       steps: { type: 'string', default: '4' },
       min: { type: 'string', default: '0.45' },
       seed: { type: 'string', default: '13' },
+      levels: { type: 'string' },
     },
   });
   if (positionals.length !== 1) throw new Error('usage: check-bundle.ts BUNDLE_DIR [--count N] [--steps S]');
@@ -95,6 +100,7 @@ async function main(): Promise<void> {
     count: Number(values.count),
     steps: Number(values.steps),
     seed: Number(values.seed),
+    levels: values.levels?.split(',') as SceneLevel[] | undefined,
   });
   const [lo, hi] = s.wilson95;
   process.stdout.write(
