@@ -45,6 +45,8 @@ export interface Level {
   background: (y: number, side: number) => Rgb;
 }
 
+const plainBackground = (): Rgb => [248, 248, 248];
+
 export const LEVELS: Record<SceneLevel, Level> = {
   single: {
     side: 112,
@@ -52,7 +54,7 @@ export const LEVELS: Record<SceneLevel, Level> = {
     objects: [1, 1],
     size: [44, 72],
     lookalikes: 0,
-    background: () => [248, 248, 248],
+    background: plainBackground,
   },
   pair: {
     side: 112,
@@ -60,7 +62,7 @@ export const LEVELS: Record<SceneLevel, Level> = {
     objects: [2, 2],
     size: [36, 48],
     lookalikes: 0,
-    background: () => [248, 248, 248],
+    background: plainBackground,
   },
   easy: {
     side: 196,
@@ -68,7 +70,7 @@ export const LEVELS: Record<SceneLevel, Level> = {
     objects: [3, 5],
     size: [34, 44],
     lookalikes: 0,
-    background: () => [248, 248, 248],
+    background: plainBackground,
   },
   medium: {
     side: 224,
