@@ -5,6 +5,7 @@
     choose_bundle.py ship WORK BEST_A      the LVR model to ship: (c) GRPO_latent if it scores at least (a)'s
                                            validation accuracy, else (a); writes WORK/results/chosen.json with the
                                            plain baseline (b) trained with the same learning rate
+    choose_bundle.py plain A_RUN           that plain baseline's run name
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ def main(argv: list[str]) -> None:
         for name, acc in scores.items():
             print(f"validation {name}: {acc:.3f}", file=sys.stderr)
         print(max(scores, key=lambda n: (scores[n], -list(scores).index(n))))
+        return
+    if len(argv) == 2 and argv[0] == "plain":
+        print(paired_plain(argv[1]))
         return
     if len(argv) == 3 and argv[0] == "ship":
         root, best_a = Path(argv[1]), argv[2]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One small CPU stage-1 run of the curriculum check (bench/results/demo/cpu-curriculum/): train the demo model from
 # INIT on one level's training records, export the fp32 bundle, score it on the level's validation split.
-#   scripts/demo/cpu_curriculum.sh NAME BENCHMARK RECORDS INIT   (env: STEPS BATCH LR LAMBDA SPEC EVAL_N THREADS)
+#   scripts/demo/cpu_curriculum.sh NAME BENCHMARK RECORDS INIT   (env: STEPS BATCH LR LAMBDA SPEC EVAL_N THREADS SETS)
+# SETS: more worker overrides, space-separated key=value (later ones win: SETS="train_vision=false lvr_fct=mse").
 # RECORDS is the stage-1 jsonl (stage1-plain or stage1-lvr, text or letter answers); every run lands in
 # demo-work/cc/runs/NAME and its events, evaluation and timings in bench/results/demo/cpu-curriculum/NAME.*.
 set -euo pipefail
@@ -22,6 +23,7 @@ nice $PY -m lvr sft --spec scripts/demo/specs/$SPEC.json --set run_id=$NAME --se
   --set bundle_uri=$RUN/bundle --set max_instance_per_batch=$BATCH --set max_packed_tokens=$(( BATCH * 256 )) \
 --set mixed_precision=autocast --set compile_layers=false \
   --set gradient_checkpointing=false --set train_vision=true --set cache_samples=true --set log_every=10 \
+  $(for kv in ${SETS:-}; do printf -- '--set %s ' "$kv"; done) \
   > $OUT/$NAME.events.jsonl 2> $RUN/stderr.log
 t1=$(date +%s)
 steps=0; [ "$SPEC" = stage1-lvr ] && steps=4

@@ -2,13 +2,19 @@
 # What one call on the lent GPU machine runs (it has PyTorch but no Node): unpack the data made here by
 # `reproduce.sh data` (carried as demo-work/data.tar.gz), run the sweep (train_and_evaluate.sh), then put under $OUT
 # the results and logs and, as fp16 checkpoints split below the 16 MiB return limit, the model to ship and its plain
-# baseline (b) (exported and scored with the evaluator back here).
+# baseline (b) (exported and scored with the evaluator back here). PHASE=stage1 packs the chosen (a) and (b) instead;
+# PHASE=grpo trains (c) from the carried demo-work/from/<a> (a packed (a) with its tokenizer, and the stage-1
+# validation scores eval-validation-a.json beside it) and packs (c).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 W=${DEMO_WORK:-demo-work}
 mkdir -p $W "$OUT"
 . scripts/gpu/worker-deps.sh || exit 1  # jsonschema from the carried .whl/ (scripts/gpu/fetch-worker-wheels.sh)
 tar xzf $W/data.tar.gz -C $W
+if [ "${PHASE:-all}" = grpo ]; then
+  mkdir -p $W/results && cp $W/from/eval-validation-a.json $W/results/
+  export GRPO_FROM=$(ls -d $W/from/*/ | head -1); GRPO_FROM=${GRPO_FROM%/}
+fi
 export LVR_QWEN_TOKENIZER_DIR=$PWD/$W/data/qwen-tokenizer PYTHONPATH=$PWD/workers:$PWD/scripts/demo${PYTHONPATH:+:$PYTHONPATH}
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 mkdir -p $W/logs
@@ -31,7 +37,13 @@ pack() { # run-name out-prefix: the run's final model folder, fp16 weights, with
   echo "$1 step $step" > $dir/SOURCE
   tar cf - -C $W/pack $1 | split -b 15m - "$OUT/$2.tar.part-"
 }
-if [ -f $W/results/chosen.json ]; then
+if [ "${PHASE:-all}" = stage1 ] && [ -f $W/results/best_a ]; then
+  best=$(cat $W/results/best_a)
+  pack "$best" a
+  pack "$(python3 scripts/demo/choose_bundle.py plain "$best")" plain
+elif [ "${PHASE:-all}" = grpo ]; then
+  pack c-grpo c
+elif [ -f $W/results/chosen.json ]; then
   ship=$(python3 -c "import json; print(json.load(open('$W/results/chosen.json'))['ship'])")
   plain=$(python3 -c "import json; print(json.load(open('$W/results/chosen.json'))['b'])")
   pack "$ship" ship

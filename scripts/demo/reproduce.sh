@@ -6,7 +6,7 @@
 #   scripts/demo/reproduce.sh ship     export the chosen model (fp16) to models/lvr-synthetic-demo (re-verified)
 #   scripts/demo/reproduce.sh all      the three in order
 # Curriculum knob for `data`: CURRICULUM=single,pair (CURRICULUM_COUNT per level, default 6000) adds the splits
-# train-<level> and validation-<level> (300) to the same benchmark and their records to demo-work/data/training-<level>
+# train-<level>, validation-<level> (300) and test-<level> (600) to the same benchmark and their records to demo-work/data/training-<level>
 # (answers in the `aligned` format, ANSWER=text|letter for the others; each record followed by its lookup drill,
 # LOOKUP=0 to leave the drills out; CURRICULUM_CATEGORIES=colour,shape to restrict the
 # question types, default all four), for staged stage-1 runs: level by level, each run
@@ -35,7 +35,7 @@ data() {
   for level in ${CURRICULUM//,/ }; do
     npm run --silent data -- synthetic --seed $SEED --out $W/data/benchmark --difficulties "$level" \
       ${CURRICULUM_CATEGORIES:+--categories "$CURRICULUM_CATEGORIES"} \
-      --split "train-$level" --count "$CURRICULUM_COUNT" --split "validation-$level" --count 300
+      --split "train-$level" --count "$CURRICULUM_COUNT" --split "validation-$level" --count 300 --split "test-$level" --count 600
     npm run --silent data -- training-records --benchmark $W/data/benchmark --split "train-$level" \
       --out "$W/data/training-$level" "${RECORD_FLAGS[@]}"
   done

@@ -4,7 +4,8 @@
 #
 # A sweep of stage-1 pairs, all at once (a tiny model uses a sliver of a GPU: several training processes share one):
 #   (a) SFT with the latent loss and (b) the same data, steps and batch without <lvr>, for each learning rate in
-#   LRS; (a) once per latent-loss weight in LAMBDAS. Then (c) GRPO_latent from the (a) that scores best on the
+#   LRS; (a) once per entry of LAMBDAS: the latent-loss weight, optionally `:cosine` (or `:mae`) for the latent loss
+#   and `:frozen` to keep the vision tower fixed (a-lr001-l01-cosine-frozen); PLAIN=0 leaves (b) out. Then (c) GRPO_latent from the (a) that scores best on the
 #   validation split, and every model on the test split (reference decoding, scripts/demo/evaluate.py).
 # Every seed is in the run specs (scripts/demo/specs/); the sweep's settings are `--set` overrides of those specs.
 # Curriculum: STAGES="single:300 pair:400 full:1200" runs each stage-1 run as stages in that order (level:steps; `full`
@@ -12,7 +13,11 @@
 # starting from the previous stage's last checkpoint with a fresh schedule; default one stage, full:SFT_STEPS.
 # Knobs (environment): STAGES, SFT_STEPS, BATCH, LRS, LAMBDAS, SFT_DEADLINE (seconds after the start by which SFT is stopped
 # with SIGTERM: the worker saves a checkpoint and exits 75), GRPO_SECONDS, EVAL_LIMIT (0 = whole split),
-# VALIDATION_LIMIT, EVAL_WORKERS, PY.
+# VALIDATION_LIMIT, EVAL_WORKERS, PY; VALIDATION_SPLIT and TEST_SPLIT (default validation and test), GRPO_LEVEL (whose
+# stage-2 records GRPO reads, default full), TEST_EVAL=0 to leave the test split to the evaluator service elsewhere.
+# PHASE splits the work over two machine calls: `stage1` (init, stage 1, the choice of (a) on validation) and `grpo`
+# ((c) from the model in GRPO_FROM, a copy of the chosen (a)'s last checkpoint named after it, with the stage-1
+# validation scores in $W/results); default `all`.
 set -euo pipefail
 PY=${PY:-python3}
 SFT_STEPS=${SFT_STEPS:-1800}
@@ -20,12 +25,18 @@ STAGES=${STAGES:-full:$SFT_STEPS}
 BATCH=${BATCH:-128}
 LRS=${LRS:-"0.002 0.004"}
 LAMBDAS=${LAMBDAS:-"0.1 1.0"}
+PLAIN=${PLAIN:-1}
 SFT_DEADLINE=${SFT_DEADLINE:-350}
 GRPO_SECONDS=${GRPO_SECONDS:-90}
 EVAL_LIMIT=${EVAL_LIMIT:-0}
 VALIDATION_LIMIT=${VALIDATION_LIMIT:-300}
 EVAL_WORKERS=${EVAL_WORKERS:-$(nproc)}
 W=${DEMO_WORK:-demo-work}
+VALIDATION_SPLIT=${VALIDATION_SPLIT:-validation}
+TEST_SPLIT=${TEST_SPLIT:-test}
+GRPO_LEVEL=${GRPO_LEVEL:-full}
+TEST_EVAL=${TEST_EVAL:-1}
+PHASE=${PHASE:-all}
 SPECS=scripts/demo/specs
 export PYTHONPATH=$PWD/workers:$PWD/scripts/demo${PYTHONPATH:+:$PYTHONPATH}
 export LVR_CACHE_DIR=${LVR_CACHE_DIR:-/tmp/lvr-demo-cache} PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
@@ -35,17 +46,20 @@ t_start=$(date +%s)
 elapsed() { echo $(( $(date +%s) - t_start )); }
 stamp() { echo "[demo $(elapsed)s] $*"; }
 
-# Speed settings for a model this small (launch-bound on a GPU): plain autocast, no compile, no checkpointing; the
-# whole batch in one packed row, every built sample kept in memory.
-FAST=(--set mixed_precision=autocast --set compile_layers=false --set gradient_checkpointing=false
+# Speed settings for a model this small (launch-bound on a GPU): no compile, no checkpointing; the whole batch in one
+# packed row, every built sample kept in memory. fp32 on the GPU too (PRECISION): with bf16 autocast the 64-wide
+# decoder never learned the option lookup that the same run in fp32 on a CPU learned (bench/results/demo/run5).
+PRECISION=${PRECISION:-fp32}
+FAST=(--set precision=$PRECISION --set mixed_precision=autocast --set compile_layers=false --set gradient_checkpointing=false
       --set train_vision=true --set cache_samples=true --set log_every=10
       --set max_instance_per_batch=$BATCH --set max_packed_tokens=$(( BATCH * 256 )))
 records_of() { # level spec
   if [ "$1" = full ]; then echo $W/data/training/$2.jsonl; else echo $W/data/training-$1/$2.jsonl; fi
 }
 last_checkpoint() { ls -d $W/runs/$1/checkpoints/step-* 2>/dev/null | sed 's/.*step-//' | sort -n | tail -1; }
-sft() { # name spec gpu lr lambda: the stages in order; the run's checkpoints are those of its last stage
-  local name=$1 model=$W/init stage level steps run step left
+sft() { # name spec gpu lr lambda extra: the stages in order; the run's checkpoints are those of its last stage
+  local name=$1 model=$W/init stage level steps run step left sets=() kv
+  [ "$6" = - ] || for kv in ${6//,/ }; do sets+=(--set "$kv"); done
   for stage in $STAGES; do
     level=${stage%%:*} steps=${stage#*:}
     left=$(( SFT_DEADLINE - $(elapsed) ))
@@ -55,7 +69,7 @@ sft() { # name spec gpu lr lambda: the stages in order; the run's checkpoints ar
       $PY -m lvr sft --spec $SPECS/$2.json --set run_id=$run --set learning_rate=$4 --set lvr_lambda=$5 \
       --set model_uri=$model --set data_uri=$(records_of $level $2) --set images_uri=$W/data/benchmark \
       --set max_steps=$steps --set checkpoint_every=$steps \
-      --set checkpoint_uri=$W/runs/$run/checkpoints --set bundle_uri=$W/bundles/$run "${FAST[@]}" \
+      --set checkpoint_uri=$W/runs/$run/checkpoints --set bundle_uri=$W/bundles/$run "${FAST[@]}" "${sets[@]}" \
       > $W/logs/$run.events.jsonl 2> $W/logs/$run.stderr.log || true
     step=$(last_checkpoint $run)
     [ -n "$step" ] || { stamp "$run: no checkpoint"; break; }
@@ -73,24 +87,30 @@ ensure_bundle() { # name: the run's fp32 bundle (exported by the worker at the e
     > $W/logs/export-$1.log 2>&1
 }
 
+RUNS=() PIDS=() A_RUNS=() B_RUNS=()
+VAL=(--benchmark $W/data/benchmark --split $VALIDATION_SPLIT --limit $VALIDATION_LIMIT --workers $EVAL_WORKERS)
+TEST=(--benchmark $W/data/benchmark --split $TEST_SPLIT --limit $EVAL_LIMIT --workers $(( EVAL_WORKERS > 4 ? EVAL_WORKERS - 4 : 1 )))
+if [ "$PHASE" != grpo ]; then
 rm -rf $W/runs $W/init
 stamp "initial model"
 $PY scripts/demo/init_model.py $W/init --seed 0 > $W/logs/init.log 2>&1
 
 # ---- stage 1: every run at once, spread over the GPUs --------------------------------------------------------------
-RUNS=() PIDS=() A_RUNS=() B_RUNS=()
 i=0
 for lr in $LRS; do
   tag=lr${lr#0.}
-  B_RUNS+=(b-$tag); RUNS+=("b-$tag stage1-plain $lr 0")
-  for lam in $LAMBDAS; do
-    A_RUNS+=(a-$tag-l${lam/./}); RUNS+=("a-$tag-l${lam/./} stage1-lvr $lr $lam")
+  [ "$PLAIN" = 1 ] && { B_RUNS+=(b-$tag); RUNS+=("b-$tag stage1-plain $lr 0 -"); }
+  for variant in $LAMBDAS; do  # lambda[:loss][:frozen]
+    IFS=: read -r lam fct vision <<< "$variant"
+    name=a-$tag-l${lam/./}${fct:+-$fct}${vision:+-$vision}
+    extra=${fct:+lvr_fct=$fct}${vision:+,train_vision=false}
+    A_RUNS+=($name); RUNS+=("$name stage1-lvr $lr $lam ${extra:--}")
   done
 done
 stamp "stage 1: ${#RUNS[@]} runs on $GPUS GPU(s), stages $STAGES of $BATCH instances per step, deadline ${SFT_DEADLINE}s"
 for r in "${RUNS[@]}"; do
   set -- $r
-  sft $1 $2 $(( i % (GPUS > 0 ? GPUS : 1) )) $3 $4 & PIDS+=($!)
+  sft $1 $2 $(( i % (GPUS > 0 ? GPUS : 1) )) $3 $4 $5 & PIDS+=($!)
   i=$(( i + 1 ))
 done
 for p in "${PIDS[@]}"; do wait $p || true; done
@@ -104,33 +124,40 @@ for p in "${PIDS[@]}"; do wait $p || true; done
 
 # ---- choose the (a) for stage 2 on the validation split -------------------------------------------------------------
 stamp "validation of the (a) runs at 4 steps"
-VAL=(--benchmark $W/data/benchmark --split validation --limit $VALIDATION_LIMIT --workers $EVAL_WORKERS)
 args=(); for a in "${A_RUNS[@]}"; do [ -f $W/bundles/$a/manifest.json ] && args+=(--bundle $a=$W/bundles/$a); done
 CUDA_VISIBLE_DEVICES= $PY scripts/demo/evaluate.py "${VAL[@]}" --steps 4 "${args[@]}" --out $W/results/eval-validation-a.json
 best_a=$($PY scripts/demo/choose_bundle.py best $W/results/eval-validation-a.json)
 stamp "best (a) on validation: $best_a"
 
+echo "$best_a" > $W/results/best_a
+[ "$PHASE" = stage1 ] && { stamp "stage 1 done"; exit 0; }
+grpo_from=$W/runs/$best_a/checkpoints/step-$(last_checkpoint $best_a)/model
+else
+  best_a=$(basename "$GRPO_FROM") grpo_from=$GRPO_FROM
+  stamp "GRPO from $best_a ($grpo_from)"
+fi
+
 # ---- stage 2 from it, while the stage-1 models are scored on the test split -----------------------------------------
-step=$(last_checkpoint $best_a)
 CUDA_VISIBLE_DEVICES=0 timeout --preserve-status -s TERM "$GRPO_SECONDS" $PY -m lvr grpo --spec $SPECS/stage2-grpo.json \
-  --set model_uri=$W/runs/$best_a/checkpoints/step-$step/model --set checkpoint_uri=$W/runs/c-grpo/checkpoints \
+  --set precision=$PRECISION --set model_uri=$grpo_from --set checkpoint_uri=$W/runs/c-grpo/checkpoints \
   --set bundle_uri=$W/bundles/c-grpo --set run_id=c-grpo \
-  --set data_uri=$W/data/training/stage2.jsonl --set images_uri=$W/data/benchmark \
+  --set data_uri=$(records_of $GRPO_LEVEL stage2) --set images_uri=$W/data/benchmark \
   > $W/logs/c-grpo.events.jsonl 2> $W/logs/c-grpo.stderr.log & pc=$!
-TEST=(--benchmark $W/data/benchmark --split test --limit $EVAL_LIMIT --workers $(( EVAL_WORKERS > 4 ? EVAL_WORKERS - 4 : 1 )))
 args=()
 for a in "${A_RUNS[@]}"; do [ -f $W/bundles/$a/manifest.json ] && args+=(--bundle $a=$W/bundles/$a); done
 for b in "${B_RUNS[@]}"; do [ -f $W/bundles/$b/manifest.json ] && args+=(--bundle $b=$W/bundles/$b@0); done
-CUDA_VISIBLE_DEVICES= $PY scripts/demo/evaluate.py "${TEST[@]}" --steps 0,4,8,16 "${args[@]}" \
-  --out $W/results/eval-test-ab.json --samples $W/results/samples-test-ab.jsonl
+if [ "$TEST_EVAL" = 1 ] && [ ${#args[@]} -gt 0 ]; then
+  CUDA_VISIBLE_DEVICES= $PY scripts/demo/evaluate.py "${TEST[@]}" --steps 0,4,8,16 "${args[@]}" \
+    --out $W/results/eval-test-ab.json --samples $W/results/samples-test-ab.jsonl
+fi
 rc=0; wait $pc || rc=$?
 stamp "GRPO stopped at step $(last_checkpoint c-grpo) (exit $rc)"
 ensure_bundle c-grpo || true
 
 stamp "evaluation of (c); validation of (c) against the chosen (a)"
 if [ -f $W/bundles/c-grpo/manifest.json ]; then
-  CUDA_VISIBLE_DEVICES= $PY scripts/demo/evaluate.py "${TEST[@]}" --steps 0,4,8,16 --bundle c-grpo=$W/bundles/c-grpo \
-    --out $W/results/eval-test-c.json --samples $W/results/samples-test-c.jsonl
+  [ "$TEST_EVAL" = 1 ] && CUDA_VISIBLE_DEVICES= $PY scripts/demo/evaluate.py "${TEST[@]}" --steps 0,4,8,16 \
+    --bundle c-grpo=$W/bundles/c-grpo --out $W/results/eval-test-c.json --samples $W/results/samples-test-c.jsonl
   CUDA_VISIBLE_DEVICES= $PY scripts/demo/evaluate.py "${VAL[@]}" --steps 4 --bundle c-grpo=$W/bundles/c-grpo \
     --out $W/results/eval-validation-c.json
 fi

@@ -12,6 +12,7 @@ import {
   LATENT_TOKENS,
   MARK_RGB,
   generateItem,
+  heldOutItem,
   multipleChoicePrompt,
   toLookupDrill,
   toStage1,
@@ -304,6 +305,43 @@ for (const { name, levels, subtasks } of LEVEL_SETS)
       }
     });
   });
+
+describe('held-out splits against training images', () => {
+  it('redraws a held-out item whose pixels a training split has, deterministically', () => {
+    const opts = { seed: 11, difficulties: ['single'] as const };
+    const first = generateItem('test-single', 0, opts);
+    const taken = new Set([first.record.meta.pixelsSha256]);
+    const redrawn = heldOutItem('test-single', 0, opts, taken);
+    assert.notEqual(redrawn.record.meta.pixelsSha256, first.record.meta.pixelsSha256);
+    assert.equal(redrawn.record.id, first.record.id);
+    assert.deepEqual(heldOutItem('test-single', 0, opts, taken).record, redrawn.record);
+    assert.deepEqual(heldOutItem('test-single', 0, opts, new Set()).record, first.record);
+  });
+
+  it("writes a held-out split without any image of the folder's training splits", () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'synthetic-'));
+    try {
+      const opts = { seed: 4, difficulties: ['single'] as const };
+      writeSyntheticBenchmark(out, [{ split: 'train-single', count: 3 }], opts);
+      // a training split that happens to hold the picture validation item 1 would draw
+      const clash = generateItem('validation-single', 1, opts).record.meta.pixelsSha256;
+      const trainFile = path.join(out, 'train-single.jsonl');
+      const train = fs
+        .readFileSync(trainFile, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      train[2].meta.pixelsSha256 = clash;
+      fs.writeFileSync(trainFile, train.map((r) => JSON.stringify(r) + '\n').join(''));
+      const written = writeSyntheticBenchmark(out, [{ split: 'validation-single', count: 3 }], opts);
+      const digests = written['validation-single'].map((r) => r.meta.pixelsSha256);
+      assert.ok(!digests.includes(clash), 'the clashing item was redrawn');
+      assert.equal(digests[0], generateItem('validation-single', 0, opts).record.meta.pixelsSha256);
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('synthetic curriculum levels', () => {
   const single = items('train', 120, 5, ['single']);

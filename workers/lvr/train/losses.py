@@ -156,15 +156,20 @@ def fused_linear_cross_entropy(weight: torch.Tensor, h: torch.Tensor, y: torch.T
 
 
 def sft_loss(model, batch: dict, lvr_lambda: float = 0.1, lvr_fct: str = "mse", ce_chunk_rows: int = 4096,
-             train_vision: bool = False, fused_ce: bool = False) -> dict:
+             train_vision: bool = False, fused_ce: bool = False, lvr_self_feed: bool = False) -> dict:
     """Stage-1 loss parts for one collated micro-batch (see the module docstring). `train_vision`: gradients reach
     the vision tower through the image and teacher-forced latent inputs, and through the reconstruction target.
     A batch with a host plan (lvr.train.host_plan) takes the sync-free path (`planned_sft_parts`); `fused_ce`: the
-    CE through fused_linear_cross_entropy instead of the checkpointed chunks."""
-    if batch.get("plan") is not None:
-        h, hs, y, pred, targets, counts = planned_sft_parts(model, batch, train_vision)
-    else:
-        h, hs, y, pred, targets, counts = _sft_parts(model, batch, train_vision)
+    CE through fused_linear_cross_entropy instead of the checkpointed chunks. `lvr_self_feed`: the latent loss is
+    taken from the teacher-forced pass as always, the CE from a second pass whose latent slots hold the model's own
+    predictions of the first (detached; through the LVR head where there is one), as decoding feeds them: the answer
+    is learned from the latents the model will have at inference, not from the ground-truth region tokens."""
+    parts = planned_sft_parts if batch.get("plan") is not None else _sft_parts
+    h, hs, y, pred, targets, counts = parts(model, batch, train_vision)
+    if lvr_self_feed and counts["n_lvr"]:
+        head = getattr(model, "lvr_head", None)
+        fed = (head(pred) if head is not None else pred).detach()
+        _, hs, y, _, _, _ = parts(model, batch, train_vision, latents=fed)
     if fused_ce:
         ce = fused_linear_cross_entropy(model.lm_head.weight, hs, y, ce_chunk_rows)
     else:
@@ -186,14 +191,15 @@ def sft_loss(model, batch: dict, lvr_lambda: float = 0.1, lvr_fct: str = "mse", 
     return {"loss": total, "loss_ce": ce.detach(), "loss_lvr": l_lvr.detach(), **counts}
 
 
-def _sft_parts(model, batch: dict, train_vision: bool):
-    """Hidden states, CE rows and targets, latent predictions and targets, derived on the device (host syncs)."""
+def _sft_parts(model, batch: dict, train_vision: bool, latents: torch.Tensor | None = None):
+    """Hidden states, CE rows and targets, latent predictions and targets, derived on the device (host syncs).
+    `latents`: what the `<|lvr|>` slots take (row-major), instead of the ground-truth region tokens."""
     ids = batch["input_ids"]
     grid = batch["image_grid_thw"]
     vis = visual_features(model, batch["pixel_values"].to(ids.device), grid, train_vision)
     lvr_mask = ids == T.LVR_ID
     targets = vis[batch["lvr_target"]]
-    emb = embed_inputs(model, ids, vis, lvr_mask, targets)
+    emb = embed_inputs(model, ids, vis, lvr_mask, targets if latents is None else latents)
     pos = rope_positions(model, ids, grid, batch.get("attention_mask"), batch.get("seq_lens"),
                          batch.get("images_per_seq"))
     h = decoder(model, emb, pos, batch.get("attention_mask"))
@@ -209,7 +215,7 @@ def _sft_parts(model, batch: dict, train_vision: bool):
     return h, hs, labels[valid], h[rows, cols - 1], targets, counts
 
 
-def planned_sft_parts(model, batch: dict, train_vision: bool):
+def planned_sft_parts(model, batch: dict, train_vision: bool, latents: torch.Tensor | None = None):
     """As _sft_parts from the host plan: every index arrives as a tensor, every length as an int, so nothing here
     waits for the GPU (the vision tower takes its precomputed window/rotary indices, the decoder its varlen
     boundaries, and no causal-mask builder runs for the varlen backend)."""
@@ -227,7 +233,7 @@ def planned_sft_parts(model, batch: dict, train_vision: bool):
     B, L, H = emb.shape
     flat = emb.reshape(B * L, H).index_copy(0, plan["image_slots"], vis.to(emb.dtype))
     if plan["n_lvr"]:
-        flat = flat.index_copy(0, plan["lvr_slots"], targets.to(emb.dtype))
+        flat = flat.index_copy(0, plan["lvr_slots"], (targets if latents is None else latents).to(emb.dtype))
     text = inner.language_model
     kw = {}
     if text.config._attn_implementation == VARLEN:
@@ -246,14 +252,14 @@ class SftObjective(nn.Module):
     """Wraps the model so DDP/FSDP see one forward that returns the loss parts."""
 
     def __init__(self, model, lvr_lambda: float = 0.1, lvr_fct: str = "mse", ce_chunk_rows: int = 4096,
-                 train_vision: bool = False, fused_ce: bool = False):
+                 train_vision: bool = False, fused_ce: bool = False, lvr_self_feed: bool = False):
         super().__init__()
         self.model, self.lvr_lambda, self.lvr_fct, self.ce_chunk_rows = model, lvr_lambda, lvr_fct, ce_chunk_rows
-        self.train_vision, self.fused_ce = train_vision, fused_ce
+        self.train_vision, self.fused_ce, self.lvr_self_feed = train_vision, fused_ce, lvr_self_feed
 
     def forward(self, batch: dict) -> dict:
         return sft_loss(self.model, batch, self.lvr_lambda, self.lvr_fct, self.ce_chunk_rows, self.train_vision,
-                        self.fused_ce)
+                        self.fused_ce, self.lvr_self_feed)
 
 
 # --------------------------------------------------------------------------------------------------------------

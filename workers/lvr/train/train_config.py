@@ -65,6 +65,8 @@ class TrainConfig:
     train_vision: bool = False                  # train the vision tower and merger too (a model from scratch has
     #                                             no pretrained vision to freeze, §3.2); the latent target is detached
     lvr_fct: str = "mse"
+    lvr_self_feed: bool = False                 # CE from a second pass on the model's own latent predictions (as
+    #                                             decoding feeds them), the latent loss from the teacher-forced pass
     max_packed_tokens: int = 16384
     long_seq_threshold: int = 4096
     max_instance_per_batch: int = 4

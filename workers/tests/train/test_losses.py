@@ -28,8 +28,9 @@ def samples(codec, data_dir):
     return [build_sft_sample(r, codec, str(data_dir), tiny_opts()) for r in recs]
 
 
-def hand_losses(model, samples):
-    """Per sample, unbatched: HF top-level forward on hand-built inputs_embeds; sums written out explicitly."""
+def hand_losses(model, samples, self_feed: bool = False):
+    """Per sample, unbatched: HF top-level forward on hand-built inputs_embeds; sums written out explicitly.
+    `self_feed`: CE from a second forward whose latent slots hold the first forward's h one position earlier."""
     nll, n_tok, sq, n_lat = 0.0, 0, 0.0, 0
     H = model.config.text_config.hidden_size
     for s in samples:
@@ -50,6 +51,11 @@ def hand_losses(model, samples):
             out = model(inputs_embeds=emb[None], position_ids=pos, output_hidden_states=True)
             h = out.hidden_states[-1][0]      # post-norm (the final norm is applied to the last entry)
             logp = out.logits[0].float().log_softmax(-1)
+            if self_feed:
+                fed = emb.clone()
+                for p in lat:
+                    fed[p] = h[p - 1]
+                logp = model(inputs_embeds=fed[None], position_ids=pos).logits[0].float().log_softmax(-1)
         for t in range(1, len(s.input_ids)):
             lab = s.labels[t]
             if lab != IGNORE and lab != T.LVR_ID:
@@ -74,6 +80,19 @@ def test_loss_parts_equal_hand_computed_values(model, samples):
     with torch.no_grad():
         ce_only = sft_loss(model, collate(samples, "pad"), lvr_lambda=0.0)
     assert float(ce_only["loss"]) == pytest.approx(ce_ref, rel=1e-5)
+
+
+def test_self_fed_latents_give_the_ce_of_a_pass_on_the_models_own_predictions(model, samples):
+    model.eval()
+    ce_forced, _, _, _ = hand_losses(model, samples)
+    ce_ref, mse_ref, n_tok, n_lat = hand_losses(model, samples, self_feed=True)
+    assert n_lat > 0 and ce_ref != pytest.approx(ce_forced, rel=1e-4)
+    for mode in ("pad", "flat"):
+        with torch.no_grad():
+            parts = sft_loss(model, collate(samples, mode), lvr_lambda=0.1, lvr_self_feed=True)
+        assert parts["n_ce"] == n_tok and parts["n_lvr"] == n_lat
+        assert float(parts["loss_ce"]) == pytest.approx(ce_ref, rel=1e-5)
+        assert float(parts["loss_lvr"]) == pytest.approx(mse_ref, rel=1e-5)
 
 
 def test_varlen_backend_gives_the_same_losses(tiny_dir, samples, model):

@@ -43,9 +43,9 @@ def test_train_vision_sends_gradients_to_the_vision_tower_with_the_same_loss(tin
 def test_knobs_are_settable_from_the_command_line(tiny_dir, tmp_path):
     msg = spec("scratch", "sft", str(tiny_dir), str(tmp_path / "d.json"), str(tmp_path / "c"), str(tmp_path / "b"))
     cfg = config_from_message(msg)
-    assert cfg.train_vision is False and cfg.cache_samples is False
-    cfg = config_from_message(msg, {"train_vision": "true", "cache_samples": "1"})
-    assert cfg.train_vision is True and cfg.cache_samples is True
+    assert cfg.train_vision is False and cfg.cache_samples is False and cfg.lvr_self_feed is False
+    cfg = config_from_message(msg, {"train_vision": "true", "cache_samples": "1", "lvr_self_feed": "true"})
+    assert cfg.train_vision is True and cfg.cache_samples is True and cfg.lvr_self_feed is True
 
 
 def test_train_vision_lets_the_latent_loss_reach_the_visual_target(tiny_dir, batch, monkeypatch):

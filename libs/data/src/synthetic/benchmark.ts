@@ -1,7 +1,8 @@
 /**
  * The synthetic grounding benchmark in the shared `lvr-benchmark/v1` layout: `benchmark.json`, `<split>.jsonl` and
  * `images/<split>-<index>.png`. Every image is a function of (seed, split, index) alone, so any subset regenerates
- * identically and splits never share an image.
+ * identically. Small levels (one object on a small image) can draw the same picture twice; a held-out split's item
+ * whose pixels a training split of the folder already holds is redrawn (`heldOutItem`), so splits never share an image.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -61,9 +62,9 @@ export interface GenerateOptions {
   difficulties?: readonly SceneLevel[];
 }
 
-/** Item `index` of `split`: the scene, its question and the encoded image. */
-export function generateItem(split: string, index: number, opts: GenerateOptions): SyntheticItem {
-  const seed = hashSeed(`${opts.seed}:${split}:${index}`);
+/** Item `index` of `split`: the scene, its question and the encoded image (`redraw` > 0: the redrawn one). */
+export function generateItem(split: string, index: number, opts: GenerateOptions, redraw = 0): SyntheticItem {
+  const seed = hashSeed(`${opts.seed}:${split}:${index}` + (redraw > 0 ? `:redraw-${redraw}` : ''));
   const rng = new Rng(seed);
   const category = rng.pick(opts.categories ?? CATEGORIES);
   const level = rng.pick(opts.difficulties ?? DIFFICULTIES);
@@ -101,6 +102,39 @@ export function generateItem(split: string, index: number, opts: GenerateOptions
   };
 }
 
+const MAX_REDRAWS = 100;
+
+/** Training splits are the ones named `train` or `train-…`; every other split is held out from them. */
+export function isTrainingSplit(split: string): boolean {
+  return split === 'train' || split.startsWith('train-');
+}
+
+/** Item `index` of a held-out split, redrawn (deterministically) while its pixels are among `trainingPixels`. */
+export function heldOutItem(
+  split: string,
+  index: number,
+  opts: GenerateOptions,
+  trainingPixels: ReadonlySet<string>,
+): SyntheticItem {
+  for (let redraw = 0; redraw <= MAX_REDRAWS; redraw++) {
+    const item = generateItem(split, index, opts, redraw);
+    if (!trainingPixels.has(item.record.meta.pixelsSha256)) return item;
+  }
+  throw new Error(
+    `${split}-${index}: every redraw repeats a training image (too few distinct scenes at this level)`,
+  );
+}
+
+function pixelsOfSplit(out: string, split: string): string[] {
+  const file = path.join(out, `${split}.jsonl`);
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => line.trim())
+    .map((line) => (JSON.parse(line) as SyntheticRecord).meta.pixelsSha256);
+}
+
 export interface SplitRequest {
   split: string;
   count: number;
@@ -113,23 +147,34 @@ export function writeSyntheticBenchmark(
   opts: GenerateOptions,
 ): Record<string, SyntheticRecord[]> {
   fs.mkdirSync(path.join(out, 'images'), { recursive: true });
+  const manifestPath = path.join(out, 'benchmark.json');
+  const previous = fs.existsSync(manifestPath)
+    ? (JSON.parse(fs.readFileSync(manifestPath, 'utf8')) as { splits?: string[] })
+    : {};
+  const requested = new Set(splits.map((s) => s.split));
+  const trainingPixels = new Set(
+    (previous.splits ?? [])
+      .filter((split) => isTrainingSplit(split) && !requested.has(split))
+      .flatMap((split) => pixelsOfSplit(out, split)),
+  );
+  const ordered = [...splits].sort(
+    (a, b) => Number(isTrainingSplit(b.split)) - Number(isTrainingSplit(a.split)),
+  );
   const written: Record<string, SyntheticRecord[]> = {};
-  for (const { split, count } of splits) {
+  for (const { split, count } of ordered) {
     if (!/^[a-z][a-z0-9_-]*$/.test(split))
       throw new Error(`split name ${JSON.stringify(split)}: use [a-z0-9_-]`);
+    const training = isTrainingSplit(split);
     const records: SyntheticRecord[] = [];
     for (let i = 0; i < count; i++) {
-      const item = generateItem(split, i, opts);
+      const item = training ? generateItem(split, i, opts) : heldOutItem(split, i, opts, trainingPixels);
+      if (training) trainingPixels.add(item.record.meta.pixelsSha256);
       fs.writeFileSync(path.join(out, item.record.image), item.png);
       records.push(item.record);
     }
     fs.writeFileSync(path.join(out, `${split}.jsonl`), records.map((r) => JSON.stringify(r) + '\n').join(''));
     written[split] = records;
   }
-  const manifestPath = path.join(out, 'benchmark.json');
-  const previous = fs.existsSync(manifestPath)
-    ? (JSON.parse(fs.readFileSync(manifestPath, 'utf8')) as { splits?: string[] })
-    : {};
   const allSplits = [...new Set([...(previous.splits ?? []), ...splits.map((s) => s.split)])];
   const manifest = {
     format: 'lvr-benchmark/v1',
