@@ -165,11 +165,11 @@ def sft_loss(model, batch: dict, lvr_lambda: float = 0.1, lvr_fct: str = "mse", 
     predictions of the first (detached; through the LVR head where there is one), as decoding feeds them: the answer
     is learned from the latents the model will have at inference, not from the ground-truth region tokens."""
     parts = planned_sft_parts if batch.get("plan") is not None else _sft_parts
-    h, hs, y, pred, targets, counts = parts(model, batch, train_vision)
+    h, hs, y, pred, targets, counts, vis = parts(model, batch, train_vision)
     if lvr_self_feed and counts["n_lvr"]:
         head = getattr(model, "lvr_head", None)
         fed = (head(pred) if head is not None else pred).detach()
-        _, hs, y, _, _, _ = parts(model, batch, train_vision, latents=fed)
+        _, hs, y, _, _, _, _ = parts(model, batch, train_vision, latents=fed, vis=vis)
     if fused_ce:
         ce = fused_linear_cross_entropy(model.lm_head.weight, hs, y, ce_chunk_rows)
     else:
@@ -191,12 +191,15 @@ def sft_loss(model, batch: dict, lvr_lambda: float = 0.1, lvr_fct: str = "mse", 
     return {"loss": total, "loss_ce": ce.detach(), "loss_lvr": l_lvr.detach(), **counts}
 
 
-def _sft_parts(model, batch: dict, train_vision: bool, latents: torch.Tensor | None = None):
-    """Hidden states, CE rows and targets, latent predictions and targets, derived on the device (host syncs).
-    `latents`: what the `<|lvr|>` slots take (row-major), instead of the ground-truth region tokens."""
+def _sft_parts(model, batch: dict, train_vision: bool, latents: torch.Tensor | None = None,
+               vis: torch.Tensor | None = None):
+    """Hidden states, CE rows and targets, latent predictions and targets, and the visual tokens, derived on the
+    device (host syncs). `latents`: what the `<|lvr|>` slots take (row-major), instead of the ground-truth region
+    tokens; `vis`: the visual tokens of an earlier pass over the same batch (the vision tower is not run again)."""
     ids = batch["input_ids"]
     grid = batch["image_grid_thw"]
-    vis = visual_features(model, batch["pixel_values"].to(ids.device), grid, train_vision)
+    if vis is None:
+        vis = visual_features(model, batch["pixel_values"].to(ids.device), grid, train_vision)
     lvr_mask = ids == T.LVR_ID
     targets = vis[batch["lvr_target"]]
     emb = embed_inputs(model, ids, vis, lvr_mask, targets if latents is None else latents)
@@ -212,10 +215,11 @@ def _sft_parts(model, batch: dict, train_vision: bool, latents: torch.Tensor | N
     rows, cols = lvr_mask.nonzero(as_tuple=True)
     counts = {"n_ce": int(hs.shape[0]), "n_lvr": int(rows.numel()),
               "tokens": int(batch["attention_mask"].sum()) if batch.get("attention_mask") is not None else ids.numel()}
-    return h, hs, labels[valid], h[rows, cols - 1], targets, counts
+    return h, hs, labels[valid], h[rows, cols - 1], targets, counts, vis
 
 
-def planned_sft_parts(model, batch: dict, train_vision: bool, latents: torch.Tensor | None = None):
+def planned_sft_parts(model, batch: dict, train_vision: bool, latents: torch.Tensor | None = None,
+                      vis: torch.Tensor | None = None):
     """As _sft_parts from the host plan: every index arrives as a tensor, every length as an int, so nothing here
     waits for the GPU (the vision tower takes its precomputed window/rotary indices, the decoder its varlen
     boundaries, and no causal-mask builder runs for the varlen backend)."""
@@ -224,10 +228,10 @@ def planned_sft_parts(model, batch: dict, train_vision: bool, latents: torch.Ten
     plan = batch["plan"]
     ids = batch["input_ids"]
     inner = model.model
-    ctx = torch.enable_grad() if train_vision else torch.no_grad()
-    with ctx:
-        pv = batch["pixel_values"].to(ids.device).type(inner.visual.dtype)
-        vis = inner.visual(pv, grid_thw=batch["image_grid_thw"], **plan["vision"]).pooler_output
+    if vis is None:
+        with torch.enable_grad() if train_vision else torch.no_grad():
+            pv = batch["pixel_values"].to(ids.device).type(inner.visual.dtype)
+            vis = inner.visual(pv, grid_thw=batch["image_grid_thw"], **plan["vision"]).pooler_output
     targets = vis[batch["lvr_target"]]
     emb = model.get_input_embeddings()(ids)
     B, L, H = emb.shape
@@ -245,7 +249,7 @@ def planned_sft_parts(model, batch: dict, train_vision: bool, latents: torch.Ten
     hs = hf.index_select(0, plan["ce_rows"])
     pred = hf.index_select(0, plan["lvr_slots"] - 1)
     counts = {"n_ce": plan["n_ce"], "n_lvr": plan["n_lvr"], "tokens": plan["tokens"]}
-    return h, hs, plan["ce_labels"], pred, targets, counts
+    return h, hs, plan["ce_labels"], pred, targets, counts, vis
 
 
 class SftObjective(nn.Module):

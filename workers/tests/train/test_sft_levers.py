@@ -76,13 +76,14 @@ def test_host_mrope_positions_equal_the_models_rope_index(tiny_dir, batch):
         mrope_positions(np.array([1, T.IMAGE_PAD_ID, 2]), [(1, 4, 4)], 2)
 
 
-@pytest.mark.parametrize("varlen", [True, False])
-def test_host_plan_gives_the_device_path_loss_and_gradients(tiny_dir, batch, varlen):
+@pytest.mark.parametrize("varlen,self_feed", [(True, False), (False, False), (False, True)])
+def test_host_plan_gives_the_device_path_loss_and_gradients(tiny_dir, batch, varlen, self_feed):
     model = load_model(tiny_dir)
     planned = plan_batch(batch, VisionGeometry.from_config(model.config.vision_config))
     assert planned["plan"]["n_lvr"] > 0 and planned["plan"]["n_ce"] > 0
-    ref, g_ref = loss_and_grads(tiny_dir, batch, varlen)
-    out, g = loss_and_grads(tiny_dir, planned, varlen)
+    kw = {"lvr_self_feed": True, "train_vision": True} if self_feed else {}
+    ref, g_ref = loss_and_grads(tiny_dir, batch, varlen, **kw)
+    out, g = loss_and_grads(tiny_dir, planned, varlen, **kw)
     for k in ("loss", "loss_ce", "loss_lvr"):
         assert float(out[k]) == pytest.approx(float(ref[k]), rel=1e-5, abs=1e-7), k
     assert (out["n_ce"], out["n_lvr"], out["tokens"]) == (ref["n_ce"], ref["n_lvr"], ref["tokens"])
