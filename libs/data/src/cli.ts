@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import {
   ANSWER_FORMATS,
   CATEGORIES,
+  readSplitRecords,
   SCENE_LEVELS,
   toLookupDrill,
   toStage1,
@@ -90,13 +91,9 @@ function trainingRecords(argv: string[]): void {
   const [format] = list<AnswerFormat>(values.answer ?? 'aligned', ANSWER_FORMATS, '--answer') ?? ['aligned'];
   if (!values.benchmark || !values.split || !values.out)
     fail('--benchmark DIR --split NAME --out DIR are required');
-  const file = path.join(values.benchmark, `${values.split}.jsonl`);
-  if (!fs.existsSync(file)) fail(`${file} not found`);
-  const records = fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as McRecord);
+  const records =
+    readSplitRecords<McRecord>(values.benchmark, values.split) ??
+    fail(`${path.join(values.benchmark, `${values.split}.jsonl`)} not found`);
   fs.mkdirSync(values.out, { recursive: true });
   const write = (name: string, rows: unknown[]) => {
     fs.writeFileSync(path.join(values.out!, name), rows.map((r) => JSON.stringify(r) + '\n').join(''));

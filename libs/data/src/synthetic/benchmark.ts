@@ -125,14 +125,19 @@ export function heldOutItem(
   );
 }
 
-function pixelsOfSplit(out: string, split: string): string[] {
-  const file = path.join(out, `${split}.jsonl`);
-  if (!fs.existsSync(file)) return [];
+/** The records of `<dir>/<split>.jsonl`, unvalidated (files this module wrote); undefined when there is none. */
+export function readSplitRecords<T = SyntheticRecord>(dir: string, split: string): T[] | undefined {
+  const file = path.join(dir, `${split}.jsonl`);
+  if (!fs.existsSync(file)) return undefined;
   return fs
     .readFileSync(file, 'utf8')
     .split('\n')
     .filter((line) => line.trim())
-    .map((line) => (JSON.parse(line) as SyntheticRecord).meta.pixelsSha256);
+    .map((line) => JSON.parse(line) as T);
+}
+
+function pixelsOfSplit(out: string, split: string): string[] {
+  return (readSplitRecords(out, split) ?? []).map((r) => r.meta.pixelsSha256);
 }
 
 export interface SplitRequest {
