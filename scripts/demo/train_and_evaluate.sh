@@ -4,14 +4,18 @@
 #
 # A sweep of stage-1 pairs, all at once (a tiny model uses a sliver of a GPU: several training processes share one):
 #   (a) SFT with the latent loss and (b) the same data, steps and batch without <lvr>, for each learning rate in
-#   LRS; (a) once per entry of LAMBDAS: the latent-loss weight, optionally `:cosine` (or `:mae`) for the latent loss
-#   and `:frozen` to keep the vision tower fixed (a-lr001-l01-cosine-frozen); PLAIN=0 leaves (b) out. Then (c) GRPO_latent from the (a) that scores best on the
+#   LRS; (a) once per entry of LAMBDAS: the latent-loss weight, then options after colons, each named in the run:
+#   `cosine` (or `mae`) for the latent loss, `frozen` to keep the vision tower fixed, `selffeed` for the CE on the
+#   model's own latents (lvr_self_feed), `feed<N>` for that with N passes building them (lvr_feed_passes; N = the
+#   latents per block feeds exactly decoding's), `detach` for a constant latent target (lvr_detach_target),
+#   `centered` for the target minus the mean visual token (lvr_center_target); e.g.
+#   `0.1:cosine:selffeed` is run a-lr001-l01-cosine-selffeed. PLAIN=0 leaves (b) out. Then (c) GRPO_latent from the (a) that scores best on the
 #   validation split, and every model on the test split (reference decoding, scripts/demo/evaluate.py).
 # Every seed is in the run specs (scripts/demo/specs/); the sweep's settings are `--set` overrides of those specs.
 # Curriculum: STAGES="single:300 pair:400 full:1200" runs each stage-1 run as stages in that order (level:steps; `full`
 # is the train split's records, any other level the records of `reproduce.sh data` with CURRICULUM), each stage
 # starting from the previous stage's last checkpoint with a fresh schedule; default one stage, full:SFT_STEPS.
-# Knobs (environment): STAGES, SFT_STEPS, BATCH, LRS, LAMBDAS, SFT_DEADLINE (seconds after the start by which SFT is stopped
+# Knobs (environment): STAGES, SFT_STEPS, BATCH, LRS, LAMBDAS, CHECKPOINT_EVERY (default: each stage's last step), SFT_DEADLINE (seconds after the start by which SFT is stopped
 # with SIGTERM: the worker saves a checkpoint and exits 75), GRPO_SECONDS, EVAL_LIMIT (0 = whole split),
 # VALIDATION_LIMIT, EVAL_WORKERS, PY; VALIDATION_SPLIT and TEST_SPLIT (default validation and test), GRPO_LEVEL (whose
 # stage-2 records GRPO reads, default full), TEST_EVAL=0 to leave the test split to the evaluator service elsewhere.
@@ -68,7 +72,7 @@ sft() { # name spec gpu lr lambda extra: the stages in order; the run's checkpoi
     CUDA_VISIBLE_DEVICES=$3 timeout --preserve-status -s TERM $left \
       $PY -m lvr sft --spec $SPECS/$2.json --set run_id=$run --set learning_rate=$4 --set lvr_lambda=$5 \
       --set model_uri=$model --set data_uri=$(records_of $level $2) --set images_uri=$W/data/benchmark \
-      --set max_steps=$steps --set checkpoint_every=$steps \
+      --set max_steps=$steps --set checkpoint_every=${CHECKPOINT_EVERY:-$steps} \
       --set checkpoint_uri=$W/runs/$run/checkpoints --set bundle_uri=$W/bundles/$run "${FAST[@]}" "${sets[@]}" \
       > $W/logs/$run.events.jsonl 2> $W/logs/$run.stderr.log || true
     step=$(last_checkpoint $run)
@@ -100,10 +104,22 @@ i=0
 for lr in $LRS; do
   tag=lr${lr#0.}
   [ "$PLAIN" = 1 ] && { B_RUNS+=(b-$tag); RUNS+=("b-$tag stage1-plain $lr 0 -"); }
-  for variant in $LAMBDAS; do  # lambda[:loss][:frozen]
-    IFS=: read -r lam fct vision <<< "$variant"
-    name=a-$tag-l${lam/./}${fct:+-$fct}${vision:+-$vision}
-    extra=${fct:+lvr_fct=$fct}${vision:+,train_vision=false}
+  for variant in $LAMBDAS; do  # lambda[:option]...
+    IFS=: read -r lam options <<< "$variant"
+    name=a-$tag-l${lam/./} extra=
+    for option in ${options//:/ }; do
+      case $option in
+        mse|mae|cosine) extra+=,lvr_fct=$option ;;
+        frozen) extra+=,train_vision=false ;;
+        selffeed) extra+=,lvr_self_feed=true ;;
+        feed[0-9]*) extra+=,lvr_self_feed=true,lvr_feed_passes=${option#feed} ;;
+        centered) extra+=,lvr_center_target=true ;;
+        detach) extra+=,lvr_detach_target=true ;;
+        *) echo "unknown LAMBDAS option $option in $variant" >&2; exit 2 ;;
+      esac
+      name+=-$option
+    done
+    extra=${extra#,}
     A_RUNS+=($name); RUNS+=("$name stage1-lvr $lr $lam ${extra:--}")
   done
 done

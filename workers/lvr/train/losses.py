@@ -156,19 +156,31 @@ def fused_linear_cross_entropy(weight: torch.Tensor, h: torch.Tensor, y: torch.T
 
 
 def sft_loss(model, batch: dict, lvr_lambda: float = 0.1, lvr_fct: str = "mse", ce_chunk_rows: int = 4096,
-             train_vision: bool = False, fused_ce: bool = False, lvr_self_feed: bool = False) -> dict:
+             train_vision: bool = False, fused_ce: bool = False, lvr_self_feed: bool = False,
+             lvr_detach_target: bool = False, lvr_feed_passes: int = 1, lvr_center_target: bool = False) -> dict:
     """Stage-1 loss parts for one collated micro-batch (see the module docstring). `train_vision`: gradients reach
     the vision tower through the image and teacher-forced latent inputs, and through the reconstruction target.
     A batch with a host plan (lvr.train.host_plan) takes the sync-free path (`planned_sft_parts`); `fused_ce`: the
     CE through fused_linear_cross_entropy instead of the checkpointed chunks. `lvr_self_feed`: the latent loss is
     taken from the teacher-forced pass as always, the CE from a second pass whose latent slots hold the model's own
     predictions of the first (detached; through the LVR head where there is one), as decoding feeds them: the answer
-    is learned from the latents the model will have at inference, not from the ground-truth region tokens."""
+    is learned from the latents the model will have at inference, not from the ground-truth region tokens.
+    `lvr_feed_passes` (with self-feed): passes that build the fed latents; each after the first re-predicts every
+    slot from the previous pass's latents without gradients, so slot j holds what decoding feeds once the passes
+    reach j + 1 (one pass per slot of the longest block: exactly decoding's latents; one pass: slot 0 only).
+    `lvr_detach_target`: the region tokens are a fixed target of the latent loss (stop-gradient), so with
+    `train_vision` only the CE shapes the vision tower and the latent loss cannot shrink its own target.
+    `lvr_center_target`: the target minus the batch's mean visual token, the direction every token shares (a
+    cosine to uncentred tokens is met by predicting that direction alone)."""
     parts = planned_sft_parts if batch.get("plan") is not None else _sft_parts
     h, hs, y, pred, targets, counts, vis = parts(model, batch, train_vision)
     if lvr_self_feed and counts["n_lvr"]:
         head = getattr(model, "lvr_head", None)
         fed = (head(pred) if head is not None else pred).detach()
+        with torch.no_grad():
+            for _ in range(lvr_feed_passes - 1):
+                again = parts(model, batch, train_vision, latents=fed, vis=vis.detach())[3]
+                fed = head(again) if head is not None else again
         _, hs, y, _, _, _, _ = parts(model, batch, train_vision, latents=fed, vis=vis)
     if fused_ce:
         ce = fused_linear_cross_entropy(model.lm_head.weight, hs, y, ce_chunk_rows)
@@ -179,12 +191,14 @@ def sft_loss(model, batch: dict, lvr_lambda: float = 0.1, lvr_fct: str = "mse", 
         head = getattr(model, "lvr_head", None)
         if head is not None:
             pred = head(pred)
-        # Not detached, as upstream (which detaches nothing; its vision tower is frozen). With train_vision the term
+        # Not detached by default, as upstream (which detaches nothing; its vision tower is frozen). With train_vision the term
         # pulls the region's visual tokens and the hidden states towards each other: detached, CE alone grows the
         # visual tokens' scale until h (post-norm, also feeding the tied LM head) cannot follow, the MSE dominates the
         # loss, and decoding feeds back hidden states far smaller than the tokens training fed (measured on the demo
         # model: loss_lvr 99 -> 1000 in 150 steps while CE stalled at 1.3; plain SFT reached 0.1)
-        l_lvr = lvr_loss_fn(pred, targets, lvr_fct)
+        if lvr_center_target:
+            targets = targets - vis.mean(0)
+        l_lvr = lvr_loss_fn(pred, targets.detach() if lvr_detach_target else targets, lvr_fct)
     else:
         l_lvr = h.sum() * 0.0
     total = ce + lvr_lambda * l_lvr if lvr_lambda > 0 else ce
@@ -256,14 +270,17 @@ class SftObjective(nn.Module):
     """Wraps the model so DDP/FSDP see one forward that returns the loss parts."""
 
     def __init__(self, model, lvr_lambda: float = 0.1, lvr_fct: str = "mse", ce_chunk_rows: int = 4096,
-                 train_vision: bool = False, fused_ce: bool = False, lvr_self_feed: bool = False):
+                 train_vision: bool = False, fused_ce: bool = False, lvr_self_feed: bool = False,
+                 lvr_detach_target: bool = False, lvr_feed_passes: int = 1, lvr_center_target: bool = False):
         super().__init__()
         self.model, self.lvr_lambda, self.lvr_fct, self.ce_chunk_rows = model, lvr_lambda, lvr_fct, ce_chunk_rows
         self.train_vision, self.fused_ce, self.lvr_self_feed = train_vision, fused_ce, lvr_self_feed
+        self.latent_options = {"lvr_detach_target": lvr_detach_target, "lvr_feed_passes": lvr_feed_passes,
+                               "lvr_center_target": lvr_center_target}
 
     def forward(self, batch: dict) -> dict:
         return sft_loss(self.model, batch, self.lvr_lambda, self.lvr_fct, self.ce_chunk_rows, self.train_vision,
-                        self.fused_ce, self.lvr_self_feed)
+                        self.fused_ce, self.lvr_self_feed, **self.latent_options)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -106,7 +106,9 @@ def run_sft(cfg: TrainConfig, env: R.Env, s: Session) -> int:
         R.fuse_rope()
     model.train()
     objective = R.wrap(SftObjective(model, cfg.lvr_lambda, cfg.lvr_fct, cfg.ce_chunk_rows, cfg.train_vision,
-                                    fused_ce=levers.fused_ce, lvr_self_feed=cfg.lvr_self_feed), model, cfg, env, dtype)
+                                    fused_ce=levers.fused_ce, lvr_self_feed=cfg.lvr_self_feed,
+                                    lvr_detach_target=cfg.lvr_detach_target, lvr_feed_passes=cfg.lvr_feed_passes,
+                                    lvr_center_target=cfg.lvr_center_target), model, cfg, env, dtype)
     optimizer = R.build_optimizer(model, cfg, env, no_decay_norm_bias=False, fused=levers.fused_adamw)
     scheduler = R.cosine_schedule(optimizer, cfg.max_steps, cfg.warmup_ratio)
     step = 0

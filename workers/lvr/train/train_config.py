@@ -63,10 +63,14 @@ class TrainConfig:
     cache_samples: bool = False                 # keep every built sample in memory (small datasets seen for many
     #                                             epochs: decoding, preprocessing and tokenising once per record)
     train_vision: bool = False                  # train the vision tower and merger too (a model from scratch has
-    #                                             no pretrained vision to freeze, §3.2); the latent target is detached
+    #                                             no pretrained vision to freeze, §3.2)
     lvr_fct: str = "mse"
     lvr_self_feed: bool = False                 # CE from a second pass on the model's own latent predictions (as
     #                                             decoding feeds them), the latent loss from the teacher-forced pass
+    lvr_feed_passes: int = 1                    # self-feed: passes building the fed latents (one per slot: exactly
+    #                                             the latents decoding feeds)
+    lvr_detach_target: bool = False             # stop-gradient on the region tokens the latent loss aims at
+    lvr_center_target: bool = False             # latent target minus the batch's mean visual token
     max_packed_tokens: int = 16384
     long_seq_threshold: int = 4096
     max_instance_per_batch: int = 4
@@ -129,6 +133,8 @@ def check(cfg: TrainConfig) -> TrainConfig:
             bad("reward_weights needs one weight per reward function")
     if cfg.lvr_fct not in ("mse", "mae", "cosine"):
         bad("lvr_fct must be mse, mae or cosine")
+    if cfg.lvr_feed_passes < 1:
+        bad("lvr_feed_passes must be >= 1")
     if cfg.packing_mode not in ("flat", "pad"):
         bad("packing_mode must be flat or pad")
     if cfg.attn_implementation == "flash_varlen_torch" and cfg.packing_mode == "pad":

@@ -11,7 +11,7 @@ from lvr import tokens as T
 from lvr.data.packing import collate
 from lvr.data.records import validate_sft_record
 from lvr.data.sft import IGNORE, build_sft_sample
-from lvr.train.losses import aggregate, group_advantages, grpo_token_loss, sft_loss
+from lvr.train.losses import _sft_parts, aggregate, group_advantages, grpo_token_loss, sft_loss
 
 from _train_helpers import load_model, sft_record, tiny_opts
 
@@ -28,9 +28,11 @@ def samples(codec, data_dir):
     return [build_sft_sample(r, codec, str(data_dir), tiny_opts()) for r in recs]
 
 
-def hand_losses(model, samples, self_feed: bool = False):
+def hand_losses(model, samples, self_feed: bool = False, chain: bool = False):
     """Per sample, unbatched: HF top-level forward on hand-built inputs_embeds; sums written out explicitly.
-    `self_feed`: CE from a second forward whose latent slots hold the first forward's h one position earlier."""
+    `self_feed`: CE from a second forward whose latent slots hold the first forward's h one position earlier;
+    `chain`: ... whose latent slots hold decoding's latents, built slot by slot (each the h one position earlier
+    of a forward whose earlier slots hold the latents built so far)."""
     nll, n_tok, sq, n_lat = 0.0, 0, 0.0, 0
     H = model.config.text_config.hidden_size
     for s in samples:
@@ -55,6 +57,10 @@ def hand_losses(model, samples, self_feed: bool = False):
                 fed = emb.clone()
                 for p in lat:
                     fed[p] = h[p - 1]
+                if chain:
+                    for p in lat:
+                        fed[p] = model(inputs_embeds=fed[None], position_ids=pos,
+                                       output_hidden_states=True).hidden_states[-1][0, p - 1]
                 logp = model(inputs_embeds=fed[None], position_ids=pos).logits[0].float().log_softmax(-1)
         for t in range(1, len(s.input_ids)):
             lab = s.labels[t]
@@ -93,6 +99,34 @@ def test_self_fed_latents_give_the_ce_of_a_pass_on_the_models_own_predictions(mo
         assert parts["n_ce"] == n_tok and parts["n_lvr"] == n_lat
         assert float(parts["loss_ce"]) == pytest.approx(ce_ref, rel=1e-5)
         assert float(parts["loss_lvr"]) == pytest.approx(mse_ref, rel=1e-5)
+
+
+def test_one_feed_pass_per_slot_gives_the_ce_on_decodings_latents(model, samples):
+    model.eval()
+    slots = max(sum(t == T.LVR_ID for t in s.input_ids) for s in samples)
+    assert slots > 1
+    ce_one_pass, _, _, _ = hand_losses(model, samples, self_feed=True)
+    ce_ref, mse_ref, n_tok, n_lat = hand_losses(model, samples, self_feed=True, chain=True)
+    assert ce_ref != pytest.approx(ce_one_pass, rel=1e-4)
+    for mode in ("pad", "flat"):
+        with torch.no_grad():
+            parts = sft_loss(model, collate(samples, mode), lvr_lambda=0.1, lvr_self_feed=True,
+                             lvr_feed_passes=slots)
+        assert parts["n_ce"] == n_tok and parts["n_lvr"] == n_lat
+        assert float(parts["loss_ce"]) == pytest.approx(ce_ref, rel=1e-5)
+        assert float(parts["loss_lvr"]) == pytest.approx(mse_ref, rel=1e-5)
+
+
+def test_a_centred_target_is_the_region_tokens_minus_the_batchs_mean_visual_token(model, samples):
+    model.eval()
+    batch = collate(samples, "flat")
+    with torch.no_grad():
+        h, _, _, pred, targets, _, vis = _sft_parts(model, batch, False)
+        parts = sft_loss(model, batch, lvr_lambda=0.1, lvr_fct="cosine", lvr_center_target=True)
+    want = (1 - torch.nn.functional.cosine_similarity(pred, targets - vis.mean(0), dim=-1)).mean()
+    assert float(parts["loss_lvr"]) == pytest.approx(float(want), rel=1e-5)
+    assert float(parts["loss_lvr"]) != pytest.approx(float(sft_loss(model, batch, lvr_fct="cosine")["loss_lvr"]),
+                                                     rel=1e-3)
 
 
 def test_varlen_backend_gives_the_same_losses(tiny_dir, samples, model):

@@ -44,8 +44,10 @@ def test_knobs_are_settable_from_the_command_line(tiny_dir, tmp_path):
     msg = spec("scratch", "sft", str(tiny_dir), str(tmp_path / "d.json"), str(tmp_path / "c"), str(tmp_path / "b"))
     cfg = config_from_message(msg)
     assert cfg.train_vision is False and cfg.cache_samples is False and cfg.lvr_self_feed is False
-    cfg = config_from_message(msg, {"train_vision": "true", "cache_samples": "1", "lvr_self_feed": "true"})
+    cfg = config_from_message(msg, {"train_vision": "true", "cache_samples": "1", "lvr_self_feed": "true",
+                                     "lvr_detach_target": "true"})
     assert cfg.train_vision is True and cfg.cache_samples is True and cfg.lvr_self_feed is True
+    assert cfg.lvr_detach_target is True
 
 
 def test_train_vision_lets_the_latent_loss_reach_the_visual_target(tiny_dir, batch, monkeypatch):
@@ -61,3 +63,21 @@ def test_train_vision_lets_the_latent_loss_reach_the_visual_target(tiny_dir, bat
     losses.sft_loss(trained, batch, lvr_lambda=0.1, train_vision=True)
     losses.sft_loss(load_model(tiny_dir), batch, lvr_lambda=0.1)
     assert seen == [True, False]
+
+
+def test_a_detached_target_takes_no_gradient_from_the_latent_loss(tiny_dir, batch, monkeypatch):
+    """lvr_detach_target with a trained vision tower: the same loss value, but the region tokens enter the latent
+    loss as constants (the term still reaches the tower through the image tokens the predictions attend to)."""
+    import lvr.train.losses as losses
+
+    seen = []
+    real = losses.lvr_loss_fn
+    monkeypatch.setattr(losses, "lvr_loss_fn", lambda p, t, k="mse": seen.append(t.requires_grad) or real(p, t, k))
+    values = []
+    for detach in (False, True):
+        model = load_model(tiny_dir)
+        model.model.visual.requires_grad_(True)
+        values.append(float(losses.sft_loss(model, batch, lvr_lambda=0.1, train_vision=True,
+                                            lvr_detach_target=detach)["loss_lvr"]))
+    assert seen == [True, False]
+    assert values[0] == pytest.approx(values[1], rel=1e-6) and values[0] > 0
