@@ -298,13 +298,16 @@ def _architecture(model) -> dict:
 
 def export_bundle(src: str, dest: str, precision: str = "fp32", run_id: str | None = None,
                   max_error: float | None = None, verify: bool = True, log=print,
-                  system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> dict:
+                  system_prompt: str = DEFAULT_SYSTEM_PROMPT, lvr_steps: int = LVR_DEFAULTS["steps"]) -> dict:
     """Export `src` to a bundle at `dest`; returns the manifest. Raises ExportError on failure, CheckpointError when
     the source's weights do not match its config.json (no marker written in either case). `system_prompt` (a
     training run's `systemPrompt`) is the bundle's default system message: in its chat template and in
-    `manifest.default_system_prompt`, which libs/engine reads."""
+    `manifest.default_system_prompt`, which libs/engine reads. `lvr_steps`: the latent steps a request that names
+    none decodes with (`manifest.lvr.steps`; a model trained on blocks of N latents answers best with N)."""
     if precision not in PRECISIONS:
         raise ExportError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if lvr_steps < 1:
+        raise ExportError(f"lvr_steps must be >= 1, got {lvr_steps}")
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="lvr-export-") as tmp:
         work = Path(tmp)
@@ -345,7 +348,7 @@ def export_bundle(src: str, dest: str, precision: str = "fp32", run_id: str | No
             "preprocessing": _image_config(src_dir).to_json(),
             "generation": _generation(src_dir),
             "lvr": {"lvr_head": settings.lvr_head, "lvr_head_type": settings.lvr_head_type,
-                    "latent_end_token": settings.latent_end_token, **LVR_DEFAULTS},
+                    "latent_end_token": settings.latent_end_token, **LVR_DEFAULTS, "steps": lvr_steps},
             "graphs": graphs, "lvr_files": lvr_files,
             "io_dtypes": {"embeds": np_dt, "kv": np_dt, "logits": "float32", "pixel_values": "float32",
                           "image_features": np_dt},

@@ -112,6 +112,14 @@ def test_verification_failure_fails_the_export_and_writes_no_marker(tiny_ckpt, t
     assert not (tmp_path / "b" / MARKER).exists()
 
 
+def test_the_default_latent_steps_are_the_exporters_choice(tiny_ckpt, tmp_path):
+    m = export_bundle(str(tiny_ckpt), str(tmp_path / "b"), lvr_steps=4, verify=False, log=lambda s: None)
+    assert m["lvr"]["steps"] == 4 and m["lvr"]["strategy"] == "steps"
+    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["lvr"]["steps"] == 4
+    with pytest.raises(ExportError, match="lvr_steps"):
+        export_bundle(str(tiny_ckpt), str(tmp_path / "c"), lvr_steps=0, log=lambda s: None)
+
+
 def test_head_and_latent_end_variant_exports_and_decodes(tmp_path):
     from lvr.model import load_lvr_model
     from lvr.tiny import save_tiny_checkpoint
