@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The LVR demo models on CPU, from a plain stage-1 model (b) (run from the repository root, after
-# `scripts/demo/reproduce.sh data` with CURRICULUM=single):
+# `scripts/demo/reproduce.sh data` with CURRICULUM=single,pair):
 #   (a) stage-1 SFT with `<lvr>` records and the latent loss, continued from (b): the CE on the latents decoding feeds
 #       (lvr_self_feed, lvr_feed_passes=4: the single level's blocks hold 4 latents), cosine to the region tokens
 #       centred on the mean visual token, target detached, λ 0.1 (scripts/demo/cpu_curriculum.sh);
