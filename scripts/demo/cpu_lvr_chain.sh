@@ -7,13 +7,13 @@
 #   (c) GRPO_latent from (a) (specs/stage2-grpo.json): letter accuracy plus 0.5 × a closed latent block
 #       (demo_rewards.latent_block), or letter accuracy alone with C_REWARDS=letter;
 # then both exported in fp16 with 4 latent steps as their default decoding, under demo-work/bundles/NAME-fp16.
-#   scripts/demo/cpu_lvr_chain.sh B_MODEL   (env: A_STEPS=400 A_LR=0.0003 C_STEPS=120 C_REWARDS=block THREADS=2 PY)
+#   scripts/demo/cpu_lvr_chain.sh B_MODEL   (env: A_STEPS=1200 A_LR=0.0003 C_STEPS=120 C_REWARDS=block THREADS=2 PY)
 # Events, validation scores and samples land in bench/results/demo/cpu-curriculum/; score the bundles on the held-out
 # split with scripts/demo/score-with-evaluator.ts (README, "Demo model").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B_MODEL=$1
-A_STEPS=${A_STEPS:-400} A_LR=${A_LR:-0.0003} C_STEPS=${C_STEPS:-120} C_REWARDS=${C_REWARDS:-block} THREADS=${THREADS:-2}
+A_STEPS=${A_STEPS:-1200} A_LR=${A_LR:-0.0003} C_STEPS=${C_STEPS:-120} C_REWARDS=${C_REWARDS:-block} THREADS=${THREADS:-2}
 PY=${PY:-python3}
 A=a-lvr C=c-grpo-$C_REWARDS RUNS=demo-work/cc/runs OUT=bench/results/demo/cpu-curriculum
 export LVR_QWEN_TOKENIZER_DIR=${LVR_QWEN_TOKENIZER_DIR:-$PWD/demo-work/data/qwen-tokenizer}

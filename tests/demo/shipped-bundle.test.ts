@@ -2,8 +2,8 @@
  * The shipped demo model (models/lvr-synthetic-demo, model (a) of the README's "Demo model") answers the synthetic
  * task above chance through the TypeScript engine, reasoning through a latent block: greedy answers at its 4 trained
  * latent steps to the single-object questions of a fresh `check` split (no image shared with training).
- * The threshold is measured, not a timing: 90 of these 256 answers were right when the bundle was shipped (35.2%,
- * Wilson 95% [29.6, 41.2]); the check allows a few answers of numeric drift and stays above chance (25%).
+ * The threshold is measured, not a timing: 104 of these 256 answers were right when the bundle was shipped (40.6%,
+ * Wilson 95% [34.8, 46.7]); the check allows a few answers of numeric drift and stays above chance (25%).
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -11,7 +11,7 @@ import { describe, it } from 'node:test';
 import { scoreBundle } from '../../scripts/demo/check-bundle';
 
 const BUNDLE = path.join(__dirname, '../../models/lvr-synthetic-demo');
-const MIN_ACCURACY = 0.31;
+const MIN_ACCURACY = 0.36;
 
 describe('shipped demo model', () => {
   it('opens a latent block and answers single-object synthetic questions above chance', async () => {
