@@ -150,6 +150,7 @@ export class HeadlessChromium {
     const exited = new Promise((resolve) => this.child.once('exit', resolve));
     this.child.kill('SIGTERM');
     await exited;
-    fs.rmSync(this.profile, { recursive: true, force: true });
+    // Chromium's helper processes can still write into the profile for a moment after the browser exits (ENOTEMPTY).
+    fs.rmSync(this.profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   }
 }
