@@ -173,14 +173,14 @@ def sft_loss(model, batch: dict, lvr_lambda: float = 0.1, lvr_fct: str = "mse", 
     `lvr_center_target`: the target minus the batch's mean visual token, the direction every token shares (a
     cosine to uncentred tokens is met by predicting that direction alone)."""
     parts = planned_sft_parts if batch.get("plan") is not None else _sft_parts
+    head = getattr(model, "lvr_head", None)
+    latent = head if head is not None else (lambda x: x)   # what a slot is fed from a prediction
     h, hs, y, pred, targets, counts, vis = parts(model, batch, train_vision)
     if lvr_self_feed and counts["n_lvr"]:
-        head = getattr(model, "lvr_head", None)
-        fed = (head(pred) if head is not None else pred).detach()
+        fed = latent(pred).detach()
         with torch.no_grad():
             for _ in range(lvr_feed_passes - 1):
-                again = parts(model, batch, train_vision, latents=fed, vis=vis.detach())[3]
-                fed = head(again) if head is not None else again
+                fed = latent(parts(model, batch, train_vision, latents=fed, vis=vis.detach())[3])
         _, hs, y, _, _, _, _ = parts(model, batch, train_vision, latents=fed, vis=vis)
     if fused_ce:
         ce = fused_linear_cross_entropy(model.lm_head.weight, hs, y, ce_chunk_rows)
@@ -188,14 +188,12 @@ def sft_loss(model, batch: dict, lvr_lambda: float = 0.1, lvr_fct: str = "mse", 
         ce = linear_cross_entropy(model.lm_head, hs, y, ce_chunk_rows)
 
     if counts["n_lvr"]:
-        head = getattr(model, "lvr_head", None)
-        if head is not None:
-            pred = head(pred)
-        # Not detached by default, as upstream (which detaches nothing; its vision tower is frozen). With train_vision the term
-        # pulls the region's visual tokens and the hidden states towards each other: detached, CE alone grows the
-        # visual tokens' scale until h (post-norm, also feeding the tied LM head) cannot follow, the MSE dominates the
-        # loss, and decoding feeds back hidden states far smaller than the tokens training fed (measured on the demo
-        # model: loss_lvr 99 -> 1000 in 150 steps while CE stalled at 1.3; plain SFT reached 0.1)
+        pred = latent(pred)
+        # Not detached by default, as upstream (which detaches nothing; its vision tower is frozen). With train_vision
+        # the term pulls the region's visual tokens and the hidden states towards each other: detached, CE alone grows
+        # the visual tokens' scale until h (post-norm, also feeding the tied LM head) cannot follow, the MSE dominates
+        # the loss, and decoding feeds back hidden states far smaller than the tokens training fed (measured on the
+        # demo model: loss_lvr 99 -> 1000 in 150 steps while CE stalled at 1.3; plain SFT reached 0.1)
         if lvr_center_target:
             targets = targets - vis.mean(0)
         l_lvr = lvr_loss_fn(pred, targets.detach() if lvr_detach_target else targets, lvr_fct)
@@ -273,14 +271,14 @@ class SftObjective(nn.Module):
                  train_vision: bool = False, fused_ce: bool = False, lvr_self_feed: bool = False,
                  lvr_detach_target: bool = False, lvr_feed_passes: int = 1, lvr_center_target: bool = False):
         super().__init__()
-        self.model, self.lvr_lambda, self.lvr_fct, self.ce_chunk_rows = model, lvr_lambda, lvr_fct, ce_chunk_rows
-        self.train_vision, self.fused_ce, self.lvr_self_feed = train_vision, fused_ce, lvr_self_feed
-        self.latent_options = {"lvr_detach_target": lvr_detach_target, "lvr_feed_passes": lvr_feed_passes,
-                               "lvr_center_target": lvr_center_target}
+        self.model = model
+        self.options = {"lvr_lambda": lvr_lambda, "lvr_fct": lvr_fct, "ce_chunk_rows": ce_chunk_rows,
+                        "train_vision": train_vision, "fused_ce": fused_ce, "lvr_self_feed": lvr_self_feed,
+                        "lvr_detach_target": lvr_detach_target, "lvr_feed_passes": lvr_feed_passes,
+                        "lvr_center_target": lvr_center_target}
 
     def forward(self, batch: dict) -> dict:
-        return sft_loss(self.model, batch, self.lvr_lambda, self.lvr_fct, self.ce_chunk_rows, self.train_vision,
-                        self.fused_ce, self.lvr_self_feed, **self.latent_options)
+        return sft_loss(self.model, batch, **self.options)
 
 
 # --------------------------------------------------------------------------------------------------------------
