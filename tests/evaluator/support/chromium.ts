@@ -82,7 +82,8 @@ export class HeadlessChromium {
         '--remote-debugging-port=0',
         'about:blank',
       ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
+      // Its own process group, so close() can stop the helper processes that outlive the browser process.
+      { stdio: ['ignore', 'ignore', 'pipe'], detached: true },
     );
     let stderr = '';
     const endpoint = await new Promise<string>((resolve, reject) => {
@@ -146,11 +147,18 @@ export class HeadlessChromium {
   }
 
   async close(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      const exited = new Promise((resolve) => this.child.once('exit', resolve));
+      this.child.kill('SIGTERM');
+      await exited;
+    }
     this.socket.close();
-    const exited = new Promise((resolve) => this.child.once('exit', resolve));
-    this.child.kill('SIGTERM');
-    await exited;
-    // Chromium's helper processes can still write into the profile for a moment after the browser exits (ENOTEMPTY).
-    fs.rmSync(this.profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    // Helper processes (zygote, utility) can still write into the profile after the browser exits (ENOTEMPTY).
+    try {
+      process.kill(-this.child.pid!, 'SIGKILL');
+    } catch {
+      /* the group is already gone */
+    }
+    fs.rmSync(this.profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
   }
 }
