@@ -5,18 +5,45 @@
 # baseline (b) (exported and scored with the evaluator back here). PHASE=stage1 packs the chosen (a) and (b) instead;
 # PHASE=grpo trains (c) from the carried demo-work/from/<a> (a packed (a) with its tokenizer, and the stage-1
 # validation scores eval-validation-a.json beside it) and packs (c).
+# PHASE=chain runs scripts/demo/lvr_chain.sh's phases CHAIN (e.g. "b" or "ab c") on the single level
+# (DATA_TAR=data-single.tar.gz from `reproduce.sh pack single`), starting from the model folders carried as
+# demo-work/from/b (for ab) and demo-work/from/a (for c), and packs the models named in PACK (name:fp32 or name:fp16,
+# default "b:fp32") as gzipped tars split below the return limit, tokenizer included.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 W=${DEMO_WORK:-demo-work}
 mkdir -p $W "$OUT"
 . scripts/gpu/worker-deps.sh || exit 1  # jsonschema from the carried .whl/ (scripts/gpu/fetch-worker-wheels.sh)
-tar xzf $W/data.tar.gz -C $W
+tar xzf $W/${DATA_TAR:-data.tar.gz} -C $W
 if [ "${PHASE:-all}" = grpo ]; then
   mkdir -p $W/results && cp $W/from/eval-validation-a.json $W/results/
   export GRPO_FROM=$(ls -d $W/from/*/ | head -1); GRPO_FROM=${GRPO_FROM%/}
 fi
 export LVR_QWEN_TOKENIZER_DIR=$PWD/$W/data/qwen-tokenizer PYTHONPATH=$PWD/workers:$PWD/scripts/demo${PYTHONPATH:+:$PYTHONPATH}
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+if [ "${PHASE:-all}" = chain ]; then
+  [ -d $W/from/b ] && export B_MODEL=$PWD/$W/from/b
+  [ -d $W/from/a ] && export A_MODEL=$PWD/$W/from/a
+  t0=$(date +%s)
+  EXPORT=0 RESULTS=$W/chain/results scripts/demo/lvr_chain.sh ${CHAIN:-b} 2>&1 | tee "$OUT/run.log"
+  rc=${PIPESTATUS[0]}
+  echo "lvr_chain rc=$rc wall=$(( $(date +%s) - t0 ))s" | tee -a "$OUT/run.log"
+  tar czf "$OUT/results.tar.gz" -C $W/chain results $(cd $W/chain && ls runs/*/stderr.log runs/*/eval.log 2>/dev/null)
+  for item in ${PACK:-b:fp32}; do
+    name=${item%%:*} model=$W/chain/runs/${item%%:*}/checkpoints/last/model
+    [ -d $model ] || { echo "no model for $name"; continue; }
+    rm -rf $W/pack/$name && mkdir -p $W/pack/$name
+    cp $model/*.json $model/*.jinja $W/pack/$name/ 2>/dev/null
+    if [ "${item#*:}" = fp16 ]; then
+      python3 scripts/demo/half_weights.py $model/model.safetensors $W/pack/$name/model.safetensors
+    else
+      cp $model/model.safetensors $W/pack/$name/
+    fi
+    tar czf - -C $W/pack $name | split -b 15m - "$OUT/$name.tgz.part-"
+  done
+  ls -la "$OUT"
+  exit $rc
+fi
 mkdir -p $W/logs
 nvidia-smi --query-gpu=timestamp,index,utilization.gpu,memory.used --format=csv -l 15 > $W/logs/gpu-util.csv 2>&1 &
 smi=$!

@@ -5,6 +5,8 @@
 #   scripts/demo/reproduce.sh train    train (a) (b) (c), export fp16 bundles, evaluate (1-2 CUDA GPUs, Python)
 #   scripts/demo/reproduce.sh ship     export the chosen model (fp16) to models/lvr-synthetic-demo (re-verified)
 #   scripts/demo/reproduce.sh all      the three in order
+#   scripts/demo/reproduce.sh pack LEVEL   demo-work/data-LEVEL.tar.gz: only that curriculum level's splits, records and
+#                                      the tokenizer (what scripts/demo/lvr_chain.sh reads; small enough to carry)
 # Curriculum knob for `data`: CURRICULUM=single,pair (CURRICULUM_COUNT per level, default 6000) adds the splits
 # train-<level>, validation-<level> (300) and test-<level> (600) to the same benchmark and their records to demo-work/data/training-<level>
 # (answers in the `aligned` format, ANSWER=text|letter for the others; each record followed by its lookup drill,
@@ -44,6 +46,13 @@ data() {
   tar czf $W/data.tar.gz -C $W data
 }
 
+pack_level() {
+  local level=$1
+  (cd $W && tar czf data-$level.tar.gz data/qwen-tokenizer data/training-$level data/benchmark/benchmark.json \
+    data/benchmark/*-$level.jsonl $(ls data/benchmark/images/ | grep -- "-$level-" | sed 's|^|data/benchmark/images/|'))
+  ls -la $W/data-$level.tar.gz
+}
+
 train() {
   export LVR_QWEN_TOKENIZER_DIR=$PWD/$W/data/qwen-tokenizer
   scripts/demo/train_and_evaluate.sh
@@ -65,6 +74,7 @@ case "${1:-all}" in
   data) data ;;
   train) train ;;
   ship) ship ;;
+  pack) pack_level "${2:?usage: $0 pack LEVEL}" ;;
   all) data; train; ship ;;
-  *) echo "usage: $0 data|train|ship|all" >&2; exit 2 ;;
+  *) echo "usage: $0 data|train|ship|all|pack LEVEL" >&2; exit 2 ;;
 esac
