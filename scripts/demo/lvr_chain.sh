@@ -10,6 +10,7 @@
 #       (b2) the plain records: (a)'s control with the same data, steps and schedule
 #   c   GRPO_latent from (a) (specs/stage2-grpo.json, C_STEPS 120): letter accuracy plus 0.5 × a closed latent block
 #       (demo_rewards.latent_block), or letter accuracy alone with C_REWARDS=letter
+# Each run is scored on validation-single (EVAL_N questions, scripts/demo/evaluate.py; (a) and (c) at 4 latent steps);
 # then each model exported in fp16 under $W/chain/bundles/NAME, (a) and (c) with 4 latent steps as their default.
 #   scripts/demo/lvr_chain.sh [PHASE...]   (default: b ab c)
 #   env: B_STEPS B_LR A_STEPS A_LR C_STEPS C_REWARDS C_SECONDS (GRPO's deadline, SIGTERM) B_DEADLINE A_DEADLINE
@@ -71,6 +72,11 @@ for phase in $PHASES; do
     [ -n "$last" ] || { stamp "c: no checkpoint (exit $rc)"; exit 1; }
     ln -sfn step-$last $RUNS/c/checkpoints/last
     stamp "c: stopped at step $last (exit $rc)"
+    [ -f $RUNS/c/bundle/manifest.json ] || $PY -m lvr export $RUNS/c/checkpoints/last/model $RUNS/c/bundle \
+      --precision fp32 --run-id c > $RUNS/c/export.log 2>&1
+    CUDA_VISIBLE_DEVICES= nice $PY scripts/demo/evaluate.py --bundle c=$RUNS/c/bundle --benchmark $BENCH \
+      --split $EVAL_SPLIT --steps 4 --limit $EVAL_N --workers 1 --out $RESULTS/c.validation.json \
+      --samples $RESULTS/c.samples.jsonl > $RUNS/c/eval.log 2>&1
     ;;
   *) echo "unknown phase $phase (b, ab, c)" >&2; exit 2 ;;
   esac
