@@ -6,6 +6,8 @@
                                            validation accuracy, else (a); writes WORK/results/chosen.json with the
                                            plain baseline (b) trained with the same learning rate
     choose_bundle.py plain A_RUN           that plain baseline's run name
+    choose_bundle.py chain RESULTS         the model of scripts/demo/lvr_chain.sh to ship: c if its validation accuracy
+                                           at 4 LVR steps is at least a's, else a
 """
 
 from __future__ import annotations
@@ -38,6 +40,15 @@ def main(argv: list[str]) -> None:
         return
     if len(argv) == 2 and argv[0] == "plain":
         print(paired_plain(argv[1]))
+        return
+    if len(argv) == 2 and argv[0] == "chain":
+        results = Path(argv[1])
+        a = accuracy_at(results / "a.validation.json").get("a", -1.0)
+        c = accuracy_at(results / "c.validation.json").get("c", -1.0)
+        if a < 0 and c < 0:
+            sys.exit(f"no validation scores for a or c in {results}")
+        print(f"validation at 4 steps: a={a:.3f} c={c:.3f}", file=sys.stderr)
+        print("c" if c >= a else "a")
         return
     if len(argv) == 3 and argv[0] == "ship":
         root, best_a = Path(argv[1]), argv[2]
