@@ -26,6 +26,8 @@ export async function collect<T>(
   done: (collected: T[]) => boolean,
   timeoutMs = 120_000,
 ): Promise<T[]> {
+  // A topic the product has not written yet (a dead-letter topic on a fresh stack) would fail the subscription.
+  await ensureTopics([topic]);
   const consumer = testKafka().consumer({ groupId: uniqueName('it-collect') });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });

@@ -204,6 +204,33 @@ export function cancelCommand(runId: string): Record<string, unknown> {
   };
 }
 
+/**
+ * The run's view (`GET /v1/runs/:id`) once `settled` holds for it, or the last one read after 30 s: the trainer
+ * publishes a transition (or forwards a worker event) first and stores it after, so a reader that saw the event may
+ * briefly read the run as it was before.
+ */
+export async function runViewWhen<T extends { phase: string }>(
+  trainerUrl: string,
+  runId: string,
+  settled: (view: T) => boolean,
+): Promise<T> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const view = await getJson<T>(`${trainerUrl}/v1/runs/${runId}`);
+    if (settled(view.body) || Date.now() > deadline) return view.body;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** The run's view once its phase is `phase` (see runViewWhen). */
+export function runViewInPhase<T extends { phase: string }>(
+  trainerUrl: string,
+  runId: string,
+  phase: string,
+): Promise<T> {
+  return runViewWhen<T>(trainerUrl, runId, (view) => view.phase === phase);
+}
+
 export async function getJson<T>(
   url: string,
   headers: Record<string, string> = {},

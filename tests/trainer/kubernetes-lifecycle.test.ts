@@ -8,15 +8,16 @@ import { type Cluster, EXIT_CODE, OUTCOME, connect, createNamespace } from '../k
 import { uniqueName } from '../support/env';
 import { waitForMessage } from '../support/kafka';
 import {
-  EventRecorder,
-  type SuiteTopics,
-  type TrainerProcess,
   cancelCommand,
+  EventRecorder,
   getJson,
   produce,
+  runViewInPhase,
   startTrainerProcess,
+  type SuiteTopics,
   suiteTopics,
   topicEnv,
+  type TrainerProcess,
   trainingRequest,
 } from './harness';
 import { patchPod, releaseNamespace, runPods, waitForPod } from './pods';
@@ -120,13 +121,14 @@ describe('trainer: runs as Kubernetes Jobs', () => {
       'distinct message ids',
     );
 
-    const view = await getJson<{ phase: string; conditions: Array<{ type: string; time: string }> }>(
-      `${trainer.url}/v1/runs/${runId}`,
+    const view = await runViewInPhase<{ phase: string; conditions: Array<{ type: string; time: string }> }>(
+      trainer.url,
+      runId,
+      'Succeeded',
     );
-    assert.equal(view.status, 200);
-    assert.equal(view.body.phase, 'Succeeded');
+    assert.equal(view.phase, 'Succeeded');
     assert.deepEqual(
-      view.body.conditions.map((c) => c.type),
+      view.conditions.map((c) => c.type),
       ['Accepted', 'Scheduled', 'Running', 'Succeeded'],
     );
     const listed = await getJson<{ data: Array<{ runId: string }> }>(
@@ -197,8 +199,8 @@ describe('trainer: runs as Kubernetes Jobs', () => {
       assert.ok(Date.now() < deadline, 'the Job is deleted');
       await new Promise((r) => setTimeout(r, 250));
     }
-    const view = await getJson<{ phase: string }>(`${trainer.url}/v1/runs/${runId}`);
-    assert.equal(view.body.phase, 'Cancelled', 'the run record outlives its Job');
+    const view = await runViewInPhase(trainer.url, runId, 'Cancelled');
+    assert.equal(view.phase, 'Cancelled', 'the run record outlives its Job');
   });
 
   it('is idempotent by run id: a duplicate creates nothing, a different spec under the same id is Rejected', async () => {

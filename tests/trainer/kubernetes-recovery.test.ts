@@ -8,13 +8,14 @@ import { type Cluster, OUTCOME, connect, createNamespace } from '../k8s/cluster'
 import { uniqueName } from '../support/env';
 import {
   EventRecorder,
-  type SuiteTopics,
-  type TrainerProcess,
   getJson,
   produce,
+  runViewInPhase,
   startTrainerProcess,
+  type SuiteTopics,
   suiteTopics,
   topicEnv,
+  type TrainerProcess,
   trainingRequest,
 } from './harness';
 import { patchPod, releaseNamespace, runPods } from './pods';
@@ -166,8 +167,7 @@ describe('trainer: crash recovery, leader election and GPU budget', () => {
     assert.equal(cancel.status, 202);
     await s.events.next(runId, 'Cancelled');
     once(s, runId);
-    const view = await getJson<{ phase: string }>(`${b.url}/v1/runs/${runId}`);
-    assert.equal(view.body.phase, 'Cancelled');
+    assert.equal((await runViewInPhase(b.url, runId, 'Cancelled')).phase, 'Cancelled');
     await b.stop();
   });
 

@@ -12,13 +12,15 @@ import { requireEnv, uniqueName } from '../support/env';
 import { waitForMessage } from '../support/kafka';
 import {
   EventRecorder,
-  type SuiteTopics,
-  type TrainerProcess,
   getJson,
   produce,
+  runViewInPhase,
+  runViewWhen,
   startTrainerProcess,
+  type SuiteTopics,
   suiteTopics,
   topicEnv,
+  type TrainerProcess,
   trainingRequest,
 } from './harness';
 
@@ -140,12 +142,14 @@ describe('trainer: local executor end to end on CPU', () => {
     assert.equal(published.bundleUri, `${base}/bundle`);
     assert.equal(published.runId, runId);
 
-    const view = await getJson<{ phase: string; checkpoints: unknown[]; bundle: { uri: string } }>(
-      `${trainer.url}/v1/runs/${runId}`,
+    const view = await runViewInPhase<{ phase: string; checkpoints: unknown[]; bundle: { uri: string } }>(
+      trainer.url,
+      runId,
+      'Succeeded',
     );
-    assert.equal(view.body.phase, 'Succeeded');
-    assert.ok(view.body.checkpoints.length >= 1);
-    assert.equal(view.body.bundle.uri, `${base}/bundle`);
+    assert.equal(view.phase, 'Succeeded');
+    assert.ok(view.checkpoints.length >= 1);
+    assert.equal(view.bundle.uri, `${base}/bundle`);
 
     // The API hot-loads the published bundle (it verifies manifest, marker and checksums) and answers with it.
     const deadline = Date.now() + 120_000;
@@ -187,12 +191,14 @@ describe('trainer: local executor end to end on CPU', () => {
     const saved = await events.next(cancelId, 'CheckpointSaved', 120_000);
     assert.equal(saved.data!.trigger, 'sigterm');
     assert.match(String(saved.data!.uri), new RegExp(`^${base}/cancel-checkpoints/step-\\d+`));
-    const view = await getJson<{ phase: string; checkpoints: Array<{ uri: string; trigger: string }> }>(
-      `${trainer.url}/v1/runs/${cancelId}`,
+    const view = await runViewWhen<{ phase: string; checkpoints: Array<{ uri: string; trigger: string }> }>(
+      trainer.url,
+      cancelId,
+      (v) => v.phase === 'Cancelled' && v.checkpoints.length > 0,
     );
-    assert.equal(view.body.phase, 'Cancelled');
+    assert.equal(view.phase, 'Cancelled');
     assert.deepEqual(
-      view.body.checkpoints.map((c) => c.trigger),
+      view.checkpoints.map((c) => c.trigger),
       ['sigterm'],
     );
     assert.ok(!events.types(cancelId).includes('Retrying'), 'a cancelled worker is not restarted');
