@@ -1,6 +1,8 @@
 """Training curves from the worker's event streams (JSON lines on stdout, one `Progress` event per logged step).
 
-    python scripts/demo/plot.py --events NAME=FILE [...] --out DIR
+    python scripts/demo/plot.py --events NAME=FILE[@FIRST_STEP] [...] --out DIR
+
+FIRST_STEP shifts a run that continues another (its step 0 drawn at FIRST_STEP, e.g. (a) after (b)'s 3,000 steps).
 
 Writes sft_loss.png (total, CE and latent MSE per stage-1 run) and grpo_reward.png (reward parts, KL, completion
 length of the stage-2 run), plus curves.json with the raw series.
@@ -40,12 +42,16 @@ def smooth(xs: list[float], k: int = 20) -> list[float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--events", action="append", required=True, metavar="NAME=FILE")
+    ap.add_argument("--events", action="append", required=True, metavar="NAME=FILE[@FIRST_STEP]")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = {n: progress(f) for n, f in (e.split("=", 1) for e in args.events)}
+    runs = {}
+    for entry in args.events:
+        name, source = entry.split("=", 1)
+        path, _, first = source.partition("@")
+        runs[name] = [{**row, "step": row["step"] + int(first or 0)} for row in progress(path)]
     curves = {n: rows for n, rows in runs.items()}
     (out / "curves.json").write_text(json.dumps(curves))
 
