@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # What one call on the lent GPU machine runs (it has PyTorch but no Node): unpack the data made here by
 # `reproduce.sh data` (carried as demo-work/data.tar.gz), run the sweep (train_and_evaluate.sh), then put under $OUT
-# the results and logs and, as fp16 checkpoints split below the 16 MiB return limit, the model to ship and its plain
-# baseline (b) (exported and scored with the evaluator back here). PHASE=stage1 packs the chosen (a) and (b) instead;
+# the results and logs and the model to ship and its plain baseline (b) (exported and scored with the evaluator back
+# here), each a model folder with fp16 weights, gzipped and split below the 16 MiB return limit (pack). PHASE=stage1 packs the chosen (a) and (b) instead;
 # PHASE=grpo trains (c) from the carried demo-work/from/<a> (a packed (a) with its tokenizer, and the stage-1
 # validation scores eval-validation-a.json beside it) and packs (c).
 # PHASE=chain runs scripts/demo/lvr_chain.sh's phases CHAIN (e.g. "b" or "ab c") on the single level
 # (DATA_TAR=data-single.tar.gz from `reproduce.sh pack single`), starting from the model folders carried as
 # demo-work/from/b (for ab) and demo-work/from/a (for c), and packs the models named in PACK (name:fp32 or name:fp16,
-# default "b:fp32") as gzipped tars split below the return limit, tokenizer included.
+# default "b:fp32": fp32 for a model a later call continues).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 W=${DEMO_WORK:-demo-work}
@@ -21,6 +21,20 @@ if [ "${PHASE:-all}" = grpo ]; then
 fi
 export LVR_QWEN_TOKENIZER_DIR=$PWD/$W/data/qwen-tokenizer PYTHONPATH=$PWD/workers:$PWD/scripts/demo${PYTHONPATH:+:$PYTHONPATH}
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+pack() { # run-dir out-name [fp16|fp32]: the run's last checkpointed model folder as $OUT/out-name.tgz.part-*
+  local step dir=$W/pack/$2
+  step=$(ls -d $1/checkpoints/step-* 2>/dev/null | sed 's/.*step-//' | sort -n | tail -1)
+  [ -n "$step" ] || { echo "no checkpoint for $1"; return 0; }
+  rm -rf $dir && mkdir -p $dir
+  cp $1/checkpoints/step-$step/model/*.json $1/checkpoints/step-$step/model/*.jinja $dir/ 2>/dev/null
+  if [ "${3:-fp16}" = fp32 ]; then
+    cp $1/checkpoints/step-$step/model/model.safetensors $dir/
+  else
+    python3 scripts/demo/half_weights.py $1/checkpoints/step-$step/model/model.safetensors $dir/model.safetensors
+  fi
+  echo "$1 step $step" > $dir/SOURCE
+  tar czf - -C $W/pack $2 | split -b 15m - "$OUT/$2.tgz.part-"
+}
 if [ "${PHASE:-all}" = chain ]; then
   [ -d $W/from/b ] && export B_MODEL=$PWD/$W/from/b
   [ -d $W/from/a ] && export A_MODEL=$PWD/$W/from/a
@@ -29,18 +43,7 @@ if [ "${PHASE:-all}" = chain ]; then
   rc=${PIPESTATUS[0]}
   echo "lvr_chain rc=$rc wall=$(( $(date +%s) - t0 ))s" | tee -a "$OUT/run.log"
   tar czf "$OUT/results.tar.gz" -C $W/chain results $(cd $W/chain && ls runs/*/stderr.log runs/*/eval.log 2>/dev/null)
-  for item in ${PACK:-b:fp32}; do
-    name=${item%%:*} model=$W/chain/runs/${item%%:*}/checkpoints/last/model
-    [ -d $model ] || { echo "no model for $name"; continue; }
-    rm -rf $W/pack/$name && mkdir -p $W/pack/$name
-    cp $model/*.json $model/*.jinja $W/pack/$name/ 2>/dev/null
-    if [ "${item#*:}" = fp16 ]; then
-      python3 scripts/demo/half_weights.py $model/model.safetensors $W/pack/$name/model.safetensors
-    else
-      cp $model/model.safetensors $W/pack/$name/
-    fi
-    tar czf - -C $W/pack $name | split -b 15m - "$OUT/$name.tgz.part-"
-  done
+  for item in ${PACK:-b:fp32}; do pack $W/chain/runs/${item%%:*} ${item%%:*} ${item#*:}; done
   ls -la "$OUT"
   exit $rc
 fi
@@ -53,28 +56,17 @@ rc=${PIPESTATUS[0]}
 kill $smi 2>/dev/null
 echo "train_and_evaluate rc=$rc wall=$(( $(date +%s) - t0 ))s" | tee -a "$OUT/run.log"
 tar czf "$OUT/results.tar.gz" -C $W results logs
-pack() { # run-name out-prefix: the run's final model folder, fp16 weights, without the tokenizer (rebuilt here)
-  local dir step
-  step=$(ls -d $W/runs/$1/checkpoints/step-* 2>/dev/null | sed 's/.*step-//' | sort -n | tail -1)
-  [ -n "$step" ] || { echo "no checkpoint for $1"; return 0; }
-  dir=$W/pack/$1 && rm -rf $dir && mkdir -p $dir
-  cp $W/runs/$1/checkpoints/step-$step/model/*.json $W/runs/$1/checkpoints/step-$step/model/*.jinja $dir/ 2>/dev/null
-  rm -f $dir/tokenizer.json
-  python3 scripts/demo/half_weights.py $W/runs/$1/checkpoints/step-$step/model/model.safetensors $dir/model.safetensors
-  echo "$1 step $step" > $dir/SOURCE
-  tar cf - -C $W/pack $1 | split -b 15m - "$OUT/$2.tar.part-"
-}
 if [ "${PHASE:-all}" = stage1 ] && [ -f $W/results/best_a ]; then
   best=$(cat $W/results/best_a)
-  pack "$best" a
-  pack "$(python3 scripts/demo/choose_bundle.py plain "$best")" plain
+  pack $W/runs/"$best" a
+  pack $W/runs/"$(python3 scripts/demo/choose_bundle.py plain "$best")" plain
 elif [ "${PHASE:-all}" = grpo ]; then
-  pack c-grpo c
+  pack $W/runs/c-grpo c
 elif [ -f $W/results/chosen.json ]; then
   ship=$(python3 -c "import json; print(json.load(open('$W/results/chosen.json'))['ship'])")
   plain=$(python3 -c "import json; print(json.load(open('$W/results/chosen.json'))['b'])")
-  pack "$ship" ship
-  pack "$plain" plain
+  pack $W/runs/"$ship" ship
+  pack $W/runs/"$plain" plain
 fi
 ls -la "$OUT"
 exit $rc
