@@ -216,3 +216,20 @@ def balanced_packs(n: int, world: int, rank: int, tiny: bool, max_tokens: int, s
             raise RuntimeError(f"balanced packs below {min_fill:.0%} of {max_tokens}: samples too long")
         out.append(packs[rank])
     return out
+
+
+def worker_stream_packs(n: int, world: int, rank: int, tiny: bool, max_tokens: int, balance: bool,
+                        seed: int = 0, max_instances: int = 64) -> list:
+    """This rank's first `n` groups from the worker's own training stream (lvr.data.packing.packed_stream: the
+    token-balanced BalancedStream when `balance` and world > 1, else each rank packing its own shard), over
+    synthetic_instance records that every rank generates alike (record r from seed (seed, r)); `max_instances`
+    raises the upstream cap of 4 samples a pack so that packs can fill up."""
+    from lvr.data.packing import PackingOptions, SampleShape, packed_stream
+
+    def record(_dataset: int, r: int):
+        return synthetic_instance(np.random.default_rng((seed, r)), tiny)
+
+    opts = PackingOptions(max_packed_tokens=max_tokens, max_instance_per_batch=max_instances)
+    stream = packed_stream([100_000], record, lambda d, r: SampleShape.of(record(d, r).input_ids), seed=seed,
+                           rank=rank, world=world, opts=opts, balance=balance)
+    return [next(stream) for _ in range(n)]

@@ -157,6 +157,7 @@ def main() -> None:
                 "warmup_s": warmup_s, "completion_tokens": last[2], "latent_inputs": last[3],
                 "completion_steps": last[4], "latent_share": last[3] / max(1, last[4]),
                 "rollout_s": roll, "learn_s": learn, "step_s": roll + learn, "rollout_fraction": roll / (roll + learn),
+                "rollout_s_each": [t[0] for t in times], "learn_s_each": [t[1] for t in times],
                 "decode_tokens_per_s": G * last[2] / roll,
                 "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None}
 
@@ -265,6 +266,7 @@ def only_compiled(args, result, partial, measure, policy, prompts, G, sampling, 
                 greedy_equal_prefix_with_sdpa=[int(f) if bool((chosen[r, :n] != sdpa[r, :n]).any()) else n
                                                for r, f in enumerate(first.tolist())])
 
+    partial(rollout_split=rollout_split(model, prompts, G, compiled_cfg, autocast, compiled, cuda))
     if args.profile_rollout:
         def one_rollout() -> None:
             model.eval()
@@ -276,6 +278,38 @@ def only_compiled(args, result, partial, measure, policy, prompts, G, sampling, 
     result.update({k: v for k, v in compiled.items() if k not in ("config", "steps")})
     result["best"] = compiled["config"]
     C.emit(result, args.out_name)
+
+
+@torch.no_grad()
+def rollout_split(model, prompts, G: int, cfg: SamplingConfig, autocast, timed: dict, cuda: bool,
+                  reps: int = 3) -> dict:
+    """Where a rollout's time goes: the decoder's weight refresh and the prompts' prefills (each timed alone, `reps`
+    times, synchronised), the rest of the timed rollout being the token loop; per decode step from that."""
+    from lvr.train import rollout as RO
+    from lvr.train.decode_step import static_decoder
+
+    dev = prompts[0].ids.device
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    refresh, prefill = [], []
+    model.eval()
+    with autocast():
+        for _ in range(reps):
+            sync()
+            t0 = time.time()
+            static_decoder(model, len(prompts) * G, max(int(p.ids.shape[1]) for p in prompts) + cfg.max_new_tokens,
+                           RO._compute_dtype(model, dev, cfg), dev, cfg.cuda_graphs, cfg.compile_step,
+                           cfg.decode_attention, cfg.decode_split)
+            sync()
+            t1 = time.time()
+            for p in prompts:
+                RO._prefill(model, p)
+            sync()
+            refresh.append(t1 - t0)
+            prefill.append(time.time() - t1)
+    refresh_s, prefill_s = float(np.median(refresh)), float(np.median(prefill))
+    loop_s = timed["rollout_s"] - refresh_s - prefill_s
+    return {"refresh_s": refresh_s, "prefill_s": prefill_s, "loop_s": loop_s,
+            "ms_per_decode_step": 1e3 * loop_s / max(1, timed["completion_tokens"] - 1)}
 
 
 def profile_summary(run, cuda: bool, top: int = 30) -> dict:

@@ -80,6 +80,9 @@ def main() -> None:
     ap.add_argument("--fused-adamw", action="store_true", help="AdamW fused=True")
     ap.add_argument("--no-step-sync", action="store_true", help="gradient norm stays on the device (no host sync)")
     ap.add_argument("--balance-ranks", action="store_true", help="token-balanced packs across ranks")
+    ap.add_argument("--stream", choices=["bench", "worker"], default="bench",
+                    help="packs from the bench's packers, or from the worker's training stream (lvr.data.packing: "
+                         "BalancedStream with --balance-ranks at world > 1, else per-rank packing)")
     ap.add_argument("--profile-steps", type=int, default=0, help="steps profiled after the timed ones")
     ap.add_argument("--sync-check", action="store_true",
                     help="one more step under torch.cuda.set_sync_debug_mode: host syncs and where they happen")
@@ -121,7 +124,10 @@ def main() -> None:
     ga = args.grad_accum
     n_extra = args.profile_steps + int(args.sync_check)
     n_groups = (args.warmup + args.steps + n_extra) * ga
-    if args.balance_ranks:
+    if args.stream == "worker":
+        groups = C.worker_stream_packs(n_groups, env.world, env.rank, args.tiny, args.max_packed_tokens,
+                                       balance=args.balance_ranks)
+    elif args.balance_ranks:
         groups = C.balanced_packs(n_groups, env.world, env.rank, args.tiny, args.max_packed_tokens)
     elif args.packs == "full":
         groups = C.full_packs(n_groups, args.tiny, args.max_packed_tokens, seed=env.rank)
@@ -191,6 +197,11 @@ def main() -> None:
     if prefetch:
         batches.close()
     tokens_all = R.all_reduce_sum(env, tokens)
+    # real tokens of each rank in each timed step: the slowest rank sets the step, so max / mean is the imbalance
+    per_rank = [[R.all_reduce_sum(env, sum(len(s) for g in m for s in g) if r == env.rank else 0) for m in timed]
+                for r in range(env.world)]
+    step_max = [max(col) for col in zip(*per_rank)]
+    step_mean = [sum(col) / env.world for col in zip(*per_rank)]
     flops_all = R.all_reduce_sum(env, flops)
     peak, card = C.peak_flops(env.device)
     res = {"bench": "train_sft", "card": card, "world": env.world, "rank": env.rank,
@@ -206,11 +217,12 @@ def main() -> None:
                "fsdp_defer_grad_sync": plan.defer_grad_sync if plan else None,
                "host_plan": args.host_plan, "fused_ce": args.fused_ce, "fused_rope": args.fused_rope,
                "fused_adamw": args.fused_adamw, "no_step_sync": args.no_step_sync,
-               "balance_ranks": args.balance_ranks},
+               "balance_ranks": args.balance_ranks, "stream": args.stream},
            "losses": losses, "steps": args.steps,
            "max_packed_tokens": args.max_packed_tokens, "packs": args.packs,
            "real_token_fraction": C.real_token_fraction([g for m in timed for g in m], args.max_packed_tokens),
            "instances_per_step": sum(len(g) for m in timed for g in m) / args.steps,
+           "rank_tokens_per_step": per_rank, "rank_imbalance": sum(step_max) / sum(step_mean),
            "params": sum(p.numel() for p in model.parameters()), "warmup_s": warmup_s,
            "tokens_per_s": tokens_all / dt, "tokens_per_s_per_gpu": tokens_all / dt / env.world,
            "step_s": dt / args.steps, "model_tflops_per_s_per_gpu": flops_all / dt / env.world / 1e12,

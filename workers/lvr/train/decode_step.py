@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from . import decode_attention as DA
-from .decode_attention import decode_attention, sdpa_attention
+from .decode_attention import decode_attention_rope, sdpa_attention
 
 STREAM = torch.float32  # residual stream, norms, hidden state: as transformers over fp32 weights
 
@@ -80,22 +80,22 @@ def decoder_layer(x: torch.Tensor, delta: torch.Tensor, ln1, qkv_w, qkv_b, o_w, 
     """One decoder layer for one new position per row. Input: the residual stream as `x + delta` ([B, H] fp32; the
     previous layer's MLP output comes in as `delta`, so a compiled layer adds it inside its first norm's kernel).
     Output: (stream after attention, MLP output), to be summed the same way by the next layer or the final norm.
-    The row's key and value are written at its cache index `idx` before attending over the first `lengths` slots
-    (`attention`: "split_k", lvr.train.decode_attention's kernels, or "sdpa").
-    `sin` carries the sign of rotate-half (-sin on the first half), so the rotation is x·cos + roll(x)·sin."""
+    The row's key and value are written at its cache index `idx` before attending over the first `lengths` (= idx + 1)
+    slots (`attention`: "split_k", lvr.train.decode_attention's kernels, or "sdpa").
+    `cos`, `sin` [B, D]; `sin` carries the sign of rotate-half (-sin on the first half), so the rotation is
+    x·cos + roll(x)·sin."""
     B, n_kv, _, D = k_cache.shape
     dt = qkv_w.dtype
     x = x + delta
     qkv = F.linear(F.rms_norm(x, (x.shape[-1],), ln1, eps).to(dt), qkv_w, qkv_b)
-    qk = qkv[:, :(n_heads + n_kv) * D].view(B, n_heads + n_kv, D)
-    qk = torch.addcmul(qk * cos, qk.roll(D // 2, -1), sin)
-    q, k = qk[:, :n_heads], qk[:, n_heads:]
-    k_cache[rows, :, idx] = k
-    v_cache[rows, :, idx] = qkv[:, (n_heads + n_kv) * D:].view(B, n_kv, D)
-    if attention == "split_k":
-        att = decode_attention(q, k_cache, v_cache, lengths, D ** -0.5, split)
+    if attention == "split_k":     # rotation, cache write and attention in the kernels
+        att = decode_attention_rope(qkv, cos, sin, k_cache, v_cache, idx, n_heads, D ** -0.5, split)
     else:
-        att = sdpa_attention(q, k_cache, v_cache, lengths)
+        qk = qkv[:, :(n_heads + n_kv) * D].view(B, n_heads + n_kv, D)
+        qk = torch.addcmul(qk * cos[:, None], qk.roll(D // 2, -1), sin[:, None])
+        k_cache[rows, :, idx] = qk[:, n_heads:]
+        v_cache[rows, :, idx] = qkv[:, (n_heads + n_kv) * D:].view(B, n_kv, D)
+        att = sdpa_attention(qk[:, :n_heads], k_cache, v_cache, lengths)
     x = x + F.linear(att.reshape(B, n_heads * D), o_w)
     gate, up = F.linear(F.rms_norm(x, (x.shape[-1],), ln2, eps).to(dt), gu_w).chunk(2, -1)
     return x, F.linear(F.silu(gate) * up, down_w)
@@ -126,9 +126,12 @@ class StaticDecoder:
         self.split = split or DA.default_split(batch, cfg.num_key_value_heads, max_len)
         self.key = (batch, max_len, dtype, device, graph and device.type == "cuda", compile_layer, self.attention,
                     self.split)
-        # one compiled function serves every layer (same shapes): Inductor fuses the norms, rotation and casts
-        self.layer_fn = torch.compile(decoder_layer, fullgraph=True, dynamic=False) if compile_layer else \
-            decoder_layer
+        # one compiled function serves every layer (same shapes): Inductor fuses the norms, rotation and casts;
+        # the step's input and output ends become a few kernels instead of ~25 small ones
+        compiled = (lambda fn: torch.compile(fn, fullgraph=True, dynamic=False)) if compile_layer else (lambda fn: fn)
+        self.layer_fn = compiled(decoder_layer)
+        self.inputs_fn = compiled(step_inputs)
+        self.outputs_fn = compiled(step_outputs)
         self.n_heads, self.n_kv = cfg.num_attention_heads, cfg.num_key_value_heads
         self.head_dim = cfg.hidden_size // cfg.num_attention_heads
         self.eps = cfg.rms_norm_eps
@@ -178,23 +181,39 @@ class StaticDecoder:
     @torch.no_grad()
     def _step(self) -> None:
         with torch.autocast(self.h.device.type, enabled=False):
-            w, dt = self.weights, self.weights.dtype
-            x = torch.where(self.mode[:, None], self.h, F.embedding(self.tok, w.embed))
-            freqs = self.pos[:, None].to(torch.float32) * self.inv_freq
-            cos = (torch.cat([freqs, freqs], -1).cos() * self.rope_scale).to(dt)[:, None, :]
-            sin = (torch.cat([-freqs, freqs], -1).sin() * self.rope_scale).to(dt)[:, None, :]
+            w = self.weights
+            x, cos, sin = self.inputs_fn(self.tok, self.mode, self.h, w.embed, self.pos, self.inv_freq,
+                                         self.rope_scale, w.dtype)
             lengths = self.idx + 1     # the new position's key is written at idx, then attended to
             delta = self.no_delta
             for layer, lw in enumerate(w.layers):
                 x, delta = self.layer_fn(x, delta, lw["ln1"], lw["qkv_w"], lw["qkv_b"], lw["o_w"], lw["ln2"],
                                          lw["gu_w"], lw["down_w"], self.k[layer], self.v[layer], cos, sin, lengths,
                                          self.rows, self.idx, self.eps, self.n_heads, self.attention, self.split)
-            x = x + delta
-            h = F.rms_norm(x, (x.shape[-1],), w.norm, self.eps)
-            self.h.copy_(h)
-            self.logits.copy_(F.linear(h.to(dt), w.head))
-            self.idx.add_(1)
-            self.pos.add_(1)
+            self.outputs_fn(x, delta, w.norm, w.head, self.eps, self.h, self.logits, self.idx, self.pos)
+
+
+def step_inputs(tok: torch.Tensor, mode: torch.Tensor, h: torch.Tensor, embed: torch.Tensor, pos: torch.Tensor,
+                inv_freq: torch.Tensor, rope_scale: float, dt: torch.dtype
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The step's input per row (the previous hidden state in latent mode, else the token's embedding) and its RoPE
+    cos and sin [B, D] in the compute dtype (sin signed for rotate-half)."""
+    x = torch.where(mode[:, None], h, F.embedding(tok, embed))
+    freqs = pos[:, None].to(torch.float32) * inv_freq
+    cos = (torch.cat([freqs, freqs], -1).cos() * rope_scale).to(dt)
+    sin = (torch.cat([-freqs, freqs], -1).sin() * rope_scale).to(dt)
+    return x, cos, sin
+
+
+def step_outputs(x: torch.Tensor, delta: torch.Tensor, norm: torch.Tensor, head: torch.Tensor, eps: float,
+                 h_out: torch.Tensor, logits_out: torch.Tensor, idx: torch.Tensor, pos: torch.Tensor) -> None:
+    """Final norm into `h_out`, fp32 logits into `logits_out`, cache index and position advanced by one."""
+    x = x + delta
+    h = F.rms_norm(x, (x.shape[-1],), norm, eps)
+    h_out.copy_(h)
+    logits_out.copy_(F.linear(h.to(head.dtype), head))
+    idx.add_(1)
+    pos.add_(1)
 
 
 _DECODERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()

@@ -32,18 +32,49 @@ def kernel_errors() -> list[dict]:
     return out
 
 
+def rope_kernel_errors() -> list[dict]:
+    """The decode step's fused kernel from a q/k/v projection row: against rotating in torch, writing the new key and
+    value at slot idx, then SDPA over slots 0..idx (float64). Also: the cache holds the new key and value afterwards
+    and no other slot changed."""
+    gen = torch.Generator().manual_seed(1)
+    out = []
+    for B, Hq, Hkv, D, S_, split in [(3, 4, 2, 16, 256, 64), (4, 16, 2, 128, 320, 64), (2, 8, 1, 64, 512, 256)]:
+        qkv = torch.randn(B, (Hq + 2 * Hkv) * D, generator=gen)
+        k, v = (torch.randn(B, Hkv, S_, D, generator=gen) for _ in range(2))
+        idx = torch.randint(0, S_, (B,), generator=gen)
+        idx[0], idx[-1] = 0, S_ - 1
+        ang = torch.rand(B, D // 2, generator=gen) * 6
+        cos = torch.cat([ang, ang], -1).cos()
+        sin = torch.cat([-ang, ang], -1).sin()
+        qk = qkv[:, :(Hq + Hkv) * D].view(B, Hq + Hkv, D)
+        qk = qk * cos[:, None] + qk.roll(D // 2, -1) * sin[:, None]
+        k_ref, v_ref = k.clone(), v.clone()
+        rows = torch.arange(B)
+        k_ref[rows, :, idx] = qk[:, Hq:]
+        v_ref[rows, :, idx] = qkv[:, (Hq + Hkv) * D:].view(B, Hkv, D)
+        ref = DA.sdpa_attention(qk[:, :Hq].double(), k_ref.double(), v_ref.double(), idx + 1, D ** -0.5)
+        got = DA.split_k_attention_rope(qkv, cos, sin, k, v, idx, Hq, D ** -0.5, split)
+        out.append({"shape": [B, Hq, Hkv, D, S_, split], "rel_err": float((got.double() - ref).norm() / ref.norm()),
+                    "finite": bool(torch.isfinite(got).all()),
+                    "cache_err": float(max((k - k_ref).abs().max(), (v - v_ref).abs().max()))})
+    return out
+
+
 def rollouts(tiny_dir: str, data_dir: str) -> dict:
     """Greedy static rollouts (two prompts of different lengths, latent blocks) with SDPA and with the split-K
-    kernels at several chunk sizes."""
+    kernels at several chunk sizes, eager and (as the worker runs them on CUDA) under torch.compile."""
     from pathlib import Path
 
     model = load_model(Path(tiny_dir)).eval()
     prompts = [_inputs(_prompt(Path(tiny_dir), Path(data_dir), q))
                for q in ("Hi?", "What colour is the largest square here?")]
     res = {}
-    for name, attention, split in [("sdpa", "sdpa", None), ("split64", "split_k", 64), ("split256", "split_k", 256)]:
+    for name, attention, split, compiled in [("sdpa", "sdpa", None, False), ("split64", "split_k", 64, False),
+                                             ("split256", "split_k", 256, False),
+                                             ("split64_compiled", "split_k", 64, True)]:
         cfg = RO.SamplingConfig(temperature=1.0, top_k=1, max_new_tokens=MAX_NEW, lvr_steps=N_STEPS,
-                                force_first_token=S, decode_attention=attention, decode_split=split)
+                                force_first_token=S, decode_attention=attention, decode_split=split,
+                                compile_step=compiled)
         ros = RO.rollout_groups(model, prompts, 2, cfg, torch.Generator().manual_seed(0))
         res[name] = {"tokens": [r.completion_ids.tolist() for r in ros],
                      "latent": [r.latent_mask.tolist() for r in ros],
@@ -53,4 +84,4 @@ def rollouts(tiny_dir: str, data_dir: str) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps({"kernel": kernel_errors(), "rollouts": rollouts(sys.argv[1], sys.argv[2])}))
+    print(json.dumps({"kernel": kernel_errors(), "rope_kernel": rope_kernel_errors(), "rollouts": rollouts(sys.argv[1], sys.argv[2])}))

@@ -38,11 +38,19 @@ def test_split_k_kernels_equal_sdpa_over_the_filled_slots(interpreted):
         assert case["rel_err"] < 1e-5, case
 
 
+def test_fused_kernel_rotates_writes_the_new_slot_and_attends_through_it(interpreted):
+    assert len(interpreted["rope_kernel"]) == 3
+    for case in interpreted["rope_kernel"]:
+        assert case["finite"], case
+        assert case["rel_err"] < 1e-5, case
+        assert case["cache_err"] < 1e-6, case
+
+
 def test_rollouts_through_split_k_decode_like_sdpa_at_every_chunk_size(interpreted):
     runs = interpreted["rollouts"]
     base = runs["sdpa"]
     assert any(any(row) for lat in base["latent"] for row in lat)      # latent blocks really ran
-    for name in ("split64", "split256"):
+    for name in ("split64", "split256", "split64_compiled"):
         assert runs[name]["tokens"] == base["tokens"], name
         assert runs[name]["latent"] == base["latent"], name
         for a, b in zip(runs[name]["logps"], base["logps"]):
