@@ -68,7 +68,9 @@ def main() -> None:
     ap.add_argument("--micro-batch", type=int, default=4)
     ap.add_argument("--max-new", type=int, default=512)
     ap.add_argument("--lvr-steps", type=int, default=8)
-    ap.add_argument("--attn", choices=["sdpa", "flash_varlen_torch"], default="sdpa")
+    ap.add_argument("--attn", choices=["auto", "sdpa", "flash_varlen_torch"], default="auto",
+                    help="auto: the worker's choice for GRPO (lvr.train.model_loading: text sdpa; vision varlen flash on "
+                         "CUDA where the tree has that rule); otherwise text and vision alike")
     ap.add_argument("--grid", type=int, default=32, help="image patch grid side (32 -> 448 px, 256 visual tokens)")
     ap.add_argument("--force-lvr-start", action=argparse.BooleanOptionalAction, default=True,
                     help="start every completion with <|lvr_start|> so that the rollout runs latent blocks")
@@ -90,10 +92,17 @@ def main() -> None:
                       max_completion_length=args.max_new, temperature=0.9).resolved()
     dtype = R.compute_dtype(cfg, env)
     model = C.build_model(args.tiny, env.device)
-    if args.attn != "sdpa":
-        from lvr.train.attention import use_varlen
+    from lvr.train.attention import NAME as VARLEN, use_varlen
 
+    if args.attn == "auto":   # an older tree has no vision rule: sdpa throughout, as its worker ran
+        text_attn = R.attn_choice(cfg, env)
+        vision_attn = getattr(R, "vision_attn_choice", lambda *_: "sdpa")(cfg, env)
+    else:
+        text_attn = vision_attn = args.attn
+    if text_attn == vision_attn == VARLEN:
         use_varlen(model)
+    elif VARLEN in (text_attn, vision_attn):
+        use_varlen(model, text=text_attn == VARLEN, vision=vision_attn == VARLEN)
     ref = copy.deepcopy(model).eval().requires_grad_(False)
     if dtype == torch.bfloat16:
         ref = ref.to(torch.bfloat16)
@@ -164,7 +173,7 @@ def main() -> None:
     _, card = C.peak_flops(env.device)
     result = {"bench": "train_grpo", "label": args.label, "card": card,
               "shapes": "tiny" if args.tiny else "qwen2.5-vl-3b",
-              "dtype": str(dtype), "attn": args.attn, "generations": G, "micro_batch": mb, "prompt_tokens": len(ids),
+              "dtype": str(dtype), "attn": {"text": text_attn, "vision": vision_attn}, "generations": G, "micro_batch": mb, "prompt_tokens": len(ids),
               "forced_lvr_start": args.force_lvr_start, "lvr_steps": args.lvr_steps, "max_new_tokens": args.max_new}
 
     def partial(**kw):   # each phase's figures are on disk before the next starts (a killed run keeps them)
@@ -283,33 +292,46 @@ def only_compiled(args, result, partial, measure, policy, prompts, G, sampling, 
 @torch.no_grad()
 def rollout_split(model, prompts, G: int, cfg: SamplingConfig, autocast, timed: dict, cuda: bool,
                   reps: int = 3) -> dict:
-    """Where a rollout's time goes: the decoder's weight refresh and the prompts' prefills (each timed alone, `reps`
-    times, synchronised), the rest of the timed rollout being the token loop; per decode step from that."""
+    """Where a rollout's time goes: the decoder's weight refresh, the prompts' prefills (each timed alone, `reps`
+    times, synchronised; the prefill also split into the vision tower, the M-RoPE index and the text forward, as
+    lvr.train.rollout._prefill runs them), the rest of the timed rollout being the token loop; per decode step from
+    that."""
+    from transformers import DynamicCache
+
     from lvr.train import rollout as RO
     from lvr.train.decode_step import static_decoder
+    from lvr.train.losses import embed_inputs, visual_features
 
     dev = prompts[0].ids.device
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    refresh, prefill = [], []
+    times: dict[str, list[float]] = {k: [] for k in ("refresh_s", "prefill_s", "vision_s", "rope_index_s", "text_s")}
+
+    def timed_part(name: str, fn):
+        sync()
+        t0 = time.time()
+        out = fn()
+        sync()
+        times[name].append(time.time() - t0)
+        return out
+
     model.eval()
     with autocast():
         for _ in range(reps):
-            sync()
-            t0 = time.time()
-            static_decoder(model, len(prompts) * G, max(int(p.ids.shape[1]) for p in prompts) + cfg.max_new_tokens,
-                           RO._compute_dtype(model, dev, cfg), dev, cfg.cuda_graphs, cfg.compile_step,
-                           cfg.decode_attention, cfg.decode_split)
-            sync()
-            t1 = time.time()
+            timed_part("refresh_s", lambda: static_decoder(
+                model, len(prompts) * G, max(int(p.ids.shape[1]) for p in prompts) + cfg.max_new_tokens,
+                RO._compute_dtype(model, dev, cfg), dev, cfg.cuda_graphs, cfg.compile_step, cfg.decode_attention,
+                cfg.decode_split))
+            timed_part("prefill_s", lambda: [RO._prefill(model, p) for p in prompts])
             for p in prompts:
-                RO._prefill(model, p)
-            sync()
-            refresh.append(t1 - t0)
-            prefill.append(time.time() - t1)
-    refresh_s, prefill_s = float(np.median(refresh)), float(np.median(prefill))
-    loop_s = timed["rollout_s"] - refresh_s - prefill_s
-    return {"refresh_s": refresh_s, "prefill_s": prefill_s, "loop_s": loop_s,
-            "ms_per_decode_step": 1e3 * loop_s / max(1, timed["completion_tokens"] - 1)}
+                vis = timed_part("vision_s", lambda: visual_features(model, p.pixel_values, p.grid))
+                emb, pos = timed_part("rope_index_s", lambda: (embed_inputs(model, p.ids, vis), model.model.get_rope_index(
+                    p.ids, mm_token_type_ids=(p.ids == T.IMAGE_PAD_ID).int(), image_grid_thw=p.grid)[0]))
+                timed_part("text_s", lambda: model.model.language_model(
+                    inputs_embeds=emb, position_ids=pos, past_key_values=DynamicCache(config=model.config.get_text_config()),
+                    use_cache=True))
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    loop_s = timed["rollout_s"] - med["refresh_s"] - med["prefill_s"]
+    return {**med, "loop_s": loop_s, "ms_per_decode_step": 1e3 * loop_s / max(1, timed["completion_tokens"] - 1)}
 
 
 def profile_summary(run, cuda: bool, top: int = 30) -> dict:

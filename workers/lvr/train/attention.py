@@ -132,11 +132,13 @@ def _call_varlen(varlen_attn, q, k, v, cu, max_len, scaling, causal):
     return varlen_attn(q, k, v, cu, cu, max_len, max_len, **kwargs)
 
 
-def use_varlen(model) -> None:
-    """Switch a loaded model (text and vision) to this backend. Set after loading because transformers would try to
-    import a flash-attn package for any "flash" name passed to from_pretrained."""
+def use_varlen(model, text: bool = True, vision: bool = True) -> None:
+    """Switch a loaded model's text decoder and/or vision tower to this backend. Set after loading because
+    transformers would try to import a flash-attn package for any "flash" name passed to from_pretrained."""
     register()
-    for cfg in {id(c): c for c in (model.config, model.config.get_text_config(), model.config.vision_config)}.values():
+    configs = ([model.config, model.config.get_text_config()] if text else []) + \
+        ([model.config.vision_config] if vision else [])
+    for cfg in {id(c): c for c in configs}.values():
         cfg._attn_implementation_internal = NAME
 
 

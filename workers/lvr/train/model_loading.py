@@ -49,18 +49,30 @@ def load_model(model_dir: Path, cfg: TrainConfig, env: Env):
     from .attention import NAME as VARLEN, use_varlen
 
     attn = attn_choice(cfg, env)
-    varlen = attn == VARLEN
+    text_varlen, vision_varlen = attn == VARLEN, vision_attn_choice(cfg, env) == VARLEN
     try:
-        model = load_lvr_model(model_dir, dtype=torch.float32, attn_implementation="sdpa" if varlen else attn)
+        model = load_lvr_model(model_dir, dtype=torch.float32, attn_implementation="sdpa" if text_varlen else attn)
     except CheckpointError as e:
         raise ConfigError(str(e)) from e
-    if varlen:
-        use_varlen(model)
+    if text_varlen or vision_varlen:
+        use_varlen(model, text=text_varlen, vision=vision_varlen)
     if compute_dtype(cfg, env) == torch.bfloat16:
         make_patch_embed_nan_safe(model)          # fp32 conv + sanitising hook, as the upstream bf16 recipe (§5.1)
     if not cfg.train_vision:
         model.model.visual.requires_grad_(False)  # vision tower and merger frozen (§3.2, §7)
     return model.to(env.device)
+
+
+def vision_attn_choice(cfg: TrainConfig, env: Env) -> str:
+    """The vision tower's backend. Under `auto` torch's varlen flash kernels wherever they run (CUDA), in every stage:
+    the tower's window attention is always a list of variable-length segments (one per window, never padded), which
+    sdpa runs as one call per window (thousands of launches per image batch, e.g. in a GRPO rollout's prefill) and
+    varlen as one per layer. An explicit `attn_implementation` applies to text and vision alike."""
+    if cfg.attn_implementation != "auto":
+        return cfg.attn_implementation
+    from .attention import NAME, available
+
+    return NAME if env.device.type == "cuda" and available() else "sdpa"
 
 
 def attn_choice(cfg: TrainConfig, env: Env) -> str:

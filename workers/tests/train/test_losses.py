@@ -143,6 +143,24 @@ def test_varlen_backend_gives_the_same_losses(tiny_dir, samples, model):
     assert float(b["loss_lvr"]) == pytest.approx(float(a["loss_lvr"]), rel=1e-5)
 
 
+def test_varlen_vision_alone_keeps_the_text_backend_and_the_features(tiny_dir, samples, model):
+    """GRPO on CUDA: varlen in the vision tower only (its window segments through the SDPA-per-segment path here)."""
+    from lvr.train.attention import use_varlen
+    from lvr.train.losses import visual_features
+
+    varlen = load_model(tiny_dir).eval()
+    use_varlen(varlen, text=False, vision=True)
+    assert varlen.model.visual.config._attn_implementation == "flash_varlen_torch"
+    assert varlen.config.get_text_config()._attn_implementation == "sdpa"
+    batch = collate(samples, "pad")
+    with torch.no_grad():
+        a = visual_features(model.eval(), batch["pixel_values"], batch["image_grid_thw"])
+        b = visual_features(varlen, batch["pixel_values"], batch["image_grid_thw"])
+        assert torch.allclose(a, b, atol=1e-5)
+        pad = sft_loss(varlen, batch)               # padded text rows still run (sdpa)
+    assert float(pad["loss_ce"]) == pytest.approx(float(sft_loss(model.eval(), batch)["loss_ce"]), rel=1e-5)
+
+
 def test_a_few_sft_steps_lower_the_loss(tiny_dir, samples):
     model = load_model(tiny_dir)
     model.train()

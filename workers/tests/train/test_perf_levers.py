@@ -130,6 +130,11 @@ def test_flags_select_the_paths():
         assert R.attn_choice(cfg_(), gpu) == attention.NAME
     assert R.attn_choice(cfg_(packing_mode="pad"), gpu) == "sdpa"
     assert R.attn_choice(grpo, gpu) == "sdpa"
+    # the vision tower's windows are never padded: varlen on CUDA in every stage, sdpa on CPU; explicit = text's
+    assert R.vision_attn_choice(grpo, CPU) == "sdpa"
+    if attention.available():   # pragma: no cover - CUDA machines
+        assert R.vision_attn_choice(grpo, gpu) == R.vision_attn_choice(cfg_(packing_mode="pad"), gpu) == attention.NAME
+    assert R.vision_attn_choice(cfg_(attn_implementation="sdpa"), gpu) == "sdpa"
 
     assert R.checkpointed_layers(36, 1.0) == list(range(36))
     assert R.checkpointed_layers(36, 0.5) == list(range(1, 36, 2))
