@@ -65,6 +65,8 @@ def main() -> None:
     ap.add_argument("--compile-if-before-s", type=float, default=1e9,
                     help="skip the compiled phase when the run is already this many seconds old")
     ap.add_argument("--generations", type=int, default=8)
+    ap.add_argument("--prompts", type=int, default=1,
+                    help="prompts per step (the worker's promptsPerStep): their G completions each decode in one batch")
     ap.add_argument("--micro-batch", type=int, default=4)
     ap.add_argument("--max-new", type=int, default=512)
     ap.add_argument("--lvr-steps", type=int, default=8)
@@ -130,26 +132,30 @@ def main() -> None:
     G, mb = args.generations, args.micro_batch
     cuda = env.device.type == "cuda"
     sync = (lambda: torch.cuda.synchronize()) if cuda else (lambda: None)
-    prompts = [PromptInputs(prompt, pv, grid)]
+    # the same text with another image per extra prompt
+    prompts = [PromptInputs(prompt, pv, grid)] + [
+        PromptInputs(prompt, torch.from_numpy(rng.standard_normal((g * g, 1176)).astype(np.float32)).to(env.device),
+                     grid) for _ in range(args.prompts - 1)]
 
     def step(rollout_cfg: SamplingConfig):
         t0 = time.time()
         model.eval()
         with autocast():
-            (ro,) = policy("rollout", prompts=prompts, G=G, cfg=rollout_cfg, generator=gen)
+            ros = policy("rollout", prompts=prompts, G=G, cfg=rollout_cfg, generator=gen)
         sync()
         t1 = time.time()
         adv = group_advantages(torch.arange(G, dtype=torch.float32), G).to(env.device)
         model.train()   # the worker's learning pass: micro-batches of --micro-batch, policy + reference forwards
-        learn_on_batch(policy, ref, [ScoredGroup(prompt, pv, grid, ro, adv, ro.completion_mask & ~ro.latent_mask)],
+        learn_on_batch(policy, ref, [ScoredGroup(p.ids, p.pixel_values, p.grid, ro, adv,
+                                                 ro.completion_mask & ~ro.latent_mask) for p, ro in zip(prompts, ros)],
                        cfg, autocast)
         R.clip_grad(policy, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         sync()
         t2 = time.time()
-        return t1 - t0, t2 - t1, int(ro.completion_ids.shape[1]), int(ro.latent_mask.sum()), \
-            int(ro.completion_mask.sum())
+        return t1 - t0, t2 - t1, max(int(ro.completion_ids.shape[1]) for ro in ros), \
+            sum(int(ro.latent_mask.sum()) for ro in ros), sum(int(ro.completion_mask.sum()) for ro in ros)
 
     def measure(name: str, rollout_cfg: SamplingConfig, steps: int, warmup: int = args.warmup) -> dict:
         t0 = time.time()
@@ -167,13 +173,14 @@ def main() -> None:
                 "completion_steps": last[4], "latent_share": last[3] / max(1, last[4]),
                 "rollout_s": roll, "learn_s": learn, "step_s": roll + learn, "rollout_fraction": roll / (roll + learn),
                 "rollout_s_each": [t[0] for t in times], "learn_s_each": [t[1] for t in times],
-                "decode_tokens_per_s": G * last[2] / roll,
+                "decode_tokens_per_s": len(prompts) * G * last[2] / roll,
                 "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None}
 
     _, card = C.peak_flops(env.device)
     result = {"bench": "train_grpo", "label": args.label, "card": card,
               "shapes": "tiny" if args.tiny else "qwen2.5-vl-3b",
-              "dtype": str(dtype), "attn": {"text": text_attn, "vision": vision_attn}, "generations": G, "micro_batch": mb, "prompt_tokens": len(ids),
+              "dtype": str(dtype), "attn": {"text": text_attn, "vision": vision_attn}, "generations": G,
+              "prompts_per_step": len(prompts), "micro_batch": mb, "prompt_tokens": len(ids),
               "forced_lvr_start": args.force_lvr_start, "lvr_steps": args.lvr_steps, "max_new_tokens": args.max_new}
 
     def partial(**kw):   # each phase's figures are on disk before the next starts (a killed run keeps them)
@@ -207,7 +214,7 @@ def main() -> None:
         # generator with the same seed: equal logits then give equal tokens
         model.eval()
         with autocast():
-            (ro,) = policy("rollout", prompts=prompts, G=G, cfg=cfg,
+            (ro,) = policy("rollout", prompts=prompts[:1], G=G, cfg=cfg,
                            generator=torch.Generator(device=env.device).manual_seed(0))
         return ro.completion_ids
 
@@ -257,11 +264,11 @@ def only_compiled(args, result, partial, measure, policy, prompts, G, sampling, 
     # the timed decoder's attention and split (an older tree has neither)
     partial(static_compiled=compiled, compile_phase_s=time.time() - t0,
             decoder=[{k: getattr(d, k, None) for k in ("attention", "split")} for d in _DECODERS.values()])
-    if hasattr(sampling, "decode_attention"):    # this tree has the choice: compare with SDPA
+    if hasattr(sampling, "decode_attention") and args.check_tokens > 0:   # this tree has the choice: vs SDPA
         def greedy(cfg: SamplingConfig) -> torch.Tensor:
             model.eval()
             with autocast():
-                (ro,) = policy("rollout", prompts=prompts, G=G, cfg=replace(cfg, temperature=1.0, top_k=1,
+                (ro,) = policy("rollout", prompts=prompts[:1], G=G, cfg=replace(cfg, temperature=1.0, top_k=1,
                                                                             max_new_tokens=args.check_tokens),
                                generator=torch.Generator(device=env.device).manual_seed(0))
             return ro.completion_ids
@@ -293,8 +300,8 @@ def only_compiled(args, result, partial, measure, policy, prompts, G, sampling, 
 def rollout_split(model, prompts, G: int, cfg: SamplingConfig, autocast, timed: dict, cuda: bool,
                   reps: int = 3) -> dict:
     """Where a rollout's time goes: the decoder's weight refresh, the prompts' prefills (each timed alone, `reps`
-    times, synchronised; the prefill also split into the vision tower, the M-RoPE index and the text forward, as
-    lvr.train.rollout._prefill runs them), the rest of the timed rollout being the token loop; per decode step from
+    times, synchronised; the prefill also split into the vision tower, the M-RoPE index and the text forward, one
+    prompt at a time), the rest of the timed rollout being the token loop; per decode step from
     that."""
     from transformers import DynamicCache
 
@@ -304,6 +311,8 @@ def rollout_split(model, prompts, G: int, cfg: SamplingConfig, autocast, timed: 
 
     dev = prompts[0].ids.device
     sync = torch.cuda.synchronize if cuda else (lambda: None)
+    # the tree's own prefill of all prompts (batched here; an older tree prefilled one prompt at a time)
+    prefill = getattr(RO, "prefill_prompts", None) or (lambda m, ps: [RO._prefill(m, p) for p in ps])
     times: dict[str, list[float]] = {k: [] for k in ("refresh_s", "prefill_s", "vision_s", "rope_index_s", "text_s")}
 
     def timed_part(name: str, fn):
@@ -321,7 +330,7 @@ def rollout_split(model, prompts, G: int, cfg: SamplingConfig, autocast, timed: 
                 model, len(prompts) * G, max(int(p.ids.shape[1]) for p in prompts) + cfg.max_new_tokens,
                 RO._compute_dtype(model, dev, cfg), dev, cfg.cuda_graphs, cfg.compile_step, cfg.decode_attention,
                 cfg.decode_split))
-            timed_part("prefill_s", lambda: [RO._prefill(model, p) for p in prompts])
+            timed_part("prefill_s", lambda: prefill(model, prompts))
             for p in prompts:
                 vis = timed_part("vision_s", lambda: visual_features(model, p.pixel_values, p.grid))
                 emb, pos = timed_part("rope_index_s", lambda: (embed_inputs(model, p.ids, vis), model.model.get_rope_index(

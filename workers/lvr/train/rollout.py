@@ -6,8 +6,8 @@ t we record whether its input was a latent and which vector it was, so the learn
 rollout's latents at exactly their positions (paper Eq. 5; fixes the shifted replay of §5.4).
 
 Two engines with one semantics:
-- `static` (default): each prompt is prefilled once (batch 1) and its cache copied into its G rows of a preallocated
-  cache; then one token per row per step through lvr.train.decode_step (a CUDA graph on GPU). Rows of different
+- `static` (default): each prompt is prefilled once (the step's prompts batched: one vision-tower call, one
+  right-padded text forward) and its cache copied into its G rows of a preallocated cache; then one token per row per step through lvr.train.decode_step (a CUDA graph on GPU). Rows of different
   prompts keep their own cache index and RoPE position, rows in a latent block and rows emitting text share each
   step, and finished rows are fed padding until every row is done (checked every `done_check_every` steps, so the
   host never waits on the GPU in between); the outputs are cut where the old loop would have stopped. Per token, the
@@ -177,20 +177,63 @@ def _compute_dtype(model, device: torch.device, cfg: SamplingConfig) -> torch.dt
     return next(model.model.language_model.parameters()).dtype
 
 
+#: padded tokens per batched prefill forward (prompts beyond it go to the next forward)
+PREFILL_TOKENS = 16384
+
+
+@dataclass
+class Prefilled:
+    """One prompt after its prefill: last hidden state [1, H], logits [1, V], per-layer keys and values
+    [1, kv_heads, P, head_dim] (its own P), rope delta [1, 1]."""
+    h: torch.Tensor
+    logits: torch.Tensor
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    delta: torch.Tensor
+
+
 @torch.no_grad()
-def _prefill(model, p: PromptInputs):
-    """Batch-1 prefill: (last hidden state [1, H], logits [1, V], per-layer keys and values, rope delta [1, 1])."""
-    ids = p.ids
-    vis = visual_features(model, p.pixel_values, p.grid)
+def prefill_prompts(model, prompts: list[PromptInputs], max_tokens: int = PREFILL_TOKENS) -> list[Prefilled]:
+    """Every prompt's prefill, in order, batched: consecutive prompts share one vision-tower call and one
+    right-padded text forward while the padded batch stays within `max_tokens` (pads come after each prompt's
+    tokens, so under the causal mask its positions see what its own forward would)."""
+    out: list[Prefilled] = []
+    start = 0
+    while start < len(prompts):
+        end = start + 1
+        while end < len(prompts) and (end + 1 - start) * max(int(p.ids.shape[1]) for p in prompts[start:end + 1]) \
+                <= max_tokens:
+            end += 1
+        out.extend(_prefill_batch(model, prompts[start:end]))
+        start = end
+    return out
+
+
+def _prefill_batch(model, prompts: list[PromptInputs]) -> list[Prefilled]:
+    dev = prompts[0].ids.device
+    lengths = [int(p.ids.shape[1]) for p in prompts]
+    K, P = len(prompts), max(lengths)
+    ids = torch.full((K, P), T.PAD_ID, dtype=torch.long, device=dev)
+    mask = torch.zeros((K, P), dtype=torch.long, device=dev)
+    for k, p in enumerate(prompts):
+        ids[k, :lengths[k]] = p.ids[0]
+        mask[k, :lengths[k]] = 1
+    grid = torch.cat([p.grid for p in prompts])
+    vis = visual_features(model, torch.cat([p.pixel_values for p in prompts]), grid)
     emb = embed_inputs(model, ids, vis)
-    mm = (ids == T.IMAGE_PAD_ID).int()
-    pos, delta = model.model.get_rope_index(ids, mm_token_type_ids=mm, image_grid_thw=p.grid)
+    padded = K > 1 and min(lengths) < P
+    pos, delta = model.model.get_rope_index(ids, mm_token_type_ids=(ids == T.IMAGE_PAD_ID).int(), image_grid_thw=grid,
+                                            attention_mask=mask if padded else None)
     cache = DynamicCache(config=model.config.get_text_config())
-    out = model.model.language_model(inputs_embeds=emb, position_ids=pos, past_key_values=cache, use_cache=True)
-    h = out.last_hidden_state[:, -1]
-    keys = [layer.keys for layer in cache.layers]
-    values = [layer.values for layer in cache.layers]
-    return h, model.lm_head(h), keys, values, delta.to(ids.device)
+    out = model.model.language_model(inputs_embeds=emb, position_ids=pos, attention_mask=mask if padded else None,
+                                     past_key_values=cache, use_cache=True)
+    last = torch.tensor(lengths, device=dev) - 1
+    h = out.last_hidden_state[torch.arange(K, device=dev), last]
+    logits = model.lm_head(h)
+    delta = delta.to(dev).reshape(K, 1)
+    return [Prefilled(h[k:k + 1], logits[k:k + 1], [layer.keys[k:k + 1, :, :n] for layer in cache.layers],
+                      [layer.values[k:k + 1, :, :n] for layer in cache.layers], delta[k:k + 1])
+            for k, n in enumerate(lengths)]
 
 
 @torch.no_grad()
@@ -202,13 +245,12 @@ def rollout_static(model, prompts: list[PromptInputs], G: int, cfg: SamplingConf
     dec = static_decoder(model, B, max(lengths) + n_new, _compute_dtype(model, dev, cfg), dev, cfg.cuda_graphs,
                          cfg.compile_step, cfg.decode_attention, cfg.decode_split)
     h0, logits0, idx0, delta0 = [], [], [], []
-    for k, p in enumerate(prompts):
-        h, logits, keys, values, delta = _prefill(model, p)
-        dec.load_prefix(slice(k * G, (k + 1) * G), keys, values)
-        h0.append(h.float().expand(G, -1))
-        logits0.append(logits.float().expand(G, -1))
+    for k, pre in enumerate(prefill_prompts(model, prompts)):
+        dec.load_prefix(slice(k * G, (k + 1) * G), pre.keys, pre.values)
+        h0.append(pre.h.float().expand(G, -1))
+        logits0.append(pre.logits.float().expand(G, -1))
         idx0.append(torch.full((G,), lengths[k], dtype=torch.long, device=dev))
-        delta0.append(delta.reshape(1).expand(G))
+        delta0.append(pre.delta.reshape(1).expand(G))
     dec.h.copy_(torch.cat(h0))
     dec.idx.copy_(torch.cat(idx0))
     dec.pos.copy_(dec.idx + torch.cat(delta0))

@@ -186,3 +186,21 @@ def test_compiled_static_step_decodes_like_the_eager_one(tiny_dir, data_dir):
     for a, b in zip(compiled, eager):
         assert a.latent_mask.any()
         _assert_same(a, b)
+
+
+def test_batched_prefill_equals_each_prompt_alone(tiny_dir, data_dir):
+    """The step's prompts prefilled together (one vision call, one right-padded text forward; split into forwards of
+    at most `max_tokens` padded tokens) give each prompt's own batch-1 prefill: hidden state, logits, cache, delta."""
+    model = load_model(tiny_dir).eval()
+    prompts = [_inputs(_prompt(tiny_dir, data_dir, q)) for q in
+               ("Hi?", "What colour is the largest square here?", "Count the shapes, please.")]
+    alone = [RO.prefill_prompts(model, [p])[0] for p in prompts]
+    longest = max(int(p.ids.shape[1]) for p in prompts)
+    for max_tokens in (10 ** 6, 2 * longest):          # all three in one forward; two forwards (2 + 1 prompts)
+        together = RO.prefill_prompts(model, prompts, max_tokens=max_tokens)
+        assert len(together) == 3
+        for a, b, p in zip(together, alone, prompts):
+            assert a.keys[0].shape[2] == p.ids.shape[1]
+            assert torch.allclose(a.h, b.h, atol=1e-5) and torch.allclose(a.logits, b.logits, atol=1e-4)
+            assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(a.keys + a.values, b.keys + b.values))
+            assert torch.equal(a.delta, b.delta)
