@@ -29,13 +29,10 @@ elif [ "${ROUNDS:-2}" = 1 ]; then
 else
   one 0 "$OLD" old_a; one 0 "$NEW_TREE" new_a; one 0 "$NEW_TREE" new_b --profile-rollout; one 0 "$OLD" old_b
 fi
-"$PY" - "$RUNS" "$LOGS" <<'PY'
-import json, os, pathlib, sys
-runs, logs, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), pathlib.Path(os.environ["OUT"])
-rows = {f.stem: json.loads(f.read_text()) for f in sorted(runs.glob("*.json")) if not f.stem.endswith(".partial")}
-(out / "rollout_ab.json").write_text(json.dumps(rows, indent=2))
-(out / "rollout_ab_logs.txt").write_text("".join(f"===== {f.name}\n" + "".join(f.read_text().splitlines(True)[-30:])
-                                                 for f in sorted(logs.glob("*.txt"))))
+"$PY" "$HERE/collect_runs.py" "$RUNS" "$LOGS" rollout_ab --tail 30
+"$PY" - <<'PY'
+import json, os, pathlib
+rows = json.loads((pathlib.Path(os.environ["OUT"]) / "rollout_ab.json").read_text())
 for name, r in rows.items():
     print("SUMMARY", json.dumps({"run": name, "rollout_s": round(r["rollout_s"], 3), "learn_s": round(r["learn_s"], 3),
           "share": round(r["rollout_fraction"], 4), "tok_s": round(r["decode_tokens_per_s"]),

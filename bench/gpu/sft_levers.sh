@@ -35,13 +35,10 @@ one 0 7b "${T3:-75}" --shapes 7b --host-plan --fused-ce --fused-adamw --no-step-
   --steps 2 --warmup 1 &
 one 1 new_ckpt50 "${T3:-75}" --compile --levers --ckpt-ratio 0.5 &
 wait
-"$PY" - "$RUNS" "$LOGS" <<'PY'
-import json, os, pathlib, sys
-runs, logs, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), pathlib.Path(os.environ["OUT"])
-rows = {f.stem.replace("train_sft_", ""): json.loads(f.read_text()) for f in sorted(runs.glob("*.json"))}
-(out / "sft_levers.json").write_text(json.dumps(rows, indent=2))
-(out / "sft_levers_logs.txt").write_text("".join(f"===== {f.name}\n" + "".join(f.read_text().splitlines(True)[-40:])
-                                                 for f in sorted(logs.glob("*.txt"))))
+"$PY" collect_runs.py "$RUNS" "$LOGS" sft_levers --strip train_sft_ --tail 40
+"$PY" - <<'PY'
+import json, os, pathlib
+rows = json.loads((pathlib.Path(os.environ["OUT"]) / "sft_levers.json").read_text())
 base = rows.get("w1_base")
 for name, r in rows.items():
     if r.get("oom"):

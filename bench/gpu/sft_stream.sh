@@ -30,13 +30,10 @@ one 0 bench & one 1 worker --stream worker & wait
 two balanced --stream worker --balance-ranks --baseline "$RUNS/train_sft_w1_worker.json"
 two per_rank --stream worker --baseline "$RUNS/train_sft_w1_worker.json"
 two bench --balance-ranks --baseline "$RUNS/train_sft_w1_bench.json"
-"$PY" - "$RUNS" "$LOGS" <<'PY'
-import json, os, pathlib, sys
-runs, logs, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), pathlib.Path(os.environ["OUT"])
-rows = {f.stem.replace("train_sft_", ""): json.loads(f.read_text()) for f in sorted(runs.glob("*.json"))}
-(out / "sft_stream.json").write_text(json.dumps(rows, indent=2))
-(out / "sft_stream_logs.txt").write_text("".join(f"===== {f.name}\n" + "".join(f.read_text().splitlines(True)[-30:])
-                                                 for f in sorted(logs.glob("*.txt"))))
+"$PY" collect_runs.py "$RUNS" "$LOGS" sft_stream --strip train_sft_ --tail 30
+"$PY" - <<'PY'
+import json, os, pathlib
+rows = json.loads((pathlib.Path(os.environ["OUT"]) / "sft_stream.json").read_text())
 for name, r in rows.items():
     print("SUMMARY", json.dumps({"run": name, "stream": r["levers"].get("stream"), "world": r["world"],
           "tok_s_gpu": round(r["tokens_per_s_per_gpu"]), "mfu": round(r["mfu"] or 0, 4),
