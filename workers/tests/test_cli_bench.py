@@ -78,3 +78,21 @@ def test_sft_bench_levers_keep_the_losses_and_profile_the_step(tmp_path):
     prof = new["profile"]
     assert prof["wall_s"] > 0 and prof["gpu_busy_s"] == 0.0 and prof["top_kernels"] == []   # CPU: no kernels
     assert json.loads((tmp_path / "train_sft_w1_levers.json").read_text())["profile"] == prof
+
+
+def test_grpo_bench_times_several_prompts_a_step_and_splits_the_rollout(tmp_path):
+    res = _bench("train_grpo.py", tmp_path, "--only-compiled", "--prompts", "2", "--check-tokens", "0", "--steps", "1",
+                 "--warmup", "0", "--max-new", "6", "--generations", "2", "--micro-batch", "2", "--lvr-steps", "2")
+    assert res["prompts_per_step"] == 2
+    assert res["latent_inputs"] >= 2 * 2 * 2      # both prompts' completions ran their latent blocks
+    split = res["rollout_split"]
+    assert split["prefill_s"] > 0 and split["vision_s"] > 0 and split["text_s"] > 0
+    assert split["loop_s"] == pytest.approx(res["rollout_s"] - split["refresh_s"] - split["prefill_s"])
+
+
+def test_sft_bench_packs_from_the_worker_stream(tmp_path):
+    res = _bench("train_sft.py", tmp_path, "--steps", "1", "--warmup", "0", "--max-packed-tokens", "768",
+                 "--stream", "worker")
+    assert res["levers"]["stream"] == "worker" and res["real_token_fraction"] >= 0.9
+    assert res["rank_imbalance"] == 1.0 and len(res["rank_tokens_per_step"]) == 1   # one rank
+    assert res["rank_tokens_per_step"][0][0] == pytest.approx(res["real_token_fraction"] * 768)
