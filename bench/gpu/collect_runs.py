@@ -24,8 +24,9 @@ def main() -> None:
     rows = {f.stem.removeprefix(args.strip): json.loads(f.read_text()) for f in sorted(args.runs.glob("*.json"))
             if not f.name.endswith(".partial.json")}
     (out / f"{args.name}.json").write_text(json.dumps(rows, indent=2))
-    (out / f"{args.name}_logs.txt").write_text("".join(
-        f"===== {f.name}\n" + "".join(f.read_text().splitlines(True)[-args.tail:]) for f in sorted(args.logs.glob("*.txt"))))
+    tails = (f"===== {f.name}\n" + "".join(f.read_text().splitlines(True)[-args.tail:])
+             for f in sorted(args.logs.glob("*.txt")))
+    (out / f"{args.name}_logs.txt").write_text("".join(tails))
 
 
 if __name__ == "__main__":

@@ -71,8 +71,8 @@ def main() -> None:
     ap.add_argument("--max-new", type=int, default=512)
     ap.add_argument("--lvr-steps", type=int, default=8)
     ap.add_argument("--attn", choices=["auto", "sdpa", "flash_varlen_torch"], default="auto",
-                    help="auto: the worker's choice for GRPO (lvr.train.model_loading: text sdpa; vision varlen flash on "
-                         "CUDA where the tree has that rule); otherwise text and vision alike")
+                    help="auto: the worker's choice for GRPO (lvr.train.model_loading: text sdpa; vision varlen "
+                         "flash on CUDA where the tree has that rule); otherwise text and vision alike")
     ap.add_argument("--grid", type=int, default=32, help="image patch grid side (32 -> 448 px, 256 visual tokens)")
     ap.add_argument("--force-lvr-start", action=argparse.BooleanOptionalAction, default=True,
                     help="start every completion with <|lvr_start|> so that the rollout runs latent blocks")
@@ -94,17 +94,15 @@ def main() -> None:
                       max_completion_length=args.max_new, temperature=0.9).resolved()
     dtype = R.compute_dtype(cfg, env)
     model = C.build_model(args.tiny, env.device)
-    from lvr.train.attention import NAME as VARLEN, use_varlen
-
-    if args.attn == "auto":   # an older tree has no vision rule: sdpa throughout, as its worker ran
-        text_attn = R.attn_choice(cfg, env)
-        vision_attn = getattr(R, "vision_attn_choice", lambda *_: "sdpa")(cfg, env)
+    if args.attn == "auto":   # the worker's rule; an older tree has none for vision: sdpa throughout, as it ran
+        apply = getattr(R, "set_varlen_attention", None)
+        text_attn, vision_attn = apply(model, cfg, env) if apply else (R.attn_choice(cfg, env), "sdpa")
     else:
         text_attn = vision_attn = args.attn
-    if text_attn == vision_attn == VARLEN:
-        use_varlen(model)
-    elif VARLEN in (text_attn, vision_attn):
-        use_varlen(model, text=text_attn == VARLEN, vision=vision_attn == VARLEN)
+        if args.attn != "sdpa":
+            from lvr.train.attention import use_varlen
+
+            use_varlen(model)
     ref = copy.deepcopy(model).eval().requires_grad_(False)
     if dtype == torch.bfloat16:
         ref = ref.to(torch.bfloat16)
@@ -333,11 +331,13 @@ def rollout_split(model, prompts, G: int, cfg: SamplingConfig, autocast, timed: 
             timed_part("prefill_s", lambda: prefill(model, prompts))
             for p in prompts:
                 vis = timed_part("vision_s", lambda: visual_features(model, p.pixel_values, p.grid))
-                emb, pos = timed_part("rope_index_s", lambda: (embed_inputs(model, p.ids, vis), model.model.get_rope_index(
-                    p.ids, mm_token_type_ids=(p.ids == T.IMAGE_PAD_ID).int(), image_grid_thw=p.grid)[0]))
+                emb, pos = timed_part("rope_index_s", lambda: (
+                    embed_inputs(model, p.ids, vis),
+                    model.model.get_rope_index(p.ids, mm_token_type_ids=(p.ids == T.IMAGE_PAD_ID).int(),
+                                               image_grid_thw=p.grid)[0]))
+                cache = DynamicCache(config=model.config.get_text_config())
                 timed_part("text_s", lambda: model.model.language_model(
-                    inputs_embeds=emb, position_ids=pos, past_key_values=DynamicCache(config=model.config.get_text_config()),
-                    use_cache=True))
+                    inputs_embeds=emb, position_ids=pos, past_key_values=cache, use_cache=True))
     med = {k: float(np.median(v)) for k, v in times.items()}
     loop_s = timed["rollout_s"] - med["refresh_s"] - med["prefill_s"]
     return {**med, "loop_s": loop_s, "ms_per_decode_step": 1e3 * loop_s / max(1, timed["completion_tokens"] - 1)}

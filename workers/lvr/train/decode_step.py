@@ -75,12 +75,12 @@ class DecoderWeights:
 
 def decoder_layer(x: torch.Tensor, delta: torch.Tensor, ln1, qkv_w, qkv_b, o_w, ln2, gu_w, down_w,
                   k_cache: torch.Tensor, v_cache: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                  lengths: torch.Tensor, rows: torch.Tensor, idx: torch.Tensor, eps: float, n_heads: int,
+                  rows: torch.Tensor, idx: torch.Tensor, eps: float, n_heads: int,
                   attention: str, split: int) -> tuple[torch.Tensor, torch.Tensor]:
     """One decoder layer for one new position per row. Input: the residual stream as `x + delta` ([B, H] fp32; the
     previous layer's MLP output comes in as `delta`, so a compiled layer adds it inside its first norm's kernel).
     Output: (stream after attention, MLP output), to be summed the same way by the next layer or the final norm.
-    The row's key and value are written at its cache index `idx` before attending over the first `lengths` (= idx + 1)
+    The row's key and value are written at its cache index `idx` before attending over its first idx + 1
     slots (`attention`: "split_k", lvr.train.decode_attention's kernels, or "sdpa").
     `cos`, `sin` [B, D]; `sin` carries the sign of rotate-half (-sin on the first half), so the rotation is
     x·cos + roll(x)·sin."""
@@ -95,7 +95,7 @@ def decoder_layer(x: torch.Tensor, delta: torch.Tensor, ln1, qkv_w, qkv_b, o_w, 
         qk = torch.addcmul(qk * cos[:, None], qk.roll(D // 2, -1), sin[:, None])
         k_cache[rows, :, idx] = qk[:, n_heads:]
         v_cache[rows, :, idx] = qkv[:, (n_heads + n_kv) * D:].view(B, n_kv, D)
-        att = sdpa_attention(qk[:, :n_heads], k_cache, v_cache, lengths)
+        att = sdpa_attention(qk[:, :n_heads], k_cache, v_cache, idx + 1)
     x = x + F.linear(att.reshape(B, n_heads * D), o_w)
     gate, up = F.linear(F.rms_norm(x, (x.shape[-1],), ln2, eps).to(dt), gu_w).chunk(2, -1)
     return x, F.linear(F.silu(gate) * up, down_w)
@@ -184,11 +184,10 @@ class StaticDecoder:
             w = self.weights
             x, cos, sin = self.inputs_fn(self.tok, self.mode, self.h, w.embed, self.pos, self.inv_freq,
                                          self.rope_scale, w.dtype)
-            lengths = self.idx + 1     # the new position's key is written at idx, then attended to
             delta = self.no_delta
             for layer, lw in enumerate(w.layers):
                 x, delta = self.layer_fn(x, delta, lw["ln1"], lw["qkv_w"], lw["qkv_b"], lw["o_w"], lw["ln2"],
-                                         lw["gu_w"], lw["down_w"], self.k[layer], self.v[layer], cos, sin, lengths,
+                                         lw["gu_w"], lw["down_w"], self.k[layer], self.v[layer], cos, sin,
                                          self.rows, self.idx, self.eps, self.n_heads, self.attention, self.split)
             self.outputs_fn(x, delta, w.norm, w.head, self.eps, self.h, self.logits, self.idx, self.pos)
 

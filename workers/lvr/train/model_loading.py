@@ -46,21 +46,30 @@ def load_model(model_dir: Path, cfg: TrainConfig, env: Env):
     patch embedding is the NaN-safe one of LVR-SPEC §5.1)."""
     from ..model import CheckpointError, load_lvr_model, make_patch_embed_nan_safe
 
-    from .attention import NAME as VARLEN, use_varlen
+    from .attention import NAME as VARLEN
 
     attn = attn_choice(cfg, env)
-    text_varlen, vision_varlen = attn == VARLEN, vision_attn_choice(cfg, env) == VARLEN
     try:
-        model = load_lvr_model(model_dir, dtype=torch.float32, attn_implementation="sdpa" if text_varlen else attn)
+        model = load_lvr_model(model_dir, dtype=torch.float32, attn_implementation="sdpa" if attn == VARLEN else attn)
     except CheckpointError as e:
         raise ConfigError(str(e)) from e
-    if text_varlen or vision_varlen:
-        use_varlen(model, text=text_varlen, vision=vision_varlen)
+    set_varlen_attention(model, cfg, env)
     if compute_dtype(cfg, env) == torch.bfloat16:
         make_patch_embed_nan_safe(model)          # fp32 conv + sanitising hook, as the upstream bf16 recipe (§5.1)
     if not cfg.train_vision:
         model.model.visual.requires_grad_(False)  # vision tower and merger frozen (§3.2, §7)
     return model.to(env.device)
+
+
+def set_varlen_attention(model, cfg: TrainConfig, env: Env) -> tuple[str, str]:
+    """Switch the parts of a model loaded with sdpa that `attn_choice` / `vision_attn_choice` give varlen flash
+    attention (transformers cannot be given that name at load time). Returns (text, vision) backends."""
+    from .attention import NAME as VARLEN, use_varlen
+
+    text, vision = attn_choice(cfg, env), vision_attn_choice(cfg, env)
+    if VARLEN in (text, vision):
+        use_varlen(model, text=text == VARLEN, vision=vision == VARLEN)
+    return text, vision
 
 
 def vision_attn_choice(cfg: TrainConfig, env: Env) -> str:

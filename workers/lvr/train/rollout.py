@@ -7,7 +7,8 @@ rollout's latents at exactly their positions (paper Eq. 5; fixes the shifted rep
 
 Two engines with one semantics:
 - `static` (default): each prompt is prefilled once (the step's prompts batched: one vision-tower call, one
-  right-padded text forward) and its cache copied into its G rows of a preallocated cache; then one token per row per step through lvr.train.decode_step (a CUDA graph on GPU). Rows of different
+  right-padded text forward) and its cache copied into its G rows of a preallocated cache; then one token per row
+  per step through lvr.train.decode_step (a CUDA graph on GPU). Rows of different
   prompts keep their own cache index and RoPE position, rows in a latent block and rows emitting text share each
   step, and finished rows are fed padding until every row is done (checked every `done_check_every` steps, so the
   host never waits on the GPU in between); the outputs are cut where the old loop would have stopped. Per token, the
@@ -198,15 +199,13 @@ def prefill_prompts(model, prompts: list[PromptInputs], max_tokens: int = PREFIL
     right-padded text forward while the padded batch stays within `max_tokens` (pads come after each prompt's
     tokens, so under the causal mask its positions see what its own forward would)."""
     out: list[Prefilled] = []
-    start = 0
-    while start < len(prompts):
-        end = start + 1
-        while end < len(prompts) and (end + 1 - start) * max(int(p.ids.shape[1]) for p in prompts[start:end + 1]) \
-                <= max_tokens:
-            end += 1
-        out.extend(_prefill_batch(model, prompts[start:end]))
-        start = end
-    return out
+    group: list[PromptInputs] = []
+    for p in prompts:
+        if group and (len(group) + 1) * max(int(q.ids.shape[1]) for q in [*group, p]) > max_tokens:
+            out.extend(_prefill_batch(model, group))
+            group = []
+        group.append(p)
+    return out + _prefill_batch(model, group) if group else out
 
 
 def _prefill_batch(model, prompts: list[PromptInputs]) -> list[Prefilled]:

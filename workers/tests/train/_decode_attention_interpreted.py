@@ -84,4 +84,5 @@ def rollouts(tiny_dir: str, data_dir: str) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps({"kernel": kernel_errors(), "rope_kernel": rope_kernel_errors(), "rollouts": rollouts(sys.argv[1], sys.argv[2])}))
+    print(json.dumps({"kernel": kernel_errors(), "rope_kernel": rope_kernel_errors(),
+                      "rollouts": rollouts(sys.argv[1], sys.argv[2])}))

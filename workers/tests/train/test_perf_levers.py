@@ -192,3 +192,15 @@ def test_varlen_segments_are_computed_once_per_source_tensor():
     other = torch.tensor([[0, 1, 2, 3, 4, 0, 1, 2, 3]])
     assert A._segments(1, 9, other.device, position_ids=other)[0].tolist() == [0, 5, 9]
     assert A._SEGMENTS.misses == before + 3
+
+
+def test_set_varlen_attention_switches_what_the_choices_name(tiny_dir):
+    from lvr.train.attention import NAME
+
+    def backends(model):
+        return model.config.get_text_config()._attn_implementation, model.model.visual.config._attn_implementation
+
+    model = load_model(tiny_dir)
+    assert R.set_varlen_attention(model, cfg_(), CPU) == ("sdpa", "sdpa") and backends(model) == ("sdpa", "sdpa")
+    explicit = cfg_(attn_implementation=NAME)
+    assert R.set_varlen_attention(model, explicit, CPU) == (NAME, NAME) and backends(model) == (NAME, NAME)

@@ -188,7 +188,7 @@ def test_compiled_static_step_decodes_like_the_eager_one(tiny_dir, data_dir):
         _assert_same(a, b)
 
 
-def test_batched_prefill_equals_each_prompt_alone(tiny_dir, data_dir):
+def test_batched_prefill_equals_each_prompt_alone(tiny_dir, data_dir, monkeypatch):
     """The step's prompts prefilled together (one vision call, one right-padded text forward; split into forwards of
     at most `max_tokens` padded tokens) give each prompt's own batch-1 prefill: hidden state, logits, cache, delta."""
     model = load_model(tiny_dir).eval()
@@ -196,9 +196,13 @@ def test_batched_prefill_equals_each_prompt_alone(tiny_dir, data_dir):
                ("Hi?", "What colour is the largest square here?", "Count the shapes, please.")]
     alone = [RO.prefill_prompts(model, [p])[0] for p in prompts]
     longest = max(int(p.ids.shape[1]) for p in prompts)
-    for max_tokens in (10 ** 6, 2 * longest):          # all three in one forward; two forwards (2 + 1 prompts)
+    calls = []
+    real = RO.visual_features
+    monkeypatch.setattr(RO, "visual_features", lambda m, pv, grid: calls.append(len(grid)) or real(m, pv, grid))
+    for max_tokens, images in ((10 ** 6, [3]), (2 * longest, [2, 1])):   # one forward; two (2 + 1 prompts)
+        calls.clear()
         together = RO.prefill_prompts(model, prompts, max_tokens=max_tokens)
-        assert len(together) == 3
+        assert len(together) == 3 and calls == images
         for a, b, p in zip(together, alone, prompts):
             assert a.keys[0].shape[2] == p.ids.shape[1]
             assert torch.allclose(a.h, b.h, atol=1e-5) and torch.allclose(a.logits, b.logits, atol=1e-4)
