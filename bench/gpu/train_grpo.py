@@ -17,8 +17,9 @@ and `latent_share` (latent inputs / completion steps).
 `--only-compiled` times just the compiled static engine (the worker's default on CUDA) on the same steps, so that
 two trees can be compared in one call: the script imports workers/ of the checkout it sits in (copy it into an older
 tree's bench/gpu/ to time that tree's rollout). `--decode-attention` / `--decode-split` pick the static engine's
-attention over its cache (lvr.train.decode_attention); with `--only-compiled` a greedy check then compares the chosen
-attention's tokens with SDPA's.
+attention over its cache (lvr.train.decode_attention), `--decode-projections` its weight projections
+(lvr.train.decode_linear's Triton kernels or cuBLAS); with `--only-compiled` a greedy check then compares the
+chosen engine's tokens with those of SDPA attention and cuBLAS projections.
 
 GPU:       python bench/gpu/train_grpo.py
 CPU check: python bench/gpu/train_grpo.py --tiny --steps 1 --baseline-steps 1 --max-new 16 --check-tokens 8
@@ -83,6 +84,8 @@ def main() -> None:
     ap.add_argument("--decode-attention", choices=["split_k", "sdpa"], default=None,
                     help="the static engine's attention over its cache (default: the engine's own choice)")
     ap.add_argument("--decode-split", type=int, default=None, help="cache slots per split-K program")
+    ap.add_argument("--decode-projections", choices=["triton", "cublas"], default=None,
+                    help="the static engine's weight projections (default: the engine's own choice)")
     ap.add_argument("--out-name", default="train_grpo.json")
     ap.add_argument("--label", default="", help="a name for this tree's figures in the JSON")
     args = ap.parse_args()
@@ -123,7 +126,8 @@ def main() -> None:
     grid = torch.tensor([[1, g, g]], device=env.device)
     sampling = SamplingConfig(0.9, 50, 1.0, 1.0, args.max_new, args.lvr_steps,
                               force_first_token=T.LVR_START_ID if args.force_lvr_start else None)
-    for field, value in (("decode_attention", args.decode_attention), ("decode_split", args.decode_split)):
+    for field, value in (("decode_attention", args.decode_attention), ("decode_split", args.decode_split),
+                         ("decode_projections", args.decode_projections)):
         if value is not None:   # only when asked: an older tree's SamplingConfig has no such field
             sampling = replace(sampling, **{field: value})
     gen = torch.Generator(device=env.device).manual_seed(0)
@@ -259,9 +263,10 @@ def only_compiled(args, result, partial, measure, policy, prompts, G, sampling, 
     compiled = measure("static", compiled_cfg, args.steps)
     from lvr.train.decode_step import _DECODERS
 
-    # the timed decoder's attention and split (an older tree has neither)
+    # the timed decoder's attention, split and projections (an older tree may have none)
     partial(static_compiled=compiled, compile_phase_s=time.time() - t0,
-            decoder=[{k: getattr(d, k, None) for k in ("attention", "split")} for d in _DECODERS.values()])
+            decoder=[{k: getattr(d, k, None) for k in ("attention", "split", "projections")}
+                     for d in _DECODERS.values()])
     if hasattr(sampling, "decode_attention") and args.check_tokens > 0:   # this tree has the choice: vs SDPA
         def greedy(cfg: SamplingConfig) -> torch.Tensor:
             model.eval()
@@ -272,7 +277,10 @@ def only_compiled(args, result, partial, measure, policy, prompts, G, sampling, 
             return ro.completion_ids
 
         chosen = greedy(compiled_cfg)
-        sdpa = greedy(replace(compiled_cfg, decode_attention="sdpa", decode_split=None))
+        plain = {"decode_attention": "sdpa", "decode_split": None}    # and cuBLAS, where the tree has the choice
+        if hasattr(sampling, "decode_projections"):
+            plain["decode_projections"] = "cublas"
+        sdpa = greedy(replace(compiled_cfg, **plain))
         n = min(chosen.shape[1], sdpa.shape[1])
         first = (chosen[:, :n] != sdpa[:, :n]).int().argmax(1)
         partial(check_tokens=args.check_tokens,
@@ -327,7 +335,8 @@ def rollout_split(model, prompts, G: int, cfg: SamplingConfig, autocast, timed: 
             timed_part("refresh_s", lambda: static_decoder(
                 model, len(prompts) * G, max(int(p.ids.shape[1]) for p in prompts) + cfg.max_new_tokens,
                 RO._compute_dtype(model, dev, cfg), dev, cfg.cuda_graphs, cfg.compile_step, cfg.decode_attention,
-                cfg.decode_split))
+                cfg.decode_split, **({"projections": cfg.decode_projections}
+                                     if hasattr(cfg, "decode_projections") else {})))
             timed_part("prefill_s", lambda: prefill(model, prompts))
             for p in prompts:
                 vis = timed_part("vision_s", lambda: visual_features(model, p.pixel_values, p.grid))

@@ -9,7 +9,9 @@ embedding otherwise (LVR-SPEC §4.1 step 2), so latent steps never leave the GPU
 Numerics follow transformers under bf16 autocast over fp32 weights: fp32 residual stream, RMSNorm and hidden state
 (the fed-back latent), matmuls in the compute dtype, softmax in fp32. At decode every M-RoPE axis has the same
 position (c + rope_delta, LVR-SPEC Appendix A), which is plain RoPE. Attention over the cache is
-lvr.train.decode_attention's split-K kernels where they run (CUDA), SDPA otherwise.
+lvr.train.decode_attention's split-K kernels where they run (CUDA), SDPA otherwise; the weight projections are
+lvr.train.decode_linear's Triton kernels there for o, gate/up and down (K-sliced partial sums that the next norm's
+kernel adds up, SiLU·up inside the gate/up product), cuBLAS otherwise and for q/k/v.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from . import decode_attention as DA
+from . import decode_linear as DL
 from .decode_attention import decode_attention_rope, sdpa_attention
+from .decode_linear import rows_linear, swiglu_linear
 
 STREAM = torch.float32  # residual stream, norms, hidden state: as transformers over fp32 weights
 
@@ -76,18 +80,21 @@ class DecoderWeights:
 def decoder_layer(x: torch.Tensor, delta: torch.Tensor, ln1, qkv_w, qkv_b, o_w, ln2, gu_w, down_w,
                   k_cache: torch.Tensor, v_cache: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                   rows: torch.Tensor, idx: torch.Tensor, eps: float, n_heads: int,
-                  attention: str, split: int) -> tuple[torch.Tensor, torch.Tensor]:
+                  attention: str, split: int, projections: str) -> tuple[torch.Tensor, torch.Tensor]:
     """One decoder layer for one new position per row. Input: the residual stream as `x + delta` ([B, H] fp32; the
     previous layer's MLP output comes in as `delta`, so a compiled layer adds it inside its first norm's kernel).
     Output: (stream after attention, MLP output), to be summed the same way by the next layer or the final norm.
     The row's key and value are written at its cache index `idx` before attending over its first idx + 1
     slots (`attention`: "split_k", lvr.train.decode_attention's kernels, or "sdpa").
-    `cos`, `sin` [B, D]; `sin` carries the sign of rotate-half (-sin on the first half), so the rotation is
-    x·cos + roll(x)·sin."""
+    `projections`: "triton" (o, gate/up and down by lvr.train.decode_linear; the MLP output is then the down
+    projection's fp32 partial sums [S, B, H]) or "cublas" (F.linear). `cos`, `sin` [B, D]; `sin` carries the sign
+    of rotate-half (-sin on the first half), so the rotation is x·cos + roll(x)·sin."""
     B, n_kv, _, D = k_cache.shape
     dt = qkv_w.dtype
-    x = x + delta
-    qkv = F.linear(F.rms_norm(x, (x.shape[-1],), ln1, eps).to(dt), qkv_w, qkv_b)
+    triton = projections == "triton"
+    x = x + summed(delta, dt)
+    normed = F.rms_norm(x, (x.shape[-1],), ln1, eps).to(dt)
+    qkv = F.linear(normed, qkv_w, qkv_b)     # cuBLAS either way: faster than the Triton kernels at 3B q/k/v
     if attention == "split_k":     # rotation, cache write and attention in the kernels
         att = decode_attention_rope(qkv, cos, sin, k_cache, v_cache, idx, n_heads, D ** -0.5, split)
     else:
@@ -96,9 +103,30 @@ def decoder_layer(x: torch.Tensor, delta: torch.Tensor, ln1, qkv_w, qkv_b, o_w, 
         k_cache[rows, :, idx] = qk[:, n_heads:]
         v_cache[rows, :, idx] = qkv[:, (n_heads + n_kv) * D:].view(B, n_kv, D)
         att = sdpa_attention(qk[:, :n_heads], k_cache, v_cache, idx + 1)
-    x = x + F.linear(att.reshape(B, n_heads * D), o_w)
-    gate, up = F.linear(F.rms_norm(x, (x.shape[-1],), ln2, eps).to(dt), gu_w).chunk(2, -1)
+    att = att.reshape(B, n_heads * D)
+    x = x + (summed(rows_linear(att, o_w), dt) if triton else F.linear(att, o_w))
+    normed = F.rms_norm(x, (x.shape[-1],), ln2, eps).to(dt)
+    if triton:
+        return x, rows_linear(swiglu_linear(normed, gu_w), down_w)
+    gate, up = F.linear(normed, gu_w).chunk(2, -1)
     return x, F.linear(F.silu(gate) * up, down_w)
+
+
+def summed(delta: torch.Tensor, dt: torch.dtype) -> torch.Tensor:
+    """A projection's output from its K-sliced fp32 partial sums [S, B, N] (rounded to the compute dtype, as the
+    unsliced product is), or the output itself."""
+    return delta.sum(0).to(dt) if delta.dim() == 3 else delta
+
+
+def decode_projections_kind(device: torch.device, requested: str | None, batch: int, cfg) -> str:
+    """"triton" where lvr.train.decode_linear's kernels run (as decode attention's: CUDA, CPU only under Triton's
+    interpreter) and tile every projection of this model at this batch, else "cublas"."""
+    if requested not in (None, "triton", "cublas"):
+        raise ValueError(f"unknown decode projections {requested!r}; expected triton or cublas")
+    fits = DA.available(device) and DL.covers(batch, cfg.hidden_size, cfg.intermediate_size)
+    if requested == "triton" and not fits:
+        raise ValueError(f"Triton decode projections cannot run on {device.type} for batch {batch} here")
+    return "triton" if requested != "cublas" and fits else "cublas"
 
 
 def decode_attention_kind(device: torch.device, requested: str | None = None, head_dim: int = 128) -> str:
@@ -118,14 +146,13 @@ class StaticDecoder:
     advance by one per step). `step()` writes the new `h` and fp32 `logits` in place."""
 
     def __init__(self, model, batch: int, max_len: int, dtype: torch.dtype, device: torch.device, graph: bool,
-                 compile_layer: bool = False, attention: str | None = None, split: int | None = None):
+                 compile_layer: bool = False, attention: str | None = None, split: int | None = None,
+                 projections: str | None = None):
         cfg = model.config.get_text_config()
         if getattr(cfg, "use_sliding_window", False):
             raise ValueError("the static decode step has no sliding-window attention")
-        self.attention = decode_attention_kind(device, attention, cfg.hidden_size // cfg.num_attention_heads)
-        self.split = split or DA.default_split(batch, cfg.num_key_value_heads, max_len)
-        self.key = (batch, max_len, dtype, device, graph and device.type == "cuda", compile_layer, self.attention,
-                    self.split)
+        self.key = decoder_key(cfg, batch, max_len, dtype, device, graph, compile_layer, attention, split, projections)
+        self.attention, self.split, self.projections = self.key[-3:]
         # one compiled function serves every layer (same shapes): Inductor fuses the norms, rotation and casts;
         # the step's input and output ends become a few kernels instead of ~25 small ones
         compiled = (lambda fn: torch.compile(fn, fullgraph=True, dynamic=False)) if compile_layer else (lambda fn: fn)
@@ -147,7 +174,10 @@ class StaticDecoder:
         self.tok = torch.zeros(batch, dtype=torch.long, device=device)
         self.mode = torch.zeros(batch, dtype=torch.bool, device=device)
         self.h = torch.zeros(batch, cfg.hidden_size, dtype=STREAM, device=device)
-        self.no_delta = torch.zeros(batch, cfg.hidden_size, dtype=STREAM, device=device)   # layer 0's `delta`
+        # layer 0's `delta`, shaped as the other layers' (the MLP output, or its partial sums)
+        down = DL.plan(cfg.hidden_size, cfg.intermediate_size, batch) if self.projections == "triton" else None
+        lead = (down.split,) if down is not None and down.split > 1 else ()
+        self.no_delta = torch.zeros(*lead, batch, cfg.hidden_size, dtype=STREAM, device=device)
         self.idx = torch.zeros(batch, dtype=torch.long, device=device)
         self.pos = torch.zeros(batch, dtype=torch.long, device=device)
         self.logits = torch.zeros(batch, self.weights.head.shape[0], dtype=torch.float32, device=device)
@@ -188,7 +218,8 @@ class StaticDecoder:
             for layer, lw in enumerate(w.layers):
                 x, delta = self.layer_fn(x, delta, lw["ln1"], lw["qkv_w"], lw["qkv_b"], lw["o_w"], lw["ln2"],
                                          lw["gu_w"], lw["down_w"], self.k[layer], self.v[layer], cos, sin,
-                                         self.rows, self.idx, self.eps, self.n_heads, self.attention, self.split)
+                                         self.rows, self.idx, self.eps, self.n_heads, self.attention, self.split,
+                                         self.projections)
             self.outputs_fn(x, delta, w.norm, w.head, self.eps, self.h, self.logits, self.idx, self.pos)
 
 
@@ -207,7 +238,7 @@ def step_inputs(tok: torch.Tensor, mode: torch.Tensor, h: torch.Tensor, embed: t
 def step_outputs(x: torch.Tensor, delta: torch.Tensor, norm: torch.Tensor, head: torch.Tensor, eps: float,
                  h_out: torch.Tensor, logits_out: torch.Tensor, idx: torch.Tensor, pos: torch.Tensor) -> None:
     """Final norm into `h_out`, fp32 logits into `logits_out`, cache index and position advanced by one."""
-    x = x + delta
+    x = x + summed(delta, head.dtype)
     h = F.rms_norm(x, (x.shape[-1],), norm, eps)
     h_out.copy_(h)
     logits_out.copy_(F.linear(h.to(head.dtype), head))
@@ -218,24 +249,32 @@ def step_outputs(x: torch.Tensor, delta: torch.Tensor, norm: torch.Tensor, head:
 _DECODERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
+def decoder_key(cfg, batch: int, max_len: int, dtype: torch.dtype, device: torch.device, graph: bool,
+                compile_layer: bool, attention: str | None, split: int | None, projections: str | None) -> tuple:
+    """What a StaticDecoder is built for, every automatic choice resolved; its last three entries are the attention
+    kind, the split-K chunk size and the projections kind. A cached decoder is reused only for an equal key."""
+    return (batch, max_len, dtype, device, graph and device.type == "cuda", compile_layer,
+            decode_attention_kind(device, attention, cfg.hidden_size // cfg.num_attention_heads),
+            split or DA.default_split(batch, cfg.num_key_value_heads, max_len),
+            decode_projections_kind(device, projections, batch, cfg))
+
+
 def static_decoder(model, batch: int, max_len: int, dtype: torch.dtype, device: torch.device,
                    graph: bool, compile_layer: bool = False, attention: str | None = None,
-                   split: int | None = None) -> StaticDecoder:
+                   split: int | None = None, projections: str | None = None) -> StaticDecoder:
     """The model's decoder for this shape, weights refreshed; rebuilt (cache and graph) only when the shape changes.
     The cache length is rounded up to a multiple of 256 so varying prompt lengths reuse one graph (the split-K
     attention skips the unfilled slots, so the padding costs no attention work)."""
     max_len = -(-max_len // 256) * 256
-    text = model.config.get_text_config()
-    kind = decode_attention_kind(device, attention, text.hidden_size // text.num_attention_heads)
-    split = split or DA.default_split(batch, text.num_key_value_heads, max_len)
-    key = (batch, max_len, dtype, device, graph and device.type == "cuda", compile_layer, kind, split)
+    key = decoder_key(model.config.get_text_config(), batch, max_len, dtype, device, graph, compile_layer, attention,
+                      split, projections)
     dec = _DECODERS.get(model)
     if dec is not None and dec.key == key:
         dec.weights.refresh(model)
         return dec
     _DECODERS.pop(model, None)
     del dec
-    dec = StaticDecoder(model, batch, max_len, dtype, device, graph, compile_layer, kind, split)
+    dec = StaticDecoder(model, batch, max_len, dtype, device, graph, compile_layer, *key[-3:])
     _DECODERS[model] = dec
     return dec
 

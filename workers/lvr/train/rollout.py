@@ -55,6 +55,9 @@ class SamplingConfig:
     decode_attention: str | None = None
     #: cache slots per split-K program; None: lvr.train.decode_attention.default_split
     decode_split: int | None = None
+    #: the static engine's weight projections: "triton" (lvr.train.decode_linear) or "cublas"; None: triton where
+    #: its kernels run
+    decode_projections: str | None = None
     #: the static engine's matmul dtype; None: autocast's dtype when autocast is on, else the weights' dtype
     compute_dtype: torch.dtype | None = None
     done_check_every: int = 16
@@ -81,10 +84,14 @@ class Rollout:
 
 
 def sample_next(logits: torch.Tensor, cfg: SamplingConfig, history: torch.Tensor | None,
-                generator: torch.Generator | None) -> torch.Tensor:
+                generator: torch.Generator | None, compiled: bool = False) -> torch.Tensor:
     """One token per row from softmax(logits / temperature) restricted to the top-k (every logit tied with the k-th
-    kept) and the top-p nucleus."""
+    kept) and the top-p nucleus. Without a nucleus or repetition penalty (the rollout defaults) the draw is
+    `pick_top_k`'s, compiled when `compiled` (a few kernels per token instead of ~15)."""
     logits = logits.float()
+    if cfg.top_p >= 1.0 and (cfg.repetition_penalty == 1.0 or history is None):
+        q = torch.empty_like(logits).exponential_(1.0, generator=generator)   # the draw sample_categorical makes
+        return pick_top_k(logits, q, cfg.temperature, cfg.top_k or 0, compiled)
     if cfg.repetition_penalty != 1.0 and history is not None:
         prev = torch.gather(logits, 1, history)
         prev = penalize_seen_logits(prev, cfg.repetition_penalty, where=torch.where)
@@ -104,6 +111,29 @@ def sample_next(logits: torch.Tensor, cfg: SamplingConfig, history: torch.Tensor
     return sample_categorical((logits - row_max).exp(), generator)
 
 
+def pick_top_k(logits: torch.Tensor, q: torch.Tensor, temperature: float, top_k: int,
+               compiled: bool = False) -> torch.Tensor:
+    """`sample_categorical` over softmax(logits / temperature) restricted to the top-k, given its Exp(1) draws `q`:
+    the argmax of `draw_ratios` (computed by a compiled function when `compiled`; the argmax stays an ATen
+    reduction, which spreads each row over many blocks where a fused one gets one block per row)."""
+    return (_compiled_ratios() if compiled else draw_ratios)(logits, q, temperature, top_k).argmax(-1)
+
+
+def draw_ratios(logits: torch.Tensor, q: torch.Tensor, temperature: float, top_k: int) -> torch.Tensor:
+    """w / q per entry, w = exp(z - max z) for z = logits / temperature within the top-k (every entry tied with the
+    k-th kept), 0 outside it."""
+    z = logits / temperature
+    if top_k > 0:
+        top = torch.topk(z, min(top_k, z.shape[-1]), dim=-1, sorted=False).values
+        return torch.where(z >= top.amin(-1, keepdim=True), (z - top.amax(-1, keepdim=True)).exp() / q, 0.0)
+    return (z - z.amax(-1, keepdim=True)).exp() / q
+
+
+@functools.cache
+def _compiled_ratios():
+    return torch.compile(draw_ratios, fullgraph=True, dynamic=False)
+
+
 def sample_categorical(weights: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """One index per row with probability proportional to `weights` [B, V] (≥ 0, a positive maximum per row):
     argmax(w / q) with q ~ Exp(1), the draw torch.multinomial makes for one sample, without its validity checks
@@ -114,16 +144,18 @@ def sample_categorical(weights: torch.Tensor, generator: torch.Generator | None)
 
 def record_step(t: torch.Tensor, tok: torch.Tensor, logits: torch.Tensor, done: torch.Tensor, mode: torch.Tensor,
                 remaining: torch.Tensor, eos: torch.Tensor, toks: torch.Tensor, lat: torch.Tensor, valid: torch.Tensor,
-                lps: torch.Tensor, next_tok: torch.Tensor, next_mode: torch.Tensor, temperature: float,
-                lvr_steps: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                lps: torch.Tensor, h: torch.Tensor, hin: torch.Tensor, next_tok: torch.Tensor, next_mode: torch.Tensor,
+                temperature: float, lvr_steps: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The static engine's bookkeeping for the token `tok` sampled at completion position `t` ([1], advanced here):
-    finished rows get padding; the token, its log-prob, whether its position's input was a latent, and whether the
-    row was still running are recorded in column t; the decode step's inputs (`next_tok`, `next_mode` = this
-    position's mode) are written. Returns (done, mode after the next forward, remaining latent steps).
+    finished rows get padding; the token, its log-prob, the position's input hidden state `h` (into `hin`), whether
+    that input was a latent, and whether the row was still running are recorded in column t; the decode step's
+    inputs (`next_tok`, `next_mode` = this position's mode) are written. Returns (done, mode after the next
+    forward, remaining latent steps).
     One function so that the rollout compiles it into a few kernels instead of ~40 small launches per token."""
     tok = torch.where(done, T.PAD_ID, tok)
     toks.index_copy_(1, t, tok[:, None])
     lps.index_copy_(1, t, token_logps(logits, tok, temperature)[:, None])
+    hin.index_copy_(1, t, h[:, None])
     lat.index_copy_(1, t, (mode & ~done)[:, None])
     valid.index_copy_(1, t, (~done)[:, None])
     next_tok.copy_(tok)
@@ -242,7 +274,7 @@ def rollout_static(model, prompts: list[PromptInputs], G: int, cfg: SamplingConf
     B, n_new = len(prompts) * G, cfg.max_new_tokens
     lengths = [int(p.ids.shape[1]) for p in prompts]
     dec = static_decoder(model, B, max(lengths) + n_new, _compute_dtype(model, dev, cfg), dev, cfg.cuda_graphs,
-                         cfg.compile_step, cfg.decode_attention, cfg.decode_split)
+                         cfg.compile_step, cfg.decode_attention, cfg.decode_split, cfg.decode_projections)
     h0, logits0, idx0, delta0 = [], [], [], []
     for k, pre in enumerate(prefill_prompts(model, prompts)):
         dec.load_prefix(slice(k * G, (k + 1) * G), pre.keys, pre.values)
@@ -276,10 +308,9 @@ def rollout_static(model, prompts: list[PromptInputs], G: int, cfg: SamplingConf
         if t == 0 and cfg.force_first_token is not None:
             tok = torch.full((B,), cfg.force_first_token, dtype=torch.long, device=dev)
         else:
-            tok = sample_next(logits, cfg, history, generator)
-        hin[:, t] = h
+            tok = sample_next(logits, cfg, history, generator, compiled=cfg.compile_step)
         done, next_mode, remaining = record(t_index, tok, logits, done, mode, remaining, eos, toks, lat, valid, lps,
-                                            dec.tok, dec.mode, cfg.temperature, cfg.lvr_steps)
+                                            h, hin, dec.tok, dec.mode, cfg.temperature, cfg.lvr_steps)
         if history is not None:
             history = torch.cat([history, dec.tok[:, None]], 1)
         if t == n_new - 1 or (t % cfg.done_check_every == cfg.done_check_every - 1 and bool(done.all())):

@@ -1,5 +1,6 @@
 """The static rollout step's split-K decode attention (lvr.train.decode_attention) computes SDPA's function over
-each row's filled cache, and rollouts through it decode the same tokens as through SDPA whatever the chunk size.
+each row's filled cache, its Triton projections (lvr.train.decode_linear) compute the products, and rollouts through
+them decode the same tokens as through SDPA and cuBLAS whatever the chunk size.
 The Triton kernels run on CPU under Triton's interpreter, in a child process (the interpreter is chosen when the
 kernels are defined). Also the sampling helpers of the rollout's per-token tail."""
 
@@ -15,8 +16,9 @@ import pytest
 import torch
 
 from lvr.train import decode_attention as DA
+from lvr.train import decode_linear as DL
 from lvr.train import rollout as RO
-from lvr.train.decode_step import decode_attention_kind
+from lvr.train.decode_step import decode_attention_kind, decode_projections_kind
 
 HERE = Path(__file__).resolve().parent
 
@@ -46,11 +48,21 @@ def test_fused_kernel_rotates_writes_the_new_slot_and_attends_through_it(interpr
         assert case["cache_err"] < 1e-6, case
 
 
-def test_rollouts_through_split_k_decode_like_sdpa_at_every_chunk_size(interpreted):
+def test_projection_kernels_equal_the_products_over_every_slicing(interpreted):
+    cases = interpreted["projection"]
+    assert len(cases) == 7
+    for case in cases:
+        assert case["shape"] == case["split_shape"], case       # partial sums per slice, or the product itself
+        assert case["rel_err"] < 1e-5, case
+
+
+def test_rollouts_through_split_k_decode_and_triton_projections_like_sdpa_and_cublas(interpreted):
     runs = interpreted["rollouts"]
     base = runs["sdpa"]
+    assert base["projections"] == "cublas"
+    assert runs["sdpa_triton"]["projections"] == runs["split64_triton_compiled"]["projections"] == "triton"
     assert any(any(row) for lat in base["latent"] for row in lat)      # latent blocks really ran
-    for name in ("split64", "split256", "split64_compiled"):
+    for name in ("split64", "split256", "split64_compiled", "sdpa_triton", "split64_triton_compiled"):
         assert runs[name]["tokens"] == base["tokens"], name
         assert runs[name]["latent"] == base["latent"], name
         for a, b in zip(runs[name]["logps"], base["logps"]):
@@ -100,3 +112,44 @@ def test_token_logps_equal_log_softmax():
     tok = torch.randint(0, 5000, (6,), generator=gen)
     ref = torch.gather((logits / 0.7).log_softmax(-1), 1, tok[:, None]).squeeze(1)
     assert torch.allclose(RO.token_logps(logits, tok, 0.7), ref, atol=1e-5)
+
+
+def test_projection_plans_cover_the_gpu_and_the_choice_is_checked():
+    from transformers import Qwen2Config
+
+    p = DL.plan(2048, 2048, 8)                    # 3B o: 64 column blocks x 4 slices
+    assert (2048 // p.bn) * p.split >= DL.TARGET_PROGRAMS and p.split == 4
+    assert DL.plan(11008, 2048, 8, split=1).split == 1 and DL.plan(2048, 11008, 8).split == 4
+    assert DL.slice_len(11008, DL.Plan(split=8)) * 7 < 11008 <= DL.slice_len(11008, DL.Plan(split=8)) * 8
+    assert DL.plan(2048, 2048, 17) is None and DL.plan(2040, 2048, 8) is None and DL.plan(2048, 2000, 8) is None
+    cfg = Qwen2Config(hidden_size=2048, intermediate_size=11008, num_attention_heads=16, num_key_value_heads=2)
+    cpu = torch.device("cpu")
+    assert decode_projections_kind(cpu, "cublas", 8, cfg) == "cublas"
+    with pytest.raises(ValueError, match="unknown decode projections"):
+        decode_projections_kind(cpu, "cutlass", 8, cfg)
+    with pytest.raises(ValueError, match="cannot run"):
+        decode_projections_kind(cpu, "triton", 32, cfg)       # more rows than one tile
+    if not DA.available(cpu):
+        assert decode_projections_kind(cpu, None, 8, cfg) == "cublas"
+    with pytest.raises(ValueError, match="no Triton tiling"):
+        DL.rows_linear_into(torch.zeros(20, 64), torch.zeros(32, 64))
+
+
+def test_top_k_draw_is_the_reference_draw():
+    """sample_next's default path (top-k, no nucleus) draws what the explicit sort-and-mask reference draws from the
+    same generator state."""
+    cfg = RO.SamplingConfig(temperature=0.7, top_k=20)
+    gen = torch.Generator().manual_seed(3)
+    logits = torch.randn(6, 151936, generator=gen) * 3
+    got = RO.sample_next(logits, cfg, None, torch.Generator().manual_seed(5))
+    z = logits / 0.7
+    kth = torch.sort(z, descending=True).values[:, 19:20]
+    w = (z.masked_fill(z < kth, float("-inf")) - z.amax(-1, keepdim=True)).exp()
+    ref = RO.sample_categorical(w, torch.Generator().manual_seed(5))
+    assert torch.equal(got, ref)
+    assert bool((torch.gather(z, 1, got[:, None]) >= kth).all())
+    tied = torch.randint(-8, 8, (4, 5000), generator=gen).float()   # many entries tied with the k-th
+    got = RO.sample_next(tied, cfg, None, torch.Generator().manual_seed(6))
+    kth = torch.sort(tied / 0.7, descending=True).values[:, 19:20]
+    w = ((tied / 0.7).masked_fill(tied / 0.7 < kth, float("-inf")) - (tied / 0.7).amax(-1, keepdim=True)).exp()
+    assert torch.equal(got, RO.sample_categorical(w, torch.Generator().manual_seed(6)))

@@ -30,9 +30,9 @@ def setup(tiny_dir, data_dir, monkeypatch_module):
     real = RO.sample_next
     calls = {"n": 0}
 
-    def scripted(logits, cfg, history, generator):  # every completion starts with <|lvr_start|>
+    def scripted(logits, cfg, history, generator, compiled=False):  # every completion starts with <|lvr_start|>
         calls["n"] += 1
-        tok = real(logits, cfg, history, generator)
+        tok = real(logits, cfg, history, generator, compiled)
         return torch.full_like(tok, T.LVR_START_ID) if calls["n"] == 1 else tok
 
     def do_rollout(model, G=4, seed=0):

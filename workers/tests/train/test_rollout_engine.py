@@ -47,8 +47,8 @@ def _scripted_rollout(monkeypatch, scripts):
     real = RO.sample_next
     step = {"t": 0}
 
-    def scripted(logits, cfg, history, generator):
-        tok = real(logits, cfg, history, generator).clone()
+    def scripted(logits, cfg, history, generator, compiled=False):
+        tok = real(logits, cfg, history, generator, compiled).clone()
         for row, script in enumerate(scripts):
             if step["t"] in script:
                 tok[row] = script[step["t"]]
