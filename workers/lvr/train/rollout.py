@@ -86,29 +86,32 @@ class Rollout:
 def sample_next(logits: torch.Tensor, cfg: SamplingConfig, history: torch.Tensor | None,
                 generator: torch.Generator | None, compiled: bool = False) -> torch.Tensor:
     """One token per row from softmax(logits / temperature) restricted to the top-k (every logit tied with the k-th
-    kept) and the top-p nucleus. Without a nucleus or repetition penalty (the rollout defaults) the draw is
+    kept) and the top-p nucleus, after the repetition penalty. Without a nucleus (the rollout default) the draw is
     `pick_top_k`'s, compiled when `compiled` (a few kernels per token instead of ~15)."""
     logits = logits.float()
-    if cfg.top_p >= 1.0 and (cfg.repetition_penalty == 1.0 or history is None):
-        q = torch.empty_like(logits).exponential_(1.0, generator=generator)   # the draw sample_categorical makes
-        return pick_top_k(logits, q, cfg.temperature, cfg.top_k or 0, compiled)
     if cfg.repetition_penalty != 1.0 and history is not None:
         prev = torch.gather(logits, 1, history)
         prev = penalize_seen_logits(prev, cfg.repetition_penalty, where=torch.where)
         logits = logits.scatter(1, history, prev)
-    logits = logits / cfg.temperature
-    top = None
-    if cfg.top_k and cfg.top_k > 0:
-        top = torch.topk(logits, min(cfg.top_k, logits.shape[-1]), dim=-1).values
-        logits = logits.masked_fill(logits < top[:, -1:], float("-inf"))
-    if cfg.top_p < 1.0:
-        sorted_l, idx = torch.sort(logits, descending=True)
-        cum = sorted_l.softmax(-1).cumsum(-1)
-        drop = cum - sorted_l.softmax(-1) > cfg.top_p
-        logits = logits.masked_fill(drop.scatter(1, idx, drop), float("-inf"))
+    if cfg.top_p >= 1.0:
+        q = torch.empty_like(logits).exponential_(1.0, generator=generator)   # the draw sample_categorical makes
+        return pick_top_k(logits, q, cfg.temperature, cfg.top_k or 0, compiled)
+    z, top = top_k_filter(logits / cfg.temperature, cfg.top_k or 0)
+    sorted_z, idx = torch.sort(z, descending=True)
+    cum = sorted_z.softmax(-1).cumsum(-1)
+    drop = cum - sorted_z.softmax(-1) > cfg.top_p
+    z = z.masked_fill(drop.scatter(1, idx, drop), float("-inf"))
     # unnormalised weights suffice (the nucleus never drops the maximum): one elementwise pass instead of a softmax
-    row_max = top[:, :1] if top is not None else logits.amax(-1, keepdim=True)
-    return sample_categorical((logits - row_max).exp(), generator)
+    return sample_categorical((z - top).exp(), generator)
+
+
+def top_k_filter(z: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`z` with every entry below the k-th largest of its row set to -inf (ties with the k-th kept; `top_k` 0: none),
+    and each row's maximum [B, 1]."""
+    if top_k <= 0:
+        return z, z.amax(-1, keepdim=True)
+    top = torch.topk(z, min(top_k, z.shape[-1]), dim=-1, sorted=False).values
+    return z.masked_fill(z < top.amin(-1, keepdim=True), float("-inf")), top.amax(-1, keepdim=True)
 
 
 def pick_top_k(logits: torch.Tensor, q: torch.Tensor, temperature: float, top_k: int,
@@ -120,13 +123,9 @@ def pick_top_k(logits: torch.Tensor, q: torch.Tensor, temperature: float, top_k:
 
 
 def draw_ratios(logits: torch.Tensor, q: torch.Tensor, temperature: float, top_k: int) -> torch.Tensor:
-    """w / q per entry, w = exp(z - max z) for z = logits / temperature within the top-k (every entry tied with the
-    k-th kept), 0 outside it."""
-    z = logits / temperature
-    if top_k > 0:
-        top = torch.topk(z, min(top_k, z.shape[-1]), dim=-1, sorted=False).values
-        return torch.where(z >= top.amin(-1, keepdim=True), (z - top.amax(-1, keepdim=True)).exp() / q, 0.0)
-    return (z - z.amax(-1, keepdim=True)).exp() / q
+    """w / q per entry, w = exp(z - max z) for z = logits / temperature within the top-k, 0 outside it."""
+    z, top = top_k_filter(logits / temperature, top_k)
+    return (z - top).exp() / q
 
 
 @functools.cache

@@ -153,3 +153,19 @@ def test_top_k_draw_is_the_reference_draw():
     kth = torch.sort(tied / 0.7, descending=True).values[:, 19:20]
     w = ((tied / 0.7).masked_fill(tied / 0.7 < kth, float("-inf")) - (tied / 0.7).amax(-1, keepdim=True)).exp()
     assert torch.equal(got, RO.sample_categorical(w, torch.Generator().manual_seed(6)))
+
+
+def test_nucleus_draw_keeps_only_the_top_p_mass_and_its_proportions():
+    cfg = RO.SamplingConfig(temperature=1.0, top_k=0, top_p=0.6)
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    logits = probs.log().expand(4000, -1).contiguous()
+    draws = RO.sample_next(logits, cfg, None, torch.Generator().manual_seed(0))
+    assert set(draws.tolist()) == {0, 1}                                  # 0.5 + 0.3 covers 0.6
+    assert abs(float((draws == 0).float().mean()) - 0.5 / 0.8) < 0.03
+
+
+def test_repetition_penalty_applies_before_the_top_k_draw():
+    cfg = RO.SamplingConfig(temperature=1.0, top_k=1, repetition_penalty=100.0)
+    logits = torch.tensor([[5.0, 4.0, 1.0], [5.0, 4.0, 1.0]])
+    history = torch.tensor([[0], [2]])          # row 0 has seen token 0: its logit drops below token 1's
+    assert RO.sample_next(logits, cfg, history, torch.Generator().manual_seed(0)).tolist() == [1, 0]
