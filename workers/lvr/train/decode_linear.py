@@ -46,12 +46,11 @@ class Plan:
 def plan(n_out: int, k: int, rows: int, split: int | None = None) -> Plan | None:
     """The tiling for an [rows, k] x [n_out, k]ᵀ product, or None when these kernels do not cover it. K is cut into
     the fewest slices (1, 2, 4, 8) that give at least TARGET_PROGRAMS programs (or exactly `split`)."""
-    p = Plan()
-    if rows > MAX_ROWS or n_out % p.bn or k % p.bk:
+    tile = Plan()
+    if rows > MAX_ROWS or n_out % tile.bn or k % tile.bk:
         return None
-    blocks = n_out // p.bn
-    s = split or next((s for s in (1, 2, 4) if blocks * s >= TARGET_PROGRAMS), 8)
-    return Plan(bn=p.bn, bk=p.bk, split=s)
+    blocks = n_out // tile.bn
+    return Plan(split=split or next((s for s in (1, 2, 4) if blocks * s >= TARGET_PROGRAMS), 8))
 
 
 def slice_len(k: int, p: Plan) -> int:
@@ -99,8 +98,10 @@ if triton is not None:
 def _check(x: torch.Tensor, w: torch.Tensor, n_out: int, p: Plan | None) -> Plan:
     if (p is None or x.stride(-1) != 1 or w.stride(-1) != 1 or x.shape[1] != w.shape[1] or x.shape[0] > MAX_ROWS
             or n_out % p.bn or x.shape[1] % p.bk):
+        tile = p or Plan()
         raise ValueError(f"no Triton tiling for x {tuple(x.shape)} x w {tuple(w.shape)} ({n_out} outputs); needs "
-                         f"≤ {MAX_ROWS} rows, outputs a multiple of 32, K a multiple of 64, unit inner strides")
+                         f"≤ {MAX_ROWS} rows, outputs a multiple of {tile.bn}, K a multiple of {tile.bk}, unit inner "
+                         "strides")
     return p
 
 
@@ -117,10 +118,17 @@ def rows_linear_into(x: torch.Tensor, w: torch.Tensor, split: int | None = None,
     """x [M, K] · w [N, K]ᵀ. One slice: [M, N] in x's dtype; `split` > 1 slices: fp32 partial sums [split, M, N]
     whose sum over dim 0 is the product."""
     p = _check(x, w, w.shape[0], p or plan(w.shape[0], x.shape[1], x.shape[0], split))
-    shape = (p.split, x.shape[0], w.shape[0]) if p.split > 1 else (x.shape[0], w.shape[0])
-    y = torch.empty(shape, dtype=torch.float32 if p.split > 1 else x.dtype, device=x.device)
+    y = _product(x, w.shape[0], p)
     _launch(x, w, y, w.shape[0], p, swiglu=False)
     return y
+
+
+def _product(x: torch.Tensor, n_out: int, p: Plan) -> torch.Tensor:
+    """The empty output of a product tiled by `p` (also the custom op's fake): fp32 partial sums per slice, or the
+    product itself in x's dtype."""
+    if p.split > 1:
+        return x.new_empty((p.split, x.shape[0], n_out), dtype=torch.float32)
+    return x.new_empty((x.shape[0], n_out))
 
 
 def swiglu_into(x: torch.Tensor, gate_up: torch.Tensor, p: Plan | None = None) -> torch.Tensor:
@@ -148,10 +156,7 @@ def rows_linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 
 @rows_linear.register_fake
 def _(x, w):
-    p = plan(w.shape[0], x.shape[1], x.shape[0])
-    if p is not None and p.split > 1:
-        return x.new_empty((p.split, x.shape[0], w.shape[0]), dtype=torch.float32)
-    return x.new_empty((x.shape[0], w.shape[0]))
+    return _product(x, w.shape[0], plan(w.shape[0], x.shape[1], x.shape[0]) or Plan())
 
 
 @torch.library.custom_op("lvr::swiglu_linear", mutates_args=())
