@@ -30,7 +30,9 @@ Writes $OUT/train_grpo.json and prints `BENCH {json}`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import inspect
 import json
 import os
 import time
@@ -317,8 +319,6 @@ def rollout_split(model, prompts, G: int, cfg: SamplingConfig, autocast, timed: 
 
     dev = prompts[0].ids.device
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    # the tree's own prefill of all prompts (batched here; an older tree prefilled one prompt at a time)
-    prefill = getattr(RO, "prefill_prompts", None) or (lambda m, ps: [RO._prefill(m, p) for p in ps])
     times: dict[str, list[float]] = {k: [] for k in ("refresh_s", "prefill_s", "vision_s", "rope_index_s", "text_s")}
 
     def timed_part(name: str, fn):
@@ -329,24 +329,37 @@ def rollout_split(model, prompts, G: int, cfg: SamplingConfig, autocast, timed: 
         times[name].append(time.time() - t0)
         return out
 
+    # the tree's own prefill of all prompts: through the decoder's weights where the tree has that (batched
+    # prompts; an older tree prefilled one prompt at a time through transformers)
+    own = hasattr(RO, "prefill_prompts") and "decoder" in inspect.signature(RO.prefill_prompts).parameters
+    vision_ctx = getattr(RO, "compiled_vision_blocks", None)
     model.eval()
     with autocast():
         for _ in range(reps):
-            timed_part("refresh_s", lambda: static_decoder(
+            dec = timed_part("refresh_s", lambda: static_decoder(
                 model, len(prompts) * G, max(int(p.ids.shape[1]) for p in prompts) + cfg.max_new_tokens,
                 RO._compute_dtype(model, dev, cfg), dev, cfg.cuda_graphs, cfg.compile_step, cfg.decode_attention,
                 cfg.decode_split, **({"projections": cfg.decode_projections}
                                      if hasattr(cfg, "decode_projections") else {})))
-            timed_part("prefill_s", lambda: prefill(model, prompts))
+            if own:
+                timed_part("prefill_s", lambda: RO.prefill_prompts(model, prompts, dec))
+            elif hasattr(RO, "prefill_prompts"):
+                timed_part("prefill_s", lambda: RO.prefill_prompts(model, prompts))
+            else:
+                timed_part("prefill_s", lambda: [RO._prefill(model, p) for p in prompts])
             for p in prompts:
-                vis = timed_part("vision_s", lambda: visual_features(model, p.pixel_values, p.grid))
+                with vision_ctx(model, dec.compiled) if own and vision_ctx else contextlib.nullcontext():
+                    vis = timed_part("vision_s", lambda: visual_features(model, p.pixel_values, p.grid))
                 emb, pos = timed_part("rope_index_s", lambda: (
                     embed_inputs(model, p.ids, vis),
                     model.model.get_rope_index(p.ids, mm_token_type_ids=(p.ids == T.IMAGE_PAD_ID).int(),
                                                image_grid_thw=p.grid)[0]))
-                cache = DynamicCache(config=model.config.get_text_config())
-                timed_part("text_s", lambda: model.model.language_model(
-                    inputs_embeds=emb, position_ids=pos, past_key_values=cache, use_cache=True))
+                if own:
+                    timed_part("text_s", lambda: dec.prefill(emb, pos, [int(p.ids.shape[1])]))
+                else:
+                    cache = DynamicCache(config=model.config.get_text_config())
+                    timed_part("text_s", lambda: model.model.language_model(
+                        inputs_embeds=emb, position_ids=pos, past_key_values=cache, use_cache=True))
     med = {k: float(np.median(v)) for k, v in times.items()}
     loop_s = timed["rollout_s"] - med["refresh_s"] - med["prefill_s"]
     return {**med, "loop_s": loop_s, "ms_per_decode_step": 1e3 * loop_s / max(1, timed["completion_tokens"] - 1)}

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from . import decode_attention as DA
 from . import decode_linear as DL
+from . import prefill_step as PS
 from .decode_attention import decode_attention_rope, sdpa_attention
 from .decode_linear import rows_linear, swiglu_linear
 
@@ -153,18 +154,24 @@ class StaticDecoder:
             raise ValueError("the static decode step has no sliding-window attention")
         self.key = decoder_key(cfg, batch, max_len, dtype, device, graph, compile_layer, attention, split, projections)
         self.attention, self.split, self.projections = self.key[-3:]
+        self.compiled = compile_layer
         # one compiled function serves every layer (same shapes): Inductor fuses the norms, rotation and casts;
         # the step's input and output ends become a few kernels instead of ~25 small ones
         compiled = (lambda fn: torch.compile(fn, fullgraph=True, dynamic=False)) if compile_layer else (lambda fn: fn)
         self.layer_fn = compiled(decoder_layer)
         self.inputs_fn = compiled(step_inputs)
         self.outputs_fn = compiled(step_outputs)
+        # the prompts' prefill: compiled for any prompt length and count (one graph for every layer)
+        prefill = (lambda fn: torch.compile(fn, fullgraph=True, dynamic=True)) if compile_layer else (lambda fn: fn)
+        self.prefill_fn = prefill(PS.prefill_layer)
+        self.prefill_out_fn = prefill(PS.prefill_outputs)
         self.n_heads, self.n_kv = cfg.num_attention_heads, cfg.num_key_value_heads
         self.head_dim = cfg.hidden_size // cfg.num_attention_heads
         self.eps = cfg.rms_norm_eps
         rot = model.model.language_model.rotary_emb
         self.inv_freq = rot.inv_freq.detach().to(device=device, dtype=torch.float32).clone()
         self.rope_scale = float(rot.attention_scaling)
+        self.mrope_section = list(rot.mrope_section)
         self.weights = DecoderWeights(model, dtype, device)
         shape = (batch, self.n_kv, max_len, self.head_dim)
         # one tensor per layer (not views of one): the compiled layer sees identical inputs for every layer
@@ -189,6 +196,25 @@ class StaticDecoder:
             n = k.shape[2]
             self.k[layer][rows, :, :n] = k.to(self.k[layer].dtype)
             self.v[layer][rows, :, :n] = v.to(self.v[layer].dtype)
+
+    @torch.no_grad()
+    def prefill(self, emb: torch.Tensor, pos: torch.Tensor, lengths: list[int]
+                ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """Right-padded prompts through the decoder's weights (lvr.train.prefill_step): input embeddings [K, P, H],
+        M-RoPE positions [3, K, P]. Returns each prompt's last hidden state [K, H] and logits [K, V] (fp32) and the
+        per-layer keys and values [K, kv_heads, P, D] for `load_prefix`."""
+        with torch.autocast(emb.device.type, enabled=False):
+            w = self.weights
+            cos, sin = PS.mrope_cos_sin(pos, self.inv_freq, self.mrope_section, self.rope_scale)
+            x, keys, values = emb.to(STREAM), [], []
+            for lw in w.layers:
+                x, k, v = self.prefill_fn(x, lw["ln1"], lw["qkv_w"], lw["qkv_b"], lw["o_w"], lw["ln2"], lw["gu_w"],
+                                          lw["down_w"], cos, sin, self.eps, self.n_heads, self.n_kv)
+                keys.append(k)
+                values.append(v)
+            last = torch.tensor(lengths, device=emb.device) - 1
+            h, logits = self.prefill_out_fn(x, last, w.norm, w.head, self.eps)
+        return h, logits, keys, values
 
     def step(self) -> None:
         if self.graph is not None:

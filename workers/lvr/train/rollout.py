@@ -7,8 +7,9 @@ rollout's latents at exactly their positions (paper Eq. 5; fixes the shifted rep
 
 Two engines with one semantics:
 - `static` (default): each prompt is prefilled once (the step's prompts batched: one vision-tower call, one
-  right-padded text forward) and its cache copied into its G rows of a preallocated cache; then one token per row
-  per step through lvr.train.decode_step (a CUDA graph on GPU). Rows of different
+  right-padded text forward through the decode step's weights, both compiled with the step: lvr.train.prefill_step)
+  and its cache copied into its G rows of a preallocated cache; then one token per row per step through
+  lvr.train.decode_step (a CUDA graph on GPU). Rows of different
   prompts keep their own cache index and RoPE position, rows in a latent block and rows emitting text share each
   step, and finished rows are fed padding until every row is done (checked every `done_check_every` steps, so the
   host never waits on the GPU in between); the outputs are cut where the old loop would have stopped. Per token, the
@@ -29,8 +30,9 @@ from transformers import DynamicCache
 from .. import tokens as T
 from ..lvr_state import LvrRule, LvrStateMachine, steps_transition
 from ..repetition import penalize_seen_logits
-from .decode_step import static_decoder
+from .decode_step import StaticDecoder, static_decoder
 from .losses import embed_inputs, visual_features
+from .prefill_step import compiled_vision_blocks
 
 
 @dataclass
@@ -225,21 +227,23 @@ class Prefilled:
 
 
 @torch.no_grad()
-def prefill_prompts(model, prompts: list[PromptInputs], max_tokens: int = PREFILL_TOKENS) -> list[Prefilled]:
+def prefill_prompts(model, prompts: list[PromptInputs], decoder: StaticDecoder,
+                    max_tokens: int = PREFILL_TOKENS) -> list[Prefilled]:
     """Every prompt's prefill, in order, batched: consecutive prompts share one vision-tower call and one
-    right-padded text forward while the padded batch stays within `max_tokens` (pads come after each prompt's
-    tokens, so under the causal mask its positions see what its own forward would)."""
+    right-padded text forward through `decoder`'s weights while the padded batch stays within `max_tokens` (pads
+    come after each prompt's tokens, so under the causal mask its positions see what its own forward would). A
+    compiled decoder also runs the vision blocks compiled (lvr.train.prefill_step)."""
     out: list[Prefilled] = []
     group: list[PromptInputs] = []
     for p in prompts:
         if group and (len(group) + 1) * max(int(q.ids.shape[1]) for q in [*group, p]) > max_tokens:
-            out.extend(_prefill_batch(model, group))
+            out.extend(_prefill_batch(model, group, decoder))
             group = []
         group.append(p)
-    return out + _prefill_batch(model, group) if group else out
+    return out + _prefill_batch(model, group, decoder) if group else out
 
 
-def _prefill_batch(model, prompts: list[PromptInputs]) -> list[Prefilled]:
+def _prefill_batch(model, prompts: list[PromptInputs], decoder: StaticDecoder) -> list[Prefilled]:
     dev = prompts[0].ids.device
     lengths = [int(p.ids.shape[1]) for p in prompts]
     K, P = len(prompts), max(lengths)
@@ -249,20 +253,16 @@ def _prefill_batch(model, prompts: list[PromptInputs]) -> list[Prefilled]:
         ids[k, :lengths[k]] = p.ids[0]
         mask[k, :lengths[k]] = 1
     grid = torch.cat([p.grid for p in prompts])
-    vis = visual_features(model, torch.cat([p.pixel_values for p in prompts]), grid)
+    with compiled_vision_blocks(model, decoder.compiled):
+        vis = visual_features(model, torch.cat([p.pixel_values for p in prompts]), grid)
     emb = embed_inputs(model, ids, vis)
     padded = K > 1 and min(lengths) < P
     pos, delta = model.model.get_rope_index(ids, mm_token_type_ids=(ids == T.IMAGE_PAD_ID).int(), image_grid_thw=grid,
                                             attention_mask=mask if padded else None)
-    cache = DynamicCache(config=model.config.get_text_config())
-    out = model.model.language_model(inputs_embeds=emb, position_ids=pos, attention_mask=mask if padded else None,
-                                     past_key_values=cache, use_cache=True)
-    last = torch.tensor(lengths, device=dev) - 1
-    h = out.last_hidden_state[torch.arange(K, device=dev), last]
-    logits = model.lm_head(h)
+    h, logits, keys, values = decoder.prefill(emb, pos.to(dev), lengths)
     delta = delta.to(dev).reshape(K, 1)
-    return [Prefilled(h[k:k + 1], logits[k:k + 1], [layer.keys[k:k + 1, :, :n] for layer in cache.layers],
-                      [layer.values[k:k + 1, :, :n] for layer in cache.layers], delta[k:k + 1])
+    return [Prefilled(h[k:k + 1], logits[k:k + 1], [x[k:k + 1, :, :n] for x in keys],
+                      [x[k:k + 1, :, :n] for x in values], delta[k:k + 1])
             for k, n in enumerate(lengths)]
 
 
@@ -275,7 +275,7 @@ def rollout_static(model, prompts: list[PromptInputs], G: int, cfg: SamplingConf
     dec = static_decoder(model, B, max(lengths) + n_new, _compute_dtype(model, dev, cfg), dev, cfg.cuda_graphs,
                          cfg.compile_step, cfg.decode_attention, cfg.decode_split, cfg.decode_projections)
     h0, logits0, idx0, delta0 = [], [], [], []
-    for k, pre in enumerate(prefill_prompts(model, prompts)):
+    for k, pre in enumerate(prefill_prompts(model, prompts, dec)):
         dec.load_prefix(slice(k * G, (k + 1) * G), pre.keys, pre.values)
         h0.append(pre.h.float().expand(G, -1))
         logits0.append(pre.logits.float().expand(G, -1))

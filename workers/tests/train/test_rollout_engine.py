@@ -194,17 +194,54 @@ def test_batched_prefill_equals_each_prompt_alone(tiny_dir, data_dir, monkeypatc
     model = load_model(tiny_dir).eval()
     prompts = [_inputs(_prompt(tiny_dir, data_dir, q)) for q in
                ("Hi?", "What colour is the largest square here?", "Count the shapes, please.")]
-    alone = [RO.prefill_prompts(model, [p])[0] for p in prompts]
+    dec = _decoder(model, prompts)
+    alone = [RO.prefill_prompts(model, [p], dec)[0] for p in prompts]
     longest = max(int(p.ids.shape[1]) for p in prompts)
     calls = []
     real = RO.visual_features
     monkeypatch.setattr(RO, "visual_features", lambda m, pv, grid: calls.append(len(grid)) or real(m, pv, grid))
     for max_tokens, images in ((10 ** 6, [3]), (2 * longest, [2, 1])):   # one forward; two (2 + 1 prompts)
         calls.clear()
-        together = RO.prefill_prompts(model, prompts, max_tokens=max_tokens)
+        together = RO.prefill_prompts(model, prompts, dec, max_tokens=max_tokens)
         assert len(together) == 3 and calls == images
         for a, b, p in zip(together, alone, prompts):
             assert a.keys[0].shape[2] == p.ids.shape[1]
             assert torch.allclose(a.h, b.h, atol=1e-5) and torch.allclose(a.logits, b.logits, atol=1e-4)
             assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(a.keys + a.values, b.keys + b.values))
             assert torch.equal(a.delta, b.delta)
+
+
+def _decoder(model, prompts, compile_layer: bool = False):
+    from lvr.train.decode_step import static_decoder
+
+    longest = max(int(p.ids.shape[1]) for p in prompts)
+    return static_decoder(model, 2, longest + MAX_NEW, torch.float32, torch.device("cpu"), graph=False,
+                          compile_layer=compile_layer)
+
+
+@pytest.mark.parametrize("compile_layer", [False, True])
+def test_decoder_prefill_equals_transformers_forward(tiny_dir, data_dir, compile_layer):
+    """The decoder's own prefill (its weight copies, fused projections, M-RoPE from the positions; compiled or not)
+    gives transformers' text forward over a DynamicCache: last hidden state, logits and every layer's cache."""
+    from transformers import DynamicCache
+
+    from lvr.train.losses import embed_inputs, visual_features
+
+    model = load_model(tiny_dir).eval()
+    prompts = [_inputs(_prompt(tiny_dir, data_dir, q)) for q in ("Hi?", "What colour is the largest square here?")]
+    together = RO.prefill_prompts(model, prompts, _decoder(model, prompts, compile_layer))
+    for pre, p in zip(together, prompts):
+        with torch.no_grad():
+            emb = embed_inputs(model, p.ids, visual_features(model, p.pixel_values, p.grid))
+            pos, delta = model.model.get_rope_index(p.ids, mm_token_type_ids=(p.ids == T.IMAGE_PAD_ID).int(),
+                                                    image_grid_thw=p.grid)
+            cache = DynamicCache(config=model.config.get_text_config())
+            out = model.model.language_model(inputs_embeds=emb, position_ids=pos, past_key_values=cache,
+                                             use_cache=True)
+            h = out.last_hidden_state[:, -1]
+            logits = model.lm_head(h)
+        assert torch.allclose(pre.h, h, atol=1e-5) and torch.allclose(pre.logits, logits, atol=1e-4)
+        assert torch.equal(pre.delta, delta.reshape(1, 1))
+        for layer, k, v in zip(cache.layers, pre.keys, pre.values):
+            assert k.shape == layer.keys.shape
+            assert torch.allclose(k, layer.keys, atol=1e-5) and torch.allclose(v, layer.values, atol=1e-5)
