@@ -17,6 +17,14 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x2, x1), dim=-1)
 
 
+def mrope_angles(position_ids: torch.Tensor, inv_freq: torch.Tensor, sections: list[int]) -> torch.Tensor:
+    """M-RoPE rotation angles [B, S, D] (float32) from positions [3, B, S] (LVR-SPEC Appendix A): frequency band j
+    takes its angle from axis j % 3, band sizes `sections` (summing to D / 2); both halves carry the same angles."""
+    freqs = position_ids[..., None].float() * inv_freq.float()  # [3,B,S,D/2]
+    half = torch.cat([band[j % 3] for j, band in enumerate(freqs.split(sections, dim=-1))], dim=-1)
+    return torch.cat((half, half), dim=-1)
+
+
 def _attend(q, k, v, bias, scale):
     """softmax(q k^T * scale + bias) v with the softmax in float32 (as transformers' eager attention)."""
     w = torch.matmul(q, k.transpose(-1, -2)) * scale
@@ -56,10 +64,7 @@ class DecoderGraph(nn.Module):
         self.scale = self.head_dim ** -0.5
 
     def _rope(self, position_ids, dtype):
-        freqs = position_ids[..., None].float() * self.inv_freq  # [3,B,S,D/2]
-        parts = freqs.split(self.mrope_section, dim=-1)
-        f = torch.cat([p[i % 3] for i, p in enumerate(parts)], dim=-1)  # [B,S,D/2]
-        emb = torch.cat((f, f), dim=-1)
+        emb = mrope_angles(position_ids, self.inv_freq, self.mrope_section)
         return (emb.cos() * self.attention_scaling).to(dtype), (emb.sin() * self.attention_scaling).to(dtype)
 
     def forward(self, inputs_embeds, attention_mask, position_ids, *past):

@@ -157,14 +157,15 @@ class StaticDecoder:
         self.compiled = compile_layer
         # one compiled function serves every layer (same shapes): Inductor fuses the norms, rotation and casts;
         # the step's input and output ends become a few kernels instead of ~25 small ones
-        compiled = (lambda fn: torch.compile(fn, fullgraph=True, dynamic=False)) if compile_layer else (lambda fn: fn)
+        def compiled(fn, dynamic: bool = False):
+            return torch.compile(fn, fullgraph=True, dynamic=dynamic) if compile_layer else fn
+
         self.layer_fn = compiled(decoder_layer)
         self.inputs_fn = compiled(step_inputs)
         self.outputs_fn = compiled(step_outputs)
         # the prompts' prefill: compiled for any prompt length and count (one graph for every layer)
-        prefill = (lambda fn: torch.compile(fn, fullgraph=True, dynamic=True)) if compile_layer else (lambda fn: fn)
-        self.prefill_fn = prefill(PS.prefill_layer)
-        self.prefill_out_fn = prefill(PS.prefill_outputs)
+        self.prefill_fn = compiled(PS.prefill_layer, dynamic=True)
+        self.prefill_out_fn = compiled(PS.prefill_outputs, dynamic=True)
         self.n_heads, self.n_kv = cfg.num_attention_heads, cfg.num_key_value_heads
         self.head_dim = cfg.hidden_size // cfg.num_attention_heads
         self.eps = cfg.rms_norm_eps

@@ -18,17 +18,17 @@ import functools
 import torch
 import torch.nn.functional as F
 
+from ..graphs import mrope_angles
+
 
 def mrope_cos_sin(pos: torch.Tensor, inv_freq: torch.Tensor, sections: list[int], scale: float
                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """M-RoPE cos and sin [K, P, D] in fp32 from positions [3, K, P] (LVR-SPEC Appendix A): frequency band j takes
-    its angle from axis j % 3 of the positions, band sizes `sections` (summing to D / 2). `sin` carries the sign of
-    rotate-half (negative on the first half), so the rotation is x·cos + roll(x, D / 2)·sin."""
-    angles = pos[..., None].to(torch.float32) * inv_freq.to(torch.float32)       # [3, K, P, D/2]
-    half = torch.cat([band[j % 3] for j, band in enumerate(angles.split(sections, -1))], -1)
-    cos = torch.cat([half, half], -1).cos() * scale
-    sin = torch.cat([-half, half], -1).sin() * scale
-    return cos, sin
+    """M-RoPE cos and sin [K, P, D] in fp32 from positions [3, K, P] (lvr.graphs.mrope_angles). `sin` carries the
+    sign of rotate-half (negative on the first half), so the rotation is x·cos + roll(x, D / 2)·sin."""
+    angles = mrope_angles(pos, inv_freq, sections)
+    half = angles.shape[-1] // 2
+    sin = angles.sin() * scale
+    return angles.cos() * scale, torch.cat([-sin[..., :half], sin[..., half:]], -1)
 
 
 def prefill_layer(x: torch.Tensor, ln1, qkv_w, qkv_b, o_w, ln2, gu_w, down_w, cos: torch.Tensor, sin: torch.Tensor,
