@@ -229,7 +229,13 @@ def test_decoder_prefill_equals_transformers_forward(tiny_dir, data_dir, compile
 
     model = load_model(tiny_dir).eval()
     prompts = [_inputs(_prompt(tiny_dir, data_dir, q)) for q in ("Hi?", "What colour is the largest square here?")]
-    together = RO.prefill_prompts(model, prompts, _decoder(model, prompts, compile_layer))
+    dec = _decoder(model, prompts, compile_layer)
+    layer_calls = []
+    own_layer = dec.prefill_fn
+    dec.prefill_fn = lambda *a: layer_calls.append(1) or own_layer(*a)
+    together = RO.prefill_prompts(model, prompts, dec)
+    dec.prefill_fn = own_layer
+    assert len(layer_calls) == model.config.get_text_config().num_hidden_layers   # one batched forward, every layer
     for pre, p in zip(together, prompts):
         with torch.no_grad():
             emb = embed_inputs(model, p.ids, visual_features(model, p.pixel_values, p.grid))
