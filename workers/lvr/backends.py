@@ -133,3 +133,48 @@ class OrtBackend:
     def head(self, hidden: np.ndarray):
         h, logits = self.sessions["lvr_head"].run(None, {"hidden_state": hidden.astype(self.np_dtype)})
         return h, logits[0]
+
+
+class FusedOrtBackend(OrtBackend):
+    """The bundle with its fused decoder graph (`lvr.fused_decoder`): KV buffers of `capacity` positions allocated once,
+    bound as both past and present so GroupQueryAttention appends in place. Batch 1 (the reference-decoding shape)."""
+
+    def __init__(self, bundle_dir: str | Path, manifest: dict | None = None, providers: list[str] | None = None,
+                 threads: int | None = None, capacity: int = 4096):
+        super().__init__(bundle_dir, manifest, providers, threads)
+        self.capacity = capacity
+        self.length = 0
+        self.kv = None
+
+    def reset(self) -> None:
+        super().reset()
+        self.length = 0
+
+    def forward(self, embeds: np.ndarray, attention_mask: np.ndarray, position_ids: np.ndarray):
+        import onnxruntime as ort
+
+        sess = self.sessions["decoder_fused"]
+        s = embeds.shape[1]
+        total = self.length + s
+        if attention_mask.shape[-1] != total or not np.all(attention_mask):
+            raise ValueError("the fused decoder takes an all-ones mask over past + new positions")
+        if total > self.capacity:
+            raise ValueError(f"sequence of {total} positions exceeds the KV capacity {self.capacity}")
+        if self.kv is None:
+            shape = (1, self.kv_heads, self.capacity, self.head_dim)
+            self.kv = [ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, self.np_dtype)) for _ in range(2 * self.layers)]
+        io = sess.io_binding()
+        io.bind_cpu_input("inputs_embeds", np.ascontiguousarray(embeds, dtype=self.np_dtype))
+        io.bind_cpu_input("position_ids", np.ascontiguousarray(position_ids, dtype=np.int64))
+        io.bind_cpu_input("seqlens_k", np.array([total - 1], np.int32))
+        io.bind_cpu_input("total_sequence_length", np.array(total, np.int32))
+        io.bind_output("logits")  # bound first: get_outputs() keeps the binding order
+        io.bind_output("last_hidden_state")
+        for i in range(self.layers):
+            for j, kind in enumerate(("key", "value")):
+                io.bind_ortvalue_input(f"past_key_values.{i}.{kind}", self.kv[2 * i + j])
+                io.bind_ortvalue_output(f"present.{i}.{kind}", self.kv[2 * i + j])
+        sess.run_with_iobinding(io)
+        self.length = total
+        logits, hidden = (o.numpy() for o in io.get_outputs()[:2])
+        return logits[0].astype(np.float32), hidden

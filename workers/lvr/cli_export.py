@@ -13,7 +13,7 @@ def _export(args) -> int:
 
     try:
         m = export_bundle(args.src, args.dest, precision=args.precision, run_id=args.run_id,
-                          max_error=args.max_error, verify=not args.no_verify,
+                          max_error=args.max_error, verify=not args.no_verify, fused_decoder=args.fused_decoder,
                           **({} if args.lvr_steps is None else {"lvr_steps": args.lvr_steps}),
                           log=lambda s: print(s, file=sys.stderr))
     except (StorageConfigError, CheckpointError) as e:
@@ -63,6 +63,8 @@ def add_parser(sub) -> None:
     p.add_argument("--run-id", default=None)
     p.add_argument("--max-error", type=float, default=None, help="bound on max relative error (default by precision)")
     p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime-vs-PyTorch check")
+    p.add_argument("--fused-decoder", action="store_true",
+                   help="also write graphs.decoder_fused (GroupQueryAttention over a static KV buffer; GPU serving)")
     p.add_argument("--lvr-steps", type=int, default=None,
                    help="latent steps of the bundle's default decoding (manifest lvr.steps; default 8)")
     p.set_defaults(func=_export)

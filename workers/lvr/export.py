@@ -22,6 +22,7 @@ from . import bundle as B
 from . import storage
 from . import tokens as T
 from .data.sft import SYSTEM_PROMPT as DEFAULT_SYSTEM_PROMPT
+from .fused_decoder import FUSED_DECODER_FILE, build_fused_decoder
 from .graphs import DecoderGraph, EmbedGraph, HeadGraph, VisionGraph
 from .model import LVRSettings, load_lvr_model, weights_digest
 from .preprocess import ImageConfig
@@ -29,6 +30,8 @@ from .tiny import GENERATION_DEFAULTS
 from .vision_inputs import VisionGeometry, vision_host_inputs
 
 PRECISIONS = ("fp32", "fp16", "int4")
+#: The verified outputs that depend on the decoder graph (checked again for graphs.decoder_fused).
+DECODER_OUTPUTS = ("logits", "last_hidden_state", "head_state", "head_logits")
 #: Default bound on max relative error (max|ort-torch| / max|torch|) per output, by precision.
 DEFAULT_BOUNDS = {"fp32": 1e-4, "fp16": 2e-2, "int4": 0.5}
 OPSET = 18
@@ -123,14 +126,14 @@ def _onnx_export(module, args, path: Path, inputs, outputs, dynamic_axes) -> Non
     _save_onnx(model, path)
 
 
-def _save_onnx(model, path: Path) -> None:
+def _save_onnx(model, path: Path, size_threshold: int = 0) -> None:
     import onnx
 
     data = path.name + ".data"
     if (path.parent / data).exists():
         (path.parent / data).unlink()
     onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=data,
-                    size_threshold=0)
+                    size_threshold=size_threshold)
 
 
 def _decoder_io(n_layers: int):
@@ -147,8 +150,9 @@ def _decoder_io(n_layers: int):
     return ins, outs, dyn
 
 
-def export_graphs(model, out: Path, dtype: torch.dtype) -> dict:
-    """Trace vision, embed_tokens, decoder (and lvr_head) of `model` (already in `dtype`) into `out`."""
+def export_graphs(model, out: Path, dtype: torch.dtype, fused_decoder: bool = False) -> dict:
+    """Trace vision, embed_tokens, decoder (and lvr_head) of `model` (already in `dtype`) into `out`; with
+    `fused_decoder`, also build the GPU serving flavour of the decoder (`lvr.fused_decoder`)."""
     text = model.config.text_config
     vcfg = model.config.vision_config
     H = text.hidden_size
@@ -167,6 +171,10 @@ def export_graphs(model, out: Path, dtype: torch.dtype) -> dict:
             torch.arange(2, 5, device=dev).view(1, 1, 3).expand(3, 1, 3).contiguous(), *past)
     _onnx_export(DecoderGraph(model), args, out / "decoder.onnx", ins, outs, dyn)
     graphs["decoder"] = "decoder.onnx"
+    if fused_decoder:
+        _save_onnx(build_fused_decoder(model, np.float16 if dtype == torch.float16 else np.float32),
+                   out / FUSED_DECODER_FILE, size_threshold=1024)  # small shape inputs stay inline
+        graphs["decoder_fused"] = FUSED_DECODER_FILE
     # vision: trace with a 1x8x12 grid (non-square, two windows wide)
     geo = VisionGeometry.from_config(vcfg)
     grid = (1, 8, 12)
@@ -201,7 +209,7 @@ def quantize_int4(path: Path, block_size: int = 32) -> None:
     logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
     q = MatMulNBitsQuantizer(model, algo_config=cfg)
     q.process()
-    _save_onnx(q.model.model, path)
+    _save_onnx(q.model.model, path, size_threshold=1024)  # shape inputs (Split sizes) inline
 
 
 # -- verification ----------------------------------------------------------------------------------------------------
@@ -224,11 +232,12 @@ def _merge(acc: dict, name: str, e: dict) -> None:
 
 def verify_against_torch(model, bundle_dir: Path, manifest: dict, grids=((1, 8, 12), (1, 6, 4)),
                          prompt_len: int = 5, decode_steps: int = 3, seed: int = 0,
-                         providers: list[str] | None = None) -> dict:
-    """Run the bundle in onnxruntime and the fp32 PyTorch model (transformers' forward) on the same inputs."""
-    from .backends import OrtBackend, TorchBackend
+                         providers: list[str] | None = None, fused: bool = False) -> dict:
+    """Run the bundle in onnxruntime and the fp32 PyTorch model (transformers' forward) on the same inputs; `fused`:
+    the decoder steps through `graphs.decoder_fused` instead of `graphs.decoder`."""
+    from .backends import FusedOrtBackend, OrtBackend, TorchBackend
 
-    ort_b = OrtBackend(bundle_dir, manifest, providers=providers)
+    ort_b = (FusedOrtBackend if fused else OrtBackend)(bundle_dir, manifest, providers=providers)
     ref = TorchBackend(model)
     rng = np.random.default_rng(seed)
     errs: dict = {}
@@ -265,6 +274,7 @@ def verify_against_torch(model, bundle_dir: Path, manifest: dict, grids=((1, 8, 
         _merge(errs, "head_state", _err(rh, oh))
         _merge(errs, "head_logits", _err(rl, ol))
     return {"reference": "pytorch-fp32 (transformers forward, eager attention)", "outputs": errs,
+            "decoder": "decoder_fused" if fused else "decoder",
             "image_grids": [list(g) for g in grids], "decode_steps": decode_steps}
 
 
@@ -298,7 +308,8 @@ def _architecture(model) -> dict:
 
 def export_bundle(src: str, dest: str, precision: str = "fp32", run_id: str | None = None,
                   max_error: float | None = None, verify: bool = True, log=print,
-                  system_prompt: str = DEFAULT_SYSTEM_PROMPT, lvr_steps: int = LVR_DEFAULTS["steps"]) -> dict:
+                  system_prompt: str = DEFAULT_SYSTEM_PROMPT, lvr_steps: int = LVR_DEFAULTS["steps"],
+                  fused_decoder: bool = False) -> dict:
     """Export `src` to a bundle at `dest`; returns the manifest. Raises ExportError on failure, CheckpointError when
     the source's weights do not match its config.json (no marker written in either case). `system_prompt` (a
     training run's `systemPrompt`) is the bundle's default system message: in its chat template and in
@@ -328,9 +339,11 @@ def export_bundle(src: str, dest: str, precision: str = "fp32", run_id: str | No
         export_model = copy.deepcopy(model).to(dtype) if dtype != torch.float32 else model
         log(f"[export] tracing graphs ({precision})")
         t1 = time.time()
-        graphs = export_graphs(export_model, stage, dtype)
+        graphs = export_graphs(export_model, stage, dtype, fused_decoder=fused_decoder)
         if precision == "int4":
-            quantize_int4(stage / "decoder.onnx")
+            for name in ("decoder", "decoder_fused"):
+                if name in graphs:
+                    quantize_int4(stage / graphs[name])
         export_s = time.time() - t1
         del export_model
         for name in ("tokenizer.json", "tokenizer_config.json"):
@@ -361,6 +374,9 @@ def export_bundle(src: str, dest: str, precision: str = "fp32", run_id: str | No
         if verify:
             log("[export] verifying onnxruntime vs PyTorch")
             ver = verify_against_torch(model, stage, manifest)
+            if fused_decoder:
+                fused = verify_against_torch(model, stage, manifest, fused=True)["outputs"]
+                ver["outputs"].update({f"fused.{k}": fused[k] for k in fused if k in DECODER_OUTPUTS})
             bound = DEFAULT_BOUNDS[precision] if max_error is None else max_error
             worst = max(e["max_rel"] for e in ver["outputs"].values())
             ver.update({"bound": {"max_rel": bound}, "worst_max_rel": worst, "passed": bool(worst <= bound)})

@@ -42,12 +42,13 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ LVR_LOG_LEVEL: 'loud' }), ConfigError);
   });
 
-  it('picks the engine execution provider from LVR_EXECUTION_PROVIDER (cpu by default, webgpu on GPU nodes)', () => {
+  it('picks the engine execution provider from LVR_EXECUTION_PROVIDER (cpu by default, webgpu or cuda on GPUs)', () => {
     assert.equal(loadConfig({}).executionProvider, 'cpu');
     assert.equal(loadConfig({ LVR_EXECUTION_PROVIDER: 'webgpu' }).executionProvider, 'webgpu');
+    assert.equal(loadConfig({ LVR_EXECUTION_PROVIDER: 'cuda' }).executionProvider, 'cuda');
     assert.throws(
-      () => loadConfig({ LVR_EXECUTION_PROVIDER: 'cuda' }),
-      /LVR_EXECUTION_PROVIDER must be cpu\|webgpu/,
+      () => loadConfig({ LVR_EXECUTION_PROVIDER: 'rocm' }),
+      /LVR_EXECUTION_PROVIDER must be cpu\|webgpu\|cuda/,
     );
   });
 

@@ -78,6 +78,7 @@ def main() -> int:
     ap.add_argument("--vision-layers", type=int, default=4)
     ap.add_argument("--int4-before", type=float, default=0,
                     help="also export int4 if the fp16 export ends before this epoch second (0: never)")
+    ap.add_argument("--fused", action="store_true", help="also export graphs.decoder_fused (ort_fused_probe.py)")
     args = ap.parse_args()
     from lvr.export import export_bundle
 
@@ -98,7 +99,8 @@ def main() -> int:
             break
         t1 = time.time()
         dest = work / f"bundle-{precision}"
-        export_bundle(str(ckpt), str(dest), precision=precision, verify=False, log=lambda m: print(m, flush=True))
+        export_bundle(str(ckpt), str(dest), precision=precision, verify=False, fused_decoder=args.fused,
+                      log=lambda m: print(m, flush=True))
         info[f"export_{precision}_s"] = round(time.time() - t1, 1)
         info[f"decoder_weight_bytes_{precision}"] = sum(
             f.stat().st_size for f in dest.iterdir() if f.name.startswith("decoder.onnx"))

@@ -154,6 +154,7 @@ def main() -> int:
     ap.add_argument("--deadline", type=float, required=True, help="epoch seconds: skip parts that would start later")
     ap.add_argument("--compile-deadline", type=float, default=float("inf"),
                     help="epoch seconds: skip the batch-8 compile (and its timing) if it would start later")
+    ap.add_argument("--batch32", action="store_true", help="also compile and time the static cache at batch 32")
     args = ap.parse_args()
     work = Path(args.work)
     out: dict = {"card": torch.cuda.get_device_name(0) if DEVICE == "cuda" else "cpu", "torch": torch.__version__, "n_tokens": N_TOKENS,
@@ -185,11 +186,14 @@ def main() -> int:
     # later calls reuse it) and its own compiled decode step; the compiles happen here, while the exporter still runs.
     # The eager side has a model of its own: a model whose forward was auto-compiled must not time the dynamic cache.
     m1, m8, eager = hf_model(work / "ckpt"), hf_model(work / "ckpt"), hf_model(work / "ckpt")
+    m32 = hf_model(work / "ckpt") if args.batch32 else None
     part("compile_static_b1_s", lambda: gen_time(m1, 1, N_TOKENS + 1, True))
     if time.time() < args.compile_deadline:
         part("compile_static_b8_s", lambda: gen_time(m8, 8, N_TOKENS + 1, True))
     else:
         out["errors"]["compile_static_b8_s"] = "skipped: time budget (the b1 compile took too long)"
+    if m32 is not None and time.time() < args.compile_deadline:
+        part("compile_static_b32_s", lambda: gen_time(m32, 32, N_TOKENS + 1, True))
     part("warm_eager_s", lambda: gen_time(eager, 1, 4, False) + gen_time(eager, 8, 4, False))
     out["exporter_done_before_timing"] = wait_for(work / "export.done", args.deadline)
     part("bandwidth", bandwidth)
@@ -199,7 +203,9 @@ def main() -> int:
     if "compile_static_b8_s" in out:
         part("hf_static_compile_b8", lambda: hf_decode(m8, True, 8))
     part("hf_eager_b8", lambda: hf_decode(eager, False, 8))
-    del m1, m8, eager
+    if "compile_static_b32_s" in out:
+        part("hf_static_compile_b32", lambda: hf_decode(m32, True, 32))
+    del m1, m8, m32, eager
     torch.cuda.empty_cache()
     save()
     return 0

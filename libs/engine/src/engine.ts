@@ -9,6 +9,7 @@ import { completionBudget, DEFAULT_MAX_MODEL_LEN } from './decoding/context';
 import { decodeLoop, Hidden, ModelStepper } from './decoding/loop';
 import { GenerationConfig, GenerationConfigResolver } from './generation-config';
 import { PreparedPrompt, PromptProcessor } from './prompt/prompt-processor';
+import { BundleError } from './errors';
 import { ModelWorker } from './runtime/model-worker';
 import { Tokenizer } from './tokenizer';
 import type {
@@ -44,6 +45,14 @@ export interface EngineLoadOptions {
    * (default: that value, or 32768 for bundles that do not record it).
    */
   maxModelLen?: number;
+  /**
+   * Decode through the bundle's `graphs.decoder_fused` with the native addon (KV slots allocated once in the EP's
+   * memory, GroupQueryAttention, the step captured in a CUDA graph on the CUDA EP). Default: on for the `cuda` EP when
+   * the bundle has the graph, off otherwise; `true` on the CPU EP runs the same path on host memory.
+   */
+  fusedDecoder?: boolean;
+  /** Capture the fused decoder's step in a CUDA graph (CUDA EP only; default true). */
+  cudaGraph?: boolean;
 }
 
 /** Default of `EngineLoadOptions.maxBatchSize`. */
@@ -157,13 +166,24 @@ export class LvrEngine {
       options.maxModelLen,
     );
     const executionProvider = options.executionProvider ?? 'cpu';
+    const fused = options.fusedDecoder ?? (executionProvider === 'cuda' && !!manifest.graphs.decoder_fused);
+    if (fused && !manifest.graphs.decoder_fused)
+      throw new BundleError(
+        'fusedDecoder needs a bundle exported with --fused-decoder (graphs.decoder_fused)',
+        undefined,
+        'graphs.decoder_fused',
+      );
     const worker = await ModelWorker.start({
       graphs: {
         vision: bundle.paths.get(manifest.graphs.vision)!,
         embed: bundle.paths.get(manifest.graphs.embed_tokens)!,
         decoder: bundle.paths.get(manifest.graphs.decoder)!,
         lvrHead: manifest.graphs.lvr_head && bundle.paths.get(manifest.graphs.lvr_head)!,
+        decoderFused: manifest.graphs.decoder_fused && bundle.paths.get(manifest.graphs.decoder_fused)!,
       },
+      fusedDecoder: fused
+        ? { slots: maxBatchSize, capacity: maxContextTokens, cudaGraph: options.cudaGraph ?? true }
+        : undefined,
       executionProvider,
       deviceKv: options.deviceKv,
       threads: options.threads,
@@ -172,6 +192,7 @@ export class LvrEngine {
       numKvHeads: manifest.architecture.num_key_value_heads,
       headDim: manifest.architecture.head_dim,
       hiddenSize: manifest.architecture.hidden_size,
+      vocabSize: manifest.architecture.vocab_size,
     });
     const info = modelInfo(manifest, bundleSource.uri, maxContextTokens, executionProvider);
     return new LvrEngine(

@@ -52,7 +52,7 @@ export interface ApiConfig {
   /** Keep engine threads to this many per session (undefined = onnxruntime's choice). */
   engineThreads?: number;
   /** onnxruntime execution provider of the engine (`LVR_EXECUTION_PROVIDER`, default cpu). */
-  executionProvider: 'cpu' | 'webgpu';
+  executionProvider: 'cpu' | 'webgpu' | 'cuda';
   /** Context length to serve (prompt + completion), at most each bundle's own (undefined = the bundle's). */
   maxModelLen?: number;
   /** Non-current model versions kept loaded for `<id>@<version>` requests (least recently used evicted). */
@@ -145,9 +145,9 @@ export function loadConfig(env: Env = process.env): ApiConfig {
   const threads = env.LVR_ENGINE_THREADS ? intVar(env, 'LVR_ENGINE_THREADS', 0, 1) : undefined;
   const maxModelLen = env.LVR_MAX_MODEL_LEN?.trim() ? intVar(env, 'LVR_MAX_MODEL_LEN', 0, 1) : undefined;
   const executionProvider = textVar(env, 'LVR_EXECUTION_PROVIDER', base.executionProvider);
-  // The CUDA EP's provider libraries do not ship with onnxruntime-node (its postinstall fetches them from NuGet).
-  if (executionProvider !== 'cpu' && executionProvider !== 'webgpu')
-    throw new ConfigError(`LVR_EXECUTION_PROVIDER must be cpu|webgpu, got "${executionProvider}"`);
+  // cuda: bundles exported with --fused-decoder decode through the native addon (README: Inference engine → GPU).
+  if (executionProvider !== 'cpu' && executionProvider !== 'webgpu' && executionProvider !== 'cuda')
+    throw new ConfigError(`LVR_EXECUTION_PROVIDER must be cpu|webgpu|cuda, got "${executionProvider}"`);
   const config: ApiConfig = {
     ...base,
     host: env.HOST?.trim() || base.host,

@@ -70,6 +70,10 @@ export async function openBundle(source: BundleSource, verifyChecksums = true): 
     ['graphs.decoder', manifest.graphs.decoder],
     ['tokenizer', manifest.tokenizer],
     ...(manifest.graphs.lvr_head ? [['graphs.lvr_head', manifest.graphs.lvr_head] as const] : []),
+    // Optional GPU serving flavour of the decoder (EngineLoadOptions.fusedDecoder): checked like the others.
+    ...(manifest.graphs.decoder_fused !== undefined
+      ? [['graphs.decoder_fused', manifest.graphs.decoder_fused] as const]
+      : []),
   ] as const) {
     if (!paths.has(file))
       throw new BundleError(

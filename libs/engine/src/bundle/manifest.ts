@@ -52,7 +52,19 @@ export interface BundleManifest {
     latent_threshold: number;
     upstream_compat: boolean;
   };
-  graphs: { vision: string; embed_tokens: string; decoder: string; lvr_head?: string };
+  graphs: {
+    vision: string;
+    embed_tokens: string;
+    /** The decoder onnxruntime-node runs (CPU and WebGPU execution providers). */
+    decoder: string;
+    lvr_head?: string;
+    /**
+     * The GPU serving flavour of the decoder (GroupQueryAttention over a static KV buffer shared by past and present;
+     * docs/bundle-format.md), written only by `lvr export --fused-decoder`; run by the native addon when
+     * `EngineLoadOptions.fusedDecoder` is on (the default on the cuda execution provider).
+     */
+    decoder_fused?: string;
+  };
   io_dtypes: { embeds: 'float32' | 'float16' };
   tokenizer: string;
   chat_template: string;
@@ -107,7 +119,7 @@ function get(obj: unknown, dotted: string): unknown {
     );
 }
 
-const GRAPHS = new Set(['vision', 'embed_tokens', 'decoder', 'lvr_head']);
+const GRAPHS = new Set(['vision', 'embed_tokens', 'decoder', 'lvr_head', 'decoder_fused']);
 const HEAD_TYPES = new Set(['simple', 'glu']);
 const STRATEGIES = new Set(['steps', 'latent', 'end_token']);
 const PRECISIONS = new Set(['fp32', 'fp16', 'int4']);
@@ -126,6 +138,8 @@ function assertRunnable(m: BundleManifest): void {
   };
   for (const name of Object.keys(m.graphs))
     if (!GRAPHS.has(name)) refuse(`graphs.${name}`, 'is an unknown graph');
+  if (m.graphs.decoder_fused !== undefined && typeof m.graphs.decoder_fused !== 'string')
+    refuse('graphs.decoder_fused', 'must be a file name');
   if (!PRECISIONS.has(m.precision)) refuse('precision', `${m.precision} is not supported`);
   if (!STRATEGIES.has(m.lvr.strategy)) refuse('lvr.strategy', `${m.lvr.strategy} is not a known strategy`);
   if (m.lvr.lvr_head === true) {

@@ -4,8 +4,14 @@ export type ModelDtype = 'float32' | 'float16';
 
 export interface WorkerInit {
   /** `lvrHead`: the LVR head graph (LVR-SPEC §4.5), run on the output of every forward whose input was a latent. */
-  graphs: { vision: string; embed: string; decoder: string; lvrHead?: string };
+  graphs: { vision: string; embed: string; decoder: string; lvrHead?: string; decoderFused?: string };
   executionProvider: ExecutionProviderName;
+  /**
+   * Decode through `graphs.decoderFused` with the native addon (`fused-native.ts`) instead of `graphs.decoder` in
+   * onnxruntime-node: `slots` KV slots of `capacity` positions each, allocated once in the EP's memory; on the CUDA EP
+   * the step is captured in a CUDA graph when `cudaGraph`.
+   */
+  fusedDecoder?: { slots: number; capacity: number; cudaGraph: boolean };
   /**
    * KV caches stay in the execution provider's memory between steps and are repacked there by small graphs (default:
    * WebGPU only, where they are GPU buffers). `false` on WebGPU copies them through the host every step (the first
@@ -18,6 +24,7 @@ export interface WorkerInit {
   numKvHeads: number;
   headDim: number;
   hiddenSize: number;
+  vocabSize: number;
 }
 
 /** Whether the worker keeps KV caches in the EP's memory and repacks them with graphs (see `WorkerInit.deviceKv`). */

@@ -4,6 +4,8 @@
  */
 import * as ort from 'onnxruntime-node';
 import { parentPort } from 'node:worker_threads';
+import { FusedKvSlots } from './fused-kv-slots';
+import { FusedNativeDecoder } from './fused-native';
 import { leftPaddedMask } from './kv-batch';
 import { GraphKvPacker, HostKvPacker } from './kv-packers';
 import { KvStore } from './kv-store';
@@ -18,6 +20,14 @@ import type {
 } from './protocol';
 
 type Feeds = Record<string, ort.Tensor>;
+type Activations = Float32Array | Uint16Array;
+
+/** The fused decoder (native addon) with its slot bookkeeping; `fresh`: slots whose device hidden state is current. */
+interface FusedPath {
+  decoder: FusedNativeDecoder;
+  slots: FusedKvSlots;
+  fresh: Set<number>;
+}
 
 /**
  * Sessions plus the KV caches of every live sequence (their bookkeeping is `KvStore`'s). With the WebGPU execution
@@ -29,7 +39,8 @@ type Feeds = Record<string, ort.Tensor>;
 class ModelHost {
   private vision!: ort.InferenceSession;
   private embed!: ort.InferenceSession;
-  private decoder!: ort.InferenceSession;
+  private decoder: ort.InferenceSession | undefined;
+  private fused: FusedPath | undefined;
   private head: ort.InferenceSession | undefined;
   private kv!: KvStore<ort.Tensor>;
   private packer: GraphKvPacker | undefined;
@@ -57,23 +68,51 @@ class ModelHost {
       headDim: this.cfg.headDim,
       dtype: this.cfg.dtype,
     };
+    const fused = this.cfg.fusedDecoder;
+    if (fused) this.fused = this.openFused(fused);
     [this.vision, this.embed, this.decoder, this.head, this.packer] = await Promise.all([
       ort.InferenceSession.create(this.cfg.graphs.vision, opts),
       // The embedding is a row gather whose output is needed on the host (the step's inputs are assembled there, with
       // latent rows and image features): on a GPU EP it would only add a device round trip per step.
       ort.InferenceSession.create(this.cfg.graphs.embed, { ...opts, executionProviders: ['cpu'] }),
-      ort.InferenceSession.create(this.cfg.graphs.decoder, {
-        ...opts,
-        ...(gpuBuffers ? { preferredOutputLocation: presents } : {}),
-        // Benchmarks only: onnxruntime's per-node profile of the decoder (written when the engine closes).
-        ...(profilePrefix ? { enableProfiling: true, profileFilePrefix: profilePrefix } : {}),
-      }),
+      fused
+        ? undefined
+        : ort.InferenceSession.create(this.cfg.graphs.decoder, {
+            ...opts,
+            ...(gpuBuffers ? { preferredOutputLocation: presents } : {}),
+            // Benchmarks only: onnxruntime's per-node profile of the decoder (written when the engine closes).
+            ...(profilePrefix ? { enableProfiling: true, profileFilePrefix: profilePrefix } : {}),
+          }),
+      // The head (a few small layers) and vision run in onnxruntime-node; on the CUDA EP their I/O is host memory.
       head ? ort.InferenceSession.create(head, opts) : undefined,
-      onDevice
+      onDevice && !fused
         ? GraphKvPacker.create(shape, gpuBuffers ? { ...opts, preferredOutputLocation: 'gpu-buffer' } : opts)
         : undefined,
     ]);
     this.kv = new KvStore(this.packer ?? new HostKvPacker(shape));
+  }
+
+  private openFused(f: NonNullable<WorkerInit['fusedDecoder']>): FusedPath {
+    const { graphs, executionProvider, numLayers, numKvHeads, headDim, hiddenSize, vocabSize, dtype } =
+      this.cfg;
+    if (!graphs.decoderFused) throw new Error('fusedDecoder needs graphs.decoderFused');
+    if (executionProvider === 'webgpu')
+      throw new Error('the fused decoder runs on the cpu or cuda execution provider');
+    const decoder = FusedNativeDecoder.open({
+      model: graphs.decoderFused,
+      gpu: executionProvider === 'cuda',
+      cudaGraph: f.cudaGraph,
+      threads: this.cfg.threads,
+      batch: f.slots,
+      capacity: f.capacity,
+      layers: numLayers,
+      kvHeads: numKvHeads,
+      headDim,
+      hidden: hiddenSize,
+      vocab: vocabSize,
+      fp16: dtype === 'float16',
+    });
+    return { decoder, slots: new FusedKvSlots(f.slots, f.capacity), fresh: new Set() };
   }
 
   async runVision(r: VisionRequest): Promise<Float32Array | Uint16Array> {
@@ -114,7 +153,7 @@ class ModelHost {
     seqLen: number,
     past: Feeds,
   ): Promise<{ out: ort.InferenceSession.OnnxValueMapType; present: Feeds }> {
-    const out = await this.decoder.run({
+    const out = await this.decoder!.run({
       inputs_embeds: embeds,
       attention_mask: new ort.Tensor('int64', mask, [batch, mask.length / batch]),
       position_ids: new ort.Tensor('int64', positions, [3, batch, seqLen]),
@@ -128,13 +167,13 @@ class ModelHost {
     return { out, present };
   }
 
-  async prefill(r: PrefillRequest): Promise<WorkerReply> {
-    if (this.hidden.has(r.seq) || this.kv.has(r.seq)) throw new Error(`sequence ${r.seq} already exists`);
+  /** The prompt's embeddings with the image features scattered into its image pad slots. */
+  private async promptEmbeds(r: PrefillRequest): Promise<ort.Tensor> {
     const n = r.inputIds.length;
     const emb = await this.embed.run({ input_ids: new ort.Tensor('int64', r.inputIds, [1, n]) });
     const embeds = emb.inputs_embeds;
     if (r.imageFeatures && r.imageFeatures.length) {
-      const data = embeds.data as Float32Array | Uint16Array;
+      const data = embeds.data as Activations;
       const h = this.cfg.hiddenSize;
       let row = 0;
       for (let s = 0; s < n; s++) {
@@ -145,55 +184,129 @@ class ModelHost {
       if (row * h !== r.imageFeatures.length)
         throw new Error(`${row} image pad tokens but ${r.imageFeatures.length / h} visual tokens`);
     }
-    const { out, present } = await this.forward(
-      embeds,
-      new BigInt64Array(n).fill(1n),
-      r.positions,
-      1,
-      n,
-      this.emptyPast(),
-    );
-    this.kv.park(r.seq, n, present);
-    const hidden = (out.last_hidden_state.data as Float32Array | Uint16Array).slice();
-    this.hidden.set(r.seq, hidden);
-    return { ok: true, logits: out.logits.data as Float32Array, hidden: hidden.slice() };
+    return embeds;
   }
 
-  async step(rows: StepRow[]): Promise<WorkerReply> {
-    const B = rows.length;
+  async prefill(r: PrefillRequest): Promise<WorkerReply> {
+    if (this.hidden.has(r.seq) || this.kv?.has(r.seq) || this.fused?.slots.has(r.seq))
+      throw new Error(`sequence ${r.seq} already exists`);
+    const n = r.inputIds.length;
+    const embeds = await this.promptEmbeds(r);
+    let logits: Float32Array;
+    let hidden: Activations;
+    if (this.fused) {
+      const { decoder, slots, fresh } = this.fused;
+      const slot = slots.claim(r.seq, n);
+      try {
+        ({ logits, hidden } = decoder.forward(slot, embeds.data as Activations, r.positions, 0));
+      } catch (e) {
+        slots.release(r.seq);
+        throw e;
+      }
+      fresh.add(slot);
+    } else {
+      const { out, present } = await this.forward(
+        embeds,
+        new BigInt64Array(n).fill(1n),
+        r.positions,
+        1,
+        n,
+        this.emptyPast(),
+      );
+      this.kv.park(r.seq, n, present);
+      logits = out.logits.data as Float32Array;
+      hidden = (out.last_hidden_state.data as Activations).slice();
+    }
+    this.hidden.set(r.seq, hidden);
+    return { ok: true, logits, hidden: hidden.slice() };
+  }
+
+  /**
+   * The step's inputs [B, H] in row order: token rows embedded, latent rows their last hidden state, except rows in
+   * `onDevice` (left zero: the fused decoder feeds those from the device).
+   */
+  private async stepEmbeds(rows: StepRow[], onDevice: Set<number> = new Set()): Promise<Activations> {
     const h = this.cfg.hiddenSize;
-    const batch = await this.kv.arrange(rows.map((r) => r.seq));
+    const B = rows.length;
     const embeds = this.cfg.dtype === 'float16' ? new Uint16Array(B * h) : new Float32Array(B * h);
     const tokenRows = rows.flatMap((r, b) => (r.tokenId === null ? [] : [b]));
     if (tokenRows.length) {
       const ids = BigInt64Array.from(tokenRows, (b) => BigInt(rows[b].tokenId!));
       const emb = await this.embed.run({ input_ids: new ort.Tensor('int64', ids, [ids.length, 1]) });
-      const data = emb.inputs_embeds.data as Float32Array | Uint16Array;
+      const data = emb.inputs_embeds.data as Activations;
       tokenRows.forEach((b, k) => embeds.set(data.subarray(k * h, (k + 1) * h) as never, b * h));
     }
     rows.forEach((r, b) => {
-      if (r.tokenId !== null) return;
+      if (r.tokenId !== null || onDevice.has(b)) return;
       const last = this.hidden.get(r.seq);
       if (!last) throw new Error(`latent step of sequence ${r.seq} before any forward`);
       embeds.set(last as never, b * h);
     });
-    const positions = new BigInt64Array(3 * B);
-    rows.forEach((r, b) => (positions[b] = positions[B + b] = positions[2 * B + b] = BigInt(r.position)));
-    const { out, present } = await this.forward(
-      new ort.Tensor(this.cfg.dtype, embeds, [B, 1, h]),
-      leftPaddedMask(batch.lens, batch.width, 1),
-      positions,
-      B,
-      1,
-      batch.past,
-    );
-    this.kv.advance(batch, present);
-    const hidden = (out.last_hidden_state.data as Float32Array | Uint16Array).slice();
-    const logits = out.logits.data as Float32Array;
+    return embeds;
+  }
+
+  async step(rows: StepRow[]): Promise<WorkerReply> {
+    const h = this.cfg.hiddenSize;
+    let logits: Float32Array;
+    let hidden: Activations;
+    if (this.fused) ({ logits, hidden } = await this.fusedStep(rows));
+    else {
+      const B = rows.length;
+      const batch = await this.kv.arrange(rows.map((r) => r.seq));
+      const embeds = await this.stepEmbeds(rows);
+      const positions = new BigInt64Array(3 * B);
+      rows.forEach((r, b) => (positions[b] = positions[B + b] = positions[2 * B + b] = BigInt(r.position)));
+      const { out, present } = await this.forward(
+        new ort.Tensor(this.cfg.dtype, embeds, [B, 1, h]),
+        leftPaddedMask(batch.lens, batch.width, 1),
+        positions,
+        B,
+        1,
+        batch.past,
+      );
+      this.kv.advance(batch, present);
+      hidden = (out.last_hidden_state.data as Activations).slice();
+      logits = out.logits.data as Float32Array;
+    }
     const latentRows = rows.flatMap((r, b) => (r.tokenId === null ? [b] : []));
     if (this.head && latentRows.length) await this.applyHead(latentRows, hidden, logits);
     rows.forEach((r, b) => this.hidden.set(r.seq, hidden.slice(b * h, (b + 1) * h)));
     return { ok: true, logits, hidden };
+  }
+
+  /**
+   * One fused-decoder step over all KV slots. A latent row whose slot's device hidden state is current (its last
+   * forward was the previous step or its prefill) takes it on the device; with an LVR head the fed-back state is the
+   * head's output, computed on the host, so it goes through the host.
+   */
+  private async fusedStep(rows: StepRow[]): Promise<{ logits: Float32Array; hidden: Activations }> {
+    const { decoder, slots, fresh } = this.fused!;
+    const h = this.cfg.hiddenSize;
+    const inputs = slots.stepInputs(rows);
+    const onDevice = new Set(
+      this.head
+        ? []
+        : rows.flatMap((r, b) => (r.tokenId === null && fresh.has(inputs.outRows[b]) ? [b] : [])),
+    );
+    const rowEmbeds = await this.stepEmbeds(rows, onDevice);
+    const embeds =
+      this.cfg.dtype === 'float16' ? new Uint16Array(slots.slots * h) : new Float32Array(slots.slots * h);
+    const latent = new Uint8Array(slots.slots);
+    inputs.outRows.forEach((slot, b) => {
+      embeds.set(rowEmbeds.subarray(b * h, (b + 1) * h) as never, slot * h);
+      if (onDevice.has(b)) latent[slot] = 1;
+    });
+    const out = decoder.step(
+      embeds,
+      onDevice.size ? latent : null,
+      inputs.positions,
+      inputs.seqlens,
+      inputs.outRows,
+    );
+    slots.advance(inputs.outRows);
+    fresh.clear();
+    for (const slot of inputs.outRows) fresh.add(slot);
+    return out;
   }
 
   /**
@@ -224,12 +337,13 @@ class ModelHost {
 
   release(seq: number): void {
     this.hidden.delete(seq);
-    this.kv.release(seq);
+    if (this.fused) this.fused.slots.release(seq);
+    else this.kv.release(seq);
   }
 
   async close(): Promise<void> {
-    if (process.env.LVR_ORT_PROFILE_PREFIX) this.decoder.endProfiling();
-    this.kv.clear();
+    if (process.env.LVR_ORT_PROFILE_PREFIX) this.decoder?.endProfiling();
+    this.kv?.clear();
     this.hidden.clear();
     await this.packer?.release();
   }

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# One device call for issue #14's fused path (after the .ortpartN calls): prep (fp16 + int4, fused graphs), PyTorch
+# side (static cache + compile at batch 1/8/32), the addon's raw step bench and the engine bench on the cuda EP.
+set -u
+root=$(cd "$(dirname "$0")/../../.." && pwd); cd "$root"
+mkdir -p /tmp/ortc && cp .ortpart4/* /tmp/ortc/
+eval "$(bash bench/engine/gpu/ort_cuda_parts.sh unpack)"
+NODE=$(bash scripts/gpu/setup-node.sh)
+ORTDIR=/tmp/lvr-node/node_modules/onnxruntime-node/bin/napi-v6/linux/x64
+cp /tmp/ort-site/onnxruntime/capi/libonnxruntime_providers_{shared,cuda}.so $ORTDIR/
+CUDART=$(python3 -c "import glob,site;print(sorted(glob.glob(site.getsitepackages()[0]+'/nvidia/**/libcudart.so.13*',recursive=True))[0])")
+export LVR_ORT_ADDON=$root/.nodebin/ort_fused.node LVR_ORT_LIBRARY=$ORTDIR/libonnxruntime.so.1 LVR_CUDART_LIBRARY=$CUDART
+W=/tmp/w; rm -rf $W; mkdir -p $W; S=$(date +%s); export PYTHONUNBUFFERED=1
+python3 bench/engine/gpu/prep.py $W --layers 8 --vision-layers 4 --int4-before $((S+${INT4_BEFORE_S:-150})) --fused > /tmp/prep.log 2>&1 &
+prep=$!
+python3 bench/engine/gpu/torch_side.py $W --out $OUT/torch.json --batch32 --deadline $((S+200)) --compile-deadline $((S+110)) > /tmp/torch.log 2>&1
+echo "torch done $(( $(date +%s)-S )) s"; tail -2 /tmp/torch.log
+while [ ! -f $W/export.done ]; do sleep 1; done
+timeout 120 $NODE bench/engine/gpu/fused_node.mjs $LVR_ORT_ADDON $W $OUT/node_fused.json $LVR_ORT_LIBRARY $CUDART > /tmp/node.log 2>&1
+echo "addon bench rc $? at $(( $(date +%s)-S )) s"; tail -c 400 /tmp/node.log; echo
+while kill -0 $prep 2>/dev/null; do sleep 1; done; cp $W/prep.json $OUT/
+echo "prep done $(( $(date +%s)-S )) s"; tail -2 /tmp/prep.log
+LVR_BENCH_EP=cuda LVR_QWEN_TOKENIZER_DIR=/tmp/ortc/tokenizer timeout 200 $NODE /tmp/lvr-node/app/bench.js $W $OUT/ts.json $(( $(date +%s)+180 )) > /tmp/ts.log 2>&1
+echo "engine bench rc $? at $(( $(date +%s)-S )) s"; tail -c 3000 /tmp/ts.log

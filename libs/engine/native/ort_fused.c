@@ -1,0 +1,585 @@
+// Node addon over the ONNX Runtime C API for the bundle's fused decoder graph (graphs.decoder_fused,
+// docs/bundle-format.md): the KV cache lives in buffers allocated once ([batch, kv_heads, capacity, head_dim] per
+// layer and kind) and bound as both past and present, so GroupQueryAttention appends in place and the cache never
+// leaves the device. `step` decodes one position for every row with all I/O bound once (ORT can capture it in a
+// CUDA graph); `forward` runs any number of positions for one row (prefill) through a view of that row's buffers.
+//
+// ONNX Runtime and, for the CUDA EP, the CUDA runtime are opened with dlopen at `init`, so the addon builds and
+// runs its CPU tests without any GPU library present.
+#include <dlfcn.h>
+#include <node_api.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "onnxruntime_c_api.h"
+
+#if defined(__x86_64__) && defined(__GLIBC__)
+// glibc 2.34 moved dlopen & co. into libc under a new symbol version; bind the old one so that an addon built on a
+// newer distribution still loads on GPU hosts with an older glibc.
+__asm__(".symver dlopen,dlopen@GLIBC_2.2.5");
+__asm__(".symver dlsym,dlsym@GLIBC_2.2.5");
+__asm__(".symver dlerror,dlerror@GLIBC_2.2.5");
+#endif
+
+enum { H2D = 1, D2H = 2, D2D = 3 };
+typedef int (*cuda_memcpy_fn)(void *, const void *, size_t, int);
+typedef int (*cuda_malloc_fn)(void **, size_t);
+typedef int (*cuda_free_fn)(void *);
+typedef int (*cuda_memset_fn)(void *, int, size_t);
+typedef int (*cuda_set_device_fn)(int);
+
+static const OrtApiBase *ort_base = NULL;
+static const OrtApi *ort = NULL;
+static OrtEnv *ort_env = NULL;
+static struct {
+  cuda_memcpy_fn memcpy;
+  cuda_malloc_fn malloc;
+  cuda_free_fn free;
+  cuda_memset_fn memset;
+  cuda_set_device_fn set_device;
+} cuda = {0};
+
+typedef struct {
+  OrtSession *session;
+  OrtMemoryInfo *mem;     // where the decoder's tensors live (Cuda or Cpu)
+  OrtMemoryInfo *cpu_mem; // total_sequence_length is a CPU input of GroupQueryAttention
+  OrtIoBinding *step_io;
+  OrtRunOptions *step_run, *forward_run;
+  int on_gpu, device, batch, capacity, layers, kv_heads, head_dim, hidden, vocab;
+  size_t elem; // bytes per activation / KV element (2: fp16, 4: fp32)
+  void **kv;   // 2 * layers buffers
+  void *embeds, *positions, *seqlens, *logits, *hidden_out;
+  int32_t total;
+  OrtValue **owned;
+  int n_owned;
+} Decoder;
+
+// -- errors -------------------------------------------------------------------------------------------------------
+static int throw_msg(napi_env env, const char *msg) {
+  napi_throw_error(env, "LVR_NATIVE", msg);
+  return 0;
+}
+
+static int ort_ok(napi_env env, OrtStatus *st, const char *what) {
+  if (st == NULL) return 1;
+  char buf[1024];
+  snprintf(buf, sizeof buf, "%s: %s", what, ort->GetErrorMessage(st));
+  ort->ReleaseStatus(st);
+  return throw_msg(env, buf);
+}
+
+static int cuda_ok(napi_env env, int rc, const char *what) {
+  if (rc == 0) return 1;
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s: CUDA error %d", what, rc);
+  return throw_msg(env, buf);
+}
+
+#define ORT_TRY(env, expr, what) \
+  if (!ort_ok(env, (expr), what)) goto fail
+#define CHECK(cond) \
+  if (!(cond)) goto fail
+
+// -- device memory --------------------------------------------------------------------------------------------------
+static void *dev_alloc(napi_env env, Decoder *d, size_t bytes) {
+  void *p = NULL;
+  if (d->on_gpu) {
+    if (!cuda_ok(env, cuda.malloc(&p, bytes), "cudaMalloc")) return NULL;
+    if (!cuda_ok(env, cuda.memset(p, 0, bytes), "cudaMemset")) return NULL;
+  } else if ((p = calloc(1, bytes)) == NULL) {
+    throw_msg(env, "out of host memory");
+  }
+  return p;
+}
+
+static void dev_free(Decoder *d, void *p) {
+  if (p == NULL) return;
+  if (d->on_gpu) cuda.free(p);
+  else free(p);
+}
+
+static int copy(napi_env env, Decoder *d, void *dst, const void *src, size_t bytes, int kind) {
+  if (!d->on_gpu) {
+    memmove(dst, src, bytes);
+    return 1;
+  }
+  return cuda_ok(env, cuda.memcpy(dst, src, bytes, kind), "cudaMemcpy");
+}
+
+// -- argument helpers ---------------------------------------------------------------------------------------------
+// An option set to undefined or null counts as absent.
+static int has_option(napi_env env, napi_value obj, const char *key, napi_value *value) {
+  bool has = false;
+  napi_has_named_property(env, obj, key, &has);
+  if (!has) return 0;
+  napi_valuetype t;
+  napi_get_named_property(env, obj, key, value);
+  napi_typeof(env, *value, &t);
+  return t != napi_undefined && t != napi_null;
+}
+
+static int get_int(napi_env env, napi_value obj, const char *key, int fallback, int *out) {
+  napi_value v;
+  if (!has_option(env, obj, key, &v)) {
+    if (fallback < 0) {
+      char buf[128];
+      snprintf(buf, sizeof buf, "option %s is required", key);
+      return throw_msg(env, buf);
+    }
+    *out = fallback;
+    return 1;
+  }
+  if (napi_get_value_int32(env, v, out) != napi_ok) {
+    char buf[128];
+    snprintf(buf, sizeof buf, "option %s must be a number", key);
+    return throw_msg(env, buf);
+  }
+  return 1;
+}
+
+static int get_bool(napi_env env, napi_value obj, const char *key, int *out) {
+  bool b = false;
+  napi_value v;
+  *out = 0;
+  if (!has_option(env, obj, key, &v)) return 1;
+  if (napi_get_value_bool(env, v, &b) != napi_ok) {
+    char buf[128];
+    snprintf(buf, sizeof buf, "option %s must be a boolean", key);
+    return throw_msg(env, buf);
+  }
+  *out = b;
+  return 1;
+}
+
+static int get_string(napi_env env, napi_value v, char *buf, size_t cap) {
+  size_t n = 0;
+  if (napi_get_value_string_utf8(env, v, buf, cap, &n) != napi_ok) return throw_msg(env, "expected a string");
+  return 1;
+}
+
+// Bytes of a typed array argument; fails unless it holds exactly `want` bytes (0: any).
+static void *typed_bytes(napi_env env, napi_value v, size_t want, const char *what) {
+  bool is = false;
+  napi_is_typedarray(env, v, &is);
+  if (!is) {
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s must be a typed array", what);
+    throw_msg(env, buf);
+    return NULL;
+  }
+  napi_typedarray_type t;
+  size_t len, off;
+  void *data;
+  napi_value ab;
+  napi_get_typedarray_info(env, v, &t, &len, &data, &ab, &off);
+  size_t el = (t == napi_int8_array || t == napi_uint8_array || t == napi_uint8_clamped_array) ? 1
+              : (t == napi_int16_array || t == napi_uint16_array)                                ? 2
+              : (t == napi_float64_array || t == napi_bigint64_array || t == napi_biguint64_array) ? 8
+                                                                                                   : 4;
+  if (want && len * el != want) {
+    char buf[160];
+    snprintf(buf, sizeof buf, "%s holds %zu bytes, expected %zu", what, len * el, want);
+    throw_msg(env, buf);
+    return NULL;
+  }
+  return data;
+}
+
+static napi_value new_float32(napi_env env, size_t n, void **data) {
+  napi_value ab, arr;
+  napi_create_arraybuffer(env, n * 4, data, &ab);
+  napi_create_typedarray(env, napi_float32_array, n, ab, 0, &arr);
+  return arr;
+}
+
+static napi_value new_activations(napi_env env, Decoder *d, size_t n, void **data) {
+  napi_value ab, arr;
+  napi_create_arraybuffer(env, n * d->elem, data, &ab);
+  napi_create_typedarray(env, d->elem == 2 ? napi_uint16_array : napi_float32_array, n, ab, 0, &arr);
+  return arr;
+}
+
+// -- tensors --------------------------------------------------------------------------------------------------------
+static OrtValue *tensor(napi_env env, Decoder *d, OrtMemoryInfo *mem, void *data, size_t bytes, const int64_t *shape,
+                        size_t rank, ONNXTensorElementDataType type) {
+  OrtValue *v = NULL;
+  if (!ort_ok(env, ort->CreateTensorWithDataAsOrtValue(mem, data, bytes, shape, rank, type, &v), "tensor")) return NULL;
+  return v;
+}
+
+static ONNXTensorElementDataType act_type(Decoder *d) {
+  return d->elem == 2 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16 : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+}
+
+static size_t kv_row_bytes(Decoder *d) {
+  return (size_t)d->kv_heads * d->capacity * d->head_dim * d->elem;
+}
+
+static int bind_kv(napi_env env, Decoder *d, OrtIoBinding *io, int row, int rows, OrtValue **made) {
+  int64_t shape[4] = {rows, d->kv_heads, d->capacity, d->head_dim};
+  char name[64];
+  for (int i = 0; i < 2 * d->layers; i++) {
+    char *base = (char *)d->kv[i] + (size_t)row * kv_row_bytes(d);
+    OrtValue *v = tensor(env, d, d->mem, base, rows * kv_row_bytes(d), shape, 4, act_type(d));
+    if (v == NULL) return 0;
+    made[i] = v;
+    const char *kind = i % 2 ? "value" : "key";
+    snprintf(name, sizeof name, "past_key_values.%d.%s", i / 2, kind);
+    if (!ort_ok(env, ort->BindInput(io, name, v), "bind past")) return 0;
+    snprintf(name, sizeof name, "present.%d.%s", i / 2, kind);
+    if (!ort_ok(env, ort->BindOutput(io, name, v), "bind present")) return 0;
+  }
+  return 1;
+}
+
+// -- lifecycle ------------------------------------------------------------------------------------------------------
+static void release_decoder(Decoder *d) {
+  if (d == NULL) return;
+  for (int i = 0; i < d->n_owned; i++)
+    if (d->owned[i]) ort->ReleaseValue(d->owned[i]);
+  free(d->owned);
+  if (d->step_io) ort->ReleaseIoBinding(d->step_io);
+  if (d->step_run) ort->ReleaseRunOptions(d->step_run);
+  if (d->forward_run) ort->ReleaseRunOptions(d->forward_run);
+  if (d->session) ort->ReleaseSession(d->session);
+  if (d->kv) {
+    for (int i = 0; i < 2 * d->layers; i++) dev_free(d, d->kv[i]);
+    free(d->kv);
+  }
+  void *bufs[] = {d->embeds, d->positions, d->seqlens, d->logits, d->hidden_out};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dev_free(d, bufs[i]);
+  if (d->mem) ort->ReleaseMemoryInfo(d->mem);
+  if (d->cpu_mem) ort->ReleaseMemoryInfo(d->cpu_mem);
+  free(d);
+}
+
+static void finalize_decoder(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  release_decoder((Decoder *)data);
+}
+
+// init(libonnxruntimePath, cudartPath?) -> ORT version string
+static napi_value js_init(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char path[4096];
+  if (argc < 1 || !get_string(env, argv[0], path, sizeof path)) return NULL;
+  if (ort == NULL) {
+    void *lib = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
+    if (lib == NULL) {
+      throw_msg(env, dlerror());
+      return NULL;
+    }
+    const OrtApiBase *(*get_base)(void) = (const OrtApiBase *(*)(void))dlsym(lib, "OrtGetApiBase");
+    if (get_base == NULL) {
+      throw_msg(env, "OrtGetApiBase not found in the ONNX Runtime library");
+      return NULL;
+    }
+    const OrtApi *api = get_base()->GetApi(ORT_API_VERSION);
+    if (api == NULL) {
+      throw_msg(env, "the ONNX Runtime library does not provide the C API version this addon was built for");
+      return NULL;
+    }
+    ort = api;
+    ort_base = get_base();
+    if (!ort_ok(env, ort->CreateEnv(ORT_LOGGING_LEVEL_ERROR, "lvr", &ort_env), "CreateEnv")) return NULL;
+  }
+  if (argc > 1 && cuda.memcpy == NULL) {
+    napi_valuetype t;
+    napi_typeof(env, argv[1], &t);
+    if (t == napi_string) {
+      if (!get_string(env, argv[1], path, sizeof path)) return NULL;
+      void *rt = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
+      if (rt == NULL) {
+        throw_msg(env, dlerror());
+        return NULL;
+      }
+      cuda.memcpy = (cuda_memcpy_fn)dlsym(rt, "cudaMemcpy");
+      cuda.malloc = (cuda_malloc_fn)dlsym(rt, "cudaMalloc");
+      cuda.free = (cuda_free_fn)dlsym(rt, "cudaFree");
+      cuda.memset = (cuda_memset_fn)dlsym(rt, "cudaMemset");
+      cuda.set_device = (cuda_set_device_fn)dlsym(rt, "cudaSetDevice");
+      if (!cuda.memcpy || !cuda.malloc || !cuda.free || !cuda.memset || !cuda.set_device) {
+        cuda.memcpy = NULL;
+        throw_msg(env, "the CUDA runtime library lacks cudaMemcpy/cudaMalloc/cudaFree/cudaMemset/cudaSetDevice");
+        return NULL;
+      }
+    }
+  }
+  napi_value out;
+  napi_create_string_utf8(env, ort_base->GetVersionString(), NAPI_AUTO_LENGTH, &out);
+  return out;
+}
+
+// createDecoder({model, gpu, device, cudaGraph, threads, batch, capacity, layers, kvHeads, headDim, hidden, vocab,
+//                fp16}) -> handle
+static napi_value js_create_decoder(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value opts;
+  napi_get_cb_info(env, info, &argc, &opts, NULL, NULL);
+  if (ort == NULL) {
+    throw_msg(env, "call init() first");
+    return NULL;
+  }
+  Decoder *d = calloc(1, sizeof(Decoder));
+  OrtSessionOptions *so = NULL;
+  OrtCUDAProviderOptionsV2 *cuda_opts = NULL;
+  int graph = 0, fp16 = 0, threads = 0;
+  char model[4096];
+  napi_value mv;
+  CHECK(argc == 1);
+  napi_get_named_property(env, opts, "model", &mv);
+  CHECK(get_string(env, mv, model, sizeof model));
+  CHECK(get_bool(env, opts, "gpu", &d->on_gpu) && get_bool(env, opts, "cudaGraph", &graph) &&
+        get_bool(env, opts, "fp16", &fp16));
+  CHECK(get_int(env, opts, "device", 0, &d->device) && get_int(env, opts, "threads", 0, &threads) &&
+        get_int(env, opts, "batch", -1, &d->batch) && get_int(env, opts, "capacity", -1, &d->capacity) &&
+        get_int(env, opts, "layers", -1, &d->layers) && get_int(env, opts, "kvHeads", -1, &d->kv_heads) &&
+        get_int(env, opts, "headDim", -1, &d->head_dim) && get_int(env, opts, "hidden", -1, &d->hidden) &&
+        get_int(env, opts, "vocab", -1, &d->vocab));
+  if (d->batch < 1 || d->capacity < 1 || d->layers < 1) {
+    throw_msg(env, "batch, capacity and layers must be >= 1");
+    goto fail;
+  }
+  if (d->on_gpu && cuda.memcpy == NULL) {
+    throw_msg(env, "gpu: true needs init() with the CUDA runtime library path");
+    goto fail;
+  }
+  d->elem = fp16 ? 2 : 4;
+  if (d->on_gpu) CHECK(cuda_ok(env, cuda.set_device(d->device), "cudaSetDevice"));
+  ORT_TRY(env, ort->CreateSessionOptions(&so), "CreateSessionOptions");
+  if (threads > 0) ORT_TRY(env, ort->SetIntraOpNumThreads(so, threads), "SetIntraOpNumThreads");
+  if (d->on_gpu) {
+    char dev[16];
+    snprintf(dev, sizeof dev, "%d", d->device);
+    const char *keys[] = {"device_id", "enable_cuda_graph"};
+    const char *vals[] = {dev, graph ? "1" : "0"};
+    ORT_TRY(env, ort->CreateCUDAProviderOptions(&cuda_opts), "CreateCUDAProviderOptions");
+    ORT_TRY(env, ort->UpdateCUDAProviderOptions(cuda_opts, keys, vals, 2), "UpdateCUDAProviderOptions");
+    ORT_TRY(env, ort->SessionOptionsAppendExecutionProvider_CUDA_V2(so, cuda_opts), "append CUDA provider");
+  }
+  ORT_TRY(env, ort->CreateSession(ort_env, model, so, &d->session), "CreateSession");
+  ORT_TRY(env, ort->CreateMemoryInfo(d->on_gpu ? "Cuda" : "Cpu", OrtDeviceAllocator, d->on_gpu ? d->device : 0,
+                                     OrtMemTypeDefault, &d->mem),
+          "CreateMemoryInfo");
+  ORT_TRY(env, ort->CreateCpuMemoryInfo(OrtDeviceAllocator, OrtMemTypeDefault, &d->cpu_mem), "CreateCpuMemoryInfo");
+  ORT_TRY(env, ort->CreateRunOptions(&d->step_run), "CreateRunOptions");
+  ORT_TRY(env, ort->CreateRunOptions(&d->forward_run), "CreateRunOptions");
+  if (d->on_gpu && graph) {
+    // One captured graph for the fixed-shape step; variable-length forwards run uncaptured.
+    ORT_TRY(env, ort->AddRunConfigEntry(d->step_run, "gpu_graph_id", "1"), "gpu_graph_id");
+    ORT_TRY(env, ort->AddRunConfigEntry(d->forward_run, "gpu_graph_id", "-1"), "gpu_graph_id");
+  }
+  d->kv = calloc(2 * d->layers, sizeof(void *));
+  for (int i = 0; i < 2 * d->layers; i++) CHECK((d->kv[i] = dev_alloc(env, d, d->batch * kv_row_bytes(d))) != NULL);
+  size_t B = d->batch;
+  CHECK((d->embeds = dev_alloc(env, d, B * d->hidden * d->elem)) != NULL);
+  CHECK((d->positions = dev_alloc(env, d, 3 * B * 8)) != NULL);
+  CHECK((d->seqlens = dev_alloc(env, d, B * 4)) != NULL);
+  CHECK((d->logits = dev_alloc(env, d, B * d->vocab * 4)) != NULL);
+  CHECK((d->hidden_out = dev_alloc(env, d, B * d->hidden * d->elem)) != NULL);
+  d->n_owned = 2 * d->layers + 6;
+  d->owned = calloc(d->n_owned, sizeof(OrtValue *));
+  ORT_TRY(env, ort->CreateIoBinding(d->session, &d->step_io), "CreateIoBinding");
+  {
+    int64_t emb_shape[3] = {d->batch, 1, d->hidden}, pos_shape[3] = {3, d->batch, 1}, b_shape[1] = {d->batch};
+    int64_t logit_shape[2] = {d->batch, d->vocab}, hid_shape[2] = {d->batch, d->hidden};
+    OrtValue **o = d->owned + 2 * d->layers;
+    CHECK((o[0] = tensor(env, d, d->mem, d->embeds, B * d->hidden * d->elem, emb_shape, 3, act_type(d))) != NULL);
+    CHECK((o[1] = tensor(env, d, d->mem, d->positions, 3 * B * 8, pos_shape, 3, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64)));
+    CHECK((o[2] = tensor(env, d, d->mem, d->seqlens, B * 4, b_shape, 1, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32)));
+    CHECK((o[3] = tensor(env, d, d->cpu_mem, &d->total, 4, NULL, 0, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32)));
+    CHECK((o[4] = tensor(env, d, d->mem, d->logits, B * d->vocab * 4, logit_shape, 2,
+                         ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT)));
+    CHECK((o[5] = tensor(env, d, d->mem, d->hidden_out, B * d->hidden * d->elem, hid_shape, 2, act_type(d))));
+    ORT_TRY(env, ort->BindInput(d->step_io, "inputs_embeds", o[0]), "bind inputs_embeds");
+    ORT_TRY(env, ort->BindInput(d->step_io, "position_ids", o[1]), "bind position_ids");
+    ORT_TRY(env, ort->BindInput(d->step_io, "seqlens_k", o[2]), "bind seqlens_k");
+    ORT_TRY(env, ort->BindInput(d->step_io, "total_sequence_length", o[3]), "bind total_sequence_length");
+    ORT_TRY(env, ort->BindOutput(d->step_io, "logits", o[4]), "bind logits");
+    ORT_TRY(env, ort->BindOutput(d->step_io, "last_hidden_state", o[5]), "bind last_hidden_state");
+    CHECK(bind_kv(env, d, d->step_io, 0, d->batch, d->owned));
+  }
+  if (cuda_opts) ort->ReleaseCUDAProviderOptions(cuda_opts);
+  ort->ReleaseSessionOptions(so);
+  napi_value handle;
+  napi_create_external(env, d, finalize_decoder, NULL, &handle);
+  return handle;
+fail:
+  if (cuda_opts) ort->ReleaseCUDAProviderOptions(cuda_opts);
+  if (so) ort->ReleaseSessionOptions(so);
+  release_decoder(d);
+  return NULL;
+}
+
+static Decoder *unwrap(napi_env env, napi_value v) {
+  void *p = NULL;
+  if (napi_get_value_external(env, v, &p) != napi_ok || p == NULL) throw_msg(env, "expected a decoder handle");
+  return (Decoder *)p;
+}
+
+// {logits [n,V], hidden [n,H]} of rows `rows` (n of them; NULL: rows 0..n-1) of the device outputs.
+static napi_value result(napi_env env, Decoder *d, const char *logits, const char *hidden, const int32_t *rows,
+                         size_t n) {
+  char *lh, *hh;
+  size_t lrow = (size_t)d->vocab * 4, hrow = (size_t)d->hidden * d->elem;
+  napi_value out, l = new_float32(env, n * d->vocab, (void **)&lh), h = new_activations(env, d, n * d->hidden,
+                                                                                         (void **)&hh);
+  for (size_t k = 0; k < n; k++) {
+    size_t r = rows ? (size_t)rows[k] : k;
+    if (rows && k > 0 && rows[k] == rows[k - 1] + 1) continue; // copied with the run it belongs to
+    size_t run = 1;
+    while (k + run < n && (rows ? rows[k + run] == rows[k + run - 1] + 1 : 1)) run++;
+    if (!copy(env, d, lh + k * lrow, logits + r * lrow, run * lrow, D2H) ||
+        !copy(env, d, hh + k * hrow, hidden + r * hrow, run * hrow, D2H))
+      return NULL;
+    if (!rows) break;
+  }
+  napi_create_object(env, &out);
+  napi_set_named_property(env, out, "logits", l);
+  napi_set_named_property(env, out, "hidden", h);
+  return out;
+}
+
+// forward(handle, row, embeds [S*H], positions BigInt64Array [3*S], pastLength) -> {logits [V], hidden [H]}
+// S new positions of one row, appended after its first pastLength cached positions (no CUDA graph); the row's last
+// hidden state also becomes its input for a following step that flags it latent.
+static napi_value js_forward(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc != 5) return throw_msg(env, "forward(handle, row, embeds, positions, pastLength)"), NULL;
+  Decoder *d = unwrap(env, argv[0]);
+  int row, past;
+  if (d == NULL || napi_get_value_int32(env, argv[1], &row) != napi_ok ||
+      napi_get_value_int32(env, argv[4], &past) != napi_ok)
+    return throw_msg(env, "row and pastLength must be numbers"), NULL;
+  size_t pos_bytes;
+  napi_typedarray_type t;
+  size_t n;
+  void *pos_host;
+  napi_value ab;
+  size_t off;
+  if (napi_get_typedarray_info(env, argv[3], &t, &n, &pos_host, &ab, &off) != napi_ok || t != napi_bigint64_array ||
+      n % 3 != 0 || n == 0)
+    return throw_msg(env, "positions must be a BigInt64Array of 3 * S values"), NULL;
+  int S = (int)(n / 3);
+  pos_bytes = n * 8;
+  if (row < 0 || row >= d->batch) return throw_msg(env, "row out of range"), NULL;
+  if (past < 0 || past + S > d->capacity) return throw_msg(env, "sequence exceeds the KV capacity"), NULL;
+  const void *emb_host = typed_bytes(env, argv[2], (size_t)S * d->hidden * d->elem, "embeds");
+  if (emb_host == NULL) return NULL;
+  napi_value out = NULL;
+  OrtIoBinding *io = NULL;
+  OrtValue *vals[6] = {0};
+  OrtValue **kv = calloc(2 * d->layers, sizeof(OrtValue *));
+  void *emb = NULL, *pos = NULL, *sl = NULL, *lg = NULL, *hd = NULL;
+  int32_t seqlen = past + S - 1, total = past + S;
+  int64_t emb_shape[3] = {1, S, d->hidden}, pos_shape[3] = {3, 1, S}, one[1] = {1};
+  int64_t logit_shape[2] = {1, d->vocab}, hid_shape[2] = {1, d->hidden};
+  CHECK((emb = dev_alloc(env, d, (size_t)S * d->hidden * d->elem)) && (pos = dev_alloc(env, d, pos_bytes)) &&
+        (sl = dev_alloc(env, d, 4)) && (lg = dev_alloc(env, d, d->vocab * 4)) &&
+        (hd = dev_alloc(env, d, d->hidden * d->elem)));
+  CHECK(copy(env, d, emb, emb_host, (size_t)S * d->hidden * d->elem, H2D) &&
+        copy(env, d, pos, pos_host, pos_bytes, H2D) && copy(env, d, sl, &seqlen, 4, H2D));
+  CHECK((vals[0] = tensor(env, d, d->mem, emb, (size_t)S * d->hidden * d->elem, emb_shape, 3, act_type(d))) &&
+        (vals[1] = tensor(env, d, d->mem, pos, pos_bytes, pos_shape, 3, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64)) &&
+        (vals[2] = tensor(env, d, d->mem, sl, 4, one, 1, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32)) &&
+        (vals[3] = tensor(env, d, d->cpu_mem, &total, 4, NULL, 0, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32)) &&
+        (vals[4] = tensor(env, d, d->mem, lg, d->vocab * 4, logit_shape, 2, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT)) &&
+        (vals[5] = tensor(env, d, d->mem, hd, d->hidden * d->elem, hid_shape, 2, act_type(d))));
+  ORT_TRY(env, ort->CreateIoBinding(d->session, &io), "CreateIoBinding");
+  ORT_TRY(env, ort->BindInput(io, "inputs_embeds", vals[0]), "bind inputs_embeds");
+  ORT_TRY(env, ort->BindInput(io, "position_ids", vals[1]), "bind position_ids");
+  ORT_TRY(env, ort->BindInput(io, "seqlens_k", vals[2]), "bind seqlens_k");
+  ORT_TRY(env, ort->BindInput(io, "total_sequence_length", vals[3]), "bind total_sequence_length");
+  ORT_TRY(env, ort->BindOutput(io, "logits", vals[4]), "bind logits");
+  ORT_TRY(env, ort->BindOutput(io, "last_hidden_state", vals[5]), "bind last_hidden_state");
+  CHECK(bind_kv(env, d, io, row, 1, kv));
+  ORT_TRY(env, ort->RunWithBinding(d->session, d->forward_run, io), "run");
+  // The row's hidden state is where a following latent step reads it.
+  CHECK(copy(env, d, (char *)d->hidden_out + (size_t)row * d->hidden * d->elem, hd, d->hidden * d->elem, D2D));
+  out = result(env, d, lg, hd, NULL, 1);
+fail:
+  if (io) ort->ReleaseIoBinding(io);
+  for (int i = 0; i < 6; i++)
+    if (vals[i]) ort->ReleaseValue(vals[i]);
+  for (int i = 0; i < 2 * d->layers; i++)
+    if (kv[i]) ort->ReleaseValue(kv[i]);
+  free(kv);
+  void *bufs[] = {emb, pos, sl, lg, hd};
+  for (int i = 0; i < 5; i++) dev_free(d, bufs[i]);
+  return out;
+}
+
+// step(handle, embeds [B*H] | null, latentRows Uint8Array [B] | null, positions BigInt64Array [3*B],
+//      seqlens Int32Array [B], outRows Int32Array | undefined) -> {logits [n*V], hidden [n*H]}
+// One new position for every row; rows flagged in latentRows take their last hidden state (from the previous step or
+// forward) as input, copied on the device. seqlens[b] = tokens in row b's cache after this step - 1. Only rows
+// outRows (in that order; default all) come back to the host.
+static napi_value js_step(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 5) return throw_msg(env, "step(handle, embeds, latentRows, positions, seqlens, outRows?)"), NULL;
+  Decoder *d = unwrap(env, argv[0]);
+  if (d == NULL) return NULL;
+  size_t B = d->batch, row_bytes = d->hidden * d->elem;
+  napi_valuetype t0, t1;
+  napi_typeof(env, argv[1], &t0);
+  napi_typeof(env, argv[2], &t1);
+  const int64_t *pos = typed_bytes(env, argv[3], 3 * B * 8, "positions");
+  const int32_t *seq = pos ? typed_bytes(env, argv[4], B * 4, "seqlens") : NULL;
+  if (seq == NULL) return NULL;
+  int32_t longest = 0;
+  for (size_t b = 0; b < B; b++) {
+    if (seq[b] < 0 || seq[b] >= d->capacity) return throw_msg(env, "sequence exceeds the KV capacity"), NULL;
+    if (seq[b] + 1 > longest) longest = seq[b] + 1;
+  }
+  if (t0 != napi_null && t0 != napi_undefined) {
+    const void *emb = typed_bytes(env, argv[1], B * row_bytes, "embeds");
+    if (emb == NULL || !copy(env, d, d->embeds, emb, B * row_bytes, H2D)) return NULL;
+  }
+  if (t1 != napi_null && t1 != napi_undefined) {
+    const uint8_t *latent = typed_bytes(env, argv[2], B, "latentRows");
+    if (latent == NULL) return NULL;
+    for (size_t b = 0; b < B; b++)
+      if (latent[b] && !copy(env, d, (char *)d->embeds + b * row_bytes, (char *)d->hidden_out + b * row_bytes,
+                             row_bytes, D2D))
+        return NULL;
+  }
+  if (!copy(env, d, d->positions, pos, 3 * B * 8, H2D) || !copy(env, d, d->seqlens, seq, B * 4, H2D)) return NULL;
+  d->total = longest;
+  const int32_t *rows = NULL;
+  size_t n = B;
+  napi_valuetype t5 = napi_undefined;
+  if (argc > 5) napi_typeof(env, argv[5], &t5);
+  if (t5 != napi_undefined && t5 != napi_null) {
+    napi_typedarray_type tt;
+    void *data;
+    napi_value ab;
+    size_t off;
+    if (napi_get_typedarray_info(env, argv[5], &tt, &n, &data, &ab, &off) != napi_ok || tt != napi_int32_array)
+      return throw_msg(env, "outRows must be an Int32Array"), NULL;
+    rows = data;
+    for (size_t k = 0; k < n; k++)
+      if (rows[k] < 0 || (size_t)rows[k] >= B) return throw_msg(env, "outRows: row out of range"), NULL;
+  }
+  if (!ort_ok(env, ort->RunWithBinding(d->session, d->step_run, d->step_io), "run")) return NULL;
+  return result(env, d, d->logits, d->hidden_out, rows, n);
+}
+
+NAPI_MODULE_INIT() {
+  napi_property_descriptor props[] = {
+      {"init", NULL, js_init, NULL, NULL, NULL, napi_default, NULL},
+      {"createDecoder", NULL, js_create_decoder, NULL, NULL, NULL, napi_default, NULL},
+      {"forward", NULL, js_forward, NULL, NULL, NULL, napi_default, NULL},
+      {"step", NULL, js_step, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}

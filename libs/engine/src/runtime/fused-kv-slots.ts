@@ -1,0 +1,80 @@
+import type { StepRow } from './protocol';
+
+/** Inputs of one fused-decoder step over every KV slot (see `FusedNativeDecoder.step`). */
+export interface FusedStepInputs {
+  positions: BigInt64Array;
+  seqlens: Int32Array;
+  /** Slot of each requested row, in row order: the rows whose outputs come back. */
+  outRows: Int32Array;
+}
+
+/**
+ * Which sequence owns which KV slot of the fused decoder, and how many positions each slot holds. Slots without a
+ * step row still run in the step (the graph covers all slots); each writes its new position just past its valid
+ * prefix (or at 0 when free), where the next real step of that sequence overwrites it.
+ */
+export class FusedKvSlots {
+  private readonly slotOf = new Map<number, number>();
+  private readonly lengths: Int32Array;
+  private readonly free: number[];
+
+  constructor(
+    readonly slots: number,
+    readonly capacity: number,
+  ) {
+    this.lengths = new Int32Array(slots);
+    this.free = Array.from({ length: slots }, (_, i) => slots - 1 - i);
+  }
+
+  has(seq: number): boolean {
+    return this.slotOf.has(seq);
+  }
+
+  /** A slot for a new sequence whose prefill holds `length` positions. */
+  claim(seq: number, length: number): number {
+    if (this.slotOf.has(seq)) throw new Error(`sequence ${seq} already exists`);
+    if (length > this.capacity)
+      throw new Error(`prompt of ${length} positions exceeds the KV capacity ${this.capacity}`);
+    const slot = this.free.pop();
+    if (slot === undefined) throw new Error(`all ${this.slots} KV slots are in use`);
+    this.slotOf.set(seq, slot);
+    this.lengths[slot] = length;
+    return slot;
+  }
+
+  slot(seq: number): number {
+    const slot = this.slotOf.get(seq);
+    if (slot === undefined) throw new Error(`unknown sequence ${seq}`);
+    return slot;
+  }
+
+  /** Positions, per-slot cache lengths after the step (minus one) and the output rows of a step over `rows`. */
+  stepInputs(rows: StepRow[]): FusedStepInputs {
+    const B = this.slots;
+    const positions = new BigInt64Array(3 * B);
+    const seqlens = new Int32Array(B);
+    for (let b = 0; b < B; b++) seqlens[b] = Math.min(this.lengths[b], this.capacity - 1);
+    const outRows = Int32Array.from(rows, (r) => {
+      const slot = this.slot(r.seq);
+      if (this.lengths[slot] >= this.capacity)
+        throw new Error(`sequence ${r.seq} has filled its KV capacity of ${this.capacity}`);
+      const p = BigInt(r.position);
+      positions[slot] = positions[B + slot] = positions[2 * B + slot] = p;
+      return slot;
+    });
+    return { positions, seqlens, outRows };
+  }
+
+  /** After a step: each stepped slot holds one more position. */
+  advance(outRows: Int32Array): void {
+    for (const slot of outRows) this.lengths[slot]++;
+  }
+
+  release(seq: number): void {
+    const slot = this.slotOf.get(seq);
+    if (slot === undefined) return;
+    this.slotOf.delete(seq);
+    this.lengths[slot] = 0;
+    this.free.push(slot);
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * The native fused-decoder addon (libs/engine/native/ort_fused.c): the bundle's `graphs.decoder_fused` on ONNX
+ * Runtime's C API with the KV cache in buffers allocated once ([batch slots, kv heads, capacity, head dim] per layer)
+ * and shared by past and present. On the CUDA EP the cache never leaves the GPU and the one-position step of all
+ * slots runs as a captured CUDA graph; on the CPU EP the same code runs on host memory (tests).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** Where the addon finds its libraries; see `nativeLibraries` for the defaults and their environment variables. */
+export interface NativeLibraries {
+  addon: string;
+  onnxruntime: string;
+  /** The CUDA runtime (`libcudart.so.13` for onnxruntime-gpu 1.30); only the CUDA EP needs it. */
+  cudart?: string;
+}
+
+export interface FusedDecoderOptions {
+  /** Path of decoder_fused.onnx. */
+  model: string;
+  gpu: boolean;
+  cudaGraph?: boolean;
+  device?: number;
+  threads?: number;
+  /** KV slots: sequences decoded together by `step`. */
+  batch: number;
+  /** Positions per slot (prompt + generated). */
+  capacity: number;
+  layers: number;
+  kvHeads: number;
+  headDim: number;
+  hidden: number;
+  vocab: number;
+  fp16: boolean;
+}
+
+/** Logits `[rows, V]` and last hidden states `[rows, H]` (fp16 bits when the model is fp16). */
+export interface FusedOutput {
+  logits: Float32Array;
+  hidden: Float32Array | Uint16Array;
+}
+
+interface Addon {
+  init(onnxruntime: string, cudart?: string): string;
+  createDecoder(options: FusedDecoderOptions): unknown;
+  forward(
+    handle: unknown,
+    row: number,
+    embeds: Float32Array | Uint16Array,
+    positions: BigInt64Array,
+    past: number,
+  ): FusedOutput;
+  step(
+    handle: unknown,
+    embeds: Float32Array | Uint16Array | null,
+    latentRows: Uint8Array | null,
+    positions: BigInt64Array,
+    seqlens: Int32Array,
+    outRows?: Int32Array,
+  ): FusedOutput;
+}
+
+const REPO_ROOT = path.resolve(__dirname, '../../../..');
+const DEFAULT_ADDON = path.join(REPO_ROOT, 'libs/engine/native/build/ort_fused.node');
+
+/**
+ * Defaults: the addon built by `npm run native:build`; onnxruntime-node's own ONNX Runtime library (for the CUDA EP,
+ * put onnxruntime-gpu's `libonnxruntime_providers_shared.so` and `libonnxruntime_providers_cuda.so` of the same
+ * version next to it, or point `LVR_ORT_LIBRARY` at onnxruntime-gpu's `libonnxruntime.so.1.*`); `libcudart.so.13`
+ * from the library path. Overrides: `LVR_ORT_ADDON`, `LVR_ORT_LIBRARY`, `LVR_CUDART_LIBRARY`.
+ */
+export function nativeLibraries(env: NodeJS.ProcessEnv = process.env): NativeLibraries {
+  const bundled = () => {
+    const ortNode = path.dirname(require.resolve('onnxruntime-node/package.json'));
+    return path.join(ortNode, 'bin', 'napi-v6', process.platform, process.arch, 'libonnxruntime.so.1');
+  };
+  return {
+    addon: env.LVR_ORT_ADDON ?? DEFAULT_ADDON,
+    onnxruntime: env.LVR_ORT_LIBRARY ?? bundled(),
+    cudart: env.LVR_CUDART_LIBRARY ?? 'libcudart.so.13',
+  };
+}
+
+function loadAddon(libs: NativeLibraries, gpu: boolean): Addon {
+  if (!fs.existsSync(libs.addon)) {
+    throw new Error(`native addon ${libs.addon} is missing: build it with \`npm run native:build\``);
+  }
+  const addon = require(libs.addon) as Addon; // eslint-disable-line @typescript-eslint/no-require-imports
+  // The first call opens ONNX Runtime (later calls keep it); a GPU decoder also needs the CUDA runtime.
+  addon.init(libs.onnxruntime, gpu ? libs.cudart : undefined);
+  return addon;
+}
+
+/** One fused decoder: `batch` KV slots of `capacity` positions. */
+export class FusedNativeDecoder {
+  private constructor(
+    private readonly addon: Addon,
+    private readonly handle: unknown,
+    readonly options: FusedDecoderOptions,
+  ) {}
+
+  static open(options: FusedDecoderOptions, libs: NativeLibraries = nativeLibraries()): FusedNativeDecoder {
+    const addon = loadAddon(libs, options.gpu);
+    try {
+      return new FusedNativeDecoder(addon, addon.createDecoder(options), options);
+    } catch (error) {
+      // onnxruntime refuses graph capture when a node falls back to the CPU EP (the int4 graph today): run the step
+      // uncaptured rather than not at all; `options.cudaGraph` then says false.
+      if (!options.cudaGraph || !/graph capture/.test(String(error))) throw error;
+      const uncaptured = { ...options, cudaGraph: false };
+      return new FusedNativeDecoder(addon, addon.createDecoder(uncaptured), uncaptured);
+    }
+  }
+
+  /** `S = positions.length / 3` new positions of slot `row` after its first `past` cached ones (a prefill). */
+  forward(
+    row: number,
+    embeds: Float32Array | Uint16Array,
+    positions: BigInt64Array,
+    past: number,
+  ): FusedOutput {
+    return this.addon.forward(this.handle, row, embeds, positions, past);
+  }
+
+  /**
+   * One new position in every slot. `seqlens[b]` = positions in slot b's cache after the step - 1 (a slot with no
+   * sequence still computes; give it its own length so it writes past its valid prefix). `latentRows[b] = 1` feeds
+   * slot b its own last hidden state on the device instead of `embeds` row b. Returns rows `outRows` (default all).
+   */
+  step(
+    embeds: Float32Array | Uint16Array | null,
+    latentRows: Uint8Array | null,
+    positions: BigInt64Array,
+    seqlens: Int32Array,
+    outRows?: Int32Array,
+  ): FusedOutput {
+    return this.addon.step(this.handle, embeds, latentRows, positions, seqlens, outRows);
+  }
+}

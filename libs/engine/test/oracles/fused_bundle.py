@@ -1,0 +1,25 @@
+"""Exports the demo bundle's tiny model (models/make_demo_bundle.py's config, seed 0) with --fused-decoder into the
+directory named by the payload ({"dest": DIR}); prints {"dest": DIR, "verification": {...}}."""
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from lvr.export import export_bundle
+from lvr.tiny import save_tiny_checkpoint
+
+TINY = dict(hidden=16, layers=2, heads=2, kv_heads=1, intermediate=32, vision_hidden=16, vision_layers=2, vision_heads=2)
+
+
+def main() -> None:
+    dest = json.loads(Path(sys.argv[1]).read_text())["dest"]
+    with tempfile.TemporaryDirectory() as work:
+        src = save_tiny_checkpoint(Path(work) / "ckpt", seed=0, **TINY)
+        m = export_bundle(str(src), dest, precision="fp32", run_id="fused-test", fused_decoder=True,
+                          log=lambda s: print(s, file=sys.stderr))
+    print(json.dumps({"dest": dest, "verification": m["verification"]}))
+
+
+if __name__ == "__main__":
+    main()

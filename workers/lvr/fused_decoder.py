@@ -1,0 +1,173 @@
+"""The decoder as a fused ONNX graph for GPU serving (issue #14): ONNX Runtime's contrib kernels instead of plain ops.
+
+Per layer: SkipSimplifiedLayerNormalization (residual add + RMSNorm in one kernel), one q/k/v MatMul + bias, two
+RotaryEmbedding kernels, GroupQueryAttention over a static KV buffer, the o projection, a second skip-norm, the
+gate/up MatMuls with SiLU and the down projection. The graph has no shape arithmetic (every Reshape uses constant
+shapes), so ONNX Runtime can keep all of it on the GPU and capture it in a CUDA graph.
+
+KV cache: `past_key_values.{i}.{key,value}` are buffers [B, kv_heads, capacity, head_dim]; bound to the same memory as
+`present.{i}.*`, GroupQueryAttention writes each step's new rows in place (past and present share the buffer) and
+attends to the first `seqlens_k[b] + 1` positions of row b. M-RoPE: the rotation angles come from `position_ids`
+[3, B, S] through `lvr.graphs.mrope_angles`' band rule, one cos/sin row per token; RotaryEmbedding reads row
+`b * S + s` of that table (`rope_rows`, computed in the graph without shape ops).
+
+Inputs: inputs_embeds [B,S,H], position_ids int64 [3,B,S], seqlens_k int32 [B] (tokens in the cache after this
+step, minus one), total_sequence_length int32 [] (the largest seqlens_k + 1), the KV buffers.
+Outputs: logits float32 [B,V] and last_hidden_state [B,H] at position S-1 of each row, present.{i}.{key,value}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+MS = "com.microsoft"
+FUSED_DECODER_FILE = "decoder_fused.onnx"
+
+
+@dataclass(frozen=True)
+class FusedShapes:
+    hidden: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    layers: int
+    vocab: int
+    eps: float
+    mrope_section: tuple[int, ...]
+
+    @classmethod
+    def of(cls, model) -> "FusedShapes":
+        t = model.config.text_config
+        return cls(hidden=t.hidden_size, heads=t.num_attention_heads, kv_heads=t.num_key_value_heads,
+                   head_dim=t.hidden_size // t.num_attention_heads, layers=t.num_hidden_layers, vocab=t.vocab_size,
+                   eps=float(t.rms_norm_eps), mrope_section=tuple(model.model.language_model.rotary_emb.mrope_section))
+
+
+class _Graph:
+    """Collects nodes and initializers; `op` returns the output names."""
+
+    def __init__(self, np_dtype):
+        self.nodes: list = []
+        self.inits: list = []
+        self.np_dtype = np_dtype
+        self._n = 0
+
+    def const(self, name: str, array: np.ndarray) -> str:
+        from onnx import numpy_helper
+
+        # np.ascontiguousarray would turn a 0-d array into 1-d; a scalar Gather index must stay 0-d.
+        self.inits.append(numpy_helper.from_array(np.array(array, order="C"), name))
+        return name
+
+    def weight(self, name: str, tensor) -> str:
+        return self.const(name, tensor.detach().float().cpu().numpy().astype(self.np_dtype))
+
+    def op(self, op_type: str, inputs: list[str], n_out: int = 1, outputs: list[str] | None = None,
+           domain: str = "", **attrs) -> list[str]:
+        from onnx import helper
+
+        self._n += 1
+        outs = outputs or [f"{op_type.lower()}_{self._n}_{k}" for k in range(n_out)]
+        self.nodes.append(helper.make_node(op_type, inputs, outs, name=f"{op_type}_{self._n}", domain=domain,
+                                           **attrs))
+        return outs
+
+
+def _rope_tables(g: _Graph, s: FusedShapes, inv_freq: np.ndarray, scaling: float) -> tuple[str, str, str]:
+    """cos/sin tables [B*S, D/2] (one row per token, M-RoPE bands) and rope_rows [B,S] = b*S + s."""
+    half = s.head_dim // 2
+    band_axis = np.concatenate([np.full(n, j % 3) for j, n in enumerate(s.mrope_section)])
+    one_hot = (np.arange(3)[:, None] == band_axis[None, :]).astype(np.float32)  # [3, D/2]
+    pos = g.op("Cast", ["position_ids"], to=1)[0]
+    pos = g.op("Unsqueeze", [pos, g.const("axis_last", np.array([-1], np.int64))])[0]  # [3,B,S,1]
+    freqs = g.op("Mul", [pos, g.const("inv_freq", inv_freq.astype(np.float32).reshape(1, 1, 1, half))])[0]
+    picked = g.op("Mul", [freqs, g.const("mrope_bands", one_hot.reshape(3, 1, 1, half))])[0]
+    angles = g.op("ReduceSum", [picked, g.const("axis_0", np.array([0], np.int64))], keepdims=0)[0]  # [B,S,D/2]
+    flat = g.op("Reshape", [angles, g.const("rows_by_half", np.array([-1, half], np.int64))])[0]
+    scale = g.const("rope_scaling", np.array(scaling, np.float32))
+    tables = []
+    for fn in ("Cos", "Sin"):
+        t = g.op("Mul", [g.op(fn, [flat])[0], scale])[0]
+        tables.append(g.op("Cast", [t], to=_onnx_type(g.np_dtype))[0])
+    # rope_rows[b, s] = b * S + s from ones shaped like one position row: no Shape op (CUDA-graph friendly).
+    zero = g.const("zero_i64", np.array(0, np.int64))
+    first_axis = g.op("Gather", ["position_ids", zero], axis=0)[0]
+    ones = g.op("Add", [g.op("Mul", [first_axis, zero])[0], g.const("one_i64", np.array(1, np.int64))])[0]  # [B,S]
+    col = g.op("Sub", [g.op("CumSum", [ones, g.const("axis1_scalar", np.array(1, np.int64))])[0], "one_i64"])[0]
+    row = g.op("Sub", [g.op("CumSum", [ones, g.const("axis0_scalar", np.array(0, np.int64))])[0], "one_i64"])[0]
+    width = g.op("ReduceSum", [ones, g.const("axis_1", np.array([1], np.int64))], keepdims=1)[0]  # [B,1] = S
+    rows = g.op("Add", [g.op("Mul", [row, width])[0], col])[0]
+    return tables[0], tables[1], rows
+
+
+def _onnx_type(np_dtype) -> int:
+    from onnx import TensorProto
+
+    return TensorProto.FLOAT16 if np_dtype == np.float16 else TensorProto.FLOAT
+
+
+def build_fused_decoder(model, np_dtype=np.float32):
+    """The fused decoder graph of `model` (a Qwen2.5-VL / LVR transformers model) with weights in `np_dtype`."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    s = FusedShapes.of(model)
+    tm = model.model.language_model
+    g = _Graph(np_dtype)
+    T = _onnx_type(np_dtype)
+    cos, sin, rows = _rope_tables(g, s, tm.rotary_emb.inv_freq.detach().float().cpu().numpy(),
+                                  float(getattr(tm.rotary_emb, "attention_scaling", 1.0)))
+    qd, kd = s.heads * s.head_dim, s.kv_heads * s.head_dim
+    split = g.const("qkv_split", np.array([qd, kd, kd], np.int64))
+    x, pending = "inputs_embeds", None
+    for i, layer in enumerate(tm.layers):
+        a, mlp = layer.self_attn, layer.mlp
+        w_in = g.weight(f"layers.{i}.input_norm", layer.input_layernorm.weight)
+        if pending is None:
+            h = g.op("SimplifiedLayerNormalization", [x, w_in], epsilon=s.eps, axis=-1, stash_type=1)[0]
+        else:
+            h, _, _, x = g.op("SkipSimplifiedLayerNormalization", [x, pending, w_in], n_out=4, domain=MS,
+                              epsilon=s.eps)
+        w_qkv = np.concatenate([p.weight.detach().float().cpu().numpy().T for p in (a.q_proj, a.k_proj, a.v_proj)],
+                               axis=1)
+        b_qkv = np.concatenate([p.bias.detach().float().cpu().numpy() for p in (a.q_proj, a.k_proj, a.v_proj)])
+        qkv = g.op("MatMul", [h, g.const(f"layers.{i}.qkv", w_qkv.astype(np_dtype))])[0]
+        qkv = g.op("Add", [qkv, g.const(f"layers.{i}.qkv_bias", b_qkv.astype(np_dtype))])[0]
+        q, k, v = g.op("Split", [qkv, split], n_out=3, axis=-1)
+        q = g.op("RotaryEmbedding", [q, rows, cos, sin], domain=MS)[0]
+        k = g.op("RotaryEmbedding", [k, rows, cos, sin], domain=MS)[0]
+        attn = g.op("GroupQueryAttention", [q, k, v, f"past_key_values.{i}.key", f"past_key_values.{i}.value",
+                                            "seqlens_k", "total_sequence_length"],
+                    outputs=[f"attn_{i}", f"present.{i}.key", f"present.{i}.value"], domain=MS,
+                    num_heads=s.heads, kv_num_heads=s.kv_heads, scale=float(s.head_dim ** -0.5))[0]
+        o = g.op("MatMul", [attn, g.weight(f"layers.{i}.o", a.o_proj.weight.T)])[0]
+        h2, _, _, x = g.op("SkipSimplifiedLayerNormalization",
+                           [x, o, g.weight(f"layers.{i}.post_norm", layer.post_attention_layernorm.weight)],
+                           n_out=4, domain=MS, epsilon=s.eps)
+        gate = g.op("MatMul", [h2, g.weight(f"layers.{i}.gate", mlp.gate_proj.weight.T)])[0]
+        up = g.op("MatMul", [h2, g.weight(f"layers.{i}.up", mlp.up_proj.weight.T)])[0]
+        act = g.op("Mul", [g.op("Mul", [gate, g.op("Sigmoid", [gate])[0]])[0], up])[0]
+        pending = g.op("MatMul", [act, g.weight(f"layers.{i}.down", mlp.down_proj.weight.T)])[0]
+    normed = g.op("SkipSimplifiedLayerNormalization", [x, pending, g.weight("norm", tm.norm.weight)], n_out=4,
+                  domain=MS, epsilon=s.eps)[0]
+    g.op("Gather", [normed, g.const("last", np.array(-1, np.int64))], outputs=["last_hidden_state"], axis=1)
+    head = g.op("MatMul", ["last_hidden_state", g.weight("lm_head", model.lm_head.weight.T)])[0]
+    g.op("Cast", [head], outputs=["logits"], to=TensorProto.FLOAT)
+
+    kv_shape = ["batch", s.kv_heads, "capacity", s.head_dim]
+    inputs = [helper.make_tensor_value_info("inputs_embeds", T, ["batch", "seq", s.hidden]),
+              helper.make_tensor_value_info("position_ids", TensorProto.INT64, [3, "batch", "seq"]),
+              helper.make_tensor_value_info("seqlens_k", TensorProto.INT32, ["batch"]),
+              helper.make_tensor_value_info("total_sequence_length", TensorProto.INT32, [])]
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", s.vocab]),
+               helper.make_tensor_value_info("last_hidden_state", T, ["batch", s.hidden])]
+    for i in range(s.layers):
+        for kind in ("key", "value"):
+            inputs.append(helper.make_tensor_value_info(f"past_key_values.{i}.{kind}", T, kv_shape))
+            outputs.append(helper.make_tensor_value_info(f"present.{i}.{kind}", T, kv_shape))
+    graph = helper.make_graph(g.nodes, "lvr_decoder_fused", inputs, outputs, initializer=g.inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid(MS, 1)],
+                             ir_version=onnx.IR_VERSION if onnx.IR_VERSION < 10 else 10,
+                             producer_name="lvr-platform")

@@ -1,0 +1,228 @@
+"""The fused decoder graph (`lvr.fused_decoder`): GroupQueryAttention over a static KV buffer shared by past and
+present, against `lvr.graphs.DecoderGraph` (fp32, growing past; batch 2 with rows of different lengths), the
+exporter's `fused_decoder=True` round trip, and `FusedOrtBackend`'s capacity check."""
+
+import numpy as np
+import pytest
+import torch
+
+from _lvr_helpers import image_message
+from lvr.backends import FusedOrtBackend, OrtBackend
+from lvr.bundle import verify_bundle
+from lvr.decoding import LVROptions, SamplingParams, generate
+from lvr.export import export_bundle
+from lvr.fused_decoder import FUSED_DECODER_FILE, build_fused_decoder
+from lvr.graphs import DecoderGraph
+from lvr.preprocess import build_prompt
+from lvr.tiny import TINY_IMAGE_CONFIG
+
+CAP = 32  # KV buffer positions in the graph-level tests
+
+
+def _rel(ref: np.ndarray, got: np.ndarray) -> float:
+    return float(np.abs(ref - got).max() / max(float(np.abs(ref).max()), 1e-6))
+
+
+@pytest.fixture(scope="module")
+def fused_session(tiny_model, tmp_path_factory):
+    import onnx
+    import onnxruntime as ort
+
+    path = tmp_path_factory.mktemp("fused") / FUSED_DECODER_FILE
+    onnx.save(build_fused_decoder(tiny_model, np.float32), str(path))
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+@pytest.fixture(scope="module")
+def dims(tiny_model):
+    t = tiny_model.config.text_config
+    return t.num_hidden_layers, t.num_key_value_heads, t.hidden_size // t.num_attention_heads, t.hidden_size
+
+
+def _run_fused(sess, kv: list, x: np.ndarray, pos: np.ndarray, seqlens_k, total_len: int):
+    """One fused step; `kv` holds OrtValues bound as both past_key_values.{i}.* and present.{i}.*."""
+    io = sess.io_binding()
+    io.bind_cpu_input("inputs_embeds", np.ascontiguousarray(x, dtype=np.float32))
+    io.bind_cpu_input("position_ids", np.ascontiguousarray(pos, dtype=np.int64))
+    io.bind_cpu_input("seqlens_k", np.asarray(seqlens_k, dtype=np.int32))
+    io.bind_cpu_input("total_sequence_length", np.array(total_len, np.int32))
+    io.bind_output("logits")
+    io.bind_output("last_hidden_state")
+    for i in range(len(kv) // 2):
+        for j, kind in enumerate(("key", "value")):
+            io.bind_ortvalue_input(f"past_key_values.{i}.{kind}", kv[2 * i + j])
+            io.bind_ortvalue_output(f"present.{i}.{kind}", kv[2 * i + j])
+    sess.run_with_iobinding(io)
+    logits, hidden = (o.numpy() for o in io.get_outputs()[:2])
+    return logits, hidden
+
+
+class _Reference:
+    """DecoderGraph in torch for one row, keeping its growing past (the presents of the previous step)."""
+
+    def __init__(self, model, layers: int, kv_heads: int, head_dim: int):
+        self.graph = DecoderGraph(model)
+        self.past = [torch.zeros(1, kv_heads, 0, head_dim) for _ in range(2 * layers)]
+
+    @torch.no_grad()
+    def step(self, x: np.ndarray, pos: np.ndarray):
+        total = self.past[0].shape[2] + x.shape[1]
+        out = self.graph(torch.from_numpy(x), torch.ones(1, total, dtype=torch.int64), torch.from_numpy(pos),
+                         *self.past)
+        self.past = list(out[2:])
+        return out[0].numpy(), out[1].numpy()
+
+
+def _prompt_positions(s: int, shift: int = 0) -> np.ndarray:
+    """[3, 1, S] M-RoPE positions whose three rows differ (as an image span makes them)."""
+    t = np.arange(s) + shift
+    return np.stack([t, (2 * t) % 5, t % 3])[:, None, :].astype(np.int64)
+
+
+def test_fp32_fused_graph_matches_decoder_graph_with_growing_past(tiny_model, fused_session, dims):
+    import onnxruntime as ort
+
+    L, kvh, D, H = dims
+    rng = np.random.default_rng(0)
+    ref = _Reference(tiny_model, L, kvh, D)
+    kv = [ort.OrtValue.ortvalue_from_numpy(np.zeros((1, kvh, CAP, D), np.float32)) for _ in range(2 * L)]
+    x = rng.standard_normal((1, 7, H)).astype(np.float32)
+    pos = _prompt_positions(7)
+    assert len({tuple(r) for r in pos[:, 0, :]}) == 3
+    embed = tiny_model.model.language_model.embed_tokens
+    length, kinds = 0, []
+    for step in range(4):  # prefill, latent, token, latent
+        total = length + x.shape[1]
+        rl, rh = ref.step(x, pos)
+        ol, oh = _run_fused(fused_session, kv, x, pos, [total - 1], total)
+        assert ol.shape == rl.shape == (1, tiny_model.config.text_config.vocab_size) and oh.shape == (1, H)
+        assert _rel(rl, ol) < 1e-4, (step, _rel(rl, ol))
+        assert _rel(rh, oh) < 1e-4, (step, _rel(rh, oh))
+        for i in range(2 * L):
+            buf = kv[i].numpy()
+            np.testing.assert_allclose(buf[:, :, :total], ref.past[i].numpy(), rtol=1e-4, atol=1e-5)
+            assert not buf[:, :, total:].any()  # nothing written past the sequence
+        length = total
+        if step % 2 == 0:  # latent step: the returned hidden state is the next input
+            x, kinds = rh.reshape(1, 1, H), kinds + ["latent"]
+        else:
+            with torch.no_grad():
+                x = embed(torch.tensor([[int(np.argmax(rl))]])).numpy()
+            kinds.append("token")
+        pos = np.full((3, 1, 1), total + 2, np.int64)
+    assert kinds[:2] == ["latent", "token"] and length == 10
+
+
+def test_batch2_decode_over_rows_prefilled_separately_matches_each_row_alone(tiny_model, fused_session, dims):
+    """Continuous batching: rows prefilled one at a time into their slice of a batch buffer, then decoded together
+    with per-row seqlens_k and positions."""
+    import onnxruntime as ort
+
+    L, kvh, D, H = dims
+    rng = np.random.default_rng(1)
+    lengths = (7, 4)
+    batch = [np.zeros((2, kvh, CAP, D), np.float32) for _ in range(2 * L)]
+    refs, decode_x, decode_pos, alone = [], [], [], []
+    for row, s in enumerate(lengths):
+        x = rng.standard_normal((1, s, H)).astype(np.float32)
+        pos = _prompt_positions(s, shift=row)
+        views = [b[row:row + 1] for b in batch]
+        assert all(v.flags.c_contiguous and np.shares_memory(v, b) for v, b in zip(views, batch))
+        kv_row = [ort.OrtValue.ortvalue_from_numpy(v) for v in views]
+        ref = _Reference(tiny_model, L, kvh, D)
+        rl, rh = ref.step(x, pos)
+        ol, _ = _run_fused(fused_session, kv_row, x, pos, [s - 1], s)
+        assert _rel(rl, ol) < 1e-4
+        for i in range(2 * L):  # the call wrote into the batch array: the OrtValues alias the row views
+            np.testing.assert_allclose(batch[i][row, :, :s], ref.past[i][0].numpy(), rtol=1e-4, atol=1e-5)
+            assert not batch[i][row, :, s:].any()
+        refs.append(ref)
+        decode_x.append(rh.reshape(1, 1, H))  # a latent step for both rows
+        decode_pos.append(np.full((3, 1, 1), s + 3 * row + 1, np.int64))
+    assert not batch[0][1, :, lengths[1]:].any()  # row 0's longer prefill did not spill into row 1
+    for row in range(2):
+        alone.append(refs[row].step(decode_x[row], decode_pos[row]))
+
+    kv = [ort.OrtValue.ortvalue_from_numpy(b) for b in batch]
+    x = np.concatenate(decode_x, axis=0)
+    pos = np.concatenate(decode_pos, axis=1)
+    ol, oh = _run_fused(fused_session, kv, x, pos, [lengths[0], lengths[1]], lengths[0] + 1)
+    for row, (rl, rh) in enumerate(alone):
+        assert _rel(rl[0], ol[row]) < 1e-4, (row, _rel(rl[0], ol[row]))
+        assert _rel(rh[0], oh[row]) < 1e-4, (row, _rel(rh[0], oh[row]))
+        total = lengths[row] + 1
+        for i in range(2 * L):
+            np.testing.assert_allclose(batch[i][row, :, :total], refs[row].past[i][0].numpy(), rtol=1e-4, atol=1e-5)
+            assert not batch[i][row, :, total:].any()
+    # the rows differ (a mix-up of rows would not pass by accident)
+    assert _rel(ol[0], ol[1]) > 1e-2
+
+
+@pytest.fixture(scope="module")
+def fused_bundles(tiny_ckpt, tmp_path_factory):
+    """precision -> (folder, manifest) of a tiny bundle exported with fused_decoder=True (each exported once)."""
+    cache: dict = {}
+
+    def make(precision: str):
+        if precision not in cache:
+            dest = tmp_path_factory.mktemp(f"fused-{precision}")
+            cache[precision] = dest, export_bundle(str(tiny_ckpt), str(dest), precision=precision,
+                                                   fused_decoder=True, log=lambda s: None)
+        return cache[precision]
+
+    return make
+
+
+def test_fp32_export_with_fused_decoder_verifies_and_decodes_like_the_decoder(fused_bundles, tokenizer):
+    folder, m = fused_bundles("fp32")
+    assert m["graphs"]["decoder_fused"] == FUSED_DECODER_FILE and m["graphs"]["decoder"] == "decoder.onnx"
+    files = {f["path"] for f in m["files"]}
+    assert {FUSED_DECODER_FILE, FUSED_DECODER_FILE + ".data"} <= files
+    assert verify_bundle(folder)["graphs"]["decoder_fused"] == FUSED_DECODER_FILE
+    out = m["verification"]["outputs"]
+    assert m["verification"]["passed"] is True
+    assert {"fused.logits", "fused.last_hidden_state"} <= set(out)
+    assert "fused.image_features" not in out  # only the decoder's outputs are re-checked
+    assert out["fused.logits"]["max_rel"] < 1e-4 and out["fused.last_hidden_state"]["max_rel"] < 1e-4
+
+    prompt = build_prompt(image_message(100, 70, seed=1), tokenizer, image_cfg=TINY_IMAGE_CONFIG,
+                          assistant_prefix="<|lvr_start|>")
+    params = SamplingParams(max_new_tokens=10)
+    lvr = LVROptions(steps=4)
+    ref = generate(OrtBackend(folder, m), prompt, params, lvr)
+    fused = FusedOrtBackend(folder, m, capacity=len(prompt.input_ids) + 16)
+    got = generate(fused, prompt, params, lvr)
+    assert ref.latent_steps == 4 and len(got.output_ids) == 10
+    assert got.output_ids == ref.output_ids
+    assert [s.input_kind for s in got.steps] == [s.input_kind for s in ref.steps]
+    for a, b in zip(got.steps, ref.steps):
+        assert abs(a.hidden["l2"] - b.hidden["l2"]) <= 1e-4 * b.hidden["l2"]
+    assert fused.length == len(prompt.input_ids) + 9  # prefill + one forward per token after the first
+    again = generate(fused, prompt, params, lvr)  # reset() rewinds the static buffer
+    assert again.output_ids == ref.output_ids
+
+
+def test_fp16_export_with_fused_decoder_verifies(fused_bundles):
+    folder, m = fused_bundles("fp16")
+    ver = m["verification"]
+    assert ver["passed"] is True and m["graphs"]["decoder_fused"] == FUSED_DECODER_FILE
+    assert 0 < ver["outputs"]["fused.logits"]["max_rel"] < 2e-2
+    assert ver["outputs"]["fused.last_hidden_state"]["max_rel"] < 2e-2
+    fused_data = (folder / (FUSED_DECODER_FILE + ".data")).stat().st_size
+    assert fused_data < 0.6 * (fused_bundles("fp32")[0] / (FUSED_DECODER_FILE + ".data")).stat().st_size
+
+
+def test_fused_backend_refuses_a_sequence_beyond_its_capacity(fused_bundles):
+    folder, m = fused_bundles("fp32")
+    H = m["architecture"]["hidden_size"]
+    b = FusedOrtBackend(folder, m, capacity=8)
+    pos = np.tile(np.arange(9, dtype=np.int64), (3, 1, 1))
+    with pytest.raises(ValueError, match="9 positions exceeds the KV capacity 8"):
+        b.forward(np.zeros((1, 9, H), np.float32), np.ones((1, 9), np.int64), pos)
+    assert b.length == 0
+    # growing past the capacity fails on the step that would overflow, and leaves the state as it was
+    b.forward(np.zeros((1, 7, H), np.float32), np.ones((1, 7), np.int64), pos[:, :, :7])
+    b.forward(np.zeros((1, 1, H), np.float32), np.ones((1, 8), np.int64), pos[:, :, 7:8])
+    with pytest.raises(ValueError, match="exceeds the KV capacity 8"):
+        b.forward(np.zeros((1, 1, H), np.float32), np.ones((1, 9), np.int64), pos[:, :, 8:9])
+    assert b.length == 8
