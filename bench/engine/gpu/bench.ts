@@ -45,7 +45,8 @@ async function run(engine: LvrEngine, request: GenerationRequest): Promise<RunRe
 
 const text = (n: number, extra: Partial<GenerationRequest> = {}): GenerationRequest => ({
   messages: [{ role: 'user', content: 'Write a long story about a lighthouse keeper and the sea.' }],
-  sampling: { maxTokens: n, ignoreEos: true },
+  // Greedy, like the PyTorch side's generate(do_sample=False): the same work per token on both sides.
+  sampling: { maxTokens: n, ignoreEos: true, temperature: 0 },
   ...extra,
 });
 
