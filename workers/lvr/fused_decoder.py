@@ -13,7 +13,9 @@ attends to the first `seqlens_k[b] + 1` positions of row b. M-RoPE: the rotation
 
 Inputs: inputs_embeds [B,S,H], position_ids int64 [3,B,S], seqlens_k int32 [B] (tokens in the cache after this
 step, minus one), total_sequence_length int32 [] (the largest seqlens_k + 1), the KV buffers.
-Outputs: logits float32 [B,V] and last_hidden_state [B,H] at position S-1 of each row, present.{i}.{key,value}.
+Outputs: logits float32 [B,V] and last_hidden_state [B,H] at position S-1 of each row, present.{i}.{key,value}, and
+the K = FUSED_TOP_K largest logits of each row with their ids, largest first, ties by lower id (top_logits float32
+[B,K], top_ids int64 [B,K]): a server reads those instead of the whole row when they decide its pick.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import numpy as np
 
 MS = "com.microsoft"
 FUSED_DECODER_FILE = "decoder_fused.onnx"
+#: Candidates per row in `top_logits` / `top_ids`: enough for a greedy pick under penalties without the full row.
+FUSED_TOP_K = 64
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,9 @@ def build_fused_decoder(model, np_dtype=np.float32):
     g.op("Gather", [normed, g.const("last", np.array(-1, np.int64))], outputs=["last_hidden_state"], axis=1)
     head = g.op("MatMul", ["last_hidden_state", g.weight("lm_head", model.lm_head.weight.T)])[0]
     g.op("Cast", [head], outputs=["logits"], to=TensorProto.FLOAT)
+    k = min(FUSED_TOP_K, s.vocab)
+    g.op("TopK", ["logits", g.const("top_k", np.array([k], np.int64))], outputs=["top_logits", "top_ids"], axis=-1,
+         largest=1, sorted=1)
 
     kv_shape = ["batch", s.kv_heads, "capacity", s.head_dim]
     inputs = [helper.make_tensor_value_info("inputs_embeds", T, ["batch", "seq", s.hidden]),
@@ -162,7 +169,9 @@ def build_fused_decoder(model, np_dtype=np.float32):
               helper.make_tensor_value_info("seqlens_k", TensorProto.INT32, ["batch"]),
               helper.make_tensor_value_info("total_sequence_length", TensorProto.INT32, [])]
     outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", s.vocab]),
-               helper.make_tensor_value_info("last_hidden_state", T, ["batch", s.hidden])]
+               helper.make_tensor_value_info("last_hidden_state", T, ["batch", s.hidden]),
+               helper.make_tensor_value_info("top_logits", TensorProto.FLOAT, ["batch", k]),
+               helper.make_tensor_value_info("top_ids", TensorProto.INT64, ["batch", k])]
     for i in range(s.layers):
         for kind in ("key", "value"):
             inputs.append(helper.make_tensor_value_info(f"past_key_values.{i}.{kind}", T, kv_shape))

@@ -11,7 +11,7 @@ from lvr.backends import FusedOrtBackend, OrtBackend
 from lvr.bundle import verify_bundle
 from lvr.decoding import LVROptions, SamplingParams, generate
 from lvr.export import export_bundle
-from lvr.fused_decoder import FUSED_DECODER_FILE, build_fused_decoder
+from lvr.fused_decoder import FUSED_DECODER_FILE, FUSED_TOP_K, build_fused_decoder
 from lvr.graphs import DecoderGraph
 from lvr.preprocess import build_prompt
 from lvr.tiny import TINY_IMAGE_CONFIG
@@ -111,6 +111,23 @@ def test_fp32_fused_graph_matches_decoder_graph_with_growing_past(tiny_model, fu
             kinds.append("token")
         pos = np.full((3, 1, 1), total + 2, np.int64)
     assert kinds[:2] == ["latent", "token"] and length == 10
+
+
+def test_top_outputs_are_the_largest_logits_largest_first_ties_by_lower_id(fused_session, dims):
+    layers, kvh, hd, hidden = dims
+    kv = [np.zeros((2, kvh, 16, hd), np.float32) for _ in range(2 * layers)]
+    x = np.random.default_rng(3).standard_normal((2, 1, hidden)).astype(np.float32)
+    names = ["logits", "top_logits", "top_ids"]
+    feeds = {"inputs_embeds": x, "position_ids": np.zeros((3, 2, 1), np.int64),
+             "seqlens_k": np.zeros(2, np.int32), "total_sequence_length": np.array(1, np.int32)}
+    feeds.update({f"past_key_values.{i}.{k}": kv[2 * i + j] for i in range(layers)
+                  for j, k in enumerate(("key", "value"))})
+    logits, values, ids = fused_session.run(names, feeds)
+    assert values.shape == ids.shape == (2, FUSED_TOP_K)
+    for b in range(2):
+        want = sorted(range(logits.shape[1]), key=lambda i: (-logits[b, i], i))[:FUSED_TOP_K]
+        assert ids[b].tolist() == want
+        np.testing.assert_array_equal(values[b], logits[b, want])
 
 
 def test_batch2_decode_over_rows_prefilled_separately_matches_each_row_alone(tiny_model, fused_session, dims):

@@ -47,10 +47,10 @@ typedef struct {
   OrtMemoryInfo *cpu_mem; // total_sequence_length is a CPU input of GroupQueryAttention
   OrtIoBinding *step_io;
   OrtRunOptions *step_run, *forward_run;
-  int on_gpu, device, batch, capacity, layers, kv_heads, head_dim, hidden, vocab;
+  int on_gpu, device, batch, capacity, layers, kv_heads, head_dim, hidden, vocab, top_k;
   size_t elem; // bytes per activation / KV element (2: fp16, 4: fp32)
   void **kv;   // 2 * layers buffers
-  void *embeds, *positions, *seqlens, *logits, *hidden_out;
+  void *embeds, *positions, *seqlens, *logits, *hidden_out, *top_values, *top_ids;
   int32_t total;
   OrtValue **owned;
   int n_owned;
@@ -248,7 +248,7 @@ static void release_decoder(Decoder *d) {
     for (int i = 0; i < 2 * d->layers; i++) dev_free(d, d->kv[i]);
     free(d->kv);
   }
-  void *bufs[] = {d->embeds, d->positions, d->seqlens, d->logits, d->hidden_out};
+  void *bufs[] = {d->embeds, d->positions, d->seqlens, d->logits, d->hidden_out, d->top_values, d->top_ids};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dev_free(d, bufs[i]);
   if (d->mem) ort->ReleaseMemoryInfo(d->mem);
   if (d->cpu_mem) ort->ReleaseMemoryInfo(d->cpu_mem);
@@ -316,7 +316,7 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
 }
 
 // createDecoder({model, gpu, device, cudaGraph, threads, batch, capacity, layers, kvHeads, headDim, hidden, vocab,
-//                fp16}) -> handle
+//                fp16, topK}) -> handle; topK > 0: the graph's top_logits / top_ids outputs (K = topK) come back too
 static napi_value js_create_decoder(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value opts;
@@ -340,7 +340,7 @@ static napi_value js_create_decoder(napi_env env, napi_callback_info info) {
         get_int(env, opts, "batch", -1, &d->batch) && get_int(env, opts, "capacity", -1, &d->capacity) &&
         get_int(env, opts, "layers", -1, &d->layers) && get_int(env, opts, "kvHeads", -1, &d->kv_heads) &&
         get_int(env, opts, "headDim", -1, &d->head_dim) && get_int(env, opts, "hidden", -1, &d->hidden) &&
-        get_int(env, opts, "vocab", -1, &d->vocab));
+        get_int(env, opts, "vocab", -1, &d->vocab) && get_int(env, opts, "topK", 0, &d->top_k));
   if (d->batch < 1 || d->capacity < 1 || d->layers < 1) {
     throw_msg(env, "batch, capacity and layers must be >= 1");
     goto fail;
@@ -382,7 +382,11 @@ static napi_value js_create_decoder(napi_env env, napi_callback_info info) {
   CHECK((d->seqlens = dev_alloc(env, d, B * 4)) != NULL);
   CHECK((d->logits = dev_alloc(env, d, B * d->vocab * 4)) != NULL);
   CHECK((d->hidden_out = dev_alloc(env, d, B * d->hidden * d->elem)) != NULL);
-  d->n_owned = 2 * d->layers + 6;
+  if (d->top_k > 0) {
+    CHECK((d->top_values = dev_alloc(env, d, B * d->top_k * 4)) != NULL);
+    CHECK((d->top_ids = dev_alloc(env, d, B * d->top_k * 8)) != NULL);
+  }
+  d->n_owned = 2 * d->layers + 8;
   d->owned = calloc(d->n_owned, sizeof(OrtValue *));
   ORT_TRY(env, ort->CreateIoBinding(d->session, &d->step_io), "CreateIoBinding");
   {
@@ -403,6 +407,15 @@ static napi_value js_create_decoder(napi_env env, napi_callback_info info) {
     ORT_TRY(env, ort->BindOutput(d->step_io, "logits", o[4]), "bind logits");
     ORT_TRY(env, ort->BindOutput(d->step_io, "last_hidden_state", o[5]), "bind last_hidden_state");
     CHECK(bind_kv(env, d, d->step_io, 0, d->batch, d->owned));
+    if (d->top_k > 0) {
+      int64_t top_shape[2] = {d->batch, d->top_k};
+      CHECK((o[6] = tensor(env, d, d->mem, d->top_values, B * d->top_k * 4, top_shape, 2,
+                           ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT)));
+      CHECK((o[7] = tensor(env, d, d->mem, d->top_ids, B * d->top_k * 8, top_shape, 2,
+                           ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64)));
+      ORT_TRY(env, ort->BindOutput(d->step_io, "top_logits", o[6]), "bind top_logits");
+      ORT_TRY(env, ort->BindOutput(d->step_io, "top_ids", o[7]), "bind top_ids");
+    }
   }
   if (cuda_opts) ort->ReleaseCUDAProviderOptions(cuda_opts);
   ort->ReleaseSessionOptions(so);
@@ -422,27 +435,78 @@ static Decoder *unwrap(napi_env env, napi_value v) {
   return (Decoder *)p;
 }
 
-// {logits [n,V], hidden [n,H]} of rows `rows` (n of them; NULL: rows 0..n-1) of the device outputs.
+// Copies rows `rows` (n of them; NULL: rows 0..n-1) of a device array with `row_bytes` per row to `dst`, one copy per
+// run of consecutive rows.
+static int gather_rows(napi_env env, Decoder *d, char *dst, const char *src, size_t row_bytes, const int32_t *rows,
+                       size_t n) {
+  for (size_t k = 0; k < n;) {
+    size_t first = rows ? (size_t)rows[k] : k, run = 1;
+    while (k + run < n && (rows ? (size_t)rows[k + run] == first + run : 1)) run++;
+    if (!copy(env, d, dst + k * row_bytes, src + first * row_bytes, run * row_bytes, D2H)) return 0;
+    k += run;
+  }
+  return 1;
+}
+
+static napi_value logits_rows(napi_env env, Decoder *d, const char *logits, const int32_t *rows, size_t n) {
+  char *host;
+  napi_value arr = new_float32(env, n * d->vocab, (void **)&host);
+  return gather_rows(env, d, host, logits, (size_t)d->vocab * 4, rows, n) ? arr : NULL;
+}
+
+// {logits [n,V], hidden [n,H]} of rows `rows` (NULL: rows 0..n-1) of the device outputs.
 static napi_value result(napi_env env, Decoder *d, const char *logits, const char *hidden, const int32_t *rows,
                          size_t n) {
-  char *lh, *hh;
-  size_t lrow = (size_t)d->vocab * 4, hrow = (size_t)d->hidden * d->elem;
-  napi_value out, l = new_float32(env, n * d->vocab, (void **)&lh), h = new_activations(env, d, n * d->hidden,
-                                                                                         (void **)&hh);
-  for (size_t k = 0; k < n; k++) {
-    size_t r = rows ? (size_t)rows[k] : k;
-    if (rows && k > 0 && rows[k] == rows[k - 1] + 1) continue; // copied with the run it belongs to
-    size_t run = 1;
-    while (k + run < n && (rows ? rows[k + run] == rows[k + run - 1] + 1 : 1)) run++;
-    if (!copy(env, d, lh + k * lrow, logits + r * lrow, run * lrow, D2H) ||
-        !copy(env, d, hh + k * hrow, hidden + r * hrow, run * hrow, D2H))
-      return NULL;
-    if (!rows) break;
-  }
+  char *hh;
+  napi_value out, l = logits_rows(env, d, logits, rows, n), h = new_activations(env, d, n * d->hidden, (void **)&hh);
+  if (l == NULL || !gather_rows(env, d, hh, hidden, (size_t)d->hidden * d->elem, rows, n)) return NULL;
   napi_create_object(env, &out);
   napi_set_named_property(env, out, "logits", l);
   napi_set_named_property(env, out, "hidden", h);
   return out;
+}
+
+// Adds topLogits (Float32Array [n*K]) and topIds (Int32Array [n*K]) of rows `rows` to `out`.
+static int add_top(napi_env env, Decoder *d, napi_value out, const int32_t *rows, size_t n) {
+  size_t K = d->top_k;
+  char *vals, *ids32;
+  napi_value v = new_float32(env, n * K, (void **)&vals), ab, ids;
+  if (!gather_rows(env, d, vals, d->top_values, K * 4, rows, n)) return 0;
+  int64_t *ids64 = malloc(n * K * 8);
+  if (ids64 == NULL) return throw_msg(env, "out of host memory");
+  int ok = gather_rows(env, d, (char *)ids64, d->top_ids, K * 8, rows, n);
+  napi_create_arraybuffer(env, n * K * 4, (void **)&ids32, &ab);
+  napi_create_typedarray(env, napi_int32_array, n * K, ab, 0, &ids);
+  for (size_t i = 0; ok && i < n * K; i++) ((int32_t *)ids32)[i] = (int32_t)ids64[i];
+  free(ids64);
+  if (!ok) return 0;
+  napi_set_named_property(env, out, "topLogits", v);
+  napi_set_named_property(env, out, "topIds", ids);
+  return 1;
+}
+
+// Reads an Int32Array argument of slot indices (each < batch) into *rows / *n; absent (undefined / null) leaves them.
+static int slot_list(napi_env env, Decoder *d, napi_value v, const int32_t **rows, size_t *n, const char *what) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (t == napi_undefined || t == napi_null) return 1;
+  napi_typedarray_type tt;
+  void *data;
+  napi_value ab;
+  size_t off, len;
+  char buf[96];
+  if (napi_get_typedarray_info(env, v, &tt, &len, &data, &ab, &off) != napi_ok || tt != napi_int32_array) {
+    snprintf(buf, sizeof buf, "%s must be an Int32Array", what);
+    return throw_msg(env, buf);
+  }
+  for (size_t k = 0; k < len; k++)
+    if (((int32_t *)data)[k] < 0 || ((int32_t *)data)[k] >= d->batch) {
+      snprintf(buf, sizeof buf, "%s: row out of range", what);
+      return throw_msg(env, buf);
+    }
+  *rows = data;
+  *n = len;
+  return 1;
 }
 
 // forward(handle, row, embeds [S*H], positions BigInt64Array [3*S], pastLength) -> {logits [V], hidden [H]}
@@ -517,15 +581,17 @@ fail:
 }
 
 // step(handle, embeds [B*H] | null, latentRows Uint8Array [B] | null, positions BigInt64Array [3*B],
-//      seqlens Int32Array [B], outRows Int32Array | undefined) -> {logits [n*V], hidden [n*H]}
+//      seqlens Int32Array [B], outRows?, fullRows?) -> {logits [nFull*V], hidden [n*H], topLogits?, topIds? [n*K]}
 // One new position for every row; rows flagged in latentRows take their last hidden state (from the previous step or
-// forward) as input, copied on the device. seqlens[b] = tokens in row b's cache after this step - 1. Only rows
-// outRows (in that order; default all) come back to the host.
+// forward) as input, copied on the device. seqlens[b] = tokens in row b's cache after this step - 1. Hidden states
+// (and the top K logits with their ids) of rows outRows (in that order; default all) come back to the host, whole
+// logit rows only for rows fullRows (default: outRows); lastLogits reads others until the next step.
 static napi_value js_step(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 7;
+  napi_value argv[7];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 5) return throw_msg(env, "step(handle, embeds, latentRows, positions, seqlens, outRows?)"), NULL;
+  if (argc < 5) return throw_msg(env, "step(handle, embeds, latentRows, positions, seqlens, outRows?, fullRows?)"),
+                      NULL;
   Decoder *d = unwrap(env, argv[0]);
   if (d == NULL) return NULL;
   size_t B = d->batch, row_bytes = d->hidden * d->elem;
@@ -540,6 +606,12 @@ static napi_value js_step(napi_env env, napi_callback_info info) {
     if (seq[b] < 0 || seq[b] >= d->capacity) return throw_msg(env, "sequence exceeds the KV capacity"), NULL;
     if (seq[b] + 1 > longest) longest = seq[b] + 1;
   }
+  const int32_t *rows = NULL, *full = NULL;
+  size_t n = B, n_full = 0;
+  if (argc > 5 && !slot_list(env, d, argv[5], &rows, &n, "outRows")) return NULL;
+  full = rows;
+  n_full = n;
+  if (argc > 6 && !slot_list(env, d, argv[6], &full, &n_full, "fullRows")) return NULL;
   if (t0 != napi_null && t0 != napi_undefined) {
     const void *emb = typed_bytes(env, argv[1], B * row_bytes, "embeds");
     if (emb == NULL || !copy(env, d, d->embeds, emb, B * row_bytes, H2D)) return NULL;
@@ -554,23 +626,30 @@ static napi_value js_step(napi_env env, napi_callback_info info) {
   }
   if (!copy(env, d, d->positions, pos, 3 * B * 8, H2D) || !copy(env, d, d->seqlens, seq, B * 4, H2D)) return NULL;
   d->total = longest;
-  const int32_t *rows = NULL;
-  size_t n = B;
-  napi_valuetype t5 = napi_undefined;
-  if (argc > 5) napi_typeof(env, argv[5], &t5);
-  if (t5 != napi_undefined && t5 != napi_null) {
-    napi_typedarray_type tt;
-    void *data;
-    napi_value ab;
-    size_t off;
-    if (napi_get_typedarray_info(env, argv[5], &tt, &n, &data, &ab, &off) != napi_ok || tt != napi_int32_array)
-      return throw_msg(env, "outRows must be an Int32Array"), NULL;
-    rows = data;
-    for (size_t k = 0; k < n; k++)
-      if (rows[k] < 0 || (size_t)rows[k] >= B) return throw_msg(env, "outRows: row out of range"), NULL;
-  }
   if (!ort_ok(env, ort->RunWithBinding(d->session, d->step_run, d->step_io), "run")) return NULL;
-  return result(env, d, d->logits, d->hidden_out, rows, n);
+  char *hh;
+  napi_value out, h = new_activations(env, d, n * d->hidden, (void **)&hh);
+  napi_value l = logits_rows(env, d, d->logits, full, n_full);
+  if (l == NULL || !gather_rows(env, d, hh, d->hidden_out, (size_t)d->hidden * d->elem, rows, n)) return NULL;
+  napi_create_object(env, &out);
+  napi_set_named_property(env, out, "logits", l);
+  napi_set_named_property(env, out, "hidden", h);
+  if (d->top_k > 0 && !add_top(env, d, out, rows, n)) return NULL;
+  return out;
+}
+
+// lastLogits(handle, rows Int32Array) -> Float32Array [n*V]: rows of the last step's logits (until the next step).
+static napi_value js_last_logits(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc != 2) return throw_msg(env, "lastLogits(handle, rows)"), NULL;
+  Decoder *d = unwrap(env, argv[0]);
+  const int32_t *rows = NULL;
+  size_t n = 0;
+  if (d == NULL || !slot_list(env, d, argv[1], &rows, &n, "rows")) return NULL;
+  if (rows == NULL) return throw_msg(env, "rows must be an Int32Array"), NULL;
+  return logits_rows(env, d, d->logits, rows, n);
 }
 
 NAPI_MODULE_INIT() {
@@ -579,6 +658,7 @@ NAPI_MODULE_INIT() {
       {"createDecoder", NULL, js_create_decoder, NULL, NULL, NULL, napi_default, NULL},
       {"forward", NULL, js_forward, NULL, NULL, NULL, napi_default, NULL},
       {"step", NULL, js_step, NULL, NULL, NULL, napi_default, NULL},
+      {"lastLogits", NULL, js_last_logits, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

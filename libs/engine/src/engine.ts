@@ -10,7 +10,9 @@ import { decodeLoop, Hidden, ModelStepper } from './decoding/loop';
 import { GenerationConfig, GenerationConfigResolver } from './generation-config';
 import { PreparedPrompt, PromptProcessor } from './prompt/prompt-processor';
 import { BundleError } from './errors';
+import { FUSED_TOP_K } from './runtime/fused-native';
 import { ModelWorker } from './runtime/model-worker';
+import { pickableFromTop } from './sampling/sampler';
 import { Tokenizer } from './tokenizer';
 import type {
   ExecutionProviderName,
@@ -182,7 +184,12 @@ export class LvrEngine {
         decoderFused: manifest.graphs.decoder_fused && bundle.paths.get(manifest.graphs.decoder_fused)!,
       },
       fusedDecoder: fused
-        ? { slots: maxBatchSize, capacity: maxContextTokens, cudaGraph: options.cudaGraph ?? true }
+        ? {
+            slots: maxBatchSize,
+            capacity: maxContextTokens,
+            cudaGraph: options.cudaGraph ?? true,
+            topK: Math.min(FUSED_TOP_K, manifest.architecture.vocab_size),
+          }
         : undefined,
       executionProvider,
       deviceKv: options.deviceKv,
@@ -290,6 +297,8 @@ export class LvrEngine {
     let latentSteps = 0;
     let decodeStartedAt = 0;
     const worker = this.worker;
+    // Greedy rows without logprobs take their token from the step's top candidates when the worker sends them.
+    const needsLogits = !pickableFromTop(config.sampling, config.topLogprobs);
     const stepper: ModelStepper = {
       prefill: async () => {
         const imageFeatures = await this.prompts.imageFeatures(prompt);
@@ -309,8 +318,10 @@ export class LvrEngine {
       step: async (input: { kind: 'token'; id: number } | { kind: 'latent' }, position: number) => {
         if (input.kind === 'latent') latentSteps++;
         else tokenSteps++;
-        return this.batcher.step({ seq, tokenId: input.kind === 'latent' ? null : input.id, position });
+        const tokenId = input.kind === 'latent' ? null : input.id;
+        return this.batcher.step({ seq, tokenId, position, needsLogits });
       },
+      lastLogits: () => worker.lastLogits(seq),
     };
     try {
       yield* this.decodeSequence(stepper, prompt, config, signal, internals, () => ({

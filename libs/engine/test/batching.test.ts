@@ -98,9 +98,9 @@ describe('StepBatcher', () => {
       f.calls[0].map((r) => r.seq),
       [1, 2, 3],
     );
-    assert.deepEqual(Array.from(r1.logits), [1, -1, 4]);
-    assert.deepEqual(Array.from(r2.logits), [2, 5, 8]);
-    assert.deepEqual(Array.from(r3.logits), [3, 7, 10]);
+    assert.deepEqual(Array.from(r1.logits!), [1, -1, 4]);
+    assert.deepEqual(Array.from(r2.logits!), [2, 5, 8]);
+    assert.deepEqual(Array.from(r3.logits!), [3, 7, 10]);
     assert.deepEqual(Array.from(r3.hidden), [3, 3]);
     assert.deepEqual(b.stats, { calls: 1, rows: 3, maxRows: 3 });
   });
@@ -135,7 +135,7 @@ describe('StepBatcher', () => {
       ['rejected', 'rejected'],
     );
     f.setFail(false);
-    assert.deepEqual(Array.from((await b.step({ seq: 6, tokenId: 1, position: 2 })).logits), [6, 1, 2]);
+    assert.deepEqual(Array.from((await b.step({ seq: 6, tokenId: 1, position: 2 })).logits!), [6, 1, 2]);
   });
 });
 

@@ -1,8 +1,13 @@
-import type { StepRow } from '../runtime/protocol';
+import type { StepRow, TopCandidates } from '../runtime/protocol';
 import type { Hidden, StepResult } from './loop';
 
-/** Runs one decoder call over `rows`; `logits` is `[rows, V]`, `hidden` `[rows, H]`, in row order. */
-export type BatchStepFn = (rows: StepRow[]) => Promise<{ logits: Float32Array; hidden: Hidden }>;
+/**
+ * Runs one decoder call over `rows`; `hidden` is `[rows, H]` in row order; row b's logits are row `logitRows[b]` of
+ * `logits` (row b when absent, -1 = left out), its top candidates row b of `top` (when sent).
+ */
+export type BatchStepFn = (
+  rows: StepRow[],
+) => Promise<{ logits: Float32Array; hidden: Hidden; logitRows?: Int32Array; top?: TopCandidates }>;
 
 interface Pending {
   row: StepRow;
@@ -79,18 +84,24 @@ export class StepBatcher {
     this.pending.sort((a, b) => a.row.seq - b.row.seq);
     const batch = this.pending.splice(0, this.maxBatchSize);
     try {
-      const { logits, hidden } = await this.run(batch.map((p) => p.row));
+      const { logits, hidden, logitRows, top } = await this.run(batch.map((p) => p.row));
       this.stats.calls++;
       this.stats.rows += batch.length;
       this.stats.maxRows = Math.max(this.stats.maxRows, batch.length);
       const V = this.vocabSize;
       const H = this.hiddenSize;
-      batch.forEach((p, b) =>
+      batch.forEach((p, b) => {
+        const row = logitRows ? logitRows[b] : b;
         p.resolve({
-          logits: logits.subarray(b * V, (b + 1) * V),
+          logits: row >= 0 ? logits.subarray(row * V, (row + 1) * V) : undefined,
           hidden: hidden.subarray(b * H, (b + 1) * H),
-        }),
-      );
+          top: top && {
+            k: top.k,
+            ids: top.ids.subarray(b * top.k, (b + 1) * top.k),
+            values: top.values.subarray(b * top.k, (b + 1) * top.k),
+          },
+        });
+      });
     } catch (error) {
       for (const p of batch) p.reject(error);
     } finally {

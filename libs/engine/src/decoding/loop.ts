@@ -1,5 +1,6 @@
 import { tokenLogprob } from '../sampling/logprobs';
-import { pickToken, SeededRandom } from '../sampling/sampler';
+import type { TopCandidates } from '../runtime/protocol';
+import { greedyFromTop, pickToken, SeededRandom } from '../sampling/sampler';
 import { StreamDecoder, Tokenizer } from '../tokenizer';
 import type { FinishReason, GenerationDelta, SamplingParams, TokenLogprob, Usage } from '../types';
 import { LvrConfig, LvrStateMachine } from './lvr-state';
@@ -8,9 +9,11 @@ import { StopStringMatcher } from './stop';
 /** A hidden state in the model dtype: float32, or float16 bits. */
 export type Hidden = Float32Array | Uint16Array;
 
+/** A forward's outputs: `logits` may be left out when `top` holds the row's top candidates (`StepRow.needsLogits`). */
 export interface StepResult {
-  logits: Float32Array;
+  logits?: Float32Array;
   hidden: Hidden;
+  top?: TopCandidates;
 }
 
 export type StepInput = { kind: 'token'; id: number } | { kind: 'latent' };
@@ -20,6 +23,8 @@ export interface ModelStepper {
   prefill(): Promise<StepResult>;
   /** Runs one decode step; a latent input is the previous step's hidden state, kept by the stepper. */
   step(input: StepInput, position: number): Promise<StepResult>;
+  /** The whole logits of the last step, when it left them out and its top candidates did not decide the token. */
+  lastLogits?(): Promise<Float32Array>;
 }
 
 export interface LoopOptions {
@@ -37,6 +42,13 @@ export interface LoopOptions {
   toFloat32(h: Hidden): Float32Array;
   /** Called with each forward's hidden state (parity tests). */
   onHidden?(h: Hidden): void;
+}
+
+/** The forward's logits, read from the stepper when the step left them out. */
+async function wholeLogits(stepper: ModelStepper, forward: StepResult): Promise<Float32Array> {
+  if (forward.logits) return forward.logits;
+  if (!stepper.lastLogits) throw new Error('the step left its logits out and the stepper cannot read them');
+  return stepper.lastLogits();
 }
 
 /**
@@ -80,8 +92,12 @@ export async function* decodeLoop(
   options.onHidden?.(forward.hidden);
   for (;;) {
     // pickToken penalises the logits in place; logprobs use the raw distribution, so keep a copy only when asked.
-    const raw = options.topLogprobs === undefined ? undefined : forward.logits.slice();
-    const tok = pickToken(forward.logits, history, sampling, rng, generatedCounts);
+    const raw = options.topLogprobs === undefined ? undefined : (await wholeLogits(stepper, forward)).slice();
+    const tok =
+      (forward.logits === undefined && forward.top
+        ? greedyFromTop(forward.top.ids, forward.top.values, history, sampling, generatedCounts)
+        : undefined) ??
+      pickToken(await wholeLogits(stepper, forward), history, sampling, rng, generatedCounts);
     const logprobs: TokenLogprob[] | undefined = raw && [
       tokenLogprob(options.tokenizer, raw, tok, options.topLogprobs!),
     ];

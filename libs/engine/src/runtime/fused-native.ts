@@ -7,6 +7,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
+/** Width of the fused graph's `top_logits` / `top_ids` (docs/bundle-format.md), at most the vocabulary size. */
+export const FUSED_TOP_K = 64;
+
 /** Where the addon finds its libraries; see `nativeLibraries` for the defaults and their environment variables. */
 export interface NativeLibraries {
   addon: string;
@@ -32,12 +35,20 @@ export interface FusedDecoderOptions {
   hidden: number;
   vocab: number;
   fp16: boolean;
+  /** K of the graph's `top_logits` / `top_ids` outputs; 0 (default) reads neither. */
+  topK?: number;
 }
 
 /** Logits `[rows, V]` and last hidden states `[rows, H]` (fp16 bits when the model is fp16). */
 export interface FusedOutput {
   logits: Float32Array;
   hidden: Float32Array | Uint16Array;
+}
+
+/** A step's outputs: whole logit rows of `fullRows` only; hidden states and the top K (with `topK`) of every row. */
+export interface FusedStepOutput extends FusedOutput {
+  topLogits?: Float32Array;
+  topIds?: Int32Array;
 }
 
 interface Addon {
@@ -57,7 +68,9 @@ interface Addon {
     positions: BigInt64Array,
     seqlens: Int32Array,
     outRows?: Int32Array,
-  ): FusedOutput;
+    fullRows?: Int32Array,
+  ): FusedStepOutput;
+  lastLogits(handle: unknown, rows: Int32Array): Float32Array;
 }
 
 const REPO_ROOT = path.resolve(__dirname, '../../../..');
@@ -125,7 +138,8 @@ export class FusedNativeDecoder {
   /**
    * One new position in every slot. `seqlens[b]` = positions in slot b's cache after the step - 1 (a slot with no
    * sequence still computes; give it its own length so it writes past its valid prefix). `latentRows[b] = 1` feeds
-   * slot b its own last hidden state on the device instead of `embeds` row b. Returns rows `outRows` (default all).
+   * slot b its own last hidden state on the device instead of `embeds` row b. Hidden states (and top K) of slots
+   * `outRows` come back (default all), whole logit rows of `fullRows` only (default `outRows`).
    */
   step(
     embeds: Float32Array | Uint16Array | null,
@@ -133,7 +147,13 @@ export class FusedNativeDecoder {
     positions: BigInt64Array,
     seqlens: Int32Array,
     outRows?: Int32Array,
-  ): FusedOutput {
-    return this.addon.step(this.handle, embeds, latentRows, positions, seqlens, outRows);
+    fullRows?: Int32Array,
+  ): FusedStepOutput {
+    return this.addon.step(this.handle, embeds, latentRows, positions, seqlens, outRows, fullRows);
+  }
+
+  /** Whole logit rows of slots `rows` from the last step (valid until the next step). */
+  lastLogits(rows: Int32Array): Float32Array {
+    return this.addon.lastLogits(this.handle, rows);
   }
 }

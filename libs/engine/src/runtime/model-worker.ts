@@ -4,11 +4,19 @@ import { EngineError } from '../errors';
 import type {
   PrefillRequest,
   StepRow,
+  TopCandidates,
   VisionRequest,
   WorkerInit,
   WorkerReply,
   WorkerRequest,
 } from './protocol';
+
+export interface StepReply {
+  logits: Float32Array;
+  hidden: Float32Array | Uint16Array;
+  logitRows?: Int32Array;
+  top?: TopCandidates;
+}
 
 /** Main-thread handle of the session worker: one request in flight at a time, in order. */
 export class ModelWorker {
@@ -55,10 +63,18 @@ export class ModelWorker {
     return { logits: r.logits!, hidden: r.hidden! };
   }
 
-  /** One batched decode step; `logits` is `[rows, V]` and `hidden` `[rows, H]`, in row order. */
-  async step(rows: StepRow[]): Promise<{ logits: Float32Array; hidden: Float32Array | Uint16Array }> {
+  /**
+   * One batched decode step; `hidden` is `[rows, H]` in row order, `logits` holds row b's logits at row
+   * `logitRows[b]` (row b when absent; -1: left out, see `StepRow.needsLogits`), `top` each row's top candidates.
+   */
+  async step(rows: StepRow[]): Promise<StepReply> {
     const r = await this.call({ op: 'step', rows });
-    return { logits: r.logits!, hidden: r.hidden! };
+    return { logits: r.logits!, hidden: r.hidden!, logitRows: r.logitRows, top: r.top };
+  }
+
+  /** The whole logits row of `seq` from the last step (its top candidates did not decide its token). */
+  async lastLogits(seq: number): Promise<Float32Array> {
+    return (await this.call({ op: 'lastLogits', seq })).logits!;
   }
 
   /** Frees a sequence's KV cache in the worker (after its last step, or when it is cancelled). */

@@ -11,7 +11,7 @@ export interface WorkerInit {
    * onnxruntime-node: `slots` KV slots of `capacity` positions each, allocated once in the EP's memory; on the CUDA EP
    * the step is captured in a CUDA graph when `cudaGraph`.
    */
-  fusedDecoder?: { slots: number; capacity: number; cudaGraph: boolean };
+  fusedDecoder?: { slots: number; capacity: number; cudaGraph: boolean; topK: number };
   /**
    * KV caches stay in the execution provider's memory between steps and are repacked there by small graphs (default:
    * WebGPU only, where they are GPU buffers). `false` on WebGPU copies them through the host every step (the first
@@ -62,6 +62,11 @@ export interface StepRow {
   tokenId: number | null;
   /** M-RoPE position of the new slot (same on all three axes). */
   position: number;
+  /**
+   * false: the engine picks this row's token from its top candidates (`WorkerReply.top`), so its logits row may be
+   * left out (the fused decoder does; `lastLogits` reads it until the next step). Default true.
+   */
+  needsLogits?: boolean;
 }
 
 export type WorkerRequest =
@@ -70,9 +75,18 @@ export type WorkerRequest =
   | { op: 'prefill'; req: PrefillRequest }
   /** One decoder call over `rows` (B = rows.length); replies `logits [B, V]` and `hidden [B, H]` in row order. */
   | { op: 'step'; rows: StepRow[] }
+  /** The whole logits row of `seq` from the last step (when its top candidates did not decide its token). */
+  | { op: 'lastLogits'; seq: number }
   /** Drops a finished or cancelled sequence's KV cache and hidden state. */
   | { op: 'release'; seq: number }
   | { op: 'close' };
+
+/** K largest logits of each row (`[rows, k]`), largest first, ties by lower id. */
+export interface TopCandidates {
+  k: number;
+  ids: Int32Array;
+  values: Float32Array;
+}
 
 export type WorkerReply =
   | {
@@ -80,5 +94,9 @@ export type WorkerReply =
       logits?: Float32Array;
       hidden?: Float32Array | Uint16Array;
       features?: Float32Array | Uint16Array;
+      /** Per step row, the index of its row in `logits`, or -1 when left out; absent: row b is row b. */
+      logitRows?: Int32Array;
+      /** Per step row, its K largest logits and their ids, largest first (fused decoder). */
+      top?: TopCandidates;
     }
   | { ok: false; error: string };

@@ -111,6 +111,7 @@ class ModelHost {
       hidden: hiddenSize,
       vocab: vocabSize,
       fp16: dtype === 'float16',
+      topK: f.topK,
     });
     return { decoder, slots: new FusedKvSlots(f.slots, f.capacity), fresh: new Set() };
   }
@@ -246,11 +247,11 @@ class ModelHost {
   }
 
   async step(rows: StepRow[]): Promise<WorkerReply> {
+    if (this.fused) return this.fusedStep(rows);
     const h = this.cfg.hiddenSize;
     let logits: Float32Array;
     let hidden: Activations;
-    if (this.fused) ({ logits, hidden } = await this.fusedStep(rows));
-    else {
+    {
       const B = rows.length;
       const batch = await this.kv.arrange(rows.map((r) => r.seq));
       const embeds = await this.stepEmbeds(rows);
@@ -277,9 +278,10 @@ class ModelHost {
   /**
    * One fused-decoder step over all KV slots. A latent row whose slot's device hidden state is current (its last
    * forward was the previous step or its prefill) takes it on the device; with an LVR head the fed-back state is the
-   * head's output, computed on the host, so it goes through the host.
+   * head's output, computed on the host, so it goes through the host. Rows with `needsLogits: false` get their top
+   * candidates only (a head's rows always get their logits: the head replaces them).
    */
-  private async fusedStep(rows: StepRow[]): Promise<{ logits: Float32Array; hidden: Activations }> {
+  private async fusedStep(rows: StepRow[]): Promise<WorkerReply> {
     const { decoder, slots, fresh } = this.fused!;
     const h = this.cfg.hiddenSize;
     const inputs = slots.stepInputs(rows);
@@ -296,28 +298,44 @@ class ModelHost {
       embeds.set(rowEmbeds.subarray(b * h, (b + 1) * h) as never, slot * h);
       if (onDevice.has(b)) latent[slot] = 1;
     });
+    const headRow = (r: StepRow) => this.head !== undefined && r.tokenId === null;
+    const full = rows.flatMap((r, b) => (r.needsLogits !== false || headRow(r) ? [b] : []));
+    const logitRows = new Int32Array(rows.length).fill(-1);
+    full.forEach((b, k) => (logitRows[b] = k));
     const out = decoder.step(
       embeds,
       onDevice.size ? latent : null,
       inputs.positions,
       inputs.seqlens,
       inputs.outRows,
+      Int32Array.from(full, (b) => inputs.outRows[b]),
     );
     slots.advance(inputs.outRows);
     fresh.clear();
     for (const slot of inputs.outRows) fresh.add(slot);
-    return out;
+    const headRows = full.filter((b) => headRow(rows[b]));
+    if (headRows.length) await this.applyHead(headRows, out.hidden, out.logits, (b) => logitRows[b]);
+    rows.forEach((r, b) => this.hidden.set(r.seq, out.hidden.slice(b * h, (b + 1) * h)));
+    const top = out.topIds && { k: out.topIds.length / rows.length, ids: out.topIds, values: out.topLogits! };
+    return { ok: true, logits: out.logits, hidden: out.hidden, logitRows, top };
+  }
+
+  /** The whole logits row of `seq` from the last fused step. */
+  lastLogits(seq: number): Float32Array {
+    const { decoder, slots } = this.fused!;
+    return decoder.lastLogits(Int32Array.of(slots.slot(seq)));
   }
 
   /**
    * LVR-SPEC §4.5: the output of a forward whose input was a latent goes through the head; the head state replaces
    * the hidden state (it is what the next latent step feeds back) and the logits are `lm_head(head_state)`. Rows
-   * `rows` of `hidden [B,H]` and `logits [B,V]` are replaced in place.
+   * `rows` of `hidden [B,H]` and rows `logitRow(b)` of `logits` are replaced in place.
    */
   private async applyHead(
     rows: number[],
     hidden: Float32Array | Uint16Array,
     logits: Float32Array,
+    logitRow: (b: number) => number = (b) => b,
   ): Promise<void> {
     const h = this.cfg.hiddenSize;
     const input =
@@ -331,7 +349,7 @@ class ModelHost {
     const V = headLogits.length / rows.length;
     rows.forEach((b, k) => {
       hidden.set(state.subarray(k * h, (k + 1) * h) as never, b * h);
-      logits.set(headLogits.subarray(k * V, (k + 1) * V), b * V);
+      logits.set(headLogits.subarray(k * V, (k + 1) * V), logitRow(b) * V);
     });
   }
 
@@ -368,10 +386,17 @@ async function handle(msg: WorkerRequest): Promise<{ reply: WorkerReply; transfe
       // onnxruntime-node returns each output in a fresh ArrayBuffer of its own: transfer it rather than copy B x V.
       const l = reply.logits!;
       const logits = l.byteOffset === 0 && l.byteLength === l.buffer.byteLength ? l : l.slice();
+      const top = reply.top
+        ? [reply.top.ids.buffer as ArrayBuffer, reply.top.values.buffer as ArrayBuffer]
+        : [];
       return {
         reply: { ...reply, logits },
-        transfer: [logits.buffer as ArrayBuffer, reply.hidden!.buffer as ArrayBuffer],
+        transfer: [logits.buffer as ArrayBuffer, reply.hidden!.buffer as ArrayBuffer, ...top],
       };
+    }
+    case 'lastLogits': {
+      const logits = host!.lastLogits(msg.seq);
+      return { reply: { ok: true, logits }, transfer: [logits.buffer as ArrayBuffer] };
     }
     case 'release':
       host!.release(msg.seq);

@@ -29,9 +29,13 @@ export function applyRepetitionPenalty(
   for (const id of history) {
     if (id < 0 || id >= logits.length || seen.has(id)) continue;
     seen.add(id);
-    const s = logits[id];
-    logits[id] = s < 0 ? Math.fround(s * p) : Math.fround(s / p);
+    logits[id] = repetitionPenalized(logits[id], p);
   }
+}
+
+/** One logit under the repetition penalty `p` (a float32): negative ×p, else ÷p. */
+function repetitionPenalized(s: number, p: number): number {
+  return s < 0 ? Math.fround(s * p) : Math.fround(s / p);
 }
 
 /** OpenAI `logit_bias`: adds each bias to its token's logit (in place); -100 / 100 effectively ban / force it. */
@@ -54,7 +58,61 @@ export function applyOccurrencePenalties(
   frequency: number,
 ): void {
   if (presence === 0 && frequency === 0) return;
-  for (const [id, n] of counts) logits[id] = Math.fround(logits[id] - presence - frequency * n);
+  for (const [id, n] of counts) logits[id] = occurrencePenalized(logits[id], n, presence, frequency);
+}
+
+function occurrencePenalized(s: number, n: number, presence: number, frequency: number): number {
+  return Math.fround(s - presence - frequency * n);
+}
+
+/**
+ * Whether a row's token can be picked from its top candidates (`greedyFromTop`): greedy, no logprobs, and only
+ * adjustments that never raise a logit (no logit bias; repetition penalty ≥ 1; presence and frequency penalties ≥ 0).
+ */
+export function pickableFromTop(params: SamplingParams, topLogprobs: number | undefined): boolean {
+  return (
+    isGreedy(params) &&
+    topLogprobs === undefined &&
+    (!params.logitBias || Object.keys(params.logitBias).length === 0) &&
+    (params.repetitionPenalty ?? 1) >= 1 &&
+    (params.presencePenalty ?? 0) >= 0 &&
+    (params.frequencyPenalty ?? 0) >= 0
+  );
+}
+
+/**
+ * `pickToken`'s greedy pick from the row's K largest logits only (`ids`/`values`, largest first, ties by lower id),
+ * or undefined when they do not decide it. Penalties only lower logits (`pickableFromTop`), so every other token
+ * stays at or below the K-th value: a penalized candidate strictly above it is the argmax of the whole row (ties
+ * between candidates go to the lower id, as in `argmax`).
+ */
+export function greedyFromTop(
+  ids: Int32Array,
+  values: Float32Array,
+  history: Iterable<number>,
+  params: SamplingParams,
+  generated: ReadonlyMap<number, number> = new Map(),
+): number | undefined {
+  const penalty = params.repetitionPenalty ?? 1;
+  const p = Math.fround(penalty);
+  const presence = params.presencePenalty ?? 0;
+  const frequency = params.frequencyPenalty ?? 0;
+  const seen = penalty === 1 ? undefined : new Set(history);
+  let best = -1;
+  let bestValue = -Infinity;
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
+    let v = values[i];
+    if (seen?.has(id)) v = repetitionPenalized(v, p);
+    const n = generated.get(id);
+    if (n !== undefined && (presence !== 0 || frequency !== 0))
+      v = occurrencePenalized(v, n, presence, frequency);
+    if (v > bestValue || (v === bestValue && id < best)) {
+      best = id;
+      bestValue = v;
+    }
+  }
+  return best >= 0 && bestValue > values[values.length - 1] ? best : undefined;
 }
 
 export function isGreedy(params: SamplingParams): boolean {
