@@ -1,8 +1,8 @@
 // Node side of the fused-decoder GPU bench (issue #14): the native addon (libs/engine/native) runs prep.py's fp16
 // bundle's graphs.decoder_fused on ONNX Runtime's CUDA EP from Node, KV on the GPU, the step captured in a CUDA
 // graph. Reports ms per step at batch 1 (token and latent steps, with and without the CUDA graph), aggregate tokens/s
-// at 8 and 32 streams, the prefill of a 32- and a 1024-position prompt, and a check that the captured step returns
-// the same logits as the uncaptured one.
+// at 8 and 32 streams (also with only each row's top 64 logits read back, as the engine's greedy rows), the prefill
+// of a 32- and a 1024-position prompt, and a check that the captured step returns the same logits as the uncaptured.
 //   node bench/engine/gpu/fused_node.mjs ADDON WORK OUT.json ORT_LIB CUDART_LIB|-
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -40,6 +40,7 @@ function decoder(batch, cudaGraph, capacity = 1536) {
     headDim: arch.head_dim,
     hidden: H,
     vocab: arch.vocab_size,
+    topK: Math.min(64, arch.vocab_size),
   });
 }
 
@@ -61,14 +62,16 @@ function stepInputs(batch, position) {
   };
 }
 
-function timeSteps(dec, batch, context, latent) {
+// topOnly: whole logit rows stay on the GPU, only each row's top 64 come back (the engine's greedy rows).
+function timeSteps(dec, batch, context, latent, topOnly = false) {
   const emb = randomHalf(batch * H, 7);
   const latentRows = latent ? new Uint8Array(batch).fill(1) : null;
+  const fullRows = topOnly ? new Int32Array(0) : undefined;
   let t0 = 0;
   for (let s = 0; s < WARMUP + STEPS; s++) {
     if (s === WARMUP) t0 = performance.now();
     const { positions, seqlens } = stepInputs(batch, context + s);
-    native.step(dec, latent ? null : emb, latentRows, positions, seqlens);
+    native.step(dec, latent ? null : emb, latentRows, positions, seqlens, undefined, fullRows);
   }
   return (performance.now() - t0) / STEPS;
 }
@@ -127,6 +130,10 @@ for (const batch of [1, 8, 32]) {
         const r = { batch, cuda_graph: graph, context, ms_per_step: timeSteps(dec, batch, context, false) };
         if (batch === 1) r.ms_per_latent_step = timeSteps(dec, batch, context + 128, true);
         r.aggregate_tok_s = (batch * 1e3) / r.ms_per_step;
+        if (graph) {
+          r.ms_per_step_top_only = timeSteps(dec, batch, context + 256, false, true);
+          r.aggregate_tok_s_top_only = (batch * 1e3) / r.ms_per_step_top_only;
+        }
         out.runs.push(r);
       }
     });
