@@ -435,6 +435,20 @@ static Decoder *unwrap(napi_env env, napi_value v) {
   return (Decoder *)p;
 }
 
+// Reads a call's arguments into argv (between `min` and `max` of them; *argc gets the count) and returns the decoder
+// handle in argv[0], or NULL after throwing `usage`.
+static Decoder *decoder_call(napi_env env, napi_callback_info info, size_t min, size_t max, napi_value *argv,
+                             size_t *argc, const char *usage) {
+  *argc = max;
+  napi_get_cb_info(env, info, argc, argv, NULL, NULL);
+  if (*argc < min) {
+    throw_msg(env, usage);
+    return NULL;
+  }
+  if (*argc > max) *argc = max;
+  return unwrap(env, argv[0]);
+}
+
 // Copies rows `rows` (n of them; NULL: rows 0..n-1) of a device array with `row_bytes` per row to `dst`, one copy per
 // run of consecutive rows.
 static int gather_rows(napi_env env, Decoder *d, char *dst, const char *src, size_t row_bytes, const int32_t *rows,
@@ -513,11 +527,9 @@ static int slot_list(napi_env env, Decoder *d, napi_value v, const int32_t **row
 // S new positions of one row, appended after its first pastLength cached positions (no CUDA graph); the row's last
 // hidden state also becomes its input for a following step that flags it latent.
 static napi_value js_forward(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
+  size_t argc;
   napi_value argv[5];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc != 5) return throw_msg(env, "forward(handle, row, embeds, positions, pastLength)"), NULL;
-  Decoder *d = unwrap(env, argv[0]);
+  Decoder *d = decoder_call(env, info, 5, 5, argv, &argc, "forward(handle, row, embeds, positions, pastLength)");
   int row, past;
   if (d == NULL || napi_get_value_int32(env, argv[1], &row) != napi_ok ||
       napi_get_value_int32(env, argv[4], &past) != napi_ok)
@@ -587,12 +599,10 @@ fail:
 // (and the top K logits with their ids) of rows outRows (in that order; default all) come back to the host, whole
 // logit rows only for rows fullRows (default: outRows); lastLogits reads others until the next step.
 static napi_value js_step(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
+  size_t argc;
   napi_value argv[7];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 5) return throw_msg(env, "step(handle, embeds, latentRows, positions, seqlens, outRows?, fullRows?)"),
-                      NULL;
-  Decoder *d = unwrap(env, argv[0]);
+  Decoder *d = decoder_call(env, info, 5, 7, argv, &argc,
+                            "step(handle, embeds, latentRows, positions, seqlens, outRows?, fullRows?)");
   if (d == NULL) return NULL;
   size_t B = d->batch, row_bytes = d->hidden * d->elem;
   napi_valuetype t0, t1;
@@ -640,11 +650,9 @@ static napi_value js_step(napi_env env, napi_callback_info info) {
 
 // lastLogits(handle, rows Int32Array) -> Float32Array [n*V]: rows of the last step's logits (until the next step).
 static napi_value js_last_logits(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
+  size_t argc;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc != 2) return throw_msg(env, "lastLogits(handle, rows)"), NULL;
-  Decoder *d = unwrap(env, argv[0]);
+  Decoder *d = decoder_call(env, info, 2, 2, argv, &argc, "lastLogits(handle, rows)");
   const int32_t *rows = NULL;
   size_t n = 0;
   if (d == NULL || !slot_list(env, d, argv[1], &rows, &n, "rows")) return NULL;

@@ -3,45 +3,13 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import sharp from 'sharp';
-import { LvrEngine, type GenerationRequest } from '../src';
+import { LvrEngine } from '../src';
 import { FusedNativeDecoder } from '../src/runtime/fused-native';
+import { assertSameOutcomes, concurrentRequests } from './helpers/concurrent-parity';
 import { REPO_ROOT, runPython, tempDir } from './helpers/python';
 
 // The fused decoder (graphs.decoder_fused through the native addon, KV slots shared by past and present) on the CPU
 // EP against onnxruntime-node's plain decoder on the same bundle: greedy outputs must be token-identical.
-
-interface Outcome {
-  ids: number[];
-  hidden: Float32Array[];
-  finish: string | null;
-}
-
-async function generate(engine: LvrEngine, request: GenerationRequest, stopAfter?: number): Promise<Outcome> {
-  const out: Outcome = { ids: [], hidden: [], finish: null };
-  const abort = new AbortController();
-  let deltas = 0;
-  for await (const d of engine.generate(
-    request,
-    { signal: abort.signal },
-    { onHidden: (h) => out.hidden.push(Float32Array.from(h)) },
-  )) {
-    out.ids.push(...d.tokenIds);
-    if (d.finishReason) out.finish = d.finishReason;
-    if (stopAfter !== undefined && ++deltas === stopAfter) abort.abort();
-  }
-  return out;
-}
-
-const text = (
-  content: string,
-  maxTokens: number,
-  extra: Partial<GenerationRequest> = {},
-): GenerationRequest => ({
-  messages: [{ role: 'user', content }],
-  sampling: { temperature: 0, ignoreEos: true, maxTokens },
-  ...extra,
-});
 
 describe('engine: fused decoder through the native addon (CPU EP)', () => {
   let dir: string;
@@ -79,55 +47,8 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
   });
 
   it('concurrent requests (joins, leaves, a cancellation, latent steps, an image) give the plain decoder’s tokens', async () => {
-    const image = await sharp({
-      create: { width: 120, height: 90, channels: 3, background: { r: 30, g: 160, b: 90 } },
-    })
-      .png()
-      .toBuffer();
-    const requests: Array<{ request: GenerationRequest; stopAfter?: number }> = [
-      { request: text('a short one', 6) },
-      { request: text('a much longer prompt, so that its slot holds more positions than the others', 14) },
-      {
-        request: {
-          messages: [
-            {
-              role: 'user',
-              content: [
-                { type: 'image', image },
-                { type: 'text', text: 'and this?' },
-              ],
-            },
-          ],
-          sampling: { temperature: 0, ignoreEos: true, maxTokens: 9 },
-        },
-      },
-      {
-        request: text('latent', 10, {
-          assistantPrefix: '<|lvr_start|>',
-          lvr: { strategy: 'steps', steps: 4 },
-        }),
-      },
-      { request: text('cancelled by its reader', 20), stopAfter: 5 },
-      { request: text('joins late', 7) },
-    ];
-    const run = (engine: LvrEngine) =>
-      Promise.all(requests.map((r) => generate(engine, r.request, r.stopAfter)));
-    const want = await run(plain);
-    const got = await run(fused);
+    await assertSameOutcomes(plain, fused, await concurrentRequests());
     assert.ok(fused.batchStats.maxRows > 1, 'requests were batched in the fused slots');
-    requests.forEach((_, i) => {
-      assert.deepEqual(got[i].ids, want[i].ids, `request ${i}: token ids`);
-      assert.equal(got[i].finish, want[i].finish, `request ${i}: finish reason`);
-      assert.equal(got[i].hidden.length, want[i].hidden.length, `request ${i}: forwards`);
-      got[i].hidden.forEach((h, k) => {
-        const ref = want[i].hidden[k];
-        const scale = Math.max(...ref.map(Math.abs));
-        const err = Math.max(...h.map((v, j) => Math.abs(v - ref[j])));
-        assert.ok(err <= 1e-4 * scale, `request ${i} forward ${k}: hidden error ${err} vs scale ${scale}`);
-      });
-    });
-    assert.equal(want[4].finish, 'abort');
-    assert.ok(want[3].hidden.length > 4, 'the latent request ran its latent steps');
   });
 
   it('a bundle without graphs.decoder_fused is refused when the fused decoder is asked for', async () => {

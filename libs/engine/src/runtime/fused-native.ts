@@ -51,25 +51,24 @@ export interface FusedStepOutput extends FusedOutput {
   topIds?: Int32Array;
 }
 
+/** `FusedNativeDecoder.forward`'s arguments. */
+type ForwardArgs = [row: number, embeds: Float32Array | Uint16Array, positions: BigInt64Array, past: number];
+
+/** `FusedNativeDecoder.step`'s arguments. */
+type StepArgs = [
+  embeds: Float32Array | Uint16Array | null,
+  latentRows: Uint8Array | null,
+  positions: BigInt64Array,
+  seqlens: Int32Array,
+  outRows?: Int32Array,
+  fullRows?: Int32Array,
+];
+
 interface Addon {
   init(onnxruntime: string, cudart?: string): string;
   createDecoder(options: FusedDecoderOptions): unknown;
-  forward(
-    handle: unknown,
-    row: number,
-    embeds: Float32Array | Uint16Array,
-    positions: BigInt64Array,
-    past: number,
-  ): FusedOutput;
-  step(
-    handle: unknown,
-    embeds: Float32Array | Uint16Array | null,
-    latentRows: Uint8Array | null,
-    positions: BigInt64Array,
-    seqlens: Int32Array,
-    outRows?: Int32Array,
-    fullRows?: Int32Array,
-  ): FusedStepOutput;
+  forward(handle: unknown, ...args: ForwardArgs): FusedOutput;
+  step(handle: unknown, ...args: StepArgs): FusedStepOutput;
   lastLogits(handle: unknown, rows: Int32Array): Float32Array;
 }
 
@@ -126,13 +125,8 @@ export class FusedNativeDecoder {
   }
 
   /** `S = positions.length / 3` new positions of slot `row` after its first `past` cached ones (a prefill). */
-  forward(
-    row: number,
-    embeds: Float32Array | Uint16Array,
-    positions: BigInt64Array,
-    past: number,
-  ): FusedOutput {
-    return this.addon.forward(this.handle, row, embeds, positions, past);
+  forward(...args: ForwardArgs): FusedOutput {
+    return this.addon.forward(this.handle, ...args);
   }
 
   /**
@@ -141,15 +135,8 @@ export class FusedNativeDecoder {
    * slot b its own last hidden state on the device instead of `embeds` row b. Hidden states (and top K) of slots
    * `outRows` come back (default all), whole logit rows of `fullRows` only (default `outRows`).
    */
-  step(
-    embeds: Float32Array | Uint16Array | null,
-    latentRows: Uint8Array | null,
-    positions: BigInt64Array,
-    seqlens: Int32Array,
-    outRows?: Int32Array,
-    fullRows?: Int32Array,
-  ): FusedStepOutput {
-    return this.addon.step(this.handle, embeds, latentRows, positions, seqlens, outRows, fullRows);
+  step(...args: StepArgs): FusedStepOutput {
+    return this.addon.step(this.handle, ...args);
   }
 
   /** Whole logit rows of slots `rows` from the last step (valid until the next step). */
