@@ -3,13 +3,23 @@
 # side (static cache + compile at batch 1/8/32), the addon's raw step bench and the engine bench on the cuda EP.
 set -u
 root=$(cd "$(dirname "$0")/../../.." && pwd); cd "$root"
-mkdir -p /tmp/ortc && cp .ortpart4/* /tmp/ortc/
-eval "$(bash bench/engine/gpu/ort_cuda_parts.sh unpack)"
-NODE=$(bash scripts/gpu/setup-node.sh)
-ORTDIR=/tmp/lvr-node/node_modules/onnxruntime-node/bin/napi-v6/linux/x64
-cp /tmp/ort-site/onnxruntime/capi/libonnxruntime_providers_{shared,cuda}.so $ORTDIR/
+: "${OUT:?OUT (the results folder) is required}"; mkdir -p "$OUT"
+# ORT_GPU_SITE: a folder with onnxruntime-gpu's `onnxruntime` package (a GPU host with it installed, and NODE plus
+# this repository's node_modules); otherwise the .ortpartN parts and .nodebin/ carried to a lent machine.
+if [ -n "${ORT_GPU_SITE:-}" ]; then
+  eval "$(bash bench/engine/gpu/ort_cuda_parts.sh env "$ORT_GPU_SITE")"
+  site=$ORT_GPU_SITE
+  ORTDIR=$(dirname "$("${NODE:-node}" -p "require.resolve('onnxruntime-node/package.json')")")/bin/napi-v6/linux/x64
+else
+  mkdir -p /tmp/ortc && cp .ortpart4/* /tmp/ortc/
+  eval "$(bash bench/engine/gpu/ort_cuda_parts.sh unpack)"
+  site=/tmp/ort-site
+  NODE=$(bash scripts/gpu/setup-node.sh)
+  ORTDIR=/tmp/lvr-node/node_modules/onnxruntime-node/bin/napi-v6/linux/x64
+fi
+cp $site/onnxruntime/capi/libonnxruntime_providers_{shared,cuda}.so $ORTDIR/
 CUDART=$(python3 -c "import glob,site;print(sorted(glob.glob(site.getsitepackages()[0]+'/nvidia/**/libcudart.so.13*',recursive=True))[0])")
-export LVR_ORT_ADDON=$root/.nodebin/ort_fused.node LVR_ORT_LIBRARY=$ORTDIR/libonnxruntime.so.1 LVR_CUDART_LIBRARY=$CUDART
+export LVR_ORT_ADDON=${LVR_ORT_ADDON:-$root/.nodebin/ort_fused.node} LVR_ORT_LIBRARY=$ORTDIR/libonnxruntime.so.1 LVR_CUDART_LIBRARY=$CUDART
 W=/tmp/w; rm -rf $W; mkdir -p $W; S=$(date +%s); export PYTHONUNBUFFERED=1
 python3 bench/engine/gpu/prep.py $W --layers 8 --vision-layers 4 --int4-before $((S+${INT4_BEFORE_S:-150})) --fused > /tmp/prep.log 2>&1 &
 prep=$!
@@ -20,5 +30,5 @@ timeout 120 $NODE bench/engine/gpu/fused_node.mjs $LVR_ORT_ADDON $W $OUT/node_fu
 echo "addon bench rc $? at $(( $(date +%s)-S )) s"; tail -c 400 /tmp/node.log; echo
 while kill -0 $prep 2>/dev/null; do sleep 1; done; cp $W/prep.json $OUT/
 echo "prep done $(( $(date +%s)-S )) s"; tail -2 /tmp/prep.log
-LVR_BENCH_EP=cuda LVR_QWEN_TOKENIZER_DIR=/tmp/ortc/tokenizer timeout 200 $NODE /tmp/lvr-node/app/bench.js $W $OUT/ts.json $(( $(date +%s)+180 )) > /tmp/ts.log 2>&1
+LVR_BENCH_EP=cuda timeout 200 $NODE ${APP:-/tmp/lvr-node/app/bench.js} $W $OUT/ts.json $(( $(date +%s)+180 )) > /tmp/ts.log 2>&1
 echo "engine bench rc $? at $(( $(date +%s)-S )) s"; tail -c 3000 /tmp/ts.log

@@ -7,6 +7,7 @@
 #   each call K: mkdir -p /tmp/ortc && cp .ortpartK/* /tmp/ortc/          (carry [".ortpartK"])
 #   last call:   eval "$(bash bench/engine/gpu/ort_cuda_parts.sh unpack)"  (sets PYTHONPATH, LD_LIBRARY_PATH and
 #                LVR_QWEN_TOKENIZER_DIR for prep.py and the probe)
+#   a GPU host with onnxruntime-gpu in folder SITE: eval "$(bash bench/engine/gpu/ort_cuda_parts.sh env SITE)"
 # While the parts travel, also drop models/ and bench/results/ from the index (`git rm -r -q --cached ...`, restored
 # with `git reset -q -- ...`) so that a part and the tree fit one call.
 set -euo pipefail
@@ -49,12 +50,17 @@ unpack)
       open(sys.argv[1], 'wb'))" "$site/onnxruntime/capi/libonnxruntime_providers_cuda.so"
   fi
   mkdir -p /tmp/ortc/tokenizer && tar -xf /tmp/ortc/tokenizer.tar -C /tmp/ortc/tokenizer
+  bash "$0" env "$site"
+  echo "export LVR_QWEN_TOKENIZER_DIR=/tmp/ortc/tokenizer"
+  ;;
+env)
+  # The environment for a folder SITE that holds onnxruntime-gpu's `onnxruntime` package (unpacked, or installed).
   libs=$(python3 -c "import site, glob, os; print(':'.join(sorted({os.path.dirname(p) for d in site.getsitepackages()
     for p in glob.glob(os.path.join(d, 'nvidia', '**', 'lib*.so*'), recursive=True)})))")
-  echo "export PYTHONPATH=$site LD_LIBRARY_PATH=$libs:${LD_LIBRARY_PATH:-} LVR_QWEN_TOKENIZER_DIR=/tmp/ortc/tokenizer"
+  echo "export PYTHONPATH=$2 LD_LIBRARY_PATH=$libs:${LD_LIBRARY_PATH:-}"
   ;;
 *)
-  echo "usage: ort_cuda_parts.sh pack [PART_MIB] | unpack" >&2
+  echo "usage: ort_cuda_parts.sh pack [PART_MIB] | unpack | env SITE" >&2
   exit 2
   ;;
 esac
