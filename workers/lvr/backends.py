@@ -75,6 +75,8 @@ class TorchBackend:
 class OrtBackend:
     """An exported bundle (docs/bundle-format.md) in onnxruntime (CPU EP by default)."""
 
+    unused_graphs = ("decoder_fused",)
+
     def __init__(self, bundle_dir: str | Path, manifest: dict | None = None, providers: list[str] | None = None,
                  threads: int | None = None):
         import json
@@ -88,7 +90,9 @@ class OrtBackend:
             so.intra_op_num_threads = threads
         prov = providers or ["CPUExecutionProvider"]
         graphs = self.manifest["graphs"]
-        self.sessions = {k: ort.InferenceSession(str(self.dir / f), so, providers=prov) for k, f in graphs.items()}
+        # Each backend opens the one decoder flavour it steps through, not both.
+        self.sessions = {k: ort.InferenceSession(str(self.dir / f), so, providers=prov) for k, f in graphs.items()
+                         if k not in self.unused_graphs}
         arch = self.manifest["architecture"]
         self.layers = int(arch["num_hidden_layers"])
         self.kv_heads = int(arch["num_key_value_heads"])
@@ -138,6 +142,8 @@ class OrtBackend:
 class FusedOrtBackend(OrtBackend):
     """The bundle with its fused decoder graph (`lvr.fused_decoder`): KV buffers of `capacity` positions allocated once,
     bound as both past and present so GroupQueryAttention appends in place. Batch 1 (the reference-decoding shape)."""
+
+    unused_graphs = ("decoder",)
 
     def __init__(self, bundle_dir: str | Path, manifest: dict | None = None, providers: list[str] | None = None,
                  threads: int | None = None, capacity: int = 4096):

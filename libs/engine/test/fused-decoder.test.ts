@@ -51,6 +51,25 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
     assert.ok(fused.batchStats.maxRows > 1, 'requests were batched in the fused slots');
   });
 
+  it('with an LVR head (its state fed back through the host, its logits replacing the decoder’s)', async () => {
+    const headBundle = path.join(dir, 'head');
+    const res = runPython<{ verification: { passed: boolean } }>('fused_bundle.py', {
+      dest: headBundle,
+      head: true,
+    });
+    assert.equal(res.verification.passed, true);
+    const options = { threads: 1, verifyChecksums: false, maxBatchSize: 3, maxModelLen: 512 };
+    const [want, got] = await Promise.all([
+      LvrEngine.load(headBundle, options),
+      LvrEngine.load(headBundle, { ...options, fusedDecoder: true }),
+    ]);
+    try {
+      await assertSameOutcomes(want, got, await concurrentRequests());
+    } finally {
+      await Promise.all([want.close(), got.close()]);
+    }
+  });
+
   it('a bundle without graphs.decoder_fused is refused when the fused decoder is asked for', async () => {
     await assert.rejects(
       LvrEngine.load(path.join(REPO_ROOT, 'models/lvr-tiny-demo'), {

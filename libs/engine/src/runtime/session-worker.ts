@@ -13,6 +13,7 @@ import { deviceKv, gpuBufferKv } from './protocol';
 import type {
   PrefillRequest,
   StepRow,
+  TopCandidates,
   VisionRequest,
   WorkerInit,
   WorkerReply,
@@ -21,6 +22,14 @@ import type {
 
 type Feeds = Record<string, ort.Tensor>;
 type Activations = Float32Array | Uint16Array;
+
+/** A decode step's outputs as the worker replies them (see `WorkerReply`). */
+interface StepOutputs {
+  logits: Float32Array;
+  hidden: Activations;
+  logitRows?: Int32Array;
+  top?: TopCandidates;
+}
 
 /** The fused decoder (native addon) with its slot bookkeeping; `fresh`: slots whose device hidden state is current. */
 interface FusedPath {
@@ -189,7 +198,7 @@ class ModelHost {
   }
 
   async prefill(r: PrefillRequest): Promise<WorkerReply> {
-    if (this.hidden.has(r.seq) || this.kv?.has(r.seq) || this.fused?.slots.has(r.seq))
+    if (this.hidden.has(r.seq) || this.kv.has(r.seq) || this.fused?.slots.has(r.seq))
       throw new Error(`sequence ${r.seq} already exists`);
     const n = r.inputIds.length;
     const embeds = await this.promptEmbeds(r);
@@ -223,56 +232,70 @@ class ModelHost {
   }
 
   /**
-   * The step's inputs [B, H] in row order: token rows embedded, latent rows their last hidden state, except rows in
-   * `onDevice` (left zero: the fused decoder feeds those from the device).
+   * The step's inputs: token rows embedded, latent rows their last hidden state, except rows in `onDevice` (left
+   * zero: the fused decoder feeds those from the device). Row b goes to row `at[b]` of `count` rows (default: row b of
+   * `rows.length`).
    */
-  private async stepEmbeds(rows: StepRow[], onDevice: Set<number> = new Set()): Promise<Activations> {
+  private async stepEmbeds(
+    rows: StepRow[],
+    onDevice: Set<number> = new Set(),
+    at?: Int32Array,
+    count = rows.length,
+  ): Promise<Activations> {
     const h = this.cfg.hiddenSize;
-    const B = rows.length;
-    const embeds = this.cfg.dtype === 'float16' ? new Uint16Array(B * h) : new Float32Array(B * h);
+    const embeds = this.cfg.dtype === 'float16' ? new Uint16Array(count * h) : new Float32Array(count * h);
+    const put = (b: number, row: Activations) => embeds.set(row as never, (at ? at[b] : b) * h);
     const tokenRows = rows.flatMap((r, b) => (r.tokenId === null ? [] : [b]));
     if (tokenRows.length) {
       const ids = BigInt64Array.from(tokenRows, (b) => BigInt(rows[b].tokenId!));
       const emb = await this.embed.run({ input_ids: new ort.Tensor('int64', ids, [ids.length, 1]) });
       const data = emb.inputs_embeds.data as Activations;
-      tokenRows.forEach((b, k) => embeds.set(data.subarray(k * h, (k + 1) * h) as never, b * h));
+      tokenRows.forEach((b, k) => put(b, data.subarray(k * h, (k + 1) * h)));
     }
     rows.forEach((r, b) => {
       if (r.tokenId !== null || onDevice.has(b)) return;
       const last = this.hidden.get(r.seq);
       if (!last) throw new Error(`latent step of sequence ${r.seq} before any forward`);
-      embeds.set(last as never, b * h);
+      put(b, last);
     });
     return embeds;
   }
 
+  /**
+   * One decode step over `rows` (plain or fused decoder); then the LVR head on latent-input rows and each row's last
+   * hidden state kept for its next latent step.
+   */
   async step(rows: StepRow[]): Promise<WorkerReply> {
-    if (this.fused) return this.fusedStep(rows);
+    const out = this.fused ? await this.fusedStep(rows) : await this.plainStep(rows);
     const h = this.cfg.hiddenSize;
-    let logits: Float32Array;
-    let hidden: Activations;
-    {
-      const B = rows.length;
-      const batch = await this.kv.arrange(rows.map((r) => r.seq));
-      const embeds = await this.stepEmbeds(rows);
-      const positions = new BigInt64Array(3 * B);
-      rows.forEach((r, b) => (positions[b] = positions[B + b] = positions[2 * B + b] = BigInt(r.position)));
-      const { out, present } = await this.forward(
-        new ort.Tensor(this.cfg.dtype, embeds, [B, 1, h]),
-        leftPaddedMask(batch.lens, batch.width, 1),
-        positions,
-        B,
-        1,
-        batch.past,
-      );
-      this.kv.advance(batch, present);
-      hidden = (out.last_hidden_state.data as Activations).slice();
-      logits = out.logits.data as Float32Array;
-    }
-    const latentRows = rows.flatMap((r, b) => (r.tokenId === null ? [b] : []));
-    if (this.head && latentRows.length) await this.applyHead(latentRows, hidden, logits);
-    rows.forEach((r, b) => this.hidden.set(r.seq, hidden.slice(b * h, (b + 1) * h)));
-    return { ok: true, logits, hidden };
+    const headRows = this.head ? rows.flatMap((r, b) => (r.tokenId === null ? [b] : [])) : [];
+    // The fused step returns the logits of head rows (`fusedStep`), so logitRows[b] >= 0 for every one of them.
+    const logitRow = (b: number) => (out.logitRows ? out.logitRows[b] : b);
+    if (headRows.length) await this.applyHead(headRows, out.hidden, out.logits, logitRow);
+    rows.forEach((r, b) => this.hidden.set(r.seq, out.hidden.slice(b * h, (b + 1) * h)));
+    return { ok: true, ...out };
+  }
+
+  private async plainStep(rows: StepRow[]): Promise<StepOutputs> {
+    const B = rows.length;
+    const h = this.cfg.hiddenSize;
+    const batch = await this.kv.arrange(rows.map((r) => r.seq));
+    const embeds = await this.stepEmbeds(rows);
+    const positions = new BigInt64Array(3 * B);
+    rows.forEach((r, b) => (positions[b] = positions[B + b] = positions[2 * B + b] = BigInt(r.position)));
+    const { out, present } = await this.forward(
+      new ort.Tensor(this.cfg.dtype, embeds, [B, 1, h]),
+      leftPaddedMask(batch.lens, batch.width, 1),
+      positions,
+      B,
+      1,
+      batch.past,
+    );
+    this.kv.advance(batch, present);
+    return {
+      logits: out.logits.data as Float32Array,
+      hidden: (out.last_hidden_state.data as Activations).slice(),
+    };
   }
 
   /**
@@ -281,25 +304,19 @@ class ModelHost {
    * head's output, computed on the host, so it goes through the host. Rows with `needsLogits: false` get their top
    * candidates only (a head's rows always get their logits: the head replaces them).
    */
-  private async fusedStep(rows: StepRow[]): Promise<WorkerReply> {
+  private async fusedStep(rows: StepRow[]): Promise<StepOutputs> {
     const { decoder, slots, fresh } = this.fused!;
-    const h = this.cfg.hiddenSize;
     const inputs = slots.stepInputs(rows);
+    const latentInput = (r: StepRow) => r.tokenId === null;
     const onDevice = new Set(
-      this.head
-        ? []
-        : rows.flatMap((r, b) => (r.tokenId === null && fresh.has(inputs.outRows[b]) ? [b] : [])),
+      this.head ? [] : rows.flatMap((r, b) => (latentInput(r) && fresh.has(inputs.outRows[b]) ? [b] : [])),
     );
-    const rowEmbeds = await this.stepEmbeds(rows, onDevice);
-    const embeds =
-      this.cfg.dtype === 'float16' ? new Uint16Array(slots.slots * h) : new Float32Array(slots.slots * h);
+    const embeds = await this.stepEmbeds(rows, onDevice, inputs.outRows, slots.slots);
     const latent = new Uint8Array(slots.slots);
-    inputs.outRows.forEach((slot, b) => {
-      embeds.set(rowEmbeds.subarray(b * h, (b + 1) * h) as never, slot * h);
-      if (onDevice.has(b)) latent[slot] = 1;
-    });
-    const headRow = (r: StepRow) => this.head !== undefined && r.tokenId === null;
-    const full = rows.flatMap((r, b) => (r.needsLogits !== false || headRow(r) ? [b] : []));
+    for (const b of onDevice) latent[inputs.outRows[b]] = 1;
+    const full = rows.flatMap((r, b) =>
+      r.needsLogits !== false || (this.head && latentInput(r)) ? [b] : [],
+    );
     const logitRows = new Int32Array(rows.length).fill(-1);
     full.forEach((b, k) => (logitRows[b] = k));
     const out = decoder.step(
@@ -313,11 +330,8 @@ class ModelHost {
     slots.advance(inputs.outRows);
     fresh.clear();
     for (const slot of inputs.outRows) fresh.add(slot);
-    const headRows = full.filter((b) => headRow(rows[b]));
-    if (headRows.length) await this.applyHead(headRows, out.hidden, out.logits, (b) => logitRows[b]);
-    rows.forEach((r, b) => this.hidden.set(r.seq, out.hidden.slice(b * h, (b + 1) * h)));
     const top = out.topIds && { k: out.topIds.length / rows.length, ids: out.topIds, values: out.topLogits! };
-    return { ok: true, logits: out.logits, hidden: out.hidden, logitRows, top };
+    return { logits: out.logits, hidden: out.hidden, logitRows, top };
   }
 
   /** The whole logits row of `seq` from the last fused step. */
@@ -361,7 +375,7 @@ class ModelHost {
 
   async close(): Promise<void> {
     if (process.env.LVR_ORT_PROFILE_PREFIX) this.decoder?.endProfiling();
-    this.kv?.clear();
+    this.kv.clear();
     this.hidden.clear();
     await this.packer?.release();
   }

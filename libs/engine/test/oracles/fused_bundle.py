@@ -1,5 +1,6 @@
-"""Exports the demo bundle's tiny model (models/make_demo_bundle.py's config, seed 0) with --fused-decoder into the
-directory named by the payload ({"dest": DIR}); prints {"dest": DIR, "verification": {...}}."""
+"""Exports the demo bundle's tiny model (models/make_demo_bundle.py's config, seed 0; with "head": true plus the
+simple LVR head) with --fused-decoder into the directory named by the payload ({"dest": DIR, "head": bool});
+prints {"dest": DIR, "verification": {...}}."""
 
 import json
 import sys
@@ -7,15 +8,17 @@ import tempfile
 from pathlib import Path
 
 from lvr.export import export_bundle
-from lvr.tiny import save_tiny_checkpoint
+from lvr.tiny import TINY_OPTIONS, save_tiny_checkpoint
 
 TINY = dict(hidden=16, layers=2, heads=2, kv_heads=1, intermediate=32, vision_hidden=16, vision_layers=2, vision_heads=2)
 
 
 def main() -> None:
-    dest = json.loads(Path(sys.argv[1]).read_text())["dest"]
+    payload = json.loads(Path(sys.argv[1]).read_text())
+    dest = payload["dest"]
+    head = TINY_OPTIONS["lvr_head"] if payload.get("head") else {}
     with tempfile.TemporaryDirectory() as work:
-        src = save_tiny_checkpoint(Path(work) / "ckpt", seed=0, **TINY)
+        src = save_tiny_checkpoint(Path(work) / "ckpt", seed=0, **TINY, **head)
         m = export_bundle(str(src), dest, precision="fp32", run_id="fused-test", fused_decoder=True,
                           log=lambda s: print(s, file=sys.stderr))
     print(json.dumps({"dest": dest, "verification": m["verification"]}))
