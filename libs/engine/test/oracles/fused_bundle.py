@@ -10,7 +10,8 @@ from pathlib import Path
 from lvr.export import export_bundle
 from lvr.tiny import TINY_OPTIONS, save_tiny_checkpoint
 
-TINY = dict(hidden=16, layers=2, heads=2, kv_heads=1, intermediate=32, vision_hidden=16, vision_layers=2, vision_heads=2)
+sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "models"))
+from make_demo_bundle import TINY  # noqa: E402 - the demo bundle's shapes, one definition
 
 
 def main() -> None:
