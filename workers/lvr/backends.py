@@ -174,6 +174,7 @@ class FusedOrtBackend(OrtBackend):
         io.bind_cpu_input("position_ids", np.ascontiguousarray(position_ids, dtype=np.int64))
         io.bind_cpu_input("seqlens_k", np.array([total - 1], np.int32))
         io.bind_cpu_input("total_sequence_length", np.array(total, np.int32))
+        io.bind_cpu_input("last_index", np.array([s - 1], np.int64))
         io.bind_output("logits")  # bound first: get_outputs() keeps the binding order
         io.bind_output("last_hidden_state")
         for i in range(self.layers):

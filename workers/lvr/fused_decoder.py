@@ -12,10 +12,13 @@ attends to the first `seqlens_k[b] + 1` positions of row b. M-RoPE: the rotation
 `b * S + s` of that table (`rope_rows`, computed in the graph without shape ops).
 
 Inputs: inputs_embeds [B,S,H], position_ids int64 [3,B,S], seqlens_k int32 [B] (tokens in the cache after this
-step, minus one), total_sequence_length int32 [] (the largest seqlens_k + 1), the KV buffers.
-Outputs: logits float32 [B,V] and last_hidden_state [B,H] at position S-1 of each row, present.{i}.{key,value}, and
-the K = FUSED_TOP_K largest logits of each row with their ids, largest first, ties by lower id (top_logits float32
-[B,K], top_ids int64 [B,K]): a server reads those instead of the whole row when they decide its pick.
+step, minus one), total_sequence_length int32 [] (the largest seqlens_k + 1), last_index int64 [B] (the position in S
+whose outputs row b returns: S-1, or its last real position when the row is right-padded, as in a batched prefill of
+prompts of different lengths), the KV buffers.
+Outputs: logits float32 [B,V] and last_hidden_state [B,H] at position last_index[b] of row b,
+present.{i}.{key,value}, and the K = FUSED_TOP_K largest logits of each row with their ids, largest first, ties by
+lower id (top_logits float32 [B,K], top_ids int64 [B,K]): a server reads those instead of the whole row when they
+decide its pick.
 """
 
 from __future__ import annotations
@@ -79,8 +82,9 @@ class _Graph:
         return outs
 
 
-def _rope_tables(g: _Graph, s: FusedShapes, inv_freq: np.ndarray, scaling: float) -> tuple[str, str, str]:
-    """cos/sin tables [B*S, D/2] (one row per token, M-RoPE bands) and rope_rows [B,S] = b*S + s."""
+def _rope_tables(g: _Graph, s: FusedShapes, inv_freq: np.ndarray, scaling: float) -> tuple[str, str, str, str]:
+    """cos/sin tables [B*S, D/2] (one row per token, M-RoPE bands), rope_rows [B,S] = b*S + s and the first column of
+    rope_rows, [B] = b*S."""
     half = s.head_dim // 2
     band_axis = np.concatenate([np.full(n, j % 3) for j, n in enumerate(s.mrope_section)])
     one_hot = (np.arange(3)[:, None] == band_axis[None, :]).astype(np.float32)  # [3, D/2]
@@ -102,8 +106,10 @@ def _rope_tables(g: _Graph, s: FusedShapes, inv_freq: np.ndarray, scaling: float
     col = g.op("Sub", [g.op("CumSum", [ones, g.const("axis1_scalar", np.array(1, np.int64))])[0], "one_i64"])[0]
     row = g.op("Sub", [g.op("CumSum", [ones, g.const("axis0_scalar", np.array(0, np.int64))])[0], "one_i64"])[0]
     width = g.op("ReduceSum", [ones, g.const("axis_1", np.array([1], np.int64))], keepdims=1)[0]  # [B,1] = S
-    rows = g.op("Add", [g.op("Mul", [row, width])[0], col])[0]
-    return tables[0], tables[1], rows
+    starts = g.op("Mul", [row, width])[0]
+    rows = g.op("Add", [starts, col])[0]
+    row_starts = g.op("Gather", [starts, zero], axis=1)[0]  # [B]
+    return tables[0], tables[1], rows, row_starts
 
 
 def _onnx_type(np_dtype) -> int:
@@ -121,7 +127,7 @@ def build_fused_decoder(model, np_dtype=np.float32):
     tm = model.model.language_model
     g = _Graph(np_dtype)
     T = _onnx_type(np_dtype)
-    cos, sin, rows = _rope_tables(g, s, tm.rotary_emb.inv_freq.detach().float().cpu().numpy(),
+    cos, sin, rows, row_starts = _rope_tables(g, s, tm.rotary_emb.inv_freq.detach().float().cpu().numpy(),
                                   float(getattr(tm.rotary_emb, "attention_scaling", 1.0)))
     qd, kd = s.heads * s.head_dim, s.kv_heads * s.head_dim
     split = g.const("qkv_split", np.array([qd, kd, kd], np.int64))
@@ -156,7 +162,10 @@ def build_fused_decoder(model, np_dtype=np.float32):
         pending = g.op("MatMul", [act, g.weight(f"layers.{i}.down", mlp.down_proj.weight.T)])[0]
     normed = g.op("SkipSimplifiedLayerNormalization", [x, pending, g.weight("norm", tm.norm.weight)], n_out=4,
                   domain=MS, epsilon=s.eps)[0]
-    g.op("Gather", [normed, g.const("last", np.array(-1, np.int64))], outputs=["last_hidden_state"], axis=1)
+    # Row b's output position is last_index[b] (S - 1 unless the row is right-padded): token b*S + last_index[b].
+    flat = g.op("Reshape", [normed, g.const("tokens_by_hidden", np.array([-1, s.hidden], np.int64))])[0]
+    picked = g.op("Add", [row_starts, "last_index"])[0]
+    g.op("Gather", [flat, picked], outputs=["last_hidden_state"], axis=0)
     head = g.op("MatMul", ["last_hidden_state", g.weight("lm_head", model.lm_head.weight.T)])[0]
     g.op("Cast", [head], outputs=["logits"], to=TensorProto.FLOAT)
     k = min(FUSED_TOP_K, s.vocab)
@@ -167,7 +176,8 @@ def build_fused_decoder(model, np_dtype=np.float32):
     inputs = [helper.make_tensor_value_info("inputs_embeds", T, ["batch", "seq", s.hidden]),
               helper.make_tensor_value_info("position_ids", TensorProto.INT64, [3, "batch", "seq"]),
               helper.make_tensor_value_info("seqlens_k", TensorProto.INT32, ["batch"]),
-              helper.make_tensor_value_info("total_sequence_length", TensorProto.INT32, [])]
+              helper.make_tensor_value_info("total_sequence_length", TensorProto.INT32, []),
+              helper.make_tensor_value_info("last_index", TensorProto.INT64, ["batch"])]
     outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", s.vocab]),
                helper.make_tensor_value_info("last_hidden_state", T, ["batch", s.hidden]),
                helper.make_tensor_value_info("top_logits", TensorProto.FLOAT, ["batch", k]),

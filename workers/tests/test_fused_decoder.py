@@ -39,9 +39,13 @@ def dims(tiny_model):
     return t.num_hidden_layers, t.num_key_value_heads, t.hidden_size // t.num_attention_heads, t.hidden_size
 
 
-def _run_fused(sess, kv: list, x: np.ndarray, pos: np.ndarray, seqlens_k, total_len: int):
-    """One fused step; `kv` holds OrtValues bound as both past_key_values.{i}.* and present.{i}.*."""
+def _run_fused(sess, kv: list, x: np.ndarray, pos: np.ndarray, seqlens_k, total_len: int, last_index=None):
+    """One fused step; `kv` holds OrtValues bound as both past_key_values.{i}.* and present.{i}.*. Rows return
+    position `last_index[b]` (default S - 1)."""
+    if last_index is None:
+        last_index = np.full(x.shape[0], x.shape[1] - 1)
     io = sess.io_binding()
+    io.bind_cpu_input("last_index", np.asarray(last_index, dtype=np.int64))
     io.bind_cpu_input("inputs_embeds", np.ascontiguousarray(x, dtype=np.float32))
     io.bind_cpu_input("position_ids", np.ascontiguousarray(pos, dtype=np.int64))
     io.bind_cpu_input("seqlens_k", np.asarray(seqlens_k, dtype=np.int32))
@@ -119,7 +123,8 @@ def test_top_outputs_are_the_largest_logits_largest_first_ties_by_lower_id(fused
     x = np.random.default_rng(3).standard_normal((2, 1, hidden)).astype(np.float32)
     names = ["logits", "top_logits", "top_ids"]
     feeds = {"inputs_embeds": x, "position_ids": np.zeros((3, 2, 1), np.int64),
-             "seqlens_k": np.zeros(2, np.int32), "total_sequence_length": np.array(1, np.int32)}
+             "seqlens_k": np.zeros(2, np.int32), "total_sequence_length": np.array(1, np.int32),
+             "last_index": np.zeros(2, np.int64)}
     feeds.update({f"past_key_values.{i}.{k}": kv[2 * i + j] for i in range(layers)
                   for j, k in enumerate(("key", "value"))})
     logits, values, ids = fused_session.run(names, feeds)
@@ -172,6 +177,43 @@ def test_batch2_decode_over_rows_prefilled_separately_matches_each_row_alone(tin
             np.testing.assert_allclose(batch[i][row, :, :total], refs[row].past[i][0].numpy(), rtol=1e-4, atol=1e-5)
             assert not batch[i][row, :, total:].any()
     # the rows differ (a mix-up of rows would not pass by accident)
+    assert _rel(ol[0], ol[1]) > 1e-2
+
+
+def test_batched_prefill_of_right_padded_prompts_matches_each_prompt_alone(tiny_model, fused_session, dims):
+    """Prompts of 7 and 4 positions prefilled in one call (the shorter right-padded, its output at last_index 3), then
+    one step of both: each row's logits, hidden state and valid KV positions equal the row run alone."""
+    import onnxruntime as ort
+
+    L, kvh, D, H = dims
+    rng = np.random.default_rng(5)
+    lengths, S = (7, 4), 7
+    batch = [np.zeros((2, kvh, CAP, D), np.float32) for _ in range(2 * L)]
+    x = np.zeros((2, S, H), np.float32)
+    pos = np.zeros((3, 2, S), np.int64)
+    refs, prefill_ref = [], []
+    for row, s in enumerate(lengths):
+        x[row, :s] = rng.standard_normal((s, H))
+        x[row, s:] = rng.standard_normal((S - s, H))  # padding: any values, never attended by real positions
+        pos[:, row, :s] = _prompt_positions(s, shift=row)[:, 0]
+        refs.append(_Reference(tiny_model, L, kvh, D))
+        prefill_ref.append(refs[row].step(x[row:row + 1, :s], pos[:, row:row + 1, :s]))
+    kv = [ort.OrtValue.ortvalue_from_numpy(b) for b in batch]
+    ol, oh = _run_fused(fused_session, kv, x, pos, [s - 1 for s in lengths], S, last_index=[s - 1 for s in lengths])
+    for row, (rl, rh) in enumerate(prefill_ref):
+        assert _rel(rl[0], ol[row]) < 1e-4, (row, _rel(rl[0], ol[row]))
+        assert _rel(rh[0], oh[row]) < 1e-4, (row, _rel(rh[0], oh[row]))
+        for i in range(2 * L):
+            np.testing.assert_allclose(batch[i][row, :, :lengths[row]], refs[row].past[i][0].numpy(), rtol=1e-4,
+                                       atol=1e-5)
+    # A token step of both rows writes right after each row's real prompt, over the padding's keys/values.
+    step_x = rng.standard_normal((2, 1, H)).astype(np.float32)
+    step_pos = np.stack([np.full((3, 1), s + 2) for s in lengths], axis=1).astype(np.int64)
+    ol, oh = _run_fused(fused_session, kv, step_x, step_pos, list(lengths), max(lengths) + 1)
+    for row in range(2):
+        rl, rh = refs[row].step(step_x[row:row + 1], step_pos[:, row:row + 1])
+        assert _rel(rl[0], ol[row]) < 1e-4, (row, _rel(rl[0], ol[row]))
+        assert _rel(rh[0], oh[row]) < 1e-4, (row, _rel(rh[0], oh[row]))
     assert _rel(ol[0], ol[1]) > 1e-2
 
 

@@ -191,6 +191,8 @@ async function main(): Promise<void> {
       });
     for (const streams of deviceKv ? STREAM_COUNTS : [])
       await part(`streams_${streams}`, async () => {
+        const steps0 = { ...engine.batchStats };
+        const prefills0 = { ...engine.prefillStats };
         const s0 = performance.now();
         const runs = await Promise.all(Array.from({ length: streams }, () => run(engine, text(N_TOKENS))));
         const wallS = (performance.now() - s0) / 1000;
@@ -199,7 +201,12 @@ async function main(): Promise<void> {
           aggregate_tok_s: tokens / wallS,
           wall_s_incl_prefill: wallS,
           tokens,
-          batch: { ...engine.batchStats },
+          ttft_ms_max: Math.max(...runs.map((r) => r.firstMs)),
+          // this part's decoder calls (the engine's counters run over its lifetime)
+          step_calls: engine.batchStats.calls - steps0.calls,
+          step_rows: engine.batchStats.rows - steps0.rows,
+          prefill_calls: engine.prefillStats.calls - prefills0.calls,
+          prefill_prompts: engine.prefillStats.prompts - prefills0.prompts,
         };
       });
     await engine.close();

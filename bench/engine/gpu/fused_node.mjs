@@ -2,7 +2,8 @@
 // bundle's graphs.decoder_fused on ONNX Runtime's CUDA EP from Node, KV on the GPU, the step captured in a CUDA
 // graph. Reports ms per step at batch 1 (token and latent steps, with and without the CUDA graph), aggregate tokens/s
 // at 8 and 32 streams (also with only each row's top 64 logits read back, as the engine's greedy rows), the prefill
-// of a 32- and a 1024-position prompt, and a check that the captured step returns the same logits as the uncaptured.
+// of a 32- and a 1024-position prompt, 32 prompts prefilled in one call against one call each, and a check that the
+// captured step returns the same logits as the uncaptured.
 //   node bench/engine/gpu/fused_node.mjs ADDON WORK OUT.json ORT_LIB CUDART_LIB|-
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -120,6 +121,45 @@ part('prefill', () => {
     native.forward(dec, 0, emb, pos, 0);
     out.prefill.push({ positions: n, ms: performance.now() - t0 });
   }
+});
+
+// 32 prompts of 17..48 positions into 32 slots: one batched call (right-padded to the longest) against one call per
+// prompt, timed alternately after a warm-up of each; also the largest logit difference between the two (fp16).
+part('batched_prefill', () => {
+  const n = 32;
+  const dec = decoder(n, true, 256);
+  const lengths = Int32Array.from({ length: n }, (_, b) => 17 + ((b * 7) % 32));
+  const S = Math.max(...lengths);
+  const emb = randomHalf(n * S * H, 9);
+  const pos = new BigInt64Array(3 * n * S);
+  lengths.forEach((len, b) => {
+    for (let a = 0; a < 3; a++) for (let s = 0; s < len; s++) pos[(a * n + b) * S + s] = BigInt(s);
+  });
+  const alone = () =>
+    Array.from(lengths, (len, b) => {
+      const own = BigInt64Array.from({ length: 3 * len }, (_, i) => BigInt(i % len));
+      return native.forward(dec, b, emb.subarray(b * S * H, (b * S + len) * H), own, 0).logits;
+    });
+  const batched = () => native.forward(dec, 0, emb, pos, 0, lengths).logits;
+  const time = (fn) => {
+    const t0 = performance.now();
+    const r = fn();
+    return { ms: performance.now() - t0, r };
+  };
+  alone();
+  batched();
+  const runs = [];
+  let diff = 0;
+  for (let k = 0; k < 3; k++) {
+    const a = time(alone);
+    const b = time(batched);
+    runs.push({ one_call_per_prompt_ms: a.ms, batched_ms: b.ms, speedup: a.ms / b.ms });
+    const V = arch.vocab_size;
+    a.r.forEach((row, i) => {
+      for (let j = 0; j < V; j++) diff = Math.max(diff, Math.abs(row[j] - b.r[i * V + j]));
+    });
+  }
+  out.batched_prefill = { prompts: n, lengths: [Math.min(...lengths), S], runs, max_abs_logit_diff: diff };
 });
 
 for (const batch of [1, 8, 32]) {

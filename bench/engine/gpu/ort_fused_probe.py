@@ -38,6 +38,7 @@ class FusedStep:
         self.embeds = torch.randn(batch, 1, H, dtype=f16, device=dev)
         self.pos = torch.zeros(3, batch, 1, dtype=torch.int64, device=dev)
         self.seqlens = torch.zeros(batch, dtype=torch.int32, device=dev)
+        self.last_index = torch.zeros(batch, dtype=torch.int64, device=dev)  # S = 1: position 0 of every row
         self.total = ort.OrtValue.ortvalue_from_numpy(np.array(1, np.int32))
         self.logits = torch.empty(batch, V, dtype=torch.float32, device=dev)
         self.hidden = torch.empty(batch, H, dtype=f16, device=dev)
@@ -49,6 +50,7 @@ class FusedStep:
         bind_in("inputs_embeds", self.embeds)
         bind_in("position_ids", self.pos)
         bind_in("seqlens_k", self.seqlens)
+        bind_in("last_index", self.last_index)
         io.bind_ortvalue_input("total_sequence_length", self.total)
         io.bind_output("logits", "cuda", 0, np.float32, list(self.logits.shape), self.logits.data_ptr())
         io.bind_output("last_hidden_state", "cuda", 0, np.float16, list(self.hidden.shape), self.hidden.data_ptr())
@@ -132,6 +134,7 @@ def fused_vs_plain(bundle: Path, arch: dict, prompt: int = 24, decode: int = 4) 
         io.bind_cpu_input("position_ids", pos)
         io.bind_cpu_input("seqlens_k", np.array([total - 1], np.int32))
         io.bind_cpu_input("total_sequence_length", np.array(total, np.int32))
+        io.bind_cpu_input("last_index", np.array([x.shape[1] - 1], np.int64))
         io.bind_output("logits")
         io.bind_output("last_hidden_state")
         for i in range(L):

@@ -2,7 +2,8 @@
 // docs/bundle-format.md): the KV cache lives in buffers allocated once ([batch, kv_heads, capacity, head_dim] per
 // layer and kind) and bound as both past and present, so GroupQueryAttention appends in place and the cache never
 // leaves the device. `step` decodes one position for every row with all I/O bound once (ORT can capture it in a
-// CUDA graph); `forward` runs any number of positions for one row (prefill) through a view of that row's buffers.
+// CUDA graph); `forward` runs any number of positions for consecutive rows (a prefill, batched or not) through a view
+// of those rows' buffers.
 //
 // ONNX Runtime and, for the CUDA EP, the CUDA runtime are opened with dlopen at `init`, so the addon builds and
 // runs its CPU tests without any GPU library present.
@@ -50,8 +51,10 @@ typedef struct {
   int on_gpu, device, batch, capacity, layers, kv_heads, head_dim, hidden, vocab, top_k;
   size_t elem; // bytes per activation / KV element (2: fp16, 4: fp32)
   void **kv;   // 2 * layers buffers
-  void *embeds, *positions, *seqlens, *logits, *hidden_out, *top_values, *top_ids;
+  void *embeds, *positions, *seqlens, *last_index, *logits, *hidden_out, *top_values, *top_ids;
   int32_t total;
+  void *scratch[6];       // forward's inputs and outputs, grown as needed and kept (no allocation per prefill)
+  size_t scratch_size[6];
   OrtValue **owned;
   int n_owned;
 } Decoder;
@@ -106,6 +109,16 @@ static int copy(napi_env env, Decoder *d, void *dst, const void *src, size_t byt
     return 1;
   }
   return cuda_ok(env, cuda.memcpy(dst, src, bytes, kind), "cudaMemcpy");
+}
+
+// Scratch buffer `i` of at least `bytes` (its contents are not kept when it grows).
+static void *scratch(napi_env env, Decoder *d, int i, size_t bytes) {
+  if (d->scratch_size[i] >= bytes) return d->scratch[i];
+  dev_free(d, d->scratch[i]);
+  d->scratch_size[i] = 0;
+  if ((d->scratch[i] = dev_alloc(env, d, bytes)) == NULL) return NULL;
+  d->scratch_size[i] = bytes;
+  return d->scratch[i];
 }
 
 // -- argument helpers ---------------------------------------------------------------------------------------------
@@ -248,8 +261,10 @@ static void release_decoder(Decoder *d) {
     for (int i = 0; i < 2 * d->layers; i++) dev_free(d, d->kv[i]);
     free(d->kv);
   }
-  void *bufs[] = {d->embeds, d->positions, d->seqlens, d->logits, d->hidden_out, d->top_values, d->top_ids};
+  void *bufs[] = {d->embeds, d->positions, d->seqlens, d->last_index, d->logits, d->hidden_out, d->top_values,
+                  d->top_ids};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dev_free(d, bufs[i]);
+  for (size_t i = 0; i < sizeof d->scratch / sizeof d->scratch[0]; i++) dev_free(d, d->scratch[i]);
   if (d->mem) ort->ReleaseMemoryInfo(d->mem);
   if (d->cpu_mem) ort->ReleaseMemoryInfo(d->cpu_mem);
   free(d);
@@ -315,6 +330,23 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// Whether the session's graph has input `name`; throws `missing` when it has not.
+static int has_input(napi_env env, OrtSession *session, const char *name, const char *missing) {
+  OrtAllocator *alloc = NULL;
+  size_t n = 0;
+  int found = 0;
+  if (!ort_ok(env, ort->GetAllocatorWithDefaultOptions(&alloc), "allocator") ||
+      !ort_ok(env, ort->SessionGetInputCount(session, &n), "SessionGetInputCount"))
+    return 0;
+  for (size_t i = 0; i < n && !found; i++) {
+    char *got = NULL;
+    if (!ort_ok(env, ort->SessionGetInputName(session, i, alloc, &got), "SessionGetInputName")) return 0;
+    found = strcmp(got, name) == 0;
+    alloc->Free(alloc, got);
+  }
+  return found ? 1 : throw_msg(env, missing);
+}
+
 // createDecoder({model, gpu, device, cudaGraph, threads, batch, capacity, layers, kvHeads, headDim, hidden, vocab,
 //                fp16, topK}) -> handle; topK > 0: the graph's top_logits / top_ids outputs (K = topK) come back too
 static napi_value js_create_decoder(napi_env env, napi_callback_info info) {
@@ -363,6 +395,9 @@ static napi_value js_create_decoder(napi_env env, napi_callback_info info) {
     ORT_TRY(env, ort->SessionOptionsAppendExecutionProvider_CUDA_V2(so, cuda_opts), "append CUDA provider");
   }
   ORT_TRY(env, ort->CreateSession(ort_env, model, so, &d->session), "CreateSession");
+  CHECK(has_input(env, d->session, "last_index",
+                  "decoder_fused.onnx has no last_index input (an older export): re-export the bundle with "
+                  "--fused-decoder"));
   ORT_TRY(env, ort->CreateMemoryInfo(d->on_gpu ? "Cuda" : "Cpu", OrtDeviceAllocator, d->on_gpu ? d->device : 0,
                                      OrtMemTypeDefault, &d->mem),
           "CreateMemoryInfo");
@@ -380,13 +415,14 @@ static napi_value js_create_decoder(napi_env env, napi_callback_info info) {
   CHECK((d->embeds = dev_alloc(env, d, B * d->hidden * d->elem)) != NULL);
   CHECK((d->positions = dev_alloc(env, d, 3 * B * 8)) != NULL);
   CHECK((d->seqlens = dev_alloc(env, d, B * 4)) != NULL);
+  CHECK((d->last_index = dev_alloc(env, d, B * 8)) != NULL); // zeros: a step has one position per row
   CHECK((d->logits = dev_alloc(env, d, B * d->vocab * 4)) != NULL);
   CHECK((d->hidden_out = dev_alloc(env, d, B * d->hidden * d->elem)) != NULL);
   if (d->top_k > 0) {
     CHECK((d->top_values = dev_alloc(env, d, B * d->top_k * 4)) != NULL);
     CHECK((d->top_ids = dev_alloc(env, d, B * d->top_k * 8)) != NULL);
   }
-  d->n_owned = 2 * d->layers + 8;
+  d->n_owned = 2 * d->layers + 9;
   d->owned = calloc(d->n_owned, sizeof(OrtValue *));
   ORT_TRY(env, ort->CreateIoBinding(d->session, &d->step_io), "CreateIoBinding");
   {
@@ -404,6 +440,8 @@ static napi_value js_create_decoder(napi_env env, napi_callback_info info) {
     ORT_TRY(env, ort->BindInput(d->step_io, "position_ids", o[1]), "bind position_ids");
     ORT_TRY(env, ort->BindInput(d->step_io, "seqlens_k", o[2]), "bind seqlens_k");
     ORT_TRY(env, ort->BindInput(d->step_io, "total_sequence_length", o[3]), "bind total_sequence_length");
+    CHECK((o[8] = tensor(env, d, d->mem, d->last_index, B * 8, b_shape, 1, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64)));
+    ORT_TRY(env, ort->BindInput(d->step_io, "last_index", o[8]), "bind last_index");
     ORT_TRY(env, ort->BindOutput(d->step_io, "logits", o[4]), "bind logits");
     ORT_TRY(env, ort->BindOutput(d->step_io, "last_hidden_state", o[5]), "bind last_hidden_state");
     CHECK(bind_kv(env, d, d->step_io, 0, d->batch, d->owned));
@@ -523,72 +561,110 @@ static int slot_list(napi_env env, Decoder *d, napi_value v, const int32_t **row
   return 1;
 }
 
-// forward(handle, row, embeds [S*H], positions BigInt64Array [3*S], pastLength) -> {logits [V], hidden [H]}
-// S new positions of one row, appended after its first pastLength cached positions (no CUDA graph); the row's last
-// hidden state also becomes its input for a following step that flags it latent.
+// forward(handle, row, embeds [n*S*H], positions BigInt64Array [3*n*S], pastLength, lengths? Int32Array [n])
+//   -> {logits [n*V], hidden [n*H]}
+// A prefill of rows row .. row+n-1 (n = lengths.length, default 1) in one uncaptured call: row b appends its first
+// lengths[b] of S new positions (default S) after pastLength cached ones and returns its outputs at its last one.
+// Shorter rows are right-padded: the padding's keys/values land beyond the row's length, where its next step
+// overwrites them (padding needs pastLength 0). Each row's last hidden state also becomes its input for a following
+// step that flags it latent.
 static napi_value js_forward(napi_env env, napi_callback_info info) {
   size_t argc;
-  napi_value argv[5];
-  Decoder *d = decoder_call(env, info, 5, 5, argv, &argc, "forward(handle, row, embeds, positions, pastLength)");
+  napi_value argv[6];
+  Decoder *d = decoder_call(env, info, 5, 6, argv, &argc,
+                            "forward(handle, row, embeds, positions, pastLength, lengths?)");
   int row, past;
-  if (d == NULL || napi_get_value_int32(env, argv[1], &row) != napi_ok ||
-      napi_get_value_int32(env, argv[4], &past) != napi_ok)
+  if (d == NULL) return NULL;
+  if (napi_get_value_int32(env, argv[1], &row) != napi_ok || napi_get_value_int32(env, argv[4], &past) != napi_ok)
     return throw_msg(env, "row and pastLength must be numbers"), NULL;
-  size_t pos_bytes;
+  int32_t one_length = 0;
+  const int32_t *lengths = NULL;
+  size_t n = 1;
+  napi_valuetype lt = napi_undefined;
+  if (argc > 5) napi_typeof(env, argv[5], &lt);
+  if (lt != napi_undefined && lt != napi_null) {
+    napi_typedarray_type t;
+    void *data;
+    napi_value ab;
+    size_t off;
+    if (napi_get_typedarray_info(env, argv[5], &t, &n, &data, &ab, &off) != napi_ok || t != napi_int32_array || !n)
+      return throw_msg(env, "lengths must be a non-empty Int32Array"), NULL;
+    lengths = data;
+  }
   napi_typedarray_type t;
-  size_t n;
+  size_t count, off;
   void *pos_host;
   napi_value ab;
-  size_t off;
-  if (napi_get_typedarray_info(env, argv[3], &t, &n, &pos_host, &ab, &off) != napi_ok || t != napi_bigint64_array ||
-      n % 3 != 0 || n == 0)
-    return throw_msg(env, "positions must be a BigInt64Array of 3 * S values"), NULL;
-  int S = (int)(n / 3);
-  pos_bytes = n * 8;
-  if (row < 0 || row >= d->batch) return throw_msg(env, "row out of range"), NULL;
+  if (napi_get_typedarray_info(env, argv[3], &t, &count, &pos_host, &ab, &off) != napi_ok ||
+      t != napi_bigint64_array || count == 0 || count % (3 * n) != 0)
+    return throw_msg(env, "positions must be a BigInt64Array of 3 * rows * S values"), NULL;
+  int S = (int)(count / (3 * n));
+  if (lengths == NULL) {
+    one_length = S;
+    lengths = &one_length;
+  }
+  if (row < 0 || row + (int)n > d->batch) return throw_msg(env, "row out of range"), NULL;
   if (past < 0 || past + S > d->capacity) return throw_msg(env, "sequence exceeds the KV capacity"), NULL;
-  const void *emb_host = typed_bytes(env, argv[2], (size_t)S * d->hidden * d->elem, "embeds");
+  for (size_t b = 0; b < n; b++) {
+    if (lengths[b] < 1 || lengths[b] > S) return throw_msg(env, "each length must be in 1 .. S"), NULL;
+    if (lengths[b] < S && past > 0) return throw_msg(env, "padded rows need pastLength 0"), NULL;
+  }
+  size_t emb_bytes = n * S * d->hidden * d->elem, pos_bytes = count * 8, row_bytes = d->hidden * d->elem;
+  const void *emb_host = typed_bytes(env, argv[2], emb_bytes, "embeds");
   if (emb_host == NULL) return NULL;
+  int32_t *seqlens = malloc(n * 4);
+  int64_t *last = malloc(n * 8);
+  if (seqlens == NULL || last == NULL) {
+    free(seqlens);
+    free(last);
+    return throw_msg(env, "out of host memory"), NULL;
+  }
+  for (size_t b = 0; b < n; b++) {
+    seqlens[b] = past + lengths[b] - 1;
+    last[b] = lengths[b] - 1;
+  }
   napi_value out = NULL;
   OrtIoBinding *io = NULL;
-  OrtValue *vals[6] = {0};
+  OrtValue *vals[7] = {0};
   OrtValue **kv = calloc(2 * d->layers, sizeof(OrtValue *));
-  void *emb = NULL, *pos = NULL, *sl = NULL, *lg = NULL, *hd = NULL;
-  int32_t seqlen = past + S - 1, total = past + S;
-  int64_t emb_shape[3] = {1, S, d->hidden}, pos_shape[3] = {3, 1, S}, one[1] = {1};
-  int64_t logit_shape[2] = {1, d->vocab}, hid_shape[2] = {1, d->hidden};
-  CHECK((emb = dev_alloc(env, d, (size_t)S * d->hidden * d->elem)) && (pos = dev_alloc(env, d, pos_bytes)) &&
-        (sl = dev_alloc(env, d, 4)) && (lg = dev_alloc(env, d, d->vocab * 4)) &&
-        (hd = dev_alloc(env, d, d->hidden * d->elem)));
-  CHECK(copy(env, d, emb, emb_host, (size_t)S * d->hidden * d->elem, H2D) &&
-        copy(env, d, pos, pos_host, pos_bytes, H2D) && copy(env, d, sl, &seqlen, 4, H2D));
-  CHECK((vals[0] = tensor(env, d, d->mem, emb, (size_t)S * d->hidden * d->elem, emb_shape, 3, act_type(d))) &&
+  void *emb, *pos, *sl, *li, *lg, *hd;
+  int32_t total = past + S;
+  int64_t emb_shape[3] = {(int64_t)n, S, d->hidden}, pos_shape[3] = {3, (int64_t)n, S}, rows_shape[1] = {(int64_t)n};
+  int64_t logit_shape[2] = {(int64_t)n, d->vocab}, hid_shape[2] = {(int64_t)n, d->hidden};
+  CHECK(kv && (emb = scratch(env, d, 0, emb_bytes)) && (pos = scratch(env, d, 1, pos_bytes)) &&
+        (sl = scratch(env, d, 2, n * 4)) && (li = scratch(env, d, 3, n * 8)) &&
+        (lg = scratch(env, d, 4, n * d->vocab * 4)) && (hd = scratch(env, d, 5, n * row_bytes)));
+  CHECK(copy(env, d, emb, emb_host, emb_bytes, H2D) && copy(env, d, pos, pos_host, pos_bytes, H2D) &&
+        copy(env, d, sl, seqlens, n * 4, H2D) && copy(env, d, li, last, n * 8, H2D));
+  CHECK((vals[0] = tensor(env, d, d->mem, emb, emb_bytes, emb_shape, 3, act_type(d))) &&
         (vals[1] = tensor(env, d, d->mem, pos, pos_bytes, pos_shape, 3, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64)) &&
-        (vals[2] = tensor(env, d, d->mem, sl, 4, one, 1, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32)) &&
+        (vals[2] = tensor(env, d, d->mem, sl, n * 4, rows_shape, 1, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32)) &&
         (vals[3] = tensor(env, d, d->cpu_mem, &total, 4, NULL, 0, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32)) &&
-        (vals[4] = tensor(env, d, d->mem, lg, d->vocab * 4, logit_shape, 2, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT)) &&
-        (vals[5] = tensor(env, d, d->mem, hd, d->hidden * d->elem, hid_shape, 2, act_type(d))));
+        (vals[4] = tensor(env, d, d->mem, lg, n * d->vocab * 4, logit_shape, 2, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT)) &&
+        (vals[5] = tensor(env, d, d->mem, hd, n * row_bytes, hid_shape, 2, act_type(d))) &&
+        (vals[6] = tensor(env, d, d->mem, li, n * 8, rows_shape, 1, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64)));
   ORT_TRY(env, ort->CreateIoBinding(d->session, &io), "CreateIoBinding");
   ORT_TRY(env, ort->BindInput(io, "inputs_embeds", vals[0]), "bind inputs_embeds");
   ORT_TRY(env, ort->BindInput(io, "position_ids", vals[1]), "bind position_ids");
   ORT_TRY(env, ort->BindInput(io, "seqlens_k", vals[2]), "bind seqlens_k");
   ORT_TRY(env, ort->BindInput(io, "total_sequence_length", vals[3]), "bind total_sequence_length");
+  ORT_TRY(env, ort->BindInput(io, "last_index", vals[6]), "bind last_index");
   ORT_TRY(env, ort->BindOutput(io, "logits", vals[4]), "bind logits");
   ORT_TRY(env, ort->BindOutput(io, "last_hidden_state", vals[5]), "bind last_hidden_state");
-  CHECK(bind_kv(env, d, io, row, 1, kv));
+  CHECK(bind_kv(env, d, io, row, (int)n, kv));
   ORT_TRY(env, ort->RunWithBinding(d->session, d->forward_run, io), "run");
-  // The row's hidden state is where a following latent step reads it.
-  CHECK(copy(env, d, (char *)d->hidden_out + (size_t)row * d->hidden * d->elem, hd, d->hidden * d->elem, D2D));
-  out = result(env, d, lg, hd, NULL, 1);
+  // The rows' hidden states are where a following latent step reads them.
+  CHECK(copy(env, d, (char *)d->hidden_out + (size_t)row * row_bytes, hd, n * row_bytes, D2D));
+  out = result(env, d, lg, hd, NULL, n);
 fail:
   if (io) ort->ReleaseIoBinding(io);
-  for (int i = 0; i < 6; i++)
+  for (int i = 0; i < 7; i++)
     if (vals[i]) ort->ReleaseValue(vals[i]);
-  for (int i = 0; i < 2 * d->layers; i++)
+  for (int i = 0; kv && i < 2 * d->layers; i++)
     if (kv[i]) ort->ReleaseValue(kv[i]);
   free(kv);
-  void *bufs[] = {emb, pos, sl, lg, hd};
-  for (int i = 0; i < 5; i++) dev_free(d, bufs[i]);
+  free(seqlens);
+  free(last);
   return out;
 }
 

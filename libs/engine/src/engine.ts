@@ -7,6 +7,7 @@ import type { BundleSource } from './bundle/source';
 import { Channel, Slots, StepBatcher } from './decoding/batcher';
 import { completionBudget, DEFAULT_MAX_MODEL_LEN } from './decoding/context';
 import { decodeLoop, Hidden, ModelStepper } from './decoding/loop';
+import { DEFAULT_MAX_PREFILL_POSITIONS, PrefillBatcher } from './decoding/prefill-batcher';
 import { GenerationConfig, GenerationConfigResolver } from './generation-config';
 import { PreparedPrompt, PromptProcessor } from './prompt/prompt-processor';
 import { BundleError } from './errors';
@@ -55,6 +56,12 @@ export interface EngineLoadOptions {
   fusedDecoder?: boolean;
   /** Capture the fused decoder's step in a CUDA graph (CUDA EP only; default true). */
   cudaGraph?: boolean;
+  /**
+   * Prompts that wait for their prefill together are prefilled in one call (the fused decoder; the plain decoder runs
+   * them one by one) up to this many padded positions (prompts × the longest; default 16384); a longer prompt runs
+   * alone.
+   */
+  maxPrefillPositions?: number;
 }
 
 /** Default of `EngineLoadOptions.maxBatchSize`. */
@@ -122,16 +129,19 @@ function modelInfo(
 /**
  * A loaded LVR bundle ready to generate: its lifecycle (load, close) and batching. Prompt preparation lives in
  * `PromptProcessor`, the request's decoding settings in `GenerationConfigResolver`. Up to `maxBatchSize` requests decode together (one decoder call per step
- * for all of them, each with its own cache length, positions, sampling, LVR state and stop rules); prefill (vision +
- * prompt) runs one request at a time between steps, after which the request joins the running batch. Further
- * requests wait in arrival order.
+ * for all of them, each with its own cache length, positions, sampling, LVR state and stop rules); prompts waiting for
+ * their prefill at the same time are prefilled together between steps (`PrefillBatcher`), after which each request
+ * joins the running batch. Further requests wait in arrival order.
  */
 export class LvrEngine {
   private readonly slots: Slots;
   private readonly batcher: StepBatcher;
+  private readonly prefills: PrefillBatcher;
   private nextSeq = 1;
   /** Decode batching counters: decoder step calls, rows stepped, largest batch (tests and benchmarks). */
   readonly batchStats: { readonly calls: number; readonly rows: number; readonly maxRows: number };
+  /** Prefill batching counters: prefill calls, prompts prefilled, most prompts in one call. */
+  readonly prefillStats: { readonly calls: number; readonly prompts: number; readonly maxPrompts: number };
 
   private constructor(
     readonly tokenizer: Tokenizer,
@@ -141,6 +151,7 @@ export class LvrEngine {
     private readonly latentEndEmb: Float32Array | undefined,
     readonly info: ModelInfo,
     readonly maxBatchSize: number,
+    maxPrefillPositions: number,
   ) {
     this.slots = new Slots(maxBatchSize);
     this.batcher = new StepBatcher(
@@ -150,6 +161,13 @@ export class LvrEngine {
       maxBatchSize,
     );
     this.batchStats = this.batcher.stats;
+    this.prefills = new PrefillBatcher(
+      (reqs) => worker.prefill(reqs),
+      info.vocabSize,
+      info.hiddenSize,
+      maxPrefillPositions,
+    );
+    this.prefillStats = this.prefills.stats;
   }
 
   /** Loads a bundle from a local directory path or a BundleSource. */
@@ -157,6 +175,9 @@ export class LvrEngine {
     const maxBatchSize = options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
     if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1)
       throw new RangeError(`maxBatchSize must be an integer >= 1, got ${maxBatchSize}`);
+    const maxPrefillPositions = options.maxPrefillPositions ?? DEFAULT_MAX_PREFILL_POSITIONS;
+    if (!Number.isInteger(maxPrefillPositions) || maxPrefillPositions < 1)
+      throw new RangeError(`maxPrefillPositions must be an integer >= 1, got ${maxPrefillPositions}`);
     const bundleSource = typeof source === 'string' ? new LocalDirSource(source) : source;
     const bundle = await openBundle(bundleSource, options.verifyChecksums ?? true);
     const manifest = bundle.manifest;
@@ -210,6 +231,7 @@ export class LvrEngine {
       latentEndEmb,
       info,
       maxBatchSize,
+      maxPrefillPositions,
     );
   }
 
@@ -303,7 +325,7 @@ export class LvrEngine {
       prefill: async () => {
         const imageFeatures = await this.prompts.imageFeatures(prompt);
         prefilled = true;
-        const result = await worker.prefill({
+        const result = await this.prefills.prefill({
           seq,
           inputIds: BigInt64Array.from(prompt.ids, BigInt),
           imageFeatures,

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Channel, Slots, StepBatcher } from '../src/decoding/batcher';
+import { PrefillBatcher } from '../src/decoding/prefill-batcher';
+import { FusedKvSlots } from '../src/runtime/fused-kv-slots';
 import { leftPaddedMask, packRows } from '../src/runtime/kv-batch';
-import type { StepRow } from '../src/runtime/protocol';
+import type { PrefillRequest, StepRow } from '../src/runtime/protocol';
 
 /** [B, KVH, W, D] array whose slot (b, h, p) holds value code(b, h, p) in every d, zeros in padding. */
 function cache(
@@ -136,6 +138,108 @@ describe('StepBatcher', () => {
     );
     f.setFail(false);
     assert.deepEqual(Array.from((await b.step({ seq: 6, tokenId: 1, position: 2 })).logits!), [6, 1, 2]);
+  });
+});
+
+describe('PrefillBatcher', () => {
+  const V = 3;
+  const H = 2;
+  const prompt = (seq: number, length: number): PrefillRequest => ({
+    seq,
+    inputIds: new BigInt64Array(length),
+    imagePadId: 0,
+    positions: new BigInt64Array(3 * length),
+  });
+  /** Worker stand-in: row k's logits are [seq, length, k] and its hidden state [seq, calls]; `bad` seqs fail a call. */
+  function fakeWorker(bad = new Set<number>()) {
+    const calls: number[][] = [];
+    const run = async (reqs: PrefillRequest[]) => {
+      calls.push(reqs.map((r) => r.seq));
+      if (reqs.some((r) => bad.has(r.seq))) throw new Error('bad prompt');
+      return {
+        logits: Float32Array.from(reqs.flatMap((r, k) => [r.seq, r.inputIds.length, k])),
+        hidden: Float32Array.from(reqs.flatMap((r) => [r.seq, calls.length])),
+      };
+    };
+    return { calls, run };
+  }
+
+  it('prompts submitted together share a call within the position budget, in arrival order', async () => {
+    const w = fakeWorker();
+    const batcher = new PrefillBatcher(w.run, V, H, 12);
+    // 3 prompts x longest 4 = 12 fit; the fourth (x4 = 16) starts the next call with the fifth.
+    const lengths = [4, 2, 3, 4, 1];
+    const out = await Promise.all(lengths.map((len, i) => batcher.prefill(prompt(i + 1, len))));
+    assert.deepEqual(w.calls, [
+      [1, 2, 3],
+      [4, 5],
+    ]);
+    out.forEach((r, i) => {
+      const k = i < 3 ? i : i - 3;
+      assert.deepEqual(Array.from(r.logits!), [i + 1, lengths[i], k]);
+      assert.deepEqual(Array.from(r.hidden), [i + 1, i < 3 ? 1 : 2]);
+    });
+    assert.deepEqual(batcher.stats, { calls: 2, prompts: 5, maxPrompts: 3 });
+    // A prompt longer than the budget still runs, alone.
+    assert.deepEqual(Array.from((await batcher.prefill(prompt(9, 20))).logits!), [9, 20, 0]);
+  });
+
+  it('a prompt submitted while a call runs goes in the next call', async () => {
+    const w = fakeWorker();
+    const batcher = new PrefillBatcher(w.run, V, H, 100);
+    const first = batcher.prefill(prompt(1, 2));
+    await new Promise((r) => setImmediate(r));
+    const late = [batcher.prefill(prompt(2, 2)), batcher.prefill(prompt(3, 2))];
+    await Promise.all([first, ...late]);
+    assert.deepEqual(w.calls, [[1], [2, 3]]);
+  });
+
+  it('a failed call is retried prompt by prompt: only the bad prompt fails', async () => {
+    const w = fakeWorker(new Set([2]));
+    const batcher = new PrefillBatcher(w.run, V, H, 100);
+    const results = await Promise.allSettled([1, 2, 3].map((seq) => batcher.prefill(prompt(seq, 2))));
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['fulfilled', 'rejected', 'fulfilled'],
+    );
+    assert.match(String((results[1] as PromiseRejectedResult).reason), /bad prompt/);
+    assert.deepEqual(w.calls, [[1, 2, 3], [1], [2], [3]]);
+  });
+});
+
+describe('FusedKvSlots', () => {
+  it('claims the lowest free slots as runs of consecutive slots, all or none', () => {
+    const slots = new FusedKvSlots(6, 10);
+    assert.deepEqual(slots.claimRuns([1, 2, 3, 4].map((seq) => ({ seq, length: seq }))), [
+      { first: 0, members: [0, 1, 2, 3] },
+    ]);
+    slots.release(2);
+    slots.release(3);
+    // free: 1, 2, 4, 5 -> two runs
+    assert.deepEqual(
+      slots.claimRuns([
+        { seq: 7, length: 1 },
+        { seq: 8, length: 1 },
+        { seq: 9, length: 1 },
+      ]),
+      [
+        { first: 1, members: [0, 1] },
+        { first: 4, members: [2] },
+      ],
+    );
+    assert.equal(slots.slot(9), 4);
+    assert.throws(
+      () =>
+        slots.claimRuns([
+          { seq: 10, length: 1 },
+          { seq: 11, length: 1 },
+        ]),
+      /all 6 KV slots/,
+    );
+    assert.throws(() => slots.claimRuns([{ seq: 12, length: 11 }]), /exceeds the KV capacity 10/);
+    assert.throws(() => slots.claimRuns([{ seq: 1, length: 1 }]), /already exists/);
+    // nothing was claimed by the refused calls: one slot is still free
+    assert.deepEqual(slots.claimRuns([{ seq: 13, length: 2 }]), [{ first: 5, members: [0] }]);
   });
 });
 

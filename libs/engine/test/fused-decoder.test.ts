@@ -49,6 +49,7 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
   it('concurrent requests (joins, leaves, a cancellation, latent steps, an image) give the plain decoder’s tokens', async () => {
     await assertSameOutcomes(plain, fused, await concurrentRequests());
     assert.ok(fused.batchStats.maxRows > 1, 'requests were batched in the fused slots');
+    assert.ok(fused.prefillStats.maxPrompts > 1, 'prompts of different lengths were prefilled together');
   });
 
   it('with an LVR head (its state fed back through the host, its logits replacing the decoder’s)', async () => {
@@ -80,14 +81,13 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
     );
   });
 
-  it('the addon refuses inputs that do not fit, before running anything', () => {
-    const m = JSON.parse(fs.readFileSync(path.join(bundle, 'manifest.json'), 'utf8'));
-    const a = m.architecture;
+  const openDecoder = (batch: number, capacity: number) => {
+    const a = JSON.parse(fs.readFileSync(path.join(bundle, 'manifest.json'), 'utf8')).architecture;
     const dec = FusedNativeDecoder.open({
       model: path.join(bundle, 'decoder_fused.onnx'),
       gpu: false,
-      batch: 2,
-      capacity: 8,
+      batch,
+      capacity,
       layers: a.num_hidden_layers,
       kvHeads: a.num_key_value_heads,
       headDim: a.head_dim,
@@ -95,11 +95,71 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
       vocab: a.vocab_size,
       fp16: false,
     });
-    const H = a.hidden_size;
-    const pos = (n: number) => BigInt64Array.from({ length: 3 * n }, (_, i) => BigInt(i % n));
+    return { dec, a, H: a.hidden_size as number };
+  };
+  const pos = (n: number, shift = 0) =>
+    BigInt64Array.from({ length: 3 * n }, (_, i) => BigInt((i % n) + shift));
+
+  it('a batched prefill of right-padded prompts equals each prompt prefilled alone, and so do their next steps', () => {
+    const lengths = [3, 5, 2];
+    const S = 5;
+    const { dec: batched, a, H } = openDecoder(3, 16);
+    const { dec: alone } = openDecoder(3, 16);
+    const V = a.vocab_size;
+    const rng = (i: number) => Math.sin(i * 12.9898) * 0.5;
+    const x = new Float32Array(3 * S * H).map((_, i) => rng(i));
+    const positions = new BigInt64Array(3 * 3 * S);
+    lengths.forEach((len, b) => {
+      for (let axis = 0; axis < 3; axis++)
+        positions.set(pos(len, b + axis).subarray(0, len), (axis * 3 + b) * S);
+    });
+    const got = batched.forward(0, x, positions, 0, Int32Array.from(lengths));
+    assert.equal(got.logits.length, 3 * V);
+    const maxDiff = (p: Float32Array, q: Float32Array | number) =>
+      p.reduce((m, v, j) => Math.max(m, Math.abs(v - (typeof q === 'number' ? q : q[j]))), 0);
+    const close = (want: Float32Array, have: Float32Array, what: string) => {
+      const scale = maxDiff(want, 0);
+      const err = maxDiff(want, have);
+      assert.ok(err <= 1e-4 * scale, `${what}: error ${err} vs scale ${scale}`);
+    };
+    lengths.forEach((len, b) => {
+      const own = new BigInt64Array(3 * len);
+      for (let axis = 0; axis < 3; axis++)
+        own.set(positions.subarray((axis * 3 + b) * S, (axis * 3 + b) * S + len), axis * len);
+      const want = alone.forward(b, x.subarray(b * S * H, (b * S + len) * H), own, 0);
+      close(want.logits, got.logits.subarray(b * V, (b + 1) * V), `row ${b} prefill logits`);
+      close(
+        want.hidden as Float32Array,
+        (got.hidden as Float32Array).subarray(b * H, (b + 1) * H),
+        `row ${b} hidden`,
+      );
+    });
+    // A latent step of every row (each reads its own prefill hidden state) writes over the padding of the short rows.
+    const stepPos = BigInt64Array.from({ length: 9 }, (_, i) => BigInt(lengths[i % 3] + 1));
+    const seqlens = Int32Array.from(lengths);
+    const latent = Uint8Array.from([1, 1, 1]);
+    const want = alone.step(new Float32Array(3 * H), latent, stepPos, seqlens);
+    const have = batched.step(new Float32Array(3 * H), latent, stepPos, seqlens);
+    close(want.logits, have.logits, 'step logits');
+    assert.ok(maxDiff(have.logits.subarray(0, V), have.logits.subarray(V)) > 1e-3, 'the rows differ');
+  });
+
+  it('the addon refuses inputs that do not fit, before running anything', () => {
+    const { dec, a, H } = openDecoder(2, 8);
     assert.throws(() => dec.forward(0, new Float32Array(9 * H), pos(9), 0), /exceeds the KV capacity/);
     assert.throws(() => dec.forward(2, new Float32Array(H), pos(1), 0), /row out of range/);
     assert.throws(() => dec.forward(0, new Float32Array(H + 1), pos(1), 0), /embeds holds/);
+    const two = Int32Array.from([2, 1]);
+    assert.throws(() => dec.forward(1, new Float32Array(4 * H), pos(4), 0, two), /row out of range/);
+    assert.throws(
+      () => dec.forward(0, new Float32Array(4 * H), pos(4), 0, Int32Array.from([3, 1])),
+      /1 \.\. S/,
+    );
+    assert.throws(
+      () => dec.forward(0, new Float32Array(4 * H), pos(4), 1, two),
+      /padded rows need pastLength 0/,
+    );
+    assert.throws(() => dec.forward(0, new Float32Array(3 * H), pos(3), 0, two), /3 \* rows \* S/);
     const seqlens = Int32Array.from([8, 0]);
     assert.throws(() => dec.step(new Float32Array(2 * H), null, pos(2), seqlens), /exceeds the KV capacity/);
     assert.throws(

@@ -8,6 +8,18 @@ export interface FusedStepInputs {
   outRows: Int32Array;
 }
 
+/** A new sequence for `FusedKvSlots.claimRuns`: its id and the positions its prefill holds. */
+export interface NewSequence {
+  seq: number;
+  length: number;
+}
+
+/** Consecutive slots `first ..` given to `members` (indices into the claimed list, in slot order): one prefill call. */
+export interface SlotRun {
+  first: number;
+  members: number[];
+}
+
 /**
  * Which sequence owns which KV slot of the fused decoder, and how many positions each slot holds. Slots without a
  * step row still run in the step (the graph covers all slots); each writes its new position just past its valid
@@ -16,30 +28,45 @@ export interface FusedStepInputs {
 export class FusedKvSlots {
   private readonly slotOf = new Map<number, number>();
   private readonly lengths: Int32Array;
-  private readonly free: number[];
+  private readonly used: Uint8Array;
 
   constructor(
     readonly slots: number,
     readonly capacity: number,
   ) {
     this.lengths = new Int32Array(slots);
-    this.free = Array.from({ length: slots }, (_, i) => slots - 1 - i);
+    this.used = new Uint8Array(slots);
   }
 
   has(seq: number): boolean {
     return this.slotOf.has(seq);
   }
 
-  /** A slot for a new sequence whose prefill holds `length` positions. */
-  claim(seq: number, length: number): number {
-    if (this.slotOf.has(seq)) throw new Error(`sequence ${seq} already exists`);
-    if (length > this.capacity)
-      throw new Error(`prompt of ${length} positions exceeds the KV capacity ${this.capacity}`);
-    const slot = this.free.pop();
-    if (slot === undefined) throw new Error(`all ${this.slots} KV slots are in use`);
-    this.slotOf.set(seq, slot);
-    this.lengths[slot] = length;
-    return slot;
+  /**
+   * Slots for new sequences, all or none, as few runs of consecutive free slots as the free slots allow (lowest
+   * first): a prefill of several sequences is one call per run.
+   */
+  claimRuns(news: NewSequence[]): SlotRun[] {
+    const seen = new Set<number>();
+    for (const { seq, length } of news) {
+      if (this.slotOf.has(seq) || seen.has(seq)) throw new Error(`sequence ${seq} already exists`);
+      seen.add(seq);
+      if (length > this.capacity)
+        throw new Error(`prompt of ${length} positions exceeds the KV capacity ${this.capacity}`);
+    }
+    const free: number[] = [];
+    for (let s = 0; s < this.slots && free.length < news.length; s++) if (!this.used[s]) free.push(s);
+    if (free.length < news.length) throw new Error(`all ${this.slots} KV slots are in use`);
+    const runs: SlotRun[] = [];
+    free.forEach((slot, k) => {
+      const run = runs[runs.length - 1];
+      if (run && run.first + run.members.length === slot) run.members.push(k);
+      else runs.push({ first: slot, members: [k] });
+      this.used[slot] = 1;
+      this.slotOf.set(news[k].seq, slot);
+      this.lengths[slot] = news[k].length;
+    });
+    return runs;
   }
 
   slot(seq: number): number {
@@ -75,6 +102,6 @@ export class FusedKvSlots {
     if (slot === undefined) return;
     this.slotOf.delete(seq);
     this.lengths[slot] = 0;
-    this.free.push(slot);
+    this.used[slot] = 0;
   }
 }

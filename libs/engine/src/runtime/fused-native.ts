@@ -52,7 +52,13 @@ export interface FusedStepOutput extends FusedOutput {
 }
 
 /** `FusedNativeDecoder.forward`'s arguments. */
-type ForwardArgs = [row: number, embeds: Float32Array | Uint16Array, positions: BigInt64Array, past: number];
+type ForwardArgs = [
+  row: number,
+  embeds: Float32Array | Uint16Array,
+  positions: BigInt64Array,
+  past: number,
+  lengths?: Int32Array,
+];
 
 /** `FusedNativeDecoder.step`'s arguments. */
 type StepArgs = [
@@ -124,7 +130,12 @@ export class FusedNativeDecoder {
     }
   }
 
-  /** `S = positions.length / 3` new positions of slot `row` after its first `past` cached ones (a prefill). */
+  /**
+   * A prefill of slots `row .. row + n - 1` (n = `lengths.length`, default 1) in one call: `embeds [n, S, H]`,
+   * `positions [3, n, S]`; slot `row + b` appends the first `lengths[b]` (default S) of its S positions after its first
+   * `past` cached ones and returns its logits and hidden state at its last one. Shorter rows are right-padded (only
+   * with `past` 0): the padding's keys/values land past the row's length, where its next step overwrites them.
+   */
   forward(...args: ForwardArgs): FusedOutput {
     return this.addon.forward(this.handle, ...args);
   }

@@ -58,8 +58,11 @@ export class ModelWorker {
     return (await this.call({ op: 'vision', req })).features!;
   }
 
-  async prefill(req: PrefillRequest): Promise<{ logits: Float32Array; hidden: Float32Array | Uint16Array }> {
-    const r = await this.call({ op: 'prefill', req });
+  /** Prompts of new sequences, prefilled together: `logits [n, V]` and `hidden [n, H]` in request order. */
+  async prefill(
+    reqs: PrefillRequest[],
+  ): Promise<{ logits: Float32Array; hidden: Float32Array | Uint16Array }> {
+    const r = await this.call({ op: 'prefill', reqs });
     return { logits: r.logits!, hidden: r.hidden! };
   }
 

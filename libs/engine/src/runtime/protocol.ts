@@ -72,7 +72,8 @@ export interface StepRow {
 export type WorkerRequest =
   | { op: 'init'; init: WorkerInit }
   | { op: 'vision'; req: VisionRequest }
-  | { op: 'prefill'; req: PrefillRequest }
+  /** Prompts of new sequences; replies `logits [n, V]` and `hidden [n, H]` in request order (all or none kept). */
+  | { op: 'prefill'; reqs: PrefillRequest[] }
   /** One decoder call over `rows` (B = rows.length); replies `logits [B, V]` and `hidden [B, H]` in row order. */
   | { op: 'step'; rows: StepRow[] }
   /** The whole logits row of `seq` from the last step (when its top candidates did not decide its token). */

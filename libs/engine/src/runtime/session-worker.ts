@@ -197,38 +197,90 @@ class ModelHost {
     return embeds;
   }
 
-  async prefill(r: PrefillRequest): Promise<WorkerReply> {
-    if (this.hidden.has(r.seq) || this.kv.has(r.seq) || this.fused?.slots.has(r.seq))
-      throw new Error(`sequence ${r.seq} already exists`);
-    const n = r.inputIds.length;
-    const embeds = await this.promptEmbeds(r);
-    let logits: Float32Array;
-    let hidden: Activations;
-    if (this.fused) {
-      const { decoder, slots, fresh } = this.fused;
-      const slot = slots.claim(r.seq, n);
-      try {
-        ({ logits, hidden } = decoder.forward(slot, embeds.data as Activations, r.positions, 0));
-      } catch (e) {
-        slots.release(r.seq);
-        throw e;
+  /**
+   * Prompts of new sequences in request order: `logits [n, V]` and `hidden [n, H]` of each one's last position. The
+   * fused decoder prefills them together (one call per run of consecutive KV slots, shorter prompts right-padded);
+   * the plain decoder one by one. Nothing is kept when it fails.
+   */
+  async prefill(reqs: PrefillRequest[]): Promise<WorkerReply> {
+    for (const r of reqs)
+      if (this.hidden.has(r.seq) || this.kv.has(r.seq) || this.fused?.slots.has(r.seq))
+        throw new Error(`sequence ${r.seq} already exists`);
+    const embeds: Activations[] = [];
+    for (const r of reqs) embeds.push((await this.promptEmbeds(r)).data as Activations);
+    const out = this.fused ? this.fusedPrefill(reqs, embeds) : await this.plainPrefill(reqs, embeds);
+    const h = this.cfg.hiddenSize;
+    reqs.forEach((r, k) => this.hidden.set(r.seq, out.hidden.slice(k * h, (k + 1) * h)));
+    return { ok: true, ...out };
+  }
+
+  private fusedPrefill(
+    reqs: PrefillRequest[],
+    embeds: Activations[],
+  ): { logits: Float32Array; hidden: Activations } {
+    const { decoder, slots, fresh } = this.fused!;
+    const { hiddenSize: h, vocabSize: V } = this.cfg;
+    const logits = new Float32Array(reqs.length * V);
+    const hidden = this.activations(reqs.length * h);
+    const runs = slots.claimRuns(reqs.map((r) => ({ seq: r.seq, length: r.inputIds.length })));
+    try {
+      for (const { first, members } of runs) {
+        const lengths = Int32Array.from(members, (k) => reqs[k].inputIds.length);
+        const S = Math.max(...lengths);
+        const n = members.length;
+        const x = this.activations(n * S * h);
+        const positions = new BigInt64Array(3 * n * S);
+        members.forEach((k, b) => {
+          const len = lengths[b];
+          x.set(embeds[k] as never, b * S * h);
+          for (let axis = 0; axis < 3; axis++)
+            positions.set(reqs[k].positions.subarray(axis * len, (axis + 1) * len), (axis * n + b) * S);
+        });
+        const out = decoder.forward(first, x, positions, 0, lengths);
+        members.forEach((k, b) => {
+          logits.set(out.logits.subarray(b * V, (b + 1) * V), k * V);
+          hidden.set(out.hidden.subarray(b * h, (b + 1) * h) as never, k * h);
+          fresh.add(first + b);
+        });
       }
-      fresh.add(slot);
-    } else {
-      const { out, present } = await this.forward(
-        embeds,
-        new BigInt64Array(n).fill(1n),
-        r.positions,
-        1,
-        n,
-        this.emptyPast(),
-      );
-      this.kv.park(r.seq, n, present);
-      logits = out.logits.data as Float32Array;
-      hidden = (out.last_hidden_state.data as Activations).slice();
+    } catch (e) {
+      for (const r of reqs) slots.release(r.seq);
+      throw e;
     }
-    this.hidden.set(r.seq, hidden);
-    return { ok: true, logits, hidden: hidden.slice() };
+    return { logits, hidden };
+  }
+
+  private async plainPrefill(
+    reqs: PrefillRequest[],
+    embeds: Activations[],
+  ): Promise<{ logits: Float32Array; hidden: Activations }> {
+    const { hiddenSize: h, vocabSize: V, dtype } = this.cfg;
+    const logits = new Float32Array(reqs.length * V);
+    const hidden = this.activations(reqs.length * h);
+    try {
+      for (const [k, r] of reqs.entries()) {
+        const n = r.inputIds.length;
+        const { out, present } = await this.forward(
+          new ort.Tensor(dtype, embeds[k], [1, n, h]),
+          new BigInt64Array(n).fill(1n),
+          r.positions,
+          1,
+          n,
+          this.emptyPast(),
+        );
+        this.kv.park(r.seq, n, present);
+        logits.set(out.logits.data as Float32Array, k * V);
+        hidden.set(out.last_hidden_state.data as never, k * h);
+      }
+    } catch (e) {
+      for (const r of reqs) this.kv.release(r.seq);
+      throw e;
+    }
+    return { logits, hidden };
+  }
+
+  private activations(n: number): Activations {
+    return this.cfg.dtype === 'float16' ? new Uint16Array(n) : new Float32Array(n);
   }
 
   /**
@@ -243,7 +295,7 @@ class ModelHost {
     count = rows.length,
   ): Promise<Activations> {
     const h = this.cfg.hiddenSize;
-    const embeds = this.cfg.dtype === 'float16' ? new Uint16Array(count * h) : new Float32Array(count * h);
+    const embeds = this.activations(count * h);
     const put = (b: number, row: Activations) => embeds.set(row as never, (at ? at[b] : b) * h);
     const tokenRows = rows.flatMap((r, b) => (r.tokenId === null ? [] : [b]));
     if (tokenRows.length) {
@@ -395,7 +447,7 @@ async function handle(msg: WorkerRequest): Promise<{ reply: WorkerReply; transfe
     }
     case 'prefill':
     case 'step': {
-      const reply = msg.op === 'prefill' ? await host!.prefill(msg.req) : await host!.step(msg.rows);
+      const reply = msg.op === 'prefill' ? await host!.prefill(msg.reqs) : await host!.step(msg.rows);
       if (!reply.ok) return { reply, transfer: [] };
       // onnxruntime-node returns each output in a fresh ArrayBuffer of its own: transfer it rather than copy B x V.
       const l = reply.logits!;
