@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One device call for issue #14's fused path (after the .ortpartN calls): prep (fp16 + int4, fused graphs), PyTorch
 # side (static cache + compile at batch 1/8/32), the addon's raw step bench and the engine bench on the cuda EP.
+# SHAPE=3b|7b (layer shapes, default 3b) and LAYERS (decoder layers, default 8) choose the model.
 set -u
 root=$(cd "$(dirname "$0")/../../.." && pwd); cd "$root"
 : "${OUT:?OUT (the results folder) is required}"; mkdir -p "$OUT"
@@ -21,7 +22,8 @@ cp $site/onnxruntime/capi/libonnxruntime_providers_{shared,cuda}.so $ORTDIR/
 CUDART=$(python3 -c "import glob,site;print(sorted(glob.glob(site.getsitepackages()[0]+'/nvidia/**/libcudart.so.13*',recursive=True))[0])")
 export LVR_ORT_ADDON=${LVR_ORT_ADDON:-$root/.nodebin/ort_fused.node} LVR_ORT_LIBRARY=$ORTDIR/libonnxruntime.so.1 LVR_CUDART_LIBRARY=$CUDART
 W=/tmp/w; rm -rf $W; mkdir -p $W; S=$(date +%s); export PYTHONUNBUFFERED=1
-python3 bench/engine/gpu/prep.py $W --layers 8 --vision-layers 4 --int4-before $((S+${INT4_BEFORE_S:-150})) --fused > /tmp/prep.log 2>&1 &
+python3 bench/engine/gpu/prep.py $W --shape ${SHAPE:-3b} --layers ${LAYERS:-8} --vision-layers 4 \
+  --int4-before $((S+${INT4_BEFORE_S:-150})) --fused > /tmp/prep.log 2>&1 &
 prep=$!
 python3 bench/engine/gpu/torch_side.py $W --out $OUT/torch.json --batch32 --deadline $((S+200)) --compile-deadline $((S+110)) > /tmp/torch.log 2>&1
 echo "torch done $(( $(date +%s)-S )) s"; tail -2 /tmp/torch.log

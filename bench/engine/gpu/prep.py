@@ -1,8 +1,9 @@
 """Prepares the GPU engine bench's model: a random-weight checkpoint with Qwen2.5-VL-3B layer shapes (hidden 2048,
-MLP 11008, 16/2 heads, vocab 151936 tied, vision width 1280 / MLP 3420 / 16 heads) but fewer layers, so that
-export + both sides fit one short device call, and its bundles (fp16, optionally int4) without verification.
+MLP 11008, 16/2 heads, vocab 151936 tied; `--shape 7b`: hidden 3584, MLP 18944, 28/4 heads, vocab 152064 untied;
+vision width 1280 / MLP 3420 / 16 heads) but fewer layers, so that export + both sides fit one short device call, and
+its bundles (fp16, optionally int4) without verification.
 
-    python bench/engine/gpu/prep.py WORK --layers 8 --vision-layers 4 [--int4-before EPOCH_S]
+    python bench/engine/gpu/prep.py WORK --layers 8 --vision-layers 4 [--shape 3b|7b] [--int4-before EPOCH_S]
 
 Writes WORK/ckpt (+ WORK/ckpt/_READY), WORK/bundle-fp16, WORK/bundle-int4 and WORK/prep.json (shapes, export times,
 streamed weight bytes per precision).
@@ -25,7 +26,14 @@ QWEN_MIN_PIXELS = 56 * 56
 QWEN_MAX_PIXELS = 28 * 28 * 16384
 
 
-def save_checkpoint(dest: Path, layers: int, vision_layers: int) -> dict:
+#: Layer shapes (all but the layer counts) of the two Qwen2.5-VL sizes the bench runs; vision is the same tower.
+SHAPES = {
+    "3b": dict(hidden=2048, heads=16, kv_heads=2, intermediate=11008, vocab=151936, tie=True, full_layers=36),
+    "7b": dict(hidden=3584, heads=28, kv_heads=4, intermediate=18944, vocab=152064, tie=False, full_layers=28),
+}
+
+
+def save_checkpoint(dest: Path, layers: int, vision_layers: int, shape: str = "3b") -> dict:
     import torch
 
     from lvr.model import LVRForConditionalGeneration
@@ -34,8 +42,8 @@ def save_checkpoint(dest: Path, layers: int, vision_layers: int) -> dict:
     if os.environ.get("LVR_BENCH_TINY") == "1":  # CPU smoke test of the bench scripts only
         cfg = tiny_config(layers=layers, vision_layers=vision_layers)
     else:
-        cfg = tiny_config(hidden=2048, layers=layers, heads=16, kv_heads=2, intermediate=11008, vision_hidden=1280,
-                          vision_layers=vision_layers, vision_heads=16, vocab=151936, tie=True)
+        text = {k: v for k, v in SHAPES[shape].items() if k != "full_layers"}
+        cfg = tiny_config(layers=layers, vision_hidden=1280, vision_layers=vision_layers, vision_heads=16, **text)
         cfg.vision_config.intermediate_size = 3420
     cfg.vision_config.fullatt_block_indexes = [vision_layers - 1]
     cfg._attn_implementation = "eager"
@@ -76,6 +84,7 @@ def main() -> int:
     ap.add_argument("work")
     ap.add_argument("--layers", type=int, default=8)
     ap.add_argument("--vision-layers", type=int, default=4)
+    ap.add_argument("--shape", choices=sorted(SHAPES), default="3b", help="Qwen2.5-VL size whose layer shapes to use")
     ap.add_argument("--int4-before", type=float, default=0,
                     help="also export int4 if the fp16 export ends before this epoch second (0: never)")
     ap.add_argument("--fused", action="store_true", help="also export graphs.decoder_fused (ort_fused_probe.py)")
@@ -85,10 +94,11 @@ def main() -> int:
     work = Path(args.work)
     ckpt = work / "ckpt"
     ckpt.mkdir(parents=True, exist_ok=True)
-    info: dict = {"shapes": "qwen2.5-vl-3b layer shapes", "layers": args.layers, "vision_layers": args.vision_layers,
-                  "full_3b_layers": 36, "full_3b_vision_layers": 32}
+    info: dict = {"shapes": f"qwen2.5-vl-{args.shape} layer shapes", "layers": args.layers,
+                  "vision_layers": args.vision_layers, f"full_{args.shape}_layers": SHAPES[args.shape]["full_layers"],
+                  f"full_{args.shape}_vision_layers": 32}
     t0 = time.time()
-    info.update(save_checkpoint(ckpt, args.layers, args.vision_layers))
+    info.update(save_checkpoint(ckpt, args.layers, args.vision_layers, args.shape))
     info["checkpoint_s"] = round(time.time() - t0, 1)
     write_image(work / "image.png")
     (ckpt / "_READY").write_text("ok")

@@ -76,7 +76,8 @@ def hf_model(ckpt: Path):
     cfg = Qwen2Config(vocab_size=text.vocab_size, hidden_size=text.hidden_size,
                       intermediate_size=text.intermediate_size, num_hidden_layers=text.num_hidden_layers,
                       num_attention_heads=text.num_attention_heads, num_key_value_heads=text.num_key_value_heads,
-                      max_position_embeddings=4096, tie_word_embeddings=True, rms_norm_eps=1e-6)
+                      max_position_embeddings=4096, tie_word_embeddings=text.tie_word_embeddings,
+                      rms_norm_eps=1e-6)
     cfg._attn_implementation = "sdpa"
     with torch.device(DEVICE):
         model = Qwen2ForCausalLM(cfg).to(torch.float16).eval()

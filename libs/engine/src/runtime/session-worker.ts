@@ -4,6 +4,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { parentPort } from 'node:worker_threads';
+import { EmbeddingTable } from './embedding-table';
 import { FusedKvSlots } from './fused-kv-slots';
 import { FusedNativeDecoder } from './fused-native';
 import { leftPaddedMask } from './kv-batch';
@@ -47,7 +48,7 @@ interface FusedPath {
  */
 class ModelHost {
   private vision!: ort.InferenceSession;
-  private embed!: ort.InferenceSession;
+  private embed!: EmbeddingTable;
   private decoder: ort.InferenceSession | undefined;
   private fused: FusedPath | undefined;
   private head: ort.InferenceSession | undefined;
@@ -81,9 +82,8 @@ class ModelHost {
     if (fused) this.fused = this.openFused(fused);
     [this.vision, this.embed, this.decoder, this.head, this.packer] = await Promise.all([
       ort.InferenceSession.create(this.cfg.graphs.vision, opts),
-      // The embedding is a row gather whose output is needed on the host (the step's inputs are assembled there, with
-      // latent rows and image features): on a GPU EP it would only add a device round trip per step.
-      ort.InferenceSession.create(this.cfg.graphs.embed, { ...opts, executionProviders: ['cpu'] }),
+      // The step's inputs are assembled on the host (with latent rows and image features): rows of a host table.
+      EmbeddingTable.read(this.cfg.graphs.embed, this.cfg.vocabSize, this.cfg.hiddenSize),
       fused
         ? undefined
         : ort.InferenceSession.create(this.cfg.graphs.decoder, {
@@ -178,12 +178,10 @@ class ModelHost {
   }
 
   /** The prompt's embeddings with the image features scattered into its image pad slots. */
-  private async promptEmbeds(r: PrefillRequest): Promise<ort.Tensor> {
+  private promptEmbeds(r: PrefillRequest): Activations {
     const n = r.inputIds.length;
-    const emb = await this.embed.run({ input_ids: new ort.Tensor('int64', r.inputIds, [1, n]) });
-    const embeds = emb.inputs_embeds;
+    const data = this.embed.lookup(r.inputIds);
     if (r.imageFeatures && r.imageFeatures.length) {
-      const data = embeds.data as Activations;
       const h = this.cfg.hiddenSize;
       let row = 0;
       for (let s = 0; s < n; s++) {
@@ -194,7 +192,7 @@ class ModelHost {
       if (row * h !== r.imageFeatures.length)
         throw new Error(`${row} image pad tokens but ${r.imageFeatures.length / h} visual tokens`);
     }
-    return embeds;
+    return data;
   }
 
   /**
@@ -206,8 +204,7 @@ class ModelHost {
     for (const r of reqs)
       if (this.hidden.has(r.seq) || this.kv.has(r.seq) || this.fused?.slots.has(r.seq))
         throw new Error(`sequence ${r.seq} already exists`);
-    const embeds: Activations[] = [];
-    for (const r of reqs) embeds.push((await this.promptEmbeds(r)).data as Activations);
+    const embeds = reqs.map((r) => this.promptEmbeds(r));
     const out = this.fused ? this.fusedPrefill(reqs, embeds) : await this.plainPrefill(reqs, embeds);
     const h = this.cfg.hiddenSize;
     reqs.forEach((r, k) => this.hidden.set(r.seq, out.hidden.slice(k * h, (k + 1) * h)));
@@ -288,22 +285,17 @@ class ModelHost {
    * zero: the fused decoder feeds those from the device). Row b goes to row `at[b]` of `count` rows (default: row b of
    * `rows.length`).
    */
-  private async stepEmbeds(
+  private stepEmbeds(
     rows: StepRow[],
     onDevice: Set<number> = new Set(),
     at?: Int32Array,
     count = rows.length,
-  ): Promise<Activations> {
+  ): Activations {
     const h = this.cfg.hiddenSize;
     const embeds = this.activations(count * h);
     const put = (b: number, row: Activations) => embeds.set(row as never, (at ? at[b] : b) * h);
     const tokenRows = rows.flatMap((r, b) => (r.tokenId === null ? [] : [b]));
-    if (tokenRows.length) {
-      const ids = BigInt64Array.from(tokenRows, (b) => BigInt(rows[b].tokenId!));
-      const emb = await this.embed.run({ input_ids: new ort.Tensor('int64', ids, [ids.length, 1]) });
-      const data = emb.inputs_embeds.data as Activations;
-      tokenRows.forEach((b, k) => put(b, data.subarray(k * h, (k + 1) * h)));
-    }
+    for (const b of tokenRows) put(b, this.embed.row(rows[b].tokenId!));
     rows.forEach((r, b) => {
       if (r.tokenId !== null || onDevice.has(b)) return;
       const last = this.hidden.get(r.seq);
@@ -318,7 +310,7 @@ class ModelHost {
    * hidden state kept for its next latent step.
    */
   async step(rows: StepRow[]): Promise<WorkerReply> {
-    const out = this.fused ? await this.fusedStep(rows) : await this.plainStep(rows);
+    const out = this.fused ? this.fusedStep(rows) : await this.plainStep(rows);
     const h = this.cfg.hiddenSize;
     const headRows = this.head ? rows.flatMap((r, b) => (r.tokenId === null ? [b] : [])) : [];
     // The fused step returns the logits of head rows (`fusedStep`), so logitRows[b] >= 0 for every one of them.
@@ -332,7 +324,7 @@ class ModelHost {
     const B = rows.length;
     const h = this.cfg.hiddenSize;
     const batch = await this.kv.arrange(rows.map((r) => r.seq));
-    const embeds = await this.stepEmbeds(rows);
+    const embeds = this.stepEmbeds(rows);
     const positions = new BigInt64Array(3 * B);
     rows.forEach((r, b) => (positions[b] = positions[B + b] = positions[2 * B + b] = BigInt(r.position)));
     const { out, present } = await this.forward(
@@ -356,14 +348,14 @@ class ModelHost {
    * head's output, computed on the host, so it goes through the host. Rows with `needsLogits: false` get their top
    * candidates only (a head's rows always get their logits: the head replaces them).
    */
-  private async fusedStep(rows: StepRow[]): Promise<StepOutputs> {
+  private fusedStep(rows: StepRow[]): StepOutputs {
     const { decoder, slots, fresh } = this.fused!;
     const inputs = slots.stepInputs(rows);
     const latentInput = (r: StepRow) => r.tokenId === null;
     const onDevice = new Set(
       this.head ? [] : rows.flatMap((r, b) => (latentInput(r) && fresh.has(inputs.outRows[b]) ? [b] : [])),
     );
-    const embeds = await this.stepEmbeds(rows, onDevice, inputs.outRows, slots.slots);
+    const embeds = this.stepEmbeds(rows, onDevice, inputs.outRows, slots.slots);
     const latent = new Uint8Array(slots.slots);
     for (const b of onDevice) latent[inputs.outRows[b]] = 1;
     const full = rows.flatMap((r, b) =>
