@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 #include "onnxruntime_c_api.h"
 
@@ -52,12 +53,35 @@ typedef struct {
   size_t elem; // bytes per activation / KV element (2: fp16, 4: fp32)
   void **kv;   // 2 * layers buffers
   void *embeds, *positions, *seqlens, *last_index, *logits, *hidden_out, *top_values, *top_ids;
+  void *kept_logits; // the logits before the last stepAsync (lastLogits(..., kept = true) reads them)
   int32_t total;
   void *scratch[6];       // forward's inputs and outputs, grown as needed and kept (no allocation per prefill)
   size_t scratch_size[6];
   OrtValue **owned;
   int n_owned;
+  // Steps run on one thread of their own (the CUDA graph is captured and replayed there): `step` waits for it,
+  // `stepAsync` resolves a promise through `tsfn` while the JS thread goes on. `busy`: an async step is pending.
+  uv_thread_t thread;
+  uv_mutex_t mu;
+  uv_cond_t cv;
+  int sync_init, thread_started, quit, busy, released;
+  struct StepJob *job;
+  napi_threadsafe_function tsfn;
 } Decoder;
+
+// One step's inputs (copied from the JS arrays) and outputs (host copies of the requested rows).
+typedef struct StepJob {
+  void *embeds;     // [B*H] or NULL
+  uint8_t *latent;  // [B] or NULL
+  int64_t *positions;
+  int32_t *seqlens, *rows, *full;
+  int32_t total;
+  size_t n, n_full;
+  char *logits, *hidden, *top_values, *top_ids;
+  int async, done, failed;
+  napi_deferred deferred;
+  char error[512];
+} StepJob;
 
 // -- errors -------------------------------------------------------------------------------------------------------
 static int throw_msg(napi_env env, const char *msg) {
@@ -103,12 +127,17 @@ static void dev_free(Decoder *d, void *p) {
   else free(p);
 }
 
-static int copy(napi_env env, Decoder *d, void *dst, const void *src, size_t bytes, int kind) {
+// 0 or a CUDA error code (memmove on the CPU EP); safe off the JS thread.
+static int copy_raw(Decoder *d, void *dst, const void *src, size_t bytes, int kind) {
   if (!d->on_gpu) {
     memmove(dst, src, bytes);
-    return 1;
+    return 0;
   }
-  return cuda_ok(env, cuda.memcpy(dst, src, bytes, kind), "cudaMemcpy");
+  return cuda.memcpy(dst, src, bytes, kind);
+}
+
+static int copy(napi_env env, Decoder *d, void *dst, const void *src, size_t bytes, int kind) {
+  return cuda_ok(env, copy_raw(d, dst, src, bytes, kind), "cudaMemcpy");
 }
 
 // Scratch buffer `i` of at least `bytes` (its contents are not kept when it grows).
@@ -248,8 +277,13 @@ static int bind_kv(napi_env env, Decoder *d, OrtIoBinding *io, int row, int rows
 }
 
 // -- lifecycle ------------------------------------------------------------------------------------------------------
+static void stop_thread(Decoder *d);
+static void step_thread(void *arg);
+static void step_done(napi_env env, napi_value js_cb, void *context, void *data);
+
 static void release_decoder(Decoder *d) {
   if (d == NULL) return;
+  stop_thread(d);
   for (int i = 0; i < d->n_owned; i++)
     if (d->owned[i]) ort->ReleaseValue(d->owned[i]);
   free(d->owned);
@@ -262,12 +296,26 @@ static void release_decoder(Decoder *d) {
     free(d->kv);
   }
   void *bufs[] = {d->embeds, d->positions, d->seqlens, d->last_index, d->logits, d->hidden_out, d->top_values,
-                  d->top_ids};
+                  d->top_ids, d->kept_logits};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dev_free(d, bufs[i]);
   for (size_t i = 0; i < sizeof d->scratch / sizeof d->scratch[0]; i++) dev_free(d, d->scratch[i]);
   if (d->mem) ort->ReleaseMemoryInfo(d->mem);
   if (d->cpu_mem) ort->ReleaseMemoryInfo(d->cpu_mem);
-  free(d);
+  if (d->sync_init) {
+    uv_mutex_destroy(&d->mu);
+    uv_cond_destroy(&d->cv);
+  }
+  // Node may finalize the step function first (environment teardown): then `tsfn_finalized` cleared it and `d` goes
+  // now; otherwise `d` goes when the released function is finalized.
+  d->released = 1;
+  if (d->tsfn) napi_release_threadsafe_function(d->tsfn, napi_tsfn_release);
+  else free(d);
+}
+
+static void tsfn_finalized(napi_env env, void *data, void *hint) {
+  Decoder *d = data;
+  d->tsfn = NULL;
+  if (d->released) free(d);
 }
 
 static void finalize_decoder(napi_env env, void *data, void *hint) {
@@ -457,6 +505,24 @@ static napi_value js_create_decoder(napi_env env, napi_callback_info info) {
   }
   if (cuda_opts) ort->ReleaseCUDAProviderOptions(cuda_opts);
   ort->ReleaseSessionOptions(so);
+  uv_mutex_init(&d->mu);
+  uv_cond_init(&d->cv);
+  d->sync_init = 1;
+  {
+    napi_value name;
+    napi_create_string_utf8(env, "lvr-fused-step", NAPI_AUTO_LENGTH, &name);
+    if (napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, d, tsfn_finalized, d, step_done, &d->tsfn) !=
+        napi_ok) {
+      throw_msg(env, "napi_create_threadsafe_function failed");
+      goto fail;
+    }
+    napi_unref_threadsafe_function(env, d->tsfn);
+    if (uv_thread_create(&d->thread, step_thread, d) != 0) {
+      throw_msg(env, "could not start the step thread");
+      goto fail;
+    }
+    d->thread_started = 1;
+  }
   napi_value handle;
   napi_create_external(env, d, finalize_decoder, NULL, &handle);
   return handle;
@@ -488,16 +554,25 @@ static Decoder *decoder_call(napi_env env, napi_callback_info info, size_t min, 
 }
 
 // Copies rows `rows` (n of them; NULL: rows 0..n-1) of a device array with `row_bytes` per row to `dst`, one copy per
+static int not_busy(napi_env env, Decoder *d) {
+  return d->busy ? throw_msg(env, "the decoder has a pending stepAsync: await it first") : 1;
+}
+
 // run of consecutive rows.
-static int gather_rows(napi_env env, Decoder *d, char *dst, const char *src, size_t row_bytes, const int32_t *rows,
-                       size_t n) {
+static int gather_raw(Decoder *d, char *dst, const char *src, size_t row_bytes, const int32_t *rows, size_t n) {
   for (size_t k = 0; k < n;) {
     size_t first = rows ? (size_t)rows[k] : k, run = 1;
     while (k + run < n && (rows ? (size_t)rows[k + run] == first + run : 1)) run++;
-    if (!copy(env, d, dst + k * row_bytes, src + first * row_bytes, run * row_bytes, D2H)) return 0;
+    int rc = copy_raw(d, dst + k * row_bytes, src + first * row_bytes, run * row_bytes, D2H);
+    if (rc) return rc;
     k += run;
   }
-  return 1;
+  return 0;
+}
+
+static int gather_rows(napi_env env, Decoder *d, char *dst, const char *src, size_t row_bytes, const int32_t *rows,
+                       size_t n) {
+  return cuda_ok(env, gather_raw(d, dst, src, row_bytes, rows, n), "cudaMemcpy");
 }
 
 static napi_value logits_rows(napi_env env, Decoder *d, const char *logits, const int32_t *rows, size_t n) {
@@ -516,25 +591,6 @@ static napi_value result(napi_env env, Decoder *d, const char *logits, const cha
   napi_set_named_property(env, out, "logits", l);
   napi_set_named_property(env, out, "hidden", h);
   return out;
-}
-
-// Adds topLogits (Float32Array [n*K]) and topIds (Int32Array [n*K]) of rows `rows` to `out`.
-static int add_top(napi_env env, Decoder *d, napi_value out, const int32_t *rows, size_t n) {
-  size_t K = d->top_k;
-  char *vals, *ids32;
-  napi_value v = new_float32(env, n * K, (void **)&vals), ab, ids;
-  if (!gather_rows(env, d, vals, d->top_values, K * 4, rows, n)) return 0;
-  int64_t *ids64 = malloc(n * K * 8);
-  if (ids64 == NULL) return throw_msg(env, "out of host memory");
-  int ok = gather_rows(env, d, (char *)ids64, d->top_ids, K * 8, rows, n);
-  napi_create_arraybuffer(env, n * K * 4, (void **)&ids32, &ab);
-  napi_create_typedarray(env, napi_int32_array, n * K, ab, 0, &ids);
-  for (size_t i = 0; ok && i < n * K; i++) ((int32_t *)ids32)[i] = (int32_t)ids64[i];
-  free(ids64);
-  if (!ok) return 0;
-  napi_set_named_property(env, out, "topLogits", v);
-  napi_set_named_property(env, out, "topIds", ids);
-  return 1;
 }
 
 // Reads an Int32Array argument of slot indices (each < batch) into *rows / *n; absent (undefined / null) leaves them.
@@ -574,7 +630,7 @@ static napi_value js_forward(napi_env env, napi_callback_info info) {
   Decoder *d = decoder_call(env, info, 5, 6, argv, &argc,
                             "forward(handle, row, embeds, positions, pastLength, lengths?)");
   int row, past;
-  if (d == NULL) return NULL;
+  if (d == NULL || !not_busy(env, d)) return NULL;
   if (napi_get_value_int32(env, argv[1], &row) != napi_ok || napi_get_value_int32(env, argv[4], &past) != napi_ok)
     return throw_msg(env, "row and pastLength must be numbers"), NULL;
   int32_t one_length = 0;
@@ -668,19 +724,143 @@ fail:
   return out;
 }
 
-// step(handle, embeds [B*H] | null, latentRows Uint8Array [B] | null, positions BigInt64Array [3*B],
-//      seqlens Int32Array [B], outRows?, fullRows?) -> {logits [nFull*V], hidden [n*H], topLogits?, topIds? [n*K]}
-// One new position for every row; rows flagged in latentRows take their last hidden state (from the previous step or
-// forward) as input, copied on the device. seqlens[b] = tokens in row b's cache after this step - 1. Hidden states
-// (and the top K logits with their ids) of rows outRows (in that order; default all) come back to the host, whole
-// logit rows only for rows fullRows (default: outRows); lastLogits reads others until the next step.
-static napi_value js_step(napi_env env, napi_callback_info info) {
-  size_t argc;
-  napi_value argv[7];
-  Decoder *d = decoder_call(env, info, 5, 7, argv, &argc,
-                            "step(handle, embeds, latentRows, positions, seqlens, outRows?, fullRows?)");
-  if (d == NULL) return NULL;
-  size_t B = d->batch, row_bytes = d->hidden * d->elem;
+// -- steps ---------------------------------------------------------------------------------------------------------
+static void free_job(StepJob *j) {
+  if (j == NULL) return;
+  void *bufs[] = {j->embeds, j->latent, j->positions, j->seqlens, j->rows, j->full,
+                  j->logits, j->hidden, j->top_values, j->top_ids};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+  free(j);
+}
+
+static void *dup_bytes(const void *src, size_t bytes) {
+  void *p = malloc(bytes ? bytes : 1);
+  if (p && bytes) memcpy(p, src, bytes);
+  return p;
+}
+
+static int job_fail(StepJob *j, const char *what, OrtStatus *st, int cuda_rc) {
+  if (st) {
+    snprintf(j->error, sizeof j->error, "%s: %s", what, ort->GetErrorMessage(st));
+    ort->ReleaseStatus(st);
+  } else {
+    snprintf(j->error, sizeof j->error, "%s: CUDA error %d", what, cuda_rc);
+  }
+  j->failed = 1;
+  return 0;
+}
+
+// Runs a step on the calling thread (no N-API): inputs to the device, the bound run, requested rows to the host.
+static int run_job(Decoder *d, StepJob *j) {
+  size_t B = d->batch, row_bytes = d->hidden * d->elem, K = d->top_k;
+  int rc;
+  if (j->async && (rc = copy_raw(d, d->kept_logits, d->logits, B * d->vocab * 4, D2D)))
+    return job_fail(j, "keep logits", 0, rc);
+  if (j->embeds && (rc = copy_raw(d, d->embeds, j->embeds, B * row_bytes, H2D))) return job_fail(j, "embeds", 0, rc);
+  for (size_t b = 0; j->latent && b < B; b++)
+    if (j->latent[b] && (rc = copy_raw(d, (char *)d->embeds + b * row_bytes, (char *)d->hidden_out + b * row_bytes,
+                                       row_bytes, D2D)))
+      return job_fail(j, "latent rows", 0, rc);
+  if ((rc = copy_raw(d, d->positions, j->positions, 3 * B * 8, H2D)) ||
+      (rc = copy_raw(d, d->seqlens, j->seqlens, B * 4, H2D)))
+    return job_fail(j, "positions", 0, rc);
+  d->total = j->total;
+  OrtStatus *st = ort->RunWithBinding(d->session, d->step_run, d->step_io);
+  if (st) return job_fail(j, "run", st, 0);
+  if ((rc = gather_raw(d, j->logits, d->logits, (size_t)d->vocab * 4, j->full, j->n_full)) ||
+      (rc = gather_raw(d, j->hidden, d->hidden_out, row_bytes, j->rows, j->n)))
+    return job_fail(j, "outputs", 0, rc);
+  if (K && ((rc = gather_raw(d, j->top_values, d->top_values, K * 4, j->rows, j->n)) ||
+            (rc = gather_raw(d, j->top_ids, d->top_ids, K * 8, j->rows, j->n))))
+    return job_fail(j, "top outputs", 0, rc);
+  return 1;
+}
+
+static void step_thread(void *arg) {
+  Decoder *d = arg;
+  if (d->on_gpu) cuda.set_device(d->device);
+  uv_mutex_lock(&d->mu);
+  for (;;) {
+    while (d->job == NULL && !d->quit) uv_cond_wait(&d->cv, &d->mu);
+    if (d->quit) break;
+    StepJob *j = d->job;
+    d->job = NULL;
+    uv_mutex_unlock(&d->mu);
+    run_job(d, j);
+    if (j->async) napi_call_threadsafe_function(d->tsfn, j, napi_tsfn_blocking);
+    uv_mutex_lock(&d->mu);
+    if (!j->async) {
+      j->done = 1;
+      uv_cond_broadcast(&d->cv);
+    }
+  }
+  uv_mutex_unlock(&d->mu);
+}
+
+static void submit(Decoder *d, StepJob *j) {
+  uv_mutex_lock(&d->mu);
+  d->job = j;
+  uv_cond_broadcast(&d->cv);
+  if (!j->async)
+    while (!j->done) uv_cond_wait(&d->cv, &d->mu);
+  uv_mutex_unlock(&d->mu);
+}
+
+static void stop_thread(Decoder *d) {
+  if (!d->thread_started) return;
+  uv_mutex_lock(&d->mu);
+  d->quit = 1;
+  uv_cond_broadcast(&d->cv);
+  uv_mutex_unlock(&d->mu);
+  uv_thread_join(&d->thread);
+  d->thread_started = 0;
+}
+
+// {logits [nFull*V], hidden [n*H], topLogits?, topIds? [n*K]} from a finished job.
+static napi_value job_result(napi_env env, Decoder *d, StepJob *j) {
+  size_t K = d->top_k, n = j->n;
+  char *l, *h, *v, *ids32;
+  napi_value out, logits = new_float32(env, j->n_full * d->vocab, (void **)&l),
+                  hidden = new_activations(env, d, n * d->hidden, (void **)&h);
+  memcpy(l, j->logits, j->n_full * d->vocab * 4);
+  memcpy(h, j->hidden, n * d->hidden * d->elem);
+  napi_create_object(env, &out);
+  napi_set_named_property(env, out, "logits", logits);
+  napi_set_named_property(env, out, "hidden", hidden);
+  if (K) {
+    napi_value vals = new_float32(env, n * K, (void **)&v), ab, ids;
+    memcpy(v, j->top_values, n * K * 4);
+    napi_create_arraybuffer(env, n * K * 4, (void **)&ids32, &ab);
+    napi_create_typedarray(env, napi_int32_array, n * K, ab, 0, &ids);
+    for (size_t i = 0; i < n * K; i++) ((int32_t *)ids32)[i] = (int32_t)((int64_t *)j->top_ids)[i];
+    napi_set_named_property(env, out, "topLogits", vals);
+    napi_set_named_property(env, out, "topIds", ids);
+  }
+  return out;
+}
+
+static void step_done(napi_env env, napi_value js_cb, void *context, void *data) {
+  Decoder *d = context;
+  StepJob *j = data;
+  d->busy = 0;
+  if (env != NULL) {
+    napi_unref_threadsafe_function(env, d->tsfn);
+    if (j->failed) {
+      napi_value msg, code, err;
+      napi_create_string_utf8(env, j->error, NAPI_AUTO_LENGTH, &msg);
+      napi_create_string_utf8(env, "LVR_NATIVE", NAPI_AUTO_LENGTH, &code);
+      napi_create_error(env, code, msg, &err);
+      napi_reject_deferred(env, j->deferred, err);
+    } else {
+      napi_resolve_deferred(env, j->deferred, job_result(env, d, j));
+    }
+  }
+  free_job(j);
+}
+
+// Reads step's arguments (argv[1..6]) into a new job, or NULL after throwing.
+static StepJob *step_job(napi_env env, Decoder *d, size_t argc, napi_value *argv) {
+  size_t B = d->batch, row_bytes = d->hidden * d->elem, K = d->top_k;
   napi_valuetype t0, t1;
   napi_typeof(env, argv[1], &t0);
   napi_typeof(env, argv[2], &t1);
@@ -693,47 +873,96 @@ static napi_value js_step(napi_env env, napi_callback_info info) {
     if (seq[b] + 1 > longest) longest = seq[b] + 1;
   }
   const int32_t *rows = NULL, *full = NULL;
-  size_t n = B, n_full = 0;
+  size_t n = B, n_full;
   if (argc > 5 && !slot_list(env, d, argv[5], &rows, &n, "outRows")) return NULL;
   full = rows;
   n_full = n;
   if (argc > 6 && !slot_list(env, d, argv[6], &full, &n_full, "fullRows")) return NULL;
-  if (t0 != napi_null && t0 != napi_undefined) {
-    const void *emb = typed_bytes(env, argv[1], B * row_bytes, "embeds");
-    if (emb == NULL || !copy(env, d, d->embeds, emb, B * row_bytes, H2D)) return NULL;
+  const void *emb = NULL;
+  const uint8_t *latent = NULL;
+  if (t0 != napi_null && t0 != napi_undefined && (emb = typed_bytes(env, argv[1], B * row_bytes, "embeds")) == NULL)
+    return NULL;
+  if (t1 != napi_null && t1 != napi_undefined && (latent = typed_bytes(env, argv[2], B, "latentRows")) == NULL)
+    return NULL;
+  StepJob *j = calloc(1, sizeof(StepJob));
+  if (j == NULL) return throw_msg(env, "out of host memory"), NULL;
+  j->total = longest;
+  j->n = n;
+  j->n_full = n_full;
+  j->embeds = emb ? dup_bytes(emb, B * row_bytes) : NULL;
+  j->latent = latent ? dup_bytes(latent, B) : NULL;
+  j->positions = dup_bytes(pos, 3 * B * 8);
+  j->seqlens = dup_bytes(seq, B * 4);
+  j->rows = rows ? dup_bytes(rows, n * 4) : NULL;
+  j->full = full ? dup_bytes(full, n_full * 4) : NULL;
+  j->logits = malloc(n_full * d->vocab * 4 + 1);
+  j->hidden = malloc(n * row_bytes + 1);
+  j->top_values = malloc(n * K * 4 + 1);
+  j->top_ids = malloc(n * K * 8 + 1);
+  if ((emb && !j->embeds) || (latent && !j->latent) || !j->positions || !j->seqlens || (rows && !j->rows) ||
+      (full && !j->full) || !j->logits || !j->hidden || !j->top_values || !j->top_ids) {
+    free_job(j);
+    return throw_msg(env, "out of host memory"), NULL;
   }
-  if (t1 != napi_null && t1 != napi_undefined) {
-    const uint8_t *latent = typed_bytes(env, argv[2], B, "latentRows");
-    if (latent == NULL) return NULL;
-    for (size_t b = 0; b < B; b++)
-      if (latent[b] && !copy(env, d, (char *)d->embeds + b * row_bytes, (char *)d->hidden_out + b * row_bytes,
-                             row_bytes, D2D))
-        return NULL;
-  }
-  if (!copy(env, d, d->positions, pos, 3 * B * 8, H2D) || !copy(env, d, d->seqlens, seq, B * 4, H2D)) return NULL;
-  d->total = longest;
-  if (!ort_ok(env, ort->RunWithBinding(d->session, d->step_run, d->step_io), "run")) return NULL;
-  char *hh;
-  napi_value out, h = new_activations(env, d, n * d->hidden, (void **)&hh);
-  napi_value l = logits_rows(env, d, d->logits, full, n_full);
-  if (l == NULL || !gather_rows(env, d, hh, d->hidden_out, (size_t)d->hidden * d->elem, rows, n)) return NULL;
-  napi_create_object(env, &out);
-  napi_set_named_property(env, out, "logits", l);
-  napi_set_named_property(env, out, "hidden", h);
-  if (d->top_k > 0 && !add_top(env, d, out, rows, n)) return NULL;
+  return j;
+}
+
+// step(handle, embeds [B*H] | null, latentRows Uint8Array [B] | null, positions BigInt64Array [3*B],
+//      seqlens Int32Array [B], outRows?, fullRows?) -> {logits [nFull*V], hidden [n*H], topLogits?, topIds? [n*K]}
+// One new position for every row; rows flagged in latentRows take their last hidden state (from the previous step or
+// forward) as input, copied on the device. seqlens[b] = tokens in row b's cache after this step - 1. Hidden states
+// (and the top K logits with their ids) of rows outRows (in that order; default all) come back to the host, whole
+// logit rows only for rows fullRows (default: outRows); lastLogits reads others until the next step.
+static napi_value js_step(napi_env env, napi_callback_info info) {
+  size_t argc;
+  napi_value argv[7];
+  Decoder *d = decoder_call(env, info, 5, 7, argv, &argc,
+                            "step(handle, embeds, latentRows, positions, seqlens, outRows?, fullRows?)");
+  StepJob *j = d && not_busy(env, d) ? step_job(env, d, argc, argv) : NULL;
+  if (j == NULL) return NULL;
+  submit(d, j);
+  napi_value out = NULL;
+  if (j->failed) throw_msg(env, j->error);
+  else out = job_result(env, d, j);
+  free_job(j);
   return out;
 }
 
-// lastLogits(handle, rows Int32Array) -> Float32Array [n*V]: rows of the last step's logits (until the next step).
+// stepAsync(handle, ...step's arguments) -> Promise of step's result: the step runs while the JS thread goes on; no
+// other call on this decoder until the promise settles.
+static napi_value js_step_async(napi_env env, napi_callback_info info) {
+  size_t argc;
+  napi_value argv[7], promise;
+  Decoder *d = decoder_call(env, info, 5, 7, argv, &argc,
+                            "stepAsync(handle, embeds, latentRows, positions, seqlens, outRows?, fullRows?)");
+  StepJob *j = d && not_busy(env, d) ? step_job(env, d, argc, argv) : NULL;
+  if (j == NULL) return NULL;
+  if (d->kept_logits == NULL && (d->kept_logits = dev_alloc(env, d, (size_t)d->batch * d->vocab * 4)) == NULL) {
+    free_job(j);
+    return NULL;
+  }
+  j->async = 1;
+  napi_create_promise(env, &j->deferred, &promise);
+  d->busy = 1;
+  napi_ref_threadsafe_function(env, d->tsfn); // the event loop stays alive until the step is back
+  submit(d, j);
+  return promise;
+}
+
+// lastLogits(handle, rows Int32Array, kept?) -> Float32Array [n*V]: rows of the last step's logits (until the next
+// step); kept = true: of the step before the last stepAsync.
 static napi_value js_last_logits(napi_env env, napi_callback_info info) {
   size_t argc;
-  napi_value argv[2];
-  Decoder *d = decoder_call(env, info, 2, 2, argv, &argc, "lastLogits(handle, rows)");
+  napi_value argv[3];
+  Decoder *d = decoder_call(env, info, 2, 3, argv, &argc, "lastLogits(handle, rows, kept?)");
   const int32_t *rows = NULL;
   size_t n = 0;
-  if (d == NULL || !slot_list(env, d, argv[1], &rows, &n, "rows")) return NULL;
+  bool kept = false;
+  if (d == NULL || !not_busy(env, d) || !slot_list(env, d, argv[1], &rows, &n, "rows")) return NULL;
   if (rows == NULL) return throw_msg(env, "rows must be an Int32Array"), NULL;
-  return logits_rows(env, d, d->logits, rows, n);
+  if (argc > 2) napi_get_value_bool(env, argv[2], &kept);
+  if (kept && d->kept_logits == NULL) return throw_msg(env, "no stepAsync ran: nothing kept"), NULL;
+  return logits_rows(env, d, kept ? d->kept_logits : d->logits, rows, n);
 }
 
 NAPI_MODULE_INIT() {
@@ -742,6 +971,7 @@ NAPI_MODULE_INIT() {
       {"createDecoder", NULL, js_create_decoder, NULL, NULL, NULL, napi_default, NULL},
       {"forward", NULL, js_forward, NULL, NULL, NULL, napi_default, NULL},
       {"step", NULL, js_step, NULL, NULL, NULL, napi_default, NULL},
+      {"stepAsync", NULL, js_step_async, NULL, NULL, NULL, napi_default, NULL},
       {"lastLogits", NULL, js_last_logits, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

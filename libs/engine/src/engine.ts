@@ -21,8 +21,10 @@ import type {
   GenerationDelta,
   GenerationRequest,
   ModelInfo,
+  SamplingParams,
   Timings,
 } from './types';
+import type { PickRule } from './runtime/protocol';
 
 export type { PreparedPrompt } from './prompt/prompt-processor';
 
@@ -86,6 +88,10 @@ function toFloat32(hidden: Hidden): Float32Array {
   return hidden instanceof Float32Array ? hidden : Float32Array.from(hidden, halfToFloat);
 }
 
+function penalties({ repetitionPenalty, presencePenalty, frequencyPenalty }: SamplingParams): PickRule {
+  return { repetitionPenalty, presencePenalty, frequencyPenalty };
+}
+
 /** The served context length: the bundle's, or a smaller override (a larger one would exceed the trained positions). */
 function resolveMaxModelLen(bundleLen: number | undefined, override: number | undefined): number {
   const limit = bundleLen ?? DEFAULT_MAX_MODEL_LEN;
@@ -138,8 +144,16 @@ export class LvrEngine {
   private readonly batcher: StepBatcher;
   private readonly prefills: PrefillBatcher;
   private nextSeq = 1;
-  /** Decode batching counters: decoder step calls, rows stepped, largest batch (tests and benchmarks). */
-  readonly batchStats: { readonly calls: number; readonly rows: number; readonly maxRows: number };
+  /**
+   * Decode batching counters: decoder step calls, rows stepped, largest batch, and calls whose step the fused decoder
+   * had run ahead (tests and benchmarks).
+   */
+  readonly batchStats: {
+    readonly calls: number;
+    readonly rows: number;
+    readonly maxRows: number;
+    readonly ranAhead: number;
+  };
   /** Prefill batching counters: prefill calls, prompts prefilled, most prompts in one call. */
   readonly prefillStats: { readonly calls: number; readonly prompts: number; readonly maxPrompts: number };
 
@@ -331,6 +345,7 @@ export class LvrEngine {
           imageFeatures,
           imagePadId: this.info.specialTokens.imagePad,
           positions: prompt.positions,
+          pick: needsLogits ? undefined : penalties(config.sampling),
         });
         prefillMs = performance.now() - slotAt;
         decodeStartedAt = performance.now();

@@ -5,9 +5,13 @@ import type { Hidden, StepResult } from './loop';
  * Runs one decoder call over `rows`; `hidden` is `[rows, H]` in row order; row b's logits are row `logitRows[b]` of
  * `logits` (row b when absent, -1 = left out), its top candidates row b of `top` (when sent).
  */
-export type BatchStepFn = (
-  rows: StepRow[],
-) => Promise<{ logits: Float32Array; hidden: Hidden; logitRows?: Int32Array; top?: TopCandidates }>;
+export type BatchStepFn = (rows: StepRow[]) => Promise<{
+  logits: Float32Array;
+  hidden: Hidden;
+  logitRows?: Int32Array;
+  top?: TopCandidates;
+  speculated?: boolean;
+}>;
 
 interface Pending {
   row: StepRow;
@@ -28,8 +32,8 @@ export class StepBatcher {
   private scheduled = false;
   private running = false;
   private readonly members = new Set<number>();
-  /** Decoder calls made and rows stepped (for tests and benchmarks). */
-  readonly stats = { calls: 0, rows: 0, maxRows: 0 };
+  /** Decoder calls made, rows stepped, the most rows in a call, calls whose step had run ahead (tests, benchmarks). */
+  readonly stats = { calls: 0, rows: 0, maxRows: 0, ranAhead: 0 };
 
   constructor(
     private readonly run: BatchStepFn,
@@ -84,8 +88,9 @@ export class StepBatcher {
     this.pending.sort((a, b) => a.row.seq - b.row.seq);
     const batch = this.pending.splice(0, this.maxBatchSize);
     try {
-      const { logits, hidden, logitRows, top } = await this.run(batch.map((p) => p.row));
+      const { logits, hidden, logitRows, top, speculated } = await this.run(batch.map((p) => p.row));
       this.stats.calls++;
+      if (speculated) this.stats.ranAhead++;
       this.stats.rows += batch.length;
       this.stats.maxRows = Math.max(this.stats.maxRows, batch.length);
       const V = this.vocabSize;

@@ -27,8 +27,11 @@ export class EmbeddingTable {
         const out = await session.run({ input_ids: new ort.Tensor('int64', ids, [1, n]) });
         const rows = out.inputs_embeds.data as Rows;
         if (rows.length !== n * hidden)
-          throw new Error(`embed_tokens.onnx returned ${rows.length / n} values per token, expected ${hidden}`);
-        table ??= rows instanceof Uint16Array ? new Uint16Array(vocab * hidden) : new Float32Array(vocab * hidden);
+          throw new Error(
+            `embed_tokens.onnx returned ${rows.length / n} values per token, expected ${hidden}`,
+          );
+        table ??=
+          rows instanceof Uint16Array ? new Uint16Array(vocab * hidden) : new Float32Array(vocab * hidden);
         table.set(rows as never, first * hidden);
       }
       return new EmbeddingTable(table!, vocab, hidden);
@@ -47,7 +50,8 @@ export class EmbeddingTable {
   /** The rows of `ids`, in order: a new `[n, H]` array. */
   lookup(ids: ArrayLike<bigint | number>): Rows {
     const h = this.hidden;
-    const out = this.table instanceof Uint16Array ? new Uint16Array(ids.length * h) : new Float32Array(ids.length * h);
+    const out =
+      this.table instanceof Uint16Array ? new Uint16Array(ids.length * h) : new Float32Array(ids.length * h);
     for (let i = 0; i < ids.length; i++) out.set(this.row(Number(ids[i])) as never, i * h);
     return out;
   }

@@ -75,7 +75,8 @@ interface Addon {
   createDecoder(options: FusedDecoderOptions): unknown;
   forward(handle: unknown, ...args: ForwardArgs): FusedOutput;
   step(handle: unknown, ...args: StepArgs): FusedStepOutput;
-  lastLogits(handle: unknown, rows: Int32Array): Float32Array;
+  stepAsync(handle: unknown, ...args: StepArgs): Promise<FusedStepOutput>;
+  lastLogits(handle: unknown, rows: Int32Array, kept?: boolean): Float32Array;
 }
 
 const REPO_ROOT = path.resolve(__dirname, '../../../..');
@@ -150,8 +151,19 @@ export class FusedNativeDecoder {
     return this.addon.step(this.handle, ...args);
   }
 
-  /** Whole logit rows of slots `rows` from the last step (valid until the next step). */
-  lastLogits(rows: Int32Array): Float32Array {
-    return this.addon.lastLogits(this.handle, rows);
+  /**
+   * `step` on the addon's step thread while this thread goes on; no other call on this decoder until it settles (the
+   * addon throws otherwise).
+   */
+  stepAsync(...args: StepArgs): Promise<FusedStepOutput> {
+    return this.addon.stepAsync(this.handle, ...args);
+  }
+
+  /**
+   * Whole logit rows of slots `rows` from the last step (valid until the next step); `kept`: from the step before the
+   * last `stepAsync` (valid until the next `stepAsync`).
+   */
+  lastLogits(rows: Int32Array, kept = false): Float32Array {
+    return this.addon.lastLogits(this.handle, rows, kept);
   }
 }

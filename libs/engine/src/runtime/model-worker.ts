@@ -16,6 +16,8 @@ export interface StepReply {
   hidden: Float32Array | Uint16Array;
   logitRows?: Int32Array;
   top?: TopCandidates;
+  /** The fused decoder had run this step ahead (`StepRow.greedy`). */
+  speculated?: boolean;
 }
 
 /** Main-thread handle of the session worker: one request in flight at a time, in order. */
@@ -72,7 +74,13 @@ export class ModelWorker {
    */
   async step(rows: StepRow[]): Promise<StepReply> {
     const r = await this.call({ op: 'step', rows });
-    return { logits: r.logits!, hidden: r.hidden!, logitRows: r.logitRows, top: r.top };
+    return {
+      logits: r.logits!,
+      hidden: r.hidden!,
+      logitRows: r.logitRows,
+      top: r.top,
+      speculated: r.speculated,
+    };
   }
 
   /** The whole logits row of `seq` from the last step (its top candidates did not decide its token). */

@@ -1,4 +1,4 @@
-import type { ExecutionProviderName } from '../types';
+import type { ExecutionProviderName, SamplingParams } from '../types';
 
 export type ModelDtype = 'float32' | 'float16';
 
@@ -54,6 +54,12 @@ export interface PrefillRequest {
   imageFeatures?: Float32Array | Uint16Array;
   imagePadId: number;
   positions: BigInt64Array; // [3, S]
+  /**
+   * Present when the engine picks this sequence's tokens from the top candidates with these penalties: its next step
+   * is then foreseeable (the same pick after a token step unless it stops or its LVR mode changes; its own hidden
+   * state after a latent one), and the fused decoder runs it ahead while the engine handles the current one.
+   */
+  pick?: PickRule;
 }
 
 /** One row of a batched decode step: the sequence's next input (a token, or `null` = its last hidden state). */
@@ -68,6 +74,9 @@ export interface StepRow {
    */
   needsLogits?: boolean;
 }
+
+/** The penalties of a sequence whose tokens the engine picks from each step's top candidates (`greedyFromTop`). */
+export type PickRule = Pick<SamplingParams, 'repetitionPenalty' | 'presencePenalty' | 'frequencyPenalty'>;
 
 export type WorkerRequest =
   | { op: 'init'; init: WorkerInit }
@@ -99,5 +108,7 @@ export type WorkerReply =
       logitRows?: Int32Array;
       /** Per step row, its K largest logits and their ids, largest first (fused decoder). */
       top?: TopCandidates;
+      /** The step had already run ahead (`StepRow.greedy`) with exactly these inputs. */
+      speculated?: boolean;
     }
   | { ok: false; error: string };

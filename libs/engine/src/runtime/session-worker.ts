@@ -7,11 +7,14 @@ import { parentPort } from 'node:worker_threads';
 import { EmbeddingTable } from './embedding-table';
 import { FusedKvSlots } from './fused-kv-slots';
 import { FusedNativeDecoder } from './fused-native';
+import type { FusedStepOutput } from './fused-native';
 import { leftPaddedMask } from './kv-batch';
 import { GraphKvPacker, HostKvPacker } from './kv-packers';
 import { KvStore } from './kv-store';
 import { deviceKv, gpuBufferKv } from './protocol';
+import { greedyFromTop } from '../sampling/sampler';
 import type {
+  PickRule,
   PrefillRequest,
   StepRow,
   TopCandidates,
@@ -30,6 +33,7 @@ interface StepOutputs {
   hidden: Activations;
   logitRows?: Int32Array;
   top?: TopCandidates;
+  speculated?: boolean;
 }
 
 /** The fused decoder (native addon) with its slot bookkeeping; `fresh`: slots whose device hidden state is current. */
@@ -37,6 +41,32 @@ interface FusedPath {
   decoder: FusedNativeDecoder;
   slots: FusedKvSlots;
   fresh: Set<number>;
+  /** The step run ahead for the rows the engine is expected to send next (`runAhead`), if any. */
+  ahead?: AheadStep;
+  /** A step ran ahead after the engine's last step: that step's logits are in the addon's kept buffer. */
+  logitsKept: boolean;
+}
+
+/** A sequence's pick rule with the tokens so far (prompt and inputs fed) and its fed tokens' counts. */
+interface ForeseenPicks {
+  rule: PickRule;
+  seen: Set<number>;
+  counts: Map<number, number>;
+}
+
+/** A fused step's call arguments and how its outputs map back to its rows. */
+interface FusedPlan {
+  rows: StepRow[];
+  args: Parameters<FusedNativeDecoder['step']>;
+  outRows: Int32Array;
+  /** Per row, its row in the step's whole-logits output, or -1. */
+  logitRows: Int32Array;
+}
+
+interface AheadStep {
+  plan: FusedPlan;
+  /** undefined when the step failed (the engine's real step then runs it again and reports the error). */
+  result: Promise<FusedStepOutput | undefined>;
 }
 
 /**
@@ -55,6 +85,8 @@ class ModelHost {
   private kv!: KvStore<ort.Tensor>;
   private packer: GraphKvPacker | undefined;
   private readonly hidden = new Map<number, Float32Array | Uint16Array>();
+  /** Sequences whose picks the engine takes from the top candidates: their rule and tokens so far (`runAhead`). */
+  private readonly picks = new Map<number, ForeseenPicks>();
 
   constructor(private readonly cfg: WorkerInit) {}
 
@@ -122,7 +154,7 @@ class ModelHost {
       fp16: dtype === 'float16',
       topK: f.topK,
     });
-    return { decoder, slots: new FusedKvSlots(f.slots, f.capacity), fresh: new Set() };
+    return { decoder, slots: new FusedKvSlots(f.slots, f.capacity), fresh: new Set(), logitsKept: false };
   }
 
   async runVision(r: VisionRequest): Promise<Float32Array | Uint16Array> {
@@ -201,13 +233,23 @@ class ModelHost {
    * the plain decoder one by one. Nothing is kept when it fails.
    */
   async prefill(reqs: PrefillRequest[]): Promise<WorkerReply> {
+    // The new rows change the next step's rows: a step run ahead cannot be it.
+    if (await this.settleAhead()) this.fused!.fresh.clear();
     for (const r of reqs)
       if (this.hidden.has(r.seq) || this.kv.has(r.seq) || this.fused?.slots.has(r.seq))
         throw new Error(`sequence ${r.seq} already exists`);
     const embeds = reqs.map((r) => this.promptEmbeds(r));
     const out = this.fused ? this.fusedPrefill(reqs, embeds) : await this.plainPrefill(reqs, embeds);
     const h = this.cfg.hiddenSize;
-    reqs.forEach((r, k) => this.hidden.set(r.seq, out.hidden.slice(k * h, (k + 1) * h)));
+    reqs.forEach((r, k) => {
+      this.hidden.set(r.seq, out.hidden.slice(k * h, (k + 1) * h));
+      if (r.pick)
+        this.picks.set(r.seq, {
+          rule: r.pick,
+          seen: new Set(Array.from(r.inputIds, Number)),
+          counts: new Map(),
+        });
+    });
     return { ok: true, ...out };
   }
 
@@ -310,13 +352,21 @@ class ModelHost {
    * hidden state kept for its next latent step.
    */
   async step(rows: StepRow[]): Promise<WorkerReply> {
-    const out = this.fused ? this.fusedStep(rows) : await this.plainStep(rows);
+    for (const r of rows) {
+      const p = this.picks.get(r.seq);
+      if (p && r.tokenId !== null) {
+        p.seen.add(r.tokenId);
+        p.counts.set(r.tokenId, (p.counts.get(r.tokenId) ?? 0) + 1);
+      }
+    }
+    const out = this.fused ? await this.fusedStep(rows) : await this.plainStep(rows);
     const h = this.cfg.hiddenSize;
     const headRows = this.head ? rows.flatMap((r, b) => (r.tokenId === null ? [b] : [])) : [];
     // The fused step returns the logits of head rows (`fusedStep`), so logitRows[b] >= 0 for every one of them.
     const logitRow = (b: number) => (out.logitRows ? out.logitRows[b] : b);
     if (headRows.length) await this.applyHead(headRows, out.hidden, out.logits, logitRow);
     rows.forEach((r, b) => this.hidden.set(r.seq, out.hidden.slice(b * h, (b + 1) * h)));
+    if (this.fused && !this.head) this.runAhead(rows, out);
     return { ok: true, ...out };
   }
 
@@ -343,13 +393,27 @@ class ModelHost {
   }
 
   /**
-   * One fused-decoder step over all KV slots. A latent row whose slot's device hidden state is current (its last
-   * forward was the previous step or its prefill) takes it on the device; with an LVR head the fed-back state is the
-   * head's output, computed on the host, so it goes through the host. Rows with `needsLogits: false` get their top
+   * One fused-decoder step over all KV slots: the step run ahead when it had exactly these inputs (for these rows or
+   * more), else a new one.
+   */
+  private async fusedStep(rows: StepRow[]): Promise<StepOutputs> {
+    const ahead = await this.settleAhead();
+    const reused = ahead && this.reuseAhead(ahead.plan, ahead.out, rows);
+    if (reused) return reused;
+    const plan = this.fusedPlan(rows);
+    const out = this.fused!.decoder.step(...plan.args);
+    this.commitStep(plan.outRows);
+    return this.stepOutputs(out, plan.logitRows);
+  }
+
+  /**
+   * Inputs of a fused step over `rows`. A latent row whose slot's device hidden state is current (its last forward
+   * was the previous step or its prefill) takes it on the device; with an LVR head the fed-back state is the head's
+   * output, computed on the host, so it goes through the host. Rows with `needsLogits: false` get their top
    * candidates only (a head's rows always get their logits: the head replaces them).
    */
-  private fusedStep(rows: StepRow[]): StepOutputs {
-    const { decoder, slots, fresh } = this.fused!;
+  private fusedPlan(rows: StepRow[]): FusedPlan {
+    const { slots, fresh } = this.fused!;
     const inputs = slots.stepInputs(rows);
     const latentInput = (r: StepRow) => r.tokenId === null;
     const onDevice = new Set(
@@ -363,25 +427,119 @@ class ModelHost {
     );
     const logitRows = new Int32Array(rows.length).fill(-1);
     full.forEach((b, k) => (logitRows[b] = k));
-    const out = decoder.step(
+    const args: FusedPlan['args'] = [
       embeds,
       onDevice.size ? latent : null,
       inputs.positions,
       inputs.seqlens,
       inputs.outRows,
       Int32Array.from(full, (b) => inputs.outRows[b]),
-    );
-    slots.advance(inputs.outRows);
-    fresh.clear();
-    for (const slot of inputs.outRows) fresh.add(slot);
-    const top = out.topIds && { k: out.topIds.length / rows.length, ids: out.topIds, values: out.topLogits! };
-    return { logits: out.logits, hidden: out.hidden, logitRows, top };
+    ];
+    return { rows, args, outRows: inputs.outRows, logitRows };
   }
 
-  /** The whole logits row of `seq` from the last fused step. */
-  lastLogits(seq: number): Float32Array {
-    const { decoder, slots } = this.fused!;
-    return decoder.lastLogits(Int32Array.of(slots.slot(seq)));
+  /** After a step of slots `outRows`: each holds one more position and its device hidden state is current. */
+  private commitStep(outRows: Int32Array): void {
+    const { slots, fresh } = this.fused!;
+    this.fused!.logitsKept = false;
+    slots.advance(outRows);
+    fresh.clear();
+    for (const slot of outRows) fresh.add(slot);
+  }
+
+  private stepOutputs(out: FusedStepOutput, logitRows: Int32Array, speculated = false): StepOutputs {
+    const n = logitRows.length;
+    const top = out.topIds && { k: out.topIds.length / n, ids: out.topIds, values: out.topLogits! };
+    return { logits: out.logits, hidden: out.hidden, logitRows, top, ...(speculated ? { speculated } : {}) };
+  }
+
+  /**
+   * Starts the step the engine is expected to send next when every row's sequence has a pick rule: the same
+   * sequences one position on, each token row fed the token the engine will pick (`greedyFromTop` over this step's
+   * top candidates with the rule's penalties), each latent row its own hidden state (on the device). It runs on the
+   * addon's thread while this step's outputs go back and the engine picks; a guess the engine does not confirm costs
+   * only its time (slots it wrote beyond a sequence's end are overwritten by that sequence's next real step).
+   */
+  private runAhead(rows: StepRow[], out: StepOutputs): void {
+    const top = out.top;
+    if (!top || !rows.every((r) => this.picks.has(r.seq))) return;
+    const next: StepRow[] = [];
+    for (const [b, r] of rows.entries()) {
+      const { rule, seen, counts } = this.picks.get(r.seq)!;
+      const ids = top.ids.subarray(b * top.k, (b + 1) * top.k);
+      const tokenId =
+        r.tokenId === null
+          ? null
+          : greedyFromTop(ids, top.values.subarray(b * top.k, (b + 1) * top.k), seen, rule, counts);
+      if (tokenId === undefined) return;
+      next.push({ ...r, position: r.position + 1, tokenId });
+    }
+    let plan: FusedPlan;
+    try {
+      plan = this.fusedPlan(next);
+    } catch {
+      return; // e.g. a sequence at its KV capacity: the engine's next step reports it
+    }
+    const result = this.fused!.decoder.stepAsync(...plan.args).catch(() => undefined);
+    this.fused!.ahead = { plan, result };
+    this.fused!.logitsKept = true;
+  }
+
+  /** Waits for the step run ahead, if any, and takes it off; the decoder is free for other calls afterwards. */
+  private async settleAhead(): Promise<{ plan: FusedPlan; out: FusedStepOutput | undefined } | undefined> {
+    const ahead = this.fused?.ahead;
+    if (!ahead) return undefined;
+    this.fused!.ahead = undefined;
+    return { plan: ahead.plan, out: await ahead.result };
+  }
+
+  /**
+   * The step run ahead as the outputs of `rows`, when each row is one of its rows with the same input, position and
+   * logits request (rows that left since are dropped); otherwise undefined, and no slot's device hidden state is
+   * current any more (the step overwrote them).
+   */
+  private reuseAhead(
+    plan: FusedPlan,
+    out: FusedStepOutput | undefined,
+    rows: StepRow[],
+  ): StepOutputs | undefined {
+    const same = (a: StepRow, b: StepRow) =>
+      a.seq === b.seq &&
+      a.position === b.position &&
+      a.tokenId === b.tokenId &&
+      (a.needsLogits !== false) === (b.needsLogits !== false);
+    const at = rows.map((r) => plan.rows.findIndex((p) => same(p, r)));
+    if (!out || at.some((i) => i < 0)) {
+      this.fused!.fresh.clear();
+      return undefined;
+    }
+    const { hiddenSize: h, vocabSize: V } = this.cfg;
+    const k = out.topIds ? out.topIds.length / plan.rows.length : 0;
+    const hidden = this.activations(rows.length * h);
+    const logitRows = new Int32Array(rows.length).fill(-1);
+    const fullCount = rows.filter((r) => r.needsLogits !== false).length;
+    const logits = new Float32Array(fullCount * V);
+    const topIds = new Int32Array(rows.length * k);
+    const topLogits = new Float32Array(rows.length * k);
+    let full = 0;
+    at.forEach((i, b) => {
+      hidden.set(out.hidden.subarray(i * h, (i + 1) * h) as never, b * h);
+      topIds.set(out.topIds?.subarray(i * k, (i + 1) * k) ?? [], b * k);
+      topLogits.set(out.topLogits?.subarray(i * k, (i + 1) * k) ?? [], b * k);
+      if (plan.logitRows[i] >= 0) {
+        logits.set(out.logits.subarray(plan.logitRows[i] * V, (plan.logitRows[i] + 1) * V), full * V);
+        logitRows[b] = full++;
+      }
+    });
+    this.commitStep(Int32Array.from(at, (i) => plan.outRows[i]));
+    return this.stepOutputs({ logits, hidden, topIds: k ? topIds : undefined, topLogits }, logitRows, true);
+  }
+
+  /** The whole logits row of `seq` from the last fused step the engine saw (kept aside when a step ran ahead). */
+  async lastLogits(seq: number): Promise<Float32Array> {
+    const { decoder, slots, ahead } = this.fused!;
+    if (ahead) await ahead.result;
+    return decoder.lastLogits(Int32Array.of(slots.slot(seq)), this.fused!.logitsKept);
   }
 
   /**
@@ -413,11 +571,13 @@ class ModelHost {
 
   release(seq: number): void {
     this.hidden.delete(seq);
+    this.picks.delete(seq);
     if (this.fused) this.fused.slots.release(seq);
     else this.kv.release(seq);
   }
 
   async close(): Promise<void> {
+    await this.settleAhead();
     if (process.env.LVR_ORT_PROFILE_PREFIX) this.decoder?.endProfiling();
     this.kv.clear();
     this.hidden.clear();
@@ -453,7 +613,7 @@ async function handle(msg: WorkerRequest): Promise<{ reply: WorkerReply; transfe
       };
     }
     case 'lastLogits': {
-      const logits = host!.lastLogits(msg.seq);
+      const logits = await host!.lastLogits(msg.seq);
       return { reply: { ok: true, logits }, transfer: [logits.buffer as ArrayBuffer] };
     }
     case 'release':

@@ -93,11 +93,13 @@ export function greedyFromTop(
   params: SamplingParams,
   generated: ReadonlyMap<number, number> = new Map(),
 ): number | undefined {
+  // Without penalties the first candidate is the row's argmax: ties there went to the lowest id as in `argmax`.
+  if (unpenalized(params)) return ids.length ? ids[0] : undefined;
   const penalty = params.repetitionPenalty ?? 1;
   const p = Math.fround(penalty);
   const presence = params.presencePenalty ?? 0;
   const frequency = params.frequencyPenalty ?? 0;
-  const seen = penalty === 1 ? undefined : new Set(history);
+  const seen = penalty === 1 ? undefined : history instanceof Set ? history : new Set(history);
   let best = -1;
   let bestValue = -Infinity;
   for (let i = 0; i < ids.length; i++) {
@@ -113,6 +115,14 @@ export function greedyFromTop(
     }
   }
   return best >= 0 && bestValue > values[values.length - 1] ? best : undefined;
+}
+
+function unpenalized(params: SamplingParams): boolean {
+  return (
+    (params.repetitionPenalty ?? 1) === 1 &&
+    (params.presencePenalty ?? 0) === 0 &&
+    (params.frequencyPenalty ?? 0) === 0
+  );
 }
 
 export function isGreedy(params: SamplingParams): boolean {
