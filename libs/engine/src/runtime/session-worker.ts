@@ -154,7 +154,30 @@ class ModelHost {
       fp16: dtype === 'float16',
       topK: f.topK,
     });
+    if (executionProvider === 'cuda') this.warmUp(decoder, f.slots, f.capacity);
     return { decoder, slots: new FusedKvSlots(f.slots, f.capacity), fresh: new Set(), logitsKept: false };
+  }
+
+  /**
+   * ONNX Runtime's first CUDA run of a kind of prefill takes tens to hundreds of milliseconds (kernels loaded, memory
+   * reserved): pay it at load, with a prefill of every slot and a longer one of a single slot, instead of in the
+   * first requests' time to first token. The slots are free: their next prefill overwrites what these wrote.
+   */
+  private warmUp(decoder: FusedNativeDecoder, slots: number, capacity: number): void {
+    const h = this.cfg.hiddenSize;
+    for (const [rows, length] of [
+      [slots, Math.min(32, capacity)],
+      [1, Math.min(1024, capacity)],
+    ]) {
+      const positions = new BigInt64Array(3 * rows * length).map((_, i) => BigInt(i % length));
+      decoder.forward(
+        0,
+        this.activations(rows * length * h),
+        positions,
+        0,
+        new Int32Array(rows).fill(length),
+      );
+    }
   }
 
   async runVision(r: VisionRequest): Promise<Float32Array | Uint16Array> {
