@@ -51,7 +51,10 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
     assert.ok(fused.batchStats.maxRows > 1, 'requests were batched in the fused slots');
     assert.ok(fused.prefillStats.maxPrompts > 1, 'prompts of different lengths were prefilled together');
     assert.ok(fused.batchStats.ranAhead > 0, 'greedy steps were run ahead and used');
-    assert.ok(fused.batchStats.ranAhead < fused.batchStats.calls, 'some steps could not be foreseen (joins, latents)');
+    assert.ok(
+      fused.batchStats.ranAhead < fused.batchStats.calls,
+      'some steps could not be foreseen (joins, latents)',
+    );
   });
 
   it('with an LVR head (its state fed back through the host, its logits replacing the decoder’s)', async () => {
