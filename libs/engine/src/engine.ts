@@ -88,6 +88,12 @@ function toFloat32(hidden: Hidden): Float32Array {
   return hidden instanceof Float32Array ? hidden : Float32Array.from(hidden, halfToFloat);
 }
 
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1)
+    throw new RangeError(`${name} must be an integer >= 1, got ${value}`);
+  return value;
+}
+
 function penalties({ repetitionPenalty, presencePenalty, frequencyPenalty }: SamplingParams): PickRule {
   return { repetitionPenalty, presencePenalty, frequencyPenalty };
 }
@@ -186,12 +192,11 @@ export class LvrEngine {
 
   /** Loads a bundle from a local directory path or a BundleSource. */
   static async load(source: string | BundleSource, options: EngineLoadOptions = {}): Promise<LvrEngine> {
-    const maxBatchSize = options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
-    if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1)
-      throw new RangeError(`maxBatchSize must be an integer >= 1, got ${maxBatchSize}`);
-    const maxPrefillPositions = options.maxPrefillPositions ?? DEFAULT_MAX_PREFILL_POSITIONS;
-    if (!Number.isInteger(maxPrefillPositions) || maxPrefillPositions < 1)
-      throw new RangeError(`maxPrefillPositions must be an integer >= 1, got ${maxPrefillPositions}`);
+    const maxBatchSize = positiveInteger('maxBatchSize', options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE);
+    const maxPrefillPositions = positiveInteger(
+      'maxPrefillPositions',
+      options.maxPrefillPositions ?? DEFAULT_MAX_PREFILL_POSITIONS,
+    );
     const bundleSource = typeof source === 'string' ? new LocalDirSource(source) : source;
     const bundle = await openBundle(bundleSource, options.verifyChecksums ?? true);
     const manifest = bundle.manifest;

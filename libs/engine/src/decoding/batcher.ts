@@ -10,7 +10,7 @@ export type BatchStepFn = (rows: StepRow[]) => Promise<{
   hidden: Hidden;
   logitRows?: Int32Array;
   top?: TopCandidates;
-  speculated?: boolean;
+  ranAhead?: boolean;
 }>;
 
 interface Pending {
@@ -88,9 +88,9 @@ export class StepBatcher {
     this.pending.sort((a, b) => a.row.seq - b.row.seq);
     const batch = this.pending.splice(0, this.maxBatchSize);
     try {
-      const { logits, hidden, logitRows, top, speculated } = await this.run(batch.map((p) => p.row));
+      const { logits, hidden, logitRows, top, ranAhead } = await this.run(batch.map((p) => p.row));
       this.stats.calls++;
-      if (speculated) this.stats.ranAhead++;
+      if (ranAhead) this.stats.ranAhead++;
       this.stats.rows += batch.length;
       this.stats.maxRows = Math.max(this.stats.maxRows, batch.length);
       const V = this.vocabSize;

@@ -17,7 +17,7 @@ export interface StepReply {
   logitRows?: Int32Array;
   top?: TopCandidates;
   /** The fused decoder had run this step ahead (`StepRow.greedy`). */
-  speculated?: boolean;
+  ranAhead?: boolean;
 }
 
 /** Main-thread handle of the session worker: one request in flight at a time, in order. */
@@ -79,7 +79,7 @@ export class ModelWorker {
       hidden: r.hidden!,
       logitRows: r.logitRows,
       top: r.top,
-      speculated: r.speculated,
+      ranAhead: r.ranAhead,
     };
   }
 

@@ -109,6 +109,6 @@ export type WorkerReply =
       /** Per step row, its K largest logits and their ids, largest first (fused decoder). */
       top?: TopCandidates;
       /** The step had already run ahead (`StepRow.greedy`) with exactly these inputs. */
-      speculated?: boolean;
+      ranAhead?: boolean;
     }
   | { ok: false; error: string };

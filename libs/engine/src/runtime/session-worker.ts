@@ -33,7 +33,7 @@ interface StepOutputs {
   hidden: Activations;
   logitRows?: Int32Array;
   top?: TopCandidates;
-  speculated?: boolean;
+  ranAhead?: boolean;
 }
 
 /** The fused decoder (native addon) with its slot bookkeeping; `fresh`: slots whose device hidden state is current. */
@@ -67,6 +67,17 @@ interface AheadStep {
   plan: FusedPlan;
   /** undefined when the step failed (the engine's real step then runs it again and reports the error). */
   result: Promise<FusedStepOutput | undefined>;
+}
+
+/** Rows `at` (in that order) of a row-major array with `width` values per row, as a new array of the same type. */
+function gatherRows<T extends Float32Array | Uint16Array | Int32Array>(
+  src: T,
+  width: number,
+  at: number[],
+): T {
+  const out = new (src.constructor as new (n: number) => T)(at.length * width);
+  at.forEach((i, b) => out.set(src.subarray(i * width, (i + 1) * width) as never, b * width));
+  return out;
 }
 
 /**
@@ -266,7 +277,7 @@ class ModelHost {
     const h = this.cfg.hiddenSize;
     reqs.forEach((r, k) => {
       this.hidden.set(r.seq, out.hidden.slice(k * h, (k + 1) * h));
-      if (r.pick)
+      if (r.pick && this.fused && !this.head)
         this.picks.set(r.seq, {
           rule: r.pick,
           seen: new Set(Array.from(r.inputIds, Number)),
@@ -470,10 +481,10 @@ class ModelHost {
     for (const slot of outRows) fresh.add(slot);
   }
 
-  private stepOutputs(out: FusedStepOutput, logitRows: Int32Array, speculated = false): StepOutputs {
+  private stepOutputs(out: FusedStepOutput, logitRows: Int32Array, ranAhead = false): StepOutputs {
     const n = logitRows.length;
     const top = out.topIds && { k: out.topIds.length / n, ids: out.topIds, values: out.topLogits! };
-    return { logits: out.logits, hidden: out.hidden, logitRows, top, ...(speculated ? { speculated } : {}) };
+    return { logits: out.logits, hidden: out.hidden, logitRows, top, ...(ranAhead ? { ranAhead } : {}) };
   }
 
   /**
@@ -536,26 +547,26 @@ class ModelHost {
       this.fused!.fresh.clear();
       return undefined;
     }
+    this.commitStep(Int32Array.from(at, (i) => plan.outRows[i]));
+    if (at.length === plan.rows.length && at.every((i, b) => i === b))
+      return this.stepOutputs(out, plan.logitRows, true);
+    // Fewer rows (sequences that finished): their rows of each output.
     const { hiddenSize: h, vocabSize: V } = this.cfg;
     const k = out.topIds ? out.topIds.length / plan.rows.length : 0;
-    const hidden = this.activations(rows.length * h);
+    const full = at.filter((i) => plan.logitRows[i] >= 0);
     const logitRows = new Int32Array(rows.length).fill(-1);
-    const fullCount = rows.filter((r) => r.needsLogits !== false).length;
-    const logits = new Float32Array(fullCount * V);
-    const topIds = new Int32Array(rows.length * k);
-    const topLogits = new Float32Array(rows.length * k);
-    let full = 0;
-    at.forEach((i, b) => {
-      hidden.set(out.hidden.subarray(i * h, (i + 1) * h) as never, b * h);
-      topIds.set(out.topIds?.subarray(i * k, (i + 1) * k) ?? [], b * k);
-      topLogits.set(out.topLogits?.subarray(i * k, (i + 1) * k) ?? [], b * k);
-      if (plan.logitRows[i] >= 0) {
-        logits.set(out.logits.subarray(plan.logitRows[i] * V, (plan.logitRows[i] + 1) * V), full * V);
-        logitRows[b] = full++;
-      }
-    });
-    this.commitStep(Int32Array.from(at, (i) => plan.outRows[i]));
-    return this.stepOutputs({ logits, hidden, topIds: k ? topIds : undefined, topLogits }, logitRows, true);
+    at.forEach((i, b) => (logitRows[b] = full.indexOf(i)));
+    const kept: FusedStepOutput = {
+      logits: gatherRows(
+        out.logits,
+        V,
+        full.map((i) => plan.logitRows[i]),
+      ),
+      hidden: gatherRows(out.hidden, h, at),
+      topIds: out.topIds && gatherRows(out.topIds, k, at),
+      topLogits: out.topLogits && gatherRows(out.topLogits, k, at),
+    };
+    return this.stepOutputs(kept, logitRows, true);
   }
 
   /** The whole logits row of `seq` from the last fused step the engine saw (kept aside when a step ran ahead). */
