@@ -170,16 +170,18 @@ class ModelHost {
   }
 
   /**
-   * ONNX Runtime's first CUDA run of a kind of prefill takes tens to hundreds of milliseconds (kernels loaded, memory
-   * reserved): pay it at load, with a prefill of every slot and a longer one of a single slot, instead of in the
-   * first requests' time to first token. The slots are free: their next prefill overwrites what these wrote.
+   * ONNX Runtime's first CUDA run of a kind of prefill takes tens of milliseconds (kernels chosen and loaded for its
+   * sizes, memory reserved): pay it at load instead of in the first requests' time to first token, with prefills of
+   * 1, 2, 4, … slots of 32 positions (batched prefills) and of one slot of 64, 128, … up to 4096 positions (long
+   * prompts). The slots are free: their next prefill overwrites what these wrote.
    */
   private warmUp(decoder: FusedNativeDecoder, slots: number, capacity: number): void {
     const h = this.cfg.hiddenSize;
-    for (const [rows, length] of [
-      [slots, Math.min(32, capacity)],
-      [1, Math.min(1024, capacity)],
-    ]) {
+    const shapes: Array<[rows: number, length: number]> = [];
+    for (let rows = 1; rows < 2 * slots; rows *= 2)
+      shapes.push([Math.min(rows, slots), Math.min(32, capacity)]);
+    for (let length = 64; length <= Math.min(4096, capacity); length *= 2) shapes.push([1, length]);
+    for (const [rows, length] of shapes) {
       const positions = new BigInt64Array(3 * rows * length).map((_, i) => BigInt(i % length));
       decoder.forward(
         0,
