@@ -787,12 +787,15 @@ static void step_thread(void *arg) {
     d->job = NULL;
     uv_mutex_unlock(&d->mu);
     run_job(d, j);
-    if (j->async) napi_call_threadsafe_function(d->tsfn, j, napi_tsfn_blocking);
-    uv_mutex_lock(&d->mu);
-    if (!j->async) {
-      j->done = 1;
-      uv_cond_broadcast(&d->cv);
+    // An async job belongs to the JS thread once handed over (step_done frees it): never touch it after that.
+    if (j->async) {
+      napi_call_threadsafe_function(d->tsfn, j, napi_tsfn_blocking);
+      uv_mutex_lock(&d->mu);
+      continue;
     }
+    uv_mutex_lock(&d->mu);
+    j->done = 1;
+    uv_cond_broadcast(&d->cv);
   }
   uv_mutex_unlock(&d->mu);
 }
