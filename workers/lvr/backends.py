@@ -115,8 +115,11 @@ class OrtBackend:
         return self.sessions["embed_tokens"].run(None, {"input_ids": ids})[0]
 
     def vision(self, pixel_values: np.ndarray, grid_thw) -> np.ndarray:
-        feeds = {"pixel_values": np.asarray(pixel_values, dtype=np.float32), **vision_host_inputs(grid_thw, self.geo)}
-        return self.sessions["vision"].run(None, feeds)[0]
+        session = self.sessions["vision"]
+        host = vision_host_inputs(grid_thw, self.geo)
+        feeds = {i.name: host[i.name] for i in session.get_inputs() if i.name != "pixel_values"}
+        feeds["pixel_values"] = np.asarray(pixel_values, dtype=np.float32)
+        return session.run(None, feeds)[0]
 
     def forward(self, embeds: np.ndarray, attention_mask: np.ndarray, position_ids: np.ndarray):
         b = embeds.shape[0]

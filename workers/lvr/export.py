@@ -180,12 +180,14 @@ def export_graphs(model, out: Path, dtype: torch.dtype, fused_decoder: bool = Fa
     pv = torch.zeros(grid[1] * grid[2], vcfg.in_channels * vcfg.temporal_patch_size * vcfg.patch_size ** 2,
                      device=dev)
     _onnx_export(VisionGraph(model), (pv, host["rotary_pos_ids"], host["window_index"],
-                                      host["reverse_window_index"], host["window_ids"]), out / "vision.onnx",
-                 ["pixel_values", "rotary_pos_ids", "window_index", "reverse_window_index", "window_ids"],
+                                      host["reverse_window_index"], host["window_slots"], host["patch_slots"]),
+                 out / "vision.onnx",
+                 ["pixel_values", "rotary_pos_ids", "window_index", "reverse_window_index", "window_slots",
+                  "patch_slots"],
                  ["image_features"],
                  {"pixel_values": {0: "patches"}, "rotary_pos_ids": {0: "patches"}, "window_index": {0: "tokens"},
-                  "reverse_window_index": {0: "tokens"}, "window_ids": {0: "patches"},
-                  "image_features": {0: "tokens"}})
+                  "reverse_window_index": {0: "tokens"}, "window_slots": {0: "windows"},
+                  "patch_slots": {0: "patches"}, "image_features": {0: "tokens"}})
     graphs["vision"] = "vision.onnx"
     if getattr(model, "lvr_head", None) is not None:
         _onnx_export(HeadGraph(model), (torch.zeros(1, H, dtype=dtype, device=dev),), out / "lvr_head.onnx", ["hidden_state"],

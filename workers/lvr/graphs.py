@@ -119,7 +119,7 @@ class VisionGraph(nn.Module):
         self.register_buffer("inv_freq", vis.rotary_pos_emb.inv_freq.detach().clone().float(), persistent=False)
         self.dtype = next(vis.parameters()).dtype
 
-    def forward(self, pixel_values, rotary_pos_ids, window_index, reverse_window_index, window_ids):
+    def forward(self, pixel_values, rotary_pos_ids, window_index, reverse_window_index, window_slots, patch_slots):
         x = self.patch_embed(pixel_values.to(self.dtype))
         n, c = x.shape
         x = x.reshape(-1, self.unit, c)[window_index].reshape(n, c)
@@ -128,20 +128,32 @@ class VisionGraph(nn.Module):
         hw = torch.cat([freqs[:, 0], freqs[:, 1]], dim=-1)
         emb = torch.cat([hw, hw], dim=-1)[:, None, :]  # [N,1,d]
         cos, sin = emb.cos(), emb.sin()
-        same = window_ids[:, None] == window_ids[None, :]
+        # Window attention as a batch of W windows of S slots; padding slots read row 0 and are masked as keys.
+        windows, slots = window_slots.shape
+        real = window_slots >= 0
+        slot_rows = torch.where(real, window_slots, torch.zeros_like(window_slots)).reshape(-1)
         zero = torch.zeros((), dtype=self.dtype)
-        window_bias = torch.where(same, zero, torch.full((), torch.finfo(self.dtype).min, dtype=self.dtype))
+        slot_bias = torch.where(real, zero, torch.full((), torch.finfo(self.dtype).min, dtype=self.dtype))
+        slot_bias = slot_bias[:, None, None, :]  # [W,1,1,S]
+
+        def windowed(t):  # [N,heads,d] -> [W,heads,S,d]
+            return t[slot_rows].reshape(windows, slots, self.num_heads, self.head_dim).transpose(1, 2)
+
         for i, blk in enumerate(self.blocks):
             attn = blk.attn
             h = blk.norm1(x)
             qkv = attn.qkv(h).reshape(n, 3, self.num_heads, self.head_dim).permute(1, 0, 2, 3)
             q, k, v = qkv[0], qkv[1], qkv[2]
             qf, kf = q.float(), k.float()
-            q = (qf * cos + _rotate_half(qf) * sin).to(self.dtype).transpose(0, 1)
-            k = (kf * cos + _rotate_half(kf) * sin).to(self.dtype).transpose(0, 1)
-            v = v.transpose(0, 1)
-            o = _attend(q, k, v, None if i in self.full else window_bias, self.head_dim ** -0.5)
-            x = x + attn.proj(o.transpose(0, 1).reshape(n, -1))
+            q = (qf * cos + _rotate_half(qf) * sin).to(self.dtype)
+            k = (kf * cos + _rotate_half(kf) * sin).to(self.dtype)
+            scale = self.head_dim ** -0.5
+            if i in self.full:
+                o = _attend(q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1), None, scale).transpose(0, 1)
+            else:
+                o = _attend(windowed(q), windowed(k), windowed(v), slot_bias, scale)  # [W,heads,S,d]
+                o = o.transpose(1, 2).reshape(windows * slots, self.num_heads, self.head_dim)[patch_slots]
+            x = x + attn.proj(o.reshape(n, -1))
             x = x + blk.mlp(blk.norm2(x))
         merged = self.merger(x)
         return merged[reverse_window_index]

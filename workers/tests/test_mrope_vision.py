@@ -86,6 +86,14 @@ def test_vision_host_inputs_match_transformers_helpers(grid):
     assert len(ids) == cu[-1] == grid[1] * grid[2]
     for k in range(len(cu) - 1):
         assert set(ids[cu[k]:cu[k + 1]].tolist()) == {k}
+    # window_slots: window k's patch rows cu[k]..cu[k+1] in its first slots, then -1; patch_slots the inverse map
+    slots, patch_slots = host["window_slots"], host["patch_slots"]
+    assert slots.shape == (len(cu) - 1, 64)
+    for k in range(len(cu) - 1):
+        size = cu[k + 1] - cu[k]
+        assert slots[k, :size].tolist() == list(range(cu[k], cu[k + 1]))
+        assert (slots[k, size:] == -1).all()
+    assert np.array_equal(slots.reshape(-1)[patch_slots], np.arange(cu[-1]))
 
 
 @pytest.mark.parametrize("grid", GRIDS)
@@ -93,7 +101,7 @@ def test_vision_graph_module_matches_transformers_visual(tiny_model, grid):
     rng = np.random.default_rng(grid[1] * 100 + grid[2])
     pv = rng.standard_normal((grid[1] * grid[2], 1176)).astype(np.float32)
     ref = TorchBackend(tiny_model).vision(pv, grid)
-    host = {k: torch.as_tensor(v) for k, v in vision_host_inputs(grid).items()}
+    host = {k: torch.as_tensor(v) for k, v in vision_host_inputs(grid).items() if k != "window_ids"}
     with torch.no_grad():
         out = VisionGraph(tiny_model)(torch.as_tensor(pv), **host).numpy()
     assert out.shape == (grid[1] * grid[2] // 4, 64)

@@ -143,7 +143,10 @@ export interface Usage {
 
 export interface Timings {
   preprocessMs: number;
+  /** From a free decode slot to the first forward's result: the vision graph, then the prompt's forward. */
   prefillMs: number;
+  /** The vision graph's share of `prefillMs`. */
+  visionMs: number;
   decodeMs: number;
   /** Decode steps whose input was a token / a latent. */
   tokenSteps: number;

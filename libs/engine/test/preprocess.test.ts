@@ -259,6 +259,10 @@ describe('chat template, M-RoPE and vision host inputs parity', () => {
       assert.deepEqual(Array.from(v.windowIndex, Number), o.window_index);
       assert.deepEqual(Array.from(v.reverseWindowIndex, Number), o.reverse_window_index);
       assert.deepEqual(Array.from(v.windowIds, Number), o.window_ids);
+      const slots = o.window_slots as number[][];
+      assert.equal(v.slotsPerWindow, slots[0].length);
+      assert.deepEqual(Array.from(v.windowSlots, Number), slots.flat());
+      assert.deepEqual(Array.from(v.patchSlots, Number), o.patch_slots);
     });
   });
 });

@@ -124,7 +124,10 @@ export class PromptProcessor {
     return this.process(await this.tokenize(request));
   }
 
-  /** Runs the vision graph on every image and concatenates the features (model dtype). */
+  /**
+   * Runs the vision graph on every image and concatenates the features (model dtype). Consumes the images' pixel
+   * values (they move to the worker thread).
+   */
   async imageFeatures(prompt: PreparedPrompt): Promise<Float32Array | Uint16Array> {
     const geometry = this.manifest.architecture.vision;
     const features: Array<Float32Array | Uint16Array> = [];

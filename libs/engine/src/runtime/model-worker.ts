@@ -16,8 +16,8 @@ export interface StepReply {
   hidden: Float32Array | Uint16Array;
   logitRows?: Int32Array;
   top?: TopCandidates;
-  /** The fused decoder had run this step ahead (`StepRow.greedy`). */
-  ranAhead?: boolean;
+  /** The fused decoder had run this step ahead, started this many steps early (see `WorkerReply`). */
+  ranAhead?: number;
 }
 
 /** Main-thread handle of the session worker: one request in flight at a time, in order. */
@@ -56,8 +56,9 @@ export class ModelWorker {
     return p;
   }
 
+  /** The pixel values move to the worker thread (transferred, not copied): the caller's array is empty afterwards. */
   async vision(req: VisionRequest): Promise<Float32Array | Uint16Array> {
-    return (await this.call({ op: 'vision', req })).features!;
+    return (await this.call({ op: 'vision', req }, [req.pixelValues.buffer as ArrayBuffer])).features!;
   }
 
   /** Prompts of new sequences, prefilled together: `logits [n, V]` and `hidden [n, H]` in request order. */

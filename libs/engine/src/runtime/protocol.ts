@@ -1,3 +1,4 @@
+import type { VisionHostInputs } from '../vision/host-inputs';
 import type { ExecutionProviderName, SamplingParams } from '../types';
 
 export type ModelDtype = 'float32' | 'float16';
@@ -37,13 +38,9 @@ export function gpuBufferKv(init: Pick<WorkerInit, 'executionProvider' | 'device
   return init.executionProvider === 'webgpu' && deviceKv(init);
 }
 
-export interface VisionRequest {
+export interface VisionRequest extends VisionHostInputs {
   pixelValues: Float32Array;
   numPatches: number;
-  rotaryPosIds: BigInt64Array;
-  windowIndex: BigInt64Array;
-  reverseWindowIndex: BigInt64Array;
-  windowIds: BigInt64Array;
 }
 
 export interface PrefillRequest {
@@ -73,6 +70,8 @@ export interface StepRow {
    * left out (the fused decoder does; `lastLogits` reads it until the next step). Default true.
    */
   needsLogits?: boolean;
+  /** The kind of this sequence's next input when the engine knows it before picking (`runAhead`'s guess otherwise). */
+  next?: 'token' | 'latent';
 }
 
 /** The penalties of a sequence whose tokens the engine picks from each step's top candidates (`greedyFromTop`). */
@@ -108,7 +107,10 @@ export type WorkerReply =
       logitRows?: Int32Array;
       /** Per step row, its K largest logits and their ids, largest first (fused decoder). */
       top?: TopCandidates;
-      /** The step had already run ahead (`StepRow.greedy`) with exactly these inputs. */
-      ranAhead?: boolean;
+      /**
+       * The step had already run ahead with exactly these inputs, started this many steps before the engine sent it
+       * (1: while the engine picked the previous step's tokens; 2: before that).
+       */
+      ranAhead?: number;
     }
   | { ok: false; error: string };

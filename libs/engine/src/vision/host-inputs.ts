@@ -13,6 +13,10 @@ export interface VisionHostInputs {
   windowIndex: BigInt64Array; // [M]
   reverseWindowIndex: BigInt64Array; // [M]
   windowIds: BigInt64Array; // [N]
+  /** Windows as a padded batch: each slot's patch row in window order, -1 for padding. [W, S] */
+  windowSlots: BigInt64Array;
+  slotsPerWindow: number; // S
+  patchSlots: BigInt64Array; // [N]: each patch row's flat slot
 }
 
 export function visionHostInputs(gridH: number, gridW: number, geo: VisionGeometry): VisionHostInputs {
@@ -51,10 +55,32 @@ export function visionHostInputs(gridH: number, gridW: number, geo: VisionGeomet
     }
   const reverse = new BigInt64Array(index.length);
   index.forEach((v, i) => (reverse[v] = BigInt(i)));
+  const slotsPerWindow = (ws * m) ** 2;
   return {
     rotaryPosIds: rotary,
     windowIndex: BigInt64Array.from(index, BigInt),
     reverseWindowIndex: reverse,
     windowIds: BigInt64Array.from(ids, BigInt),
+    slotsPerWindow,
+    ...windowSlots(ids, slotsPerWindow),
   };
+}
+
+/** Windows (contiguous runs of equal ids, in window order) as W rows of S slots, and each patch's flat slot. */
+function windowSlots(
+  ids: number[],
+  slotsPerWindow: number,
+): Pick<VisionHostInputs, 'windowSlots' | 'patchSlots'> {
+  const windows = ids.length ? ids[ids.length - 1] + 1 : 0;
+  const slots = new BigInt64Array(windows * slotsPerWindow).fill(-1n);
+  const patchSlots = new BigInt64Array(ids.length);
+  let rank = 0;
+  for (let i = 0; i < ids.length; i++) {
+    rank = i > 0 && ids[i] === ids[i - 1] ? rank + 1 : 0;
+    if (rank >= slotsPerWindow) throw new Error(`window ${ids[i]} holds more than ${slotsPerWindow} patches`);
+    const slot = ids[i] * slotsPerWindow + rank;
+    slots[slot] = BigInt(i);
+    patchSlots[i] = BigInt(slot);
+  }
+  return { windowSlots: slots, patchSlots };
 }

@@ -42,12 +42,14 @@ export function patchify(
           const x0 = (bw * m + mw) * ps;
           let o = row * rowLen;
           for (let c = 0; c < 3; c++) {
-            for (let t = 0; t < tp; t++) {
-              for (let py = 0; py < ps; py++) {
-                const src = ((y0 + py) * w + x0) * 3 + c;
-                for (let px = 0; px < ps; px++) out[o++] = lut[c * 256 + data[src + px * 3]];
-              }
+            const frame = o;
+            const base = c * 256;
+            for (let py = 0; py < ps; py++) {
+              let src = ((y0 + py) * w + x0) * 3 + c;
+              for (let px = 0; px < ps; px++, src += 3) out[o++] = lut[base + data[src]];
             }
+            // The still image's other temporal frames are copies of the first.
+            for (let t = 1; t < tp; t++, o += ps * ps) out.copyWithin(o, frame, frame + ps * ps);
           }
           row++;
         }
