@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { LvrEngine } from '@lvr/engine';
 import type { ExecutionProviderName, GenerationRequest, Timings } from '@lvr/engine';
+import parity from './parity_prompts.json';
 
 const N_TOKENS = 64;
 const LATENT_STEPS = 32;
@@ -158,6 +159,7 @@ async function main(): Promise<void> {
           ttft_ms: best.firstMs,
           preprocess_ms: best.timings.preprocessMs,
           prefill_ms: best.timings.prefillMs,
+          vision_ms: best.timings.visionMs,
         };
       });
     let tokenMs = 0;
@@ -177,6 +179,7 @@ async function main(): Promise<void> {
     });
     if (deviceKv)
       await part('latent_vs_token', async () => {
+        const ahead0 = engine.batchStats.ranAhead;
         const r = await run(
           engine,
           text(LATENT_STEPS + 16, {
@@ -187,7 +190,44 @@ async function main(): Promise<void> {
         const { decodeMs, tokenSteps, latentSteps } = r.timings;
         if (!latentSteps) throw new Error('no latent steps ran');
         const latentMs = (decodeMs - tokenSteps * tokenMs) / latentSteps;
-        return { latent_ms: latentMs, token_ms: tokenMs, ratio: latentMs / tokenMs, latentSteps, tokenSteps };
+        return {
+          latent_ms: latentMs,
+          token_ms: tokenMs,
+          ratio: latentMs / tokenMs,
+          latentSteps,
+          tokenSteps,
+          steps_run_ahead: engine.batchStats.ranAhead - ahead0,
+        };
+      });
+    if (deviceKv && bundle === 'fp16')
+      await part('parity_fp16', async () => {
+        // The parity prompts greedily, as torch_side.py's parity_fp16 decodes them (combine.py compares the two).
+        const prompts: GenerationRequest['messages'][] = parity.texts.map((t) => [
+          { role: 'user', content: t },
+        ]);
+        prompts.push([
+          {
+            role: 'user',
+            content: [
+              { type: 'image', image },
+              { type: 'text', text: parity.image_text },
+            ],
+          },
+        ]);
+        const results = [];
+        for (const messages of prompts) {
+          const tokens: number[] = [];
+          let promptTokens = 0;
+          for await (const d of engine.generate({
+            messages,
+            sampling: { maxTokens: parity.max_tokens, ignoreEos: true, temperature: 0, repetitionPenalty: 1 },
+          })) {
+            tokens.push(...d.tokenIds);
+            if (d.usage) promptTokens = d.usage.promptTokens;
+          }
+          results.push({ prompt_tokens: promptTokens, tokens });
+        }
+        return { prompts: results };
       });
     for (const streams of deviceKv ? STREAM_COUNTS : [])
       await part(`streams_${streams}`, async () => {
@@ -209,6 +249,7 @@ async function main(): Promise<void> {
             step_calls: engine.batchStats.calls - steps0.calls,
             step_rows: engine.batchStats.rows - steps0.rows,
             steps_run_ahead: engine.batchStats.ranAhead - steps0.ranAhead,
+            max_ahead_depth: engine.batchStats.maxAheadDepth,
             prefill_calls: engine.prefillStats.calls - prefills0.calls,
             prefill_prompts: engine.prefillStats.prompts - prefills0.prompts,
           });

@@ -39,28 +39,31 @@ function decodePng(bytes: Uint8Array): Png {
   const raw = zlib.inflateSync(Buffer.concat(idat));
   const stride = width * channels;
   const pixels = Buffer.alloc(stride * height);
+  const zero = Buffer.alloc(stride);
   for (let y = 0; y < height; y++) {
     const filter = raw[y * (stride + 1)];
     const line = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
     const out = pixels.subarray(y * stride, (y + 1) * stride);
-    const prev = y > 0 ? pixels.subarray((y - 1) * stride, y * stride) : Buffer.alloc(stride);
-    for (let i = 0; i < stride; i++) {
-      const a = i >= channels ? out[i - channels] : 0;
-      const b = prev[i];
-      const c = i >= channels ? prev[i - channels] : 0;
-      let pred = 0;
-      if (filter === 1) pred = a;
-      else if (filter === 2) pred = b;
-      else if (filter === 3) pred = (a + b) >> 1;
-      else if (filter === 4) {
+    const prev = y > 0 ? pixels.subarray((y - 1) * stride, y * stride) : zero;
+    const n = channels;
+    // One loop per filter type (PNG spec §9.2): the branch stays out of the per-byte loop.
+    if (filter === 0) line.copy(out);
+    else if (filter === 1) for (let i = 0; i < stride; i++) out[i] = line[i] + (i >= n ? out[i - n] : 0);
+    else if (filter === 2) for (let i = 0; i < stride; i++) out[i] = line[i] + prev[i];
+    else if (filter === 3)
+      for (let i = 0; i < stride; i++) out[i] = line[i] + (((i >= n ? out[i - n] : 0) + prev[i]) >> 1);
+    else if (filter === 4)
+      for (let i = 0; i < stride; i++) {
+        const a = i >= n ? out[i - n] : 0;
+        const b = prev[i];
+        const c = i >= n ? prev[i - n] : 0;
         const p = a + b - c;
         const pa = Math.abs(p - a);
         const pb = Math.abs(p - b);
         const pc = Math.abs(p - c);
-        pred = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+        out[i] = line[i] + (pa <= pb && pa <= pc ? a : pb <= pc ? b : c);
       }
-      out[i] = (line[i] + pred) & 0xff;
-    }
+    else throw new Error(`PNG filter ${filter}`);
   }
   return { width, height, channels, pixels };
 }
@@ -69,8 +72,13 @@ class Pipeline {
   constructor(private readonly bytes: Uint8Array) {}
 
   async metadata() {
-    const png = decodePng(this.bytes);
-    return { format: 'png', width: png.width, height: png.height, orientation: 1, pageHeight: undefined };
+    // The header alone (IHDR is the first chunk), as libvips reads it: no pixel decoding.
+    const header = Buffer.from(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
+    if (header.readUInt32BE(0) !== 0x89504e47 || header.toString('latin1', 12, 16) !== 'IHDR')
+      throw new Error('not a PNG');
+    const width = header.readUInt32BE(16);
+    const height = header.readUInt32BE(20);
+    return { format: 'png', width, height, orientation: 1, pageHeight: undefined };
   }
 
   rotate(): this {

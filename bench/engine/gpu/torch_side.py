@@ -25,6 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "workers"))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 N_TOKENS = 64
@@ -148,6 +149,49 @@ def lvr_ttft(work: Path) -> dict:
     return run()
 
 
+def parity_fp16(work: Path) -> dict:
+    """Greedy tokens of the parity prompts (bench/engine/gpu/parity_prompts.json: texts, then the one-image prompt)
+    with the LVR reference loop on the fp16 model, and each step's top-1 minus top-2 logit: the TS side decodes the
+    same prompts and combine.py reports where the two first differ and how close that step's top two were."""
+    from tokenizers import Tokenizer
+
+    from lvr.backends import TorchBackend
+    from lvr.decoding import LVROptions, SamplingParams, generate
+    from lvr.model import LVRForConditionalGeneration
+    from lvr.preprocess import ImageConfig, build_prompt
+
+    spec = json.loads((Path(__file__).parent / "parity_prompts.json").read_text())
+    bundle = work / "bundle-fp16"
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    model = LVRForConditionalGeneration.from_pretrained(work / "ckpt", torch_dtype=torch.float16).to(DEVICE).eval()
+    tok = Tokenizer.from_file(str(bundle / "tokenizer.json"))
+    cfg = ImageConfig.from_json(manifest["preprocessing"])
+    lvr = LVROptions(strategy=manifest["lvr"]["strategy"], steps=int(manifest["lvr"]["steps"]))
+    params = SamplingParams(max_new_tokens=spec["max_tokens"], do_sample=False, repetition_penalty=1.0, eos_ids=())
+    backend = TorchBackend(model)
+    forward = backend.forward
+    margins: list[float] = []
+
+    def recorded(*a):
+        logits, h = forward(*a)
+        top2 = np.sort(np.asarray(logits, dtype=np.float32).reshape(-1))[-2:]
+        margins.append(float(top2[1] - top2[0]))
+        return logits, h
+
+    backend.forward = recorded
+    prompts = [[{"role": "user", "content": t}] for t in spec["texts"]]
+    prompts.append([{"role": "user", "content": [{"type": "image", "image": str(work / "image.png")},
+                                                  {"type": "text", "text": spec["image_text"]}]}])
+    out = []
+    for msgs in prompts:
+        prompt = build_prompt(msgs, tok, None, cfg)
+        margins.clear()
+        result = generate(backend, prompt, params, lvr)
+        out.append({"prompt_tokens": len(prompt.input_ids), "tokens": list(result.output_ids),
+                    "margins": margins[: len(result.output_ids)]})
+    return {"strategy": lvr.strategy, "steps": lvr.steps, "prompts": out}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("work")
@@ -206,6 +250,7 @@ def main() -> int:
     part("hf_eager_b8", lambda: hf_decode(eager, False, 8))
     if "compile_static_b32_s" in out:
         part("hf_static_compile_b32", lambda: hf_decode(m32, True, 32))
+    part("parity_fp16", lambda: parity_fp16(work))
     del m1, m8, m32, eager
     torch.cuda.empty_cache()
     save()

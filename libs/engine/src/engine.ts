@@ -6,7 +6,7 @@ import type { BundleManifest } from './bundle/manifest';
 import type { BundleSource } from './bundle/source';
 import { Channel, Slots, StepBatcher } from './decoding/batcher';
 import { completionBudget, DEFAULT_MAX_MODEL_LEN } from './decoding/context';
-import { decodeLoop, Hidden, ModelStepper } from './decoding/loop';
+import { decodeLoop, Hidden, ModelStepper, StepInput } from './decoding/loop';
 import { DEFAULT_MAX_PREFILL_POSITIONS, PrefillBatcher } from './decoding/prefill-batcher';
 import { GenerationConfig, GenerationConfigResolver } from './generation-config';
 import { PreparedPrompt, PromptProcessor } from './prompt/prompt-processor';
@@ -159,6 +159,7 @@ export class LvrEngine {
     readonly rows: number;
     readonly maxRows: number;
     readonly ranAhead: number;
+    readonly maxAheadDepth: number;
   };
   /** Prefill batching counters: prefill calls, prompts prefilled, most prompts in one call. */
   readonly prefillStats: { readonly calls: number; readonly prompts: number; readonly maxPrompts: number };
@@ -334,6 +335,7 @@ export class LvrEngine {
     let prefilled = false;
     const slotAt = performance.now();
     let prefillMs = 0;
+    let visionMs = 0;
     let tokenSteps = 0;
     let latentSteps = 0;
     let decodeStartedAt = 0;
@@ -343,6 +345,7 @@ export class LvrEngine {
     const stepper: ModelStepper = {
       prefill: async () => {
         const imageFeatures = await this.prompts.imageFeatures(prompt);
+        visionMs = performance.now() - slotAt;
         prefilled = true;
         const result = await this.prefills.prefill({
           seq,
@@ -357,11 +360,11 @@ export class LvrEngine {
         this.batcher.join(seq);
         return result;
       },
-      step: async (input: { kind: 'token'; id: number } | { kind: 'latent' }, position: number) => {
+      step: async (input: StepInput, position: number, next?: StepInput['kind']) => {
         if (input.kind === 'latent') latentSteps++;
         else tokenSteps++;
         const tokenId = input.kind === 'latent' ? null : input.id;
-        return this.batcher.step({ seq, tokenId, position, needsLogits });
+        return this.batcher.step({ seq, tokenId, position, needsLogits, next });
       },
       lastLogits: () => worker.lastLogits(seq),
     };
@@ -369,6 +372,7 @@ export class LvrEngine {
       yield* this.decodeSequence(stepper, prompt, config, signal, internals, () => ({
         preprocessMs: preparedAt - startedAt,
         prefillMs,
+        visionMs,
         decodeMs: decodeStartedAt ? performance.now() - decodeStartedAt : 0,
         tokenSteps,
         latentSteps,

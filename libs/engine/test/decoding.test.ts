@@ -71,6 +71,39 @@ describe('LVR state machine (LVR-SPEC §4.2-4.4)', () => {
     const steps = new LvrStateMachine(cfg({ strategy: 'steps' }), end);
     assert.equal(steps.reachedLatentEnd(near), false, 'only the latent strategy ends on the vector');
   });
+
+  it('peek foresees the next mode when the pick cannot change it, without changing the state', () => {
+    const end = Float32Array.from([1, 0, 0, 0]);
+    const far = Float32Array.from([0, 1, 0, 0]);
+    const near = Float32Array.from([1, 0.1, 0, 0]);
+    // [input token, picked token, fed latent] per forward: text, a block, text, a second block
+    const run: Array<[number, number, Float32Array | undefined]> = [
+      [5, START, undefined],
+      [START, 1, far],
+      [1, 2, far],
+      [2, END, near],
+      [3, 4, far],
+      [4, START, far],
+      [START, 1, far],
+      [1, 2, far],
+      [2, 3, far],
+      [3, 4, far],
+    ];
+    for (const strategy of ['none', 'steps', 'latent', 'end_token'] as const) {
+      const sm = new LvrStateMachine(cfg({ strategy, steps: 3 }), end);
+      const known: boolean[] = [];
+      for (const [tokIn, tok, fed] of run) {
+        const peeked = sm.peek(tokIn, fed);
+        assert.equal(sm.peek(tokIn, fed), peeked, `${strategy}: peek is repeatable (no state change)`);
+        const mode = sm.afterForward(tokIn, tok, fed);
+        if (peeked !== undefined) assert.equal(peeked, mode, `${strategy}: peek equals the update`);
+        known.push(peeked !== undefined);
+      }
+      // Only end_token's in-block steps depend on the pick (a sampled <|lvr_end|> closes the block).
+      if (strategy === 'end_token') assert.ok(known.includes(false) && known.includes(true));
+      else assert.ok(known.every(Boolean), strategy);
+    }
+  });
 });
 
 describe('sampling', () => {

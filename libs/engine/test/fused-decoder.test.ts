@@ -51,6 +51,7 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
     assert.ok(fused.batchStats.maxRows > 1, 'requests were batched in the fused slots');
     assert.ok(fused.prefillStats.maxPrompts > 1, 'prompts of different lengths were prefilled together');
     assert.ok(fused.batchStats.ranAhead > 0, 'greedy steps were run ahead and used');
+    assert.equal(fused.batchStats.maxAheadDepth, 2, 'a step was started two steps ahead of the engine');
     assert.ok(
       fused.batchStats.ranAhead < fused.batchStats.calls,
       'some steps could not be foreseen (joins, latents)',

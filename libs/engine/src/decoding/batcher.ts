@@ -10,7 +10,7 @@ export type BatchStepFn = (rows: StepRow[]) => Promise<{
   hidden: Hidden;
   logitRows?: Int32Array;
   top?: TopCandidates;
-  ranAhead?: boolean;
+  ranAhead?: number;
 }>;
 
 interface Pending {
@@ -33,7 +33,7 @@ export class StepBatcher {
   private running = false;
   private readonly members = new Set<number>();
   /** Decoder calls made, rows stepped, the most rows in a call, calls whose step had run ahead (tests, benchmarks). */
-  readonly stats = { calls: 0, rows: 0, maxRows: 0, ranAhead: 0 };
+  readonly stats = { calls: 0, rows: 0, maxRows: 0, ranAhead: 0, maxAheadDepth: 0 };
 
   constructor(
     private readonly run: BatchStepFn,
@@ -91,6 +91,7 @@ export class StepBatcher {
       const { logits, hidden, logitRows, top, ranAhead } = await this.run(batch.map((p) => p.row));
       this.stats.calls++;
       if (ranAhead) this.stats.ranAhead++;
+      this.stats.maxAheadDepth = Math.max(this.stats.maxAheadDepth, ranAhead ?? 0);
       this.stats.rows += batch.length;
       this.stats.maxRows = Math.max(this.stats.maxRows, batch.length);
       const V = this.vocabSize;

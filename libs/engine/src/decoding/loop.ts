@@ -21,8 +21,11 @@ export type StepInput = { kind: 'token'; id: number } | { kind: 'latent' };
 /** One forward pass at a time over a prompt already prefilled by `prefill`. */
 export interface ModelStepper {
   prefill(): Promise<StepResult>;
-  /** Runs one decode step; a latent input is the previous step's hidden state, kept by the stepper. */
-  step(input: StepInput, position: number): Promise<StepResult>;
+  /**
+   * Runs one decode step; a latent input is the previous step's hidden state, kept by the stepper. `next`: the kind
+   * of the step after this one when it is known before this step's pick (lets a stepper start it early).
+   */
+  step(input: StepInput, position: number, next?: StepInput['kind']): Promise<StepResult>;
   /** The whole logits of the last step, when it left them out and its top candidates did not decide the token. */
   lastLogits?(): Promise<Float32Array>;
 }
@@ -76,7 +79,11 @@ export async function* decodeLoop(
   const generatedCounts = new Map<number, number>();
   let latentSteps = 0;
   let tokIn = options.promptIds[options.promptIds.length - 1];
-  let hPrev: Hidden | undefined;
+  // The latent fed into the next forward (this forward's hidden state), as float32: only the latent strategy looks
+  // at it, so the float16 conversion is skipped otherwise.
+  const latentOf = (hidden: Hidden) =>
+    options.lvr.strategy === 'latent' ? options.toFloat32(hidden) : undefined;
+  let fedLatent: Float32Array | undefined;
   const usage = (): Usage => ({
     promptTokens: options.promptIds.length,
     completionTokens: out.length,
@@ -104,9 +111,6 @@ export async function* decodeLoop(
     out.push(tok);
     history.push(tok);
     generatedCounts.set(tok, (generatedCounts.get(tok) ?? 0) + 1);
-    // Only the latent strategy looks at the fed latent; skip the float16 conversion otherwise.
-    const fedLatent =
-      options.lvr.strategy === 'latent' && hPrev !== undefined ? options.toFloat32(hPrev) : undefined;
     const mode = lvrState.afterForward(tokIn, tok, fedLatent);
 
     let finish: FinishReason | null = null;
@@ -153,9 +157,14 @@ export async function* decodeLoop(
       yield { text, tokenIds: [tok], latent: false, finishReason: null, ...(logprobs && { logprobs }) };
     }
 
-    hPrev = forward.hidden;
+    fedLatent = latentOf(forward.hidden);
+    const next = lvrState.peek(tok, fedLatent);
     const position = options.promptIds.length + out.length - 1 + options.ropeDelta;
-    forward = await stepper.step(mode ? { kind: 'latent' } : { kind: 'token', id: tok }, position);
+    forward = await stepper.step(
+      mode ? { kind: 'latent' } : { kind: 'token', id: tok },
+      position,
+      next === undefined ? undefined : next ? 'latent' : 'token',
+    );
     if (mode) latentSteps++;
     options.onHidden?.(forward.hidden);
     tokIn = tok;

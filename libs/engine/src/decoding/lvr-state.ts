@@ -67,6 +67,22 @@ export class LvrStateMachine {
   }
 
   /**
+   * The mode the next `afterForward(tokIn, tok, fedLatent)` will return when it does not depend on the token that
+   * forward picks (undefined when it does: a block that a picked `<|lvr_end|>` closes). Changes no state.
+   */
+  peek(tokIn: number, fedLatent: Float32Array | undefined): boolean | undefined {
+    const endReached = this.reachedLatentEnd(fedLatent);
+    const outcome = (tok: number) =>
+      (Object.assign(Object.create(LvrStateMachine.prototype), this) as LvrStateMachine).update(
+        tokIn,
+        tok,
+        endReached,
+      );
+    const closing = outcome(this.cfg.lvrEndId);
+    return closing === outcome(-1) ? closing : undefined;
+  }
+
+  /**
    * @param tokIn token that was this forward's input (the prompt's last token after prefill)
    * @param tok token picked from this forward's logits
    * @param endReached (`latent`) whether the latent fed into this forward is within threshold of the end vector

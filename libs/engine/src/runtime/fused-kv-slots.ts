@@ -75,16 +75,20 @@ export class FusedKvSlots {
     return slot;
   }
 
-  /** Positions, per-slot cache lengths after the step (minus one) and the output rows of a step over `rows`. */
-  stepInputs(rows: StepRow[]): FusedStepInputs {
+  /**
+   * Positions, per-slot cache lengths after the step (minus one) and the output rows of a step over `rows`;
+   * `pending`: steps already run for these rows and not yet advanced (steps run ahead of the engine).
+   */
+  stepInputs(rows: StepRow[], pending = 0): FusedStepInputs {
     const B = this.slots;
     const positions = new BigInt64Array(3 * B);
     const seqlens = new Int32Array(B);
     for (let b = 0; b < B; b++) seqlens[b] = Math.min(this.lengths[b], this.capacity - 1);
     const outRows = Int32Array.from(rows, (r) => {
       const slot = this.slot(r.seq);
-      if (this.lengths[slot] >= this.capacity)
+      if (this.lengths[slot] + pending >= this.capacity)
         throw new Error(`sequence ${r.seq} has filled its KV capacity of ${this.capacity}`);
+      seqlens[slot] = this.lengths[slot] + pending;
       const p = BigInt(r.position);
       positions[slot] = positions[B + slot] = positions[2 * B + slot] = p;
       return slot;

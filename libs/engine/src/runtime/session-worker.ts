@@ -33,7 +33,7 @@ interface StepOutputs {
   hidden: Activations;
   logitRows?: Int32Array;
   top?: TopCandidates;
-  ranAhead?: boolean;
+  ranAhead?: number;
 }
 
 /** The fused decoder (native addon) with its slot bookkeeping; `fresh`: slots whose device hidden state is current. */
@@ -41,10 +41,14 @@ interface FusedPath {
   decoder: FusedNativeDecoder;
   slots: FusedKvSlots;
   fresh: Set<number>;
-  /** The step run ahead for the rows the engine is expected to send next (`runAhead`), if any. */
-  ahead?: AheadStep;
-  /** A step ran ahead after the engine's last step: that step's logits are in the addon's kept buffer. */
-  logitsKept: boolean;
+  /** Steps run ahead of the engine, oldest first: the engine's next step, then the one after it (`runAhead`). */
+  ahead: AheadStep[];
+  /** Steps started since the last step the engine was sent (its logits are the addon's current ones at 0, kept at 1). */
+  startedSinceReply: number;
+  /** No step starts ahead while set (`lastLogits` reads the logits a new step would move). */
+  paused: boolean;
+  /** While the engine's step is handled: its inputs (those of the first step run ahead) are in the pick rules. */
+  firstAheadSeen: boolean;
 }
 
 /** A sequence's pick rule with the tokens so far (prompt and inputs fed) and its fed tokens' counts. */
@@ -67,7 +71,14 @@ interface AheadStep {
   plan: FusedPlan;
   /** undefined when the step failed (the engine's real step then runs it again and reports the error). */
   result: Promise<FusedStepOutput | undefined>;
+  /** The result once settled. */
+  out?: FusedStepOutput;
+  /** Steps ahead of the engine when it started: 1 for the engine's next step, 2 for the one after. */
+  depth: number;
 }
+
+/** Steps run ahead of the engine at most: its next step and the one after, so the GPU does not wait for the engine. */
+const AHEAD_DEPTH = 2;
 
 /** Rows `at` (in that order) of a row-major array with `width` values per row, as a new array of the same type. */
 function gatherRows<T extends Float32Array | Uint16Array | Int32Array>(
@@ -166,7 +177,15 @@ class ModelHost {
       topK: f.topK,
     });
     if (executionProvider === 'cuda') this.warmUp(decoder, f.slots, f.capacity);
-    return { decoder, slots: new FusedKvSlots(f.slots, f.capacity), fresh: new Set(), logitsKept: false };
+    return {
+      decoder,
+      slots: new FusedKvSlots(f.slots, f.capacity),
+      fresh: new Set(),
+      ahead: [],
+      startedSinceReply: 0,
+      paused: false,
+      firstAheadSeen: false,
+    };
   }
 
   /**
@@ -194,16 +213,25 @@ class ModelHost {
   }
 
   async runVision(r: VisionRequest): Promise<Float32Array | Uint16Array> {
-    const out = await this.vision.run({
-      pixel_values: new ort.Tensor('float32', r.pixelValues, [
-        r.numPatches,
-        r.pixelValues.length / r.numPatches,
-      ]),
-      rotary_pos_ids: new ort.Tensor('int64', r.rotaryPosIds, [r.numPatches, 2]),
-      window_index: new ort.Tensor('int64', r.windowIndex, [r.windowIndex.length]),
-      reverse_window_index: new ort.Tensor('int64', r.reverseWindowIndex, [r.reverseWindowIndex.length]),
-      window_ids: new ort.Tensor('int64', r.windowIds, [r.windowIds.length]),
-    });
+    const int64 = (data: BigInt64Array, dims: number[]) => new ort.Tensor('int64', data, dims);
+    // Graphs exported before the windowed layout take `window_ids`; each graph is fed the inputs it names.
+    const inputs: Record<string, () => ort.Tensor> = {
+      pixel_values: () =>
+        new ort.Tensor('float32', r.pixelValues, [r.numPatches, r.pixelValues.length / r.numPatches]),
+      rotary_pos_ids: () => int64(r.rotaryPosIds, [r.numPatches, 2]),
+      window_index: () => int64(r.windowIndex, [r.windowIndex.length]),
+      reverse_window_index: () => int64(r.reverseWindowIndex, [r.reverseWindowIndex.length]),
+      window_ids: () => int64(r.windowIds, [r.windowIds.length]),
+      window_slots: () => int64(r.windowSlots, [r.windowSlots.length / r.slotsPerWindow, r.slotsPerWindow]),
+      patch_slots: () => int64(r.patchSlots, [r.patchSlots.length]),
+    };
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const name of this.vision.inputNames) {
+      const input = inputs[name];
+      if (!input) throw new Error(`vision.onnx has an input this engine does not know: ${name}`);
+      feeds[name] = input();
+    }
+    const out = await this.vision.run(feeds);
     return out.image_features.data as Float32Array | Uint16Array;
   }
 
@@ -270,7 +298,7 @@ class ModelHost {
    */
   async prefill(reqs: PrefillRequest[]): Promise<WorkerReply> {
     // The new rows change the next step's rows: a step run ahead cannot be it.
-    if (await this.settleAhead()) this.fused!.fresh.clear();
+    await this.dropAhead();
     for (const r of reqs)
       if (this.hidden.has(r.seq) || this.kv.has(r.seq) || this.fused?.slots.has(r.seq))
         throw new Error(`sequence ${r.seq} already exists`);
@@ -395,13 +423,22 @@ class ModelHost {
         p.counts.set(r.tokenId, (p.counts.get(r.tokenId) ?? 0) + 1);
       }
     }
-    const out = this.fused ? await this.fusedStep(rows) : await this.plainStep(rows);
+    let out: StepOutputs;
+    if (this.fused) {
+      this.fused.firstAheadSeen = true;
+      try {
+        out = await this.fusedStep(rows);
+      } finally {
+        this.fused.firstAheadSeen = false;
+      }
+    } else out = await this.plainStep(rows);
     const h = this.cfg.hiddenSize;
     const headRows = this.head ? rows.flatMap((r, b) => (r.tokenId === null ? [b] : [])) : [];
     // The fused step returns the logits of head rows (`fusedStep`), so logitRows[b] >= 0 for every one of them.
     const logitRow = (b: number) => (out.logitRows ? out.logitRows[b] : b);
     if (headRows.length) await this.applyHead(headRows, out.hidden, out.logits, logitRow);
     rows.forEach((r, b) => this.hidden.set(r.seq, out.hidden.slice(b * h, (b + 1) * h)));
+    if (this.fused) this.fused.startedSinceReply = this.fused.ahead.length;
     if (this.fused && !this.head) this.runAhead(rows, out);
     return { ok: true, ...out };
   }
@@ -433,9 +470,13 @@ class ModelHost {
    * more), else a new one.
    */
   private async fusedStep(rows: StepRow[]): Promise<StepOutputs> {
-    const ahead = await this.settleAhead();
-    const reused = ahead && this.reuseAhead(ahead.plan, ahead.out, rows);
-    if (reused) return reused;
+    const next = this.fused!.ahead[0];
+    if (next) {
+      const out = await next.result;
+      const reused = this.reuseAhead(next, out, rows);
+      if (reused) return reused;
+    }
+    await this.dropAhead();
     const plan = this.fusedPlan(rows);
     const out = this.fused!.decoder.step(...plan.args);
     this.commitStep(plan.outRows);
@@ -448,12 +489,14 @@ class ModelHost {
    * output, computed on the host, so it goes through the host. Rows with `needsLogits: false` get their top
    * candidates only (a head's rows always get their logits: the head replaces them).
    */
-  private fusedPlan(rows: StepRow[]): FusedPlan {
+  private fusedPlan(rows: StepRow[], ahead?: { pending: number }): FusedPlan {
     const { slots, fresh } = this.fused!;
-    const inputs = slots.stepInputs(rows);
+    const inputs = slots.stepInputs(rows, ahead?.pending);
     const latentInput = (r: StepRow) => r.tokenId === null;
+    // A step run ahead follows the decoder's last run over its rows: their hidden states are on the device.
+    const current = (slot: number) => ahead !== undefined || fresh.has(slot);
     const onDevice = new Set(
-      this.head ? [] : rows.flatMap((r, b) => (latentInput(r) && fresh.has(inputs.outRows[b]) ? [b] : [])),
+      this.head ? [] : rows.flatMap((r, b) => (latentInput(r) && current(inputs.outRows[b]) ? [b] : [])),
     );
     const embeds = this.stepEmbeds(rows, onDevice, inputs.outRows, slots.slots);
     const latent = new Uint8Array(slots.slots);
@@ -474,16 +517,18 @@ class ModelHost {
     return { rows, args, outRows: inputs.outRows, logitRows };
   }
 
-  /** After a step of slots `outRows`: each holds one more position and its device hidden state is current. */
+  /**
+   * After a step of slots `outRows`: each holds one more position; its device hidden state is current unless a step
+   * run after it has overwritten it.
+   */
   private commitStep(outRows: Int32Array): void {
-    const { slots, fresh } = this.fused!;
-    this.fused!.logitsKept = false;
+    const { slots, fresh, ahead } = this.fused!;
     slots.advance(outRows);
     fresh.clear();
-    for (const slot of outRows) fresh.add(slot);
+    if (ahead.length === 0) for (const slot of outRows) fresh.add(slot);
   }
 
-  private stepOutputs(out: FusedStepOutput, logitRows: Int32Array, ranAhead = false): StepOutputs {
+  private stepOutputs(out: FusedStepOutput, logitRows: Int32Array, ranAhead?: number): StepOutputs {
     const n = logitRows.length;
     const top = out.topIds && { k: out.topIds.length / n, ids: out.topIds, values: out.topLogits! };
     return { logits: out.logits, hidden: out.hidden, logitRows, top, ...(ranAhead ? { ranAhead } : {}) };
@@ -492,50 +537,106 @@ class ModelHost {
   /**
    * Starts the step the engine is expected to send next when every row's sequence has a pick rule: the same
    * sequences one position on, each token row fed the token the engine will pick (`greedyFromTop` over this step's
-   * top candidates with the rule's penalties), each latent row its own hidden state (on the device). It runs on the
-   * addon's thread while this step's outputs go back and the engine picks; a guess the engine does not confirm costs
-   * only its time (slots it wrote beyond a sequence's end are overwritten by that sequence's next real step).
+   * top candidates with the rule's penalties), each latent row its own hidden state (on the device); a row's kind is
+   * `StepRow.next` when the engine sent it (a latent block's first and last steps), else its kind now. When that step
+   * is done and the engine has not sent it yet, the step after it starts the same way (`AHEAD_DEPTH`), so the decoder
+   * runs while the engine picks. A guess the engine does not confirm costs only its time (slots it wrote beyond a
+   * sequence's end are overwritten by that sequence's next real step).
    */
   private runAhead(rows: StepRow[], out: StepOutputs): void {
-    const top = out.top;
-    if (!top || !rows.every((r) => this.picks.has(r.seq))) return;
+    const { ahead } = this.fused!;
+    if (ahead.length === 0) {
+      if (out.top) this.startAhead(rows, out.top);
+    } else this.extendAhead();
+  }
+
+  /** The step after the newest step run ahead, once that one is done (it is the decoder's only work then). */
+  private extendAhead(): void {
+    const { ahead } = this.fused!;
+    const last = ahead[ahead.length - 1];
+    if (!last?.out?.topIds || ahead.length >= AHEAD_DEPTH || this.fused!.paused) return;
+    const n = last.plan.rows.length;
+    const k = last.out.topIds.length / n;
+    this.startAhead(last.plan.rows, { k, ids: last.out.topIds, values: last.out.topLogits! });
+  }
+
+  /** Starts the step after `rows` (a step whose top candidates are `top`) on the addon's thread, if it foresees it. */
+  private startAhead(rows: StepRow[], top: TopCandidates): void {
+    const fused = this.fused!;
+    if (!rows.every((r) => this.picks.has(r.seq))) return;
+    // Inputs of the steps run ahead are not in the rules' seen tokens yet: count them in for these picks.
+    const unconfirmed = fused.ahead
+      .slice(fused.firstAheadSeen ? 1 : 0)
+      .flatMap((a) => a.plan.rows.filter((r) => r.tokenId !== null));
+    const undo = unconfirmed.map((r) => this.see(r.seq, r.tokenId!));
     const next: StepRow[] = [];
-    for (const [b, r] of rows.entries()) {
-      const { rule, seen, counts } = this.picks.get(r.seq)!;
-      const ids = top.ids.subarray(b * top.k, (b + 1) * top.k);
-      const tokenId =
-        r.tokenId === null
-          ? null
-          : greedyFromTop(ids, top.values.subarray(b * top.k, (b + 1) * top.k), seen, rule, counts);
-      if (tokenId === undefined) return;
-      next.push({ ...r, position: r.position + 1, tokenId });
+    try {
+      for (const [b, r] of rows.entries()) {
+        const { rule, seen, counts } = this.picks.get(r.seq)!;
+        const latent = (r.next ?? (r.tokenId === null ? 'latent' : 'token')) === 'latent';
+        const ids = top.ids.subarray(b * top.k, (b + 1) * top.k);
+        const values = top.values.subarray(b * top.k, (b + 1) * top.k);
+        const tokenId = latent ? null : greedyFromTop(ids, values, seen, rule, counts);
+        if (tokenId === undefined) return;
+        next.push({ ...r, position: r.position + 1, tokenId, next: undefined });
+      }
+    } finally {
+      for (const u of undo.reverse()) u();
     }
     let plan: FusedPlan;
     try {
-      plan = this.fusedPlan(next);
+      plan = this.fusedPlan(next, { pending: fused.ahead.length });
     } catch {
       return; // e.g. a sequence at its KV capacity: the engine's next step reports it
     }
-    const result = this.fused!.decoder.stepAsync(...plan.args).catch(() => undefined);
-    this.fused!.ahead = { plan, result };
-    this.fused!.logitsKept = true;
+    const step: AheadStep = {
+      plan,
+      result: fused.decoder.stepAsync(...plan.args).catch(() => undefined),
+      depth: fused.ahead.length + 1,
+    };
+    void step.result.then((out) => {
+      step.out = out;
+      if (fused.ahead.includes(step)) this.extendAhead();
+    });
+    fused.ahead.push(step);
+    fused.startedSinceReply++;
   }
 
-  /** Waits for the step run ahead, if any, and takes it off; the decoder is free for other calls afterwards. */
-  private async settleAhead(): Promise<{ plan: FusedPlan; out: FusedStepOutput | undefined } | undefined> {
-    const ahead = this.fused?.ahead;
-    if (!ahead) return undefined;
-    this.fused!.ahead = undefined;
-    return { plan: ahead.plan, out: await ahead.result };
+  /** Counts `tokenId` as fed to `seq` in its pick rule; returns the undo. */
+  private see(seq: number, tokenId: number): () => void {
+    const rule = this.picks.get(seq);
+    if (!rule) return () => undefined; // released since
+    const { seen, counts } = rule;
+    const had = seen.has(tokenId);
+    seen.add(tokenId);
+    counts.set(tokenId, (counts.get(tokenId) ?? 0) + 1);
+    return () => {
+      if (!had) seen.delete(tokenId);
+      const c = counts.get(tokenId)! - 1;
+      if (c) counts.set(tokenId, c);
+      else counts.delete(tokenId);
+    };
+  }
+
+  /**
+   * Drops every step run ahead, once the decoder has finished them (it is free for other calls afterwards); no slot's
+   * device hidden state is current any more when one ran (they overwrote them).
+   */
+  private async dropAhead(): Promise<void> {
+    const fused = this.fused;
+    if (!fused?.ahead.length) return;
+    const dropped = fused.ahead;
+    fused.ahead = [];
+    await Promise.all(dropped.map((a) => a.result));
+    fused.fresh.clear();
   }
 
   /**
    * The step run ahead as the outputs of `rows`, when each row is one of its rows with the same input, position and
-   * logits request (rows that left since are dropped); otherwise undefined, and no slot's device hidden state is
-   * current any more (the step overwrote them).
+   * logits request (rows that left since are dropped), taken off the steps run ahead; otherwise undefined.
    */
   private reuseAhead(
-    plan: FusedPlan,
+    { plan, depth }: AheadStep,
     out: FusedStepOutput | undefined,
     rows: StepRow[],
   ): StepOutputs | undefined {
@@ -545,13 +646,11 @@ class ModelHost {
       a.tokenId === b.tokenId &&
       (a.needsLogits !== false) === (b.needsLogits !== false);
     const at = rows.map((r) => plan.rows.findIndex((p) => same(p, r)));
-    if (!out || at.some((i) => i < 0)) {
-      this.fused!.fresh.clear();
-      return undefined;
-    }
+    if (!out || at.some((i) => i < 0)) return undefined;
+    this.fused!.ahead.shift();
     this.commitStep(Int32Array.from(at, (i) => plan.outRows[i]));
     if (at.length === plan.rows.length && at.every((i, b) => i === b))
-      return this.stepOutputs(out, plan.logitRows, true);
+      return this.stepOutputs(out, plan.logitRows, depth);
     // Fewer rows (sequences that finished): their rows of each output.
     const { hiddenSize: h, vocabSize: V } = this.cfg;
     const k = out.topIds ? out.topIds.length / plan.rows.length : 0;
@@ -568,14 +667,24 @@ class ModelHost {
       topIds: out.topIds && gatherRows(out.topIds, k, at),
       topLogits: out.topLogits && gatherRows(out.topLogits, k, at),
     };
-    return this.stepOutputs(kept, logitRows, true);
+    return this.stepOutputs(kept, logitRows, depth);
   }
 
   /** The whole logits row of `seq` from the last fused step the engine saw (kept aside when a step ran ahead). */
   async lastLogits(seq: number): Promise<Float32Array> {
-    const { decoder, slots, ahead } = this.fused!;
-    if (ahead) await ahead.result;
-    return decoder.lastLogits(Int32Array.of(slots.slot(seq)), this.fused!.logitsKept);
+    const fused = this.fused!;
+    const started = fused.startedSinceReply;
+    // A step runs ahead only when every row's pick was decided by its top candidates, so the engine, which picks by
+    // the same rule, never asks for the logits of a step that has a second step run after it.
+    if (started > 1) throw new Error('the logits of that step are no longer kept (two steps ran after it)');
+    fused.paused = true;
+    try {
+      await Promise.all(fused.ahead.map((a) => a.result));
+      return fused.decoder.lastLogits(Int32Array.of(fused.slots.slot(seq)), started === 1);
+    } finally {
+      fused.paused = false;
+      this.extendAhead();
+    }
   }
 
   /**
@@ -613,7 +722,7 @@ class ModelHost {
   }
 
   async close(): Promise<void> {
-    await this.settleAhead();
+    await this.dropAhead();
     if (process.env.LVR_ORT_PROFILE_PREFIX) this.decoder?.endProfiling();
     this.kv.clear();
     this.hidden.clear();

@@ -1,0 +1,53 @@
+"""Where the TS engine's greedy tokens first differ from PyTorch's on the fp16 bundle (issue #14's numerics report):
+per parity prompt the first differing position (None: all equal) and PyTorch's top-1 minus top-2 logit at that
+step, so a divergence at a near-tie reads as rounding and one at a wide margin as a bug.
+
+    python bench/engine/gpu/parity_report.py OUT     (reads OUT/torch.json and OUT/ts.json, writes OUT/parity_fp16.json)
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+
+def first_divergence(a: list[int], b: list[int]) -> int | None:
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return i
+    return None if len(a) == len(b) else min(len(a), len(b))
+
+
+def report(torch_side: dict, ts_side: dict) -> dict:
+    rows = []
+    for ref, got in zip(torch_side["prompts"], ts_side["prompts"]):
+        at = first_divergence(ref["tokens"], got["tokens"])
+        rows.append({"prompt_tokens": ref["prompt_tokens"], "same_prompt": ref["prompt_tokens"] == got["prompt_tokens"],
+                     "tokens": len(ref["tokens"]), "first_divergence": at,
+                     "torch_top2_margin_there": None if at is None or at >= len(ref["margins"]) else ref["margins"][at]})
+    positions = [r["first_divergence"] for r in rows if r["first_divergence"] is not None]
+    margins = [r["torch_top2_margin_there"] for r in rows if r["torch_top2_margin_there"] is not None]
+    return {"prompts": len(rows), "identical": sum(r["first_divergence"] is None for r in rows),
+            "first_divergence_positions": sorted(positions),
+            "median_first_divergence": statistics.median(positions) if positions else None,
+            "max_margin_at_divergence": max(margins) if margins else None, "rows": rows}
+
+
+def main() -> int:
+    out = Path(sys.argv[1])
+    torch_side = json.loads((out / "torch.json").read_text()).get("parity_fp16")
+    configs = json.loads((out / "ts.json").read_text()).get("configs", {})
+    ts_side = configs.get("fp16_device_kv", {}).get("parity_fp16")
+    if not torch_side or not ts_side:
+        print("parity_fp16: a side is missing", file=sys.stderr)
+        return 1
+    result = report(torch_side, ts_side)
+    (out / "parity_fp16.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k != "rows"}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
