@@ -50,6 +50,10 @@ def save_checkpoint(dest: Path, layers: int, vision_layers: int, shape: str = "3
     model = LVRForConditionalGeneration(cfg)
     with torch.no_grad():
         randomize_weights_(model, 0)
+        # Unit-scale embeddings dominate the residual stream at these widths and, tied to the head, make greedy
+        # decoding repeat its input token; HF's initializer range leaves the layers in charge (the parity prompts
+        # then decode varied text).
+        model.get_input_embeddings().weight.mul_(0.02)
     model.eval()
     model.save_pretrained(dest)
     write_tokenizer_files(dest)

@@ -59,12 +59,21 @@ export interface EngineLoadOptions {
   /** Capture the fused decoder's step in a CUDA graph (CUDA EP only; default true). */
   cudaGraph?: boolean;
   /**
+   * Fused decoder: decode steps started ahead of the engine when every row's next input is foreseeable (greedy rows
+   * picked from their top candidates): 1 starts the next step while the engine picks, 2 (default) also the one after
+   * it, 0 none.
+   */
+  runAheadSteps?: number;
+  /**
    * Prompts that wait for their prefill together are prefilled in one call (the fused decoder; the plain decoder runs
    * them one by one) up to this many padded positions (prompts × the longest; default 16384); a longer prompt runs
    * alone.
    */
   maxPrefillPositions?: number;
 }
+
+/** Default of `EngineLoadOptions.runAheadSteps`. */
+export const DEFAULT_RUN_AHEAD_STEPS = 2;
 
 /** Default of `EngineLoadOptions.maxBatchSize`. */
 export const DEFAULT_MAX_BATCH_SIZE = 8;
@@ -198,6 +207,9 @@ export class LvrEngine {
       'maxPrefillPositions',
       options.maxPrefillPositions ?? DEFAULT_MAX_PREFILL_POSITIONS,
     );
+    const runAheadSteps = options.runAheadSteps ?? DEFAULT_RUN_AHEAD_STEPS;
+    if (![0, 1, 2].includes(runAheadSteps))
+      throw new RangeError(`runAheadSteps must be 0, 1 or 2, got ${runAheadSteps}`);
     const bundleSource = typeof source === 'string' ? new LocalDirSource(source) : source;
     const bundle = await openBundle(bundleSource, options.verifyChecksums ?? true);
     const manifest = bundle.manifest;
@@ -230,6 +242,7 @@ export class LvrEngine {
             capacity: maxContextTokens,
             cudaGraph: options.cudaGraph ?? true,
             topK: Math.min(FUSED_TOP_K, manifest.architecture.vocab_size),
+            runAheadSteps,
           }
         : undefined,
       executionProvider,

@@ -43,6 +43,8 @@ interface FusedPath {
   fresh: Set<number>;
   /** Steps run ahead of the engine, oldest first: the engine's next step, then the one after it (`runAhead`). */
   ahead: AheadStep[];
+  /** The most steps run ahead at once (`EngineLoadOptions.runAheadSteps`). */
+  aheadLimit: number;
   /** Steps started since the last step the engine was sent (its logits are the addon's current ones at 0, kept at 1). */
   startedSinceReply: number;
   /** No step starts ahead while set (`lastLogits` reads the logits a new step would move). */
@@ -76,9 +78,6 @@ interface AheadStep {
   /** Steps ahead of the engine when it started: 1 for the engine's next step, 2 for the one after. */
   depth: number;
 }
-
-/** Steps run ahead of the engine at most: its next step and the one after, so the GPU does not wait for the engine. */
-const AHEAD_DEPTH = 2;
 
 /** Rows `at` (in that order) of a row-major array with `width` values per row, as a new array of the same type. */
 function gatherRows<T extends Float32Array | Uint16Array | Int32Array>(
@@ -182,6 +181,7 @@ class ModelHost {
       slots: new FusedKvSlots(f.slots, f.capacity),
       fresh: new Set(),
       ahead: [],
+      aheadLimit: f.runAheadSteps,
       startedSinceReply: 0,
       paused: false,
       firstAheadSeen: false,
@@ -539,14 +539,14 @@ class ModelHost {
    * sequences one position on, each token row fed the token the engine will pick (`greedyFromTop` over this step's
    * top candidates with the rule's penalties), each latent row its own hidden state (on the device); a row's kind is
    * `StepRow.next` when the engine sent it (a latent block's first and last steps), else its kind now. When that step
-   * is done and the engine has not sent it yet, the step after it starts the same way (`AHEAD_DEPTH`), so the decoder
+   * is done and the engine has not sent it yet, the step after it starts the same way (`aheadLimit`), so the decoder
    * runs while the engine picks. A guess the engine does not confirm costs only its time (slots it wrote beyond a
    * sequence's end are overwritten by that sequence's next real step).
    */
   private runAhead(rows: StepRow[], out: StepOutputs): void {
-    const { ahead } = this.fused!;
+    const { ahead, aheadLimit } = this.fused!;
     if (ahead.length === 0) {
-      if (out.top) this.startAhead(rows, out.top);
+      if (out.top && aheadLimit > 0) this.startAhead(rows, out.top);
     } else this.extendAhead();
   }
 
@@ -554,7 +554,7 @@ class ModelHost {
   private extendAhead(): void {
     const { ahead } = this.fused!;
     const last = ahead[ahead.length - 1];
-    if (!last?.out?.topIds || ahead.length >= AHEAD_DEPTH || this.fused!.paused) return;
+    if (!last?.out?.topIds || ahead.length >= this.fused!.aheadLimit || this.fused!.paused) return;
     const n = last.plan.rows.length;
     const k = last.out.topIds.length / n;
     this.startAhead(last.plan.rows, { k, ids: last.out.topIds, values: last.out.topLogits! });
