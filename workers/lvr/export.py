@@ -29,9 +29,14 @@ from .preprocess import ImageConfig
 from .tiny import GENERATION_DEFAULTS
 from .vision_inputs import VisionGeometry, vision_host_inputs
 
-PRECISIONS = ("fp32", "fp16", "int4")
+PRECISIONS = ("fp32", "fp16", "int4", "int4-fp16")
+#: Activation (embeds, KV, hidden state) dtype of each precision: int4 keeps float32 activations (ONNX Runtime's CPU
+#: int4 kernels), int4-fp16 float16 ones (the CUDA EP: GroupQueryAttention has no float32 CUDA kernel).
+ACTIVATIONS = {"fp32": torch.float32, "fp16": torch.float16, "int4": torch.float32, "int4-fp16": torch.float16}
+#: Precisions whose decoder MatMuls are int4 weight-only.
+QUANTIZED = {"int4", "int4-fp16"}
 #: Default bound on max relative error (max|ort-torch| / max|torch|) per output, by precision.
-DEFAULT_BOUNDS = {"fp32": 1e-4, "fp16": 2e-2, "int4": 0.5}
+DEFAULT_BOUNDS = {"fp32": 1e-4, "fp16": 2e-2, "int4": 0.5, "int4-fp16": 0.5}
 OPSET = 18
 LVR_DEFAULTS = {"strategy": "steps", "steps": 8, "latent_criterion": "mse", "latent_threshold": 0.02,
                 "upstream_compat": False, "max_new_tokens": 512}
@@ -341,12 +346,12 @@ def export_bundle(src: str, dest: str, precision: str = "fp32", run_id: str | No
         settings = LVRSettings.from_config(model.config)
         tok = T.load_tokenizer(src_dir)  # checks the LVR token ids
         del tok
-        dtype = torch.float16 if precision == "fp16" else torch.float32
+        dtype = ACTIVATIONS[precision]
         export_model = copy.deepcopy(model).to(dtype) if dtype != torch.float32 else model
         log(f"[export] tracing graphs ({precision})")
         t1 = time.time()
         graphs = export_graphs(export_model, stage, dtype, fused_decoder=fused_decoder)
-        if precision == "int4":
+        if precision in QUANTIZED:
             for name in ("decoder", "decoder_fused"):
                 if name in graphs:
                     quantize_int4(stage / graphs[name])
@@ -359,7 +364,7 @@ def export_bundle(src: str, dest: str, precision: str = "fp32", run_id: str | No
         if getattr(model, "lvr_latent_end_emb", None) is not None:
             model.lvr_latent_end_emb.detach().float().numpy().astype("<f4").tofile(stage / "lvr_latent_end_emb.bin")
             lvr_files["latent_end_emb"] = "lvr_latent_end_emb.bin"
-        np_dt = "float16" if precision == "fp16" else "float32"
+        np_dt = "float16" if dtype == torch.float16 else "float32"
         manifest = {
             "format": B.FORMAT, "format_version": B.FORMAT_VERSION, "precision": precision,
             "architecture": _architecture(model),

@@ -36,7 +36,7 @@ def test_fp32_bundle_layout_manifest_and_error(bundle_factory):
     assert verify_bundle(folder)["precision"] == "fp32"
 
 
-@pytest.mark.parametrize("precision", ["fp16", "int4"])
+@pytest.mark.parametrize("precision", ["fp16", "int4", "int4-fp16"])
 def test_reduced_precision_bundles_within_bounds(bundle_factory, precision):
     folder, m = bundle_factory(precision)
     ver = m["verification"]
@@ -46,8 +46,8 @@ def test_reduced_precision_bundles_within_bounds(bundle_factory, precision):
     dec = folder / "decoder.onnx.data"
     fp32_dec = bundle_factory("fp32")[0] / "decoder.onnx.data"
     assert dec.stat().st_size < 0.6 * fp32_dec.stat().st_size
+    assert m["io_dtypes"]["embeds"] == ("float32" if precision == "int4" else "float16")
     if precision == "fp16":
-        assert m["io_dtypes"]["embeds"] == "float16"
         assert ver["outputs"]["logits"]["max_rel"] < 2e-2
     else:
         import onnx

@@ -271,6 +271,19 @@ def test_fp16_export_with_fused_decoder_verifies(fused_bundles):
     assert fused_data < 0.6 * (fused_bundles("fp32")[0] / (FUSED_DECODER_FILE + ".data")).stat().st_size
 
 
+def test_int4_fp16_export_quantizes_the_fused_decoder_over_float16_activations(fused_bundles):
+    """The CUDA EP's int4 flavour: GroupQueryAttention runs only in float16 there, so int4 weights sit on fp16
+    activations (the plain int4 precision keeps float32 ones for the CPU)."""
+    import onnx
+
+    folder, m = fused_bundles("int4-fp16")
+    assert m["verification"]["passed"] is True and m["io_dtypes"]["embeds"] == "float16"
+    graph = onnx.load(str(folder / FUSED_DECODER_FILE), load_external_data=False).graph
+    ops = [n.op_type for n in graph.node]
+    assert "MatMulNBits" in ops and "MatMul" not in ops
+    assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
+
+
 def test_fused_backend_refuses_a_sequence_beyond_its_capacity(fused_bundles):
     folder, m = fused_bundles("fp32")
     H = m["architecture"]["hidden_size"]

@@ -95,6 +95,8 @@ async function main(): Promise<void> {
     const dir = path.join(work, `bundle-${bundle}`);
     const variant = runAheadSteps !== undefined ? `_ahead${runAheadSteps}` : profile ? '_profile' : '';
     const name = `${bundle}_${deviceKv ? 'device_kv' : 'host_kv'}${variant}`;
+    // LVR_BENCH_ONLY=NAME[,NAME]: only these configurations (a call that measures one of them).
+    if (process.env.LVR_BENCH_ONLY && !process.env.LVR_BENCH_ONLY.split(',').includes(name)) continue;
     if (profile) process.env.LVR_ORT_PROFILE_PREFIX = path.join(path.dirname(outPath), 'ort_profile_decoder');
     if (!fs.existsSync(path.join(dir, '_COMPLETE'))) {
       errors[name] = 'bundle not exported (time budget)';

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One device call for issue #14's fused path (after the .ortpartN calls): prep (fp16 + int4, fused graphs), PyTorch
 # side (static cache + compile at batch 1/8/32), the addon's raw step bench and the engine bench on the cuda EP.
-# SHAPE=3b|7b (layer shapes, default 3b) and LAYERS (decoder layers, default 8) choose the model.
+# SHAPE=3b|7b (layer shapes, default 3b) and LAYERS (decoder layers, default 8) choose the model; SKIP_TORCH=1 leaves
+# the PyTorch side out and LVR_BENCH_ONLY=NAME[,NAME] runs only those engine configurations (bench.ts).
 set -u
 root=$(cd "$(dirname "$0")/../../.." && pwd); cd "$root"
 : "${OUT:?OUT (the results folder) is required}"; mkdir -p "$OUT"
@@ -25,15 +26,15 @@ W=/tmp/w; rm -rf $W; mkdir -p $W; S=$(date +%s); export PYTHONUNBUFFERED=1
 python3 bench/engine/gpu/prep.py $W --shape ${SHAPE:-3b} --layers ${LAYERS:-8} --vision-layers 4 \
   --int4-before $((S+${INT4_BEFORE_S:-150})) --fused > /tmp/prep.log 2>&1 &
 prep=$!
-python3 bench/engine/gpu/torch_side.py $W --out $OUT/torch.json --batch32 --deadline $((S+260)) --compile-deadline $((S+110)) > /tmp/torch.log 2>&1
+[ -z "${SKIP_TORCH:-}" ] && python3 bench/engine/gpu/torch_side.py $W --out $OUT/torch.json --batch32 --deadline $((S+260)) --compile-deadline $((S+110)) > /tmp/torch.log 2>&1
 echo "torch done $(( $(date +%s)-S )) s"; tail -2 /tmp/torch.log
 while [ ! -f $W/export.done ]; do sleep 1; done
 timeout 120 $NODE bench/engine/gpu/fused_node.mjs $LVR_ORT_ADDON $W $OUT/node_fused.json $LVR_ORT_LIBRARY $CUDART > /tmp/node.log 2>&1
 echo "addon bench rc $? at $(( $(date +%s)-S )) s"; tail -c 400 /tmp/node.log; echo
 while kill -0 $prep 2>/dev/null; do sleep 1; done; cp $W/prep.json $OUT/
 echo "prep done $(( $(date +%s)-S )) s"; tail -2 /tmp/prep.log
-[ -f $W/bundle-int4/decoder_fused.onnx ] && timeout 60 python3 bench/engine/gpu/node_placement.py \
-  $W/bundle-int4/decoder_fused.onnx $OUT/int4_fused_placement.json 2>&1 | tail -c 1500
+[ -f $W/bundle-int4/decoder_fused.onnx ] && timeout 60 python3 bench/engine/gpu/ep_profile.py \
+  $W/bundle-int4/decoder_fused.onnx $OUT/int4_ep_profile.json 2>&1 | tail -c 1500
 LVR_BENCH_EP=cuda timeout 200 $NODE ${APP:-/tmp/lvr-node/app/bench.js} $W $OUT/ts.json $(( $(date +%s)+180 )) > /tmp/ts.log 2>&1
 echo "engine bench rc $? at $(( $(date +%s)-S )) s"; tail -c 3000 /tmp/ts.log
 python3 bench/engine/gpu/parity_report.py $OUT

@@ -113,3 +113,16 @@ describe('bundle manifest: declared graphs', () => {
     assert.deepEqual(got, await ids(await LvrEngine.load(DEMO, opts)));
   });
 });
+
+describe('bundle manifest: precision', () => {
+  it('accepts the exporter precisions (int4-fp16 included) and refuses others', () => {
+    for (const precision of ['fp32', 'fp16', 'int4', 'int4-fp16']) {
+      const m = demoManifest();
+      m.precision = precision;
+      assert.equal(parseManifest(JSON.stringify(m)).precision, precision);
+    }
+    const m = demoManifest();
+    m.precision = 'int8';
+    assert.throws(() => parseManifest(JSON.stringify(m)), refusedFor('precision', /int8 is not supported/));
+  });
+});

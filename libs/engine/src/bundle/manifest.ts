@@ -4,7 +4,7 @@ import { BundleError } from '../errors';
 export interface BundleManifest {
   format: 'lvr-bundle';
   format_version: 1;
-  precision: 'fp32' | 'fp16' | 'int4';
+  precision: 'fp32' | 'fp16' | 'int4' | 'int4-fp16';
   architecture: {
     hidden_size: number;
     num_hidden_layers: number;
@@ -122,7 +122,7 @@ function get(obj: unknown, dotted: string): unknown {
 const GRAPHS = new Set(['vision', 'embed_tokens', 'decoder', 'lvr_head', 'decoder_fused']);
 const HEAD_TYPES = new Set(['simple', 'glu']);
 const STRATEGIES = new Set(['steps', 'latent', 'end_token']);
-const PRECISIONS = new Set(['fp32', 'fp16', 'int4']);
+const PRECISIONS = new Set(['fp32', 'fp16', 'int4', 'int4-fp16']);
 
 /**
  * Refuses a bundle that declares something this engine would not run as declared (a graph it does not know, a head
