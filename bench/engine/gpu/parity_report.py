@@ -37,9 +37,9 @@ def report(torch_side: dict, ts_side: dict) -> dict:
 
 def main() -> int:
     out = Path(sys.argv[1])
-    torch_side = json.loads((out / "torch.json").read_text()).get("parity_fp16")
-    configs = json.loads((out / "ts.json").read_text()).get("configs", {})
-    ts_side = configs.get("fp16_device_kv", {}).get("parity_fp16")
+    read = lambda name: json.loads((out / name).read_text()) if (out / name).exists() else {}  # noqa: E731
+    torch_side = read("torch.json").get("parity_fp16")
+    ts_side = read("ts.json").get("configs", {}).get("fp16_device_kv", {}).get("parity_fp16")
     if not torch_side or not ts_side:
         print("parity_fp16: a side is missing", file=sys.stderr)
         return 1
