@@ -45,6 +45,8 @@ interface FusedPath {
   ahead: AheadStep[];
   /** The most steps run ahead at once (`EngineLoadOptions.runAheadSteps`). */
   aheadLimit: number;
+  /** LVR tokens: what follows feeding one (a latent block starting or ending) is the engine's to foresee. */
+  lvrTokenIds: Set<number>;
   /** Steps started since the last step the engine was sent (its logits are the addon's current ones at 0, kept at 1). */
   startedSinceReply: number;
   /** No step starts ahead while set (`lastLogits` reads the logits a new step would move). */
@@ -182,6 +184,7 @@ class ModelHost {
       fresh: new Set(),
       ahead: [],
       aheadLimit: f.runAheadSteps,
+      lvrTokenIds: new Set(f.lvrTokenIds),
       startedSinceReply: 0,
       paused: false,
       firstAheadSeen: false,
@@ -550,11 +553,16 @@ class ModelHost {
     } else this.extendAhead();
   }
 
-  /** The step after the newest step run ahead, once that one is done (it is the decoder's only work then). */
+  /**
+   * The step after the newest step run ahead, once that one is done (it is the decoder's only work then), when its
+   * rows' kinds are foreseeable here: every row a token row not fed an LVR token (a latent row's block may end, an
+   * LVR token may start or end one; the engine foresees those, `StepRow.next`, for the step it sends).
+   */
   private extendAhead(): void {
-    const { ahead } = this.fused!;
+    const { ahead, aheadLimit, paused, lvrTokenIds } = this.fused!;
     const last = ahead[ahead.length - 1];
-    if (!last?.out?.topIds || ahead.length >= this.fused!.aheadLimit || this.fused!.paused) return;
+    if (!last?.out?.topIds || ahead.length >= aheadLimit || paused) return;
+    if (last.plan.rows.some((r) => r.tokenId === null || lvrTokenIds.has(r.tokenId))) return;
     const n = last.plan.rows.length;
     const k = last.out.topIds.length / n;
     this.startAhead(last.plan.rows, { k, ids: last.out.topIds, values: last.out.topLogits! });
