@@ -10,6 +10,8 @@ FORMAT = "lvr-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 MARKER = "_COMPLETE"
+#: `manifest.precision` values (docs/bundle-format.md, "Precision and dtypes").
+PRECISIONS = ("fp32", "fp16", "int4", "int4-fp16")
 
 
 class BundleError(RuntimeError):

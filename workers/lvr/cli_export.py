@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+from .bundle import PRECISIONS
+
 
 def _export(args) -> int:
     from .export import ExportError, export_bundle
@@ -59,8 +61,7 @@ def add_parser(sub) -> None:
                        help="HF checkpoint (dir, s3://, tiny:SEED[:latent_end]) -> model bundle (dir or s3://)")
     p.add_argument("src")
     p.add_argument("dest")
-    # checked by export_bundle (lvr.export.PRECISIONS), so that the CLI does not import torch to parse its arguments
-    p.add_argument("--precision", default="fp32", help="fp32 | fp16 | int4 | int4-fp16")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
     p.add_argument("--run-id", default=None)
     p.add_argument("--max-error", type=float, default=None, help="bound on max relative error (default by precision)")
     p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime-vs-PyTorch check")

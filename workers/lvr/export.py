@@ -29,7 +29,6 @@ from .preprocess import ImageConfig
 from .tiny import GENERATION_DEFAULTS
 from .vision_inputs import VisionGeometry, vision_host_inputs
 
-PRECISIONS = ("fp32", "fp16", "int4", "int4-fp16")
 #: Activation (embeds, KV, hidden state) dtype of each precision: int4 keeps float32 activations (ONNX Runtime's CPU
 #: int4 kernels), int4-fp16 float16 ones (the CUDA EP: GroupQueryAttention has no float32 CUDA kernel).
 ACTIVATIONS = {"fp32": torch.float32, "fp16": torch.float16, "int4": torch.float32, "int4-fp16": torch.float16}
@@ -326,8 +325,8 @@ def export_bundle(src: str, dest: str, precision: str = "fp32", run_id: str | No
     training run's `systemPrompt`) is the bundle's default system message: in its chat template and in
     `manifest.default_system_prompt`, which libs/engine reads. `lvr_steps`: the latent steps a request that names
     none decodes with (`manifest.lvr.steps`; a model trained on blocks of N latents answers best with N)."""
-    if precision not in PRECISIONS:
-        raise ExportError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision not in B.PRECISIONS:
+        raise ExportError(f"precision must be one of {B.PRECISIONS}, got {precision!r}")
     if lvr_steps < 1:
         raise ExportError(f"lvr_steps must be >= 1, got {lvr_steps}")
     t0 = time.time()
