@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import sys
+import tempfile
 
 import numpy as np
 import onnxruntime as ort
@@ -22,6 +24,7 @@ def main() -> int:
     graph, out = sys.argv[1], sys.argv[2]
     opts = ort.SessionOptions()
     opts.enable_profiling = True
+    opts.profile_file_prefix = os.path.join(tempfile.mkdtemp(prefix="lvr-ep-profile-"), "ort")
     session = ort.InferenceSession(graph, opts, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
     capacity = 8
     feeds = {}
