@@ -243,12 +243,6 @@ export class LvrEngine {
             cudaGraph: options.cudaGraph ?? true,
             topK: Math.min(FUSED_TOP_K, manifest.architecture.vocab_size),
             runAheadSteps,
-            lvrTokenIds: [
-              manifest.special_tokens.lvr_start_id,
-              manifest.special_tokens.lvr_id,
-              manifest.special_tokens.lvr_latent_end_id,
-              manifest.special_tokens.lvr_end_id,
-            ],
           }
         : undefined,
       executionProvider,

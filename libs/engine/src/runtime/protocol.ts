@@ -10,17 +10,9 @@ export interface WorkerInit {
   /**
    * Decode through `graphs.decoderFused` with the native addon (`fused-native.ts`) instead of `graphs.decoder` in
    * onnxruntime-node: `slots` KV slots of `capacity` positions each, allocated once in the EP's memory; on the CUDA EP
-   * the step is captured in a CUDA graph when `cudaGraph`; up to `runAheadSteps` steps start ahead of the engine,
-   * two only over token rows not fed one of `lvrTokenIds` (whose next inputs the worker cannot foresee).
+   * the step is captured in a CUDA graph when `cudaGraph`; up to `runAheadSteps` steps start ahead of the engine.
    */
-  fusedDecoder?: {
-    slots: number;
-    capacity: number;
-    cudaGraph: boolean;
-    topK: number;
-    runAheadSteps: number;
-    lvrTokenIds: number[];
-  };
+  fusedDecoder?: { slots: number; capacity: number; cudaGraph: boolean; topK: number; runAheadSteps: number };
   /**
    * KV caches stay in the execution provider's memory between steps and are repacked there by small graphs (default:
    * WebGPU only, where they are GPU buffers). `false` on WebGPU copies them through the host every step (the first

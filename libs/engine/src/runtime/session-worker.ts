@@ -45,8 +45,6 @@ interface FusedPath {
   ahead: AheadStep[];
   /** The most steps run ahead at once (`EngineLoadOptions.runAheadSteps`). */
   aheadLimit: number;
-  /** LVR tokens: what follows feeding one (a latent block starting or ending) is the engine's to foresee. */
-  lvrTokenIds: Set<number>;
   /** Steps started since the last step the engine was sent (its logits are the addon's current ones at 0, kept at 1). */
   startedSinceReply: number;
   /** No step starts ahead while set (`lastLogits` reads the logits a new step would move). */
@@ -184,7 +182,6 @@ class ModelHost {
       fresh: new Set(),
       ahead: [],
       aheadLimit: f.runAheadSteps,
-      lvrTokenIds: new Set(f.lvrTokenIds),
       startedSinceReply: 0,
       paused: false,
       firstAheadSeen: false,
@@ -419,13 +416,7 @@ class ModelHost {
    * hidden state kept for its next latent step.
    */
   async step(rows: StepRow[]): Promise<WorkerReply> {
-    for (const r of rows) {
-      const p = this.picks.get(r.seq);
-      if (p && r.tokenId !== null) {
-        p.seen.add(r.tokenId);
-        p.counts.set(r.tokenId, (p.counts.get(r.tokenId) ?? 0) + 1);
-      }
-    }
+    for (const r of rows) if (r.tokenId !== null) this.see(r.seq, r.tokenId);
     let out: StepOutputs;
     if (this.fused) {
       this.fused.firstAheadSeen = true;
@@ -554,15 +545,13 @@ class ModelHost {
   }
 
   /**
-   * The step after the newest step run ahead, once that one is done (it is the decoder's only work then), when its
-   * rows' kinds are foreseeable here: every row a token row not fed an LVR token (a latent row's block may end, an
-   * LVR token may start or end one; the engine foresees those, `StepRow.next`, for the step it sends).
+   * The step after the newest step run ahead, once that one is done (it is the decoder's only work then); each row
+   * keeps its kind (the engine's `StepRow.next` covers only the step it sends).
    */
   private extendAhead(): void {
-    const { ahead, aheadLimit, paused, lvrTokenIds } = this.fused!;
+    const { ahead, aheadLimit, paused } = this.fused!;
     const last = ahead[ahead.length - 1];
     if (!last?.out?.topIds || ahead.length >= aheadLimit || paused) return;
-    if (last.plan.rows.some((r) => r.tokenId === null || lvrTokenIds.has(r.tokenId))) return;
     const n = last.plan.rows.length;
     const k = last.out.topIds.length / n;
     this.startAhead(last.plan.rows, { k, ids: last.out.topIds, values: last.out.topLogits! });
@@ -610,10 +599,10 @@ class ModelHost {
     fused.startedSinceReply++;
   }
 
-  /** Counts `tokenId` as fed to `seq` in its pick rule; returns the undo. */
+  /** Counts `tokenId` as fed to `seq` in its pick rule (if it has one); returns the undo. */
   private see(seq: number, tokenId: number): () => void {
     const rule = this.picks.get(seq);
-    if (!rule) return () => undefined; // released since
+    if (!rule) return () => undefined;
     const { seen, counts } = rule;
     const had = seen.has(tokenId);
     seen.add(tokenId);
