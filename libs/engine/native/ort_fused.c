@@ -55,8 +55,9 @@ typedef struct {
   void *embeds, *positions, *seqlens, *last_index, *logits, *hidden_out, *top_values, *top_ids;
   void *kept_logits; // the logits before the last stepAsync (lastLogits(..., kept = true) reads them)
   int32_t total;
-  void *scratch[6];       // forward's inputs and outputs, grown as needed and kept (no allocation per prefill)
-  size_t scratch_size[6];
+  void *scratch[8];       // forward's inputs and outputs, grown as needed and kept (no allocation per prefill)
+  size_t scratch_size[8];
+  size_t forward_rows;    // rows of the last forward, whose logits stay in scratch[4] (forwardLogits reads them)
   OrtValue **owned;
   int n_owned;
   // Steps run on one thread of their own (the CUDA graph is captured and replayed there): `step` waits for it,
@@ -581,20 +582,22 @@ static napi_value logits_rows(napi_env env, Decoder *d, const char *logits, cons
   return gather_rows(env, d, host, logits, (size_t)d->vocab * 4, rows, n) ? arr : NULL;
 }
 
-// {logits [n,V], hidden [n,H]} of rows `rows` (NULL: rows 0..n-1) of the device outputs.
-static napi_value result(napi_env env, Decoder *d, const char *logits, const char *hidden, const int32_t *rows,
-                         size_t n) {
+// {logits [nFull,V], hidden [n,H]} of the device outputs: logit rows `full` (NULL: rows 0..nFull-1), hidden rows
+// 0..n-1.
+static napi_value result(napi_env env, Decoder *d, const char *logits, const char *hidden, const int32_t *full,
+                         size_t n_full, size_t n) {
   char *hh;
-  napi_value out, l = logits_rows(env, d, logits, rows, n), h = new_activations(env, d, n * d->hidden, (void **)&hh);
-  if (l == NULL || !gather_rows(env, d, hh, hidden, (size_t)d->hidden * d->elem, rows, n)) return NULL;
+  napi_value out, l = logits_rows(env, d, logits, full, n_full),
+                  h = new_activations(env, d, n * d->hidden, (void **)&hh);
+  if (l == NULL || !gather_rows(env, d, hh, hidden, (size_t)d->hidden * d->elem, NULL, n)) return NULL;
   napi_create_object(env, &out);
   napi_set_named_property(env, out, "logits", l);
   napi_set_named_property(env, out, "hidden", h);
   return out;
 }
 
-// Reads an Int32Array argument of slot indices (each < batch) into *rows / *n; absent (undefined / null) leaves them.
-static int slot_list(napi_env env, Decoder *d, napi_value v, const int32_t **rows, size_t *n, const char *what) {
+// Reads an Int32Array argument of row indices (each < limit) into *rows / *n; absent (undefined / null) leaves them.
+static int index_list(napi_env env, napi_value v, size_t limit, const int32_t **rows, size_t *n, const char *what) {
   napi_valuetype t;
   napi_typeof(env, v, &t);
   if (t == napi_undefined || t == napi_null) return 1;
@@ -608,7 +611,7 @@ static int slot_list(napi_env env, Decoder *d, napi_value v, const int32_t **row
     return throw_msg(env, buf);
   }
   for (size_t k = 0; k < len; k++)
-    if (((int32_t *)data)[k] < 0 || ((int32_t *)data)[k] >= d->batch) {
+    if (((int32_t *)data)[k] < 0 || (size_t)((int32_t *)data)[k] >= limit) {
       snprintf(buf, sizeof buf, "%s: row out of range", what);
       return throw_msg(env, buf);
     }
@@ -617,18 +620,37 @@ static int slot_list(napi_env env, Decoder *d, napi_value v, const int32_t **row
   return 1;
 }
 
-// forward(handle, row, embeds [n*S*H], positions BigInt64Array [3*n*S], pastLength, lengths? Int32Array [n])
-//   -> {logits [n*V], hidden [n*H]}
+// index_list over the decoder's slots.
+static int slot_list(napi_env env, Decoder *d, napi_value v, const int32_t **rows, size_t *n, const char *what) {
+  return index_list(env, v, (size_t)d->batch, rows, n, what);
+}
+
+// Sets out.topLogits [n*K] and out.topIds [n*K] (int32) from host copies of the graph's top outputs.
+static void set_top(napi_env env, Decoder *d, napi_value out, const float *values, const int64_t *ids64, size_t n) {
+  size_t K = d->top_k;
+  char *v, *ids32;
+  napi_value vals = new_float32(env, n * K, (void **)&v), ab, ids;
+  memcpy(v, values, n * K * 4);
+  napi_create_arraybuffer(env, n * K * 4, (void **)&ids32, &ab);
+  napi_create_typedarray(env, napi_int32_array, n * K, ab, 0, &ids);
+  for (size_t i = 0; i < n * K; i++) ((int32_t *)ids32)[i] = (int32_t)ids64[i];
+  napi_set_named_property(env, out, "topLogits", vals);
+  napi_set_named_property(env, out, "topIds", ids);
+}
+
+// forward(handle, row, embeds [n*S*H], positions BigInt64Array [3*n*S], pastLength, lengths? Int32Array [n],
+//         full? Int32Array) -> {logits [nFull*V], hidden [n*H], topLogits?, topIds? [n*K]}
 // A prefill of rows row .. row+n-1 (n = lengths.length, default 1) in one uncaptured call: row b appends its first
 // lengths[b] of S new positions (default S) after pastLength cached ones and returns its outputs at its last one.
 // Shorter rows are right-padded: the padding's keys/values land beyond the row's length, where its next step
 // overwrites them (padding needs pastLength 0). Each row's last hidden state also becomes its input for a following
-// step that flags it latent.
+// step that flags it latent. Whole logit rows come back for rows `full` (indices 0..n-1, default all), the top K of
+// every row when the decoder reads them; the other rows' logits stay readable by forwardLogits until the next forward.
 static napi_value js_forward(napi_env env, napi_callback_info info) {
   size_t argc;
-  napi_value argv[6];
-  Decoder *d = decoder_call(env, info, 5, 6, argv, &argc,
-                            "forward(handle, row, embeds, positions, pastLength, lengths?)");
+  napi_value argv[7];
+  Decoder *d = decoder_call(env, info, 5, 7, argv, &argc,
+                            "forward(handle, row, embeds, positions, pastLength, lengths?, full?)");
   int row, past;
   if (d == NULL || !not_busy(env, d)) return NULL;
   if (napi_get_value_int32(env, argv[1], &row) != napi_ok || napi_get_value_int32(env, argv[4], &past) != napi_ok)
@@ -665,6 +687,9 @@ static napi_value js_forward(napi_env env, napi_callback_info info) {
     if (lengths[b] < 1 || lengths[b] > S) return throw_msg(env, "each length must be in 1 .. S"), NULL;
     if (lengths[b] < S && past > 0) return throw_msg(env, "padded rows need pastLength 0"), NULL;
   }
+  const int32_t *full = NULL;
+  size_t n_full = n;
+  if (argc > 6 && !index_list(env, argv[6], n, &full, &n_full, "full")) return NULL;
   size_t emb_bytes = n * S * d->hidden * d->elem, pos_bytes = count * 8, row_bytes = d->hidden * d->elem;
   const void *emb_host = typed_bytes(env, argv[2], emb_bytes, "embeds");
   if (emb_host == NULL) return NULL;
@@ -681,12 +706,17 @@ static napi_value js_forward(napi_env env, napi_callback_info info) {
   }
   napi_value out = NULL;
   OrtIoBinding *io = NULL;
-  OrtValue *vals[7] = {0};
+  OrtValue *vals[9] = {0};
   OrtValue **kv = calloc(2 * d->layers, sizeof(OrtValue *));
-  void *emb, *pos, *sl, *li, *lg, *hd;
+  void *emb, *pos, *sl, *li, *lg, *hd, *tv = NULL, *ti = NULL;
+  size_t K = d->top_k;
+  float *top_values = NULL;
+  int64_t *top_ids = NULL;
   int32_t total = past + S;
   int64_t emb_shape[3] = {(int64_t)n, S, d->hidden}, pos_shape[3] = {3, (int64_t)n, S}, rows_shape[1] = {(int64_t)n};
   int64_t logit_shape[2] = {(int64_t)n, d->vocab}, hid_shape[2] = {(int64_t)n, d->hidden};
+  int64_t top_shape[2] = {(int64_t)n, (int64_t)K};
+  d->forward_rows = 0;
   CHECK(kv && (emb = scratch(env, d, 0, emb_bytes)) && (pos = scratch(env, d, 1, pos_bytes)) &&
         (sl = scratch(env, d, 2, n * 4)) && (li = scratch(env, d, 3, n * 8)) &&
         (lg = scratch(env, d, 4, n * d->vocab * 4)) && (hd = scratch(env, d, 5, n * row_bytes)));
@@ -707,15 +737,32 @@ static napi_value js_forward(napi_env env, napi_callback_info info) {
   ORT_TRY(env, ort->BindInput(io, "last_index", vals[6]), "bind last_index");
   ORT_TRY(env, ort->BindOutput(io, "logits", vals[4]), "bind logits");
   ORT_TRY(env, ort->BindOutput(io, "last_hidden_state", vals[5]), "bind last_hidden_state");
+  if (K) {
+    CHECK((tv = scratch(env, d, 6, n * K * 4)) && (ti = scratch(env, d, 7, n * K * 8)));
+    CHECK((vals[7] = tensor(env, d, d->mem, tv, n * K * 4, top_shape, 2, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT)) &&
+          (vals[8] = tensor(env, d, d->mem, ti, n * K * 8, top_shape, 2, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64)));
+    ORT_TRY(env, ort->BindOutput(io, "top_logits", vals[7]), "bind top_logits");
+    ORT_TRY(env, ort->BindOutput(io, "top_ids", vals[8]), "bind top_ids");
+  }
   CHECK(bind_kv(env, d, io, row, (int)n, kv));
   ORT_TRY(env, ort->RunWithBinding(d->session, d->forward_run, io), "run");
+  d->forward_rows = n;
   // The rows' hidden states are where a following latent step reads them.
   CHECK(copy(env, d, (char *)d->hidden_out + (size_t)row * row_bytes, hd, n * row_bytes, D2D));
-  out = result(env, d, lg, hd, NULL, n);
+  if (K) {
+    CHECK((top_values = malloc(n * K * 4)) && (top_ids = malloc(n * K * 8)));
+    CHECK(copy(env, d, top_values, tv, n * K * 4, D2H) && copy(env, d, top_ids, ti, n * K * 8, D2H));
+  }
+  napi_value res;
+  CHECK((res = result(env, d, lg, hd, full, n_full, n)) != NULL);
+  if (K) set_top(env, d, res, top_values, top_ids, n);
+  out = res;
 fail:
   if (io) ort->ReleaseIoBinding(io);
-  for (int i = 0; i < 7; i++)
+  for (int i = 0; i < 9; i++)
     if (vals[i]) ort->ReleaseValue(vals[i]);
+  free(top_values);
+  free(top_ids);
   for (int i = 0; kv && i < 2 * d->layers; i++)
     if (kv[i]) ort->ReleaseValue(kv[i]);
   free(kv);
@@ -821,8 +868,8 @@ static void stop_thread(Decoder *d) {
 
 // {logits [nFull*V], hidden [n*H], topLogits?, topIds? [n*K]} from a finished job.
 static napi_value job_result(napi_env env, Decoder *d, StepJob *j) {
-  size_t K = d->top_k, n = j->n;
-  char *l, *h, *v, *ids32;
+  size_t n = j->n;
+  char *l, *h;
   napi_value out, logits = new_float32(env, j->n_full * d->vocab, (void **)&l),
                   hidden = new_activations(env, d, n * d->hidden, (void **)&h);
   memcpy(l, j->logits, j->n_full * d->vocab * 4);
@@ -830,15 +877,7 @@ static napi_value job_result(napi_env env, Decoder *d, StepJob *j) {
   napi_create_object(env, &out);
   napi_set_named_property(env, out, "logits", logits);
   napi_set_named_property(env, out, "hidden", hidden);
-  if (K) {
-    napi_value vals = new_float32(env, n * K, (void **)&v), ab, ids;
-    memcpy(v, j->top_values, n * K * 4);
-    napi_create_arraybuffer(env, n * K * 4, (void **)&ids32, &ab);
-    napi_create_typedarray(env, napi_int32_array, n * K, ab, 0, &ids);
-    for (size_t i = 0; i < n * K; i++) ((int32_t *)ids32)[i] = (int32_t)((int64_t *)j->top_ids)[i];
-    napi_set_named_property(env, out, "topLogits", vals);
-    napi_set_named_property(env, out, "topIds", ids);
-  }
+  if (d->top_k) set_top(env, d, out, (const float *)j->top_values, (const int64_t *)j->top_ids, n);
   return out;
 }
 
@@ -968,6 +1007,21 @@ static napi_value js_last_logits(napi_env env, napi_callback_info info) {
   return logits_rows(env, d, kept ? d->kept_logits : d->logits, rows, n);
 }
 
+// forwardLogits(handle, rows Int32Array) -> logits [rows.length * V]: rows (0..n-1) of the last forward, also those
+// it left out, until the next forward.
+static napi_value js_forward_logits(napi_env env, napi_callback_info info) {
+  size_t argc;
+  napi_value argv[2];
+  Decoder *d = decoder_call(env, info, 2, 2, argv, &argc, "forwardLogits(handle, rows)");
+  const int32_t *rows = NULL;
+  size_t n = 0;
+  if (d == NULL || !not_busy(env, d)) return NULL;
+  if (d->forward_rows == 0) return throw_msg(env, "no forward ran: no logits to read"), NULL;
+  if (!index_list(env, argv[1], d->forward_rows, &rows, &n, "rows")) return NULL;
+  if (rows == NULL) return throw_msg(env, "rows must be an Int32Array"), NULL;
+  return logits_rows(env, d, d->scratch[4], rows, n);
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"init", NULL, js_init, NULL, NULL, NULL, napi_default, NULL},
@@ -976,6 +1030,7 @@ NAPI_MODULE_INIT() {
       {"step", NULL, js_step, NULL, NULL, NULL, napi_default, NULL},
       {"stepAsync", NULL, js_step_async, NULL, NULL, NULL, napi_default, NULL},
       {"lastLogits", NULL, js_last_logits, NULL, NULL, NULL, napi_default, NULL},
+      {"forwardLogits", NULL, js_forward_logits, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -170,8 +170,11 @@ export class LvrEngine {
     readonly ranAhead: number;
     readonly maxAheadDepth: number;
   };
-  /** Prefill batching counters: prefill calls, prompts prefilled, most prompts in one call. */
-  readonly prefillStats: { readonly calls: number; readonly prompts: number; readonly maxPrompts: number };
+  /**
+   * Prefill batching counters: prefill calls, prompts prefilled, most prompts in one call, prompts whose whole logits
+   * the fused decoder left out (their top candidates decided the first token).
+   */
+  readonly prefillStats: Readonly<PrefillBatcher['stats']>;
 
   private constructor(
     readonly tokenizer: Tokenizer,

@@ -179,9 +179,36 @@ describe('PrefillBatcher', () => {
       assert.deepEqual(Array.from(r.logits!), [i + 1, lengths[i], k]);
       assert.deepEqual(Array.from(r.hidden), [i + 1, i < 3 ? 1 : 2]);
     });
-    assert.deepEqual(batcher.stats, { calls: 2, prompts: 5, maxPrompts: 3 });
+    assert.deepEqual(batcher.stats, { calls: 2, prompts: 5, maxPrompts: 3, logitsLeftOut: 0 });
     // A prompt longer than the budget still runs, alone.
     assert.deepEqual(Array.from((await batcher.prefill(prompt(9, 20))).logits!), [9, 20, 0]);
+  });
+
+  it('rows whose logits the worker left out resolve with their top candidates only, and are counted', async () => {
+    // The worker sent row 1's logits only; every row has its two top candidates.
+    const run = async (reqs: PrefillRequest[]) => ({
+      logits: Float32Array.from([7, 8, 9]),
+      logitRows: Int32Array.from([-1, 0, -1]),
+      hidden: Float32Array.from(reqs.flatMap((r) => [r.seq, 0])),
+      top: { k: 2, ids: Int32Array.from([1, 2, 0, 2, 2, 1]), values: Float32Array.from([5, 4, 9, 8, 3, 1]) },
+    });
+    const batcher = new PrefillBatcher(run, V, H, 100);
+    const out = await Promise.all([1, 2, 3].map((seq) => batcher.prefill(prompt(seq, 2))));
+    assert.deepEqual(
+      out.map((r) => r.logits && Array.from(r.logits)),
+      [undefined, [7, 8, 9], undefined],
+    );
+    assert.deepEqual(
+      out.map((r) => Array.from(r.top!.ids)),
+      [
+        [1, 2],
+        [0, 2],
+        [2, 1],
+      ],
+    );
+    assert.deepEqual(Array.from(out[2].top!.values), [3, 1]);
+    assert.deepEqual(Array.from(out[2].hidden), [3, 0]);
+    assert.equal(batcher.stats.logitsLeftOut, 2);
   });
 
   it('a prompt submitted while a call runs goes in the next call', async () => {

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LvrEngine } from '../src';
-import { FusedNativeDecoder } from '../src/runtime/fused-native';
+import { FUSED_TOP_K, FusedNativeDecoder } from '../src/runtime/fused-native';
 import { assertSameOutcomes, concurrentRequests } from './helpers/concurrent-parity';
 import { REPO_ROOT, runPython, tempDir } from './helpers/python';
 
@@ -50,6 +50,12 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
     await assertSameOutcomes(plain, fused, await concurrentRequests());
     assert.ok(fused.batchStats.maxRows > 1, 'requests were batched in the fused slots');
     assert.ok(fused.prefillStats.maxPrompts > 1, 'prompts of different lengths were prefilled together');
+    assert.equal(
+      fused.prefillStats.logitsLeftOut,
+      fused.prefillStats.prompts - 1,
+      'greedy prompts got their first token from their top candidates, the one with logprobs from its logits',
+    );
+    assert.equal(plain.prefillStats.logitsLeftOut, 0);
     assert.ok(fused.batchStats.ranAhead > 0, 'greedy steps were run ahead and used');
     assert.equal(fused.batchStats.maxAheadDepth, 2, 'a step was started two steps ahead of the engine');
     assert.ok(
@@ -87,7 +93,7 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
     );
   });
 
-  const openDecoder = (batch: number, capacity: number) => {
+  const openDecoder = (batch: number, capacity: number, topK = 0) => {
     const a = JSON.parse(fs.readFileSync(path.join(bundle, 'manifest.json'), 'utf8')).architecture;
     const dec = FusedNativeDecoder.open({
       model: path.join(bundle, 'decoder_fused.onnx'),
@@ -100,6 +106,7 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
       hidden: a.hidden_size,
       vocab: a.vocab_size,
       fp16: false,
+      topK,
     });
     return { dec, a, H: a.hidden_size as number };
   };
@@ -148,6 +155,41 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
     const have = batched.step(new Float32Array(3 * H), latent, stepPos, seqlens);
     close(want.logits, have.logits, 'step logits');
     assert.ok(maxDiff(have.logits.subarray(0, V), have.logits.subarray(V)) > 1e-3, 'the rows differ');
+  });
+
+  it('a prefill sends every row’s top candidates and the whole logits of the rows asked for; forwardLogits reads the rest', () => {
+    const K = FUSED_TOP_K;
+    const { dec, a, H } = openDecoder(3, 16, K);
+    const V: number = a.vocab_size;
+    assert.throws(() => dec.forwardLogits(Int32Array.of(0)), /no forward ran/);
+    const lengths = Int32Array.from([3, 5, 2]);
+    const S = 5;
+    const x = new Float32Array(3 * S * H).map((_, i) => Math.cos(i * 7.31) * 0.5);
+    const positions = new BigInt64Array(3 * 3 * S).map((_, i) => BigInt(i % S));
+    const all = dec.forward(0, x, positions, 0, lengths);
+    assert.equal(all.logits.length, 3 * V);
+    const some = dec.forward(0, x, positions, 0, lengths, Int32Array.of(2));
+    const row = (logits: Float32Array, b: number) => Array.from(logits.subarray(b * V, (b + 1) * V));
+    assert.deepEqual(Array.from(some.logits), row(all.logits, 2));
+    assert.deepEqual(Array.from(some.hidden), Array.from(all.hidden));
+    for (let b = 0; b < 3; b++) {
+      const want = row(all.logits, b)
+        .map((v, id) => ({ v, id }))
+        .sort((p, q) => q.v - p.v || p.id - q.id)
+        .slice(0, K);
+      assert.deepEqual(
+        Array.from(some.topIds!.subarray(b * K, (b + 1) * K)),
+        want.map((c) => c.id),
+      );
+      assert.deepEqual(
+        Array.from(some.topLogits!.subarray(b * K, (b + 1) * K)),
+        want.map((c) => c.v),
+      );
+    }
+    const late = dec.forwardLogits(Int32Array.of(1, 0));
+    assert.deepEqual(Array.from(late), [...row(all.logits, 1), ...row(all.logits, 0)]);
+    assert.throws(() => dec.forwardLogits(Int32Array.of(3)), /row out of range/);
+    assert.throws(() => dec.forward(0, x, positions, 0, lengths, Int32Array.of(3)), /full: row out of range/);
   });
 
   it('the addon refuses inputs that do not fit, before running anything', () => {

@@ -1,17 +1,9 @@
-import type { StepRow, TopCandidates } from '../runtime/protocol';
-import type { Hidden, StepResult } from './loop';
+import type { BatchOutputs, StepRow } from '../runtime/protocol';
+import { rowResult } from './batch-outputs';
+import type { StepResult } from './loop';
 
-/**
- * Runs one decoder call over `rows`; `hidden` is `[rows, H]` in row order; row b's logits are row `logitRows[b]` of
- * `logits` (row b when absent, -1 = left out), its top candidates row b of `top` (when sent).
- */
-export type BatchStepFn = (rows: StepRow[]) => Promise<{
-  logits: Float32Array;
-  hidden: Hidden;
-  logitRows?: Int32Array;
-  top?: TopCandidates;
-  ranAhead?: number;
-}>;
+/** Runs one decoder call over `rows` (`BatchOutputs` in row order; `ranAhead` as in `WorkerReply`). */
+export type BatchStepFn = (rows: StepRow[]) => Promise<BatchOutputs & { ranAhead?: number }>;
 
 interface Pending {
   row: StepRow;
@@ -88,26 +80,14 @@ export class StepBatcher {
     this.pending.sort((a, b) => a.row.seq - b.row.seq);
     const batch = this.pending.splice(0, this.maxBatchSize);
     try {
-      const { logits, hidden, logitRows, top, ranAhead } = await this.run(batch.map((p) => p.row));
+      const out = await this.run(batch.map((p) => p.row));
+      const { ranAhead } = out;
       this.stats.calls++;
       if (ranAhead) this.stats.ranAhead++;
       this.stats.maxAheadDepth = Math.max(this.stats.maxAheadDepth, ranAhead ?? 0);
       this.stats.rows += batch.length;
       this.stats.maxRows = Math.max(this.stats.maxRows, batch.length);
-      const V = this.vocabSize;
-      const H = this.hiddenSize;
-      batch.forEach((p, b) => {
-        const row = logitRows ? logitRows[b] : b;
-        p.resolve({
-          logits: row >= 0 ? logits.subarray(row * V, (row + 1) * V) : undefined,
-          hidden: hidden.subarray(b * H, (b + 1) * H),
-          top: top && {
-            k: top.k,
-            ids: top.ids.subarray(b * top.k, (b + 1) * top.k),
-            values: top.values.subarray(b * top.k, (b + 1) * top.k),
-          },
-        });
-      });
+      batch.forEach((p, b) => p.resolve(rowResult(out, b, this.vocabSize, this.hiddenSize)));
     } catch (error) {
       for (const p of batch) p.reject(error);
     } finally {

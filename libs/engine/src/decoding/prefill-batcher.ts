@@ -1,8 +1,9 @@
-import type { PrefillRequest } from '../runtime/protocol';
-import type { Hidden, StepResult } from './loop';
+import type { BatchOutputs, PrefillRequest } from '../runtime/protocol';
+import { rowResult } from './batch-outputs';
+import type { StepResult } from './loop';
 
-/** Prefills `reqs` in one worker call: `logits [n, V]` and `hidden [n, H]` in request order; all or none kept. */
-export type BatchPrefillFn = (reqs: PrefillRequest[]) => Promise<{ logits: Float32Array; hidden: Hidden }>;
+/** Prefills `reqs` in one worker call (`BatchOutputs` in request order); all or none kept. */
+export type BatchPrefillFn = (reqs: PrefillRequest[]) => Promise<BatchOutputs>;
 
 interface Pending {
   req: PrefillRequest;
@@ -23,8 +24,11 @@ export class PrefillBatcher {
   private pending: Pending[] = [];
   private scheduled = false;
   private running = false;
-  /** Prefill calls made, prompts prefilled and the most in one call (tests and benchmarks). */
-  readonly stats = { calls: 0, prompts: 0, maxPrompts: 0 };
+  /**
+   * Prefill calls made, prompts prefilled, the most in one call, and prompts whose logits the worker left out (their
+   * top candidates decided the first token) (tests and benchmarks).
+   */
+  readonly stats = { calls: 0, prompts: 0, maxPrompts: 0, logitsLeftOut: 0 };
 
   constructor(
     private readonly run: BatchPrefillFn,
@@ -81,17 +85,11 @@ export class PrefillBatcher {
     }
   }
 
-  private settle(chunk: Pending[], out: { logits: Float32Array; hidden: Hidden }): void {
+  private settle(chunk: Pending[], out: BatchOutputs): void {
     this.stats.calls++;
     this.stats.prompts += chunk.length;
     this.stats.maxPrompts = Math.max(this.stats.maxPrompts, chunk.length);
-    const V = this.vocabSize;
-    const H = this.hiddenSize;
-    chunk.forEach((p, k) =>
-      p.resolve({
-        logits: out.logits.subarray(k * V, (k + 1) * V),
-        hidden: out.hidden.subarray(k * H, (k + 1) * H),
-      }),
-    );
+    this.stats.logitsLeftOut += out.logitRows?.filter((row) => row < 0).length ?? 0;
+    chunk.forEach((p, k) => p.resolve(rowResult(out, k, this.vocabSize, this.hiddenSize)));
   }
 }

@@ -45,7 +45,10 @@ export interface FusedOutput {
   hidden: Float32Array | Uint16Array;
 }
 
-/** A step's outputs: whole logit rows of `fullRows` only; hidden states and the top K (with `topK`) of every row. */
+/**
+ * A step's or prefill's outputs: whole logit rows of its `fullRows` / `full` only; hidden states and the top K (with
+ * `topK`) of every row.
+ */
 export interface FusedStepOutput extends FusedOutput {
   topLogits?: Float32Array;
   topIds?: Int32Array;
@@ -58,6 +61,7 @@ type ForwardArgs = [
   positions: BigInt64Array,
   past: number,
   lengths?: Int32Array,
+  full?: Int32Array,
 ];
 
 /** `FusedNativeDecoder.step`'s arguments. */
@@ -73,10 +77,11 @@ type StepArgs = [
 interface Addon {
   init(onnxruntime: string, cudart?: string): string;
   createDecoder(options: FusedDecoderOptions): unknown;
-  forward(handle: unknown, ...args: ForwardArgs): FusedOutput;
+  forward(handle: unknown, ...args: ForwardArgs): FusedStepOutput;
   step(handle: unknown, ...args: StepArgs): FusedStepOutput;
   stepAsync(handle: unknown, ...args: StepArgs): Promise<FusedStepOutput>;
   lastLogits(handle: unknown, rows: Int32Array, kept?: boolean): Float32Array;
+  forwardLogits(handle: unknown, rows: Int32Array): Float32Array;
 }
 
 const REPO_ROOT = path.resolve(__dirname, '../../../..');
@@ -134,10 +139,12 @@ export class FusedNativeDecoder {
   /**
    * A prefill of slots `row .. row + n - 1` (n = `lengths.length`, default 1) in one call: `embeds [n, S, H]`,
    * `positions [3, n, S]`; slot `row + b` appends the first `lengths[b]` (default S) of its S positions after its first
-   * `past` cached ones and returns its logits and hidden state at its last one. Shorter rows are right-padded (only
-   * with `past` 0): the padding's keys/values land past the row's length, where its next step overwrites them.
+   * `past` cached ones and returns its hidden state (and top K, with `topK`) at its last one, and its whole logits row
+   * when it is in `full` (indices 0..n-1, default all; `forwardLogits` reads the others until the next forward).
+   * Shorter rows are right-padded (only with `past` 0): the padding's keys/values land past the row's length, where
+   * its next step overwrites them.
    */
-  forward(...args: ForwardArgs): FusedOutput {
+  forward(...args: ForwardArgs): FusedStepOutput {
     return this.addon.forward(this.handle, ...args);
   }
 
@@ -165,5 +172,10 @@ export class FusedNativeDecoder {
    */
   lastLogits(rows: Int32Array, kept = false): Float32Array {
     return this.addon.lastLogits(this.handle, rows, kept);
+  }
+
+  /** Whole logit rows `rows` (0..n-1) of the last `forward`, also those it left out (valid until the next forward). */
+  forwardLogits(rows: Int32Array): Float32Array {
+    return this.addon.forwardLogits(this.handle, rows);
   }
 }

@@ -2,20 +2,16 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { EngineError } from '../errors';
 import type {
+  BatchOutputs,
   PrefillRequest,
   StepRow,
-  TopCandidates,
   VisionRequest,
   WorkerInit,
   WorkerReply,
   WorkerRequest,
 } from './protocol';
 
-export interface StepReply {
-  logits: Float32Array;
-  hidden: Float32Array | Uint16Array;
-  logitRows?: Int32Array;
-  top?: TopCandidates;
+export interface StepReply extends BatchOutputs {
   /** The fused decoder had run this step ahead, started this many steps early (see `WorkerReply`). */
   ranAhead?: number;
 }
@@ -61,12 +57,13 @@ export class ModelWorker {
     return (await this.call({ op: 'vision', req }, [req.pixelValues.buffer as ArrayBuffer])).features!;
   }
 
-  /** Prompts of new sequences, prefilled together: `logits [n, V]` and `hidden [n, H]` in request order. */
-  async prefill(
-    reqs: PrefillRequest[],
-  ): Promise<{ logits: Float32Array; hidden: Float32Array | Uint16Array }> {
+  /**
+   * Prompts of new sequences, prefilled together, in request order: `hidden [n, H]`; row k's logits at row
+   * `logitRows[k]` of `logits` (row k when absent; -1: left out, its top candidates in `top` decide its first token).
+   */
+  async prefill(reqs: PrefillRequest[]): Promise<BatchOutputs> {
     const r = await this.call({ op: 'prefill', reqs });
-    return { logits: r.logits!, hidden: r.hidden! };
+    return { logits: r.logits!, hidden: r.hidden!, logitRows: r.logitRows, top: r.top };
   }
 
   /**

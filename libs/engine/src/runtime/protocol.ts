@@ -97,6 +97,18 @@ export interface TopCandidates {
   values: Float32Array;
 }
 
+/**
+ * One decoder call's outputs over several rows (a batched step or prefill): `hidden` is `[rows, H]` in row order; row
+ * b's logits are row `logitRows[b]` of `logits` (row b when absent, -1 = left out), its top candidates row b of `top`
+ * (when sent).
+ */
+export interface BatchOutputs {
+  logits: Float32Array;
+  hidden: Float32Array | Uint16Array;
+  logitRows?: Int32Array;
+  top?: TopCandidates;
+}
+
 export type WorkerReply =
   | {
       ok: true;

@@ -14,6 +14,7 @@ import { KvStore } from './kv-store';
 import { deviceKv, gpuBufferKv } from './protocol';
 import { greedyFromTop } from '../sampling/sampler';
 import type {
+  BatchOutputs,
   PickRule,
   PrefillRequest,
   StepRow,
@@ -28,11 +29,7 @@ type Feeds = Record<string, ort.Tensor>;
 type Activations = Float32Array | Uint16Array;
 
 /** A decode step's outputs as the worker replies them (see `WorkerReply`). */
-interface StepOutputs {
-  logits: Float32Array;
-  hidden: Activations;
-  logitRows?: Int32Array;
-  top?: TopCandidates;
+interface StepOutputs extends BatchOutputs {
   ranAhead?: number;
 }
 
@@ -51,6 +48,25 @@ interface FusedPath {
   paused: boolean;
   /** While the engine's step is handled: its inputs (those of the first step run ahead) are in the pick rules. */
   firstAheadSeen: boolean;
+  /** Sequences whose prefill left its logits out and that have not stepped since (`lastLogits` has none for them). */
+  prefillTopOnly: Set<number>;
+}
+
+/** Rows' whole logits, some left out (undefined), as one array with each row's place in it (`BatchOutputs`). */
+function packRows(
+  rows: Array<Float32Array | undefined>,
+  V: number,
+): Pick<BatchOutputs, 'logits' | 'logitRows'> {
+  const present = rows.filter((r) => r !== undefined);
+  const logits = new Float32Array(present.length * V);
+  const logitRows = new Int32Array(rows.length).fill(-1);
+  let next = 0;
+  rows.forEach((r, b) => {
+    if (!r) return;
+    logits.set(r, next * V);
+    logitRows[b] = next++;
+  });
+  return { logits, logitRows };
 }
 
 /** A sequence's pick rule with the tokens so far (prompt and inputs fed) and its fed tokens' counts. */
@@ -185,6 +201,7 @@ class ModelHost {
       startedSinceReply: 0,
       paused: false,
       firstAheadSeen: false,
+      prefillTopOnly: new Set(),
     };
   }
 
@@ -317,46 +334,77 @@ class ModelHost {
     return { ok: true, ...out };
   }
 
-  private fusedPrefill(
-    reqs: PrefillRequest[],
-    embeds: Activations[],
-  ): { logits: Float32Array; hidden: Activations } {
+  /**
+   * One addon forward per run of consecutive KV slots. A prompt with a pick rule gets its logits only when its top
+   * candidates do not decide its first token by that rule (`greedyFromTop`, as the engine will pick it), so most
+   * greedy prompts cost K values instead of a vocabulary-wide row.
+   */
+  private fusedPrefill(reqs: PrefillRequest[], embeds: Activations[]): BatchOutputs {
     const { decoder, slots, fresh } = this.fused!;
     const { hiddenSize: h, vocabSize: V } = this.cfg;
-    const logits = new Float32Array(reqs.length * V);
+    const k = decoder.options.topK ?? 0;
+    const rowLogits: Array<Float32Array | undefined> = new Array(reqs.length);
     const hidden = this.activations(reqs.length * h);
+    const top = k
+      ? { k, ids: new Int32Array(reqs.length * k), values: new Float32Array(reqs.length * k) }
+      : undefined;
     const runs = slots.claimRuns(reqs.map((r) => ({ seq: r.seq, length: r.inputIds.length })));
     try {
       for (const { first, members } of runs) {
-        const lengths = Int32Array.from(members, (k) => reqs[k].inputIds.length);
+        const lengths = Int32Array.from(members, (m) => reqs[m].inputIds.length);
         const S = Math.max(...lengths);
         const n = members.length;
         const x = this.activations(n * S * h);
         const positions = new BigInt64Array(3 * n * S);
-        members.forEach((k, b) => {
+        members.forEach((m, b) => {
           const len = lengths[b];
-          x.set(embeds[k] as never, b * S * h);
+          x.set(embeds[m] as never, b * S * h);
           for (let axis = 0; axis < 3; axis++)
-            positions.set(reqs[k].positions.subarray(axis * len, (axis + 1) * len), (axis * n + b) * S);
+            positions.set(reqs[m].positions.subarray(axis * len, (axis + 1) * len), (axis * n + b) * S);
         });
-        const out = decoder.forward(first, x, positions, 0, lengths);
-        members.forEach((k, b) => {
-          logits.set(out.logits.subarray(b * V, (b + 1) * V), k * V);
-          hidden.set(out.hidden.subarray(b * h, (b + 1) * h) as never, k * h);
+        const unruled = members.flatMap((m, b) => (reqs[m].pick ? [] : [b]));
+        const full = k ? Int32Array.from(unruled) : undefined;
+        const out = decoder.forward(first, x, positions, 0, lengths, full);
+        const candidates = (b: number) => ({
+          ids: out.topIds!.subarray(b * k, (b + 1) * k),
+          values: out.topLogits!.subarray(b * k, (b + 1) * k),
+        });
+        const undecided = members.flatMap((m, b) => {
+          const rule = reqs[m].pick;
+          if (!k || !rule) return [];
+          const { ids, values } = candidates(b);
+          return greedyFromTop(ids, values, new Set(Array.from(reqs[m].inputIds, Number)), rule) === undefined
+            ? [b]
+            : [];
+        });
+        const late = undecided.length ? decoder.forwardLogits(Int32Array.from(undecided)) : undefined;
+        members.forEach((m, b) => {
+          const at = full ? unruled.indexOf(b) : b;
+          const lateAt = undecided.indexOf(b);
+          rowLogits[m] =
+            at >= 0
+              ? out.logits.subarray(at * V, (at + 1) * V)
+              : lateAt >= 0
+                ? late!.subarray(lateAt * V, (lateAt + 1) * V)
+                : undefined;
+          hidden.set(out.hidden.subarray(b * h, (b + 1) * h) as never, m * h);
+          if (top) {
+            const { ids, values } = candidates(b);
+            top.ids.set(ids, m * k);
+            top.values.set(values, m * k);
+          }
           fresh.add(first + b);
+          if (!rowLogits[m]) this.fused!.prefillTopOnly.add(reqs[m].seq);
         });
       }
     } catch (e) {
       for (const r of reqs) slots.release(r.seq);
       throw e;
     }
-    return { logits, hidden };
+    return { ...packRows(rowLogits, V), hidden, top };
   }
 
-  private async plainPrefill(
-    reqs: PrefillRequest[],
-    embeds: Activations[],
-  ): Promise<{ logits: Float32Array; hidden: Activations }> {
+  private async plainPrefill(reqs: PrefillRequest[], embeds: Activations[]): Promise<BatchOutputs> {
     const { hiddenSize: h, vocabSize: V, dtype } = this.cfg;
     const logits = new Float32Array(reqs.length * V);
     const hidden = this.activations(reqs.length * h);
@@ -419,6 +467,7 @@ class ModelHost {
     for (const r of rows) if (r.tokenId !== null) this.see(r.seq, r.tokenId);
     let out: StepOutputs;
     if (this.fused) {
+      for (const r of rows) this.fused.prefillTopOnly.delete(r.seq);
       this.fused.firstAheadSeen = true;
       try {
         out = await this.fusedStep(rows);
@@ -670,6 +719,8 @@ class ModelHost {
   /** The whole logits row of `seq` from the last fused step the engine saw (kept aside when a step ran ahead). */
   async lastLogits(seq: number): Promise<Float32Array> {
     const fused = this.fused!;
+    if (fused.prefillTopOnly.has(seq))
+      throw new Error(`sequence ${seq} has not stepped since its prefill, which left its logits out`);
     const started = fused.startedSinceReply;
     // A step runs ahead only when every row's pick was decided by its top candidates, so the engine, which picks by
     // the same rule, never asks for the logits of a step that has a second step run after it.
@@ -714,6 +765,7 @@ class ModelHost {
   release(seq: number): void {
     this.hidden.delete(seq);
     this.picks.delete(seq);
+    this.fused?.prefillTopOnly.delete(seq);
     if (this.fused) this.fused.slots.release(seq);
     else this.kv.release(seq);
   }

@@ -47,7 +47,10 @@ const text = (
   ...extra,
 });
 
-/** Six requests: two texts of different lengths, an image, a latent block, one cancelled after 5 deltas, a late one. */
+/**
+ * Seven requests: two texts of different lengths, an image, a latent block, one cancelled after 5 deltas, a late one,
+ * and one asking for logprobs (its tokens are picked from whole logits rows, the others' may come from top candidates).
+ */
 export async function concurrentRequests(): Promise<ParityRequest[]> {
   const image = await sharp({
     create: { width: 120, height: 90, channels: 3, background: { r: 200, g: 40, b: 90 } },
@@ -76,6 +79,7 @@ export async function concurrentRequests(): Promise<ParityRequest[]> {
     },
     { request: text('cancelled by its reader', 20), stopAfter: 5 },
     { request: text('joins late', 7) },
+    { request: text('with logprobs', 5, { topLogprobs: 2 }) },
   ];
 }
 
