@@ -258,6 +258,7 @@ async function main(): Promise<void> {
             max_ahead_depth: engine.batchStats.maxAheadDepth,
             prefill_calls: engine.prefillStats.calls - prefills0.calls,
             prefill_prompts: engine.prefillStats.prompts - prefills0.prompts,
+            prefill_logits_left_out: engine.prefillStats.logitsLeftOut - prefills0.logitsLeftOut,
           });
         }
         return { ...runs[runs.length - 1], runs };
