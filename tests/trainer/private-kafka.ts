@@ -18,6 +18,14 @@ function kafkaLibs(): string {
   return dir;
 }
 
+/** A Kafka cluster id: 16 random bytes in base64url, never starting with '-' (the CLI would read it as an option). */
+function clusterId(): string {
+  for (;;) {
+    const id = randomBytes(16).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
+}
+
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
@@ -76,7 +84,7 @@ export class PrivateKafka {
         'kafka.tools.StorageTool',
         'format',
         '-t',
-        randomBytes(16).toString('base64url'),
+        clusterId(),
         '-c',
         path.join(dir, 'server.properties'),
       ],

@@ -100,7 +100,10 @@ export default {
     fs.rmSync(path.join(dir, 'data'), { recursive: true, force: true });
     const props = path.join(dir, 'server.properties');
     fs.writeFileSync(props, serverProperties(dir, p));
-    const clusterId = randomBytes(16).toString('base64url');
+    let clusterId;
+    // An id starting with '-' would be read by the CLI as an option.
+    do clusterId = randomBytes(16).toString('base64url');
+    while (clusterId.startsWith('-'));
     runStep('kafka-format', 'java', [
       ...javaOptions(dir),
       '-cp',
