@@ -2,7 +2,9 @@
 # One device call for issue #14's fused path (after the .ortpartN calls): prep (fp16 + int4, fused graphs), PyTorch
 # side (static cache + compile at batch 1/8/32), the addon's raw step bench and the engine bench on the cuda EP.
 # SHAPE=3b|7b (layer shapes, default 3b) and LAYERS (decoder layers, default 8) choose the model; SKIP_TORCH=1 leaves
-# the PyTorch side out and LVR_BENCH_ONLY=NAME[,NAME] runs only those engine configurations (bench.ts).
+# the PyTorch side out and LVR_BENCH_ONLY=NAME[,NAME] runs only those engine configurations (bench.ts). For deeper
+# models: TORCH_DEADLINE_S / COMPILE_DEADLINE_S (seconds after the start; default 260 / 110) and TORCH_SKIP (parts
+# torch_side.py leaves out, e.g. hf_eager_b1,hf_eager_b8,parity_fp16).
 set -u
 root=$(cd "$(dirname "$0")/../../.." && pwd); cd "$root"
 : "${OUT:?OUT (the results folder) is required}"; mkdir -p "$OUT"
@@ -26,7 +28,8 @@ W=/tmp/w; rm -rf $W; mkdir -p $W; S=$(date +%s); export PYTHONUNBUFFERED=1
 python3 bench/engine/gpu/prep.py $W --shape ${SHAPE:-3b} --layers ${LAYERS:-8} --vision-layers 4 \
   --int4-before $((S+${INT4_BEFORE_S:-150})) --fused > /tmp/prep.log 2>&1 &
 prep=$!
-[ -z "${SKIP_TORCH:-}" ] && python3 bench/engine/gpu/torch_side.py $W --out $OUT/torch.json --batch32 --deadline $((S+260)) --compile-deadline $((S+110)) > /tmp/torch.log 2>&1
+[ -z "${SKIP_TORCH:-}" ] && python3 bench/engine/gpu/torch_side.py $W --out $OUT/torch.json --batch32 --deadline $((S+${TORCH_DEADLINE_S:-260})) \
+  --compile-deadline $((S+${COMPILE_DEADLINE_S:-110})) --skip "${TORCH_SKIP:-}" > /tmp/torch.log 2>&1
 echo "torch done $(( $(date +%s)-S )) s"; tail -2 /tmp/torch.log
 while [ ! -f $W/export.done ]; do sleep 1; done
 timeout 120 $NODE bench/engine/gpu/fused_node.mjs $LVR_ORT_ADDON $W $OUT/node_fused.json $LVR_ORT_LIBRARY $CUDART > /tmp/node.log 2>&1

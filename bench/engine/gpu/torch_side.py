@@ -200,7 +200,9 @@ def main() -> int:
     ap.add_argument("--compile-deadline", type=float, default=float("inf"),
                     help="epoch seconds: skip the batch-8 compile (and its timing) if it would start later")
     ap.add_argument("--batch32", action="store_true", help="also compile and time the static cache at batch 32")
+    ap.add_argument("--skip", default="", help="comma-separated parts to leave out (e.g. hf_eager_b1,parity_fp16)")
     args = ap.parse_args()
+    skipped = set(filter(None, args.skip.split(",")))
     work = Path(args.work)
     out: dict = {"card": torch.cuda.get_device_name(0) if DEVICE == "cuda" else "cpu", "torch": torch.__version__, "n_tokens": N_TOKENS,
                  "prompt_len": PROMPT_LEN, "errors": {}}
@@ -209,6 +211,9 @@ def main() -> int:
         Path(args.out).write_text(json.dumps(out, indent=2))
 
     def part(name, fn):
+        if name in skipped:
+            out["errors"][name] = "skipped: --skip"
+            return
         if time.time() > args.deadline:
             out["errors"][name] = "skipped: time budget"
             return
@@ -230,7 +235,8 @@ def main() -> int:
     # One model per batch size for the static cache: each keeps its own cache (sized by its first, longest call, so
     # later calls reuse it) and its own compiled decode step; the compiles happen here, while the exporter still runs.
     # The eager side has a model of its own: a model whose forward was auto-compiled must not time the dynamic cache.
-    m1, m8, eager = hf_model(work / "ckpt"), hf_model(work / "ckpt"), hf_model(work / "ckpt")
+    m1, m8 = hf_model(work / "ckpt"), hf_model(work / "ckpt")
+    eager = None if {"hf_eager_b1", "hf_eager_b8"} <= skipped else hf_model(work / "ckpt")
     m32 = hf_model(work / "ckpt") if args.batch32 else None
     part("compile_static_b1_s", lambda: gen_time(m1, 1, N_TOKENS + 1, True))
     if time.time() < args.compile_deadline:
@@ -239,7 +245,8 @@ def main() -> int:
         out["errors"]["compile_static_b8_s"] = "skipped: time budget (the b1 compile took too long)"
     if m32 is not None and time.time() < args.compile_deadline:
         part("compile_static_b32_s", lambda: gen_time(m32, 32, N_TOKENS + 1, True))
-    part("warm_eager_s", lambda: gen_time(eager, 1, 4, False) + gen_time(eager, 8, 4, False))
+    if eager is not None:
+        part("warm_eager_s", lambda: gen_time(eager, 1, 4, False) + gen_time(eager, 8, 4, False))
     out["exporter_done_before_timing"] = wait_for(work / "export.done", args.deadline)
     part("bandwidth", bandwidth)
     part("hf_static_compile_b1", lambda: hf_decode(m1, True, 1))
