@@ -24,7 +24,7 @@ import type {
   SamplingParams,
   Timings,
 } from './types';
-import type { PickRule } from './runtime/protocol';
+import { MAX_RUN_AHEAD_STEPS, type PickRule } from './runtime/protocol';
 
 export type { PreparedPrompt } from './prompt/prompt-processor';
 
@@ -211,8 +211,10 @@ export class LvrEngine {
       options.maxPrefillPositions ?? DEFAULT_MAX_PREFILL_POSITIONS,
     );
     const runAheadSteps = options.runAheadSteps ?? DEFAULT_RUN_AHEAD_STEPS;
-    if (![0, 1, 2].includes(runAheadSteps))
-      throw new RangeError(`runAheadSteps must be 0, 1 or 2, got ${runAheadSteps}`);
+    if (!Number.isInteger(runAheadSteps) || runAheadSteps < 0 || runAheadSteps > MAX_RUN_AHEAD_STEPS)
+      throw new RangeError(
+        `runAheadSteps must be an integer from 0 to ${MAX_RUN_AHEAD_STEPS}, got ${runAheadSteps}`,
+      );
     const bundleSource = typeof source === 'string' ? new LocalDirSource(source) : source;
     const bundle = await openBundle(bundleSource, options.verifyChecksums ?? true);
     const manifest = bundle.manifest;
@@ -376,7 +378,7 @@ export class LvrEngine {
         this.batcher.join(seq);
         return result;
       },
-      step: async (input: StepInput, position: number, next?: StepInput['kind']) => {
+      step: async (input: StepInput, position: number, next?: Array<StepInput['kind']>) => {
         if (input.kind === 'latent') latentSteps++;
         else tokenSteps++;
         const tokenId = input.kind === 'latent' ? null : input.id;

@@ -72,7 +72,7 @@ describe('LVR state machine (LVR-SPEC §4.2-4.4)', () => {
     assert.equal(steps.reachedLatentEnd(near), false, 'only the latent strategy ends on the vector');
   });
 
-  it('peek foresees the next mode when the pick cannot change it, without changing the state', () => {
+  it('forecast foresees the next modes as far as no pick or latent to come can change them, without changing the state', () => {
     const end = Float32Array.from([1, 0, 0, 0]);
     const far = Float32Array.from([0, 1, 0, 0]);
     const near = Float32Array.from([1, 0.1, 0, 0]);
@@ -91,17 +91,29 @@ describe('LVR state machine (LVR-SPEC §4.2-4.4)', () => {
     ];
     for (const strategy of ['none', 'steps', 'latent', 'end_token'] as const) {
       const sm = new LvrStateMachine(cfg({ strategy, steps: 3 }), end);
-      const known: boolean[] = [];
+      const forecasts: boolean[][] = [];
+      const modes: boolean[] = [];
       for (const [tokIn, tok, fed] of run) {
-        const peeked = sm.peek(tokIn, fed);
-        assert.equal(sm.peek(tokIn, fed), peeked, `${strategy}: peek is repeatable (no state change)`);
-        const mode = sm.afterForward(tokIn, tok, fed);
-        if (peeked !== undefined) assert.equal(peeked, mode, `${strategy}: peek equals the update`);
-        known.push(peeked !== undefined);
+        const forecast = sm.forecast(tokIn, fed, 2);
+        assert.deepEqual(sm.forecast(tokIn, fed, 2), forecast, `${strategy}: forecast is repeatable`);
+        forecasts.push(forecast);
+        modes.push(sm.afterForward(tokIn, tok, fed));
       }
+      forecasts.forEach((f, i) =>
+        f.forEach((mode, k) => {
+          if (i + k < modes.length) assert.equal(mode, modes[i + k], `${strategy}: forecast ${i}+${k}`);
+        }),
+      );
+      const firstKnown = forecasts.map((f) => f.length > 0);
       // Only end_token's in-block steps depend on the pick (a sampled <|lvr_end|> closes the block).
-      if (strategy === 'end_token') assert.ok(known.includes(false) && known.includes(true));
-      else assert.ok(known.every(Boolean), strategy);
+      if (strategy === 'end_token') assert.ok(firstKnown.includes(false) && firstKnown.includes(true));
+      else assert.ok(firstKnown.every(Boolean), strategy);
+      if (strategy === 'none') assert.ok(forecasts.every((f) => f.length === 2 && !f[0] && !f[1]));
+      if (strategy === 'steps')
+        assert.ok(
+          forecasts.some((f) => f.length === 2 && f[0] && !f[1]),
+          'steps: a block’s end is foreseen two forwards ahead',
+        );
     }
   });
 });

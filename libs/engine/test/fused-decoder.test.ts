@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LvrEngine } from '../src';
 import { FUSED_TOP_K, FusedNativeDecoder } from '../src/runtime/fused-native';
-import { assertSameOutcomes, concurrentRequests } from './helpers/concurrent-parity';
+import { assertSameOutcomes, concurrentRequests, generate } from './helpers/concurrent-parity';
 import { REPO_ROOT, runPython, tempDir } from './helpers/python';
 
 // The fused decoder (graphs.decoder_fused through the native addon, KV slots shared by past and present) on the CPU
@@ -62,6 +62,20 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
       fused.batchStats.ranAhead < fused.batchStats.calls,
       'some steps could not be foreseen (joins, latents)',
     );
+  });
+
+  it('a latent block is foreseen to its end: every decode step after the first ran ahead, as for a text', async () => {
+    const before = { ...fused.batchStats };
+    const out = await generate(fused, {
+      messages: [{ role: 'user', content: 'latent' }],
+      sampling: { temperature: 0, ignoreEos: true, maxTokens: 20 },
+      assistantPrefix: '<|lvr_start|>',
+      lvr: { strategy: 'steps', steps: 8 },
+    });
+    assert.equal(out.ids.length, 20);
+    const calls = fused.batchStats.calls - before.calls;
+    assert.equal(calls, 19, 'one request alone: one call per decode step');
+    assert.equal(fused.batchStats.ranAhead - before.ranAhead, calls - 1);
   });
 
   it('with an LVR head (its state fed back through the host, its logits replacing the decoder’s)', async () => {

@@ -1,5 +1,5 @@
 import { tokenLogprob } from '../sampling/logprobs';
-import type { TopCandidates } from '../runtime/protocol';
+import { MAX_RUN_AHEAD_STEPS, type TopCandidates } from '../runtime/protocol';
 import { greedyFromTop, pickToken, SeededRandom } from '../sampling/sampler';
 import { StreamDecoder, Tokenizer } from '../tokenizer';
 import type { FinishReason, GenerationDelta, SamplingParams, TokenLogprob, Usage } from '../types';
@@ -22,10 +22,10 @@ export type StepInput = { kind: 'token'; id: number } | { kind: 'latent' };
 export interface ModelStepper {
   prefill(): Promise<StepResult>;
   /**
-   * Runs one decode step; a latent input is the previous step's hidden state, kept by the stepper. `next`: the kind
-   * of the step after this one when it is known before this step's pick (lets a stepper start it early).
+   * Runs one decode step; a latent input is the previous step's hidden state, kept by the stepper. `next`: the kinds
+   * of the steps after this one, as far as they are known before this step's pick (lets a stepper start them early).
    */
-  step(input: StepInput, position: number, next?: StepInput['kind']): Promise<StepResult>;
+  step(input: StepInput, position: number, next?: Array<StepInput['kind']>): Promise<StepResult>;
   /** The whole logits of the last step, when it left them out and its top candidates did not decide the token. */
   lastLogits?(): Promise<Float32Array>;
 }
@@ -158,12 +158,12 @@ export async function* decodeLoop(
     }
 
     fedLatent = latentOf(forward.hidden);
-    const next = lvrState.peek(tok, fedLatent);
+    const next = lvrState.forecast(tok, fedLatent, MAX_RUN_AHEAD_STEPS);
     const position = options.promptIds.length + out.length - 1 + options.ropeDelta;
     forward = await stepper.step(
       mode ? { kind: 'latent' } : { kind: 'token', id: tok },
       position,
-      next === undefined ? undefined : next ? 'latent' : 'token',
+      next.length ? next.map((latent) => (latent ? 'latent' : 'token')) : undefined,
     );
     if (mode) latentSteps++;
     options.onHidden?.(forward.hidden);

@@ -67,19 +67,37 @@ export class LvrStateMachine {
   }
 
   /**
-   * The mode the next `afterForward(tokIn, tok, fedLatent)` will return when it does not depend on the token that
-   * forward picks (undefined when it does: a block that a picked `<|lvr_end|>` closes). Changes no state.
+   * The modes the next `depth` `afterForward` calls will return, the first with input `tokIn` and fed latent
+   * `fedLatent`, the later ones with inputs and latents not known yet, as far as no token or latent still to come can
+   * change them (a block that a picked `<|lvr_end|>` closes stops the list). Changes no state.
    */
-  peek(tokIn: number, fedLatent: Float32Array | undefined): boolean | undefined {
-    const endReached = this.reachedLatentEnd(fedLatent);
-    const outcome = (tok: number) =>
-      (Object.assign(Object.create(LvrStateMachine.prototype), this) as LvrStateMachine).update(
-        tokIn,
-        tok,
-        endReached,
-      );
-    const closing = outcome(this.cfg.lvrEndId);
-    return closing === outcome(-1) ? closing : undefined;
+  forecast(tokIn: number, fedLatent: Float32Array | undefined, depth: number): boolean[] {
+    const { lvrStartId, lvrEndId, strategy } = this.cfg;
+    let states: LvrStateMachine[] = [this];
+    const modes: boolean[] = [];
+    for (let i = 0; i < depth; i++) {
+      // update() only asks whether the input is <|lvr_start|> and the pick <|lvr_end|>: -1 stands for any other.
+      const inputs = i === 0 ? [tokIn] : [lvrStartId, -1];
+      const ends =
+        i === 0 ? [this.reachedLatentEnd(fedLatent)] : strategy === 'latent' ? [false, true] : [false];
+      const next: LvrStateMachine[] = [];
+      for (const state of states)
+        for (const input of inputs)
+          for (const end of ends)
+            for (const tok of [lvrEndId, -1]) {
+              const branch = state.clone();
+              branch.update(input, tok, end);
+              next.push(branch);
+            }
+      if (next.some((b) => b.mode !== next[0].mode)) break;
+      modes.push(next[0].mode);
+      states = next;
+    }
+    return modes;
+  }
+
+  private clone(): LvrStateMachine {
+    return Object.assign(Object.create(LvrStateMachine.prototype), this) as LvrStateMachine;
   }
 
   /**

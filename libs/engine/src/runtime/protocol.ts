@@ -70,9 +70,15 @@ export interface StepRow {
    * left out (the fused decoder does; `lastLogits` reads it until the next step). Default true.
    */
   needsLogits?: boolean;
-  /** The kind of this sequence's next input when the engine knows it before picking (`runAhead`'s guess otherwise). */
-  next?: 'token' | 'latent';
+  /**
+   * The kinds of this sequence's next inputs, first the one after this row's, as far as the engine knows them before
+   * picking (`runAhead` guesses the rest: a latent row's next input latent, a token row's a token).
+   */
+  next?: Array<'token' | 'latent'>;
 }
+
+/** The most decode steps a worker may start ahead of the engine (`EngineLoadOptions.runAheadSteps`). */
+export const MAX_RUN_AHEAD_STEPS = 2;
 
 /** The penalties of a sequence whose tokens the engine picks from each step's top candidates (`greedyFromTop`). */
 export type PickRule = Pick<SamplingParams, 'repetitionPenalty' | 'presencePenalty' | 'frequencyPenalty'>;

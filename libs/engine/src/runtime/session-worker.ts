@@ -619,12 +619,13 @@ class ModelHost {
     try {
       for (const [b, r] of rows.entries()) {
         const { rule, seen, counts } = this.picks.get(r.seq)!;
-        const latent = (r.next ?? (r.tokenId === null ? 'latent' : 'token')) === 'latent';
+        const [kind, ...later] = r.next ?? [];
+        const latent = (kind ?? (r.tokenId === null ? 'latent' : 'token')) === 'latent';
         const ids = top.ids.subarray(b * top.k, (b + 1) * top.k);
         const values = top.values.subarray(b * top.k, (b + 1) * top.k);
         const tokenId = latent ? null : greedyFromTop(ids, values, seen, rule, counts);
         if (tokenId === undefined) return;
-        next.push({ ...r, position: r.position + 1, tokenId, next: undefined });
+        next.push({ ...r, position: r.position + 1, tokenId, next: later.length ? later : undefined });
       }
     } finally {
       for (const u of undo.reverse()) u();
@@ -694,6 +695,7 @@ class ModelHost {
     const at = rows.map((r) => plan.rows.findIndex((p) => same(p, r)));
     if (!out || at.some((i) => i < 0)) return undefined;
     this.fused!.ahead.shift();
+    this.refreshForecasts(rows);
     this.commitStep(Int32Array.from(at, (i) => plan.outRows[i]));
     if (at.length === plan.rows.length && at.every((i, b) => i === b))
       return this.stepOutputs(out, plan.logitRows, depth);
@@ -714,6 +716,20 @@ class ModelHost {
       topLogits: out.topLogits && gatherRows(out.topLogits, k, at),
     };
     return this.stepOutputs(kept, logitRows, depth);
+  }
+
+  /**
+   * The engine's step `rows` knows its sequences' next input kinds further than when the steps still ahead of it were
+   * started: their rows take that knowledge, so that the steps started after them follow it (a latent block's end).
+   */
+  private refreshForecasts(rows: StepRow[]): void {
+    const bySeq = new Map(rows.map((r) => [r.seq, r.next]));
+    this.fused!.ahead.forEach(({ plan }, depth) => {
+      plan.rows = plan.rows.map((r) => {
+        const later = bySeq.get(r.seq)?.slice(depth + 1);
+        return later?.length ? { ...r, next: later } : r;
+      });
+    });
   }
 
   /** The whole logits row of `seq` from the last fused step the engine saw (kept aside when a step ran ahead). */
