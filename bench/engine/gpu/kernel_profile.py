@@ -5,7 +5,9 @@ they run in the same process. Per kernel name: launches and GPU microseconds per
 norm, rotary, elementwise, top-k, copy): the sum; the step's wall time and kernel time; the weight bytes a step reads
 over its matmul time (the matmuls' achieved bandwidth).
 
-    python bench/engine/gpu/kernel_profile.py BUNDLE --out kernels.json [--batches 1,32] [--context 1024]
+    python bench/engine/gpu/kernel_profile.py BUNDLE [BUNDLE ...] --out kernels.json [--batches 1,32] [--context 1024]
+
+Several bundles (e.g. WORK/bundle-fp16 WORK/bundle-int4) are profiled one after the other into one JSON.
 """
 
 from __future__ import annotations
@@ -66,28 +68,32 @@ def profile(step: FusedStep, context: int, steps: int) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("bundle")
+    ap.add_argument("bundles", nargs="+")
     ap.add_argument("--out", required=True)
     ap.add_argument("--batches", default="1,32")
     ap.add_argument("--context", type=int, default=1024)
     ap.add_argument("--steps", type=int, default=32)
     args = ap.parse_args()
-    bundle = Path(args.bundle)
-    arch = json.loads((bundle / "manifest.json").read_text())["architecture"]
-    weight_bytes = sum(f.stat().st_size for f in bundle.iterdir() if f.name.startswith("decoder_fused.onnx"))
-    out: dict = {"card": torch.cuda.get_device_name(0), "layers": arch["num_hidden_layers"],
-                 "decoder_fused_bytes": weight_bytes, "runs": []}
-    for batch in (int(b) for b in args.batches.split(",")):
-        run = profile(FusedStep(bundle / "decoder_fused.onnx", arch, batch, args.context + 2 * args.steps + 8,
-                                cuda_graph=False), args.context, args.steps)
-        matmul_us = run["kinds_us_per_step"].get("matmul", 0.0)
-        run["batch"] = batch
-        run["matmul_read_tb_s"] = weight_bytes / (matmul_us * 1e-6) / 1e12 if matmul_us else None
-        out["runs"].append(run)
-        Path(args.out).write_text(json.dumps(out, indent=2))
-        print(json.dumps({k: v for k, v in run.items() if k != "kernels"}), flush=True)
-        for k in run["kernels"][:25]:
-            print(f"  {k['us_per_step']:8.1f} us  x{k['launches_per_step']:5.1f}  {k['kind']:18s} {k['name'][:90]}")
+    out: dict = {"card": torch.cuda.get_device_name(0), "bundles": {}}
+    for path in args.bundles:
+        bundle = Path(path)
+        arch = json.loads((bundle / "manifest.json").read_text())["architecture"]
+        weight_bytes = sum(f.stat().st_size for f in bundle.iterdir() if f.name.startswith("decoder_fused.onnx"))
+        entry: dict = {"layers": arch["num_hidden_layers"], "decoder_fused_bytes": weight_bytes, "runs": []}
+        out["bundles"][bundle.name] = entry
+        for batch in (int(b) for b in args.batches.split(",")):
+            step = FusedStep(bundle / "decoder_fused.onnx", arch, batch, args.context + 2 * args.steps + 8,
+                             cuda_graph=False)
+            run = profile(step, args.context, args.steps)
+            del step
+            matmul_us = run["kinds_us_per_step"].get("matmul", 0.0)
+            run["batch"] = batch
+            run["matmul_read_tb_s"] = weight_bytes / (matmul_us * 1e-6) / 1e12 if matmul_us else None
+            entry["runs"].append(run)
+            Path(args.out).write_text(json.dumps(out, indent=2))
+            print(bundle.name, json.dumps({k: v for k, v in run.items() if k != "kernels"}), flush=True)
+            for k in run["kernels"][:25]:
+                print(f"  {k['us_per_step']:8.1f} us  x{k['launches_per_step']:5.1f}  {k['kind']:18s} {k['name'][:90]}")
     return 0
 
 
