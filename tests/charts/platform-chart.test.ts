@@ -200,7 +200,32 @@ describe('lvr-platform Helm chart', () => {
     assert.equal(pod.containers[0].resources?.limits?.['nvidia.com/gpu'], 1);
     assert.deepEqual(pod.tolerations, [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }]);
     const env = Object.fromEntries((pod.containers[0].env ?? []).map((e) => [e.name, e.value]));
-    assert.equal(env.LVR_EXECUTION_PROVIDER, 'webgpu');
+    assert.equal(env.LVR_EXECUTION_PROVIDER, 'cuda');
+    assert.equal(pod.containers[0].image, 'ghcr.io/lvr-platform/lvr-node-cuda:0.1.0');
+    const trainer = manifests.find(
+      (m) => m.kind === 'Deployment' && m.metadata.name === 'demo-lvr-platform-trainer',
+    )!;
+    const trainerPod = (trainer.spec as unknown as { template: { spec: k8s.V1PodSpec } }).template.spec;
+    assert.equal(trainerPod.containers[0].image, 'ghcr.io/lvr-platform/lvr-node:0.1.0', 'only the API');
+  });
+
+  test('GPU API values: an execution provider in api.env wins once; a digest pins the CUDA image', async () => {
+    const manifests = await renderChart([
+      '-f',
+      path.join(chart, 'examples', 'gpu-api.yaml'),
+      '--set',
+      'api.env.LVR_EXECUTION_PROVIDER=webgpu',
+      '--set',
+      `api.gpu.image.digest=sha256:${'a'.repeat(64)}`,
+    ]);
+    const api = manifests.find(
+      (m) => m.kind === 'Deployment' && m.metadata.name === 'demo-lvr-platform-api',
+    )!;
+    const container = (api.spec as unknown as { template: { spec: k8s.V1PodSpec } }).template.spec
+      .containers[0];
+    const providers = (container.env ?? []).filter((e) => e.name === 'LVR_EXECUTION_PROVIDER');
+    assert.deepEqual(providers, [{ name: 'LVR_EXECUTION_PROVIDER', value: 'webgpu' }]);
+    assert.equal(container.image, `ghcr.io/lvr-platform/lvr-node-cuda@sha256:${'a'.repeat(64)}`);
   });
 
   test('evaluation schedules are rendered to the evaluator configuration; duplicate names are refused', async () => {

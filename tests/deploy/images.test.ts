@@ -25,7 +25,7 @@ function stages(file: string): { from: string; lines: string[] }[] {
 }
 
 describe('Containerfiles', () => {
-  for (const file of ['node.Containerfile', 'worker.Containerfile']) {
+  for (const file of ['node.Containerfile', 'node-cuda.Containerfile', 'worker.Containerfile']) {
     test(`${file}: multi-stage; the final stage runs as non-root with no build tools and no secrets`, () => {
       const all = stages(file);
       assert.ok(all.length >= 2, 'a build stage and a final stage');
@@ -76,7 +76,7 @@ describe(
     const built = new Map<string, { name: string; size: string }>();
 
     before(async () => {
-      for (const which of ['node', 'worker']) {
+      for (const which of ['node', 'node-cuda', 'worker']) {
         const result = await sh('bash', [path.join(repoRoot, 'scripts', 'images', 'build.sh'), which]);
         assert.equal(result.code, 0, `build.sh ${which}:\n${result.stderr.slice(-4000)}`);
         const line = result.stdout.split('\n').find((l) => l.startsWith('IMAGE '))!;
@@ -152,6 +152,27 @@ describe(
       ]);
       assert.equal(probe.code, 0, probe.stderr);
       assert.equal(probe.stdout.trim(), '');
+    });
+
+    test('the node-cuda image: the addon opens ONNX Runtime; its CUDA provider finds every library but the driver', async () => {
+      const image = built.get('node-cuda')!.name;
+      const ortDir = '/app/node_modules/onnxruntime-node/bin/napi-v6/linux/x64';
+      const init = await sh(runRootfs, [
+        image,
+        '--',
+        'node',
+        '-e',
+        `console.log(require(process.env.LVR_ORT_ADDON).init('${ortDir}/libonnxruntime.so.1'))`,
+      ]);
+      assert.equal(init.code, 0, init.stderr);
+      assert.equal(init.stdout.trim(), '1.30.0');
+      const ldd = await sh(runRootfs, [image, '--', 'ldd', `${ortDir}/libonnxruntime_providers_cuda.so`]);
+      assert.equal(ldd.code, 0, ldd.stderr);
+      const missing = ldd.stdout
+        .split('\n')
+        .filter((l) => l.includes('not found'))
+        .map((l) => l.trim().split(/\s/)[0]);
+      assert.deepEqual(missing, ['libcuda.so.1'], 'only the driver library, which the GPU node provides');
     });
 
     test('the worker image holds the CUDA build of PyTorch', async () => {
