@@ -166,7 +166,9 @@ class ModelHost {
       onDevice && !fused
         ? GraphKvPacker.create(shape, gpuBuffers ? { ...opts, preferredOutputLocation: 'gpu-buffer' } : opts)
         : undefined,
-    ]);
+    ]).catch((e: unknown) => {
+      throw providerLoadError(ep, e);
+    });
     this.kv = new KvStore(this.packer ?? new HostKvPacker(shape));
   }
 
@@ -793,6 +795,18 @@ class ModelHost {
     this.hidden.clear();
     await this.packer?.release();
   }
+}
+
+/** onnxruntime-node's bare "Failed to load shared library" for the cuda EP, with what a CUDA node needs. */
+function providerLoadError(ep: WorkerInit['executionProvider'], e: unknown): unknown {
+  const message = e instanceof Error ? e.message : String(e);
+  if (ep !== 'cuda' || !message.includes('Failed to load shared library')) return e;
+  return new Error(
+    `the cuda execution provider did not load (${message}): onnxruntime-node needs onnxruntime-gpu's ` +
+      'libonnxruntime_providers_shared.so and libonnxruntime_providers_cuda.so beside its libonnxruntime.so.1, ' +
+      "cuBLAS, cuRAND and the CUDA 13 runtime on the library path, and the NVIDIA driver's libcuda.so.1 (a GPU " +
+      'node); the lvr-node-cuda image holds all but the driver',
+  );
 }
 
 let host: ModelHost | undefined;
