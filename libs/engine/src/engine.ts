@@ -124,6 +124,7 @@ function modelInfo(
   sourceUri: string,
   maxContextTokens: number,
   executionProvider: ExecutionProviderName,
+  decoder: ModelInfo['decoder'],
 ): ModelInfo {
   const special = manifest.special_tokens;
   return {
@@ -144,6 +145,7 @@ function modelInfo(
     },
     lvrDefaults: { strategy: manifest.lvr.strategy, steps: manifest.lvr.steps },
     executionProvider,
+    decoder,
   };
 }
 
@@ -260,7 +262,7 @@ export class LvrEngine {
       hiddenSize: manifest.architecture.hidden_size,
       vocabSize: manifest.architecture.vocab_size,
     });
-    const info = modelInfo(manifest, bundleSource.uri, maxContextTokens, executionProvider);
+    const info = modelInfo(manifest, bundleSource.uri, maxContextTokens, executionProvider, worker.decoder);
     return new LvrEngine(
       tokenizer,
       worker,

@@ -194,4 +194,10 @@ export interface ModelInfo {
   specialTokens: SpecialTokenIds;
   lvrDefaults: Required<Pick<LvrParams, 'strategy' | 'steps'>>;
   executionProvider: ExecutionProviderName;
+  /**
+   * The decoder that runs the steps: `plain` (graphs.decoder through onnxruntime-node), `fused` (graphs.decoder_fused
+   * through the native addon) or `fused-cuda-graph` (the same, its step captured in a CUDA graph; a graph ONNX Runtime
+   * cannot capture runs as `fused`).
+   */
+  decoder: 'plain' | 'fused' | 'fused-cuda-graph';
 }

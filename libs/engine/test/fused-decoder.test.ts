@@ -64,6 +64,11 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
     );
   });
 
+  it('the model info names the decoder that runs the steps (no CUDA graph on the CPU EP)', () => {
+    assert.equal(plain.info.decoder, 'plain');
+    assert.equal(fused.info.decoder, 'fused');
+  });
+
   it('a latent block is foreseen to its end: every decode step after the first ran ahead, as for a text', async () => {
     const before = { ...fused.batchStats };
     const out = await generate(fused, {

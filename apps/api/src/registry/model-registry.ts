@@ -180,6 +180,8 @@ export class ModelRegistry {
     this.logger.info('model loaded', {
       model: id,
       version: source.version,
+      executionProvider: model.info.executionProvider,
+      decoder: model.info.decoder,
       ms: Date.now() - started,
       replaced: !!previous,
     });

@@ -47,6 +47,7 @@ export function fakeModelInfo(id: string): ModelInfo {
     },
     lvrDefaults: { strategy: 'steps', steps: 4 },
     executionProvider: 'cpu',
+    decoder: 'plain',
   };
 }
 

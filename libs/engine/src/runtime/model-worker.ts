@@ -10,6 +10,7 @@ import type {
   WorkerReply,
   WorkerRequest,
 } from './protocol';
+import type { ModelInfo } from '../types';
 
 export interface StepReply extends BatchOutputs {
   /** The fused decoder had run this step ahead, started this many steps early (see `WorkerReply`). */
@@ -21,6 +22,8 @@ export class ModelWorker {
   private readonly worker: Worker;
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
+  /** The decoder that runs the steps, as the worker opened it. */
+  decoder: ModelInfo['decoder'] = 'plain';
 
   private constructor() {
     const file = path.join(__dirname, `session-worker${path.extname(__filename)}`);
@@ -30,7 +33,13 @@ export class ModelWorker {
 
   static async start(init: WorkerInit): Promise<ModelWorker> {
     const w = new ModelWorker();
-    await w.call({ op: 'init', init });
+    try {
+      w.decoder = (await w.call({ op: 'init', init })).decoder ?? 'plain';
+    } catch (e) {
+      w.closed = true;
+      await w.worker.terminate();
+      throw e;
+    }
     return w;
   }
 

@@ -1,5 +1,5 @@
 import type { VisionHostInputs } from '../vision/host-inputs';
-import type { ExecutionProviderName, SamplingParams } from '../types';
+import type { ExecutionProviderName, ModelInfo, SamplingParams } from '../types';
 
 export type ModelDtype = 'float32' | 'float16';
 
@@ -130,5 +130,7 @@ export type WorkerReply =
        * (1: while the engine picked the previous step's tokens; 2: before that).
        */
       ranAhead?: number;
+      /** init: the decoder that runs the steps (`ModelInfo.decoder`). */
+      decoder?: ModelInfo['decoder'];
     }
   | { ok: false; error: string };

@@ -12,6 +12,7 @@ import { leftPaddedMask } from './kv-batch';
 import { GraphKvPacker, HostKvPacker } from './kv-packers';
 import { KvStore } from './kv-store';
 import { deviceKv, gpuBufferKv } from './protocol';
+import type { ModelInfo } from '../types';
 import { greedyFromTop } from '../sampling/sampler';
 import type {
   BatchOutputs,
@@ -149,7 +150,7 @@ class ModelHost {
     };
     const fused = this.cfg.fusedDecoder;
     if (fused) this.fused = this.openFused(fused);
-    [this.vision, this.embed, this.decoder, this.head, this.packer] = await Promise.all([
+    const opening = [
       ort.InferenceSession.create(this.cfg.graphs.vision, opts),
       // The step's inputs are assembled on the host (with latent rows and image features): rows of a host table.
       EmbeddingTable.read(this.cfg.graphs.embed, this.cfg.vocabSize, this.cfg.hiddenSize),
@@ -166,10 +167,21 @@ class ModelHost {
       onDevice && !fused
         ? GraphKvPacker.create(shape, gpuBuffers ? { ...opts, preferredOutputLocation: 'gpu-buffer' } : opts)
         : undefined,
-    ]).catch((e: unknown) => {
-      throw providerLoadError(ep, e);
-    });
+    ] as const;
+    [this.vision, this.embed, this.decoder, this.head, this.packer] = await Promise.all(opening).catch(
+      async (e: unknown) => {
+        // No session may still be opening when the engine terminates this thread (onnxruntime-node aborts the process).
+        await Promise.allSettled(opening);
+        throw providerLoadError(ep, e);
+      },
+    );
     this.kv = new KvStore(this.packer ?? new HostKvPacker(shape));
+  }
+
+  decoderPath(): ModelInfo['decoder'] {
+    if (!this.fused) return 'plain';
+    const { gpu, cudaGraph } = this.fused.decoder.options;
+    return gpu && cudaGraph ? 'fused-cuda-graph' : 'fused';
   }
 
   private openFused(f: NonNullable<WorkerInit['fusedDecoder']>): FusedPath {
@@ -816,7 +828,7 @@ async function handle(msg: WorkerRequest): Promise<{ reply: WorkerReply; transfe
     case 'init':
       host = new ModelHost(msg.init);
       await host.load();
-      return { reply: { ok: true }, transfer: [] };
+      return { reply: { ok: true, decoder: host.decoderPath() }, transfer: [] };
     case 'vision': {
       const features = (await host!.runVision(msg.req)).slice();
       return { reply: { ok: true, features }, transfer: [features.buffer as ArrayBuffer] };
