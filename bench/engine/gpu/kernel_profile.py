@@ -16,13 +16,12 @@ import argparse
 import collections
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ort_fused_probe import FusedStep  # noqa: E402
+from ort_fused_probe import FusedStep, time_steps  # noqa: E402
 
 KINDS = (("attention", ("flash", "attention", "fmha", "gqa", "mha", "softmax")), ("matmul", ("gemv", "gemm", "sm90", "xmma",
          "cutlass", "cublas", "splitk", "matmul")), ("norm", ("layernorm", "layer_norm", "rmsnorm")),
@@ -38,14 +37,7 @@ def kind_of(name: str) -> str:
 
 
 def profile(step: FusedStep, context: int, steps: int) -> dict:
-    for s in range(6):
-        step.step(context + s)
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for s in range(steps):
-        step.step(context + 6 + s)
-    torch.cuda.synchronize()
-    wall_ms = (time.perf_counter() - t0) / steps * 1e3
+    wall_ms = time_steps(step, context, steps)  # 6 warm-up steps, then `steps` timed ones
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
         for s in range(steps):
             step.step(context + 6 + steps + s)
