@@ -8,22 +8,7 @@
 set -u
 root=$(cd "$(dirname "$0")/../../.." && pwd); cd "$root"
 : "${OUT:?OUT (the results folder) is required}"; mkdir -p "$OUT"
-# ORT_GPU_SITE: a folder with onnxruntime-gpu's `onnxruntime` package (a GPU host with it installed, and NODE plus
-# this repository's node_modules); otherwise the .ortpartN parts and .nodebin/ carried to a lent machine.
-if [ -n "${ORT_GPU_SITE:-}" ]; then
-  eval "$(bash bench/engine/gpu/ort_cuda_parts.sh env "$ORT_GPU_SITE")"
-  site=$ORT_GPU_SITE
-  ORTDIR=$(dirname "$("${NODE:-node}" -p "require.resolve('onnxruntime-node/package.json')")")/bin/napi-v6/linux/x64
-else
-  mkdir -p /tmp/ortc && cp .ortpart4/* /tmp/ortc/
-  eval "$(bash bench/engine/gpu/ort_cuda_parts.sh unpack)"
-  site=/tmp/ort-site
-  NODE=$(bash scripts/gpu/setup-node.sh)
-  ORTDIR=/tmp/lvr-node/node_modules/onnxruntime-node/bin/napi-v6/linux/x64
-fi
-cp $site/onnxruntime/capi/libonnxruntime_providers_{shared,cuda}.so $ORTDIR/
-CUDART=$(python3 -c "import glob,site;print(sorted(glob.glob(site.getsitepackages()[0]+'/nvidia/**/libcudart.so.13*',recursive=True))[0])")
-export LVR_ORT_ADDON=${LVR_ORT_ADDON:-$root/.nodebin/ort_fused.node} LVR_ORT_LIBRARY=$ORTDIR/libonnxruntime.so.1 LVR_CUDART_LIBRARY=$CUDART
+source bench/engine/gpu/ort_env.sh
 W=/tmp/w; rm -rf $W; mkdir -p $W; S=$(date +%s); export PYTHONUNBUFFERED=1
 python3 bench/engine/gpu/prep.py $W --shape ${SHAPE:-3b} --layers ${LAYERS:-8} --vision-layers 4 \
   --int4-before $((S+${INT4_BEFORE_S:-150})) --fused > /tmp/prep.log 2>&1 &
