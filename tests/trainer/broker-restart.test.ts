@@ -83,7 +83,11 @@ describe('trainer: Kafka broker restart during a run', () => {
     }
     await kafka.start();
 
-    await events.next(runId, 'Succeeded', 180_000);
+    await events.next(runId, 'Succeeded', 180_000).catch((error: Error) => {
+      throw new Error(
+        `${error.message}\ntrainer output (last 4000 characters):\n${trainer.output().slice(-4000)}`,
+      );
+    });
     const seen = new Set<string>();
     const distinct = events.of(runId).filter((e) => !seen.has(e.id) && Boolean(seen.add(e.id)));
     assert.deepEqual(

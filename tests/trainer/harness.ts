@@ -159,9 +159,16 @@ export class EventRecorder {
   }
 }
 
+/** A client of the stack's broker, or of `brokers` (a private one that a suite stops and starts: its clients keep
+ * reconnecting every second or two for as long as it is down, instead of giving up after kafkajs' default retries). */
 function kafkaFor(brokers?: string): Kafka {
   if (!brokers) return testKafka();
-  return new Kafka({ clientId: uniqueName('it'), brokers: brokers.split(','), logLevel: logLevel.NOTHING });
+  return new Kafka({
+    clientId: uniqueName('it'),
+    brokers: brokers.split(','),
+    logLevel: logLevel.NOTHING,
+    retry: { initialRetryTime: 200, maxRetryTime: 2_000, retries: 1_000 },
+  });
 }
 
 export async function produce(topic: string, key: string, value: unknown, brokers?: string): Promise<void> {
