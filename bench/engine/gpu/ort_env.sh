@@ -9,7 +9,12 @@ if [ -n "${ORT_GPU_SITE:-}" ]; then
   ORTDIR=$(dirname "$("${NODE:-node}" -p "require.resolve('onnxruntime-node/package.json')")")/bin/napi-v6/linux/x64
 else
   mkdir -p /tmp/ortc && cp .ortpart4/* /tmp/ortc/
-  eval "$(bash bench/engine/gpu/ort_cuda_parts.sh unpack)"
+  # A lent machine that was given back in between is a fresh one: the earlier calls' parts are gone.
+  unpacked=$(bash bench/engine/gpu/ort_cuda_parts.sh unpack) || {
+    echo "ort_env.sh: the .ortpartN parts are not all in /tmp/ortc on this machine: carry them again" >&2
+    exit 1
+  }
+  eval "$unpacked"
   site=/tmp/ort-site
   NODE=$(bash scripts/gpu/setup-node.sh)
   ORTDIR=/tmp/lvr-node/node_modules/onnxruntime-node/bin/napi-v6/linux/x64

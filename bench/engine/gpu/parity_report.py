@@ -3,6 +3,9 @@ per parity prompt the first differing position (None: all equal) and PyTorch's t
 step, so a divergence at a near-tie reads as rounding and one at a wide margin as a bug.
 
     python bench/engine/gpu/parity_report.py OUT     (reads OUT/torch.json and OUT/ts.json, writes OUT/parity_fp16.json)
+
+With the engine that steps every KV slot in ts.json too (`fp16_device_kv_allslots`), also its report and where its
+tokens first differ from the default engine's.
 """
 
 from __future__ import annotations
@@ -39,11 +42,23 @@ def main() -> int:
     out = Path(sys.argv[1])
     read = lambda name: json.loads((out / name).read_text()) if (out / name).exists() else {}  # noqa: E731
     torch_side = read("torch.json").get("parity_fp16")
-    ts_side = read("ts.json").get("configs", {}).get("fp16_device_kv", {}).get("parity_fp16")
+    configs = read("ts.json").get("configs", {})
+    ts_side = configs.get("fp16_device_kv", {}).get("parity_fp16")
     if not torch_side or not ts_side:
         print("parity_fp16: a side is missing", file=sys.stderr)
         return 1
     result = report(torch_side, ts_side)
+    # The engine whose steps cover every KV slot, against PyTorch and against the default engine (step sizes).
+    all_slots = configs.get("fp16_device_kv_allslots", {}).get("parity_fp16")
+    if all_slots:
+        vs_torch = report(torch_side, all_slots)
+        result["all_slots"] = {k: v for k, v in vs_torch.items() if k != "rows"}
+        result["step_sizes_vs_all_slots"] = {
+            "identical": sum(first_divergence(a["tokens"], b["tokens"]) is None
+                             for a, b in zip(all_slots["prompts"], ts_side["prompts"])),
+            "first_divergence_positions": sorted(p for p in (first_divergence(a["tokens"], b["tokens"]) for a, b in
+                                                             zip(all_slots["prompts"], ts_side["prompts"]))
+                                                 if p is not None)}
     (out / "parity_fp16.json").write_text(json.dumps(result, indent=2))
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}))
     return 0

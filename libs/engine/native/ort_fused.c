@@ -43,12 +43,20 @@ static struct {
   cuda_set_device_fn set_device;
 } cuda = {0};
 
+// The most step sizes (`stepSizes`): powers of two up to 2^15 slots and the batch.
+#define MAX_STEP_SIZES 17
+
 typedef struct {
   OrtSession *session;
   OrtMemoryInfo *mem;     // where the decoder's tensors live (Cuda or Cpu)
   OrtMemoryInfo *cpu_mem; // total_sequence_length is a CPU input of GroupQueryAttention
-  OrtIoBinding *step_io;
-  OrtRunOptions *step_run, *forward_run;
+  // One bound step per size: size k runs slots 0..sizes[k]-1 (its own IoBinding over the buffers' first rows and,
+  // with CUDA graphs, its own captured graph); a step runs the smallest size covering its rows.
+  int n_sizes;
+  int sizes[MAX_STEP_SIZES];
+  OrtIoBinding *step_io[MAX_STEP_SIZES];
+  OrtRunOptions *step_run[MAX_STEP_SIZES];
+  OrtRunOptions *forward_run;
   int on_gpu, device, batch, capacity, layers, kv_heads, head_dim, hidden, vocab, top_k;
   size_t elem; // bytes per activation / KV element (2: fp16, 4: fp32)
   void **kv;   // 2 * layers buffers
@@ -72,9 +80,10 @@ typedef struct {
 
 // One step's inputs (copied from the JS arrays) and outputs (host copies of the requested rows).
 typedef struct StepJob {
-  void *embeds;     // [B*H] or NULL
-  uint8_t *latent;  // [B] or NULL
-  int64_t *positions;
+  int size;         // index into Decoder.sizes: the step runs slots 0..sizes[size]-1 (S of them)
+  void *embeds;     // [S*H] or NULL
+  uint8_t *latent;  // [S] or NULL
+  int64_t *positions; // [3*S]
   int32_t *seqlens, *rows, *full;
   int32_t total;
   size_t n, n_full;
@@ -277,6 +286,74 @@ static int bind_kv(napi_env env, Decoder *d, OrtIoBinding *io, int row, int rows
   return 1;
 }
 
+// Values a bound step owns: its KV views and 9 others.
+static int step_values(Decoder *d) {
+  return 2 * d->layers + 9;
+}
+
+// Binds step size k: the first sizes[k] rows of every step buffer and KV buffer; its values go to d->owned.
+static int bind_step(napi_env env, Decoder *d, int k) {
+  size_t S = d->sizes[k];
+  OrtIoBinding *io;
+  OrtValue **kv = d->owned + k * step_values(d), **o = kv + 2 * d->layers;
+  if (!ort_ok(env, ort->CreateIoBinding(d->session, &d->step_io[k]), "CreateIoBinding")) return 0;
+  io = d->step_io[k];
+  int64_t emb_shape[3] = {S, 1, d->hidden}, pos_shape[3] = {3, S, 1}, s_shape[1] = {S};
+  int64_t logit_shape[2] = {S, d->vocab}, hid_shape[2] = {S, d->hidden}, top_shape[2] = {S, d->top_k};
+  const ONNXTensorElementDataType i32 = ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32, i64 = ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64,
+                                  f32 = ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+  if (!(o[0] = tensor(env, d, d->mem, d->embeds, S * d->hidden * d->elem, emb_shape, 3, act_type(d))) ||
+      !(o[1] = tensor(env, d, d->mem, d->positions, 3 * S * 8, pos_shape, 3, i64)) ||
+      !(o[2] = tensor(env, d, d->mem, d->seqlens, S * 4, s_shape, 1, i32)) ||
+      !(o[3] = tensor(env, d, d->cpu_mem, &d->total, 4, NULL, 0, i32)) ||
+      !(o[4] = tensor(env, d, d->mem, d->logits, S * d->vocab * 4, logit_shape, 2, f32)) ||
+      !(o[5] = tensor(env, d, d->mem, d->hidden_out, S * d->hidden * d->elem, hid_shape, 2, act_type(d))) ||
+      !(o[8] = tensor(env, d, d->mem, d->last_index, S * 8, s_shape, 1, i64)))
+    return 0;
+  if (!ort_ok(env, ort->BindInput(io, "inputs_embeds", o[0]), "bind inputs_embeds") ||
+      !ort_ok(env, ort->BindInput(io, "position_ids", o[1]), "bind position_ids") ||
+      !ort_ok(env, ort->BindInput(io, "seqlens_k", o[2]), "bind seqlens_k") ||
+      !ort_ok(env, ort->BindInput(io, "total_sequence_length", o[3]), "bind total_sequence_length") ||
+      !ort_ok(env, ort->BindInput(io, "last_index", o[8]), "bind last_index") ||
+      !ort_ok(env, ort->BindOutput(io, "logits", o[4]), "bind logits") ||
+      !ort_ok(env, ort->BindOutput(io, "last_hidden_state", o[5]), "bind last_hidden_state") ||
+      !bind_kv(env, d, io, 0, (int)S, kv))
+    return 0;
+  if (d->top_k > 0 &&
+      (!(o[6] = tensor(env, d, d->mem, d->top_values, S * d->top_k * 4, top_shape, 2, f32)) ||
+       !(o[7] = tensor(env, d, d->mem, d->top_ids, S * d->top_k * 8, top_shape, 2, i64)) ||
+       !ort_ok(env, ort->BindOutput(io, "top_logits", o[6]), "bind top_logits") ||
+       !ort_ok(env, ort->BindOutput(io, "top_ids", o[7]), "bind top_ids")))
+    return 0;
+  return 1;
+}
+
+// Reads the optional `stepSizes` option (ascending slot counts, each 1..batch) into d->sizes, the batch appended when
+// missing; absent: the batch alone.
+static int get_step_sizes(napi_env env, napi_value opts, Decoder *d) {
+  napi_value arr;
+  uint32_t len = 0;
+  d->n_sizes = 0;
+  if (has_option(env, opts, "stepSizes", &arr)) {
+    bool is_array = false;
+    napi_is_array(env, arr, &is_array);
+    if (!is_array) return throw_msg(env, "stepSizes must be an array of slot counts");
+    napi_get_array_length(env, arr, &len);
+    if (len >= MAX_STEP_SIZES) return throw_msg(env, "stepSizes: too many sizes");
+    for (uint32_t i = 0; i < len; i++) {
+      napi_value v;
+      int32_t size;
+      napi_get_element(env, arr, i, &v);
+      if (napi_get_value_int32(env, v, &size) != napi_ok || size < 1 || size > d->batch ||
+          (i > 0 && size <= d->sizes[i - 1]))
+        return throw_msg(env, "stepSizes must ascend, each from 1 to batch");
+      d->sizes[d->n_sizes++] = size;
+    }
+  }
+  if (d->n_sizes == 0 || d->sizes[d->n_sizes - 1] != d->batch) d->sizes[d->n_sizes++] = d->batch;
+  return 1;
+}
+
 // -- lifecycle ------------------------------------------------------------------------------------------------------
 static void stop_thread(Decoder *d);
 static void step_thread(void *arg);
@@ -288,8 +365,10 @@ static void release_decoder(Decoder *d) {
   for (int i = 0; i < d->n_owned; i++)
     if (d->owned[i]) ort->ReleaseValue(d->owned[i]);
   free(d->owned);
-  if (d->step_io) ort->ReleaseIoBinding(d->step_io);
-  if (d->step_run) ort->ReleaseRunOptions(d->step_run);
+  for (int k = 0; k < d->n_sizes; k++) {
+    if (d->step_io[k]) ort->ReleaseIoBinding(d->step_io[k]);
+    if (d->step_run[k]) ort->ReleaseRunOptions(d->step_run[k]);
+  }
   if (d->forward_run) ort->ReleaseRunOptions(d->forward_run);
   if (d->session) ort->ReleaseSession(d->session);
   if (d->kv) {
@@ -397,7 +476,8 @@ static int has_input(napi_env env, OrtSession *session, const char *name, const 
 }
 
 // createDecoder({model, gpu, device, cudaGraph, threads, batch, capacity, layers, kvHeads, headDim, hidden, vocab,
-//                fp16, topK}) -> handle; topK > 0: the graph's top_logits / top_ids outputs (K = topK) come back too
+//                fp16, topK, stepSizes}) -> handle; topK > 0: the graph's top_logits / top_ids outputs (K = topK) come
+// back too; stepSizes (ascending slot counts, default [batch]): the step sizes bound (and captured) at creation
 static napi_value js_create_decoder(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value opts;
@@ -426,6 +506,7 @@ static napi_value js_create_decoder(napi_env env, napi_callback_info info) {
     throw_msg(env, "batch, capacity and layers must be >= 1");
     goto fail;
   }
+  CHECK(get_step_sizes(env, opts, d));
   if (d->on_gpu && cuda.memcpy == NULL) {
     throw_msg(env, "gpu: true needs init() with the CUDA runtime library path");
     goto fail;
@@ -451,13 +532,17 @@ static napi_value js_create_decoder(napi_env env, napi_callback_info info) {
                                      OrtMemTypeDefault, &d->mem),
           "CreateMemoryInfo");
   ORT_TRY(env, ort->CreateCpuMemoryInfo(OrtDeviceAllocator, OrtMemTypeDefault, &d->cpu_mem), "CreateCpuMemoryInfo");
-  ORT_TRY(env, ort->CreateRunOptions(&d->step_run), "CreateRunOptions");
   ORT_TRY(env, ort->CreateRunOptions(&d->forward_run), "CreateRunOptions");
-  if (d->on_gpu && graph) {
-    // One captured graph for the fixed-shape step; variable-length forwards run uncaptured.
-    ORT_TRY(env, ort->AddRunConfigEntry(d->step_run, "gpu_graph_id", "1"), "gpu_graph_id");
-    ORT_TRY(env, ort->AddRunConfigEntry(d->forward_run, "gpu_graph_id", "-1"), "gpu_graph_id");
+  for (int k = 0; k < d->n_sizes; k++) {
+    ORT_TRY(env, ort->CreateRunOptions(&d->step_run[k]), "CreateRunOptions");
+    if (d->on_gpu && graph) {
+      // One captured graph per step size (ids from 1); variable-length forwards run uncaptured.
+      char id[16];
+      snprintf(id, sizeof id, "%d", k + 1);
+      ORT_TRY(env, ort->AddRunConfigEntry(d->step_run[k], "gpu_graph_id", id), "gpu_graph_id");
+    }
   }
+  if (d->on_gpu && graph) ORT_TRY(env, ort->AddRunConfigEntry(d->forward_run, "gpu_graph_id", "-1"), "gpu_graph_id");
   d->kv = calloc(2 * d->layers, sizeof(void *));
   for (int i = 0; i < 2 * d->layers; i++) CHECK((d->kv[i] = dev_alloc(env, d, d->batch * kv_row_bytes(d))) != NULL);
   size_t B = d->batch;
@@ -471,39 +556,9 @@ static napi_value js_create_decoder(napi_env env, napi_callback_info info) {
     CHECK((d->top_values = dev_alloc(env, d, B * d->top_k * 4)) != NULL);
     CHECK((d->top_ids = dev_alloc(env, d, B * d->top_k * 8)) != NULL);
   }
-  d->n_owned = 2 * d->layers + 9;
+  d->n_owned = d->n_sizes * step_values(d);
   d->owned = calloc(d->n_owned, sizeof(OrtValue *));
-  ORT_TRY(env, ort->CreateIoBinding(d->session, &d->step_io), "CreateIoBinding");
-  {
-    int64_t emb_shape[3] = {d->batch, 1, d->hidden}, pos_shape[3] = {3, d->batch, 1}, b_shape[1] = {d->batch};
-    int64_t logit_shape[2] = {d->batch, d->vocab}, hid_shape[2] = {d->batch, d->hidden};
-    OrtValue **o = d->owned + 2 * d->layers;
-    CHECK((o[0] = tensor(env, d, d->mem, d->embeds, B * d->hidden * d->elem, emb_shape, 3, act_type(d))) != NULL);
-    CHECK((o[1] = tensor(env, d, d->mem, d->positions, 3 * B * 8, pos_shape, 3, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64)));
-    CHECK((o[2] = tensor(env, d, d->mem, d->seqlens, B * 4, b_shape, 1, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32)));
-    CHECK((o[3] = tensor(env, d, d->cpu_mem, &d->total, 4, NULL, 0, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32)));
-    CHECK((o[4] = tensor(env, d, d->mem, d->logits, B * d->vocab * 4, logit_shape, 2,
-                         ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT)));
-    CHECK((o[5] = tensor(env, d, d->mem, d->hidden_out, B * d->hidden * d->elem, hid_shape, 2, act_type(d))));
-    ORT_TRY(env, ort->BindInput(d->step_io, "inputs_embeds", o[0]), "bind inputs_embeds");
-    ORT_TRY(env, ort->BindInput(d->step_io, "position_ids", o[1]), "bind position_ids");
-    ORT_TRY(env, ort->BindInput(d->step_io, "seqlens_k", o[2]), "bind seqlens_k");
-    ORT_TRY(env, ort->BindInput(d->step_io, "total_sequence_length", o[3]), "bind total_sequence_length");
-    CHECK((o[8] = tensor(env, d, d->mem, d->last_index, B * 8, b_shape, 1, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64)));
-    ORT_TRY(env, ort->BindInput(d->step_io, "last_index", o[8]), "bind last_index");
-    ORT_TRY(env, ort->BindOutput(d->step_io, "logits", o[4]), "bind logits");
-    ORT_TRY(env, ort->BindOutput(d->step_io, "last_hidden_state", o[5]), "bind last_hidden_state");
-    CHECK(bind_kv(env, d, d->step_io, 0, d->batch, d->owned));
-    if (d->top_k > 0) {
-      int64_t top_shape[2] = {d->batch, d->top_k};
-      CHECK((o[6] = tensor(env, d, d->mem, d->top_values, B * d->top_k * 4, top_shape, 2,
-                           ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT)));
-      CHECK((o[7] = tensor(env, d, d->mem, d->top_ids, B * d->top_k * 8, top_shape, 2,
-                           ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64)));
-      ORT_TRY(env, ort->BindOutput(d->step_io, "top_logits", o[6]), "bind top_logits");
-      ORT_TRY(env, ort->BindOutput(d->step_io, "top_ids", o[7]), "bind top_ids");
-    }
-  }
+  for (int k = 0; k < d->n_sizes; k++) CHECK(bind_step(env, d, k));
   if (cuda_opts) ort->ReleaseCUDAProviderOptions(cuda_opts);
   ort->ReleaseSessionOptions(so);
   uv_mutex_init(&d->mu);
@@ -799,20 +854,20 @@ static int job_fail(StepJob *j, const char *what, OrtStatus *st, int cuda_rc) {
 
 // Runs a step on the calling thread (no N-API): inputs to the device, the bound run, requested rows to the host.
 static int run_job(Decoder *d, StepJob *j) {
-  size_t B = d->batch, row_bytes = d->hidden * d->elem, K = d->top_k;
+  size_t S = d->sizes[j->size], row_bytes = d->hidden * d->elem, K = d->top_k;
   int rc;
-  if (j->async && (rc = copy_raw(d, d->kept_logits, d->logits, B * d->vocab * 4, D2D)))
+  if (j->async && (rc = copy_raw(d, d->kept_logits, d->logits, (size_t)d->batch * d->vocab * 4, D2D)))
     return job_fail(j, "keep logits", 0, rc);
-  if (j->embeds && (rc = copy_raw(d, d->embeds, j->embeds, B * row_bytes, H2D))) return job_fail(j, "embeds", 0, rc);
-  for (size_t b = 0; j->latent && b < B; b++)
+  if (j->embeds && (rc = copy_raw(d, d->embeds, j->embeds, S * row_bytes, H2D))) return job_fail(j, "embeds", 0, rc);
+  for (size_t b = 0; j->latent && b < S; b++)
     if (j->latent[b] && (rc = copy_raw(d, (char *)d->embeds + b * row_bytes, (char *)d->hidden_out + b * row_bytes,
                                        row_bytes, D2D)))
       return job_fail(j, "latent rows", 0, rc);
-  if ((rc = copy_raw(d, d->positions, j->positions, 3 * B * 8, H2D)) ||
-      (rc = copy_raw(d, d->seqlens, j->seqlens, B * 4, H2D)))
+  if ((rc = copy_raw(d, d->positions, j->positions, 3 * S * 8, H2D)) ||
+      (rc = copy_raw(d, d->seqlens, j->seqlens, S * 4, H2D)))
     return job_fail(j, "positions", 0, rc);
   d->total = j->total;
-  OrtStatus *st = ort->RunWithBinding(d->session, d->step_run, d->step_io);
+  OrtStatus *st = ort->RunWithBinding(d->session, d->step_run[j->size], d->step_io[j->size]);
   if (st) return job_fail(j, "run", st, 0);
   if ((rc = gather_raw(d, j->logits, d->logits, (size_t)d->vocab * 4, j->full, j->n_full)) ||
       (rc = gather_raw(d, j->hidden, d->hidden_out, row_bytes, j->rows, j->n)))
@@ -909,11 +964,8 @@ static StepJob *step_job(napi_env env, Decoder *d, size_t argc, napi_value *argv
   const int64_t *pos = typed_bytes(env, argv[3], 3 * B * 8, "positions");
   const int32_t *seq = pos ? typed_bytes(env, argv[4], B * 4, "seqlens") : NULL;
   if (seq == NULL) return NULL;
-  int32_t longest = 0;
-  for (size_t b = 0; b < B; b++) {
+  for (size_t b = 0; b < B; b++)
     if (seq[b] < 0 || seq[b] >= d->capacity) return throw_msg(env, "sequence exceeds the KV capacity"), NULL;
-    if (seq[b] + 1 > longest) longest = seq[b] + 1;
-  }
   const int32_t *rows = NULL, *full = NULL;
   size_t n = B, n_full;
   if (argc > 5 && !slot_list(env, d, argv[5], &rows, &n, "outRows")) return NULL;
@@ -926,15 +978,29 @@ static StepJob *step_job(napi_env env, Decoder *d, size_t argc, napi_value *argv
     return NULL;
   if (t1 != napi_null && t1 != napi_undefined && (latent = typed_bytes(env, argv[2], B, "latentRows")) == NULL)
     return NULL;
+  // The step runs the first S slots: the smallest size that covers every slot it reads or feeds. An empty list's data
+  // pointer may be NULL: only a list left out (rows NULL with n = B) means every slot.
+  size_t need = rows == NULL && n == B ? B : 0;
+  for (size_t k = 0; rows && k < n; k++) need = (size_t)rows[k] + 1 > need ? (size_t)rows[k] + 1 : need;
+  for (size_t k = 0; full && k < n_full; k++) need = (size_t)full[k] + 1 > need ? (size_t)full[k] + 1 : need;
+  for (size_t b = 0; latent && b < B; b++) need = latent[b] && b + 1 > need ? b + 1 : need;
+  int size = 0;
+  while (d->sizes[size] < (int)need) size++;
+  size_t S = d->sizes[size];
+  int32_t longest = 0;
+  for (size_t b = 0; b < S; b++) longest = seq[b] + 1 > longest ? seq[b] + 1 : longest;
   StepJob *j = calloc(1, sizeof(StepJob));
   if (j == NULL) return throw_msg(env, "out of host memory"), NULL;
+  j->size = size;
   j->total = longest;
   j->n = n;
   j->n_full = n_full;
-  j->embeds = emb ? dup_bytes(emb, B * row_bytes) : NULL;
-  j->latent = latent ? dup_bytes(latent, B) : NULL;
-  j->positions = dup_bytes(pos, 3 * B * 8);
-  j->seqlens = dup_bytes(seq, B * 4);
+  j->embeds = emb ? dup_bytes(emb, S * row_bytes) : NULL;
+  j->latent = latent ? dup_bytes(latent, S) : NULL;
+  j->positions = malloc(3 * S * 8);
+  if (j->positions) // [3, B] -> [3, S]: the first S slots of each M-RoPE axis
+    for (size_t a = 0; a < 3; a++) memcpy(j->positions + a * S, pos + a * B, S * 8);
+  j->seqlens = dup_bytes(seq, S * 4);
   j->rows = rows ? dup_bytes(rows, n * 4) : NULL;
   j->full = full ? dup_bytes(full, n_full * 4) : NULL;
   j->logits = malloc(n_full * d->vocab * 4 + 1);
@@ -951,7 +1017,8 @@ static StepJob *step_job(napi_env env, Decoder *d, size_t argc, napi_value *argv
 
 // step(handle, embeds [B*H] | null, latentRows Uint8Array [B] | null, positions BigInt64Array [3*B],
 //      seqlens Int32Array [B], outRows?, fullRows?) -> {logits [nFull*V], hidden [n*H], topLogits?, topIds? [n*K]}
-// One new position for every row; rows flagged in latentRows take their last hidden state (from the previous step or
+// One new position for the first S slots, S the smallest of stepSizes that covers outRows, fullRows and latentRows
+// (B when outRows is left out); rows flagged in latentRows take their last hidden state (from the previous step or
 // forward) as input, copied on the device. seqlens[b] = tokens in row b's cache after this step - 1. Hidden states
 // (and the top K logits with their ids) of rows outRows (in that order; default all) come back to the host, whole
 // logit rows only for rows fullRows (default: outRows); lastLogits reads others until the next step.

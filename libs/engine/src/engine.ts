@@ -65,6 +65,12 @@ export interface EngineLoadOptions {
    */
   runAheadSteps?: number;
   /**
+   * Fused decoder: a step runs only the KV slots up to the highest one in use, rounded up to a power of two (one bound
+   * step and CUDA graph per size; sequences take the lowest free slots), instead of all `maxBatchSize` slots. Default
+   * true; false runs every slot every step.
+   */
+  stepRowBuckets?: boolean;
+  /**
    * Prompts that wait for their prefill together are prefilled in one call (the fused decoder; the plain decoder runs
    * them one by one) up to this many padded positions (prompts × the longest; default 16384); a longer prompt runs
    * alone.
@@ -250,6 +256,7 @@ export class LvrEngine {
             cudaGraph: options.cudaGraph ?? true,
             topK: Math.min(FUSED_TOP_K, manifest.architecture.vocab_size),
             runAheadSteps,
+            stepRowBuckets: options.stepRowBuckets ?? true,
           }
         : undefined,
       executionProvider,

@@ -112,7 +112,7 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
     );
   });
 
-  const openDecoder = (batch: number, capacity: number, topK = 0) => {
+  const openDecoder = (batch: number, capacity: number, topK = 0, stepSizes?: number[]) => {
     const a = JSON.parse(fs.readFileSync(path.join(bundle, 'manifest.json'), 'utf8')).architecture;
     const dec = FusedNativeDecoder.open({
       model: path.join(bundle, 'decoder_fused.onnx'),
@@ -126,6 +126,7 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
       vocab: a.vocab_size,
       fp16: false,
       topK,
+      stepSizes,
     });
     return { dec, a, H: a.hidden_size as number };
   };
@@ -174,6 +175,49 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
     const have = batched.step(new Float32Array(3 * H), latent, stepPos, seqlens);
     close(want.logits, have.logits, 'step logits');
     assert.ok(maxDiff(have.logits.subarray(0, V), have.logits.subarray(V)) > 1e-3, 'the rows differ');
+  });
+
+  it('a step runs only the slots up to the highest it needs (step sizes): the same rows, the slots past it untouched', () => {
+    const K = FUSED_TOP_K;
+    const lengths = [3, 4, 2, 5];
+    const S = 5;
+    const { dec: everySlot, a, H } = openDecoder(4, 16, K);
+    const { dec: sized } = openDecoder(4, 16, K, [1, 2]);
+    const x = new Float32Array(4 * S * H).map((_, i) => Math.sin(i * 3.17) * 0.5);
+    const positions = new BigInt64Array(3 * 4 * S).map((_, i) => BigInt(i % S));
+    for (const dec of [everySlot, sized]) dec.forward(0, x, positions, 0, Int32Array.from(lengths));
+    const stepPos = BigInt64Array.from({ length: 12 }, (_, i) => BigInt(lengths[i % 4]));
+    const seqlens = Int32Array.from(lengths);
+    const embeds = new Float32Array(4 * H).map((_, i) => Math.cos(i * 1.3) * 0.5);
+    // Slot 0 alone: the sized decoder runs one slot, the other all four (an empty fullRows reads no logits).
+    const args = [embeds, null, stepPos, seqlens, Int32Array.of(0), new Int32Array(0)] as const;
+    const one = sized.step(...args);
+    const four = everySlot.step(...args);
+    assert.equal(one.logits.length, 0);
+    assert.deepEqual(Array.from(one.topIds!), Array.from(four.topIds!));
+    const maxDiff = (p: ArrayLike<number>, q: ArrayLike<number>) =>
+      Array.from(p).reduce((m, v, j) => Math.max(m, Math.abs(v - q[j])), 0);
+    assert.ok(maxDiff(one.topLogits!, four.topLogits!) <= 1e-4, 'slot 0 scores the same in a one-slot step');
+    assert.ok(maxDiff(one.hidden, four.hidden) <= 1e-4);
+    // Slot 3's latent step reads its prefill hidden state only where the slot-0 step left it alone.
+    const latentStep = (dec: FusedNativeDecoder) =>
+      dec.step(null, Uint8Array.from([0, 0, 0, 1]), stepPos, seqlens, Int32Array.of(3));
+    const { dec: fresh } = openDecoder(4, 16, K);
+    fresh.forward(0, x, positions, 0, Int32Array.from(lengths));
+    const want = latentStep(fresh).logits;
+    assert.ok(
+      maxDiff(latentStep(sized).logits, want) <= 1e-4,
+      'slot 3 was not computed by the one-slot step',
+    );
+    assert.ok(
+      maxDiff(latentStep(everySlot).logits, want) > 1e-3,
+      'a four-slot step overwrites slot 3’s state',
+    );
+    // Slots 1 and 2 need the first three slots: the size after 2 is the batch.
+    const mid = sized.step(embeds, null, stepPos, seqlens, Int32Array.of(2, 1));
+    assert.equal(mid.logits.length, 2 * a.vocab_size);
+    assert.throws(() => openDecoder(4, 16, K, [2, 1]), /stepSizes must ascend/);
+    assert.throws(() => openDecoder(4, 16, K, [8]), /stepSizes must ascend, each from 1 to batch/);
   });
 
   it('a prefill sends every row’s top candidates and the whole logits of the rows asked for; forwardLogits reads the rest', () => {

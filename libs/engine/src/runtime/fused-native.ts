@@ -37,6 +37,11 @@ export interface FusedDecoderOptions {
   fp16: boolean;
   /** K of the graph's `top_logits` / `top_ids` outputs; 0 (default) reads neither. */
   topK?: number;
+  /**
+   * Step sizes, ascending slot counts (default `[batch]`; `batch` is added when missing): a step runs only its first S
+   * slots, S the smallest size covering the slots it reads or feeds, each size with its own binding and CUDA graph.
+   */
+  stepSizes?: number[];
 }
 
 /** Logits `[rows, V]` and last hidden states `[rows, H]` (fp16 bits when the model is fp16). */
@@ -149,10 +154,12 @@ export class FusedNativeDecoder {
   }
 
   /**
-   * One new position in every slot. `seqlens[b]` = positions in slot b's cache after the step - 1 (a slot with no
-   * sequence still computes; give it its own length so it writes past its valid prefix). `latentRows[b] = 1` feeds
-   * slot b its own last hidden state on the device instead of `embeds` row b. Hidden states (and top K) of slots
-   * `outRows` come back (default all), whole logit rows of `fullRows` only (default `outRows`).
+   * One new position in each of the first S slots, S the smallest `stepSizes` entry that covers `outRows`, `fullRows`
+   * and the latent rows (every slot when `outRows` is left out). `seqlens[b]` = positions in slot b's cache after the
+   * step - 1 (a slot with no sequence that the step covers still computes; give it its own length so it writes past
+   * its valid prefix). `latentRows[b] = 1` feeds slot b its own last hidden state on the device instead of `embeds`
+   * row b. Hidden states (and top K) of slots `outRows` come back (default all), whole logit rows of `fullRows` only
+   * (default `outRows`). Arrays are over all slots; rows past S are ignored.
    */
   step(...args: StepArgs): FusedStepOutput {
     return this.addon.step(this.handle, ...args);

@@ -10,9 +10,17 @@ export interface WorkerInit {
   /**
    * Decode through `graphs.decoderFused` with the native addon (`fused-native.ts`) instead of `graphs.decoder` in
    * onnxruntime-node: `slots` KV slots of `capacity` positions each, allocated once in the EP's memory; on the CUDA EP
-   * the step is captured in a CUDA graph when `cudaGraph`; up to `runAheadSteps` steps start ahead of the engine.
+   * the step is captured in a CUDA graph when `cudaGraph`; up to `runAheadSteps` steps start ahead of the engine; with
+   * `stepRowBuckets` a step runs only the slots up to the highest it needs, rounded up to a power of two.
    */
-  fusedDecoder?: { slots: number; capacity: number; cudaGraph: boolean; topK: number; runAheadSteps: number };
+  fusedDecoder?: {
+    slots: number;
+    capacity: number;
+    cudaGraph: boolean;
+    topK: number;
+    runAheadSteps: number;
+    stepRowBuckets: boolean;
+  };
   /**
    * KV caches stay in the execution provider's memory between steps and are repacked there by small graphs (default:
    * WebGPU only, where they are GPU buffers). `false` on WebGPU copies them through the host every step (the first

@@ -96,6 +96,16 @@ interface AheadStep {
   depth: number;
 }
 
+/** Runs of each fused step size at load: ONNX Runtime captures a graph after its first uncaptured runs. */
+const STEP_WARM_UP_RUNS = 3;
+
+/** 1, 2, 4, … below `slots`, then `slots`: the fused decoder's step sizes (`WorkerInit.fusedDecoder.stepRowBuckets`). */
+export function stepBucketSizes(slots: number): number[] {
+  const sizes: number[] = [];
+  for (let size = 1; size < slots; size *= 2) sizes.push(size);
+  return [...sizes, slots];
+}
+
 /** Rows `at` (in that order) of a row-major array with `width` values per row, as a new array of the same type. */
 function gatherRows<T extends Float32Array | Uint16Array | Int32Array>(
   src: T,
@@ -204,6 +214,7 @@ class ModelHost {
       vocab: vocabSize,
       fp16: dtype === 'float16',
       topK: f.topK,
+      stepSizes: f.stepRowBuckets ? stepBucketSizes(f.slots) : undefined,
     });
     if (executionProvider === 'cuda') this.warmUp(decoder, f.slots, f.capacity);
     return {
@@ -240,6 +251,23 @@ class ModelHost {
         0,
         new Int32Array(rows).fill(length),
       );
+    }
+    this.warmUpSteps(decoder, slots);
+  }
+
+  /**
+   * Each step size runs a few times at load, so that ONNX Runtime captures its CUDA graph there (after its first
+   * uncaptured runs) rather than during the first requests. Every slot attends to two positions: a step captured with
+   * `total_sequence_length` 1 would keep GroupQueryAttention's first-prompt path, which ignores the cache.
+   */
+  private warmUpSteps(decoder: FusedNativeDecoder, slots: number): void {
+    const embeds = this.activations(slots * this.cfg.hiddenSize);
+    const positions = new BigInt64Array(3 * slots).fill(1n);
+    const seqlens = new Int32Array(slots).fill(1);
+    for (const size of decoder.options.stepSizes ?? [slots]) {
+      const rows = Int32Array.from({ length: size }, (_, b) => b);
+      for (let run = 0; run < STEP_WARM_UP_RUNS; run++)
+        decoder.step(embeds, null, positions, seqlens, rows, new Int32Array(0));
     }
   }
 
