@@ -62,6 +62,7 @@ typedef struct {
   void **kv;   // 2 * layers buffers
   void *embeds, *positions, *seqlens, *last_index, *logits, *hidden_out, *top_values, *top_ids;
   void *kept_logits; // the logits before the last stepAsync (lastLogits(..., kept = true) reads them)
+  size_t step_rows;  // slots the last step ran: the rows of `logits` it wrote
   int32_t total;
   void *scratch[8];       // forward's inputs and outputs, grown as needed and kept (no allocation per prefill)
   size_t scratch_size[8];
@@ -856,8 +857,10 @@ static int job_fail(StepJob *j, const char *what, OrtStatus *st, int cuda_rc) {
 static int run_job(Decoder *d, StepJob *j) {
   size_t S = d->sizes[j->size], row_bytes = d->hidden * d->elem, K = d->top_k;
   int rc;
-  if (j->async && (rc = copy_raw(d, d->kept_logits, d->logits, (size_t)d->batch * d->vocab * 4, D2D)))
+  if (j->async && d->step_rows &&
+      (rc = copy_raw(d, d->kept_logits, d->logits, d->step_rows * d->vocab * 4, D2D)))
     return job_fail(j, "keep logits", 0, rc);
+  d->step_rows = S;
   if (j->embeds && (rc = copy_raw(d, d->embeds, j->embeds, S * row_bytes, H2D))) return job_fail(j, "embeds", 0, rc);
   for (size_t b = 0; j->latent && b < S; b++)
     if (j->latent[b] && (rc = copy_raw(d, (char *)d->embeds + b * row_bytes, (char *)d->hidden_out + b * row_bytes,

@@ -177,7 +177,7 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
     assert.ok(maxDiff(have.logits.subarray(0, V), have.logits.subarray(V)) > 1e-3, 'the rows differ');
   });
 
-  it('a step runs only the slots up to the highest it needs (step sizes): the same rows, the slots past it untouched', () => {
+  it('a step runs only the slots up to the highest it needs (step sizes): the same rows, the slots past it untouched', async () => {
     const K = FUSED_TOP_K;
     const lengths = [3, 4, 2, 5];
     const S = 5;
@@ -216,6 +216,16 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
     // Slots 1 and 2 need the first three slots: the size after 2 is the batch.
     const mid = sized.step(embeds, null, stepPos, seqlens, Int32Array.of(2, 1));
     assert.equal(mid.logits.length, 2 * a.vocab_size);
+    // The logits a one-slot step wrote are kept aside when the next step starts (lastLogits(..., kept)).
+    const first = await sized.stepAsync(embeds, null, stepPos, seqlens, Int32Array.of(0));
+    await sized.stepAsync(
+      embeds.map((v) => -v),
+      null,
+      stepPos,
+      seqlens,
+      Int32Array.of(0),
+    );
+    assert.deepEqual(Array.from(sized.lastLogits(Int32Array.of(0), true)), Array.from(first.logits));
     assert.throws(() => openDecoder(4, 16, K, [2, 1]), /stepSizes must ascend/);
     assert.throws(() => openDecoder(4, 16, K, [8]), /stepSizes must ascend, each from 1 to batch/);
   });
