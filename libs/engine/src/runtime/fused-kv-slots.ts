@@ -21,9 +21,10 @@ export interface SlotRun {
 }
 
 /**
- * Which sequence owns which KV slot of the fused decoder, and how many positions each slot holds. Slots without a
- * step row still run in the step (the graph covers all slots); each writes its new position just past its valid
- * prefix (or at 0 when free), where the next real step of that sequence overwrites it.
+ * Which sequence owns which KV slot of the fused decoder, and how many positions each slot holds. New sequences take
+ * the lowest free slots, so that a step's size (the slots up to the highest it needs) stays small. Slots without a
+ * step row below that size still run in the step; each writes its new position just past its valid prefix (or at 0
+ * when free), where the next real step of that sequence overwrites it.
  */
 export class FusedKvSlots {
   private readonly slotOf = new Map<number, number>();
