@@ -53,12 +53,9 @@ def main() -> int:
     if all_slots:
         vs_torch = report(torch_side, all_slots)
         result["all_slots"] = {k: v for k, v in vs_torch.items() if k != "rows"}
-        result["step_sizes_vs_all_slots"] = {
-            "identical": sum(first_divergence(a["tokens"], b["tokens"]) is None
-                             for a, b in zip(all_slots["prompts"], ts_side["prompts"])),
-            "first_divergence_positions": sorted(p for p in (first_divergence(a["tokens"], b["tokens"]) for a, b in
-                                                             zip(all_slots["prompts"], ts_side["prompts"]))
-                                                 if p is not None)}
+        at = [first_divergence(a["tokens"], b["tokens"]) for a, b in zip(all_slots["prompts"], ts_side["prompts"])]
+        result["step_sizes_vs_all_slots"] = {"identical": at.count(None),
+                                             "first_divergence_positions": sorted(p for p in at if p is not None)}
     (out / "parity_fp16.json").write_text(json.dumps(result, indent=2))
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}))
     return 0

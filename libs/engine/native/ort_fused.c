@@ -958,6 +958,13 @@ static void step_done(napi_env env, napi_value js_cb, void *context, void *data)
   free_job(j);
 }
 
+// The larger of `end` and one past the highest of rows[0..n-1] (none when rows is NULL).
+static size_t rows_end(const int32_t *rows, size_t n, size_t end) {
+  for (size_t k = 0; rows && k < n; k++)
+    if ((size_t)rows[k] + 1 > end) end = (size_t)rows[k] + 1;
+  return end;
+}
+
 // Reads step's arguments (argv[1..6]) into a new job, or NULL after throwing.
 static StepJob *step_job(napi_env env, Decoder *d, size_t argc, napi_value *argv) {
   size_t B = d->batch, row_bytes = d->hidden * d->elem, K = d->top_k;
@@ -984,9 +991,10 @@ static StepJob *step_job(napi_env env, Decoder *d, size_t argc, napi_value *argv
   // The step runs the first S slots: the smallest size that covers every slot it reads or feeds. An empty list's data
   // pointer may be NULL: only a list left out (rows NULL with n = B) means every slot.
   size_t need = rows == NULL && n == B ? B : 0;
-  for (size_t k = 0; rows && k < n; k++) need = (size_t)rows[k] + 1 > need ? (size_t)rows[k] + 1 : need;
-  for (size_t k = 0; full && k < n_full; k++) need = (size_t)full[k] + 1 > need ? (size_t)full[k] + 1 : need;
-  for (size_t b = 0; latent && b < B; b++) need = latent[b] && b + 1 > need ? b + 1 : need;
+  need = rows_end(rows, n, need);
+  need = rows_end(full, n_full, need);
+  for (size_t b = 0; latent && b < B; b++)
+    if (latent[b] && b + 1 > need) need = b + 1;
   int size = 0;
   while (d->sizes[size] < (int)need) size++;
   size_t S = d->sizes[size];

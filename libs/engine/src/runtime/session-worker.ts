@@ -100,7 +100,7 @@ interface AheadStep {
 const STEP_WARM_UP_RUNS = 3;
 
 /** 1, 2, 4, … below `slots`, then `slots`: the fused decoder's step sizes (`WorkerInit.fusedDecoder.stepRowBuckets`). */
-export function stepBucketSizes(slots: number): number[] {
+function stepBucketSizes(slots: number): number[] {
   const sizes: number[] = [];
   for (let size = 1; size < slots; size *= 2) sizes.push(size);
   return [...sizes, slots];
