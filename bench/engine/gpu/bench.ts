@@ -13,7 +13,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { LvrEngine } from '@lvr/engine';
-import type { ExecutionProviderName, GenerationRequest, Timings } from '@lvr/engine';
+import type { ExecutionProviderName, GenerationRequest, GpuAttentionKernel, Timings } from '@lvr/engine';
 import parity from './parity_prompts.json';
 
 const N_TOKENS = 64;
@@ -77,14 +77,27 @@ async function main(): Promise<void> {
   const configs = out.configs as Record<string, Record<string, unknown>>;
   const errors = out.errors as Record<string, string>;
   const save = () => fs.writeFileSync(outPath, JSON.stringify(out, null, 2));
-  type Config = { bundle: string; deviceKv: boolean; profile?: boolean; allSlots?: boolean };
+  type Config = {
+    bundle: string;
+    deviceKv: boolean;
+    profile?: boolean;
+    allSlots?: boolean;
+    attention?: GpuAttentionKernel;
+    mixedGemmFrom?: number;
+  };
   const plan: Config[] = CUDA
     ? [
         { bundle: 'fp16', deviceKv: true },
         // The same engine with every step over all its KV slots (stepRowBuckets: false): the in-run baseline.
         { bundle: 'fp16', deviceKv: true, allSlots: true },
+        // GroupQueryAttention's other decode kernels than ONNX Runtime's default (XQA).
+        { bundle: 'fp16', deviceKv: true, attention: 'cudnn' },
+        { bundle: 'fp16', deviceKv: true, attention: 'flash' },
         { bundle: 'int4', deviceKv: true },
         { bundle: 'int4', deviceKv: true, allSlots: true },
+        { bundle: 'int4', deviceKv: true, attention: 'cudnn' },
+        // Steps of 8 or more slots through the second session with int4 matmuls on the mixed-input GEMM.
+        { bundle: 'int4', deviceKv: true, mixedGemmFrom: 8 },
       ]
     : [
         { bundle: 'fp16', deviceKv: true },
@@ -93,9 +106,17 @@ async function main(): Promise<void> {
         // onnxruntime's per-node profile of a short decode (where the step's time goes); not a timing run.
         { bundle: 'fp16', deviceKv: true, profile: true },
       ];
-  for (const { bundle, deviceKv, profile, allSlots } of plan) {
+  for (const { bundle, deviceKv, profile, allSlots, attention, mixedGemmFrom } of plan) {
     const dir = path.join(work, `bundle-${bundle}`);
-    const variant = allSlots ? '_allslots' : profile ? '_profile' : '';
+    const variant = allSlots
+      ? '_allslots'
+      : profile
+        ? '_profile'
+        : attention
+          ? `_${attention}`
+          : mixedGemmFrom
+            ? `_mixed${mixedGemmFrom}`
+            : '';
     const name = `${bundle}_${deviceKv ? 'device_kv' : 'host_kv'}${variant}`;
     // LVR_BENCH_ONLY=NAME[,NAME]: only these configurations (a call that measures one of them).
     if (process.env.LVR_BENCH_ONLY && !process.env.LVR_BENCH_ONLY.split(',').includes(name)) continue;
@@ -130,6 +151,8 @@ async function main(): Promise<void> {
         executionProvider: EP,
         deviceKv,
         stepRowBuckets: !allSlots,
+        attentionKernel: attention,
+        int4MixedGemmFromSlots: mixedGemmFrom,
         verifyChecksums: false,
         maxBatchSize: Math.max(...STREAM_COUNTS),
         // The fused decoder allocates every slot's KV capacity up front.
@@ -209,7 +232,8 @@ async function main(): Promise<void> {
           steps_run_ahead: engine.batchStats.ranAhead - ahead0,
         };
       });
-    // Both fp16 engines decode the parity prompts: the step sizes must not change a token.
+    // Every fp16 engine decodes the parity prompts: neither the step sizes nor the attention kernel may change a token
+    // (parity_report.py compares each with the default engine).
     if (deviceKv && bundle === 'fp16' && !profile)
       await part('parity_fp16', async () => {
         // The parity prompts greedily, as torch_side.py's parity_fp16 decodes them (combine.py compares the two).

@@ -5,7 +5,7 @@ step, so a divergence at a near-tie reads as rounding and one at a wide margin a
     python bench/engine/gpu/parity_report.py OUT     (reads OUT/torch.json and OUT/ts.json, writes OUT/parity_fp16.json)
 
 With the engine that steps every KV slot in ts.json too (`fp16_device_kv_allslots`), also its report and where its
-tokens first differ from the default engine's.
+tokens first differ from the default engine's; the same for each other attention kernel's engine (`fp16_device_kv_KERNEL`).
 """
 
 from __future__ import annotations
@@ -44,18 +44,30 @@ def main() -> int:
     torch_side = read("torch.json").get("parity_fp16")
     configs = read("ts.json").get("configs", {})
     ts_side = configs.get("fp16_device_kv", {}).get("parity_fp16")
-    if not torch_side or not ts_side:
-        print("parity_fp16: a side is missing", file=sys.stderr)
+    if not ts_side:
+        print("parity_fp16: the default engine's tokens are missing", file=sys.stderr)
         return 1
-    result = report(torch_side, ts_side)
+    # Without a PyTorch side (SKIP_TORCH=1) only the engines are compared with each other.
+    result = report(torch_side, ts_side) if torch_side else {"torch_side": "absent"}
     # The engine whose steps cover every KV slot, against PyTorch and against the default engine (step sizes).
     all_slots = configs.get("fp16_device_kv_allslots", {}).get("parity_fp16")
     if all_slots:
-        vs_torch = report(torch_side, all_slots)
-        result["all_slots"] = {k: v for k, v in vs_torch.items() if k != "rows"}
+        if torch_side:
+            result["all_slots"] = {k: v for k, v in report(torch_side, all_slots).items() if k != "rows"}
         at = [first_divergence(a["tokens"], b["tokens"]) for a, b in zip(all_slots["prompts"], ts_side["prompts"])]
         result["step_sizes_vs_all_slots"] = {"identical": at.count(None),
                                              "first_divergence_positions": sorted(p for p in at if p is not None)}
+    # The other attention kernels' engines: against PyTorch and against the default engine.
+    for name, config in configs.items():
+        kernel = name.removeprefix("fp16_device_kv_")
+        if name == kernel or kernel == "allslots" or not config.get("parity_fp16"):
+            continue
+        other = config["parity_fp16"]
+        at = [first_divergence(a["tokens"], b["tokens"]) for a, b in zip(other["prompts"], ts_side["prompts"])]
+        result[f"attention_{kernel}"] = {
+            "vs_default": {"identical": at.count(None), "first_divergence_positions": sorted(p for p in at if p is not None)}}
+        if torch_side:
+            result[f"attention_{kernel}"]["vs_torch"] = {k: v for k, v in report(torch_side, other).items() if k != "rows"}
     (out / "parity_fp16.json").write_text(json.dumps(result, indent=2))
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}))
     return 0

@@ -48,6 +48,10 @@ static struct {
 
 typedef struct {
   OrtSession *session;
+  // Steps of at least `mixed_gemm_from` slots run through `large_session` (NULL: none), built with MatMulNBits'
+  // mixed-input GEMM; every other step and every forward through `session`.
+  OrtSession *large_session;
+  int mixed_gemm_from;
   OrtMemoryInfo *mem;     // where the decoder's tensors live (Cuda or Cpu)
   OrtMemoryInfo *cpu_mem; // total_sequence_length is a CPU input of GroupQueryAttention
   // One bound step per size: size k runs slots 0..sizes[k]-1 (its own IoBinding over the buffers' first rows and,
@@ -212,6 +216,57 @@ static int get_string(napi_env env, napi_value v, char *buf, size_t cap) {
   return 1;
 }
 
+// -- kernel switches ----------------------------------------------------------------------------------------------
+// ONNX Runtime's CUDA kernels read some choices from environment variables while a session builds its kernels: a
+// session is created with its switches set and the process environment is restored right after.
+//   attention "xqa" | "cudnn" | "flash": GroupQueryAttention's decode kernel (its XQA kernel, ONNX Runtime's default;
+//   cuDNN's flash attention; its own flash attention);
+//   the large-step session: MatMulNBits through its CUTLASS mixed-input GEMM (weights prepacked at load) instead of
+//   dequantizing int4 weights every step when a step has many rows.
+#define MAX_SWITCHES 3
+typedef struct {
+  int n;
+  const char *name[MAX_SWITCHES];
+  const char *value[MAX_SWITCHES]; // NULL: unset while the session is built
+} KernelSwitches;
+
+static void switch_set(KernelSwitches *k, const char *name, const char *value) {
+  k->name[k->n] = name;
+  k->value[k->n++] = value;
+}
+
+// Reads the optional `attention` option into `k`; 0 after throwing.
+static int attention_switches(napi_env env, napi_value opts, KernelSwitches *k) {
+  napi_value v;
+  char kind[16];
+  if (!has_option(env, opts, "attention", &v)) return 1;
+  if (!get_string(env, v, kind, sizeof kind)) return 0;
+  int xqa = strcmp(kind, "xqa") == 0, cudnn = strcmp(kind, "cudnn") == 0, flash = strcmp(kind, "flash") == 0;
+  if (!xqa && !cudnn && !flash) return throw_msg(env, "attention must be \"xqa\", \"cudnn\" or \"flash\"");
+  switch_set(k, "ORT_ENABLE_XQA", xqa ? "1" : "0");
+  switch_set(k, "ORT_ENABLE_CUDNN_FLASH_ATTENTION", cudnn ? "1" : xqa ? NULL : "0");
+  return 1;
+}
+
+static OrtStatus *create_session(const char *model, OrtSessionOptions *so, const KernelSwitches *k, OrtSession **out) {
+  char *saved[MAX_SWITCHES] = {0};
+  int had[MAX_SWITCHES] = {0};
+  for (int i = 0; i < k->n; i++) {
+    const char *old = getenv(k->name[i]);
+    had[i] = old != NULL;
+    saved[i] = old ? strdup(old) : NULL;
+    if (k->value[i]) setenv(k->name[i], k->value[i], 1);
+    else unsetenv(k->name[i]);
+  }
+  OrtStatus *st = ort->CreateSession(ort_env, model, so, out);
+  for (int i = 0; i < k->n; i++) {
+    if (had[i]) setenv(k->name[i], saved[i], 1);
+    else unsetenv(k->name[i]);
+    free(saved[i]);
+  }
+  return st;
+}
+
 // Bytes of a typed array argument; fails unless it holds exactly `want` bytes (0: any).
 static void *typed_bytes(napi_env env, napi_value v, size_t want, const char *what) {
   bool is = false;
@@ -292,12 +347,16 @@ static int step_values(Decoder *d) {
   return 2 * d->layers + 9;
 }
 
+static OrtSession *step_session(Decoder *d, int k) {
+  return d->large_session && d->sizes[k] >= d->mixed_gemm_from ? d->large_session : d->session;
+}
+
 // Binds step size k: the first sizes[k] rows of every step buffer and KV buffer; its values go to d->owned.
 static int bind_step(napi_env env, Decoder *d, int k) {
   size_t S = d->sizes[k];
   OrtIoBinding *io;
   OrtValue **kv = d->owned + k * step_values(d), **o = kv + 2 * d->layers;
-  if (!ort_ok(env, ort->CreateIoBinding(d->session, &d->step_io[k]), "CreateIoBinding")) return 0;
+  if (!ort_ok(env, ort->CreateIoBinding(step_session(d, k), &d->step_io[k]), "CreateIoBinding")) return 0;
   io = d->step_io[k];
   int64_t emb_shape[3] = {S, 1, d->hidden}, pos_shape[3] = {3, S, 1}, s_shape[1] = {S};
   int64_t logit_shape[2] = {S, d->vocab}, hid_shape[2] = {S, d->hidden}, top_shape[2] = {S, d->top_k};
@@ -372,6 +431,7 @@ static void release_decoder(Decoder *d) {
   }
   if (d->forward_run) ort->ReleaseRunOptions(d->forward_run);
   if (d->session) ort->ReleaseSession(d->session);
+  if (d->large_session) ort->ReleaseSession(d->large_session);
   if (d->kv) {
     for (int i = 0; i < 2 * d->layers; i++) dev_free(d, d->kv[i]);
     free(d->kv);
@@ -477,8 +537,11 @@ static int has_input(napi_env env, OrtSession *session, const char *name, const 
 }
 
 // createDecoder({model, gpu, device, cudaGraph, threads, batch, capacity, layers, kvHeads, headDim, hidden, vocab,
-//                fp16, topK, stepSizes}) -> handle; topK > 0: the graph's top_logits / top_ids outputs (K = topK) come
-// back too; stepSizes (ascending slot counts, default [batch]): the step sizes bound (and captured) at creation
+//                fp16, topK, stepSizes, attention}) -> handle; topK > 0: the graph's top_logits / top_ids outputs (K =
+// topK) come back too; stepSizes (ascending slot counts, default [batch]): the step sizes bound (and captured) at
+// creation; attention ("xqa" | "cudnn" | "flash", CUDA EP; default: ONNX Runtime's choice): GroupQueryAttention's
+// decode kernel; mixedGemmFrom (default 0: off): steps of at least this many slots run through a second session whose
+// MatMulNBits use the mixed-input GEMM (int4 bundles on the CUDA EP; a second copy of the weights)
 static napi_value js_create_decoder(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value opts;
@@ -490,6 +553,7 @@ static napi_value js_create_decoder(napi_env env, napi_callback_info info) {
   Decoder *d = calloc(1, sizeof(Decoder));
   OrtSessionOptions *so = NULL;
   OrtCUDAProviderOptionsV2 *cuda_opts = NULL;
+  KernelSwitches switches = {0};
   int graph = 0, fp16 = 0, threads = 0;
   char model[4096];
   napi_value mv;
@@ -508,6 +572,12 @@ static napi_value js_create_decoder(napi_env env, napi_callback_info info) {
     goto fail;
   }
   CHECK(get_step_sizes(env, opts, d));
+  CHECK(attention_switches(env, opts, &switches));
+  CHECK(get_int(env, opts, "mixedGemmFrom", 0, &d->mixed_gemm_from));
+  if (d->mixed_gemm_from < 0 || d->mixed_gemm_from > d->batch) {
+    throw_msg(env, "mixedGemmFrom must be from 0 (off) to batch");
+    goto fail;
+  }
   if (d->on_gpu && cuda.memcpy == NULL) {
     throw_msg(env, "gpu: true needs init() with the CUDA runtime library path");
     goto fail;
@@ -525,7 +595,11 @@ static napi_value js_create_decoder(napi_env env, napi_callback_info info) {
     ORT_TRY(env, ort->UpdateCUDAProviderOptions(cuda_opts, keys, vals, 2), "UpdateCUDAProviderOptions");
     ORT_TRY(env, ort->SessionOptionsAppendExecutionProvider_CUDA_V2(so, cuda_opts), "append CUDA provider");
   }
-  ORT_TRY(env, ort->CreateSession(ort_env, model, so, &d->session), "CreateSession");
+  CHECK(ort_ok(env, create_session(model, so, &switches, &d->session), "CreateSession"));
+  if (d->mixed_gemm_from > 0) {
+    switch_set(&switches, "ORT_FPA_INTB_GEMM", "1");
+    CHECK(ort_ok(env, create_session(model, so, &switches, &d->large_session), "CreateSession (large steps)"));
+  }
   CHECK(has_input(env, d->session, "last_index",
                   "decoder_fused.onnx has no last_index input (an older export): re-export the bundle with "
                   "--fused-decoder"));
@@ -870,7 +944,7 @@ static int run_job(Decoder *d, StepJob *j) {
       (rc = copy_raw(d, d->seqlens, j->seqlens, S * 4, H2D)))
     return job_fail(j, "positions", 0, rc);
   d->total = j->total;
-  OrtStatus *st = ort->RunWithBinding(d->session, d->step_run[j->size], d->step_io[j->size]);
+  OrtStatus *st = ort->RunWithBinding(step_session(d, j->size), d->step_run[j->size], d->step_io[j->size]);
   if (st) return job_fail(j, "run", st, 0);
   if ((rc = gather_raw(d, j->logits, d->logits, (size_t)d->vocab * 4, j->full, j->n_full)) ||
       (rc = gather_raw(d, j->hidden, d->hidden_out, row_bytes, j->rows, j->n)))

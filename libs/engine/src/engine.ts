@@ -11,7 +11,7 @@ import { DEFAULT_MAX_PREFILL_POSITIONS, PrefillBatcher } from './decoding/prefil
 import { GenerationConfig, GenerationConfigResolver } from './generation-config';
 import { PreparedPrompt, PromptProcessor } from './prompt/prompt-processor';
 import { BundleError } from './errors';
-import { FUSED_TOP_K } from './runtime/fused-native';
+import { FUSED_TOP_K, type GpuAttentionKernel } from './runtime/fused-native';
 import { ModelWorker } from './runtime/model-worker';
 import { pickableFromTop } from './sampling/sampler';
 import { Tokenizer } from './tokenizer';
@@ -70,6 +70,18 @@ export interface EngineLoadOptions {
    * true; false runs every slot every step.
    */
   stepRowBuckets?: boolean;
+  /**
+   * Fused decoder on the CUDA EP: GroupQueryAttention's decode kernel, ONNX Runtime's XQA (`xqa`), cuDNN's flash
+   * attention (`cudnn`) or ONNX Runtime's flash attention (`flash`). Default: ONNX Runtime's choice (XQA for fp16).
+   */
+  attentionKernel?: GpuAttentionKernel;
+  /**
+   * Fused decoder on the CUDA EP with an int4 bundle: steps of at least this many KV slots run through a second session
+   * whose int4 matmuls use ONNX Runtime's mixed-input GEMM (weights prepacked at load; a second copy of the weights in
+   * GPU memory) instead of dequantizing the weights every step; smaller steps keep the one-row kernels. 0 (default):
+   * one session. Ignored for other bundles and execution providers.
+   */
+  int4MixedGemmFromSlots?: number;
   /**
    * Prompts that wait for their prefill together are prefilled in one call (the fused decoder; the plain decoder runs
    * them one by one) up to this many padded positions (prompts × the longest; default 16384); a longer prompt runs
@@ -223,6 +235,11 @@ export class LvrEngine {
       throw new RangeError(
         `runAheadSteps must be an integer from 0 to ${MAX_RUN_AHEAD_STEPS}, got ${runAheadSteps}`,
       );
+    const mixedGemmFrom = options.int4MixedGemmFromSlots ?? 0;
+    if (!Number.isInteger(mixedGemmFrom) || mixedGemmFrom < 0 || mixedGemmFrom > maxBatchSize)
+      throw new RangeError(
+        `int4MixedGemmFromSlots must be an integer from 0 to maxBatchSize (${maxBatchSize}), got ${mixedGemmFrom}`,
+      );
     const bundleSource = typeof source === 'string' ? new LocalDirSource(source) : source;
     const bundle = await openBundle(bundleSource, options.verifyChecksums ?? true);
     const manifest = bundle.manifest;
@@ -257,6 +274,9 @@ export class LvrEngine {
             topK: Math.min(FUSED_TOP_K, manifest.architecture.vocab_size),
             runAheadSteps,
             stepRowBuckets: options.stepRowBuckets ?? true,
+            attention: options.attentionKernel,
+            mixedGemmFrom:
+              executionProvider === 'cuda' && manifest.precision.startsWith('int4') ? mixedGemmFrom : 0,
           }
         : undefined,
       executionProvider,

@@ -4,7 +4,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LvrEngine } from '../src';
-import { FUSED_TOP_K, FusedNativeDecoder } from '../src/runtime/fused-native';
+import {
+  FUSED_TOP_K,
+  FusedNativeDecoder,
+  type FusedDecoderOptions,
+  type GpuAttentionKernel,
+} from '../src/runtime/fused-native';
 import { assertSameOutcomes, concurrentRequests, generate } from './helpers/concurrent-parity';
 import { REPO_ROOT, runPython, tempDir } from './helpers/python';
 
@@ -112,7 +117,13 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
     );
   });
 
-  const openDecoder = (batch: number, capacity: number, topK = 0, stepSizes?: number[]) => {
+  const openDecoder = (
+    batch: number,
+    capacity: number,
+    topK = 0,
+    stepSizes?: number[],
+    extra: Pick<FusedDecoderOptions, 'attention' | 'mixedGemmFrom'> = {},
+  ) => {
     const a = JSON.parse(fs.readFileSync(path.join(bundle, 'manifest.json'), 'utf8')).architecture;
     const dec = FusedNativeDecoder.open({
       model: path.join(bundle, 'decoder_fused.onnx'),
@@ -127,6 +138,7 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
       fp16: false,
       topK,
       stepSizes,
+      ...extra,
     });
     return { dec, a, H: a.hidden_size as number };
   };
@@ -228,6 +240,52 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
     assert.deepEqual(Array.from(sized.lastLogits(Int32Array.of(0), true)), Array.from(first.logits));
     assert.throws(() => openDecoder(4, 16, K, [2, 1]), /stepSizes must ascend/);
     assert.throws(() => openDecoder(4, 16, K, [8]), /stepSizes must ascend, each from 1 to batch/);
+  });
+
+  it('steps of at least mixedGemmFrom slots run through the second session over the same KV slots: the same outputs', () => {
+    const K = FUSED_TOP_K;
+    const lengths = [3, 4, 2, 5];
+    const S = 5;
+    const { dec: one, a, H } = openDecoder(4, 16, K, [1, 2]);
+    const { dec: two } = openDecoder(4, 16, K, [1, 2], { mixedGemmFrom: 2 });
+    const V: number = a.vocab_size;
+    const x = new Float32Array(4 * S * H).map((_, i) => Math.sin(i * 2.71) * 0.5);
+    const positions = new BigInt64Array(3 * 4 * S).map((_, i) => BigInt(i % S));
+    for (const dec of [one, two]) dec.forward(0, x, positions, 0, Int32Array.from(lengths));
+    const all = Int32Array.of(0, 1, 2, 3);
+    const embeds = new Float32Array(4 * H).map((_, i) => Math.cos(i * 0.7) * 0.5);
+    // A four-slot step (the second session) appends to every slot; a one-slot step (the first) then reads slot 0's.
+    for (const [shift, rows] of [
+      [0, all],
+      [1, Int32Array.of(0)],
+    ] as const) {
+      const stepPos = BigInt64Array.from({ length: 12 }, (_, i) => BigInt(lengths[i % 4] + shift));
+      const seqlens = Int32Array.from(lengths, (n) => n + shift);
+      const want = one.step(embeds, null, stepPos, seqlens, rows, rows);
+      const have = two.step(embeds, null, stepPos, seqlens, rows, rows);
+      assert.equal(have.logits.length, rows.length * V);
+      const err = want.logits.reduce((m, v, j) => Math.max(m, Math.abs(v - have.logits[j])), 0);
+      assert.ok(err <= 1e-5, `logits of a ${rows.length}-slot step differ by ${err}`);
+      assert.deepEqual(Array.from(have.topIds!), Array.from(want.topIds!));
+    }
+    assert.throws(() => openDecoder(4, 16, K, [1, 2], { mixedGemmFrom: 5 }), /mixedGemmFrom must be from 0/);
+  });
+
+  it('the attention kernel is chosen for the session only: the process environment is as it was', () => {
+    process.env.ORT_ENABLE_XQA = '7';
+    delete process.env.ORT_ENABLE_CUDNN_FLASH_ATTENTION;
+    try {
+      for (const attention of ['xqa', 'cudnn', 'flash'] as const)
+        openDecoder(1, 8, 0, undefined, { attention });
+      assert.equal(process.env.ORT_ENABLE_XQA, '7');
+      assert.equal(process.env.ORT_ENABLE_CUDNN_FLASH_ATTENTION, undefined);
+      assert.throws(
+        () => openDecoder(1, 8, 0, undefined, { attention: 'fast' as GpuAttentionKernel }),
+        /attention must be "xqa", "cudnn" or "flash"/,
+      );
+    } finally {
+      delete process.env.ORT_ENABLE_XQA;
+    }
   });
 
   it('a prefill sends every row’s top candidates and the whole logits of the rows asked for; forwardLogits reads the rest', () => {

@@ -42,7 +42,21 @@ export interface FusedDecoderOptions {
    * slots, S the smallest size covering the slots it reads or feeds, each size with its own binding and CUDA graph.
    */
   stepSizes?: number[];
+  /**
+   * GroupQueryAttention's decode kernel on the CUDA EP: ONNX Runtime's XQA kernel, cuDNN's flash attention or ONNX
+   * Runtime's own flash attention (default: ONNX Runtime's choice, XQA for fp16).
+   */
+  attention?: GpuAttentionKernel;
+  /**
+   * Steps of at least this many slots run through a second session of the graph whose int4 matmuls (MatMulNBits) use
+   * ONNX Runtime's mixed-input GEMM, weights prepacked at load, instead of dequantizing them every step; smaller steps
+   * and every forward keep the first session (default 0: no second session). CUDA EP; costs a second copy of the
+   * weights.
+   */
+  mixedGemmFrom?: number;
 }
+
+export type GpuAttentionKernel = 'xqa' | 'cudnn' | 'flash';
 
 /** Logits `[rows, V]` and last hidden states `[rows, H]` (fp16 bits when the model is fp16). */
 export interface FusedOutput {

@@ -1,5 +1,6 @@
 import type { VisionHostInputs } from '../vision/host-inputs';
 import type { ExecutionProviderName, ModelInfo, SamplingParams } from '../types';
+import type { GpuAttentionKernel } from './fused-native';
 
 export type ModelDtype = 'float32' | 'float16';
 
@@ -11,7 +12,9 @@ export interface WorkerInit {
    * Decode through `graphs.decoderFused` with the native addon (`fused-native.ts`) instead of `graphs.decoder` in
    * onnxruntime-node: `slots` KV slots of `capacity` positions each, allocated once in the EP's memory; on the CUDA EP
    * the step is captured in a CUDA graph when `cudaGraph`; up to `runAheadSteps` steps start ahead of the engine; with
-   * `stepRowBuckets` a step runs only the slots up to the highest it needs, rounded up to a power of two.
+   * `stepRowBuckets` a step runs only the slots up to the highest it needs, rounded up to a power of two; `attention`
+   * picks GroupQueryAttention's decode kernel on the CUDA EP; steps of at least `mixedGemmFrom` slots run through a
+   * second session with int4 matmuls through the mixed-input GEMM (0: none).
    */
   fusedDecoder?: {
     slots: number;
@@ -20,6 +23,8 @@ export interface WorkerInit {
     topK: number;
     runAheadSteps: number;
     stepRowBuckets: boolean;
+    attention?: GpuAttentionKernel;
+    mixedGemmFrom: number;
   };
   /**
    * KV caches stay in the execution provider's memory between steps and are repacked there by small graphs (default:

@@ -215,6 +215,8 @@ class ModelHost {
       fp16: dtype === 'float16',
       topK: f.topK,
       stepSizes: f.stepRowBuckets ? stepBucketSizes(f.slots) : undefined,
+      attention: f.attention,
+      mixedGemmFrom: f.mixedGemmFrom,
     });
     if (executionProvider === 'cuda') this.warmUp(decoder, f.slots, f.capacity);
     return {
