@@ -52,6 +52,27 @@ describe('configuration', () => {
     );
   });
 
+  it('picks the fused decoder’s GPU kernels from LVR_GPU_ATTENTION and LVR_INT4_MIXED_GEMM_FROM', () => {
+    assert.equal(loadConfig({}).gpuAttention, undefined);
+    assert.equal(loadConfig({}).int4MixedGemmFromSlots, 0);
+    const gpu = loadConfig({
+      LVR_GPU_ATTENTION: 'xqa',
+      LVR_INT4_MIXED_GEMM_FROM: '8',
+      LVR_MAX_CONCURRENT: '32',
+    });
+    assert.equal(gpu.gpuAttention, 'xqa');
+    assert.equal(gpu.int4MixedGemmFromSlots, 8);
+    assert.throws(
+      () => loadConfig({ LVR_GPU_ATTENTION: 'fast' }),
+      /LVR_GPU_ATTENTION must be cudnn\|xqa\|flash/,
+    );
+    assert.throws(() => loadConfig({ LVR_INT4_MIXED_GEMM_FROM: '-1' }), ConfigError);
+    assert.throws(
+      () => loadConfig({ LVR_INT4_MIXED_GEMM_FROM: '16', LVR_MAX_CONCURRENT: '8' }),
+      /must be at most LVR_MAX_CONCURRENT/,
+    );
+  });
+
   it('main exits with code 2 and a JSON message, without the keys, when the configuration is unsafe', () => {
     const res = spawnSync(process.execPath, ['-r', '@swc-node/register', 'apps/api/src/main.ts'], {
       cwd: REPO_ROOT,

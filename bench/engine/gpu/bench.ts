@@ -90,12 +90,11 @@ async function main(): Promise<void> {
         { bundle: 'fp16', deviceKv: true },
         // The same engine with every step over all its KV slots (stepRowBuckets: false): the in-run baseline.
         { bundle: 'fp16', deviceKv: true, allSlots: true },
-        // GroupQueryAttention's other decode kernels than ONNX Runtime's default (XQA).
-        { bundle: 'fp16', deviceKv: true, attention: 'cudnn' },
+        // GroupQueryAttention's other decode kernels than the engine's default (cuDNN's flash attention).
+        { bundle: 'fp16', deviceKv: true, attention: 'xqa' },
         { bundle: 'fp16', deviceKv: true, attention: 'flash' },
         { bundle: 'int4', deviceKv: true },
         { bundle: 'int4', deviceKv: true, allSlots: true },
-        { bundle: 'int4', deviceKv: true, attention: 'cudnn' },
         // Steps of 8 or more slots through the second session with int4 matmuls on the mixed-input GEMM.
         { bundle: 'int4', deviceKv: true, mixedGemmFrom: 8 },
       ]

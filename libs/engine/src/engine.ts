@@ -71,8 +71,8 @@ export interface EngineLoadOptions {
    */
   stepRowBuckets?: boolean;
   /**
-   * Fused decoder on the CUDA EP: GroupQueryAttention's decode kernel, ONNX Runtime's XQA (`xqa`), cuDNN's flash
-   * attention (`cudnn`) or ONNX Runtime's flash attention (`flash`). Default: ONNX Runtime's choice (XQA for fp16).
+   * Fused decoder on the CUDA EP: GroupQueryAttention's decode kernel, cuDNN's flash attention (`cudnn`, default),
+   * ONNX Runtime's XQA kernel (`xqa`, ONNX Runtime's own default) or its flash attention (`flash`).
    */
   attentionKernel?: GpuAttentionKernel;
   /**
@@ -92,6 +92,12 @@ export interface EngineLoadOptions {
 
 /** Default of `EngineLoadOptions.runAheadSteps`. */
 export const DEFAULT_RUN_AHEAD_STEPS = 2;
+
+/**
+ * Default of `EngineLoadOptions.attentionKernel`: cuDNN's flash attention decoded faster than ONNX Runtime's XQA
+ * default after a long (image) prompt and at 8 streams on an H200, at 3B and 7B shapes (README: Benchmarks).
+ */
+export const DEFAULT_GPU_ATTENTION: GpuAttentionKernel = 'cudnn';
 
 /** Default of `EngineLoadOptions.maxBatchSize`. */
 export const DEFAULT_MAX_BATCH_SIZE = 8;
@@ -274,7 +280,8 @@ export class LvrEngine {
             topK: Math.min(FUSED_TOP_K, manifest.architecture.vocab_size),
             runAheadSteps,
             stepRowBuckets: options.stepRowBuckets ?? true,
-            attention: options.attentionKernel,
+            attention:
+              executionProvider === 'cuda' ? (options.attentionKernel ?? DEFAULT_GPU_ATTENTION) : undefined,
             mixedGemmFrom:
               executionProvider === 'cuda' && manifest.precision.startsWith('int4') ? mixedGemmFrom : 0,
           }

@@ -6,6 +6,7 @@ export { S3BundleSource, DEFAULT_BUNDLE_CACHE } from './bundle/s3-source';
 export type { S3SourceOptions } from './bundle/s3-source';
 export { LvrEngine } from './engine';
 export type { EngineLoadOptions, PreparedPrompt } from './engine';
+export { GPU_ATTENTION_KERNELS } from './runtime/fused-native';
 export type { GpuAttentionKernel } from './runtime/fused-native';
 export { MIN_LVR_STEPS, SAMPLING_LIMITS } from './generation-config';
 export type { GenerationConfig } from './generation-config';

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { MAX_TOP_LOGPROBS } from '@lvr/engine';
+import { GPU_ATTENTION_KERNELS, MAX_TOP_LOGPROBS, type GpuAttentionKernel } from '@lvr/engine';
 import {
   ConfigError,
   flagVar,
@@ -53,6 +53,10 @@ export interface ApiConfig {
   engineThreads?: number;
   /** onnxruntime execution provider of the engine (`LVR_EXECUTION_PROVIDER`, default cpu). */
   executionProvider: 'cpu' | 'webgpu' | 'cuda';
+  /** Fused decoder on `cuda`: GroupQueryAttention's decode kernel (`LVR_GPU_ATTENTION`; undefined = the engine's). */
+  gpuAttention?: GpuAttentionKernel;
+  /** int4 bundles on `cuda`: steps of at least this many slots use the mixed-input GEMM (`LVR_INT4_MIXED_GEMM_FROM`). */
+  int4MixedGemmFromSlots: number;
   /** Context length to serve (prompt + completion), at most each bundle's own (undefined = the bundle's). */
   maxModelLen?: number;
   /** Non-current model versions kept loaded for `<id>@<version>` requests (least recently used evicted). */
@@ -112,6 +116,7 @@ export function defaultConfig(): ApiConfig {
     kafkaBrokers: [],
     logLevel: 'info',
     executionProvider: 'cpu',
+    int4MixedGemmFromSlots: 0,
     maxPreviousVersions: 1,
   };
 }
@@ -148,6 +153,11 @@ export function loadConfig(env: Env = process.env): ApiConfig {
   // cuda: bundles exported with --fused-decoder decode through the native addon (README: Inference engine → GPU).
   if (executionProvider !== 'cpu' && executionProvider !== 'webgpu' && executionProvider !== 'cuda')
     throw new ConfigError(`LVR_EXECUTION_PROVIDER must be cpu|webgpu|cuda, got "${executionProvider}"`);
+  const gpuAttention = env.LVR_GPU_ATTENTION?.trim() || undefined;
+  if (gpuAttention !== undefined && !GPU_ATTENTION_KERNELS.includes(gpuAttention as GpuAttentionKernel))
+    throw new ConfigError(
+      `LVR_GPU_ATTENTION must be ${GPU_ATTENTION_KERNELS.join('|')}, got "${gpuAttention}"`,
+    );
   const config: ApiConfig = {
     ...base,
     host: env.HOST?.trim() || base.host,
@@ -179,9 +189,15 @@ export function loadConfig(env: Env = process.env): ApiConfig {
     logLevel: logLevelVar(env),
     engineThreads: threads,
     executionProvider,
+    gpuAttention: gpuAttention as GpuAttentionKernel | undefined,
+    int4MixedGemmFromSlots: intVar(env, 'LVR_INT4_MIXED_GEMM_FROM', 0),
     maxModelLen,
     maxPreviousVersions: intVar(env, 'LVR_MAX_PREVIOUS_VERSIONS', base.maxPreviousVersions),
   };
+  if (config.int4MixedGemmFromSlots > config.maxConcurrentSequences)
+    throw new ConfigError(
+      `LVR_INT4_MIXED_GEMM_FROM (${config.int4MixedGemmFromSlots}) must be at most LVR_MAX_CONCURRENT (${config.maxConcurrentSequences}): the engine's KV slots`,
+    );
   assertSafeBinding(config);
   return config;
 }

@@ -38,6 +38,8 @@ export class RegistryModule {
           new EngineBackend({
             threads: config.engineThreads,
             executionProvider: config.executionProvider,
+            attentionKernel: config.gpuAttention,
+            int4MixedGemmFromSlots: config.int4MixedGemmFromSlots,
             maxBatchSize: config.maxConcurrentSequences,
             maxModelLen: config.maxModelLen,
           }),

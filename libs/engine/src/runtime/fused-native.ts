@@ -56,7 +56,9 @@ export interface FusedDecoderOptions {
   mixedGemmFrom?: number;
 }
 
-export type GpuAttentionKernel = 'xqa' | 'cudnn' | 'flash';
+/** GroupQueryAttention's decode kernels the fused decoder can pick on the CUDA EP (`FusedDecoderOptions.attention`). */
+export const GPU_ATTENTION_KERNELS = ['cudnn', 'xqa', 'flash'] as const;
+export type GpuAttentionKernel = (typeof GPU_ATTENTION_KERNELS)[number];
 
 /** Logits `[rows, V]` and last hidden states `[rows, H]` (fp16 bits when the model is fp16). */
 export interface FusedOutput {
