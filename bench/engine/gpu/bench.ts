@@ -124,7 +124,14 @@ async function main(): Promise<void> {
       errors[name] = 'bundle not exported (time budget)';
       continue;
     }
-    const cfg: Record<string, unknown> = {};
+    // The load options that differ between configurations (null: the engine's default).
+    const cfg: Record<string, unknown> = {
+      engine_options: {
+        attentionKernel: attention ?? null,
+        int4MixedGemmFromSlots: mixedGemmFrom ?? 0,
+        stepRowBuckets: !allSlots,
+      },
+    };
     configs[name] = cfg;
     const part = async (key: string, fn: () => Promise<unknown>) => {
       if (Date.now() > deadline) {
@@ -231,10 +238,10 @@ async function main(): Promise<void> {
           steps_run_ahead: engine.batchStats.ranAhead - ahead0,
         };
       });
-    // Every fp16 engine decodes the parity prompts: neither the step sizes nor the attention kernel may change a token
-    // (parity_report.py compares each with the default engine).
-    if (deviceKv && bundle === 'fp16' && !profile)
-      await part('parity_fp16', async () => {
+    // Every engine decodes the parity prompts: neither the step sizes nor the attention kernel nor int4's second
+    // session may change a token (parity_report.py compares each with its bundle's default engine).
+    if (deviceKv && !profile)
+      await part(`parity_${bundle}`, async () => {
         // The parity prompts greedily, as torch_side.py's parity_fp16 decodes them (combine.py compares the two).
         const prompts: GenerationRequest['messages'][] = parity.texts.map((t) => [
           { role: 'user', content: t },

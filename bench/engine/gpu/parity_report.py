@@ -5,7 +5,8 @@ step, so a divergence at a near-tie reads as rounding and one at a wide margin a
     python bench/engine/gpu/parity_report.py OUT     (reads OUT/torch.json and OUT/ts.json, writes OUT/parity_fp16.json)
 
 With the engine that steps every KV slot in ts.json too (`fp16_device_kv_allslots`), also its report and where its
-tokens first differ from the default engine's; the same for each other attention kernel's engine (`fp16_device_kv_KERNEL`).
+tokens first differ from the default engine's; the same for each other attention kernel's engine (`fp16_device_kv_KERNEL`),
+and each int4 variant (`int4_device_kv_*`) against the default int4 engine.
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ def first_divergence(a: list[int], b: list[int]) -> int | None:
         if x != y:
             return i
     return None if len(a) == len(b) else min(len(a), len(b))
+
+
+def engines_compared(side: dict, reference: dict) -> dict:
+    """Where one engine's greedy tokens first differ from another's, per parity prompt."""
+    at = [first_divergence(a["tokens"], b["tokens"]) for a, b in zip(side["prompts"], reference["prompts"])]
+    return {"identical": at.count(None), "first_divergence_positions": sorted(p for p in at if p is not None)}
 
 
 def report(torch_side: dict, ts_side: dict) -> dict:
@@ -54,20 +61,22 @@ def main() -> int:
     if all_slots:
         if torch_side:
             result["all_slots"] = {k: v for k, v in report(torch_side, all_slots).items() if k != "rows"}
-        at = [first_divergence(a["tokens"], b["tokens"]) for a, b in zip(all_slots["prompts"], ts_side["prompts"])]
-        result["step_sizes_vs_all_slots"] = {"identical": at.count(None),
-                                             "first_divergence_positions": sorted(p for p in at if p is not None)}
+        result["step_sizes_vs_all_slots"] = engines_compared(all_slots, ts_side)
     # The other attention kernels' engines: against PyTorch and against the default engine.
     for name, config in configs.items():
         kernel = name.removeprefix("fp16_device_kv_")
         if name == kernel or kernel == "allslots" or not config.get("parity_fp16"):
             continue
         other = config["parity_fp16"]
-        at = [first_divergence(a["tokens"], b["tokens"]) for a, b in zip(other["prompts"], ts_side["prompts"])]
-        result[f"attention_{kernel}"] = {
-            "vs_default": {"identical": at.count(None), "first_divergence_positions": sorted(p for p in at if p is not None)}}
+        result[f"attention_{kernel}"] = {"vs_default": engines_compared(other, ts_side)}
         if torch_side:
-            result[f"attention_{kernel}"]["vs_torch"] = {k: v for k, v in report(torch_side, other).items() if k != "rows"}
+            vs_torch = report(torch_side, other)
+            result[f"attention_{kernel}"]["vs_torch"] = {k: v for k, v in vs_torch.items() if k != "rows"}
+    # The int4 engines (e.g. int4's second session on the mixed-input GEMM) against the default int4 engine.
+    int4 = configs.get("int4_device_kv", {}).get("parity_int4")
+    for name, config in configs.items():
+        if int4 and name.startswith("int4_device_kv_") and config.get("parity_int4"):
+            result[f"int4_{name.removeprefix('int4_device_kv_')}_vs_int4"] = engines_compared(config["parity_int4"], int4)
     (out / "parity_fp16.json").write_text(json.dumps(result, indent=2))
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}))
     return 0
