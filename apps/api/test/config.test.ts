@@ -64,7 +64,7 @@ describe('configuration', () => {
     assert.equal(gpu.int4MixedGemmFromSlots, 8);
     assert.throws(
       () => loadConfig({ LVR_GPU_ATTENTION: 'fast' }),
-      /LVR_GPU_ATTENTION must be cudnn\|xqa\|flash/,
+      /LVR_GPU_ATTENTION must be auto\|cudnn\|xqa\|flash/,
     );
     assert.throws(() => loadConfig({ LVR_INT4_MIXED_GEMM_FROM: '-1' }), ConfigError);
     assert.throws(

@@ -172,6 +172,7 @@ async function main(): Promise<void> {
     cfg.load_s = (performance.now() - t0) / 1000;
     // Whether the fused step runs captured in a CUDA graph (a graph ONNX Runtime refuses to capture runs uncaptured).
     cfg.decoder = engine.info.decoder;
+    cfg.gpu_attention = engine.info.gpuAttention ?? null;
     if (profile) {
       await part('profiled_decode', async () => {
         await run(engine, text(4));

@@ -1174,6 +1174,19 @@ static napi_value js_forward_logits(napi_env env, napi_callback_info info) {
   return logits_rows(env, d, d->scratch[4], rows, n);
 }
 
+// libraryLoads(name) -> whether dlopen finds and loads the shared library `name` (closed again right after).
+static napi_value js_library_loads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg, out;
+  char name[4096];
+  napi_get_cb_info(env, info, &argc, &arg, NULL, NULL);
+  if (argc != 1 || !get_string(env, arg, name, sizeof name)) return NULL;
+  void *lib = dlopen(name, RTLD_LAZY | RTLD_LOCAL);
+  if (lib) dlclose(lib);
+  napi_get_boolean(env, lib != NULL, &out);
+  return out;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"init", NULL, js_init, NULL, NULL, NULL, napi_default, NULL},
@@ -1183,6 +1196,7 @@ NAPI_MODULE_INIT() {
       {"stepAsync", NULL, js_step_async, NULL, NULL, NULL, napi_default, NULL},
       {"lastLogits", NULL, js_last_logits, NULL, NULL, NULL, napi_default, NULL},
       {"forwardLogits", NULL, js_forward_logits, NULL, NULL, NULL, napi_default, NULL},
+      {"libraryLoads", NULL, js_library_loads, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -71,10 +71,11 @@ export interface EngineLoadOptions {
    */
   stepRowBuckets?: boolean;
   /**
-   * Fused decoder on the CUDA EP: GroupQueryAttention's decode kernel, cuDNN's flash attention (`cudnn`, default),
-   * ONNX Runtime's XQA kernel (`xqa`, ONNX Runtime's own default) or its flash attention (`flash`).
+   * Fused decoder on the CUDA EP: GroupQueryAttention's decode kernel, cuDNN's flash attention (`cudnn`: needs cuDNN 9
+   * on the library path), ONNX Runtime's XQA kernel (`xqa`, ONNX Runtime's own default), its flash attention
+   * (`flash`), or `auto` (default): cuDNN's where cuDNN 9 loads, XQA otherwise. `ModelInfo.gpuAttention` says which.
    */
-  attentionKernel?: GpuAttentionKernel;
+  attentionKernel?: GpuAttentionKernel | 'auto';
   /**
    * Fused decoder on the CUDA EP with an int4 bundle: steps of at least this many KV slots run through a second session
    * whose int4 matmuls use ONNX Runtime's mixed-input GEMM (weights prepacked at load; a second copy of the weights in
@@ -94,10 +95,11 @@ export interface EngineLoadOptions {
 export const DEFAULT_RUN_AHEAD_STEPS = 2;
 
 /**
- * Default of `EngineLoadOptions.attentionKernel`: cuDNN's flash attention decoded faster than ONNX Runtime's XQA
- * default after a long (image) prompt and at 8 streams on an H200, at 3B and 7B shapes (README: Benchmarks).
+ * Default of `EngineLoadOptions.attentionKernel`: cuDNN's flash attention where cuDNN loads (it decoded faster than
+ * ONNX Runtime's XQA default after a long image prompt and at 8 streams on an H200, at 3B and 7B shapes; README:
+ * Benchmarks), XQA otherwise.
  */
-export const DEFAULT_GPU_ATTENTION: GpuAttentionKernel = 'cudnn';
+export const DEFAULT_GPU_ATTENTION = 'auto';
 
 /** Default of `EngineLoadOptions.maxBatchSize`. */
 export const DEFAULT_MAX_BATCH_SIZE = 8;
@@ -149,6 +151,7 @@ function modelInfo(
   maxContextTokens: number,
   executionProvider: ExecutionProviderName,
   decoder: ModelInfo['decoder'],
+  gpuAttention: ModelInfo['gpuAttention'],
 ): ModelInfo {
   const special = manifest.special_tokens;
   return {
@@ -170,6 +173,7 @@ function modelInfo(
     lvrDefaults: { strategy: manifest.lvr.strategy, steps: manifest.lvr.steps },
     executionProvider,
     decoder,
+    ...(gpuAttention ? { gpuAttention } : {}),
   };
 }
 
@@ -296,7 +300,14 @@ export class LvrEngine {
       hiddenSize: manifest.architecture.hidden_size,
       vocabSize: manifest.architecture.vocab_size,
     });
-    const info = modelInfo(manifest, bundleSource.uri, maxContextTokens, executionProvider, worker.decoder);
+    const info = modelInfo(
+      manifest,
+      bundleSource.uri,
+      maxContextTokens,
+      executionProvider,
+      worker.decoder,
+      worker.gpuAttention,
+    );
     return new LvrEngine(
       tokenizer,
       worker,

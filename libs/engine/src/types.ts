@@ -1,6 +1,7 @@
 /**
  * Public types of the LVR inference engine. The API layer codes against these; keep them stable and additive.
  */
+import type { GpuAttentionKernel } from './runtime/fused-native';
 
 /** Where ONNX graphs run. `cuda` needs the CUDA EP libraries next to onnxruntime-node. */
 export type ExecutionProviderName = 'cpu' | 'webgpu' | 'cuda';
@@ -200,4 +201,6 @@ export interface ModelInfo {
    * cannot capture runs as `fused`).
    */
   decoder: 'plain' | 'fused' | 'fused-cuda-graph';
+  /** The fused decoder's GroupQueryAttention decode kernel on the CUDA EP (`EngineLoadOptions.attentionKernel`). */
+  gpuAttention?: GpuAttentionKernel;
 }

@@ -7,8 +7,10 @@ import { LvrEngine } from '../src';
 import {
   FUSED_TOP_K,
   FusedNativeDecoder,
+  nativeLibraries,
   type FusedDecoderOptions,
   type GpuAttentionKernel,
+  type NativeLibraries,
 } from '../src/runtime/fused-native';
 import { assertSameOutcomes, concurrentRequests, generate } from './helpers/concurrent-parity';
 import { REPO_ROOT, runPython, tempDir } from './helpers/python';
@@ -122,24 +124,30 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
     capacity: number,
     topK = 0,
     stepSizes?: number[],
-    extra: Pick<FusedDecoderOptions, 'attention' | 'mixedGemmFrom'> = {},
+    {
+      libs,
+      ...extra
+    }: Pick<FusedDecoderOptions, 'attention' | 'mixedGemmFrom'> & { libs?: NativeLibraries } = {},
   ) => {
     const a = JSON.parse(fs.readFileSync(path.join(bundle, 'manifest.json'), 'utf8')).architecture;
-    const dec = FusedNativeDecoder.open({
-      model: path.join(bundle, 'decoder_fused.onnx'),
-      gpu: false,
-      batch,
-      capacity,
-      layers: a.num_hidden_layers,
-      kvHeads: a.num_key_value_heads,
-      headDim: a.head_dim,
-      hidden: a.hidden_size,
-      vocab: a.vocab_size,
-      fp16: false,
-      topK,
-      stepSizes,
-      ...extra,
-    });
+    const dec = FusedNativeDecoder.open(
+      {
+        model: path.join(bundle, 'decoder_fused.onnx'),
+        gpu: false,
+        batch,
+        capacity,
+        layers: a.num_hidden_layers,
+        kvHeads: a.num_key_value_heads,
+        headDim: a.head_dim,
+        hidden: a.hidden_size,
+        vocab: a.vocab_size,
+        fp16: false,
+        topK,
+        stepSizes,
+        ...extra,
+      },
+      libs,
+    );
     return { dec, a, H: a.hidden_size as number };
   };
   const pos = (n: number, shift = 0) =>
@@ -271,12 +279,36 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
     assert.throws(() => openDecoder(4, 16, K, [1, 2], { mixedGemmFrom: 5 }), /mixedGemmFrom must be from 0/);
   });
 
+  // A library that loads wherever the addon runs, standing in for cuDNN 9.
+  const withCudnn = { ...nativeLibraries(), cudnn: nativeLibraries().onnxruntime };
+  const withoutCudnn = { ...nativeLibraries(), cudnn: '/nonexistent/libcudnn.so.9' };
+
+  it('auto picks cuDNN’s attention where cuDNN loads and XQA otherwise; cudnn without cuDNN is refused', () => {
+    assert.equal(
+      openDecoder(1, 8, 0, undefined, { attention: 'auto', libs: withCudnn }).dec.attention,
+      'cudnn',
+    );
+    assert.equal(
+      openDecoder(1, 8, 0, undefined, { attention: 'auto', libs: withoutCudnn }).dec.attention,
+      'xqa',
+    );
+    assert.equal(
+      openDecoder(1, 8, 0, undefined, { attention: 'flash', libs: withoutCudnn }).dec.attention,
+      'flash',
+    );
+    assert.equal(openDecoder(1, 8).dec.attention, undefined);
+    assert.throws(
+      () => openDecoder(1, 8, 0, undefined, { attention: 'cudnn', libs: withoutCudnn }),
+      /attention kernel cudnn needs cuDNN 9 \(\/nonexistent\/libcudnn.so.9\)/,
+    );
+  });
+
   it('the attention kernel is chosen for the session only: the process environment is as it was', () => {
     process.env.ORT_ENABLE_XQA = '7';
     delete process.env.ORT_ENABLE_CUDNN_FLASH_ATTENTION;
     try {
       for (const attention of ['xqa', 'cudnn', 'flash'] as const)
-        openDecoder(1, 8, 0, undefined, { attention });
+        openDecoder(1, 8, 0, undefined, { attention, libs: withCudnn });
       assert.equal(process.env.ORT_ENABLE_XQA, '7');
       assert.equal(process.env.ORT_ENABLE_CUDNN_FLASH_ATTENTION, undefined);
       assert.throws(

@@ -54,7 +54,7 @@ export interface ApiConfig {
   /** onnxruntime execution provider of the engine (`LVR_EXECUTION_PROVIDER`, default cpu). */
   executionProvider: 'cpu' | 'webgpu' | 'cuda';
   /** Fused decoder on `cuda`: GroupQueryAttention's decode kernel (`LVR_GPU_ATTENTION`; undefined = the engine's). */
-  gpuAttention?: GpuAttentionKernel;
+  gpuAttention?: GpuAttentionKernel | 'auto';
   /** int4 bundles on `cuda`: steps of at least this many slots use the mixed-input GEMM (`LVR_INT4_MIXED_GEMM_FROM`). */
   int4MixedGemmFromSlots: number;
   /** Context length to serve (prompt + completion), at most each bundle's own (undefined = the bundle's). */
@@ -154,10 +154,9 @@ export function loadConfig(env: Env = process.env): ApiConfig {
   if (executionProvider !== 'cpu' && executionProvider !== 'webgpu' && executionProvider !== 'cuda')
     throw new ConfigError(`LVR_EXECUTION_PROVIDER must be cpu|webgpu|cuda, got "${executionProvider}"`);
   const gpuAttention = env.LVR_GPU_ATTENTION?.trim() || undefined;
-  if (gpuAttention !== undefined && !GPU_ATTENTION_KERNELS.includes(gpuAttention as GpuAttentionKernel))
-    throw new ConfigError(
-      `LVR_GPU_ATTENTION must be ${GPU_ATTENTION_KERNELS.join('|')}, got "${gpuAttention}"`,
-    );
+  const attentionChoices: string[] = ['auto', ...GPU_ATTENTION_KERNELS];
+  if (gpuAttention !== undefined && !attentionChoices.includes(gpuAttention))
+    throw new ConfigError(`LVR_GPU_ATTENTION must be ${attentionChoices.join('|')}, got "${gpuAttention}"`);
   const config: ApiConfig = {
     ...base,
     host: env.HOST?.trim() || base.host,
@@ -189,7 +188,7 @@ export function loadConfig(env: Env = process.env): ApiConfig {
     logLevel: logLevelVar(env),
     engineThreads: threads,
     executionProvider,
-    gpuAttention: gpuAttention as GpuAttentionKernel | undefined,
+    gpuAttention: gpuAttention as ApiConfig['gpuAttention'],
     int4MixedGemmFromSlots: intVar(env, 'LVR_INT4_MIXED_GEMM_FROM', 0),
     maxModelLen,
     maxPreviousVersions: intVar(env, 'LVR_MAX_PREVIOUS_VERSIONS', base.maxPreviousVersions),

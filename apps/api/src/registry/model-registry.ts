@@ -182,6 +182,7 @@ export class ModelRegistry {
       version: source.version,
       executionProvider: model.info.executionProvider,
       decoder: model.info.decoder,
+      gpuAttention: model.info.gpuAttention,
       ms: Date.now() - started,
       replaced: !!previous,
     });

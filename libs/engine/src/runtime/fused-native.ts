@@ -16,6 +16,8 @@ export interface NativeLibraries {
   onnxruntime: string;
   /** The CUDA runtime (`libcudart.so.13` for onnxruntime-gpu 1.30); only the CUDA EP needs it. */
   cudart?: string;
+  /** cuDNN 9, as ONNX Runtime loads it: whether it loads decides the `auto` attention kernel. */
+  cudnn: string;
 }
 
 export interface FusedDecoderOptions {
@@ -43,10 +45,11 @@ export interface FusedDecoderOptions {
    */
   stepSizes?: number[];
   /**
-   * GroupQueryAttention's decode kernel on the CUDA EP: ONNX Runtime's XQA kernel, cuDNN's flash attention or ONNX
-   * Runtime's own flash attention (default: ONNX Runtime's choice, XQA for fp16).
+   * GroupQueryAttention's decode kernel on the CUDA EP: ONNX Runtime's XQA kernel, cuDNN's flash attention, ONNX
+   * Runtime's own flash attention, or `auto`: cuDNN's where cuDNN 9 loads, XQA otherwise (`resolveAttentionKernel`;
+   * absent: ONNX Runtime's choice, XQA for fp16). The decoder's `options.attention` is the kernel chosen.
    */
-  attention?: GpuAttentionKernel;
+  attention?: GpuAttentionKernel | 'auto';
   /**
    * Steps of at least this many slots run through a second session of the graph whose int4 matmuls (MatMulNBits) use
    * ONNX Runtime's mixed-input GEMM, weights prepacked at load, instead of dequantizing them every step; smaller steps
@@ -59,6 +62,25 @@ export interface FusedDecoderOptions {
 /** GroupQueryAttention's decode kernels the fused decoder can pick on the CUDA EP (`FusedDecoderOptions.attention`). */
 export const GPU_ATTENTION_KERNELS = ['cudnn', 'xqa', 'flash'] as const;
 export type GpuAttentionKernel = (typeof GPU_ATTENTION_KERNELS)[number];
+
+/**
+ * The decode kernel a requested choice means here: `auto` is cuDNN's flash attention when cuDNN 9 loads (ONNX Runtime
+ * opens it only when a kernel needs it, and would quietly use another kernel without it) and XQA otherwise; `cudnn`
+ * without cuDNN is an error rather than a silent fallback.
+ */
+export function resolveAttentionKernel(
+  requested: GpuAttentionKernel | 'auto',
+  cudnnLoads: () => boolean,
+  cudnnLibrary: string,
+): GpuAttentionKernel {
+  if (requested === 'auto') return cudnnLoads() ? 'cudnn' : 'xqa';
+  if (requested === 'cudnn' && !cudnnLoads())
+    throw new Error(
+      `attention kernel cudnn needs cuDNN 9 (${cudnnLibrary}) on the library path; choose xqa or flash, or install it ` +
+        '(PyPI nvidia-cudnn-cu13)',
+    );
+  return requested;
+}
 
 /** Logits `[rows, V]` and last hidden states `[rows, H]` (fp16 bits when the model is fp16). */
 export interface FusedOutput {
@@ -103,6 +125,7 @@ interface Addon {
   stepAsync(handle: unknown, ...args: StepArgs): Promise<FusedStepOutput>;
   lastLogits(handle: unknown, rows: Int32Array, kept?: boolean): Float32Array;
   forwardLogits(handle: unknown, rows: Int32Array): Float32Array;
+  libraryLoads(name: string): boolean;
 }
 
 const REPO_ROOT = path.resolve(__dirname, '../../../..');
@@ -112,7 +135,8 @@ const DEFAULT_ADDON = path.join(REPO_ROOT, 'libs/engine/native/build/ort_fused.n
  * Defaults: the addon built by `npm run native:build`; onnxruntime-node's own ONNX Runtime library (for the CUDA EP,
  * put onnxruntime-gpu's `libonnxruntime_providers_shared.so` and `libonnxruntime_providers_cuda.so` of the same
  * version next to it, or point `LVR_ORT_LIBRARY` at onnxruntime-gpu's `libonnxruntime.so.1.*`); `libcudart.so.13`
- * from the library path. Overrides: `LVR_ORT_ADDON`, `LVR_ORT_LIBRARY`, `LVR_CUDART_LIBRARY`.
+ * from the library path; cuDNN 9 as ONNX Runtime opens it (`libcudnn.so.9`). Overrides: `LVR_ORT_ADDON`,
+ * `LVR_ORT_LIBRARY`, `LVR_CUDART_LIBRARY`, `LVR_CUDNN_LIBRARY`.
  */
 export function nativeLibraries(env: NodeJS.ProcessEnv = process.env): NativeLibraries {
   const bundled = () => {
@@ -123,6 +147,7 @@ export function nativeLibraries(env: NodeJS.ProcessEnv = process.env): NativeLib
     addon: env.LVR_ORT_ADDON ?? DEFAULT_ADDON,
     onnxruntime: env.LVR_ORT_LIBRARY ?? bundled(),
     cudart: env.LVR_CUDART_LIBRARY ?? 'libcudart.so.13',
+    cudnn: env.LVR_CUDNN_LIBRARY ?? 'libcudnn.so.9',
   };
 }
 
@@ -138,14 +163,29 @@ function loadAddon(libs: NativeLibraries, gpu: boolean): Addon {
 
 /** One fused decoder: `batch` KV slots of `capacity` positions. */
 export class FusedNativeDecoder {
+  /** GroupQueryAttention's decode kernel its session was built for (undefined: ONNX Runtime's choice). */
+  readonly attention: GpuAttentionKernel | undefined;
+
   private constructor(
     private readonly addon: Addon,
     private readonly handle: unknown,
     readonly options: FusedDecoderOptions,
-  ) {}
+  ) {
+    this.attention = options.attention === 'auto' ? undefined : options.attention;
+  }
 
-  static open(options: FusedDecoderOptions, libs: NativeLibraries = nativeLibraries()): FusedNativeDecoder {
-    const addon = loadAddon(libs, options.gpu);
+  static open(requested: FusedDecoderOptions, libs: NativeLibraries = nativeLibraries()): FusedNativeDecoder {
+    const addon = loadAddon(libs, requested.gpu);
+    const options = requested.attention
+      ? {
+          ...requested,
+          attention: resolveAttentionKernel(
+            requested.attention,
+            () => addon.libraryLoads(libs.cudnn),
+            libs.cudnn,
+          ),
+        }
+      : requested;
     try {
       return new FusedNativeDecoder(addon, addon.createDecoder(options), options);
     } catch (error) {

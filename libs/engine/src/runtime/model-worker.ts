@@ -24,6 +24,8 @@ export class ModelWorker {
   private closed = false;
   /** The decoder that runs the steps, as the worker opened it. */
   decoder: ModelInfo['decoder'] = 'plain';
+  /** The fused decoder's attention kernel on the CUDA EP (`ModelInfo.gpuAttention`). */
+  gpuAttention: ModelInfo['gpuAttention'];
 
   private constructor() {
     const file = path.join(__dirname, `session-worker${path.extname(__filename)}`);
@@ -34,7 +36,9 @@ export class ModelWorker {
   static async start(init: WorkerInit): Promise<ModelWorker> {
     const w = new ModelWorker();
     try {
-      w.decoder = (await w.call({ op: 'init', init })).decoder ?? 'plain';
+      const reply = await w.call({ op: 'init', init });
+      w.decoder = reply.decoder ?? 'plain';
+      w.gpuAttention = reply.gpuAttention;
     } catch (e) {
       w.closed = true;
       await w.worker.terminate();

@@ -23,7 +23,7 @@ export interface WorkerInit {
     topK: number;
     runAheadSteps: number;
     stepRowBuckets: boolean;
-    attention?: GpuAttentionKernel;
+    attention?: GpuAttentionKernel | 'auto';
     mixedGemmFrom: number;
   };
   /**
@@ -143,7 +143,8 @@ export type WorkerReply =
        * (1: while the engine picked the previous step's tokens; 2: before that).
        */
       ranAhead?: number;
-      /** init: the decoder that runs the steps (`ModelInfo.decoder`). */
+      /** init: the decoder that runs the steps (`ModelInfo.decoder`) and its attention kernel (`ModelInfo.gpuAttention`). */
       decoder?: ModelInfo['decoder'];
+      gpuAttention?: GpuAttentionKernel;
     }
   | { ok: false; error: string };

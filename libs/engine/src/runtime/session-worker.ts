@@ -7,7 +7,7 @@ import { parentPort } from 'node:worker_threads';
 import { EmbeddingTable } from './embedding-table';
 import { FusedKvSlots } from './fused-kv-slots';
 import { FusedNativeDecoder } from './fused-native';
-import type { FusedStepOutput } from './fused-native';
+import type { FusedStepOutput, GpuAttentionKernel } from './fused-native';
 import { leftPaddedMask } from './kv-batch';
 import { GraphKvPacker, HostKvPacker } from './kv-packers';
 import { KvStore } from './kv-store';
@@ -192,6 +192,11 @@ class ModelHost {
     if (!this.fused) return 'plain';
     const { gpu, cudaGraph } = this.fused.decoder.options;
     return gpu && cudaGraph ? 'fused-cuda-graph' : 'fused';
+  }
+
+  /** The fused decoder's attention kernel on the CUDA EP, as its session was built. */
+  gpuAttention(): GpuAttentionKernel | undefined {
+    return this.fused?.decoder.attention;
   }
 
   private openFused(f: NonNullable<WorkerInit['fusedDecoder']>): FusedPath {
@@ -858,7 +863,10 @@ async function handle(msg: WorkerRequest): Promise<{ reply: WorkerReply; transfe
     case 'init':
       host = new ModelHost(msg.init);
       await host.load();
-      return { reply: { ok: true, decoder: host.decoderPath() }, transfer: [] };
+      return {
+        reply: { ok: true, decoder: host.decoderPath(), gpuAttention: host.gpuAttention() },
+        transfer: [],
+      };
     case 'vision': {
       const features = (await host!.runVision(msg.req)).slice();
       return { reply: { ok: true, features }, transfer: [features.buffer as ArrayBuffer] };
