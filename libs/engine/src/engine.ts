@@ -95,8 +95,8 @@ export interface EngineLoadOptions {
 export const DEFAULT_RUN_AHEAD_STEPS = 2;
 
 /**
- * Default of `EngineLoadOptions.attentionKernel`: cuDNN's flash attention where cuDNN loads (it decoded faster than
- * ONNX Runtime's XQA default after a long image prompt and at 8 streams on an H200, at 3B and 7B shapes; README:
+ * Default of `EngineLoadOptions.attentionKernel`: cuDNN's flash attention where cuDNN loads (on an H200, at 3B and 7B
+ * shapes, as fast as ONNX Runtime's XQA default or faster after a long image prompt and at 8 streams; README:
  * Benchmarks), XQA otherwise.
  */
 export const DEFAULT_GPU_ATTENTION = 'auto';
