@@ -1174,6 +1174,16 @@ static napi_value js_forward_logits(napi_env env, napi_callback_info info) {
   return logits_rows(env, d, d->scratch[4], rows, n);
 }
 
+// sessions(handle) -> the ONNX Runtime sessions the decoder runs: 2 with a large-step session (mixedGemmFrom), else 1.
+static napi_value js_sessions(napi_env env, napi_callback_info info) {
+  napi_value argv[1], out;
+  size_t argc;
+  Decoder *d = decoder_call(env, info, 1, 1, argv, &argc, "sessions(handle)");
+  if (d == NULL) return NULL;
+  napi_create_int32(env, d->large_session ? 2 : 1, &out);
+  return out;
+}
+
 // libraryLoads(name) -> whether dlopen finds and loads the shared library `name` (closed again right after).
 static napi_value js_library_loads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -1197,6 +1207,7 @@ NAPI_MODULE_INIT() {
       {"lastLogits", NULL, js_last_logits, NULL, NULL, NULL, napi_default, NULL},
       {"forwardLogits", NULL, js_forward_logits, NULL, NULL, NULL, napi_default, NULL},
       {"libraryLoads", NULL, js_library_loads, NULL, NULL, NULL, napi_default, NULL},
+      {"sessions", NULL, js_sessions, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -11,7 +11,7 @@ import { DEFAULT_MAX_PREFILL_POSITIONS, PrefillBatcher } from './decoding/prefil
 import { GenerationConfig, GenerationConfigResolver } from './generation-config';
 import { PreparedPrompt, PromptProcessor } from './prompt/prompt-processor';
 import { BundleError } from './errors';
-import { FUSED_TOP_K, type GpuAttentionKernel } from './runtime/fused-native';
+import { FUSED_TOP_K, type GpuAttentionChoice } from './runtime/fused-native';
 import { ModelWorker } from './runtime/model-worker';
 import { pickableFromTop } from './sampling/sampler';
 import { Tokenizer } from './tokenizer';
@@ -75,7 +75,7 @@ export interface EngineLoadOptions {
    * on the library path), ONNX Runtime's XQA kernel (`xqa`, ONNX Runtime's own default), its flash attention
    * (`flash`), or `auto` (default): cuDNN's where cuDNN 9 loads, XQA otherwise. `ModelInfo.gpuAttention` says which.
    */
-  attentionKernel?: GpuAttentionKernel | 'auto';
+  attentionKernel?: GpuAttentionChoice;
   /**
    * Fused decoder on the CUDA EP with an int4 bundle: steps of at least this many KV slots run through a second session
    * whose int4 matmuls use ONNX Runtime's mixed-input GEMM (weights prepacked at load; a second copy of the weights in
@@ -99,7 +99,7 @@ export const DEFAULT_RUN_AHEAD_STEPS = 2;
  * shapes, as fast as ONNX Runtime's XQA default or faster after a long image prompt and at 8 streams; README:
  * Benchmarks), XQA otherwise.
  */
-export const DEFAULT_GPU_ATTENTION = 'auto';
+export const DEFAULT_GPU_ATTENTION: GpuAttentionChoice = 'auto';
 
 /** Default of `EngineLoadOptions.maxBatchSize`. */
 export const DEFAULT_MAX_BATCH_SIZE = 8;

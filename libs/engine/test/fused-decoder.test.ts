@@ -256,6 +256,8 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
     const S = 5;
     const { dec: one, a, H } = openDecoder(4, 16, K, [1, 2]);
     const { dec: two } = openDecoder(4, 16, K, [1, 2], { mixedGemmFrom: 2 });
+    assert.equal(one.sessions(), 1);
+    assert.equal(two.sessions(), 2);
     const V: number = a.vocab_size;
     const x = new Float32Array(4 * S * H).map((_, i) => Math.sin(i * 2.71) * 0.5);
     const positions = new BigInt64Array(3 * 4 * S).map((_, i) => BigInt(i % S));

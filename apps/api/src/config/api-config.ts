@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { GPU_ATTENTION_KERNELS, MAX_TOP_LOGPROBS, type GpuAttentionKernel } from '@lvr/engine';
+import { GPU_ATTENTION_CHOICES, MAX_TOP_LOGPROBS, type GpuAttentionChoice } from '@lvr/engine';
 import {
   ConfigError,
   flagVar,
@@ -54,7 +54,7 @@ export interface ApiConfig {
   /** onnxruntime execution provider of the engine (`LVR_EXECUTION_PROVIDER`, default cpu). */
   executionProvider: 'cpu' | 'webgpu' | 'cuda';
   /** Fused decoder on `cuda`: GroupQueryAttention's decode kernel (`LVR_GPU_ATTENTION`; undefined = the engine's). */
-  gpuAttention?: GpuAttentionKernel | 'auto';
+  gpuAttention?: GpuAttentionChoice;
   /** int4 bundles on `cuda`: steps of at least this many slots use the mixed-input GEMM (`LVR_INT4_MIXED_GEMM_FROM`). */
   int4MixedGemmFromSlots: number;
   /** Context length to serve (prompt + completion), at most each bundle's own (undefined = the bundle's). */
@@ -154,9 +154,10 @@ export function loadConfig(env: Env = process.env): ApiConfig {
   if (executionProvider !== 'cpu' && executionProvider !== 'webgpu' && executionProvider !== 'cuda')
     throw new ConfigError(`LVR_EXECUTION_PROVIDER must be cpu|webgpu|cuda, got "${executionProvider}"`);
   const gpuAttention = env.LVR_GPU_ATTENTION?.trim() || undefined;
-  const attentionChoices: string[] = ['auto', ...GPU_ATTENTION_KERNELS];
-  if (gpuAttention !== undefined && !attentionChoices.includes(gpuAttention))
-    throw new ConfigError(`LVR_GPU_ATTENTION must be ${attentionChoices.join('|')}, got "${gpuAttention}"`);
+  if (gpuAttention !== undefined && !(GPU_ATTENTION_CHOICES as readonly string[]).includes(gpuAttention))
+    throw new ConfigError(
+      `LVR_GPU_ATTENTION must be ${GPU_ATTENTION_CHOICES.join('|')}, got "${gpuAttention}"`,
+    );
   const config: ApiConfig = {
     ...base,
     host: env.HOST?.trim() || base.host,

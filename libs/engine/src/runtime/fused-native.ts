@@ -49,7 +49,7 @@ export interface FusedDecoderOptions {
    * Runtime's own flash attention, or `auto`: cuDNN's where cuDNN 9 loads, XQA otherwise (`resolveAttentionKernel`;
    * absent: ONNX Runtime's choice, XQA for fp16). The decoder's `options.attention` is the kernel chosen.
    */
-  attention?: GpuAttentionKernel | 'auto';
+  attention?: GpuAttentionChoice;
   /**
    * Steps of at least this many slots run through a second session of the graph whose int4 matmuls (MatMulNBits) use
    * ONNX Runtime's mixed-input GEMM, weights prepacked at load, instead of dequantizing them every step; smaller steps
@@ -62,6 +62,9 @@ export interface FusedDecoderOptions {
 /** GroupQueryAttention's decode kernels the fused decoder can pick on the CUDA EP (`FusedDecoderOptions.attention`). */
 export const GPU_ATTENTION_KERNELS = ['cudnn', 'xqa', 'flash'] as const;
 export type GpuAttentionKernel = (typeof GPU_ATTENTION_KERNELS)[number];
+/** What a caller may ask for: a kernel, or `auto` (`resolveAttentionKernel`). */
+export const GPU_ATTENTION_CHOICES = ['auto', ...GPU_ATTENTION_KERNELS] as const;
+export type GpuAttentionChoice = (typeof GPU_ATTENTION_CHOICES)[number];
 
 /**
  * The decode kernel a requested choice means here: `auto` is cuDNN's flash attention when cuDNN 9 loads (ONNX Runtime
@@ -69,7 +72,7 @@ export type GpuAttentionKernel = (typeof GPU_ATTENTION_KERNELS)[number];
  * without cuDNN is an error rather than a silent fallback.
  */
 export function resolveAttentionKernel(
-  requested: GpuAttentionKernel | 'auto',
+  requested: GpuAttentionChoice,
   cudnnLoads: () => boolean,
   cudnnLibrary: string,
 ): GpuAttentionKernel {
@@ -126,6 +129,7 @@ interface Addon {
   lastLogits(handle: unknown, rows: Int32Array, kept?: boolean): Float32Array;
   forwardLogits(handle: unknown, rows: Int32Array): Float32Array;
   libraryLoads(name: string): boolean;
+  sessions(handle: unknown): number;
 }
 
 const REPO_ROOT = path.resolve(__dirname, '../../../..');
@@ -163,38 +167,34 @@ function loadAddon(libs: NativeLibraries, gpu: boolean): Addon {
 
 /** One fused decoder: `batch` KV slots of `capacity` positions. */
 export class FusedNativeDecoder {
-  /** GroupQueryAttention's decode kernel its session was built for (undefined: ONNX Runtime's choice). */
-  readonly attention: GpuAttentionKernel | undefined;
-
   private constructor(
     private readonly addon: Addon,
     private readonly handle: unknown,
     readonly options: FusedDecoderOptions,
-  ) {
-    this.attention = options.attention === 'auto' ? undefined : options.attention;
-  }
+    /** GroupQueryAttention's decode kernel its session was built for (undefined: ONNX Runtime's choice). */
+    readonly attention: GpuAttentionKernel | undefined,
+  ) {}
 
   static open(requested: FusedDecoderOptions, libs: NativeLibraries = nativeLibraries()): FusedNativeDecoder {
     const addon = loadAddon(libs, requested.gpu);
-    const options = requested.attention
-      ? {
-          ...requested,
-          attention: resolveAttentionKernel(
-            requested.attention,
-            () => addon.libraryLoads(libs.cudnn),
-            libs.cudnn,
-          ),
-        }
-      : requested;
+    const attention =
+      requested.attention &&
+      resolveAttentionKernel(requested.attention, () => addon.libraryLoads(libs.cudnn), libs.cudnn);
+    const options = { ...requested, attention };
     try {
-      return new FusedNativeDecoder(addon, addon.createDecoder(options), options);
+      return new FusedNativeDecoder(addon, addon.createDecoder(options), options, attention);
     } catch (error) {
       // onnxruntime refuses graph capture when a node falls back to the CPU EP (the int4 graph today): run the step
       // uncaptured rather than not at all; `options.cudaGraph` then says false.
       if (!options.cudaGraph || !/graph capture/.test(String(error))) throw error;
       const uncaptured = { ...options, cudaGraph: false };
-      return new FusedNativeDecoder(addon, addon.createDecoder(uncaptured), uncaptured);
+      return new FusedNativeDecoder(addon, addon.createDecoder(uncaptured), uncaptured, attention);
     }
+  }
+
+  /** ONNX Runtime sessions behind this decoder: 2 with a large-step session (`mixedGemmFrom`), otherwise 1. */
+  sessions(): number {
+    return this.addon.sessions(this.handle);
   }
 
   /**

@@ -1,6 +1,6 @@
 import type { VisionHostInputs } from '../vision/host-inputs';
 import type { ExecutionProviderName, ModelInfo, SamplingParams } from '../types';
-import type { GpuAttentionKernel } from './fused-native';
+import type { GpuAttentionChoice, GpuAttentionKernel } from './fused-native';
 
 export type ModelDtype = 'float32' | 'float16';
 
@@ -23,7 +23,7 @@ export interface WorkerInit {
     topK: number;
     runAheadSteps: number;
     stepRowBuckets: boolean;
-    attention?: GpuAttentionKernel | 'auto';
+    attention?: GpuAttentionChoice;
     mixedGemmFrom: number;
   };
   /**
