@@ -84,12 +84,15 @@ async function main(): Promise<void> {
     allSlots?: boolean;
     attention?: GpuAttentionKernel;
     mixedGemmFrom?: number;
+    workerPicks?: boolean;
   };
   const plan: Config[] = CUDA
     ? [
         { bundle: 'fp16', deviceKv: true },
         // The same engine with every step over all its KV slots (stepRowBuckets: false): the in-run baseline.
         { bundle: 'fp16', deviceKv: true, allSlots: true },
+        // Every step run ahead picked on the worker thread once its predecessor is back (addonPicks: false).
+        { bundle: 'fp16', deviceKv: true, workerPicks: true },
         // GroupQueryAttention's other decode kernels than the engine's default (cuDNN's flash attention).
         { bundle: 'fp16', deviceKv: true, attention: 'xqa' },
         { bundle: 'fp16', deviceKv: true, attention: 'flash' },
@@ -105,7 +108,7 @@ async function main(): Promise<void> {
         // onnxruntime's per-node profile of a short decode (where the step's time goes); not a timing run.
         { bundle: 'fp16', deviceKv: true, profile: true },
       ];
-  for (const { bundle, deviceKv, profile, allSlots, attention, mixedGemmFrom } of plan) {
+  for (const { bundle, deviceKv, profile, allSlots, attention, mixedGemmFrom, workerPicks } of plan) {
     const dir = path.join(work, `bundle-${bundle}`);
     const variant = allSlots
       ? '_allslots'
@@ -115,7 +118,9 @@ async function main(): Promise<void> {
           ? `_${attention}`
           : mixedGemmFrom
             ? `_mixed${mixedGemmFrom}`
-            : '';
+            : workerPicks
+              ? '_worker_picks'
+              : '';
     const name = `${bundle}_${deviceKv ? 'device_kv' : 'host_kv'}${variant}`;
     // LVR_BENCH_ONLY=NAME[,NAME]: only these configurations (a call that measures one of them).
     if (process.env.LVR_BENCH_ONLY && !process.env.LVR_BENCH_ONLY.split(',').includes(name)) continue;
@@ -130,6 +135,7 @@ async function main(): Promise<void> {
         attentionKernel: attention ?? null,
         int4MixedGemmFromSlots: mixedGemmFrom ?? 0,
         stepRowBuckets: !allSlots,
+        addonPicks: !workerPicks,
       },
     };
     configs[name] = cfg;
@@ -159,6 +165,7 @@ async function main(): Promise<void> {
         stepRowBuckets: !allSlots,
         attentionKernel: attention,
         int4MixedGemmFromSlots: mixedGemmFrom,
+        addonPicks: !workerPicks,
         verifyChecksums: false,
         maxBatchSize: Math.max(...STREAM_COUNTS),
         // The fused decoder allocates every slot's KV capacity up front.
@@ -204,9 +211,15 @@ async function main(): Promise<void> {
       });
     let tokenMs = 0;
     await part('decode_b1', async () => {
+      const fed0 = engine.batchStats.fedAhead;
       const r = await run(engine, text(N_TOKENS));
       tokenMs = r.timings.decodeMs / r.timings.tokenSteps;
-      return { ms_per_token: tokenMs, tok_s: 1000 / tokenMs, token_steps: r.timings.tokenSteps };
+      return {
+        ms_per_token: tokenMs,
+        tok_s: 1000 / tokenMs,
+        token_steps: r.timings.tokenSteps,
+        steps_fed_by_addon: engine.batchStats.fedAhead - fed0,
+      };
     });
     await part('decode_b1_after_image', async () => {
       // The same decode after the ~1.4k-token image prompt: the KV cache a host round trip would carry is larger.
@@ -219,7 +232,7 @@ async function main(): Promise<void> {
     });
     if (deviceKv)
       await part('latent_vs_token', async () => {
-        const ahead0 = engine.batchStats.ranAhead;
+        const { ranAhead: ahead0, fedAhead: fed0 } = engine.batchStats;
         const r = await run(
           engine,
           text(LATENT_STEPS + 16, {
@@ -237,6 +250,7 @@ async function main(): Promise<void> {
           latentSteps,
           tokenSteps,
           steps_run_ahead: engine.batchStats.ranAhead - ahead0,
+          steps_fed_by_addon: engine.batchStats.fedAhead - fed0,
         };
       });
     // Every engine decodes the parity prompts: neither the step sizes nor the attention kernel nor int4's second
@@ -291,6 +305,7 @@ async function main(): Promise<void> {
             step_calls: engine.batchStats.calls - steps0.calls,
             step_rows: engine.batchStats.rows - steps0.rows,
             steps_run_ahead: engine.batchStats.ranAhead - steps0.ranAhead,
+            steps_fed_by_addon: engine.batchStats.fedAhead - steps0.fedAhead,
             max_ahead_depth: engine.batchStats.maxAheadDepth,
             prefill_calls: engine.prefillStats.calls - prefills0.calls,
             prefill_prompts: engine.prefillStats.prompts - prefills0.prompts,

@@ -8,6 +8,7 @@
 // ONNX Runtime and, for the CUDA EP, the CUDA runtime are opened with dlopen at `init`, so the addon builds and
 // runs its CPU tests without any GPU library present.
 #include <dlfcn.h>
+#include <math.h>
 #include <node_api.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -45,6 +46,8 @@ static struct {
 
 // The most step sizes (`stepSizes`): powers of two up to 2^15 slots and the batch.
 #define MAX_STEP_SIZES 17
+// The most stepAsync calls pending at once (queued on the step thread, run in order).
+#define MAX_PENDING_STEPS 8
 
 typedef struct {
   OrtSession *session;
@@ -73,14 +76,28 @@ typedef struct {
   size_t forward_rows;    // rows of the last forward, whose logits stay in scratch[4] (forwardLogits reads them)
   OrtValue **owned;
   int n_owned;
-  // Steps run on one thread of their own (the CUDA graph is captured and replayed there): `step` waits for it,
-  // `stepAsync` resolves a promise through `tsfn` while the JS thread goes on. `busy`: an async step is pending.
+  // Steps run on one thread of their own (the CUDA graph is captured and replayed there), in the order they were
+  // submitted: `step` waits for its job, `stepAsync` resolves a promise through `tsfn` while the JS thread goes on.
+  // `busy`: stepAsync calls not settled yet.
   uv_thread_t thread;
   uv_mutex_t mu;
   uv_cond_t cv;
   int sync_init, thread_started, quit, busy, released;
-  struct StepJob *job;
+  struct StepJob *queue_head, *queue_tail;
   napi_threadsafe_function tsfn;
+  // A step can feed a slot the token its pick rule takes from the previous step's top candidates (`tokens[b]` =
+  // FEED_PICK) without a trip through JS: the host token embedding [vocab, hidden] in the activation dtype
+  // (`setEmbeddings`, kept alive by `embed_ref`), each slot's previous top K (`prev_*`, `prev_valid[b]` = 0 when the
+  // last run did not return slot b), its repetition penalty and the tokens it has seen (a bit per vocabulary id,
+  // `setPickRule`, then every token step adds its input).
+  const char *embed_table;
+  napi_ref embed_ref;
+  float *prev_values;
+  int64_t *prev_ids;
+  uint8_t *prev_valid;
+  float *penalty;
+  uint8_t *seen; // [batch * seen_bytes], allocated by the first setPickRule with a penalty
+  size_t seen_bytes;
 } Decoder;
 
 // One step's inputs (copied from the JS arrays) and outputs (host copies of the requested rows).
@@ -90,11 +107,15 @@ typedef struct StepJob {
   uint8_t *latent;  // [S] or NULL
   int64_t *positions; // [3*S]
   int32_t *seqlens, *rows, *full;
+  int32_t *tokens;  // [S] or NULL: each slot's token input (`step`'s `tokens`)
+  int32_t *fed;     // [S]: the token each FEED_PICK slot was fed (-1 elsewhere)
   int32_t total;
   size_t n, n_full;
   char *logits, *hidden, *top_values, *top_ids;
   int async, done, failed;
+  int ran; // it got past its picks: the decoder's state (logits, kept logits, seen tokens) moved
   napi_deferred deferred;
+  struct StepJob *next; // the step thread's queue
   char error[512];
 } StepJob;
 
@@ -440,6 +461,8 @@ static void release_decoder(Decoder *d) {
                   d->top_ids, d->kept_logits};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dev_free(d, bufs[i]);
   for (size_t i = 0; i < sizeof d->scratch / sizeof d->scratch[0]; i++) dev_free(d, d->scratch[i]);
+  void *picks[] = {d->prev_values, d->prev_ids, d->prev_valid, d->penalty, d->seen};
+  for (size_t i = 0; i < sizeof picks / sizeof picks[0]; i++) free(picks[i]);
   if (d->mem) ort->ReleaseMemoryInfo(d->mem);
   if (d->cpu_mem) ort->ReleaseMemoryInfo(d->cpu_mem);
   if (d->sync_init) {
@@ -460,9 +483,11 @@ static void tsfn_finalized(napi_env env, void *data, void *hint) {
 }
 
 static void finalize_decoder(napi_env env, void *data, void *hint) {
-  (void)env;
   (void)hint;
-  release_decoder((Decoder *)data);
+  Decoder *d = data;
+  napi_ref table = d->embed_ref; // the step thread may read the table until release_decoder has stopped it
+  release_decoder(d);
+  if (table) napi_delete_reference(env, table);
 }
 
 // init(libonnxruntimePath, cudartPath?) -> ORT version string
@@ -631,6 +656,11 @@ static napi_value js_create_decoder(napi_env env, napi_callback_info info) {
     CHECK((d->top_values = dev_alloc(env, d, B * d->top_k * 4)) != NULL);
     CHECK((d->top_ids = dev_alloc(env, d, B * d->top_k * 8)) != NULL);
   }
+  size_t K = d->top_k ? d->top_k : 1;
+  CHECK((d->prev_values = malloc(B * K * 4)) && (d->prev_ids = malloc(B * K * 8)) &&
+        (d->prev_valid = calloc(B, 1)) && (d->penalty = malloc(B * 4)));
+  for (size_t b = 0; b < B; b++) d->penalty[b] = 1.0f;
+  d->seen_bytes = ((size_t)d->vocab + 7) / 8;
   d->n_owned = d->n_sizes * step_values(d);
   d->owned = calloc(d->n_owned, sizeof(OrtValue *));
   for (int k = 0; k < d->n_sizes; k++) CHECK(bind_step(env, d, k));
@@ -687,6 +717,10 @@ static Decoder *decoder_call(napi_env env, napi_callback_info info, size_t min, 
 // Copies rows `rows` (n of them; NULL: rows 0..n-1) of a device array with `row_bytes` per row to `dst`, one copy per
 static int not_busy(napi_env env, Decoder *d) {
   return d->busy ? throw_msg(env, "the decoder has a pending stepAsync: await it first") : 1;
+}
+
+static void forget_top(Decoder *d) {
+  memset(d->prev_valid, 0, d->batch);
 }
 
 // run of consecutive rows.
@@ -783,6 +817,7 @@ static napi_value js_forward(napi_env env, napi_callback_info info) {
                             "forward(handle, row, embeds, positions, pastLength, lengths?, full?)");
   int row, past;
   if (d == NULL || !not_busy(env, d)) return NULL;
+  forget_top(d);
   if (napi_get_value_int32(env, argv[1], &row) != napi_ok || napi_get_value_int32(env, argv[4], &past) != napi_ok)
     return throw_msg(env, "row and pastLength must be numbers"), NULL;
   int32_t one_length = 0;
@@ -905,7 +940,7 @@ fail:
 static void free_job(StepJob *j) {
   if (j == NULL) return;
   void *bufs[] = {j->embeds, j->latent, j->positions, j->seqlens, j->rows, j->full,
-                  j->logits, j->hidden, j->top_values, j->top_ids};
+                  j->tokens, j->fed, j->logits, j->hidden, j->top_values, j->top_ids};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
   free(j);
 }
@@ -927,10 +962,81 @@ static int job_fail(StepJob *j, const char *what, OrtStatus *st, int cuda_rc) {
   return 0;
 }
 
+// `step`'s tokens[b]: slot b takes the token its pick rule chooses from its previous top K (the addon embeds it).
+#define FEED_PICK (-2)
+
+static int seen_has(Decoder *d, size_t b, int64_t id) {
+  return d->seen && (d->seen[b * d->seen_bytes + id / 8] >> (id % 8)) & 1;
+}
+
+static void seen_add(Decoder *d, size_t b, int64_t id) {
+  if (d->seen && d->penalty[b] != 1.0f && id >= 0 && id < d->vocab)
+    d->seen[b * d->seen_bytes + id / 8] |= (uint8_t)(1u << (id % 8));
+}
+
+// The greedy pick of slot b from its previous top K under its repetition penalty (a seen token's logit ÷p, or ×p when
+// negative; ties to the lower id), as the engine's greedyFromTop; -1 when the K candidates do not decide it (the pick
+// is not above the K-th logit, so a token outside them could win).
+static int64_t pick_from_top(Decoder *d, size_t b) {
+  size_t K = d->top_k;
+  const float *values = d->prev_values + b * K;
+  const int64_t *ids = d->prev_ids + b * K;
+  float p = d->penalty[b];
+  if (p == 1.0f) return ids[0];
+  int64_t best = -1;
+  float best_value = -INFINITY;
+  for (size_t i = 0; i < K; i++) {
+    float v = values[i];
+    if (seen_has(d, b, ids[i])) v = v < 0 ? v * p : v / p;
+    if (v > best_value || (v == best_value && ids[i] < best)) {
+      best = ids[i];
+      best_value = v;
+    }
+  }
+  return best_value > values[K - 1] ? best : -1;
+}
+
+// Embeds each FEED_PICK slot's pick into the job's input rows (j->fed records them), then adds every token input to
+// its slot's seen tokens.
+static int feed_picks(Decoder *d, StepJob *j, size_t S, size_t row_bytes) {
+  for (size_t b = 0; b < S; b++) {
+    j->fed[b] = -1;
+    if (j->tokens[b] != FEED_PICK) continue;
+    int64_t id = d->prev_valid[b] ? pick_from_top(d, b) : -1;
+    if (id < 0 || id >= d->vocab) {
+      snprintf(j->error, sizeof j->error,
+               d->prev_valid[b] ? "tokens: slot %zu's top candidates do not decide its pick"
+                                : "tokens: slot %zu has no top candidates from the step before (it failed or did not "
+                                  "return that slot)",
+               b);
+      j->failed = 1;
+      return 0;
+    }
+    j->fed[b] = (int32_t)id;
+    memcpy((char *)j->embeds + b * row_bytes, d->embed_table + (size_t)id * row_bytes, row_bytes);
+  }
+  for (size_t b = 0; b < S; b++) seen_add(d, b, j->tokens[b] == FEED_PICK ? j->fed[b] : j->tokens[b]);
+  return 1;
+}
+
+// After a step: the top K of each slot it returned, for a following step's FEED_PICK slots.
+static void keep_top(Decoder *d, StepJob *j) {
+  size_t K = d->top_k;
+  for (size_t k = 0; K && k < j->n; k++) {
+    size_t b = j->rows ? (size_t)j->rows[k] : k;
+    memcpy(d->prev_values + b * K, j->top_values + k * K * 4, K * 4);
+    memcpy(d->prev_ids + b * K, j->top_ids + k * K * 8, K * 8);
+    d->prev_valid[b] = 1;
+  }
+}
+
 // Runs a step on the calling thread (no N-API): inputs to the device, the bound run, requested rows to the host.
 static int run_job(Decoder *d, StepJob *j) {
   size_t S = d->sizes[j->size], row_bytes = d->hidden * d->elem, K = d->top_k;
   int rc;
+  if (j->tokens && !feed_picks(d, j, S, row_bytes)) return forget_top(d), 0;
+  j->ran = 1;
+  forget_top(d);
   if (j->async && d->step_rows &&
       (rc = copy_raw(d, d->kept_logits, d->logits, d->step_rows * d->vocab * 4, D2D)))
     return job_fail(j, "keep logits", 0, rc);
@@ -952,6 +1058,7 @@ static int run_job(Decoder *d, StepJob *j) {
   if (K && ((rc = gather_raw(d, j->top_values, d->top_values, K * 4, j->rows, j->n)) ||
             (rc = gather_raw(d, j->top_ids, d->top_ids, K * 8, j->rows, j->n))))
     return job_fail(j, "top outputs", 0, rc);
+  keep_top(d, j);
   return 1;
 }
 
@@ -960,10 +1067,11 @@ static void step_thread(void *arg) {
   if (d->on_gpu) cuda.set_device(d->device);
   uv_mutex_lock(&d->mu);
   for (;;) {
-    while (d->job == NULL && !d->quit) uv_cond_wait(&d->cv, &d->mu);
+    while (d->queue_head == NULL && !d->quit) uv_cond_wait(&d->cv, &d->mu);
     if (d->quit) break;
-    StepJob *j = d->job;
-    d->job = NULL;
+    StepJob *j = d->queue_head;
+    d->queue_head = j->next;
+    if (d->queue_head == NULL) d->queue_tail = NULL;
     uv_mutex_unlock(&d->mu);
     run_job(d, j);
     // An async job belongs to the JS thread once handed over (step_done frees it): never touch it after that.
@@ -981,7 +1089,9 @@ static void step_thread(void *arg) {
 
 static void submit(Decoder *d, StepJob *j) {
   uv_mutex_lock(&d->mu);
-  d->job = j;
+  if (d->queue_tail) d->queue_tail->next = j;
+  else d->queue_head = j;
+  d->queue_tail = j;
   uv_cond_broadcast(&d->cv);
   if (!j->async)
     while (!j->done) uv_cond_wait(&d->cv, &d->mu);
@@ -1010,19 +1120,28 @@ static napi_value job_result(napi_env env, Decoder *d, StepJob *j) {
   napi_set_named_property(env, out, "logits", logits);
   napi_set_named_property(env, out, "hidden", hidden);
   if (d->top_k) set_top(env, d, out, (const float *)j->top_values, (const int64_t *)j->top_ids, n);
+  if (j->fed) {
+    char *fed;
+    napi_value ab, ids;
+    napi_create_arraybuffer(env, n * 4, (void **)&fed, &ab);
+    napi_create_typedarray(env, napi_int32_array, n, ab, 0, &ids);
+    for (size_t k = 0; k < n; k++) ((int32_t *)fed)[k] = j->fed[j->rows ? (size_t)j->rows[k] : k];
+    napi_set_named_property(env, out, "fedIds", ids);
+  }
   return out;
 }
 
 static void step_done(napi_env env, napi_value js_cb, void *context, void *data) {
   Decoder *d = context;
   StepJob *j = data;
-  d->busy = 0;
+  d->busy--;
   if (env != NULL) {
-    napi_unref_threadsafe_function(env, d->tsfn);
+    if (d->busy == 0) napi_unref_threadsafe_function(env, d->tsfn);
     if (j->failed) {
       napi_value msg, code, err;
       napi_create_string_utf8(env, j->error, NAPI_AUTO_LENGTH, &msg);
-      napi_create_string_utf8(env, "LVR_NATIVE", NAPI_AUTO_LENGTH, &code);
+      // LVR_NATIVE_NOT_RUN: the step stopped at its picks, before it changed anything.
+      napi_create_string_utf8(env, j->ran ? "LVR_NATIVE" : "LVR_NATIVE_NOT_RUN", NAPI_AUTO_LENGTH, &code);
       napi_create_error(env, code, msg, &err);
       napi_reject_deferred(env, j->deferred, err);
     } else {
@@ -1039,7 +1158,7 @@ static size_t rows_end(const int32_t *rows, size_t n, size_t end) {
   return end;
 }
 
-// Reads step's arguments (argv[1..6]) into a new job, or NULL after throwing.
+// Reads step's arguments (argv[1..7]) into a new job, or NULL after throwing.
 static StepJob *step_job(napi_env env, Decoder *d, size_t argc, napi_value *argv) {
   size_t B = d->batch, row_bytes = d->hidden * d->elem, K = d->top_k;
   napi_valuetype t0, t1;
@@ -1062,13 +1181,30 @@ static StepJob *step_job(napi_env env, Decoder *d, size_t argc, napi_value *argv
     return NULL;
   if (t1 != napi_null && t1 != napi_undefined && (latent = typed_bytes(env, argv[2], B, "latentRows")) == NULL)
     return NULL;
+  const int32_t *tokens = NULL;
+  int feeds = 0;
+  napi_valuetype t7 = napi_undefined;
+  if (argc > 7) napi_typeof(env, argv[7], &t7);
+  if (t7 != napi_null && t7 != napi_undefined) {
+    if ((tokens = typed_bytes(env, argv[7], B * 4, "tokens")) == NULL) return NULL;
+    for (size_t b = 0; b < B; b++) {
+      if (tokens[b] < FEED_PICK || tokens[b] >= d->vocab)
+        return throw_msg(env, "tokens: each must be a token id, -1 (none) or -2 (the pick from the top K)"), NULL;
+      if (tokens[b] == FEED_PICK && latent && latent[b])
+        return throw_msg(env, "tokens: a latent slot cannot be fed a pick"), NULL;
+      feeds |= tokens[b] == FEED_PICK;
+    }
+    if (feeds && (d->top_k == 0 || d->embed_table == NULL))
+      return throw_msg(env, "tokens: a pick needs the top candidates (topK) and the embedding table (setEmbeddings)"),
+             NULL;
+  }
   // The step runs the first S slots: the smallest size that covers every slot it reads or feeds. An empty list's data
   // pointer may be NULL: only a list left out (rows NULL with n = B) means every slot.
   size_t need = rows == NULL && n == B ? B : 0;
   need = rows_end(rows, n, need);
   need = rows_end(full, n_full, need);
-  for (size_t b = 0; latent && b < B; b++)
-    if (latent[b] && b + 1 > need) need = b + 1;
+  for (size_t b = 0; b < B; b++)
+    if (((latent && latent[b]) || (tokens && tokens[b] == FEED_PICK)) && b + 1 > need) need = b + 1;
   int size = 0;
   while (d->sizes[size] < (int)need) size++;
   size_t S = d->sizes[size];
@@ -1080,8 +1216,10 @@ static StepJob *step_job(napi_env env, Decoder *d, size_t argc, napi_value *argv
   j->total = longest;
   j->n = n;
   j->n_full = n_full;
-  j->embeds = emb ? dup_bytes(emb, S * row_bytes) : NULL;
+  j->embeds = emb ? dup_bytes(emb, S * row_bytes) : feeds ? calloc(S, row_bytes) : NULL;
   j->latent = latent ? dup_bytes(latent, S) : NULL;
+  j->tokens = tokens ? dup_bytes(tokens, S * 4) : NULL;
+  j->fed = tokens ? malloc(S * 4) : NULL;
   j->positions = malloc(3 * S * 8);
   if (j->positions) // [3, B] -> [3, S]: the first S slots of each M-RoPE axis
     for (size_t a = 0; a < 3; a++) memcpy(j->positions + a * S, pos + a * B, S * 8);
@@ -1092,7 +1230,8 @@ static StepJob *step_job(napi_env env, Decoder *d, size_t argc, napi_value *argv
   j->hidden = malloc(n * row_bytes + 1);
   j->top_values = malloc(n * K * 4 + 1);
   j->top_ids = malloc(n * K * 8 + 1);
-  if ((emb && !j->embeds) || (latent && !j->latent) || !j->positions || !j->seqlens || (rows && !j->rows) ||
+  if (((emb || feeds) && !j->embeds) || (latent && !j->latent) || (tokens && (!j->tokens || !j->fed)) ||
+      !j->positions || !j->seqlens || (rows && !j->rows) ||
       (full && !j->full) || !j->logits || !j->hidden || !j->top_values || !j->top_ids) {
     free_job(j);
     return throw_msg(env, "out of host memory"), NULL;
@@ -1101,17 +1240,21 @@ static StepJob *step_job(napi_env env, Decoder *d, size_t argc, napi_value *argv
 }
 
 // step(handle, embeds [B*H] | null, latentRows Uint8Array [B] | null, positions BigInt64Array [3*B],
-//      seqlens Int32Array [B], outRows?, fullRows?) -> {logits [nFull*V], hidden [n*H], topLogits?, topIds? [n*K]}
-// One new position for the first S slots, S the smallest of stepSizes that covers outRows, fullRows and latentRows
-// (B when outRows is left out); rows flagged in latentRows take their last hidden state (from the previous step or
-// forward) as input, copied on the device. seqlens[b] = tokens in row b's cache after this step - 1. Hidden states
-// (and the top K logits with their ids) of rows outRows (in that order; default all) come back to the host, whole
-// logit rows only for rows fullRows (default: outRows); lastLogits reads others until the next step.
+//      seqlens Int32Array [B], outRows?, fullRows?, tokens? Int32Array [B])
+//   -> {logits [nFull*V], hidden [n*H], topLogits?, topIds? [n*K], fedIds? [n]}
+// One new position for the first S slots, S the smallest of stepSizes that covers outRows, fullRows, latentRows and
+// the fed slots (B when outRows is left out); rows flagged in latentRows take their last hidden state (from the
+// previous step or forward) as input, copied on the device. tokens[b]: the token whose embedding embeds row b holds
+// (added to the slot's seen tokens), -1 for none, or -2: the slot takes the token its pick rule (setPickRule) chooses
+// from its top K of the step before, embedded here (setEmbeddings) when the step starts; fedIds says which.
+// seqlens[b] = tokens in row b's cache after this step - 1. Hidden states (and the top K logits with their ids) of rows
+// outRows (in that order; default all) come back to the host, whole logit rows only for rows fullRows (default:
+// outRows); lastLogits reads others until the next step.
 static napi_value js_step(napi_env env, napi_callback_info info) {
   size_t argc;
-  napi_value argv[7];
-  Decoder *d = decoder_call(env, info, 5, 7, argv, &argc,
-                            "step(handle, embeds, latentRows, positions, seqlens, outRows?, fullRows?)");
+  napi_value argv[8];
+  Decoder *d = decoder_call(env, info, 5, 8, argv, &argc,
+                            "step(handle, embeds, latentRows, positions, seqlens, outRows?, fullRows?, tokens?)");
   StepJob *j = d && not_busy(env, d) ? step_job(env, d, argc, argv) : NULL;
   if (j == NULL) return NULL;
   submit(d, j);
@@ -1122,14 +1265,17 @@ static napi_value js_step(napi_env env, napi_callback_info info) {
   return out;
 }
 
-// stepAsync(handle, ...step's arguments) -> Promise of step's result: the step runs while the JS thread goes on; no
-// other call on this decoder until the promise settles.
+// stepAsync(handle, ...step's arguments) -> Promise of step's result: the step runs while the JS thread goes on.
+// Further stepAsync calls queue behind it (at most MAX_PENDING_STEPS pending) and run in order, so a step fed picks
+// from its predecessor's top candidates (tokens -2) starts as soon as that one ends; no other call until every one
+// settles.
 static napi_value js_step_async(napi_env env, napi_callback_info info) {
   size_t argc;
-  napi_value argv[7], promise;
-  Decoder *d = decoder_call(env, info, 5, 7, argv, &argc,
-                            "stepAsync(handle, embeds, latentRows, positions, seqlens, outRows?, fullRows?)");
-  StepJob *j = d && not_busy(env, d) ? step_job(env, d, argc, argv) : NULL;
+  napi_value argv[8], promise;
+  Decoder *d = decoder_call(env, info, 5, 8, argv, &argc,
+                            "stepAsync(handle, embeds, latentRows, positions, seqlens, outRows?, fullRows?, tokens?)");
+  if (d && d->busy >= MAX_PENDING_STEPS) return throw_msg(env, "too many stepAsync calls pending"), NULL;
+  StepJob *j = d ? step_job(env, d, argc, argv) : NULL;
   if (j == NULL) return NULL;
   if (d->kept_logits == NULL && (d->kept_logits = dev_alloc(env, d, (size_t)d->batch * d->vocab * 4)) == NULL) {
     free_job(j);
@@ -1137,8 +1283,7 @@ static napi_value js_step_async(napi_env env, napi_callback_info info) {
   }
   j->async = 1;
   napi_create_promise(env, &j->deferred, &promise);
-  d->busy = 1;
-  napi_ref_threadsafe_function(env, d->tsfn); // the event loop stays alive until the step is back
+  if (d->busy++ == 0) napi_ref_threadsafe_function(env, d->tsfn); // the event loop stays alive until steps are back
   submit(d, j);
   return promise;
 }
@@ -1172,6 +1317,53 @@ static napi_value js_forward_logits(napi_env env, napi_callback_info info) {
   if (!index_list(env, argv[1], d->forward_rows, &rows, &n, "rows")) return NULL;
   if (rows == NULL) return throw_msg(env, "rows must be an Int32Array"), NULL;
   return logits_rows(env, d, d->scratch[4], rows, n);
+}
+
+// setEmbeddings(handle, table Float32Array | Uint16Array [vocab * hidden], in the activation dtype): the token
+// embedding that fed picks are looked up in; the decoder keeps a reference to it (not a copy).
+static napi_value js_set_embeddings(napi_env env, napi_callback_info info) {
+  size_t argc;
+  napi_value argv[2];
+  Decoder *d = decoder_call(env, info, 2, 2, argv, &argc, "setEmbeddings(handle, table)");
+  if (d == NULL || !not_busy(env, d)) return NULL;
+  const char *table = typed_bytes(env, argv[1], (size_t)d->vocab * d->hidden * d->elem, "embedding table");
+  if (table == NULL) return NULL;
+  napi_ref ref;
+  if (napi_create_reference(env, argv[1], 1, &ref) != napi_ok)
+    return throw_msg(env, "napi_create_reference failed"), NULL;
+  if (d->embed_ref) napi_delete_reference(env, d->embed_ref);
+  d->embed_ref = ref;
+  d->embed_table = table;
+  return NULL;
+}
+
+// setPickRule(handle, slot, repetitionPenalty, seen Int32Array): the rule by which slot's fed picks are made (a
+// penalty of 1: the first top candidate) and, with a penalty, the tokens it has seen so far; each token step adds
+// its input.
+static napi_value js_set_pick_rule(napi_env env, napi_callback_info info) {
+  size_t argc;
+  napi_value argv[4];
+  Decoder *d = decoder_call(env, info, 4, 4, argv, &argc, "setPickRule(handle, slot, repetitionPenalty, seen)");
+  int32_t slot;
+  double penalty;
+  if (d == NULL || !not_busy(env, d)) return NULL;
+  if (napi_get_value_int32(env, argv[1], &slot) != napi_ok || slot < 0 || slot >= d->batch)
+    return throw_msg(env, "slot out of range"), NULL;
+  if (napi_get_value_double(env, argv[2], &penalty) != napi_ok || !(penalty >= 1))
+    return throw_msg(env, "repetitionPenalty must be a number of at least 1"), NULL;
+  const int32_t *ids = NULL;
+  size_t n = 0;
+  bool is_array = false;
+  napi_is_typedarray(env, argv[3], &is_array);
+  if (!is_array) return throw_msg(env, "seen must be an Int32Array"), NULL;
+  if (!index_list(env, argv[3], (size_t)d->vocab, &ids, &n, "seen")) return NULL;
+  d->penalty[slot] = (float)penalty;
+  if (d->penalty[slot] == 1.0f) return NULL;
+  if (d->seen == NULL && (d->seen = calloc((size_t)d->batch, d->seen_bytes)) == NULL)
+    return throw_msg(env, "out of host memory"), NULL;
+  memset(d->seen + slot * d->seen_bytes, 0, d->seen_bytes);
+  for (size_t i = 0; i < n; i++) seen_add(d, slot, ids[i]);
+  return NULL;
 }
 
 // sessions(handle) -> the ONNX Runtime sessions the decoder runs: 2 with a large-step session (mixedGemmFrom), else 1.
@@ -1208,6 +1400,8 @@ NAPI_MODULE_INIT() {
       {"forwardLogits", NULL, js_forward_logits, NULL, NULL, NULL, napi_default, NULL},
       {"libraryLoads", NULL, js_library_loads, NULL, NULL, NULL, napi_default, NULL},
       {"sessions", NULL, js_sessions, NULL, NULL, NULL, napi_default, NULL},
+      {"setEmbeddings", NULL, js_set_embeddings, NULL, NULL, NULL, napi_default, NULL},
+      {"setPickRule", NULL, js_set_pick_rule, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -65,6 +65,13 @@ export interface EngineLoadOptions {
    */
   runAheadSteps?: number;
   /**
+   * Fused decoder: a step run ahead whose predecessor has not returned yet is queued behind it, its token rows picked
+   * and fed by the addon from the predecessor's top candidates (greedy, repetition penalty; presence and frequency
+   * penalties are picked here) so it starts the moment the predecessor ends. Default true; false picks every step's
+   * tokens on the worker thread once its predecessor is back (a round trip between steps).
+   */
+  addonPicks?: boolean;
+  /**
    * Fused decoder: a step runs only the KV slots up to the highest one in use, rounded up to a power of two (one bound
    * step and CUDA graph per size; sequences take the lowest free slots), instead of all `maxBatchSize` slots. Default
    * true; false runs every slot every step.
@@ -190,8 +197,8 @@ export class LvrEngine {
   private readonly prefills: PrefillBatcher;
   private nextSeq = 1;
   /**
-   * Decode batching counters: decoder step calls, rows stepped, largest batch, and calls whose step the fused decoder
-   * had run ahead (tests and benchmarks).
+   * Decode batching counters: decoder step calls, rows stepped, largest batch, calls whose step the fused decoder
+   * had run ahead and, of those, calls whose token inputs the addon fed from the step before (tests and benchmarks).
    */
   readonly batchStats: {
     readonly calls: number;
@@ -199,6 +206,7 @@ export class LvrEngine {
     readonly maxRows: number;
     readonly ranAhead: number;
     readonly maxAheadDepth: number;
+    readonly fedAhead: number;
   };
   /**
    * Prefill batching counters: prefill calls, prompts prefilled, most prompts in one call, prompts whose whole logits
@@ -283,6 +291,7 @@ export class LvrEngine {
             cudaGraph: options.cudaGraph ?? true,
             topK: Math.min(FUSED_TOP_K, manifest.architecture.vocab_size),
             runAheadSteps,
+            addonPicks: options.addonPicks ?? true,
             stepRowBuckets: options.stepRowBuckets ?? true,
             attention:
               executionProvider === 'cuda' ? (options.attentionKernel ?? DEFAULT_GPU_ATTENTION) : undefined,

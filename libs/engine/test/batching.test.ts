@@ -104,7 +104,7 @@ describe('StepBatcher', () => {
     assert.deepEqual(Array.from(r2.logits!), [2, 5, 8]);
     assert.deepEqual(Array.from(r3.logits!), [3, 7, 10]);
     assert.deepEqual(Array.from(r3.hidden), [3, 3]);
-    assert.deepEqual(b.stats, { calls: 1, rows: 3, maxRows: 3, ranAhead: 0, maxAheadDepth: 0 });
+    assert.deepEqual(b.stats, { calls: 1, rows: 3, maxRows: 3, ranAhead: 0, maxAheadDepth: 0, fedAhead: 0 });
   });
 
   it('a row submitted while a call runs waits for the next call; loops that continue join it', async () => {

@@ -3,15 +3,19 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { LvrEngine } from '../src';
+import { LvrEngine, type GenerationRequest, type SamplingParams } from '../src';
 import {
   FUSED_TOP_K,
   FusedNativeDecoder,
   nativeLibraries,
   type FusedDecoderOptions,
+  type FusedStepOutput,
+  FEED_PICK,
+  NO_TOKEN,
   type GpuAttentionKernel,
   type NativeLibraries,
 } from '../src/runtime/fused-native';
+import { greedyFromTop } from '../src/sampling/sampler';
 import { assertSameOutcomes, concurrentRequests, generate } from './helpers/concurrent-parity';
 import { REPO_ROOT, runPython, tempDir } from './helpers/python';
 
@@ -88,6 +92,57 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
     const calls = fused.batchStats.calls - before.calls;
     assert.equal(calls, 19, 'one request alone: one call per decode step');
     assert.equal(fused.batchStats.ranAhead - before.ranAhead, calls - 1);
+    assert.ok(
+      fused.batchStats.fedAhead - before.fedAhead > 0,
+      'token steps were queued behind the step before, fed its top candidate by the addon',
+    );
+  });
+
+  it('tokens the addon picks and feeds are the engine’s picks, with or without a repetition penalty', async () => {
+    const request = (sampling: SamplingParams): GenerationRequest => ({
+      messages: [{ role: 'user', content: 'count the shapes' }],
+      sampling: { temperature: 0, ignoreEos: true, maxTokens: 24, ...sampling },
+    });
+    // The bundle's own repetition penalty, none, a strong one; presence penalties are picked on this thread only.
+    for (const sampling of [
+      {},
+      { repetitionPenalty: 1 },
+      { repetitionPenalty: 1.5 },
+      { presencePenalty: 0.5 },
+    ]) {
+      const before = { ...fused.batchStats };
+      const [want, have] = await Promise.all([
+        generate(plain, request(sampling)),
+        generate(fused, request(sampling)),
+      ]);
+      assert.deepEqual(have.ids, want.ids, `tokens with ${JSON.stringify(sampling)}`);
+      const fed = fused.batchStats.fedAhead - before.fedAhead;
+      const ran = fused.batchStats.ranAhead - before.ranAhead;
+      assert.equal(ran, 23 - 1, `every step after the first ran ahead with ${JSON.stringify(sampling)}`);
+      if ('presencePenalty' in sampling) assert.equal(fed, 0, 'presence penalties are not fed by the addon');
+      else
+        assert.ok(fed >= ran / 2, `${fed} of ${ran} steps fed by the addon with ${JSON.stringify(sampling)}`);
+    }
+    // addonPicks: false picks every token on the worker thread: the same tokens, still run ahead.
+    const workerPicks = await LvrEngine.load(bundle, {
+      threads: 1,
+      verifyChecksums: false,
+      maxBatchSize: 3,
+      maxModelLen: 512,
+      fusedDecoder: true,
+      addonPicks: false,
+    });
+    try {
+      const [want, have] = await Promise.all([
+        generate(plain, request({})),
+        generate(workerPicks, request({})),
+      ]);
+      assert.deepEqual(have.ids, want.ids);
+      assert.equal(workerPicks.batchStats.ranAhead, 23 - 1);
+      assert.equal(workerPicks.batchStats.fedAhead, 0);
+    } finally {
+      await workerPicks.close();
+    }
   });
 
   it('with an LVR head (its state fed back through the host, its logits replacing the decoder’s)', async () => {
@@ -279,6 +334,108 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
       assert.deepEqual(Array.from(have.topIds!), Array.from(want.topIds!));
     }
     assert.throws(() => openDecoder(4, 16, K, [1, 2], { mixedGemmFrom: 5 }), /mixedGemmFrom must be from 0/);
+  });
+
+  it('stepAsync calls queue in order; FEED_PICK slots take greedyFromTop’s pick under their rule, as JS would feed them', async () => {
+    const K = FUSED_TOP_K;
+    const lengths = [3, 4, 2];
+    const S = 4;
+    const { dec: driven, a, H } = openDecoder(3, 16, K);
+    const { dec: queued } = openDecoder(3, 16, K);
+    const V: number = a.vocab_size;
+    const table = new Float32Array(V * H).map((_, i) => Math.sin(i * 0.37) * 0.5);
+    queued.setEmbeddings(table);
+    const x = new Float32Array(3 * S * H).map((_, i) => Math.cos(i * 1.3) * 0.5);
+    const positions = new BigInt64Array(3 * 3 * S).map((_, i) => BigInt(i % S));
+    for (const dec of [driven, queued]) dec.forward(0, x, positions, 0, Int32Array.from(lengths));
+    // Slot 0 greedy, slots 1 and 2 under repetition penalties, slot 2 with prompt tokens seen.
+    const rules = [{}, { repetitionPenalty: 1.3 }, { repetitionPenalty: 2 }];
+    const seen = [new Set<number>(), new Set<number>(), new Set<number>([5, 17, 99])];
+    rules.forEach((r, b) => queued.setPickRule(b, r.repetitionPenalty ?? 1, Int32Array.from(seen[b])));
+    const stepInputs = (shift: number) => ({
+      positions: BigInt64Array.from({ length: 9 }, (_, i) => BigInt(lengths[i % 3] + shift)),
+      seqlens: Int32Array.from(lengths, (n) => n + shift),
+    });
+    const firstIds = [3, 5, 7];
+    const first = new Float32Array(3 * H);
+    firstIds.forEach((id, b) => first.set(table.subarray(id * H, (id + 1) * H), b * H));
+    const steps = 6;
+    // The reference: each step's tokens picked here (greedyFromTop) from the step before's top candidates.
+    const want: FusedStepOutput[] = [];
+    const picked: number[][] = [];
+    let ids = firstIds;
+    for (let t = 0; t < steps; t++) {
+      ids.forEach((id, b) => seen[b].add(id));
+      const { positions: p, seqlens } = stepInputs(t);
+      const embeds = new Float32Array(3 * H);
+      ids.forEach((id, b) => embeds.set(table.subarray(id * H, (id + 1) * H), b * H));
+      const out = driven.step(embeds, null, p, seqlens);
+      want.push(out);
+      ids = [0, 1, 2].map((b) =>
+        greedyFromTop(
+          out.topIds!.subarray(b * K, (b + 1) * K),
+          out.topLogits!.subarray(b * K, (b + 1) * K),
+          seen[b],
+          rules[b],
+        )!,
+      );
+      picked.push(ids);
+    }
+    // All steps submitted at once: every one after the first is fed on the addon's thread.
+    const pending = Array.from({ length: steps }, (_, t) => {
+      const { positions: p, seqlens } = stepInputs(t);
+      return t === 0
+        ? queued.stepAsync(first, null, p, seqlens, undefined, undefined, Int32Array.from(firstIds))
+        : queued.stepAsync(null, null, p, seqlens, undefined, undefined, new Int32Array(3).fill(FEED_PICK));
+    });
+    const have = await Promise.all(pending);
+    have.forEach((out, t) => {
+      if (t > 0) assert.deepEqual(Array.from(out.fedIds!), picked[t - 1], `step ${t} fed tokens`);
+      assert.deepEqual(Array.from(out.topIds!), Array.from(want[t].topIds!), `step ${t} top ids`);
+      assert.deepEqual(Array.from(out.logits), Array.from(want[t].logits), `step ${t} logits`);
+    });
+    assert.deepEqual(Array.from(have[0].fedIds!), [NO_TOKEN, NO_TOKEN, NO_TOKEN]);
+    const firstCandidate = (t: number, b: number) => want[t].topIds![b * K];
+    assert.ok(
+      picked.some((ids, t) => ids[1] !== firstCandidate(t, 1) || ids[2] !== firstCandidate(t, 2)),
+      'a penalty moved a pick off the first candidate',
+    );
+    // A slot the step before did not return has nothing to pick from: that step fails, the ones queued before do not.
+    const { positions: p, seqlens } = stepInputs(steps);
+    const feedAll = new Int32Array(3).fill(FEED_PICK);
+    const partial = queued.stepAsync(first, null, p, seqlens, Int32Array.of(0, 1));
+    const unfed = queued.stepAsync(null, null, p, seqlens, undefined, undefined, feedAll);
+    assert.equal((await partial).topIds!.length, 2 * K);
+    await assert.rejects(unfed, /slot 2 has no top candidates from the step before/);
+    // Every candidate seen under a large penalty: the K candidates do not decide the pick.
+    queued.step(first, null, p, seqlens);
+    queued.setPickRule(
+      0,
+      1e6,
+      Int32Array.from({ length: V }, (_, i) => i),
+    );
+    await assert.rejects(
+      queued.stepAsync(null, null, p, seqlens, undefined, undefined, feedAll),
+      (e: Error & { code?: string }) =>
+        /slot 0's top candidates do not decide its pick/.test(e.message) && e.code === 'LVR_NATIVE_NOT_RUN',
+    );
+    // After a forward nothing is fed either; and a decoder without a table refuses picks before queueing them.
+    queued.forward(0, x, positions, 0, Int32Array.from(lengths));
+    await assert.rejects(
+      queued.stepAsync(null, null, p, seqlens, undefined, undefined, feedAll),
+      /no top candidates from the step before/,
+    );
+    assert.throws(
+      () => driven.step(null, null, p, seqlens, undefined, undefined, feedAll),
+      /a pick needs the top candidates \(topK\) and the embedding table/,
+    );
+    assert.throws(
+      () => queued.step(first, null, p, seqlens, undefined, undefined, Int32Array.of(0, V, 0)),
+      /tokens:/,
+    );
+    assert.throws(() => queued.setEmbeddings(new Float32Array(V)), /embedding table holds/);
+    assert.throws(() => queued.setPickRule(0, 0.5, new Int32Array(0)), /at least 1/);
+    assert.throws(() => queued.setPickRule(3, 1, new Int32Array(0)), /slot out of range/);
   });
 
   // A library that loads wherever the addon runs, standing in for cuDNN 9.

@@ -3,7 +3,9 @@ import { rowResult } from './batch-outputs';
 import type { StepResult } from './loop';
 
 /** Runs one decoder call over `rows` (`BatchOutputs` in row order; `ranAhead` as in `WorkerReply`). */
-export type BatchStepFn = (rows: StepRow[]) => Promise<BatchOutputs & { ranAhead?: number }>;
+export type BatchStepFn = (
+  rows: StepRow[],
+) => Promise<BatchOutputs & { ranAhead?: number; fedAhead?: boolean }>;
 
 interface Pending {
   row: StepRow;
@@ -25,7 +27,7 @@ export class StepBatcher {
   private running = false;
   private readonly members = new Set<number>();
   /** Decoder calls made, rows stepped, the most rows in a call, calls whose step had run ahead (tests, benchmarks). */
-  readonly stats = { calls: 0, rows: 0, maxRows: 0, ranAhead: 0, maxAheadDepth: 0 };
+  readonly stats = { calls: 0, rows: 0, maxRows: 0, ranAhead: 0, maxAheadDepth: 0, fedAhead: 0 };
 
   constructor(
     private readonly run: BatchStepFn,
@@ -81,9 +83,10 @@ export class StepBatcher {
     const batch = this.pending.splice(0, this.maxBatchSize);
     try {
       const out = await this.run(batch.map((p) => p.row));
-      const { ranAhead } = out;
+      const { ranAhead, fedAhead } = out;
       this.stats.calls++;
       if (ranAhead) this.stats.ranAhead++;
+      if (fedAhead) this.stats.fedAhead++;
       this.stats.maxAheadDepth = Math.max(this.stats.maxAheadDepth, ranAhead ?? 0);
       this.stats.rows += batch.length;
       this.stats.maxRows = Math.max(this.stats.maxRows, batch.length);

@@ -40,6 +40,11 @@ export class EmbeddingTable {
     }
   }
 
+  /** The whole table `[V, H]` (not a copy: read it only). */
+  get rows(): Rows {
+    return this.table;
+  }
+
   /** Row `id` (a view into the table: copy it before changing it). */
   row(id: number): Rows {
     if (!Number.isInteger(id) || id < 0 || id >= this.vocab)

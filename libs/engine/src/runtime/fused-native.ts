@@ -98,7 +98,14 @@ export interface FusedOutput {
 export interface FusedStepOutput extends FusedOutput {
   topLogits?: Float32Array;
   topIds?: Int32Array;
+  /** With a step's `tokens`: per returned row, the token the addon fed it (`FEED_PICK`), else -1. */
+  fedIds?: Int32Array;
 }
+
+/** A step's `tokens[b]` for a slot whose input is no token (a latent or an idle slot). */
+export const NO_TOKEN = -1;
+/** A step's `tokens[b]` for a slot the addon feeds the pick from its previous top K (`FusedNativeDecoder.step`). */
+export const FEED_PICK = -2;
 
 /** `FusedNativeDecoder.forward`'s arguments. */
 type ForwardArgs = [
@@ -118,6 +125,7 @@ type StepArgs = [
   seqlens: Int32Array,
   outRows?: Int32Array,
   fullRows?: Int32Array,
+  tokens?: Int32Array | null,
 ];
 
 interface Addon {
@@ -130,6 +138,8 @@ interface Addon {
   forwardLogits(handle: unknown, rows: Int32Array): Float32Array;
   libraryLoads(name: string): boolean;
   sessions(handle: unknown): number;
+  setEmbeddings(handle: unknown, table: Float32Array | Uint16Array): void;
+  setPickRule(handle: unknown, slot: number, repetitionPenalty: number, seen: Int32Array): void;
 }
 
 const REPO_ROOT = path.resolve(__dirname, '../../../..');
@@ -192,6 +202,20 @@ export class FusedNativeDecoder {
     }
   }
 
+  /** The token embedding `[vocab, hidden]` in the activation dtype that fed picks are looked up in (kept by reference). */
+  setEmbeddings(table: Float32Array | Uint16Array): void {
+    this.addon.setEmbeddings(this.handle, table);
+  }
+
+  /**
+   * How `FEED_PICK` picks slot `slot`'s input: the greedy pick from its top K under `repetitionPenalty` (1: the first
+   * candidate), as `greedyFromTop`, with the tokens the slot has `seen` so far (its token steps then add theirs). A
+   * pick the K candidates do not decide fails its step.
+   */
+  setPickRule(slot: number, repetitionPenalty: number, seen: Int32Array): void {
+    this.addon.setPickRule(this.handle, slot, repetitionPenalty, seen);
+  }
+
   /** ONNX Runtime sessions behind this decoder: 2 with a large-step session (`mixedGemmFrom`), otherwise 1. */
   sessions(): number {
     return this.addon.sessions(this.handle);
@@ -215,14 +239,19 @@ export class FusedNativeDecoder {
    * step - 1 (a slot with no sequence that the step covers still computes; give it its own length so it writes past
    * its valid prefix). `latentRows[b] = 1` feeds slot b its own last hidden state on the device instead of `embeds`
    * row b. Hidden states (and top K) of slots `outRows` come back (default all), whole logit rows of `fullRows` only
-   * (default `outRows`). Arrays are over all slots; rows past S are ignored.
+   * (default `outRows`). `tokens[b]`: the token whose embedding `embeds` row b holds (added to the slot's seen tokens
+   * for its pick rule), `NO_TOKEN`, or `FEED_PICK`: the addon picks slot b's input from its top K of the step before by
+   * its `setPickRule` rule when the step starts and embeds it (`setEmbeddings`); `fedIds` says which. Arrays are over
+   * all slots; rows past S are ignored.
    */
   step(...args: StepArgs): FusedStepOutput {
     return this.addon.step(this.handle, ...args);
   }
 
   /**
-   * `step` on the addon's step thread while this thread goes on; no other call on this decoder until it settles (the
+   * `step` on the addon's step thread while this thread goes on. More `stepAsync` calls queue behind it and run in
+   * order (at most 8 pending), so a step fed picks from its predecessor's top candidates (`FEED_PICK`) starts the
+   * moment that one ends, without waiting for this thread; no other call on this decoder until every one settles (the
    * addon throws otherwise).
    */
   stepAsync(...args: StepArgs): Promise<FusedStepOutput> {

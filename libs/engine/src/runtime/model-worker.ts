@@ -15,6 +15,8 @@ import type { ModelInfo } from '../types';
 export interface StepReply extends BatchOutputs {
   /** The fused decoder had run this step ahead, started this many steps early (see `WorkerReply`). */
   ranAhead?: number;
+  /** Its token inputs were fed by the addon from the step before's top candidates (see `WorkerReply`). */
+  fedAhead?: boolean;
 }
 
 /** Main-thread handle of the session worker: one request in flight at a time, in order. */
@@ -91,6 +93,7 @@ export class ModelWorker {
       logitRows: r.logitRows,
       top: r.top,
       ranAhead: r.ranAhead,
+      fedAhead: r.fedAhead,
     };
   }
 

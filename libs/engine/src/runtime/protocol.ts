@@ -11,7 +11,8 @@ export interface WorkerInit {
   /**
    * Decode through `graphs.decoderFused` with the native addon (`fused-native.ts`) instead of `graphs.decoder` in
    * onnxruntime-node: `slots` KV slots of `capacity` positions each, allocated once in the EP's memory; on the CUDA EP
-   * the step is captured in a CUDA graph when `cudaGraph`; up to `runAheadSteps` steps start ahead of the engine; with
+   * the step is captured in a CUDA graph when `cudaGraph`; up to `runAheadSteps` steps start ahead of the engine (with
+   * `addonPicks`, the addon picks and feeds their tokens when their predecessor has not returned yet); with
    * `stepRowBuckets` a step runs only the slots up to the highest it needs, rounded up to a power of two; `attention`
    * picks GroupQueryAttention's decode kernel on the CUDA EP; steps of at least `mixedGemmFrom` slots run through a
    * second session with int4 matmuls through the mixed-input GEMM (0: none).
@@ -22,6 +23,7 @@ export interface WorkerInit {
     cudaGraph: boolean;
     topK: number;
     runAheadSteps: number;
+    addonPicks: boolean;
     stepRowBuckets: boolean;
     attention?: GpuAttentionChoice;
     mixedGemmFrom: number;
@@ -143,6 +145,8 @@ export type WorkerReply =
        * (1: while the engine picked the previous step's tokens; 2: before that).
        */
       ranAhead?: number;
+      /** That step's token inputs were its predecessor's first top candidates, fed by the addon (`topFeed`). */
+      fedAhead?: boolean;
       /** init: the decoder that runs the steps (`ModelInfo.decoder`) and its attention kernel (`ModelInfo.gpuAttention`). */
       decoder?: ModelInfo['decoder'];
       gpuAttention?: GpuAttentionKernel;

@@ -6,7 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { parentPort } from 'node:worker_threads';
 import { EmbeddingTable } from './embedding-table';
 import { FusedKvSlots } from './fused-kv-slots';
-import { FusedNativeDecoder } from './fused-native';
+import { FEED_PICK, FusedNativeDecoder, NO_TOKEN } from './fused-native';
 import type { FusedStepOutput, GpuAttentionKernel } from './fused-native';
 import { leftPaddedMask } from './kv-batch';
 import { GraphKvPacker, HostKvPacker } from './kv-packers';
@@ -32,6 +32,7 @@ type Activations = Float32Array | Uint16Array;
 /** A decode step's outputs as the worker replies them (see `WorkerReply`). */
 interface StepOutputs extends BatchOutputs {
   ranAhead?: number;
+  fedAhead?: boolean;
 }
 
 /** The fused decoder (native addon) with its slot bookkeeping; `fresh`: slots whose device hidden state is current. */
@@ -43,8 +44,8 @@ interface FusedPath {
   ahead: AheadStep[];
   /** The most steps run ahead at once (`EngineLoadOptions.runAheadSteps`). */
   aheadLimit: number;
-  /** Steps started since the last step the engine was sent (its logits are the addon's current ones at 0, kept at 1). */
-  startedSinceReply: number;
+  /** The addon picks and feeds the tokens of steps queued behind a running one (`EngineLoadOptions.addonPicks`). */
+  addonPicks: boolean;
   /** No step starts ahead while set (`lastLogits` reads the logits a new step would move). */
   paused: boolean;
   /** While the engine's step is handled: its inputs (those of the first step run ahead) are in the pick rules. */
@@ -90,10 +91,23 @@ interface AheadStep {
   plan: FusedPlan;
   /** undefined when the step failed (the engine's real step then runs it again and reports the error). */
   result: Promise<FusedStepOutput | undefined>;
-  /** The result once settled. */
+  /** The result once settled (`settled`). */
   out?: FusedStepOutput;
+  settled: boolean;
   /** Steps ahead of the engine when it started: 1 for the engine's next step, 2 for the one after. */
   depth: number;
+  /** Its token rows were picked and fed by the addon. */
+  fed: boolean;
+  /** It ran (true unless it failed at the addon's picks, before changing the decoder's logits). */
+  ran: boolean;
+}
+
+/** `StepRow.tokenId` of a row the addon picks and feeds (`FEED_PICK`) until its step returns with the id. */
+const FED_ON_DEVICE = -1;
+
+/** Whether the addon can make a sequence's picks (`FusedNativeDecoder.setPickRule`): repetition penalties only. */
+function addonCanPick(picks: ForeseenPicks | undefined): boolean {
+  return !!picks && (picks.rule.presencePenalty ?? 0) === 0 && (picks.rule.frequencyPenalty ?? 0) === 0;
 }
 
 /** Runs of each fused step size at load: ONNX Runtime captures a graph after its first uncaptured runs. */
@@ -185,6 +199,7 @@ class ModelHost {
         throw providerLoadError(ep, e);
       },
     );
+    if (this.fused?.addonPicks) this.fused.decoder.setEmbeddings(this.embed.rows);
     this.kv = new KvStore(this.packer ?? new HostKvPacker(shape));
   }
 
@@ -230,7 +245,7 @@ class ModelHost {
       fresh: new Set(),
       ahead: [],
       aheadLimit: f.runAheadSteps,
-      startedSinceReply: 0,
+      addonPicks: f.addonPicks && f.topK > 0 && !this.cfg.graphs.lvrHead,
       paused: false,
       firstAheadSeen: false,
       prefillTopOnly: new Set(),
@@ -379,8 +394,25 @@ class ModelHost {
           seen: new Set(Array.from(r.inputIds, Number)),
           counts: new Map(),
         });
+      this.syncPickRule(r.seq);
     });
     return { ok: true, ...out };
+  }
+
+  /**
+   * The addon's copy of `seq`'s pick rule and seen tokens (its slot's previous sequence's are dropped): set at the
+   * prefill, and again after steps run ahead were dropped (the tokens they fed are not the sequence's).
+   */
+  private syncPickRule(seq: number): void {
+    const fused = this.fused;
+    if (!fused?.addonPicks) return;
+    const picks = this.picks.get(seq);
+    const penalty = picks ? (picks.rule.repetitionPenalty ?? 1) : 1;
+    fused.decoder.setPickRule(
+      fused.slots.slot(seq),
+      penalty,
+      penalty === 1 ? new Int32Array(0) : Int32Array.from(picks!.seen),
+    );
   }
 
   /**
@@ -485,7 +517,7 @@ class ModelHost {
 
   /**
    * The step's inputs: token rows embedded, latent rows their last hidden state, except rows in `onDevice` (left
-   * zero: the fused decoder feeds those from the device). Row b goes to row `at[b]` of `count` rows (default: row b of
+   * zero: the fused decoder feeds those itself). Row b goes to row `at[b]` of `count` rows (default: row b of
    * `rows.length`).
    */
   private stepEmbeds(
@@ -497,7 +529,7 @@ class ModelHost {
     const h = this.cfg.hiddenSize;
     const embeds = this.activations(count * h);
     const put = (b: number, row: Activations) => embeds.set(row as never, (at ? at[b] : b) * h);
-    const tokenRows = rows.flatMap((r, b) => (r.tokenId === null ? [] : [b]));
+    const tokenRows = rows.flatMap((r, b) => (r.tokenId === null || onDevice.has(b) ? [] : [b]));
     for (const b of tokenRows) put(b, this.embed.row(rows[b].tokenId!));
     rows.forEach((r, b) => {
       if (r.tokenId !== null || onDevice.has(b)) return;
@@ -530,7 +562,6 @@ class ModelHost {
     const logitRow = (b: number) => (out.logitRows ? out.logitRows[b] : b);
     if (headRows.length) await this.applyHead(headRows, out.hidden, out.logits, logitRow);
     rows.forEach((r, b) => this.hidden.set(r.seq, out.hidden.slice(b * h, (b + 1) * h)));
-    if (this.fused) this.fused.startedSinceReply = this.fused.ahead.length;
     if (this.fused && !this.head) this.runAhead(rows, out);
     return { ok: true, ...out };
   }
@@ -578,21 +609,28 @@ class ModelHost {
   /**
    * Inputs of a fused step over `rows`. A latent row whose slot's device hidden state is current (its last forward
    * was the previous step or its prefill) takes it on the device; with an LVR head the fed-back state is the head's
-   * output, computed on the host, so it goes through the host. Rows with `needsLogits: false` get their top
+   * output, computed on the host, so it goes through the host. Rows `ahead.fed` take their predecessor's first top
+   * candidate, which the addon looks up when the step starts. Rows with `needsLogits: false` get their top
    * candidates only (a head's rows always get their logits: the head replaces them).
    */
-  private fusedPlan(rows: StepRow[], ahead?: { pending: number }): FusedPlan {
+  private fusedPlan(rows: StepRow[], ahead?: { pending: number; fed?: number[] }): FusedPlan {
     const { slots, fresh } = this.fused!;
     const inputs = slots.stepInputs(rows, ahead?.pending);
     const latentInput = (r: StepRow) => r.tokenId === null;
     // A step run ahead follows the decoder's last run over its rows: their hidden states are on the device.
     const current = (slot: number) => ahead !== undefined || fresh.has(slot);
-    const onDevice = new Set(
+    const latentOnDevice = new Set(
       this.head ? [] : rows.flatMap((r, b) => (latentInput(r) && current(inputs.outRows[b]) ? [b] : [])),
     );
-    const embeds = this.stepEmbeds(rows, onDevice, inputs.outRows, slots.slots);
+    const fed = ahead?.fed ?? [];
+    const embeds = this.stepEmbeds(rows, new Set([...latentOnDevice, ...fed]), inputs.outRows, slots.slots);
     const latent = new Uint8Array(slots.slots);
-    for (const b of onDevice) latent[inputs.outRows[b]] = 1;
+    for (const b of latentOnDevice) latent[inputs.outRows[b]] = 1;
+    // Every token input goes to the addon too, for the seen tokens of its picks (`syncPickRule`).
+    const tokens = this.fused!.addonPicks ? new Int32Array(slots.slots).fill(NO_TOKEN) : null;
+    rows.forEach((r, b) => {
+      if (tokens && r.tokenId !== null) tokens[inputs.outRows[b]] = fed.includes(b) ? FEED_PICK : r.tokenId;
+    });
     const full = rows.flatMap((r, b) =>
       r.needsLogits !== false || (this.head && latentInput(r)) ? [b] : [],
     );
@@ -600,11 +638,12 @@ class ModelHost {
     full.forEach((b, k) => (logitRows[b] = k));
     const args: FusedPlan['args'] = [
       embeds,
-      onDevice.size ? latent : null,
+      latentOnDevice.size ? latent : null,
       inputs.positions,
       inputs.seqlens,
       inputs.outRows,
       Int32Array.from(full, (b) => inputs.outRows[b]),
+      tokens,
     ];
     return { rows, args, outRows: inputs.outRows, logitRows };
   }
@@ -620,20 +659,21 @@ class ModelHost {
     if (ahead.length === 0) for (const slot of outRows) fresh.add(slot);
   }
 
-  private stepOutputs(out: FusedStepOutput, logitRows: Int32Array, ranAhead?: number): StepOutputs {
+  private stepOutputs(out: FusedStepOutput, logitRows: Int32Array, ahead?: AheadStep): StepOutputs {
     const n = logitRows.length;
     const top = out.topIds && { k: out.topIds.length / n, ids: out.topIds, values: out.topLogits! };
-    return { logits: out.logits, hidden: out.hidden, logitRows, top, ...(ranAhead ? { ranAhead } : {}) };
+    const ran = ahead && { ranAhead: ahead.depth, ...(ahead.fed ? { fedAhead: true } : {}) };
+    return { logits: out.logits, hidden: out.hidden, logitRows, top, ...ran };
   }
 
   /**
    * Starts the step the engine is expected to send next when every row's sequence has a pick rule: the same
    * sequences one position on, each token row fed the token the engine will pick (`greedyFromTop` over this step's
    * top candidates with the rule's penalties), each latent row its own hidden state (on the device); a row's kind is
-   * `StepRow.next` when the engine sent it (a latent block's first and last steps), else its kind now. When that step
-   * is done and the engine has not sent it yet, the step after it starts the same way (`aheadLimit`), so the decoder
-   * runs while the engine picks. A guess the engine does not confirm costs only its time (slots it wrote beyond a
-   * sequence's end are overwritten by that sequence's next real step).
+   * `StepRow.next` when the engine sent it (a latent block's first and last steps), else its kind now. The step after
+   * it starts the same way (`extendAhead`, up to `aheadLimit` steps ahead), so the decoder runs while the engine picks.
+   * A guess the engine does not confirm costs only its time (slots it wrote beyond a sequence's end are overwritten by
+   * that sequence's next real step).
    */
   private runAhead(rows: StepRow[], out: StepOutputs): void {
     const { ahead, aheadLimit } = this.fused!;
@@ -643,36 +683,56 @@ class ModelHost {
   }
 
   /**
-   * The step after the newest step run ahead, once that one is done (it is the decoder's only work then); each row
-   * keeps its kind (the engine's `StepRow.next` covers only the step it sends).
+   * The step after the newest step run ahead; each row keeps its kind (the engine's `StepRow.next` covers only the
+   * step it sends). Once that step is done, its tokens are picked here from its top candidates. While it runs, when
+   * the addon can make every row's pick (`addonPicks`), it picks and feeds them itself (`FEED_PICK`): the step is
+   * queued behind it and starts the moment it ends, without a round trip through this thread.
    */
   private extendAhead(): void {
-    const { ahead, aheadLimit, paused } = this.fused!;
+    const { ahead, aheadLimit, paused, addonPicks } = this.fused!;
     const last = ahead[ahead.length - 1];
-    if (!last?.out?.topIds || ahead.length >= aheadLimit || paused) return;
-    const n = last.plan.rows.length;
-    const k = last.out.topIds.length / n;
-    this.startAhead(last.plan.rows, { k, ids: last.out.topIds, values: last.out.topLogits! });
+    if (!last || ahead.length >= aheadLimit || paused) return;
+    if (last.out?.topIds) {
+      const k = last.out.topIds.length / last.plan.rows.length;
+      this.startAhead(last.plan.rows, { k, ids: last.out.topIds, values: last.out.topLogits! });
+    } else if (
+      addonPicks &&
+      !last.settled &&
+      last.plan.rows.every((r) => addonCanPick(this.picks.get(r.seq)))
+    )
+      this.startAhead(last.plan.rows, last);
   }
 
-  /** Starts the step after `rows` (a step whose top candidates are `top`) on the addon's thread, if it foresees it. */
-  private startAhead(rows: StepRow[], top: TopCandidates): void {
+  /**
+   * Starts the step after `rows` on the addon's thread, if it foresees it: after a step whose top candidates are
+   * `from` (then its token rows are picked here), or queued behind the step `from` still runs (its token rows picked
+   * and fed by the addon, their ids written in when it returns).
+   */
+  private startAhead(rows: StepRow[], from: TopCandidates | AheadStep): void {
     const fused = this.fused!;
     if (!rows.every((r) => this.picks.has(r.seq))) return;
+    const top = 'k' in from ? from : undefined;
     // Inputs of the steps run ahead are not in the rules' seen tokens yet: count them in for these picks.
     const unconfirmed = fused.ahead
       .slice(fused.firstAheadSeen ? 1 : 0)
-      .flatMap((a) => a.plan.rows.filter((r) => r.tokenId !== null));
+      .flatMap((a) => a.plan.rows.filter((r) => r.tokenId !== null && r.tokenId !== FED_ON_DEVICE));
     const undo = unconfirmed.map((r) => this.see(r.seq, r.tokenId!));
     const next: StepRow[] = [];
+    const fed: number[] = [];
     try {
       for (const [b, r] of rows.entries()) {
         const { rule, seen, counts } = this.picks.get(r.seq)!;
         const [kind, ...later] = r.next ?? [];
         const latent = (kind ?? (r.tokenId === null ? 'latent' : 'token')) === 'latent';
-        const ids = top.ids.subarray(b * top.k, (b + 1) * top.k);
-        const values = top.values.subarray(b * top.k, (b + 1) * top.k);
-        const tokenId = latent ? null : greedyFromTop(ids, values, seen, rule, counts);
+        let tokenId: number | null | undefined = null;
+        if (!latent && top) {
+          const ids = top.ids.subarray(b * top.k, (b + 1) * top.k);
+          const values = top.values.subarray(b * top.k, (b + 1) * top.k);
+          tokenId = greedyFromTop(ids, values, seen, rule, counts);
+        } else if (!latent) {
+          tokenId = FED_ON_DEVICE;
+          fed.push(b);
+        }
         if (tokenId === undefined) return;
         next.push({ ...r, position: r.position + 1, tokenId, next: later.length ? later : undefined });
       }
@@ -681,21 +741,30 @@ class ModelHost {
     }
     let plan: FusedPlan;
     try {
-      plan = this.fusedPlan(next, { pending: fused.ahead.length });
+      plan = this.fusedPlan(next, { pending: fused.ahead.length, fed });
     } catch {
       return; // e.g. a sequence at its KV capacity: the engine's next step reports it
     }
     const step: AheadStep = {
       plan,
-      result: fused.decoder.stepAsync(...plan.args).catch(() => undefined),
+      result: fused.decoder.stepAsync(...plan.args).catch((e: { code?: string }) => {
+        step.ran = e.code !== 'LVR_NATIVE_NOT_RUN';
+        return undefined;
+      }),
+      settled: false,
       depth: fused.ahead.length + 1,
+      fed: fed.length > 0,
+      ran: true,
     };
     void step.result.then((out) => {
+      // The fed rows' tokens, before anything compares this step's rows (`reuseAhead` awaits the same result later).
+      if (out?.fedIds) for (const b of fed) plan.rows[b].tokenId = out.fedIds[b];
       step.out = out;
+      step.settled = true;
       if (fused.ahead.includes(step)) this.extendAhead();
     });
     fused.ahead.push(step);
-    fused.startedSinceReply++;
+    this.extendAhead();
   }
 
   /** Counts `tokenId` as fed to `seq` in its pick rule (if it has one); returns the undo. */
@@ -725,6 +794,7 @@ class ModelHost {
     fused.ahead = [];
     await Promise.all(dropped.map((a) => a.result));
     fused.fresh.clear();
+    for (const seq of this.picks.keys()) this.syncPickRule(seq);
   }
 
   /**
@@ -732,7 +802,7 @@ class ModelHost {
    * logits request (rows that left since are dropped), taken off the steps run ahead; otherwise undefined.
    */
   private reuseAhead(
-    { plan, depth }: AheadStep,
+    ahead: AheadStep,
     out: FusedStepOutput | undefined,
     rows: StepRow[],
   ): StepOutputs | undefined {
@@ -741,13 +811,14 @@ class ModelHost {
       a.position === b.position &&
       a.tokenId === b.tokenId &&
       (a.needsLogits !== false) === (b.needsLogits !== false);
+    const { plan } = ahead;
     const at = rows.map((r) => plan.rows.findIndex((p) => same(p, r)));
     if (!out || at.some((i) => i < 0)) return undefined;
     this.fused!.ahead.shift();
     this.refreshForecasts(rows);
     this.commitStep(Int32Array.from(at, (i) => plan.outRows[i]));
     if (at.length === plan.rows.length && at.every((i, b) => i === b))
-      return this.stepOutputs(out, plan.logitRows, depth);
+      return this.stepOutputs(out, plan.logitRows, ahead);
     // Fewer rows (sequences that finished): their rows of each output.
     const { hiddenSize: h, vocabSize: V } = this.cfg;
     const k = out.topIds ? out.topIds.length / plan.rows.length : 0;
@@ -764,7 +835,7 @@ class ModelHost {
       topIds: out.topIds && gatherRows(out.topIds, k, at),
       topLogits: out.topLogits && gatherRows(out.topLogits, k, at),
     };
-    return this.stepOutputs(kept, logitRows, depth);
+    return this.stepOutputs(kept, logitRows, ahead);
   }
 
   /**
@@ -786,14 +857,16 @@ class ModelHost {
     const fused = this.fused!;
     if (fused.prefillTopOnly.has(seq))
       throw new Error(`sequence ${seq} has not stepped since its prefill, which left its logits out`);
-    const started = fused.startedSinceReply;
-    // A step runs ahead only when every row's pick was decided by its top candidates, so the engine, which picks by
-    // the same rule, never asks for the logits of a step that has a second step run after it.
-    if (started > 1) throw new Error('the logits of that step are no longer kept (two steps ran after it)');
     fused.paused = true;
     try {
       await Promise.all(fused.ahead.map((a) => a.result));
-      return fused.decoder.lastLogits(Int32Array.of(fused.slots.slot(seq)), started === 1);
+      // The steps still ahead all started after the engine's last step; those that ran moved its logits aside (kept).
+      // A step runs ahead only when every row's pick was decided by its top candidates (a step the addon picks for
+      // stops before running when they do not decide), so the engine, which picks by the same rule, never asks for
+      // the logits of a step that has a second step run after it.
+      const ran = fused.ahead.filter((a) => a.ran).length;
+      if (ran > 1) throw new Error('the logits of that step are no longer kept (two steps ran after it)');
+      return fused.decoder.lastLogits(Int32Array.of(fused.slots.slot(seq)), ran === 1);
     } finally {
       fused.paused = false;
       this.extendAhead();
