@@ -145,7 +145,7 @@ export type WorkerReply =
        * (1: while the engine picked the previous step's tokens; 2: before that).
        */
       ranAhead?: number;
-      /** That step's token inputs were its predecessor's first top candidates, fed by the addon (`topFeed`). */
+      /** That step's token inputs were picked from its predecessor's top candidates and fed by the addon (`FEED_PICK`). */
       fedAhead?: boolean;
       /** init: the decoder that runs the steps (`ModelInfo.decoder`) and its attention kernel (`ModelInfo.gpuAttention`). */
       decoder?: ModelInfo['decoder'];

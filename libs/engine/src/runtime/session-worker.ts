@@ -609,8 +609,8 @@ class ModelHost {
   /**
    * Inputs of a fused step over `rows`. A latent row whose slot's device hidden state is current (its last forward
    * was the previous step or its prefill) takes it on the device; with an LVR head the fed-back state is the head's
-   * output, computed on the host, so it goes through the host. Rows `ahead.fed` take their predecessor's first top
-   * candidate, which the addon looks up when the step starts. Rows with `needsLogits: false` get their top
+   * output, computed on the host, so it goes through the host. Rows `ahead.fed` take the addon's pick from their
+   * predecessor's top candidates, made when the step starts. Rows with `needsLogits: false` get their top
    * candidates only (a head's rows always get their logits: the head replaces them).
    */
   private fusedPlan(rows: StepRow[], ahead?: { pending: number; fed?: number[] }): FusedPlan {
@@ -622,14 +622,14 @@ class ModelHost {
     const latentOnDevice = new Set(
       this.head ? [] : rows.flatMap((r, b) => (latentInput(r) && current(inputs.outRows[b]) ? [b] : [])),
     );
-    const fed = ahead?.fed ?? [];
+    const fed = new Set(ahead?.fed);
     const embeds = this.stepEmbeds(rows, new Set([...latentOnDevice, ...fed]), inputs.outRows, slots.slots);
     const latent = new Uint8Array(slots.slots);
     for (const b of latentOnDevice) latent[inputs.outRows[b]] = 1;
     // Every token input goes to the addon too, for the seen tokens of its picks (`syncPickRule`).
     const tokens = this.fused!.addonPicks ? new Int32Array(slots.slots).fill(NO_TOKEN) : null;
     rows.forEach((r, b) => {
-      if (tokens && r.tokenId !== null) tokens[inputs.outRows[b]] = fed.includes(b) ? FEED_PICK : r.tokenId;
+      if (tokens && r.tokenId !== null) tokens[inputs.outRows[b]] = fed.has(b) ? FEED_PICK : r.tokenId;
     });
     const full = rows.flatMap((r, b) =>
       r.needsLogits !== false || (this.head && latentInput(r)) ? [b] : [],
@@ -700,18 +700,17 @@ class ModelHost {
       !last.settled &&
       last.plan.rows.every((r) => addonCanPick(this.picks.get(r.seq)))
     )
-      this.startAhead(last.plan.rows, last);
+      this.startAhead(last.plan.rows, undefined);
   }
 
   /**
    * Starts the step after `rows` on the addon's thread, if it foresees it: after a step whose top candidates are
-   * `from` (then its token rows are picked here), or queued behind the step `from` still runs (its token rows picked
-   * and fed by the addon, their ids written in when it returns).
+   * `top` (then its token rows are picked here), or, with `top` undefined, queued behind that step while it still runs
+   * (its token rows picked and fed by the addon, their ids written in when it returns).
    */
-  private startAhead(rows: StepRow[], from: TopCandidates | AheadStep): void {
+  private startAhead(rows: StepRow[], top: TopCandidates | undefined): void {
     const fused = this.fused!;
     if (!rows.every((r) => this.picks.has(r.seq))) return;
-    const top = 'k' in from ? from : undefined;
     // Inputs of the steps run ahead are not in the rules' seen tokens yet: count them in for these picks.
     const unconfirmed = fused.ahead
       .slice(fused.firstAheadSeen ? 1 : 0)
