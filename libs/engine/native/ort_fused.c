@@ -108,7 +108,7 @@ typedef struct StepJob {
   int64_t *positions; // [3*S]
   int32_t *seqlens, *rows, *full;
   int32_t *tokens;  // [S] or NULL: each slot's token input (`step`'s `tokens`)
-  int32_t *fed;     // [S]: the token each FEED_PICK slot was fed (-1 elsewhere)
+  int32_t *fed;     // [S]: the token picked for each FEED_PICK or PICK_UNFED slot (-1 elsewhere)
   int32_t total;
   size_t n, n_full;
   char *logits, *hidden, *top_values, *top_ids;
@@ -964,6 +964,10 @@ static int job_fail(StepJob *j, const char *what, OrtStatus *st, int cuda_rc) {
 
 // `step`'s tokens[b]: slot b takes the token its pick rule chooses from its previous top K (the addon embeds it).
 #define FEED_PICK (-2)
+// `step`'s tokens[b]: slot b's input is latent, and the token its pick rule chooses from its previous top K (the
+// sequence's latent placeholder, picked but not fed) only joins its seen tokens.
+#define PICK_UNFED (-3)
+#define PICKED_HERE(t) ((t) == FEED_PICK || (t) == PICK_UNFED)
 
 static int seen_has(Decoder *d, size_t b, int64_t id) {
   return d->seen && (d->seen[b * d->seen_bytes + id / 8] >> (id % 8)) & 1;
@@ -996,12 +1000,12 @@ static int64_t pick_from_top(Decoder *d, size_t b) {
   return best_value > values[K - 1] ? best : -1;
 }
 
-// Embeds each FEED_PICK slot's pick into the job's input rows (j->fed records them), then adds every token input to
-// its slot's seen tokens.
+// Picks for each FEED_PICK and PICK_UNFED slot (j->fed records them) and embeds the FEED_PICK ones into the job's
+// input rows, then adds every slot's token (input or placeholder) to its seen tokens.
 static int feed_picks(Decoder *d, StepJob *j, size_t S, size_t row_bytes) {
   for (size_t b = 0; b < S; b++) {
     j->fed[b] = -1;
-    if (j->tokens[b] != FEED_PICK) continue;
+    if (!PICKED_HERE(j->tokens[b])) continue;
     int64_t id = d->prev_valid[b] ? pick_from_top(d, b) : -1;
     if (id < 0 || id >= d->vocab) {
       snprintf(j->error, sizeof j->error,
@@ -1013,9 +1017,10 @@ static int feed_picks(Decoder *d, StepJob *j, size_t S, size_t row_bytes) {
       return 0;
     }
     j->fed[b] = (int32_t)id;
-    memcpy((char *)j->embeds + b * row_bytes, d->embed_table + (size_t)id * row_bytes, row_bytes);
+    if (j->tokens[b] == FEED_PICK)
+      memcpy((char *)j->embeds + b * row_bytes, d->embed_table + (size_t)id * row_bytes, row_bytes);
   }
-  for (size_t b = 0; b < S; b++) seen_add(d, b, j->tokens[b] == FEED_PICK ? j->fed[b] : j->tokens[b]);
+  for (size_t b = 0; b < S; b++) seen_add(d, b, PICKED_HERE(j->tokens[b]) ? j->fed[b] : j->tokens[b]);
   return 1;
 }
 
@@ -1188,10 +1193,14 @@ static StepJob *step_job(napi_env env, Decoder *d, size_t argc, napi_value *argv
   if (t7 != napi_null && t7 != napi_undefined) {
     if ((tokens = typed_bytes(env, argv[7], B * 4, "tokens")) == NULL) return NULL;
     for (size_t b = 0; b < B; b++) {
-      if (tokens[b] < FEED_PICK || tokens[b] >= d->vocab)
-        return throw_msg(env, "tokens: each must be a token id, -1 (none) or -2 (the pick from the top K)"), NULL;
+      if (tokens[b] < PICK_UNFED || tokens[b] >= d->vocab)
+        return throw_msg(env, "tokens: each must be a token id, -1 (none), -2 (feed the pick from the top K) or -3 "
+                              "(pick a latent slot's placeholder)"),
+               NULL;
       if (tokens[b] == FEED_PICK && latent && latent[b])
         return throw_msg(env, "tokens: a latent slot cannot be fed a pick"), NULL;
+      if (tokens[b] == PICK_UNFED && d->top_k == 0)
+        return throw_msg(env, "tokens: a placeholder pick needs the top candidates (topK)"), NULL;
       feeds |= tokens[b] == FEED_PICK;
     }
     if (feeds && (d->top_k == 0 || d->embed_table == NULL))
@@ -1204,7 +1213,7 @@ static StepJob *step_job(napi_env env, Decoder *d, size_t argc, napi_value *argv
   need = rows_end(rows, n, need);
   need = rows_end(full, n_full, need);
   for (size_t b = 0; b < B; b++)
-    if (((latent && latent[b]) || (tokens && tokens[b] == FEED_PICK)) && b + 1 > need) need = b + 1;
+    if (((latent && latent[b]) || (tokens && PICKED_HERE(tokens[b]))) && b + 1 > need) need = b + 1;
   int size = 0;
   while (d->sizes[size] < (int)need) size++;
   size_t S = d->sizes[size];
@@ -1245,8 +1254,10 @@ static StepJob *step_job(napi_env env, Decoder *d, size_t argc, napi_value *argv
 // One new position for the first S slots, S the smallest of stepSizes that covers outRows, fullRows, latentRows and
 // the fed slots (B when outRows is left out); rows flagged in latentRows take their last hidden state (from the
 // previous step or forward) as input, copied on the device. tokens[b]: the token whose embedding embeds row b holds
-// (added to the slot's seen tokens), -1 for none, or -2: the slot takes the token its pick rule (setPickRule) chooses
-// from its top K of the step before, embedded here (setEmbeddings) when the step starts; fedIds says which.
+// (added to the slot's seen tokens; for a latent slot, the placeholder picked at its previous step), -1 for none, -2:
+// the slot takes the token its pick rule (setPickRule) chooses from its top K of the step before, embedded here
+// (setEmbeddings) when the step starts, or -3: a latent slot's placeholder is that pick (seen, not fed); fedIds says
+// which.
 // seqlens[b] = tokens in row b's cache after this step - 1. Hidden states (and the top K logits with their ids) of rows
 // outRows (in that order; default all) come back to the host, whole logit rows only for rows fullRows (default:
 // outRows); lastLogits reads others until the next step.

@@ -198,7 +198,8 @@ export class LvrEngine {
   private nextSeq = 1;
   /**
    * Decode batching counters: decoder step calls, rows stepped, largest batch, calls whose step the fused decoder
-   * had run ahead and, of those, calls whose token inputs the addon fed from the step before (tests and benchmarks).
+   * had run ahead and, of those, calls whose picks (token inputs, latent placeholders) the addon made from the step
+   * before (tests and benchmarks).
    */
   readonly batchStats: {
     readonly calls: number;
@@ -437,8 +438,11 @@ export class LvrEngine {
       step: async (input: StepInput, position: number, next?: Array<StepInput['kind']>) => {
         if (input.kind === 'latent') latentSteps++;
         else tokenSteps++;
-        const tokenId = input.kind === 'latent' ? null : input.id;
-        return this.batcher.step({ seq, tokenId, position, needsLogits, next });
+        const row =
+          input.kind === 'latent'
+            ? { tokenId: null, placeholderId: input.placeholder }
+            : { tokenId: input.id };
+        return this.batcher.step({ seq, ...row, position, needsLogits, next });
       },
       lastLogits: () => worker.lastLogits(seq),
     };

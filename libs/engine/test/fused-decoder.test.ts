@@ -12,6 +12,7 @@ import {
   type FusedStepOutput,
   FEED_PICK,
   NO_TOKEN,
+  PICK_UNFED,
   type GpuAttentionKernel,
   type NativeLibraries,
 } from '../src/runtime/fused-native';
@@ -98,6 +99,46 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
     );
   });
 
+  it('a latent block’s placeholders count for the repetition penalty of the picks made ahead, as for the engine’s', async () => {
+    // The engine counts the tokens it picks inside a block (never fed) as generated: picks made ahead that missed
+    // them were wrong after these blocks (found by trying prompts, lengths and penalties on this bundle).
+    for (const addonPicks of [true, false]) {
+      const engine = addonPicks
+        ? fused
+        : await LvrEngine.load(bundle, {
+            threads: 1,
+            verifyChecksums: false,
+            maxBatchSize: 3,
+            maxModelLen: 512,
+            fusedDecoder: true,
+            addonPicks: false,
+          });
+      try {
+        for (const steps of [2, 16]) {
+          const request: GenerationRequest = {
+            messages: [{ role: 'user', content: 'latent' }],
+            sampling: { temperature: 0, ignoreEos: true, maxTokens: steps + 6, repetitionPenalty: 1.5 },
+            assistantPrefix: '<|lvr_start|>',
+            lvr: { strategy: 'steps', steps },
+          };
+          const before = { ...engine.batchStats };
+          const [want, have] = await Promise.all([generate(plain, request), generate(engine, request)]);
+          assert.deepEqual(have.ids, want.ids);
+          const calls = engine.batchStats.calls - before.calls;
+          assert.equal(calls, steps + 5);
+          const ran = engine.batchStats.ranAhead - before.ranAhead;
+          assert.equal(
+            ran,
+            calls - 1,
+            `every step after the first ran ahead (addonPicks ${addonPicks}, ${steps} steps)`,
+          );
+        }
+      } finally {
+        if (!addonPicks) await engine.close();
+      }
+    }
+  });
+
   it('tokens the addon picks and feeds are the engine’s picks, with or without a repetition penalty', async () => {
     const request = (sampling: SamplingParams): GenerationRequest => ({
       messages: [{ role: 'user', content: 'count the shapes' }],
@@ -120,8 +161,9 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
       const ran = fused.batchStats.ranAhead - before.ranAhead;
       assert.equal(ran, 23 - 1, `every step after the first ran ahead with ${JSON.stringify(sampling)}`);
       if ('presencePenalty' in sampling) assert.equal(fed, 0, 'presence penalties are not fed by the addon');
-      else
-        assert.ok(fed >= ran / 2, `${fed} of ${ran} steps fed by the addon with ${JSON.stringify(sampling)}`);
+      // A step queued behind one run ahead is fed by the addon (that one has not returned when it is queued): the
+      // first such step at least; how many more depends on when this thread gets to queue them.
+      else assert.ok(fed > 0, `${fed} of ${ran} steps fed by the addon with ${JSON.stringify(sampling)}`);
     }
     // addonPicks: false picks every token on the worker thread: the same tokens, still run ahead.
     const workerPicks = await LvrEngine.load(bundle, {
@@ -436,6 +478,123 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
     assert.throws(() => queued.setEmbeddings(new Float32Array(V)), /embedding table holds/);
     assert.throws(() => queued.setPickRule(0, 0.5, new Int32Array(0)), /at least 1/);
     assert.throws(() => queued.setPickRule(3, 1, new Int32Array(0)), /slot out of range/);
+  });
+
+  it('PICK_UNFED slots take their placeholder by their rule, into their seen tokens; their input stays latent', async () => {
+    const K = FUSED_TOP_K;
+    const lengths = [3, 4, 2];
+    const { dec: driven, a, H } = openDecoder(3, 16, K);
+    const { dec: queued } = openDecoder(3, 16, K);
+    const V: number = a.vocab_size;
+    const table = new Float32Array(V * H).map((_, i) => Math.sin(i * 0.37) * 0.5);
+    queued.setEmbeddings(table);
+    const x = new Float32Array(3 * 4 * H).map((_, i) => Math.cos(i * 1.3) * 0.5);
+    const positions = new BigInt64Array(3 * 3 * 4).map((_, i) => BigInt(i % 4));
+    for (const dec of [driven, queued]) dec.forward(0, x, positions, 0, Int32Array.from(lengths));
+    // Every seen token loses to every unseen one.
+    const rule = { repetitionPenalty: 1e6 };
+    const stepInputs = (shift: number) => ({
+      positions: BigInt64Array.from({ length: 9 }, (_, i) => BigInt(lengths[i % 3] + shift)),
+      seqlens: Int32Array.from(lengths, (n) => n + shift),
+    });
+    const embed = (ids: number[]) => {
+      const e = new Float32Array(3 * H);
+      ids.forEach((id, b) => e.set(table.subarray(id * H, (id + 1) * H), b * H));
+      return e;
+    };
+    const candidates = (out: FusedStepOutput, b: number) =>
+      Array.from(out.topIds!.subarray(b * K, (b + 1) * K));
+    const pick = (out: FusedStepOutput, b: number, seenHere: Set<number>) =>
+      greedyFromTop(
+        out.topIds!.subarray(b * K, (b + 1) * K),
+        out.topLogits!.subarray(b * K, (b + 1) * K),
+        seenHere,
+        rule,
+      )!;
+    const latent = Uint8Array.of(1, 1, 1);
+    // The reference, picked here: a token step, a latent step whose placeholders are picked from the first step's
+    // top candidates, then a token step fed the picks from the latent step's, counting the placeholders as seen.
+    const firstIds = [3, 5, 7];
+    const [s0, s1, s2] = [0, 1, 2].map(stepInputs);
+    const out0 = driven.step(embed(firstIds), null, s0.positions, s0.seqlens);
+    const out1 = driven.step(null, latent, s1.positions, s1.seqlens);
+    // Each slot's first seen tokens make its placeholder the best candidate of both steps that they share (the latent
+    // step's outputs do not depend on it), so the pick after it is another token only when it counts as seen.
+    const seen = [0, 1, 2].map((b) => {
+      const later = candidates(out1, b);
+      const shared = later.find((id) => candidates(out0, b).includes(id) && !firstIds.includes(id));
+      if (shared === undefined) return new Set([firstIds[b]]);
+      const above = (list: number[]) => list.slice(0, list.indexOf(shared));
+      return new Set([firstIds[b], ...above(candidates(out0, b)), ...above(later)]);
+    });
+    seen.forEach((ids, b) =>
+      queued.setPickRule(
+        b,
+        rule.repetitionPenalty,
+        Int32Array.from(ids).filter((id) => id !== firstIds[b]),
+      ),
+    );
+    const placeholders = [0, 1, 2].map((b) => pick(out0, b, seen[b]));
+    const withoutPlaceholders = [0, 1, 2].map((b) => pick(out1, b, seen[b]));
+    placeholders.forEach((id, b) => seen[b].add(id));
+    const fedIds = [0, 1, 2].map((b) => pick(out1, b, seen[b]));
+    assert.notDeepEqual(withoutPlaceholders, fedIds, 'a placeholder changes the pick after it');
+    const out2 = driven.step(embed(fedIds), null, s2.positions, s2.seqlens);
+    // The same three steps queued at once on the addon's thread.
+    const have = await Promise.all([
+      queued.stepAsync(
+        embed(firstIds),
+        null,
+        s0.positions,
+        s0.seqlens,
+        undefined,
+        undefined,
+        Int32Array.from(firstIds),
+      ),
+      queued.stepAsync(
+        null,
+        latent,
+        s1.positions,
+        s1.seqlens,
+        undefined,
+        undefined,
+        new Int32Array(3).fill(PICK_UNFED),
+      ),
+      queued.stepAsync(
+        null,
+        null,
+        s2.positions,
+        s2.seqlens,
+        undefined,
+        undefined,
+        new Int32Array(3).fill(FEED_PICK),
+      ),
+    ]);
+    assert.deepEqual(Array.from(have[1].fedIds!), placeholders);
+    assert.deepEqual(Array.from(have[2].fedIds!), fedIds);
+    [out0, out1, out2].forEach((want, t) =>
+      assert.deepEqual(Array.from(have[t].logits), Array.from(want.logits), `step ${t} logits`),
+    );
+    // A placeholder needs the top candidates of the step before.
+    const { dec: noTop } = openDecoder(3, 16);
+    assert.throws(
+      () =>
+        noTop.step(
+          null,
+          latent,
+          s1.positions,
+          s1.seqlens,
+          undefined,
+          undefined,
+          new Int32Array(3).fill(PICK_UNFED),
+        ),
+      /a placeholder pick needs the top candidates/,
+    );
+    assert.throws(
+      () =>
+        queued.step(null, latent, s1.positions, s1.seqlens, undefined, undefined, new Int32Array(3).fill(-4)),
+      /tokens: each must be a token id/,
+    );
   });
 
   // A library that loads wherever the addon runs, standing in for cuDNN 9.

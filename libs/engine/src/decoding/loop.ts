@@ -16,7 +16,8 @@ export interface StepResult {
   top?: TopCandidates;
 }
 
-export type StepInput = { kind: 'token'; id: number } | { kind: 'latent' };
+/** A latent input's `placeholder`: the token picked at the forward before, counted as generated but not fed. */
+export type StepInput = { kind: 'token'; id: number } | { kind: 'latent'; placeholder: number };
 
 /** One forward pass at a time over a prompt already prefilled by `prefill`. */
 export interface ModelStepper {
@@ -161,7 +162,7 @@ export async function* decodeLoop(
     const next = lvrState.forecast(tok, fedLatent, MAX_RUN_AHEAD_STEPS);
     const position = options.promptIds.length + out.length - 1 + options.ropeDelta;
     forward = await stepper.step(
-      mode ? { kind: 'latent' } : { kind: 'token', id: tok },
+      mode ? { kind: 'latent', placeholder: tok } : { kind: 'token', id: tok },
       position,
       next.length ? next.map((latent) => (latent ? 'latent' : 'token')) : undefined,
     );

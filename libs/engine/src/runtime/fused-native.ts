@@ -98,7 +98,7 @@ export interface FusedOutput {
 export interface FusedStepOutput extends FusedOutput {
   topLogits?: Float32Array;
   topIds?: Int32Array;
-  /** With a step's `tokens`: per returned row, the token the addon fed it (`FEED_PICK`), else -1. */
+  /** With a step's `tokens`: per returned row, the token the addon picked for it (`FEED_PICK`, `PICK_UNFED`), else -1. */
   fedIds?: Int32Array;
 }
 
@@ -106,6 +106,11 @@ export interface FusedStepOutput extends FusedOutput {
 export const NO_TOKEN = -1;
 /** A step's `tokens[b]` for a slot the addon feeds the pick from its previous top K (`FusedNativeDecoder.step`). */
 export const FEED_PICK = -2;
+/**
+ * A step's `tokens[b]` for a latent slot whose placeholder (the token its sequence picks at a latent step, never fed)
+ * the addon picks from its previous top K: it only joins the slot's seen tokens.
+ */
+export const PICK_UNFED = -3;
 
 /** `FusedNativeDecoder.forward`'s arguments. */
 type ForwardArgs = [
@@ -209,8 +214,8 @@ export class FusedNativeDecoder {
 
   /**
    * How `FEED_PICK` picks slot `slot`'s input: the greedy pick from its top K under `repetitionPenalty` (1: the first
-   * candidate), as `greedyFromTop`, with the tokens the slot has `seen` so far (its token steps then add theirs). A
-   * pick the K candidates do not decide fails its step.
+   * candidate), as `greedyFromTop`, with the tokens the slot has `seen` so far (its steps then add their tokens and
+   * latent placeholders). A pick the K candidates do not decide fails its step.
    */
   setPickRule(slot: number, repetitionPenalty: number, seen: Int32Array): void {
     this.addon.setPickRule(this.handle, slot, repetitionPenalty, seen);
@@ -239,9 +244,10 @@ export class FusedNativeDecoder {
    * step - 1 (a slot with no sequence that the step covers still computes; give it its own length so it writes past
    * its valid prefix). `latentRows[b] = 1` feeds slot b its own last hidden state on the device instead of `embeds`
    * row b. Hidden states (and top K) of slots `outRows` come back (default all), whole logit rows of `fullRows` only
-   * (default `outRows`). `tokens[b]`: the token whose embedding `embeds` row b holds (added to the slot's seen tokens
-   * for its pick rule), `NO_TOKEN`, or `FEED_PICK`: the addon picks slot b's input from its top K of the step before by
-   * its `setPickRule` rule when the step starts and embeds it (`setEmbeddings`); `fedIds` says which. Arrays are over
+   * (default `outRows`). `tokens[b]`: the token added to the slot's seen tokens for its pick rule (the one whose
+   * embedding `embeds` row b holds, or a latent slot's placeholder), `NO_TOKEN`, `FEED_PICK`: the addon picks slot b's
+   * input from its top K of the step before by its `setPickRule` rule when the step starts and embeds it
+   * (`setEmbeddings`), or `PICK_UNFED`: that pick is latent slot b's placeholder; `fedIds` says which. Arrays are over
    * all slots; rows past S are ignored.
    */
   step(...args: StepArgs): FusedStepOutput {

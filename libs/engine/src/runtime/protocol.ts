@@ -81,6 +81,11 @@ export interface StepRow {
   /** M-RoPE position of the new slot (same on all three axes). */
   position: number;
   /**
+   * A latent row's placeholder: the token the engine picked at this sequence's previous step and does not feed. The
+   * engine's penalties count it as generated, so pick rules count it as seen.
+   */
+  placeholderId?: number;
+  /**
    * false: the engine picks this row's token from its top candidates (`WorkerReply.top`), so its logits row may be
    * left out (the fused decoder does; `lastLogits` reads it until the next step). Default true.
    */
@@ -145,7 +150,10 @@ export type WorkerReply =
        * (1: while the engine picked the previous step's tokens; 2: before that).
        */
       ranAhead?: number;
-      /** That step's token inputs were picked from its predecessor's top candidates and fed by the addon (`FEED_PICK`). */
+      /**
+       * That step's picks (token inputs, latent placeholders) were made from its predecessor's top candidates by the
+       * addon (`FEED_PICK`, `PICK_UNFED`).
+       */
       fedAhead?: boolean;
       /** init: the decoder that runs the steps (`ModelInfo.decoder`) and its attention kernel (`ModelInfo.gpuAttention`). */
       decoder?: ModelInfo['decoder'];

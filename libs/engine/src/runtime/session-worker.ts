@@ -6,7 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { parentPort } from 'node:worker_threads';
 import { EmbeddingTable } from './embedding-table';
 import { FusedKvSlots } from './fused-kv-slots';
-import { FEED_PICK, FusedNativeDecoder, NO_TOKEN } from './fused-native';
+import { FEED_PICK, FusedNativeDecoder, NO_TOKEN, PICK_UNFED } from './fused-native';
 import type { FusedStepOutput, GpuAttentionKernel } from './fused-native';
 import { leftPaddedMask } from './kv-batch';
 import { GraphKvPacker, HostKvPacker } from './kv-packers';
@@ -96,14 +96,22 @@ interface AheadStep {
   settled: boolean;
   /** Steps ahead of the engine when it started: 1 for the engine's next step, 2 for the one after. */
   depth: number;
-  /** Its token rows were picked and fed by the addon. */
+  /** Its rows' picks (token inputs, latent placeholders) were made by the addon. */
   fed: boolean;
   /** It ran (true unless it failed at the addon's picks, before changing the decoder's logits). */
   ran: boolean;
 }
 
-/** `StepRow.tokenId` of a row the addon picks and feeds (`FEED_PICK`) until its step returns with the id. */
+/**
+ * `StepRow.tokenId` of a row the addon picks and feeds (`FEED_PICK`), or `placeholderId` of a latent row whose
+ * placeholder it picks (`PICK_UNFED`), until its step returns with the id.
+ */
 const FED_ON_DEVICE = -1;
+
+/** The token a row adds to its sequence's seen tokens: its input, or a latent row's placeholder. */
+function seenToken(r: StepRow): number | undefined {
+  return r.tokenId ?? r.placeholderId;
+}
 
 /** Whether the addon can make a sequence's picks (`FusedNativeDecoder.setPickRule`): repetition penalties only. */
 function addonCanPick(picks: ForeseenPicks | undefined): boolean {
@@ -545,7 +553,10 @@ class ModelHost {
    * hidden state kept for its next latent step.
    */
   async step(rows: StepRow[]): Promise<WorkerReply> {
-    for (const r of rows) if (r.tokenId !== null) this.see(r.seq, r.tokenId);
+    for (const r of rows) {
+      const seen = seenToken(r);
+      if (seen !== undefined) this.see(r.seq, seen);
+    }
     let out: StepOutputs;
     if (this.fused) {
       for (const r of rows) this.fused.prefillTopOnly.delete(r.seq);
@@ -610,8 +621,9 @@ class ModelHost {
    * Inputs of a fused step over `rows`. A latent row whose slot's device hidden state is current (its last forward
    * was the previous step or its prefill) takes it on the device; with an LVR head the fed-back state is the head's
    * output, computed on the host, so it goes through the host. Rows `ahead.fed` take the addon's pick from their
-   * predecessor's top candidates, made when the step starts. Rows with `needsLogits: false` get their top
-   * candidates only (a head's rows always get their logits: the head replaces them).
+   * predecessor's top candidates, made when the step starts (a latent row's pick is its placeholder). Rows with
+   * `needsLogits: false` get their top candidates only (a head's rows always get their logits: the head replaces
+   * them).
    */
   private fusedPlan(rows: StepRow[], ahead?: { pending: number; fed?: number[] }): FusedPlan {
     const { slots, fresh } = this.fused!;
@@ -623,13 +635,21 @@ class ModelHost {
       this.head ? [] : rows.flatMap((r, b) => (latentInput(r) && current(inputs.outRows[b]) ? [b] : [])),
     );
     const fed = new Set(ahead?.fed);
-    const embeds = this.stepEmbeds(rows, new Set([...latentOnDevice, ...fed]), inputs.outRows, slots.slots);
+    const fedTokens = [...fed].filter((b) => !latentInput(rows[b]));
+    const embeds = this.stepEmbeds(
+      rows,
+      new Set([...latentOnDevice, ...fedTokens]),
+      inputs.outRows,
+      slots.slots,
+    );
     const latent = new Uint8Array(slots.slots);
     for (const b of latentOnDevice) latent[inputs.outRows[b]] = 1;
-    // Every token input goes to the addon too, for the seen tokens of its picks (`syncPickRule`).
+    // Every token input and latent placeholder goes to the addon too, for the seen tokens of its picks (`syncPickRule`).
     const tokens = this.fused!.addonPicks ? new Int32Array(slots.slots).fill(NO_TOKEN) : null;
     rows.forEach((r, b) => {
-      if (tokens && r.tokenId !== null) tokens[inputs.outRows[b]] = fed.has(b) ? FEED_PICK : r.tokenId;
+      const seen = seenToken(r);
+      if (!tokens || seen === undefined) return;
+      tokens[inputs.outRows[b]] = !fed.has(b) ? seen : latentInput(r) ? PICK_UNFED : FEED_PICK;
     });
     const full = rows.flatMap((r, b) =>
       r.needsLogits !== false || (this.head && latentInput(r)) ? [b] : [],
@@ -712,10 +732,13 @@ class ModelHost {
     const fused = this.fused!;
     if (!rows.every((r) => this.picks.has(r.seq))) return;
     // Inputs of the steps run ahead are not in the rules' seen tokens yet: count them in for these picks.
-    const unconfirmed = fused.ahead
-      .slice(fused.firstAheadSeen ? 1 : 0)
-      .flatMap((a) => a.plan.rows.filter((r) => r.tokenId !== null && r.tokenId !== FED_ON_DEVICE));
-    const undo = unconfirmed.map((r) => this.see(r.seq, r.tokenId!));
+    const unconfirmed = fused.ahead.slice(fused.firstAheadSeen ? 1 : 0).flatMap((a) =>
+      a.plan.rows.flatMap((r) => {
+        const seen = seenToken(r);
+        return seen === undefined || seen === FED_ON_DEVICE ? [] : [{ seq: r.seq, seen }];
+      }),
+    );
+    const undo = unconfirmed.map((r) => this.see(r.seq, r.seen));
     const next: StepRow[] = [];
     const fed: number[] = [];
     try {
@@ -723,17 +746,18 @@ class ModelHost {
         const { rule, seen, counts } = this.picks.get(r.seq)!;
         const [kind, ...later] = r.next ?? [];
         const latent = (kind ?? (r.tokenId === null ? 'latent' : 'token')) === 'latent';
-        let tokenId: number | null | undefined = null;
-        if (!latent && top) {
+        // The token picked from this row's outputs: the next input, or (latent) the next row's placeholder.
+        let pick: number | undefined = FED_ON_DEVICE;
+        if (top) {
           const ids = top.ids.subarray(b * top.k, (b + 1) * top.k);
           const values = top.values.subarray(b * top.k, (b + 1) * top.k);
-          tokenId = greedyFromTop(ids, values, seen, rule, counts);
-        } else if (!latent) {
-          tokenId = FED_ON_DEVICE;
-          fed.push(b);
-        }
-        if (tokenId === undefined) return;
-        next.push({ ...r, position: r.position + 1, tokenId, next: later.length ? later : undefined });
+          pick = greedyFromTop(ids, values, seen, rule, counts);
+        } else fed.push(b);
+        if (pick === undefined) return;
+        const input = latent
+          ? { tokenId: null, placeholderId: pick }
+          : { tokenId: pick, placeholderId: undefined };
+        next.push({ ...r, ...input, position: r.position + 1, next: later.length ? later : undefined });
       }
     } finally {
       for (const u of undo.reverse()) u();
@@ -757,7 +781,12 @@ class ModelHost {
     };
     void step.result.then((out) => {
       // The fed rows' tokens, before anything compares this step's rows (`reuseAhead` awaits the same result later).
-      if (out?.fedIds) for (const b of fed) plan.rows[b].tokenId = out.fedIds[b];
+      if (out?.fedIds)
+        for (const b of fed) {
+          const row = plan.rows[b];
+          if (row.tokenId === null) row.placeholderId = out.fedIds[b];
+          else row.tokenId = out.fedIds[b];
+        }
       step.out = out;
       step.settled = true;
       if (fused.ahead.includes(step)) this.extendAhead();
@@ -809,6 +838,7 @@ class ModelHost {
       a.seq === b.seq &&
       a.position === b.position &&
       a.tokenId === b.tokenId &&
+      a.placeholderId === b.placeholderId &&
       (a.needsLogits !== false) === (b.needsLogits !== false);
     const { plan } = ahead;
     const at = rows.map((r) => plan.rows.findIndex((p) => same(p, r)));
