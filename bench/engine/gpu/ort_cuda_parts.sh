@@ -46,8 +46,10 @@ unpack)
   if [ ! -f "$site/onnxruntime/capi/libonnxruntime_providers_cuda.so" ]; then
     mkdir -p "$site"
     python3 -c "import tarfile, sys; tarfile.open('/tmp/ortc/rest.tar.xz').extractall(sys.argv[1])" "$site"
+    # Written under another name first: a part missing on this machine must not leave a library that looks unpacked.
+    lib=$site/onnxruntime/capi/libonnxruntime_providers_cuda.so
     cat /tmp/ortc/part_* | python3 -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.stdin.buffer), \
-      open(sys.argv[1], 'wb'))" "$site/onnxruntime/capi/libonnxruntime_providers_cuda.so"
+      open(sys.argv[1], 'wb'))" "$lib.partial" && mv "$lib.partial" "$lib"
   fi
   mkdir -p /tmp/ortc/tokenizer && tar -xf /tmp/ortc/tokenizer.tar -C /tmp/ortc/tokenizer
   bash "$0" env "$site"
