@@ -152,11 +152,32 @@ def _decoder_io(n_layers: int):
     return ins, outs, dyn
 
 
+def export_vision_graph(model, path: Path, conv_patch_embed: bool = False) -> None:
+    """Trace the vision graph (`lvr.graphs.VisionGraph`) of `model` to `path`, with a 1x8x12 grid (non-square, two
+    windows wide); `conv_patch_embed` as in VisionGraph."""
+    vcfg = model.config.vision_config
+    dev = next(model.parameters()).device
+    grid = (1, 8, 12)
+    host = {k: torch.as_tensor(v, device=dev)
+            for k, v in vision_host_inputs(grid, VisionGeometry.from_config(vcfg)).items()}
+    pv = torch.zeros(grid[1] * grid[2], vcfg.in_channels * vcfg.temporal_patch_size * vcfg.patch_size ** 2,
+                     device=dev)
+    _onnx_export(VisionGraph(model, conv_patch_embed),
+                 (pv, host["rotary_pos_ids"], host["window_index"], host["reverse_window_index"],
+                  host["window_slots"], host["patch_slots"]),
+                 path,
+                 ["pixel_values", "rotary_pos_ids", "window_index", "reverse_window_index", "window_slots",
+                  "patch_slots"],
+                 ["image_features"],
+                 {"pixel_values": {0: "patches"}, "rotary_pos_ids": {0: "patches"}, "window_index": {0: "tokens"},
+                  "reverse_window_index": {0: "tokens"}, "window_slots": {0: "windows"},
+                  "patch_slots": {0: "patches"}, "image_features": {0: "tokens"}})
+
+
 def export_graphs(model, out: Path, dtype: torch.dtype, fused_decoder: bool = False) -> dict:
     """Trace vision, embed_tokens, decoder (and lvr_head) of `model` (already in `dtype`) into `out`; with
     `fused_decoder`, also build the GPU serving flavour of the decoder (`lvr.fused_decoder`)."""
     text = model.config.text_config
-    vcfg = model.config.vision_config
     H = text.hidden_size
     kvh, hd, L = text.num_key_value_heads, text.hidden_size // text.num_attention_heads, text.num_hidden_layers
     graphs = {}
@@ -177,21 +198,7 @@ def export_graphs(model, out: Path, dtype: torch.dtype, fused_decoder: bool = Fa
         _save_onnx(build_fused_decoder(model, np.float16 if dtype == torch.float16 else np.float32),
                    out / FUSED_DECODER_FILE, size_threshold=1024)  # small shape inputs stay inline
         graphs["decoder_fused"] = FUSED_DECODER_FILE
-    # vision: trace with a 1x8x12 grid (non-square, two windows wide)
-    geo = VisionGeometry.from_config(vcfg)
-    grid = (1, 8, 12)
-    host = {k: torch.as_tensor(v, device=dev) for k, v in vision_host_inputs(grid, geo).items()}
-    pv = torch.zeros(grid[1] * grid[2], vcfg.in_channels * vcfg.temporal_patch_size * vcfg.patch_size ** 2,
-                     device=dev)
-    _onnx_export(VisionGraph(model), (pv, host["rotary_pos_ids"], host["window_index"],
-                                      host["reverse_window_index"], host["window_slots"], host["patch_slots"]),
-                 out / "vision.onnx",
-                 ["pixel_values", "rotary_pos_ids", "window_index", "reverse_window_index", "window_slots",
-                  "patch_slots"],
-                 ["image_features"],
-                 {"pixel_values": {0: "patches"}, "rotary_pos_ids": {0: "patches"}, "window_index": {0: "tokens"},
-                  "reverse_window_index": {0: "tokens"}, "window_slots": {0: "windows"},
-                  "patch_slots": {0: "patches"}, "image_features": {0: "tokens"}})
+    export_vision_graph(model, out / "vision.onnx")
     graphs["vision"] = "vision.onnx"
     if getattr(model, "lvr_head", None) is not None:
         _onnx_export(HeadGraph(model), (torch.zeros(1, H, dtype=dtype, device=dev),), out / "lvr_head.onnx", ["hidden_state"],

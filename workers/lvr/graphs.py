@@ -105,11 +105,20 @@ class DecoderGraph(nn.Module):
 class VisionGraph(nn.Module):
     """One image: pixel_values + host-computed layout inputs -> merged visual tokens [M, H] in raster order."""
 
-    def __init__(self, model):
+    def __init__(self, model, conv_patch_embed: bool = False):
+        """`conv_patch_embed`: trace the patch embedding as the model's Conv3d (the graph before it became a MatMul;
+        `npm run bench -- vision` times it as the baseline)."""
         super().__init__()
         vis = model.model.visual
         cfg = model.config.vision_config
-        self.patch_embed = vis.patch_embed
+        # The patch embedding is a Conv3d whose kernel is its stride and covers a whole row of pixel_values: the same
+        # product as a MatMul by its weight flattened in the row's (channel, frame, y, x) order, which ONNX Runtime
+        # runs as one GEMM instead of a 3D convolution.
+        proj = vis.patch_embed.proj
+        if proj.bias is not None or tuple(proj.kernel_size) != tuple(proj.stride):
+            raise ValueError("patch embedding: expected a bias-free Conv3d whose kernel is its stride")
+        self.patch_embed = vis.patch_embed if conv_patch_embed else None
+        self.patch_weight = proj.weight
         self.blocks = vis.blocks
         self.merger = vis.merger
         self.full = set(int(i) for i in cfg.fullatt_block_indexes)
@@ -120,7 +129,11 @@ class VisionGraph(nn.Module):
         self.dtype = next(vis.parameters()).dtype
 
     def forward(self, pixel_values, rotary_pos_ids, window_index, reverse_window_index, window_slots, patch_slots):
-        x = self.patch_embed(pixel_values.to(self.dtype))
+        if self.patch_embed is not None:
+            x = self.patch_embed(pixel_values.to(self.dtype))
+        else:
+            w = self.patch_weight
+            x = pixel_values.to(self.dtype) @ w.reshape(w.shape[0], -1).t()
         n, c = x.shape
         x = x.reshape(-1, self.unit, c)[window_index].reshape(n, c)
         pos = rotary_pos_ids.reshape(-1, self.unit, 2)[window_index].reshape(n, 2)

@@ -66,6 +66,18 @@ def test_exported_vision_graph_handles_many_image_sizes(bundle_factory, tiny_mod
     assert np.abs(ort_out - ref).max() < 1e-4
 
 
+def test_vision_graph_embeds_patches_with_a_matmul_not_a_3d_convolution(bundle_factory):
+    import onnx
+
+    folder, _ = bundle_factory("fp32")
+    graph = onnx.load(str(folder / "vision.onnx"), load_external_data=False).graph
+    assert "Conv" not in {n.op_type for n in graph.node}
+    consumer = next(n for n in graph.node if "pixel_values" in n.input)
+    while consumer.op_type == "Cast":  # to the model dtype
+        consumer = next(n for n in graph.node if consumer.output[0] in n.input)
+    assert consumer.op_type == "MatMul"
+
+
 def test_ort_bundle_decodes_token_identical_to_pytorch(bundle_factory, tiny_model, tokenizer):
     folder, m = bundle_factory("fp32")
     prompt = build_prompt(image_message(100, 70, seed=1), tokenizer, image_cfg=TINY_IMAGE_CONFIG,

@@ -108,6 +108,18 @@ def test_vision_graph_module_matches_transformers_visual(tiny_model, grid):
     assert np.abs(out - ref).max() < 1e-5
 
 
+def test_vision_graph_with_the_conv_patch_embedding_is_the_same_function(tiny_model):
+    """The MatMul patch embedding (the export) and the model's Conv3d (`conv_patch_embed`, the vision bench's
+    baseline) compute the same features."""
+    grid = (1, 8, 12)
+    pv = torch.as_tensor(np.random.default_rng(7).standard_normal((grid[1] * grid[2], 1176)).astype(np.float32))
+    host = {k: torch.as_tensor(v) for k, v in vision_host_inputs(grid).items() if k != "window_ids"}
+    with torch.no_grad():
+        matmul = VisionGraph(tiny_model)(pv, **host)
+        conv = VisionGraph(tiny_model, conv_patch_embed=True)(pv, **host)
+    assert torch.allclose(matmul, conv, atol=1e-5)
+
+
 def test_pixel_values_match_transformers_image_processor():
     """Our numpy patchify equals transformers' Qwen2-VL image processor on the same resized image."""
     from PIL import Image

@@ -5,7 +5,7 @@
 # the PyTorch side out and LVR_BENCH_ONLY=NAME[,NAME] runs only those engine configurations (bench.ts). For deeper
 # models: TORCH_DEADLINE_S / COMPILE_DEADLINE_S (seconds after the start; default 260 / 110) and TORCH_SKIP (parts
 # torch_side.py leaves out, e.g. hf_eager_b1,hf_eager_b8,parity_fp16); TS_BUDGET_S: seconds for the engine bench
-# (default 180).
+# (default 180). PROFILE_VISION=1 adds vision_profile.py on the fp16 bundle's vision graph (vision_profile.json).
 set -u
 root=$(cd "$(dirname "$0")/../../.." && pwd); cd "$root"
 : "${OUT:?OUT (the results folder) is required}"; mkdir -p "$OUT"
@@ -28,4 +28,6 @@ echo "prep done $(( $(date +%s)-S )) s"; tail -2 /tmp/prep.log
 ts_budget=${TS_BUDGET_S:-180}
 LVR_BENCH_EP=cuda timeout $((ts_budget+20)) $NODE ${APP:-/tmp/lvr-node/app/bench.js} $W $OUT/ts.json $(( $(date +%s)+ts_budget )) > /tmp/ts.log 2>&1
 echo "engine bench rc $? at $(( $(date +%s)-S )) s"; tail -c 3000 /tmp/ts.log
+[ -n "${PROFILE_VISION:-}" ] && timeout 120 python3 bench/engine/gpu/vision_profile.py $W/bundle-fp16 \
+  $OUT/vision_profile.json 2>&1 | tail -c 1500
 python3 bench/engine/gpu/parity_report.py $OUT

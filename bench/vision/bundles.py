@@ -1,0 +1,59 @@
+"""Two fp32 bundles for `npm run bench -- vision` that differ only in how vision.onnx traces the patch embedding: the
+exporter's MatMul (`matmul/`) and the model's Conv3d as exported before (`conv/`, the baseline). The model: a tiny
+text decoder with a Qwen2.5-VL-3B-shaped vision tower (width 1280, MLP 3420, 16 heads) of VISION_LAYERS windowed
+blocks, random weights, Qwen2.5-VL's image processor defaults (a 1036 px image keeps its size: 5,476 patches).
+
+    python bench/vision/bundles.py DEST [VISION_LAYERS]    -> prints {"matmul": DIR, "conv": DIR}
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+from lvr import bundle as B
+from lvr.export import export_bundle, export_vision_graph
+from lvr.model import LVRForConditionalGeneration
+from lvr.tiny import GENERATION_DEFAULTS, randomize_weights_, tiny_config, write_tokenizer_files
+
+
+def save_checkpoint(dest: Path, vision_layers: int) -> None:
+    cfg = tiny_config(vision_hidden=1280, vision_layers=vision_layers, vision_heads=16)
+    cfg.vision_config.intermediate_size = 3420
+    # Windowed blocks only: a full-attention block over 5,476 patches would dominate both sides on a CPU.
+    cfg.vision_config.fullatt_block_indexes = []
+    cfg._attn_implementation = "eager"
+    model = LVRForConditionalGeneration(cfg)
+    randomize_weights_(model, 0)
+    model.eval().save_pretrained(dest)
+    write_tokenizer_files(dest)
+    (dest / "generation_config.json").write_text(json.dumps(GENERATION_DEFAULTS))
+    (dest / "preprocessor_config.json").write_text(json.dumps({
+        "image_processor_type": "Qwen2VLImageProcessor", "patch_size": 14, "temporal_patch_size": 2,
+        "merge_size": 2, "min_pixels": 56 * 56, "max_pixels": 28 * 28 * 16384,
+        "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
+        "rescale_factor": 1 / 255, "resample": 3}))
+
+
+def main() -> int:
+    dest = Path(sys.argv[1])
+    vision_layers = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+    ckpt = dest / "ckpt"
+    save_checkpoint(ckpt, vision_layers)
+    matmul, conv = dest / "matmul", dest / "conv"
+    export_bundle(str(ckpt), str(matmul), precision="fp32", run_id="bench-vision", log=lambda *a: None)
+    shutil.copytree(matmul, conv)
+    model = LVRForConditionalGeneration.from_pretrained(ckpt, torch_dtype=torch.float32).eval()
+    export_vision_graph(model, conv / "vision.onnx", conv_patch_embed=True)
+    B.write_manifest(conv, B.read_manifest(conv))  # its files' sizes and digests again, then the marker
+    B.write_marker(conv)
+    print(json.dumps({"matmul": str(matmul), "conv": str(conv)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
