@@ -10,6 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ObjectStore, objectStoreConfigFromEnv } from '@lvr/storage';
+import { median } from '../stats';
 
 const ROOT = path.resolve(__dirname, '../..');
 const MODEL = 'lvr-tiny-demo';
@@ -32,8 +33,6 @@ function freePort(): Promise<number> {
     });
   });
 }
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 interface ColdStart {
   readyMs: number;

@@ -13,15 +13,10 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { LvrEngine } from '@lvr/engine';
+import { median } from '../stats';
 
 const ROOT = path.resolve(__dirname, '../..');
 const REPEATS = 5;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
 
 /** Wall-clock figures plus the process's CPU time for the same spans (user + system, every thread). */
 interface Side {

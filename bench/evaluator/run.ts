@@ -23,6 +23,7 @@ import { promptContent } from '../../apps/evaluator/src/execution/prompt';
 import { EvaluationStore } from '../../apps/evaluator/src/results/evaluation-store';
 import { startDemoApi } from '../../tests/evaluator/support/processes';
 import { tempDir } from '../../tests/evaluator/support/fixtures';
+import { median } from '../stats';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -35,7 +36,6 @@ const LEVELS = [1, 8];
 const REPEATS = Number(arg('repeats', '3'));
 const MODEL = 'bench-eval';
 const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function fixture(dir: string): Promise<void> {
   const images = new Map<string, Buffer>();

@@ -11,15 +11,10 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { LvrEngine, type GenerationRequest } from '@lvr/engine';
+import { median } from '../stats';
 
 const ROOT = path.resolve(__dirname, '../..');
 const REPEATS = 5;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
 
 function flag(name: string, fallback: number): number {
   const arg = process.argv.find((a) => a.startsWith(`--${name}=`));

@@ -28,6 +28,14 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
   let bundle: string;
   let plain: LvrEngine;
   let fused: LvrEngine;
+  // The fused engine's options; the plain one's leave the fused decoder out.
+  const engineOptions = {
+    threads: 1,
+    verifyChecksums: false,
+    maxBatchSize: 3,
+    maxModelLen: 512,
+    fusedDecoder: true,
+  };
 
   before(async () => {
     execFileSync(process.execPath, [path.join(REPO_ROOT, 'libs/engine/native/build.mjs')], {
@@ -37,19 +45,8 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
     bundle = path.join(dir, 'bundle');
     const res = runPython<{ verification: { passed: boolean } }>('fused_bundle.py', { dest: bundle });
     assert.equal(res.verification.passed, true);
-    plain = await LvrEngine.load(bundle, {
-      threads: 1,
-      verifyChecksums: false,
-      maxBatchSize: 3,
-      maxModelLen: 512,
-    });
-    fused = await LvrEngine.load(bundle, {
-      threads: 1,
-      verifyChecksums: false,
-      maxBatchSize: 3,
-      maxModelLen: 512,
-      fusedDecoder: true,
-    });
+    plain = await LvrEngine.load(bundle, { ...engineOptions, fusedDecoder: false });
+    fused = await LvrEngine.load(bundle, engineOptions);
   });
 
   after(async () => {
@@ -105,14 +102,7 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
     for (const addonPicks of [true, false]) {
       const engine = addonPicks
         ? fused
-        : await LvrEngine.load(bundle, {
-            threads: 1,
-            verifyChecksums: false,
-            maxBatchSize: 3,
-            maxModelLen: 512,
-            fusedDecoder: true,
-            addonPicks: false,
-          });
+        : await LvrEngine.load(bundle, { ...engineOptions, addonPicks: false });
       try {
         for (const steps of [2, 16]) {
           const request: GenerationRequest = {
@@ -166,14 +156,7 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
       else assert.ok(fed > 0, `${fed} of ${ran} steps fed by the addon with ${JSON.stringify(sampling)}`);
     }
     // addonPicks: false picks every token on the worker thread: the same tokens, still run ahead.
-    const workerPicks = await LvrEngine.load(bundle, {
-      threads: 1,
-      verifyChecksums: false,
-      maxBatchSize: 3,
-      maxModelLen: 512,
-      fusedDecoder: true,
-      addonPicks: false,
-    });
+    const workerPicks = await LvrEngine.load(bundle, { ...engineOptions, addonPicks: false });
     try {
       const [want, have] = await Promise.all([
         generate(plain, request({})),
@@ -512,6 +495,13 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
         rule,
       )!;
     const latent = Uint8Array.of(1, 1, 1);
+    // A step's arguments with every row returned and `tokens` for the addon's picks.
+    const withTokens = (
+      s: { positions: BigInt64Array; seqlens: Int32Array },
+      embeds: Float32Array | null,
+      latentRows: Uint8Array | null,
+      tokens: Int32Array,
+    ) => [embeds, latentRows, s.positions, s.seqlens, undefined, undefined, tokens] as const;
     // The reference, picked here: a token step, a latent step whose placeholders are picked from the first step's
     // top candidates, then a token step fed the picks from the latent step's, counting the placeholders as seen.
     const firstIds = [3, 5, 7];
@@ -542,33 +532,9 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
     const out2 = driven.step(embed(fedIds), null, s2.positions, s2.seqlens);
     // The same three steps queued at once on the addon's thread.
     const have = await Promise.all([
-      queued.stepAsync(
-        embed(firstIds),
-        null,
-        s0.positions,
-        s0.seqlens,
-        undefined,
-        undefined,
-        Int32Array.from(firstIds),
-      ),
-      queued.stepAsync(
-        null,
-        latent,
-        s1.positions,
-        s1.seqlens,
-        undefined,
-        undefined,
-        new Int32Array(3).fill(PICK_UNFED),
-      ),
-      queued.stepAsync(
-        null,
-        null,
-        s2.positions,
-        s2.seqlens,
-        undefined,
-        undefined,
-        new Int32Array(3).fill(FEED_PICK),
-      ),
+      queued.stepAsync(...withTokens(s0, embed(firstIds), null, Int32Array.from(firstIds))),
+      queued.stepAsync(...withTokens(s1, null, latent, new Int32Array(3).fill(PICK_UNFED))),
+      queued.stepAsync(...withTokens(s2, null, null, new Int32Array(3).fill(FEED_PICK))),
     ]);
     assert.deepEqual(Array.from(have[1].fedIds!), placeholders);
     assert.deepEqual(Array.from(have[2].fedIds!), fedIds);
@@ -578,21 +544,11 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
     // A placeholder needs the top candidates of the step before.
     const { dec: noTop } = openDecoder(3, 16);
     assert.throws(
-      () =>
-        noTop.step(
-          null,
-          latent,
-          s1.positions,
-          s1.seqlens,
-          undefined,
-          undefined,
-          new Int32Array(3).fill(PICK_UNFED),
-        ),
+      () => noTop.step(...withTokens(s1, null, latent, new Int32Array(3).fill(PICK_UNFED))),
       /a placeholder pick needs the top candidates/,
     );
     assert.throws(
-      () =>
-        queued.step(null, latent, s1.positions, s1.seqlens, undefined, undefined, new Int32Array(3).fill(-4)),
+      () => queued.step(...withTokens(s1, null, latent, new Int32Array(3).fill(-4))),
       /tokens: each must be a token id/,
     );
   });
