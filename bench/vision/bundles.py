@@ -18,7 +18,9 @@ import torch
 from lvr import bundle as B
 from lvr.export import export_bundle, export_vision_graph
 from lvr.model import LVRForConditionalGeneration
-from lvr.tiny import GENERATION_DEFAULTS, randomize_weights_, tiny_config, write_tokenizer_files
+from lvr.preprocess import ImageConfig
+from lvr.tiny import (GENERATION_DEFAULTS, randomize_weights_, tiny_config, write_preprocessor_config,
+                      write_tokenizer_files)
 
 
 def save_checkpoint(dest: Path, vision_layers: int) -> None:
@@ -32,11 +34,7 @@ def save_checkpoint(dest: Path, vision_layers: int) -> None:
     model.eval().save_pretrained(dest)
     write_tokenizer_files(dest)
     (dest / "generation_config.json").write_text(json.dumps(GENERATION_DEFAULTS))
-    (dest / "preprocessor_config.json").write_text(json.dumps({
-        "image_processor_type": "Qwen2VLImageProcessor", "patch_size": 14, "temporal_patch_size": 2,
-        "merge_size": 2, "min_pixels": 56 * 56, "max_pixels": 28 * 28 * 16384,
-        "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
-        "rescale_factor": 1 / 255, "resample": 3}))
+    write_preprocessor_config(dest, ImageConfig())  # Qwen2.5-VL's defaults
 
 
 def main() -> int:

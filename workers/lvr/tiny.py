@@ -140,10 +140,14 @@ def save_tiny_checkpoint(dest: str | Path, seed: int = 0, **cfg_kwargs) -> Path:
     model.save_pretrained(dest)
     write_tokenizer_files(dest)
     (dest / "generation_config.json").write_text(json.dumps(GENERATION_DEFAULTS, indent=2))
-    pre = TINY_IMAGE_CONFIG
+    write_preprocessor_config(dest, TINY_IMAGE_CONFIG)
+    return dest
+
+
+def write_preprocessor_config(dest: Path, pre: ImageConfig) -> None:
+    """preprocessor_config.json of a Qwen2-VL image processor with `pre`'s numbers (bicubic resampling)."""
     (dest / "preprocessor_config.json").write_text(json.dumps({
         "image_processor_type": "Qwen2VLImageProcessor", "patch_size": pre.patch_size,
         "temporal_patch_size": pre.temporal_patch_size, "merge_size": pre.merge_size,
         "min_pixels": pre.min_pixels, "max_pixels": pre.max_pixels, "image_mean": list(pre.image_mean),
         "image_std": list(pre.image_std), "rescale_factor": pre.rescale_factor, "resample": 3}, indent=2))
-    return dest
