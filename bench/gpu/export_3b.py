@@ -68,6 +68,7 @@ def main() -> int:
     import torch
 
     from lvr.export import DEFAULT_BOUNDS, _architecture, export_graphs, verify_against_torch
+    from lvr.preprocess import ImageConfig
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.float16 if args.precision == "fp16" else torch.float32
@@ -90,6 +91,7 @@ def main() -> int:
                  if device == "cuda" and "CUDAExecutionProvider" in avail else ["CPUExecutionProvider"])
     np_dt = "float16" if dtype == torch.float16 else "float32"
     manifest = {"architecture": _architecture(ref_model), "graphs": graphs, "lvr_files": {},
+                "preprocessing": ImageConfig().to_json(),
                 "io_dtypes": {"embeds": np_dt, "kv": np_dt, "logits": "float32"}}
     t2 = time.time()
     ver = verify_against_torch(ref_model, work, manifest, grids=grids, providers=providers)

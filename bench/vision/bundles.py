@@ -1,9 +1,11 @@
-"""Two fp32 bundles for `npm run bench -- vision` that differ only in how vision.onnx traces the patch embedding: the
-exporter's MatMul (`matmul/`) and the model's Conv3d as exported before (`conv/`, the baseline). The model: a tiny
-text decoder with a Qwen2.5-VL-3B-shaped vision tower (width 1280, MLP 3420, 16 heads) of VISION_LAYERS windowed
-blocks, random weights, Qwen2.5-VL's image processor defaults (a 1036 px image keeps its size: 5,476 patches).
+"""Three fp32 bundles for `npm run bench -- vision` that differ only in their vision.onnx: the exporter's (`bytes/`:
+the image's uint8 `image_bytes`, pixel values computed in the graph, MatMul patch embedding), the graph before it
+(`floats/`: float32 `pixel_values`, MatMul) and the one before that (`conv/`: float32, the model's Conv3d). The
+model: a tiny text decoder with a Qwen2.5-VL-3B-shaped vision tower (width 1280, MLP 3420, 16 heads) of
+VISION_LAYERS windowed blocks, random weights, Qwen2.5-VL's image processor defaults (a 1036 px image keeps its size:
+5,476 patches).
 
-    python bench/vision/bundles.py DEST [VISION_LAYERS]    -> prints {"matmul": DIR, "conv": DIR}
+    python bench/vision/bundles.py DEST [VISION_LAYERS]    -> prints {"bytes": DIR, "floats": DIR, "conv": DIR}
 """
 
 from __future__ import annotations
@@ -42,14 +44,15 @@ def main() -> int:
     vision_layers = int(sys.argv[2]) if len(sys.argv) > 2 else 2
     ckpt = dest / "ckpt"
     save_checkpoint(ckpt, vision_layers)
-    matmul, conv = dest / "matmul", dest / "conv"
-    export_bundle(str(ckpt), str(matmul), precision="fp32", run_id="bench-vision", log=lambda *a: None)
-    shutil.copytree(matmul, conv)
+    bundles = {form: dest / form for form in ("bytes", "floats", "conv")}
+    export_bundle(str(ckpt), str(bundles["bytes"]), precision="fp32", run_id="bench-vision", log=lambda *a: None)
     model = LVRForConditionalGeneration.from_pretrained(ckpt, torch_dtype=torch.float32).eval()
-    export_vision_graph(model, conv / "vision.onnx", conv_patch_embed=True)
-    B.write_manifest(conv, B.read_manifest(conv))  # its files' sizes and digests again, then the marker
-    B.write_marker(conv)
-    print(json.dumps({"matmul": str(matmul), "conv": str(conv)}))
+    for form in ("floats", "conv"):
+        shutil.copytree(bundles["bytes"], bundles[form])
+        export_vision_graph(model, bundles[form] / "vision.onnx", image_cfg=None, conv_patch_embed=form == "conv")
+        B.write_manifest(bundles[form], B.read_manifest(bundles[form]))  # its files' digests again, then the marker
+        B.write_marker(bundles[form])
+    print(json.dumps({form: str(path) for form, path in bundles.items()}))
     return 0
 
 

@@ -1,9 +1,12 @@
 /**
- * `npm run bench -- vision [--threads=N] [--layers=N]`: the engine's vision time (`timings.visionMs`: host inputs,
- * the vision graph on the CPU EP, features back) for a one-image prompt (1036 px, 5,476 patches) with the exporter's
- * vision graph, whose patch embedding is a MatMul, against the same bundle with the Conv3d patch embedding it was
- * exported with before (baseline), both engines loaded in one process and run in turn. The bundles come from
- * bench/vision/bundles.py (a 3B-shaped vision tower of 2 windowed blocks by default). Last line: `BENCH {json}`.
+ * `npm run bench -- vision [--threads=N] [--layers=N]`: the engine's time from a one-image request (1036 px, 5,476
+ * patches) to its image features: host preprocessing (`timings.preprocessMs`: decode, resize, M-RoPE) plus the
+ * vision call (`timings.visionMs`: host inputs, the vision graph on the CPU EP, features back), and the first token,
+ * for three vision graphs of one model loaded in one process and run in turn: the exporter's (`bytes`: the image's
+ * uint8 `image_bytes`, pixel values computed in the graph, MatMul patch embedding), the graph before it (`floats`:
+ * float32 `pixel_values` computed on the host, MatMul) and the one before that (`conv`: float32, Conv3d patch embedding).
+ * The bundles come from bench/vision/bundles.py (a 3B-shaped vision tower of 2 windowed blocks by default). Last line:
+ * `BENCH {json}`.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -30,11 +33,32 @@ async function gradientPng(size: number): Promise<Buffer> {
     .toBuffer();
 }
 
+interface ImageTimes {
+  preprocess: number;
+  vision: number;
+  /** preprocess + vision: what the graph's input form changes. */
+  image: number;
+  firstToken: number;
+}
+
 async function firstToken(engine: LvrEngine, request: GenerationRequest) {
+  const startedAt = performance.now();
   for await (const d of engine.generate(request))
-    if (d.finishReason) return { tokenIds: d.tokenIds, visionMs: d.timings!.visionMs };
+    if (d.finishReason) {
+      const { preprocessMs, visionMs } = d.timings!;
+      const times: ImageTimes = {
+        preprocess: preprocessMs,
+        vision: visionMs,
+        image: preprocessMs + visionMs,
+        firstToken: performance.now() - startedAt,
+      };
+      return { tokenIds: d.tokenIds, times };
+    }
   throw new Error('the generation ended without a finish reason');
 }
+
+const FORMS = ['bytes', 'floats', 'conv'] as const;
+type Form = (typeof FORMS)[number];
 
 async function main(): Promise<void> {
   const threads = flag('threads', os.availableParallelism());
@@ -48,7 +72,7 @@ async function main(): Promise<void> {
       encoding: 'utf8',
     });
     if (made.status !== 0) throw new Error(`bundles.py failed: ${made.stderr}`);
-    const bundles = JSON.parse(made.stdout.trim().split('\n').pop()!) as { matmul: string; conv: string };
+    const bundles = JSON.parse(made.stdout.trim().split('\n').pop()!) as Record<Form, string>;
     const request: GenerationRequest = {
       messages: [
         {
@@ -61,34 +85,57 @@ async function main(): Promise<void> {
       ],
       sampling: { maxTokens: 1, temperature: 0 },
     };
-    const load = (bundle: string) => LvrEngine.load(bundle, { threads });
-    const engines = { matmul: await load(bundles.matmul), conv: await load(bundles.conv) };
+    const engines = {} as Record<Form, LvrEngine>;
+    for (const form of FORMS) engines[form] = await LvrEngine.load(bundles[form], { threads });
     try {
-      const times: Record<keyof typeof engines, number[]> = { matmul: [], conv: [] };
-      const tokens: Record<string, number[]> = {};
-      for (const [name, engine] of Object.entries(engines))
-        tokens[name] = (await firstToken(engine, request)).tokenIds;
-      if (tokens.matmul.join() !== tokens.conv.join())
-        throw new Error(`the two graphs pick different first tokens: ${tokens.matmul} vs ${tokens.conv}`);
+      const runs = Object.fromEntries(FORMS.map((form) => [form, [] as ImageTimes[]])) as Record<
+        Form,
+        ImageTimes[]
+      >;
+      const tokens = {} as Record<Form, number[]>;
+      for (const form of FORMS) tokens[form] = (await firstToken(engines[form], request)).tokenIds;
+      for (const form of FORMS)
+        if (tokens[form].join() !== tokens.bytes.join())
+          throw new Error(`the ${form} graph picks another first token: ${tokens[form]} vs ${tokens.bytes}`);
       for (let i = 0; i < REPEATS; i++)
-        for (const name of ['matmul', 'conv'] as const)
-          times[name].push((await firstToken(engines[name], request)).visionMs);
+        for (const form of FORMS) runs[form].push((await firstToken(engines[form], request)).times);
+      const medians = Object.fromEntries(
+        FORMS.map((form) => [
+          form,
+          Object.fromEntries(
+            (['preprocess', 'vision', 'image', 'firstToken'] as const).map((k) => [
+              k,
+              median(runs[form].map((r) => r[k])),
+            ]),
+          ) as unknown as ImageTimes,
+        ]),
+      ) as Record<Form, ImageTimes>;
       const result = {
         bench: 'vision',
         image_px: 1036,
         vision_layers: layers,
         threads,
-        vision_ms: { matmul: median(times.matmul), conv_baseline: median(times.conv) },
-        runs: times,
-        speedup: median(times.conv) / median(times.matmul),
+        median_ms: medians,
+        runs,
+        // The graph's input form: preprocessing + vision call against the previous graph's.
+        image_ms_floats_over_bytes: medians.floats.image / medians.bytes.image,
+        first_token_floats_over_bytes: medians.floats.firstToken / medians.bytes.firstToken,
+        // The patch embedding: Conv3d against MatMul, both on float pixel values.
+        vision_ms_conv_over_floats: medians.conv.vision / medians.floats.vision,
       };
-      console.log(`vision graph, 1036 px image, ${layers} blocks, ${threads} threads:`);
-      console.log(`  MatMul patch embedding ${result.vision_ms.matmul.toFixed(1)} ms`);
-      console.log(`  Conv3d patch embedding ${result.vision_ms.conv_baseline.toFixed(1)} ms (baseline)`);
+      console.log(
+        `one 1036 px image, ${layers} vision blocks, ${threads} threads (medians of ${REPEATS}, ms):`,
+      );
+      for (const form of FORMS) {
+        const m = medians[form];
+        console.log(
+          `  ${form.padEnd(6)} preprocess ${m.preprocess.toFixed(1)} + vision ${m.vision.toFixed(1)} = ` +
+            `${m.image.toFixed(1)}; first token ${m.firstToken.toFixed(1)}`,
+        );
+      }
       console.log(`BENCH ${JSON.stringify(result)}`);
     } finally {
-      await engines.matmul.close();
-      await engines.conv.close();
+      for (const form of FORMS) await engines[form].close();
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -498,6 +498,27 @@ describe('TS engine vs PyTorch reference (tiny random bundle, fp32, greedy)', ()
     );
   });
 
+  it('a bundle whose vision graph takes float pixel_values (exported before image_bytes) decodes the same', async () => {
+    const old = path.join(work, 'bundle-float-vision');
+    const made = spawnSync(
+      process.env.LVR_PYTHON!,
+      [path.join(__dirname, 'float_vision_bundle.py'), '0:latent_end', path.join(work, 'bundle'), old],
+      { cwd: ROOT, env: { ...process.env, PYTHONPATH: path.join(ROOT, 'workers') }, encoding: 'utf8' },
+    );
+    assert.equal(made.status, 0, made.stderr);
+    const oldEngine = await LvrEngine.load(old);
+    try {
+      const withImages = reqs.flatMap((r, i) => (r.images?.length ? [i] : []));
+      assert.ok(withImages.length >= 3, `${withImages.length} image requests`);
+      for (const i of withImages) {
+        const run = await runRequest(oldEngine, reqs[i], golden[i]);
+        check(i, reqs[i], golden[i], run);
+      }
+    } finally {
+      await oldEngine.close();
+    }
+  });
+
   it('the latent and upstream_compat cases exercise what they claim (reference outputs)', () => {
     const g = (id: string): Golden => golden[reqs.findIndex((r) => r.id === id)];
     assert.equal(g('latent-threshold-3').latent_steps, 3, 'exit by threshold at the 3rd fed latent');

@@ -2,7 +2,8 @@
 
 Both expose the same numpy interface, so `lvr.decoding` runs one state machine over either:
 - `embed(ids)` -> [1, S, H] in the model dtype
-- `vision(pixel_values, grid_thw)` -> [M, H] merged visual tokens (raster order) in the model dtype
+- `vision(rgb)` -> [M, H] merged visual tokens (raster order) in the model dtype, from the resized image as uint8
+  [H, W, 3] (`lvr.preprocess.resized_rgb`)
 - `forward(embeds, attention_mask, position_ids)` -> (logits float32 [V], hidden [1, H] model dtype); the backend
   keeps the KV cache; `reset()` drops it.
 - `head(hidden)` -> (head_hidden, logits) for configs with an LVR head; `latent_end_emb` (float32 [H] or None).
@@ -15,16 +16,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .preprocess import ImageConfig, rgb_to_pixel_values
 from .vision_inputs import VisionGeometry, vision_host_inputs
 
 
-class TorchBackend:
-    """transformers' own modules (eager attention, DynamicCache) — the reference."""
+def _grid(rgb: np.ndarray, cfg: ImageConfig) -> tuple[int, int, int]:
+    """`grid_thw` of a resized [H, W, 3] image."""
+    return 1, rgb.shape[0] // cfg.patch_size, rgb.shape[1] // cfg.patch_size
 
-    def __init__(self, model):
+
+class TorchBackend:
+    """transformers' own modules (eager attention, DynamicCache) — the reference; `image_cfg`: the processor
+    constants that turn an image into its pixel values."""
+
+    def __init__(self, model, image_cfg: ImageConfig = ImageConfig()):
         from transformers import DynamicCache
 
         self.model = model
+        self.image_cfg = image_cfg
         self._cache_cls = DynamicCache
         self.cache = None
         self.dtype = next(model.parameters()).dtype
@@ -46,9 +55,9 @@ class TorchBackend:
         return self._np(self.model.model.language_model.embed_tokens(t))
 
     @torch.no_grad()
-    def vision(self, pixel_values: np.ndarray, grid_thw) -> np.ndarray:
-        pv = torch.as_tensor(pixel_values).to(self.device, self.dtype)
-        grid = torch.as_tensor([list(grid_thw)], dtype=torch.int64, device=self.device)
+    def vision(self, rgb: np.ndarray) -> np.ndarray:
+        pv = torch.as_tensor(rgb_to_pixel_values(rgb, self.image_cfg)).to(self.device, self.dtype)
+        grid = torch.as_tensor([list(_grid(rgb, self.image_cfg))], dtype=torch.int64, device=self.device)
         out = self.model.model.get_image_features(pv, grid, return_dict=True).pooler_output
         return self._np(torch.cat(list(out), dim=0))
 
@@ -100,6 +109,7 @@ class OrtBackend:
         self.np_dtype = np.float16 if self.manifest["io_dtypes"]["embeds"] == "float16" else np.float32
         v = arch["vision"]
         self.geo = VisionGeometry(int(v["spatial_merge_size"]), int(v["window_size"]), int(v["patch_size"]))
+        self.image_cfg = ImageConfig.from_json(self.manifest["preprocessing"])
         self.latent_end_emb = None
         end = self.manifest.get("lvr_files", {}).get("latent_end_emb")
         if end:
@@ -114,11 +124,13 @@ class OrtBackend:
         ids = np.asarray(ids, dtype=np.int64).reshape(1, -1)
         return self.sessions["embed_tokens"].run(None, {"input_ids": ids})[0]
 
-    def vision(self, pixel_values: np.ndarray, grid_thw) -> np.ndarray:
+    def vision(self, rgb: np.ndarray) -> np.ndarray:
         session = self.sessions["vision"]
-        host = vision_host_inputs(grid_thw, self.geo)
-        feeds = {i.name: host[i.name] for i in session.get_inputs() if i.name != "pixel_values"}
-        feeds["pixel_values"] = np.asarray(pixel_values, dtype=np.float32)
+        # Graphs exported before `image_bytes` take the processor's float pixel values.
+        images = {"image_bytes": lambda: np.ascontiguousarray(rgb, dtype=np.uint8),
+                  "pixel_values": lambda: rgb_to_pixel_values(rgb, self.image_cfg)}
+        host = vision_host_inputs(_grid(rgb, self.image_cfg), self.geo)
+        feeds = {i.name: images[i.name]() if i.name in images else host[i.name] for i in session.get_inputs()}
         return session.run(None, feeds)[0]
 
     def forward(self, embeds: np.ndarray, attention_mask: np.ndarray, position_ids: np.ndarray):

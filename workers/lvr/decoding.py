@@ -150,8 +150,10 @@ def prefill_embeds(backend, prompt: Prompt, image_pad_id: int = T.IMAGE_PAD_ID) 
     """Token embeddings with each image's merged features scattered into its `<|image_pad|>` run (prompt order)."""
     emb = backend.embed(prompt.input_ids).copy()
     ids = np.asarray(prompt.input_ids)
-    if prompt.pixel_values:
-        feats = np.concatenate([backend.vision(pv, g) for pv, g in zip(prompt.pixel_values, prompt.image_grids)])
+    if len(prompt.rgb) != len(prompt.pixel_values):
+        raise ValueError("the prompt's images need their RGB arrays (lvr.preprocess.build_prompt keeps them)")
+    if prompt.rgb:
+        feats = np.concatenate([backend.vision(rgb) for rgb in prompt.rgb])
         slots = np.nonzero(ids == image_pad_id)[0]
         if len(slots) != feats.shape[0]:
             raise ValueError(f"{len(slots)} image pad tokens but {feats.shape[0]} visual tokens")

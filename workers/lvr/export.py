@@ -152,31 +152,44 @@ def _decoder_io(n_layers: int):
     return ins, outs, dyn
 
 
-def export_vision_graph(model, path: Path, conv_patch_embed: bool = False) -> None:
+def export_vision_graph(model, path: Path, image_cfg: ImageConfig | None = ImageConfig(),
+                        conv_patch_embed: bool = False) -> None:
     """Trace the vision graph (`lvr.graphs.VisionGraph`) of `model` to `path`, with a 1x8x12 grid (non-square, two
-    windows wide); `conv_patch_embed` as in VisionGraph."""
+    windows wide): with `image_cfg` it takes the resized image (`image_bytes`, uint8 [H, W, 3]) and computes its pixel
+    values in the graph, with None the float `pixel_values`; `conv_patch_embed` as in VisionGraph."""
     vcfg = model.config.vision_config
     dev = next(model.parameters()).device
     grid = (1, 8, 12)
     host = {k: torch.as_tensor(v, device=dev)
             for k, v in vision_host_inputs(grid, VisionGeometry.from_config(vcfg)).items()}
-    pv = torch.zeros(grid[1] * grid[2], vcfg.in_channels * vcfg.temporal_patch_size * vcfg.patch_size ** 2,
-                     device=dev)
-    _onnx_export(VisionGraph(model, conv_patch_embed),
-                 (pv, host["rotary_pos_ids"], host["window_index"], host["reverse_window_index"],
+    ps, c = vcfg.patch_size, vcfg.in_channels
+    if image_cfg is None:
+        width = c * vcfg.temporal_patch_size * ps ** 2
+        name, pixels = "pixel_values", torch.zeros(grid[1] * grid[2], width, device=dev)
+        axes = {0: "patches"}
+    else:
+        if (image_cfg.patch_size, image_cfg.temporal_patch_size, len(image_cfg.image_mean)) != (
+                ps, vcfg.temporal_patch_size, c):
+            raise ValueError("preprocessing: patch_size, temporal_patch_size and image_mean must match the vision "
+                             "config")
+        name, pixels = "image_bytes", torch.zeros(grid[1] * ps, grid[2] * ps, c, dtype=torch.uint8, device=dev)
+        axes = {0: "height", 1: "width"}
+    _onnx_export(VisionGraph(model, image_cfg, conv_patch_embed),
+                 (pixels, host["rotary_pos_ids"], host["window_index"], host["reverse_window_index"],
                   host["window_slots"], host["patch_slots"]),
                  path,
-                 ["pixel_values", "rotary_pos_ids", "window_index", "reverse_window_index", "window_slots",
-                  "patch_slots"],
+                 [name, "rotary_pos_ids", "window_index", "reverse_window_index", "window_slots", "patch_slots"],
                  ["image_features"],
-                 {"pixel_values": {0: "patches"}, "rotary_pos_ids": {0: "patches"}, "window_index": {0: "tokens"},
+                 {name: axes, "rotary_pos_ids": {0: "patches"}, "window_index": {0: "tokens"},
                   "reverse_window_index": {0: "tokens"}, "window_slots": {0: "windows"},
                   "patch_slots": {0: "patches"}, "image_features": {0: "tokens"}})
 
 
-def export_graphs(model, out: Path, dtype: torch.dtype, fused_decoder: bool = False) -> dict:
+def export_graphs(model, out: Path, dtype: torch.dtype, fused_decoder: bool = False,
+                  image_cfg: ImageConfig = ImageConfig()) -> dict:
     """Trace vision, embed_tokens, decoder (and lvr_head) of `model` (already in `dtype`) into `out`; with
-    `fused_decoder`, also build the GPU serving flavour of the decoder (`lvr.fused_decoder`)."""
+    `fused_decoder`, also build the GPU serving flavour of the decoder (`lvr.fused_decoder`); `image_cfg`: the
+    preprocessing constants the vision graph computes pixel values with."""
     text = model.config.text_config
     H = text.hidden_size
     kvh, hd, L = text.num_key_value_heads, text.hidden_size // text.num_attention_heads, text.num_hidden_layers
@@ -198,7 +211,7 @@ def export_graphs(model, out: Path, dtype: torch.dtype, fused_decoder: bool = Fa
         _save_onnx(build_fused_decoder(model, np.float16 if dtype == torch.float16 else np.float32),
                    out / FUSED_DECODER_FILE, size_threshold=1024)  # small shape inputs stay inline
         graphs["decoder_fused"] = FUSED_DECODER_FILE
-    export_vision_graph(model, out / "vision.onnx")
+    export_vision_graph(model, out / "vision.onnx", image_cfg)
     graphs["vision"] = "vision.onnx"
     if getattr(model, "lvr_head", None) is not None:
         _onnx_export(HeadGraph(model), (torch.zeros(1, H, dtype=dtype, device=dev),), out / "lvr_head.onnx", ["hidden_state"],
@@ -253,16 +266,16 @@ def verify_against_torch(model, bundle_dir: Path, manifest: dict, grids=((1, 8, 
     decoders = {"": ort_b}
     if fused:
         decoders["fused."] = FusedOrtBackend(bundle_dir, manifest, providers=providers)
-    ref = TorchBackend(model)
+    ref = TorchBackend(model, ImageConfig.from_json(manifest["preprocessing"]))
     rng = np.random.default_rng(seed)
     errs: dict = {}
     vcfg = model.config.vision_config
     feats = None
     for grid in grids:
-        pv = rng.standard_normal((grid[1] * grid[2], vcfg.in_channels * vcfg.temporal_patch_size
-                                  * vcfg.patch_size ** 2)).astype(np.float32)
-        r = ref.vision(pv, grid)
-        _merge(errs, "image_features", _err(r, ort_b.vision(pv, grid)))
+        ps = vcfg.patch_size
+        rgb = rng.integers(0, 256, (grid[1] * ps, grid[2] * ps, vcfg.in_channels), dtype=np.uint8)
+        r = ref.vision(rgb)
+        _merge(errs, "image_features", _err(r, ort_b.vision(rgb)))
         feats = r if feats is None else feats
     ids = rng.integers(0, 151000, size=prompt_len).tolist()
     _merge(errs, "inputs_embeds", _err(ref.embed(ids), ort_b.embed(ids)))
@@ -356,7 +369,8 @@ def export_bundle(src: str, dest: str, precision: str = "fp32", run_id: str | No
         export_model = copy.deepcopy(model).to(dtype) if dtype != torch.float32 else model
         log(f"[export] tracing graphs ({precision})")
         t1 = time.time()
-        graphs = export_graphs(export_model, stage, dtype, fused_decoder=fused_decoder)
+        graphs = export_graphs(export_model, stage, dtype, fused_decoder=fused_decoder,
+                               image_cfg=_image_config(src_dir))
         if precision in QUANTIZED:
             for name in ("decoder", "decoder_fused"):
                 if name in graphs:
@@ -380,7 +394,7 @@ def export_bundle(src: str, dest: str, precision: str = "fp32", run_id: str | No
             "lvr": {"lvr_head": settings.lvr_head, "lvr_head_type": settings.lvr_head_type,
                     "latent_end_token": settings.latent_end_token, **LVR_DEFAULTS, "steps": lvr_steps},
             "graphs": graphs, "lvr_files": lvr_files,
-            "io_dtypes": {"embeds": np_dt, "kv": np_dt, "logits": "float32", "pixel_values": "float32",
+            "io_dtypes": {"embeds": np_dt, "kv": np_dt, "logits": "float32", "image_bytes": "uint8",
                           "image_features": np_dt},
             "chat_template": "chat_template.jinja", "default_system_prompt": system_prompt,
             "tokenizer": "tokenizer.json",

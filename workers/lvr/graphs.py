@@ -103,12 +103,25 @@ class DecoderGraph(nn.Module):
 
 
 class VisionGraph(nn.Module):
-    """One image: pixel_values + host-computed layout inputs -> merged visual tokens [M, H] in raster order."""
+    """One image: the resized RGB image's bytes (or its pixel_values) + host-computed layout inputs -> merged visual
+    tokens [M, H] in raster order."""
 
-    def __init__(self, model, conv_patch_embed: bool = False):
-        """`conv_patch_embed`: trace the patch embedding as the model's Conv3d (the graph before it became a MatMul;
-        `npm run bench -- vision` times it as the baseline)."""
+    def __init__(self, model, image_cfg=None, conv_patch_embed: bool = False):
+        """`image_cfg` (`lvr.preprocess.ImageConfig`): the graph takes the resized image as uint8 [H, W, 3] and computes
+        the processor's pixel_values itself with these constants (`lvr.preprocess.rgb_to_pixel_values`); None: it takes
+        the float pixel_values (the graph before `image_bytes`). `conv_patch_embed`: trace the patch embedding as the
+        model's Conv3d (the graph before it became a MatMul). `npm run bench -- vision` times both older forms."""
         super().__init__()
+        self.takes_image = image_cfg is not None
+        if self.takes_image:
+            self.patch, self.merge = int(image_cfg.patch_size), int(image_cfg.merge_size)
+            self.temporal = int(image_cfg.temporal_patch_size)
+            self.register_buffer("rescale", torch.tensor(image_cfg.rescale_factor, dtype=torch.float32),
+                                 persistent=False)
+            self.register_buffer("mean", torch.tensor(image_cfg.image_mean, dtype=torch.float32)[:, None, None],
+                                 persistent=False)
+            self.register_buffer("std", torch.tensor(image_cfg.image_std, dtype=torch.float32)[:, None, None],
+                                 persistent=False)
         vis = model.model.visual
         cfg = model.config.vision_config
         # The patch embedding is a Conv3d whose kernel is its stride and covers a whole row of pixel_values: the same
@@ -128,7 +141,19 @@ class VisionGraph(nn.Module):
         self.register_buffer("inv_freq", vis.rotary_pos_emb.inv_freq.detach().clone().float(), persistent=False)
         self.dtype = next(vis.parameters()).dtype
 
-    def forward(self, pixel_values, rotary_pos_ids, window_index, reverse_window_index, window_slots, patch_slots):
+    def pixel_values(self, image):
+        """uint8 [H, W, C] -> float32 [N, C*tp*ps*ps]: the bytes laid out in patch order (2x2 merge blocks, row-major
+        blocks; each row (c, y, x)), then the processor's float32 operations in its order, each row repeated over the
+        temporal frames."""
+        ps, m, c = self.patch, self.merge, image.shape[2]
+        blocks_wide = image.shape[1] // (ps * m)
+        x = image.reshape(-1, m, ps, blocks_wide, m, ps, c).permute(0, 3, 1, 4, 6, 2, 5)
+        x = x.reshape(-1, c, 1, ps * ps).float() * self.rescale
+        x = (x - self.mean) / self.std
+        return x.expand(-1, -1, self.temporal, -1).reshape(x.shape[0], -1)
+
+    def forward(self, pixels, rotary_pos_ids, window_index, reverse_window_index, window_slots, patch_slots):
+        pixel_values = self.pixel_values(pixels) if self.takes_image else pixels
         if self.patch_embed is not None:
             x = self.patch_embed(pixel_values.to(self.dtype))
         else:

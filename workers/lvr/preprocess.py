@@ -73,23 +73,37 @@ def resized_size(height: int, width: int, cfg: ImageConfig = ImageConfig()) -> t
     return smart_resize(height, width, cfg.patch_size * cfg.merge_size, cfg.min_pixels, cfg.max_pixels)
 
 
-def image_to_pixel_values(image, cfg: ImageConfig = ImageConfig()) -> tuple[np.ndarray, tuple[int, int, int]]:
-    """`pixel_values` float32 [gh*gw, 3*2*14*14] in processor patch order and `grid_thw` = (1, gh, gw)."""
+def resized_rgb(image, cfg: ImageConfig = ImageConfig()) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """The image resized for the model (PIL bicubic to `resized_size`, skipped when the size is unchanged) as uint8
+    [H, W, 3], and its `grid_thw` = (1, H // 14, W // 14): what the vision graph's `image_bytes` input takes."""
     from PIL import Image
 
     h, w = resized_size(image.height, image.width, cfg)
     if (h, w) != (image.height, image.width):
         image = image.resize((w, h), resample=Image.Resampling.BICUBIC)
-    arr = np.asarray(image, dtype=np.float32) * np.float32(cfg.rescale_factor)
+    return np.asarray(image, dtype=np.uint8), (1, h // cfg.patch_size, w // cfg.patch_size)
+
+
+def rgb_to_pixel_values(rgb: np.ndarray, cfg: ImageConfig = ImageConfig()) -> np.ndarray:
+    """`pixel_values` float32 [gh*gw, 3*2*14*14] of a resized uint8 [H, W, 3] image, as the processor computes them:
+    rescaled and normalised per channel in float32, the still image duplicated to a temporal pair, rows in patch order
+    (2x2 merge blocks, row-major blocks), each row (channel, frame, y, x)."""
+    arr = rgb.astype(np.float32) * np.float32(cfg.rescale_factor)
     arr = (arr - np.asarray(cfg.image_mean, np.float32)) / np.asarray(cfg.image_std, np.float32)
     arr = arr.transpose(2, 0, 1)[None]  # [1, C, H, W]
     tp, ps, m = cfg.temporal_patch_size, cfg.patch_size, cfg.merge_size
-    arr = np.repeat(arr, tp, axis=0)  # still image duplicated to a temporal pair
-    c = arr.shape[1]
+    arr = np.repeat(arr, tp, axis=0)
+    c, h, w = arr.shape[1:]
     gt, gh, gw = arr.shape[0] // tp, h // ps, w // ps
     x = arr.reshape(gt, tp, c, gh // m, m, ps, gw // m, m, ps)
     x = x.transpose(0, 3, 6, 4, 7, 2, 1, 5, 8)
-    return np.ascontiguousarray(x.reshape(gt * gh * gw, c * tp * ps * ps), dtype=np.float32), (gt, gh, gw)
+    return np.ascontiguousarray(x.reshape(gt * gh * gw, c * tp * ps * ps), dtype=np.float32)
+
+
+def image_to_pixel_values(image, cfg: ImageConfig = ImageConfig()) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """`pixel_values` float32 [gh*gw, 3*2*14*14] in processor patch order and `grid_thw` = (1, gh, gw)."""
+    rgb, grid = resized_rgb(image, cfg)
+    return rgb_to_pixel_values(rgb, cfg), grid
 
 
 def render_chat(messages: list[dict], template: str | None = None, add_generation_prompt: bool = True) -> str:
@@ -103,12 +117,14 @@ def render_chat(messages: list[dict], template: str | None = None, add_generatio
 
 @dataclass
 class Prompt:
-    """Token ids of a prompt with images expanded, plus per-image pixel values and grids (in prompt order)."""
+    """Token ids of a prompt with images expanded, plus per-image pixel values, resized RGB arrays and grids (in prompt
+    order)."""
 
     input_ids: list[int]
     pixel_values: list[np.ndarray] = field(default_factory=list)
     image_grids: list[tuple[int, int, int]] = field(default_factory=list)
     text: str = ""
+    rgb: list[np.ndarray] = field(default_factory=list)
 
 
 def image_parts(messages: list[dict]) -> list[Any]:
@@ -129,10 +145,11 @@ def build_prompt(messages: list[dict], tokenizer, template: str | None = None, i
     """Chat template -> ids; each `<|image_pad|>` expanded to (gh/2)*(gw/2) copies. `tokenizer`: tokenizers.Tokenizer."""
     text = render_chat(messages, template) + assistant_prefix
     ids = tokenizer.encode(text, add_special_tokens=False).ids
-    pixel_values, grids = [], []
+    pixel_values, rgbs, grids = [], [], []
     for src in image_parts(messages):
-        pv, grid = image_to_pixel_values(load_image(src), image_cfg)
-        pixel_values.append(pv)
+        rgb, grid = resized_rgb(load_image(src), image_cfg)
+        rgbs.append(rgb)
+        pixel_values.append(rgb_to_pixel_values(rgb, image_cfg))
         grids.append(grid)
     out: list[int] = []
     it = iter(grids)
@@ -144,4 +161,4 @@ def build_prompt(messages: list[dict], tokenizer, template: str | None = None, i
             out.append(tid)
     if next(it, None) is not None:
         raise ValueError("more images than <|image_pad|> placeholders in the rendered prompt")
-    return Prompt(out, pixel_values, grids, text)
+    return Prompt(out, pixel_values, grids, text, rgbs)

@@ -59,23 +59,51 @@ def test_reduced_precision_bundles_within_bounds(bundle_factory, precision):
 @pytest.mark.parametrize("grid", [(1, 4, 8), (1, 10, 6), (1, 16, 18), (1, 2, 2), (1, 8, 8)])
 def test_exported_vision_graph_handles_many_image_sizes(bundle_factory, tiny_model, grid):
     folder, m = bundle_factory("fp32")
-    pv = np.random.default_rng(grid[2]).standard_normal((grid[1] * grid[2], 1176)).astype(np.float32)
-    ort_out = OrtBackend(folder, m).vision(pv, grid)
-    ref = TorchBackend(tiny_model).vision(pv, grid)
+    rgb = np.random.default_rng(grid[2]).integers(0, 256, (grid[1] * 14, grid[2] * 14, 3), dtype=np.uint8)
+    ort_out = OrtBackend(folder, m).vision(rgb)
+    ref = TorchBackend(tiny_model, TINY_IMAGE_CONFIG).vision(rgb)
     assert ort_out.shape == ref.shape == (grid[1] * grid[2] // 4, 64)
     assert np.abs(ort_out - ref).max() < 1e-4
 
 
-def test_vision_graph_embeds_patches_with_a_matmul_not_a_3d_convolution(bundle_factory):
+def test_vision_graph_takes_the_image_bytes_and_embeds_patches_with_a_matmul(bundle_factory):
+    """The image enters as its uint8 [H, W, 3] bytes (`image_bytes`: the host neither lays out patches nor normalises,
+    and copies 8x fewer bytes than float pixel values) and reaches the patch embedding through layout and
+    normalisation ops only; the embedding is a MatMul, not a Conv."""
     import onnx
 
-    folder, _ = bundle_factory("fp32")
+    folder, m = bundle_factory("fp32")
     graph = onnx.load(str(folder / "vision.onnx"), load_external_data=False).graph
+    image = graph.input[0]
+    assert (image.name, image.type.tensor_type.elem_type) == ("image_bytes", onnx.TensorProto.UINT8)
+    assert [d.dim_value or d.dim_param for d in image.type.tensor_type.shape.dim] == ["height", "width", 3]
+    assert m["io_dtypes"]["image_bytes"] == "uint8"
     assert "Conv" not in {n.op_type for n in graph.node}
-    consumer = next(n for n in graph.node if "pixel_values" in n.input)
-    while consumer.op_type == "Cast":  # to the model dtype
-        consumer = next(n for n in graph.node if consumer.output[0] in n.input)
-    assert consumer.op_type == "MatMul"
+
+    def consumer(name):  # the one node that reads `name` as data (Shape nodes only read its dims)
+        (node,) = [n for n in graph.node if name in n.input and n.op_type != "Shape"]
+        return node
+
+    node = consumer("image_bytes")
+    while node.op_type in ("Cast", "Reshape", "Transpose", "Mul", "Sub", "Div", "Expand", "Unsqueeze"):
+        node = consumer(node.output[0])
+    assert node.op_type == "MatMul"
+
+
+def test_a_vision_graph_that_takes_float_pixel_values_still_runs(bundle_factory, tiny_model, tmp_path):
+    """Bundles exported before `image_bytes` take the processor's float pixel values: the backend feeds each graph the
+    input it names, and both graphs give the same features."""
+    from lvr.export import export_vision_graph
+
+    folder, m = bundle_factory("fp32")
+    old = tmp_path / "old"
+    shutil.copytree(folder, old)
+    export_vision_graph(tiny_model, old / "vision.onnx", image_cfg=None)
+    rgb = np.random.default_rng(5).integers(0, 256, (8 * 14, 12 * 14, 3), dtype=np.uint8)
+    new_out = OrtBackend(folder, m).vision(rgb)
+    old_backend = OrtBackend(old, m)
+    assert old_backend.sessions["vision"].get_inputs()[0].name == "pixel_values"
+    assert np.abs(old_backend.vision(rgb) - new_out).max() < 1e-6
 
 
 def test_ort_bundle_decodes_token_identical_to_pytorch(bundle_factory, tiny_model, tokenizer):
@@ -84,7 +112,7 @@ def test_ort_bundle_decodes_token_identical_to_pytorch(bundle_factory, tiny_mode
                           assistant_prefix="<|lvr_start|>")
     params = SamplingParams(max_new_tokens=12)
     lvr = LVROptions(steps=4)
-    ref = generate(TorchBackend(tiny_model), prompt, params, lvr)
+    ref = generate(TorchBackend(tiny_model, TINY_IMAGE_CONFIG), prompt, params, lvr)
     got = generate(OrtBackend(folder, m), prompt, params, lvr)
     assert ref.latent_steps == 4
     assert got.output_ids == ref.output_ids

@@ -54,7 +54,7 @@ def test_rope_index_with_left_padding_matches_transformers(tiny_model):
 def test_prefill_matches_transformers_full_forward(tiny_model, tokenizer):
     """Our prompt path (embeds + scattered vision + host M-RoPE) == transformers' forward with mm_token_type_ids."""
     prompt = build_prompt(image_message(120, 80, seed=5), tokenizer, image_cfg=TINY_IMAGE_CONFIG)
-    backend = TorchBackend(tiny_model)
+    backend = TorchBackend(tiny_model, TINY_IMAGE_CONFIG)
     pos, _ = rope_index(prompt.input_ids, prompt.image_grids)
     emb = prefill_embeds(backend, prompt)
     logits, _ = backend.forward(emb, np.ones((1, len(prompt.input_ids)), np.int64), pos[:, None])
@@ -99,13 +99,30 @@ def test_vision_host_inputs_match_transformers_helpers(grid):
 @pytest.mark.parametrize("grid", GRIDS)
 def test_vision_graph_module_matches_transformers_visual(tiny_model, grid):
     rng = np.random.default_rng(grid[1] * 100 + grid[2])
-    pv = rng.standard_normal((grid[1] * grid[2], 1176)).astype(np.float32)
-    ref = TorchBackend(tiny_model).vision(pv, grid)
+    rgb = rng.integers(0, 256, (grid[1] * 14, grid[2] * 14, 3), dtype=np.uint8)
+    ref = TorchBackend(tiny_model, TINY_IMAGE_CONFIG).vision(rgb)
     host = {k: torch.as_tensor(v) for k, v in vision_host_inputs(grid).items() if k != "window_ids"}
     with torch.no_grad():
-        out = VisionGraph(tiny_model)(torch.as_tensor(pv), **host).numpy()
+        out = VisionGraph(tiny_model, TINY_IMAGE_CONFIG)(torch.as_tensor(rgb), **host).numpy()
     assert out.shape == (grid[1] * grid[2] // 4, 64)
     assert np.abs(out - ref).max() < 1e-5
+
+
+@pytest.mark.parametrize("grid", [(1, 8, 12), (1, 6, 4), (1, 2, 2)])
+def test_vision_graph_computes_the_processors_pixel_values_from_the_image(tiny_model, grid):
+    """The graph's layout and normalisation of `image_bytes` give exactly the processor's float32 pixel_values, so the
+    image graph and the float graph (bundles exported before `image_bytes`) compute the same features."""
+    from lvr.preprocess import rgb_to_pixel_values
+
+    rgb = np.random.default_rng(grid[2]).integers(0, 256, (grid[1] * 14, grid[2] * 14, 3), dtype=np.uint8)
+    graph = VisionGraph(tiny_model, TINY_IMAGE_CONFIG)
+    expected = rgb_to_pixel_values(rgb, TINY_IMAGE_CONFIG)
+    assert np.array_equal(graph.pixel_values(torch.as_tensor(rgb)).numpy(), expected)
+    host = {k: torch.as_tensor(v) for k, v in vision_host_inputs(grid).items() if k != "window_ids"}
+    with torch.no_grad():
+        from_image = graph(torch.as_tensor(rgb), **host)
+        from_floats = VisionGraph(tiny_model)(torch.as_tensor(expected), **host)
+    assert torch.equal(from_image, from_floats)
 
 
 def test_vision_graph_with_the_conv_patch_embedding_is_the_same_function(tiny_model):

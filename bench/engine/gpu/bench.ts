@@ -9,12 +9,16 @@
  * prefill parts; decode ms/token at batch 1 (text prompt, N tokens, ignore EOS); latent-step cost (a prompt ending
  * in <|lvr_start|>, fixed latent steps) against the token step of a text run of the same length just before it, the
  * median of LATENT_PAIRS pairs; aggregate tokens/s of 8 concurrent streams.
+ * First, when WORK/bundle-fp16-floats exists (prep.py --vision-floats: the same bundle with the vision graph exported
+ * before `image_bytes`, which takes float pixel values computed on the host): the image prompt's TTFT on both
+ * bundles, run in turn VISION_FORM_RUNS times each (`vision_forms`: medians and every run).
  * Parts that would start after the deadline are skipped and say so. OUT is rewritten after every part.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { LvrEngine } from '@lvr/engine';
 import type { ExecutionProviderName, GenerationRequest, GpuAttentionKernel, Timings } from '@lvr/engine';
+import { median } from '../../stats';
 import parity from './parity_prompts.json';
 
 const N_TOKENS = 64;
@@ -22,6 +26,7 @@ const LATENT_STEPS = 32;
 /** Text and latent runs measured in turn for the latent step's cost (the median pair is reported). */
 const LATENT_PAIRS = 5;
 const STREAMS = 8;
+const VISION_FORM_RUNS = 7;
 // LVR_BENCH_EP=cuda: the fused decoder (native addon), one engine with 32 KV slots, 8 and 32 concurrent streams.
 const EP = (process.env.LVR_BENCH_EP ?? 'webgpu') as ExecutionProviderName;
 const CUDA = EP === 'cuda';
@@ -89,6 +94,18 @@ async function main(): Promise<void> {
     mixedGemmFrom?: number;
     workerPicks?: boolean;
   };
+  const floats = path.join(work, 'bundle-fp16-floats');
+  if (fs.existsSync(path.join(floats, '_COMPLETE'))) {
+    try {
+      out.vision_forms = await visionForms(
+        { image_bytes: path.join(work, 'bundle-fp16'), pixel_values: floats },
+        imageRequest,
+      );
+    } catch (error) {
+      errors.vision_forms = String((error as Error).stack ?? error).slice(0, 800);
+    }
+    save();
+  }
   const plan: Config[] = CUDA
     ? [
         { bundle: 'fp16', deviceKv: true },
@@ -335,6 +352,47 @@ async function main(): Promise<void> {
   }
   save();
   console.log(`TS ${JSON.stringify(out)}`);
+}
+
+/**
+ * TTFT of the image prompt on bundles that differ only in their vision graph's image input, both loaded, run in turn
+ * (after one warm-up run each): medians of TTFT, preprocess, vision and prefill (which includes vision), and every run.
+ */
+async function visionForms(bundles: Record<string, string>, request: GenerationRequest) {
+  const engines: Record<string, LvrEngine> = {};
+  try {
+    for (const [form, dir] of Object.entries(bundles))
+      engines[form] = await LvrEngine.load(dir, {
+        executionProvider: EP,
+        verifyChecksums: false,
+        maxBatchSize: 1,
+        maxModelLen: 4096,
+      });
+    const runs: Record<string, Array<Record<string, number>>> = {};
+    for (const [form, engine] of Object.entries(engines)) {
+      await run(engine, request);
+      runs[form] = [];
+    }
+    for (let i = 0; i < VISION_FORM_RUNS; i++)
+      for (const [form, engine] of Object.entries(engines)) {
+        const r = await run(engine, request);
+        runs[form].push({
+          ttft_ms: r.firstMs,
+          preprocess_ms: r.timings.preprocessMs,
+          vision_ms: r.timings.visionMs,
+          prefill_ms: r.timings.prefillMs,
+        });
+      }
+    const medians = Object.fromEntries(
+      Object.entries(runs).map(([form, rs]) => [
+        form,
+        Object.fromEntries(Object.keys(rs[0]).map((k) => [k, median(rs.map((r) => r[k]))])),
+      ]),
+    );
+    return { runs_each: VISION_FORM_RUNS, medians, runs };
+  } finally {
+    for (const engine of Object.values(engines)) await engine.close();
+  }
 }
 
 main().catch((e) => {

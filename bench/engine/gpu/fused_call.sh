@@ -12,7 +12,7 @@ root=$(cd "$(dirname "$0")/../../.." && pwd); cd "$root"
 source bench/engine/gpu/ort_env.sh
 W=/tmp/w; rm -rf $W; mkdir -p $W; S=$(date +%s); export PYTHONUNBUFFERED=1
 python3 bench/engine/gpu/prep.py $W --shape ${SHAPE:-3b} --layers ${LAYERS:-8} --vision-layers 4 \
-  --int4-before $((S+${INT4_BEFORE_S:-150})) --fused > /tmp/prep.log 2>&1 &
+  --int4-before $((S+${INT4_BEFORE_S:-150})) --fused --vision-floats > /tmp/prep.log 2>&1 &
 prep=$!
 [ -z "${SKIP_TORCH:-}" ] && python3 bench/engine/gpu/torch_side.py $W --out $OUT/torch.json --batch32 --deadline $((S+${TORCH_DEADLINE_S:-260})) \
   --compile-deadline $((S+${COMPILE_DEADLINE_S:-110})) --skip "${TORCH_SKIP:-}" > /tmp/torch.log 2>&1

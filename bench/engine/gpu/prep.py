@@ -4,9 +4,10 @@ vision width 1280 / MLP 3420 / 16 heads) but fewer layers, so that export + both
 its bundles (fp16, optionally int4) without verification.
 
     python bench/engine/gpu/prep.py WORK --layers 8 --vision-layers 4 [--shape 3b|7b] [--int4-before EPOCH_S]
+        [--fused] [--vision-floats]
 
-Writes WORK/ckpt (+ WORK/ckpt/_READY), WORK/bundle-fp16, WORK/bundle-int4 and WORK/prep.json (shapes, export times,
-streamed weight bytes per precision).
+Writes WORK/ckpt (+ WORK/ckpt/_READY), WORK/bundle-fp16, WORK/bundle-int4, WORK/bundle-fp16-floats (--vision-floats)
+and WORK/prep.json (shapes, export times, streamed weight bytes per precision).
 """
 
 from __future__ import annotations
@@ -83,6 +84,28 @@ def write_image(path: Path, size: int = 1036) -> None:
     Image.fromarray(rgb, "RGB").save(path)
 
 
+def float_vision_copy(ckpt: Path, src: Path, dest: Path) -> None:
+    """`src` (an fp16 bundle) as `dest`, its vision graph exported as before `image_bytes` (float pixel values from
+    the host): the decoder files are hard links, the manifest lists the new graph's digests."""
+    import torch
+
+    from lvr import bundle as B
+    from lvr.export import export_vision_graph
+    from lvr.model import LVRForConditionalGeneration
+
+    dest.mkdir(parents=True)
+    for f in src.iterdir():
+        if f.name not in ("vision.onnx", "vision.onnx.data", B.MANIFEST, B.MARKER):
+            os.link(f, dest / f.name)
+    model = LVRForConditionalGeneration.from_pretrained(ckpt, torch_dtype=torch.float32).eval().half()
+    export_vision_graph(model, dest / "vision.onnx", image_cfg=None)
+    manifest = B.read_manifest(src)
+    manifest["io_dtypes"].pop("image_bytes", None)
+    manifest["io_dtypes"]["pixel_values"] = "float32"
+    B.write_manifest(dest, manifest)
+    B.write_marker(dest)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("work")
@@ -92,6 +115,8 @@ def main() -> int:
     ap.add_argument("--int4-before", type=float, default=0,
                     help="also export int4 if the fp16 export ends before this epoch second (0: never)")
     ap.add_argument("--fused", action="store_true", help="also export graphs.decoder_fused (ort_fused_probe.py)")
+    ap.add_argument("--vision-floats", action="store_true",
+                    help="also write bundle-fp16-floats: bundle-fp16 with the vision graph exported before image_bytes")
     args = ap.parse_args()
     from lvr.export import export_bundle
 
@@ -121,6 +146,10 @@ def main() -> int:
         info[f"decoder_weight_bytes_{precision}"] = sum(
             f.stat().st_size for f in dest.iterdir() if f.name.startswith("decoder.onnx"))
         (work / "prep.json").write_text(json.dumps(info, indent=2))
+        if precision == "fp16" and args.vision_floats:
+            t2 = time.time()
+            float_vision_copy(ckpt, dest, work / "bundle-fp16-floats")
+            info["vision_floats_s"] = round(time.time() - t2, 1)
         if precision == "fp16":
             (work / "export.done").write_text("ok")
     print(json.dumps(info), flush=True)

@@ -6,6 +6,7 @@ import type { VisionRequest } from '../runtime/protocol';
 import type { Tokenizer } from '../tokenizer';
 import type { GenerationRequest, ImagePart } from '../types';
 import { visionHostInputs } from '../vision/host-inputs';
+import type { PatchConfig } from '../vision/patchify';
 import { ImageProcessorConfig, imageTokenCount, processImage, ProcessedImage } from '../vision/preprocess';
 
 /** A prompt ready for prefill: ids with image pads expanded, processed images, M-RoPE positions. */
@@ -44,8 +45,8 @@ export class PromptProcessor {
     return this.manifest.special_tokens.image_pad_id;
   }
 
-  /** The bundle's image preprocessing settings, with the request's pixel bounds when it sets them. */
-  private imageConfig(request: GenerationRequest): ImageProcessorConfig {
+  /** The bundle's patch geometry and normalisation. */
+  private get patchConfig(): PatchConfig {
     const preprocessing = this.manifest.preprocessing;
     return {
       patchSize: preprocessing.patch_size,
@@ -54,6 +55,14 @@ export class PromptProcessor {
       rescaleFactor: preprocessing.rescale_factor,
       imageMean: preprocessing.image_mean,
       imageStd: preprocessing.image_std,
+    };
+  }
+
+  /** The bundle's image preprocessing settings, with the request's pixel bounds when it sets them. */
+  private imageConfig(request: GenerationRequest): ImageProcessorConfig {
+    const preprocessing = this.manifest.preprocessing;
+    return {
+      ...this.patchConfig,
       minPixels: request.image?.minPixels ?? preprocessing.min_pixels,
       maxPixels: request.image?.maxPixels ?? preprocessing.max_pixels,
     };
@@ -125,8 +134,7 @@ export class PromptProcessor {
   }
 
   /**
-   * Runs the vision graph on every image and concatenates the features (model dtype). Consumes the images' pixel
-   * values (they move to the worker thread).
+   * Runs the vision graph on every image and concatenates the features (model dtype).
    */
   async imageFeatures(prompt: PreparedPrompt): Promise<Float32Array | Uint16Array> {
     const geometry = this.manifest.architecture.vision;
@@ -139,7 +147,12 @@ export class PromptProcessor {
         patchSize: geometry.patch_size,
       });
       features.push(
-        await this.runVision({ pixelValues: image.pixelValues, numPatches: gridHeight * gridWidth, ...host }),
+        await this.runVision({
+          image: image.image,
+          numPatches: gridHeight * gridWidth,
+          patches: this.patchConfig,
+          ...host,
+        }),
       );
     }
     const total = features.reduce((sum, f) => sum + f.length, 0);

@@ -67,9 +67,9 @@ export class ModelWorker {
     return p;
   }
 
-  /** The pixel values move to the worker thread (transferred, not copied): the caller's array is empty afterwards. */
+  /** The image's bytes are copied to the worker thread (a few MB; the caller's buffer may not be transferable). */
   async vision(req: VisionRequest): Promise<Float32Array | Uint16Array> {
-    return (await this.call({ op: 'vision', req }, [req.pixelValues.buffer as ArrayBuffer])).features!;
+    return (await this.call({ op: 'vision', req })).features!;
   }
 
   /**

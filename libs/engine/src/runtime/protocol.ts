@@ -1,4 +1,6 @@
 import type { VisionHostInputs } from '../vision/host-inputs';
+import type { RgbImage } from '../vision/decode';
+import type { PatchConfig } from '../vision/patchify';
 import type { ExecutionProviderName, ModelInfo, SamplingParams } from '../types';
 import type { GpuAttentionChoice, GpuAttentionKernel } from './fused-native';
 
@@ -54,8 +56,10 @@ export function gpuBufferKv(init: Pick<WorkerInit, 'executionProvider' | 'device
 }
 
 export interface VisionRequest extends VisionHostInputs {
-  pixelValues: Float32Array;
+  /** The resized image (`image_bytes`); graphs that take float `pixel_values` get them from it and `patches`. */
+  image: RgbImage;
   numPatches: number;
+  patches: PatchConfig;
 }
 
 export interface PrefillRequest {

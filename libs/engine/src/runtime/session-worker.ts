@@ -14,6 +14,7 @@ import { KvStore } from './kv-store';
 import { deviceKv, gpuBufferKv } from './protocol';
 import type { ModelInfo } from '../types';
 import { greedyFromTop } from '../sampling/sampler';
+import { pixelValues } from '../vision/patchify';
 import type {
   BatchOutputs,
   PickRule,
@@ -303,10 +304,14 @@ class ModelHost {
 
   async runVision(r: VisionRequest): Promise<Float32Array | Uint16Array> {
     const int64 = (data: BigInt64Array, dims: number[]) => new ort.Tensor('int64', data, dims);
-    // Graphs exported before the windowed layout take `window_ids`; each graph is fed the inputs it names.
+    // Graphs exported before the windowed layout take `window_ids`, those before `image_bytes` float `pixel_values`;
+    // each graph is fed the inputs it names.
     const inputs: Record<string, () => ort.Tensor> = {
-      pixel_values: () =>
-        new ort.Tensor('float32', r.pixelValues, [r.numPatches, r.pixelValues.length / r.numPatches]),
+      image_bytes: () => new ort.Tensor('uint8', r.image.data, [r.image.height, r.image.width, 3]),
+      pixel_values: () => {
+        const values = pixelValues(r.image, r.patches);
+        return new ort.Tensor('float32', values, [r.numPatches, values.length / r.numPatches]);
+      },
       rotary_pos_ids: () => int64(r.rotaryPosIds, [r.numPatches, 2]),
       window_index: () => int64(r.windowIndex, [r.windowIndex.length]),
       reverse_window_index: () => int64(r.reverseWindowIndex, [r.reverseWindowIndex.length]),

@@ -22,14 +22,14 @@ export interface VisionHostInputs {
 export function visionHostInputs(gridH: number, gridW: number, geo: VisionGeometry): VisionHostInputs {
   const m = geo.spatialMergeSize;
   if (gridH % m || gridW % m) throw new Error(`grid ${gridH}x${gridW} not divisible by merge size ${m}`);
-  const rotary = new BigInt64Array(gridH * gridW * 2);
+  const rotary = new Int32Array(gridH * gridW * 2);
   let k = 0;
   for (let br = 0; br < gridH / m; br++)
     for (let bc = 0; bc < gridW / m; bc++)
       for (let ir = 0; ir < m; ir++)
         for (let ic = 0; ic < m; ic++) {
-          rotary[k++] = BigInt(br * m + ir);
-          rotary[k++] = BigInt(bc * m + ic);
+          rotary[k++] = br * m + ir;
+          rotary[k++] = bc * m + ic;
         }
 
   const ws = Math.floor(geo.windowSize / m / geo.patchSize);
@@ -53,17 +53,31 @@ export function visionHostInputs(gridH: number, gridW: number, geo: VisionGeomet
       for (let i = 0; i < count * m * m; i++) ids.push(w);
       w++;
     }
-  const reverse = new BigInt64Array(index.length);
-  index.forEach((v, i) => (reverse[v] = BigInt(i)));
+  const reverse = new Int32Array(index.length);
+  index.forEach((v, i) => (reverse[v] = i));
   const slotsPerWindow = (ws * m) ** 2;
   return {
-    rotaryPosIds: rotary,
-    windowIndex: BigInt64Array.from(index, BigInt),
-    reverseWindowIndex: reverse,
-    windowIds: BigInt64Array.from(ids, BigInt),
+    rotaryPosIds: int64(rotary),
+    windowIndex: int64(index),
+    reverseWindowIndex: int64(reverse),
+    windowIds: int64(ids),
     slotsPerWindow,
     ...windowSlots(ids, slotsPerWindow),
   };
+}
+
+/**
+ * int64 copies of int32-range values, written as little-endian word pairs: a `BigInt` per element costs more than
+ * the rest of these inputs together at a few thousand patches.
+ */
+function int64(values: ArrayLike<number>): BigInt64Array {
+  const out = new BigInt64Array(values.length);
+  const words = new Int32Array(out.buffer);
+  for (let i = 0; i < values.length; i++) {
+    words[2 * i] = values[i];
+    words[2 * i + 1] = values[i] < 0 ? -1 : 0;
+  }
+  return out;
 }
 
 /** Windows (contiguous runs of equal ids, in window order) as W rows of S slots, and each patch's flat slot. */
@@ -72,15 +86,15 @@ function windowSlots(
   slotsPerWindow: number,
 ): Pick<VisionHostInputs, 'windowSlots' | 'patchSlots'> {
   const windows = ids.length ? ids[ids.length - 1] + 1 : 0;
-  const slots = new BigInt64Array(windows * slotsPerWindow).fill(-1n);
-  const patchSlots = new BigInt64Array(ids.length);
+  const slots = new Int32Array(windows * slotsPerWindow).fill(-1);
+  const patchSlots = new Int32Array(ids.length);
   let rank = 0;
   for (let i = 0; i < ids.length; i++) {
     rank = i > 0 && ids[i] === ids[i - 1] ? rank + 1 : 0;
     if (rank >= slotsPerWindow) throw new Error(`window ${ids[i]} holds more than ${slotsPerWindow} patches`);
     const slot = ids[i] * slotsPerWindow + rank;
-    slots[slot] = BigInt(i);
-    patchSlots[i] = BigInt(slot);
+    slots[slot] = i;
+    patchSlots[i] = slot;
   }
-  return { windowSlots: slots, patchSlots };
+  return { windowSlots: int64(slots), patchSlots: int64(patchSlots) };
 }

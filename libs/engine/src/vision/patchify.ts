@@ -10,14 +10,12 @@ export interface PatchConfig {
 }
 
 /**
- * Rescale, normalise (float32 arithmetic like the numpy reference) and lay out an already-resized image as Qwen's
- * `pixel_values` [gh*gw, C*tp*ps*ps]: rows grouped by 2x2 merge blocks (row-major blocks), each row channel-major,
- * the still image duplicated over the temporal pair.
+ * Qwen's `pixel_values` [gh*gw, C*tp*ps*ps] of an already-resized image, for vision graphs exported before
+ * `image_bytes` (newer graphs compute them on the device): rescale and normalise (float32 arithmetic like the numpy
+ * reference), rows grouped by 2x2 merge blocks (row-major blocks), each row channel-major, the still image duplicated
+ * over the temporal pair.
  */
-export function patchify(
-  image: RgbImage,
-  cfg: PatchConfig,
-): { pixelValues: Float32Array; gridThw: [number, number, number] } {
+export function pixelValues(image: RgbImage, cfg: PatchConfig): Float32Array {
   const { patchSize: ps, temporalPatchSize: tp, mergeSize: m } = cfg;
   const { width: w, height: h, data } = image;
   if (h % (ps * m) || w % (ps * m)) throw new Error(`image ${w}x${h} is not a multiple of ${ps * m}`);
@@ -56,5 +54,5 @@ export function patchify(
       }
     }
   }
-  return { pixelValues: out, gridThw: [1, gh, gw] };
+  return out;
 }

@@ -1,5 +1,5 @@
 import { decodeImage, imageSize, RgbImage } from './decode';
-import { patchify, PatchConfig } from './patchify';
+import type { PatchConfig } from './patchify';
 import { resizeBicubic } from './resample';
 import { smartResize } from './smart-resize';
 
@@ -9,11 +9,11 @@ export interface ImageProcessorConfig extends PatchConfig {
 }
 
 export interface ProcessedImage {
-  pixelValues: Float32Array;
+  /** The image resized for the model: the vision graph's `image_bytes` [H, W, 3]. */
+  image: RgbImage;
   gridThw: [number, number, number];
   /** `<|image_pad|>` tokens this image expands to. */
   tokens: number;
-  resized: { width: number; height: number };
 }
 
 /** smart_resize target, then Pillow-exact bicubic (skipped when the size is unchanged, like the reference). */
@@ -26,9 +26,13 @@ export function resizeForModel(image: RgbImage, cfg: ImageProcessorConfig): RgbI
 
 export function processRgb(image: RgbImage, cfg: ImageProcessorConfig): ProcessedImage {
   const resized = resizeForModel(image, cfg);
-  const { pixelValues, gridThw } = patchify(resized, cfg);
-  const tokens = (gridThw[0] * gridThw[1] * gridThw[2]) / (cfg.mergeSize * cfg.mergeSize);
-  return { pixelValues, gridThw, tokens, resized: { width: resized.width, height: resized.height } };
+  const gridThw: [number, number, number] = [
+    1,
+    resized.height / cfg.patchSize,
+    resized.width / cfg.patchSize,
+  ];
+  const tokens = (gridThw[1] * gridThw[2]) / (cfg.mergeSize * cfg.mergeSize);
+  return { image: resized, gridThw, tokens };
 }
 
 export async function processImage(bytes: Uint8Array, cfg: ImageProcessorConfig): Promise<ProcessedImage> {
