@@ -2,8 +2,9 @@
 
 Both expose the same numpy interface, so `lvr.decoding` runs one state machine over either:
 - `embed(ids)` -> [1, S, H] in the model dtype
-- `vision(rgb)` -> [M, H] merged visual tokens (raster order) in the model dtype, from the resized image as uint8
-  [H, W, 3] (`lvr.preprocess.resized_rgb`)
+- `vision(rgb, pixel_values=None)` -> [M, H] merged visual tokens (raster order) in the model dtype, from the resized
+  image as uint8 [H, W, 3] (`lvr.preprocess.resized_rgb`); `pixel_values`: the processor's values of that image when
+  the caller has them (`Prompt.pixel_values`), so that a backend that needs them does not compute them again
 - `forward(embeds, attention_mask, position_ids)` -> (logits float32 [V], hidden [1, H] model dtype); the backend
   keeps the KV cache; `reset()` drops it.
 - `head(hidden)` -> (head_hidden, logits) for configs with an LVR head; `latent_end_emb` (float32 [H] or None).
@@ -55,8 +56,10 @@ class TorchBackend:
         return self._np(self.model.model.language_model.embed_tokens(t))
 
     @torch.no_grad()
-    def vision(self, rgb: np.ndarray) -> np.ndarray:
-        pv = torch.as_tensor(rgb_to_pixel_values(rgb, self.image_cfg)).to(self.device, self.dtype)
+    def vision(self, rgb: np.ndarray, pixel_values: np.ndarray | None = None) -> np.ndarray:
+        if pixel_values is None:
+            pixel_values = rgb_to_pixel_values(rgb, self.image_cfg)
+        pv = torch.as_tensor(pixel_values).to(self.device, self.dtype)
         grid = torch.as_tensor([list(_grid(rgb, self.image_cfg))], dtype=torch.int64, device=self.device)
         out = self.model.model.get_image_features(pv, grid, return_dict=True).pooler_output
         return self._np(torch.cat(list(out), dim=0))
@@ -124,11 +127,12 @@ class OrtBackend:
         ids = np.asarray(ids, dtype=np.int64).reshape(1, -1)
         return self.sessions["embed_tokens"].run(None, {"input_ids": ids})[0]
 
-    def vision(self, rgb: np.ndarray) -> np.ndarray:
+    def vision(self, rgb: np.ndarray, pixel_values: np.ndarray | None = None) -> np.ndarray:
         session = self.sessions["vision"]
         # Graphs exported before `image_bytes` take the processor's float pixel values.
         images = {"image_bytes": lambda: np.ascontiguousarray(rgb, dtype=np.uint8),
-                  "pixel_values": lambda: rgb_to_pixel_values(rgb, self.image_cfg)}
+                  "pixel_values": lambda: rgb_to_pixel_values(rgb, self.image_cfg) if pixel_values is None
+                  else np.asarray(pixel_values, dtype=np.float32)}
         host = vision_host_inputs(_grid(rgb, self.image_cfg), self.geo)
         feeds = {i.name: images[i.name]() if i.name in images else host[i.name] for i in session.get_inputs()}
         return session.run(None, feeds)[0]

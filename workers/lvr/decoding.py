@@ -153,7 +153,7 @@ def prefill_embeds(backend, prompt: Prompt, image_pad_id: int = T.IMAGE_PAD_ID) 
     if len(prompt.rgb) != len(prompt.pixel_values):
         raise ValueError("the prompt's images need their RGB arrays (lvr.preprocess.build_prompt keeps them)")
     if prompt.rgb:
-        feats = np.concatenate([backend.vision(rgb) for rgb in prompt.rgb])
+        feats = np.concatenate([backend.vision(rgb, pv) for rgb, pv in zip(prompt.rgb, prompt.pixel_values)])
         slots = np.nonzero(ids == image_pad_id)[0]
         if len(slots) != feats.shape[0]:
             raise ValueError(f"{len(slots)} image pad tokens but {feats.shape[0]} visual tokens")

@@ -32,7 +32,7 @@ class ScriptedBackend:
         out[0, :, 0] = ids
         return out
 
-    def vision(self, pv, grid):
+    def vision(self, rgb, pixel_values=None):
         raise AssertionError("no images in these tests")
 
     def forward(self, x, mask, pos):
