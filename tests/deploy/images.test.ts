@@ -173,6 +173,20 @@ describe(
         .filter((l) => l.includes('not found'))
         .map((l) => l.trim().split(/\s/)[0]);
       assert.deepEqual(missing, ['libcuda.so.1'], 'only the driver library, which the GPU node provides');
+      // cuDNN (GroupQueryAttention's flash attention) and NVRTC (its runtime-compiled kernels) ship with it too.
+      const libs = await sh(runRootfs, [image, '--', 'sh', '-c', 'ls /opt/lvr-cuda/lib']);
+      assert.equal(libs.code, 0, libs.stderr);
+      const cudnn = libs.stdout.split('\n').filter((l) => /^libcudnn.*\.so\.9$/.test(l));
+      assert.ok(cudnn.includes('libcudnn.so.9') && cudnn.includes('libcudnn_graph.so.9'), libs.stdout);
+      assert.ok(libs.stdout.split('\n').includes('libnvrtc.so.13'), libs.stdout);
+      for (const lib of cudnn) {
+        const deps = await sh(runRootfs, [image, '--', 'ldd', `/opt/lvr-cuda/lib/${lib}`]);
+        assert.equal(deps.code, 0, deps.stderr);
+        const unresolved = deps.stdout
+          .split('\n')
+          .filter((l) => l.includes('not found') && !l.includes('libcuda.so.1'));
+        assert.deepEqual(unresolved, [], `${lib}: every library but the driver's resolves`);
+      }
     });
 
     test('the worker image holds the CUDA build of PyTorch', async () => {
