@@ -17,13 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .preprocess import ImageConfig, rgb_to_pixel_values
+from .preprocess import ImageConfig, rgb_grid, rgb_to_pixel_values
 from .vision_inputs import VisionGeometry, vision_host_inputs
-
-
-def _grid(rgb: np.ndarray, cfg: ImageConfig) -> tuple[int, int, int]:
-    """`grid_thw` of a resized [H, W, 3] image."""
-    return 1, rgb.shape[0] // cfg.patch_size, rgb.shape[1] // cfg.patch_size
 
 
 class TorchBackend:
@@ -60,7 +55,7 @@ class TorchBackend:
         if pixel_values is None:
             pixel_values = rgb_to_pixel_values(rgb, self.image_cfg)
         pv = torch.as_tensor(pixel_values).to(self.device, self.dtype)
-        grid = torch.as_tensor([list(_grid(rgb, self.image_cfg))], dtype=torch.int64, device=self.device)
+        grid = torch.as_tensor([list(rgb_grid(rgb, self.image_cfg))], dtype=torch.int64, device=self.device)
         out = self.model.model.get_image_features(pv, grid, return_dict=True).pooler_output
         return self._np(torch.cat(list(out), dim=0))
 
@@ -133,7 +128,7 @@ class OrtBackend:
         images = {"image_bytes": lambda: np.ascontiguousarray(rgb, dtype=np.uint8),
                   "pixel_values": lambda: rgb_to_pixel_values(rgb, self.image_cfg) if pixel_values is None
                   else np.asarray(pixel_values, dtype=np.float32)}
-        host = vision_host_inputs(_grid(rgb, self.image_cfg), self.geo)
+        host = vision_host_inputs(rgb_grid(rgb, self.image_cfg), self.geo)
         feeds = {i.name: images[i.name]() if i.name in images else host[i.name] for i in session.get_inputs()}
         return session.run(None, feeds)[0]
 

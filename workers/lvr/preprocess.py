@@ -81,7 +81,13 @@ def resized_rgb(image, cfg: ImageConfig = ImageConfig()) -> tuple[np.ndarray, tu
     h, w = resized_size(image.height, image.width, cfg)
     if (h, w) != (image.height, image.width):
         image = image.resize((w, h), resample=Image.Resampling.BICUBIC)
-    return np.asarray(image, dtype=np.uint8), (1, h // cfg.patch_size, w // cfg.patch_size)
+    rgb = np.asarray(image, dtype=np.uint8)
+    return rgb, rgb_grid(rgb, cfg)
+
+
+def rgb_grid(rgb: np.ndarray, cfg: ImageConfig = ImageConfig()) -> tuple[int, int, int]:
+    """`grid_thw` of a resized uint8 [H, W, 3] image: (1, H // 14, W // 14)."""
+    return 1, rgb.shape[0] // cfg.patch_size, rgb.shape[1] // cfg.patch_size
 
 
 def rgb_to_pixel_values(rgb: np.ndarray, cfg: ImageConfig = ImageConfig()) -> np.ndarray:
