@@ -82,7 +82,7 @@ class TorchBackend:
 class OrtBackend:
     """An exported bundle (docs/bundle-format.md) in onnxruntime (CPU EP by default)."""
 
-    unused_graphs = ("decoder_fused",)
+    unused_graphs = ("decoder_fused", "decoder_fused_lvr")
 
     def __init__(self, bundle_dir: str | Path, manifest: dict | None = None, providers: list[str] | None = None,
                  threads: int | None = None):
@@ -157,7 +157,7 @@ class FusedOrtBackend(OrtBackend):
     """The bundle with its fused decoder graph (`lvr.fused_decoder`): KV buffers of `capacity` positions allocated once,
     bound as both past and present so GroupQueryAttention appends in place. Batch 1 (the reference-decoding shape)."""
 
-    unused_graphs = ("decoder",)
+    unused_graphs = ("decoder", "decoder_fused_lvr")
 
     def __init__(self, bundle_dir: str | Path, manifest: dict | None = None, providers: list[str] | None = None,
                  threads: int | None = None, capacity: int = 4096):

@@ -22,7 +22,7 @@ from . import bundle as B
 from . import storage
 from . import tokens as T
 from .data.sft import SYSTEM_PROMPT as DEFAULT_SYSTEM_PROMPT
-from .fused_decoder import FUSED_DECODER_FILE, build_fused_decoder
+from .fused_decoder import FUSED_DECODER_FILE, FUSED_LVR_FILE, build_fused_decoder, lvr_ops_graph
 from .graphs import DecoderGraph, EmbedGraph, HeadGraph, VisionGraph
 from .model import LVRSettings, load_lvr_model, weights_digest
 from .preprocess import ImageConfig
@@ -186,10 +186,11 @@ def export_vision_graph(model, path: Path, image_cfg: ImageConfig | None = Image
 
 
 def export_graphs(model, out: Path, dtype: torch.dtype, fused_decoder: bool = False,
-                  image_cfg: ImageConfig = ImageConfig()) -> dict:
+                  image_cfg: ImageConfig = ImageConfig(), quantized: bool = False) -> dict:
     """Trace vision, embed_tokens, decoder (and lvr_head) of `model` (already in `dtype`) into `out`; with
-    `fused_decoder`, also build the GPU serving flavour of the decoder (`lvr.fused_decoder`); `image_cfg`: the
-    preprocessing constants the vision graph computes pixel values with."""
+    `fused_decoder`, also build the GPU serving flavour of the decoder (`lvr.fused_decoder`) and, unless `quantized`
+    (its MatMuls become MatMulNBits afterwards), the same graph over the engine addon's custom projection ops;
+    `image_cfg`: the preprocessing constants the vision graph computes pixel values with."""
     text = model.config.text_config
     H = text.hidden_size
     kvh, hd, L = text.num_key_value_heads, text.hidden_size // text.num_attention_heads, text.num_hidden_layers
@@ -208,9 +209,13 @@ def export_graphs(model, out: Path, dtype: torch.dtype, fused_decoder: bool = Fa
     _onnx_export(DecoderGraph(model), args, out / "decoder.onnx", ins, outs, dyn)
     graphs["decoder"] = "decoder.onnx"
     if fused_decoder:
-        _save_onnx(build_fused_decoder(model, np.float16 if dtype == torch.float16 else np.float32),
+        _save_onnx(build_fused_decoder(model, np.float16 if dtype == torch.float16 else np.float32,
+                                       weights_nk=not quantized),
                    out / FUSED_DECODER_FILE, size_threshold=1024)  # small shape inputs stay inline
         graphs["decoder_fused"] = FUSED_DECODER_FILE
+        if not quantized:
+            write_lvr_ops_graph(out / FUSED_DECODER_FILE, out / FUSED_LVR_FILE)
+            graphs["decoder_fused_lvr"] = FUSED_LVR_FILE
     export_vision_graph(model, out / "vision.onnx", image_cfg)
     graphs["vision"] = "vision.onnx"
     if getattr(model, "lvr_head", None) is not None:
@@ -219,6 +224,13 @@ def export_graphs(model, out: Path, dtype: torch.dtype, fused_decoder: bool = Fa
                                                  "logits": {0: "batch"}})
         graphs["lvr_head"] = "lvr_head.onnx"
     return graphs
+
+
+def write_lvr_ops_graph(fused_path: Path, path: Path) -> None:
+    """`lvr_ops_graph` of the saved fused decoder at `path`, reading the fused decoder's data file (no copy)."""
+    import onnx
+
+    onnx.save_model(lvr_ops_graph(onnx.load(str(fused_path), load_external_data=False)), str(path))
 
 
 def quantize_int4(path: Path, block_size: int = 32) -> None:
@@ -370,7 +382,7 @@ def export_bundle(src: str, dest: str, precision: str = "fp32", run_id: str | No
         log(f"[export] tracing graphs ({precision})")
         t1 = time.time()
         graphs = export_graphs(export_model, stage, dtype, fused_decoder=fused_decoder,
-                               image_cfg=_image_config(src_dir))
+                               image_cfg=_image_config(src_dir), quantized=precision in QUANTIZED)
         if precision in QUANTIZED:
             for name in ("decoder", "decoder_fused"):
                 if name in graphs:

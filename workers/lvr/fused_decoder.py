@@ -28,7 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 
 MS = "com.microsoft"
+LVR = "lvr"
 FUSED_DECODER_FILE = "decoder_fused.onnx"
+FUSED_LVR_FILE = "decoder_fused_lvr.onnx"
 #: Candidates per row in `top_logits` / `top_ids`: enough for a greedy pick under penalties without the full row.
 FUSED_TOP_K = 64
 
@@ -55,10 +57,11 @@ class FusedShapes:
 class _Graph:
     """Collects nodes and initializers; `op` returns the output names."""
 
-    def __init__(self, np_dtype):
+    def __init__(self, np_dtype, weights_nk: bool):
         self.nodes: list = []
         self.inits: list = []
         self.np_dtype = np_dtype
+        self.weights_nk = weights_nk
         self._n = 0
 
     def const(self, name: str, array: np.ndarray) -> str:
@@ -70,6 +73,13 @@ class _Graph:
 
     def weight(self, name: str, tensor) -> str:
         return self.const(name, tensor.detach().float().cpu().numpy().astype(self.np_dtype))
+
+    def linear(self, x: str, name: str, weight) -> str:
+        """x . weight^T for a torch weight [N, K]: FusedMatMul over the weight as stored ([N, K], transB) or, without
+        `weights_nk`, MatMul over its transpose (the form MatMulNBits quantizes)."""
+        if self.weights_nk:
+            return self.op("FusedMatMul", [x, self.weight(name, weight)], domain=MS, transB=1)[0]
+        return self.op("MatMul", [x, self.weight(name, weight.T)])[0]
 
     def op(self, op_type: str, inputs: list[str], n_out: int = 1, outputs: list[str] | None = None,
            domain: str = "", **attrs) -> list[str]:
@@ -118,14 +128,16 @@ def _onnx_type(np_dtype) -> int:
     return TensorProto.FLOAT16 if np_dtype == np.float16 else TensorProto.FLOAT
 
 
-def build_fused_decoder(model, np_dtype=np.float32):
-    """The fused decoder graph of `model` (a Qwen2.5-VL / LVR transformers model) with weights in `np_dtype`."""
+def build_fused_decoder(model, np_dtype=np.float32, weights_nk: bool = True):
+    """The fused decoder graph of `model` (a Qwen2.5-VL / LVR transformers model) with weights in `np_dtype`;
+    `weights_nk`: projection weights as torch stores them ([N, K], FusedMatMul with transB, what `lvr_ops_graph`
+    needs), else transposed under plain MatMul (int4 bundles: ONNX Runtime's quantizer rewrites MatMul)."""
     import onnx
     from onnx import TensorProto, helper
 
     s = FusedShapes.of(model)
     tm = model.model.language_model
-    g = _Graph(np_dtype)
+    g = _Graph(np_dtype, weights_nk)
     T = _onnx_type(np_dtype)
     cos, sin, rows, row_starts = _rope_tables(g, s, tm.rotary_emb.inv_freq.detach().float().cpu().numpy(),
                                   float(getattr(tm.rotary_emb, "attention_scaling", 1.0)))
@@ -140,10 +152,11 @@ def build_fused_decoder(model, np_dtype=np.float32):
         else:
             h, _, _, x = g.op("SkipSimplifiedLayerNormalization", [x, pending, w_in], n_out=4, domain=MS,
                               epsilon=s.eps)
-        w_qkv = np.concatenate([p.weight.detach().float().cpu().numpy().T for p in (a.q_proj, a.k_proj, a.v_proj)],
-                               axis=1)
+        import torch
+
+        w_qkv = torch.cat([p.weight.detach() for p in (a.q_proj, a.k_proj, a.v_proj)], dim=0)
         b_qkv = np.concatenate([p.bias.detach().float().cpu().numpy() for p in (a.q_proj, a.k_proj, a.v_proj)])
-        qkv = g.op("MatMul", [h, g.const(f"layers.{i}.qkv", w_qkv.astype(np_dtype))])[0]
+        qkv = g.linear(h, f"layers.{i}.qkv", w_qkv)
         qkv = g.op("Add", [qkv, g.const(f"layers.{i}.qkv_bias", b_qkv.astype(np_dtype))])[0]
         q, k, v = g.op("Split", [qkv, split], n_out=3, axis=-1)
         q = g.op("RotaryEmbedding", [q, rows, cos, sin], domain=MS)[0]
@@ -152,21 +165,21 @@ def build_fused_decoder(model, np_dtype=np.float32):
                                             "seqlens_k", "total_sequence_length"],
                     outputs=[f"attn_{i}", f"present.{i}.key", f"present.{i}.value"], domain=MS,
                     num_heads=s.heads, kv_num_heads=s.kv_heads, scale=float(s.head_dim ** -0.5))[0]
-        o = g.op("MatMul", [attn, g.weight(f"layers.{i}.o", a.o_proj.weight.T)])[0]
+        o = g.linear(attn, f"layers.{i}.o", a.o_proj.weight)
         h2, _, _, x = g.op("SkipSimplifiedLayerNormalization",
                            [x, o, g.weight(f"layers.{i}.post_norm", layer.post_attention_layernorm.weight)],
                            n_out=4, domain=MS, epsilon=s.eps)
-        gate = g.op("MatMul", [h2, g.weight(f"layers.{i}.gate", mlp.gate_proj.weight.T)])[0]
-        up = g.op("MatMul", [h2, g.weight(f"layers.{i}.up", mlp.up_proj.weight.T)])[0]
+        gate = g.linear(h2, f"layers.{i}.gate", mlp.gate_proj.weight)
+        up = g.linear(h2, f"layers.{i}.up", mlp.up_proj.weight)
         act = g.op("Mul", [g.op("Mul", [gate, g.op("Sigmoid", [gate])[0]])[0], up])[0]
-        pending = g.op("MatMul", [act, g.weight(f"layers.{i}.down", mlp.down_proj.weight.T)])[0]
+        pending = g.linear(act, f"layers.{i}.down", mlp.down_proj.weight)
     normed = g.op("SkipSimplifiedLayerNormalization", [x, pending, g.weight("norm", tm.norm.weight)], n_out=4,
                   domain=MS, epsilon=s.eps)[0]
     # Row b's output position is last_index[b] (S - 1 unless the row is right-padded): token b*S + last_index[b].
     flat = g.op("Reshape", [normed, g.const("tokens_by_hidden", np.array([-1, s.hidden], np.int64))])[0]
     picked = g.op("Add", [row_starts, "last_index"])[0]
     g.op("Gather", [flat, picked], outputs=["last_hidden_state"], axis=0)
-    head = g.op("MatMul", ["last_hidden_state", g.weight("lm_head", model.lm_head.weight.T)])[0]
+    head = g.linear("last_hidden_state", "lm_head", model.lm_head.weight)
     g.op("Cast", [head], outputs=["logits"], to=TensorProto.FLOAT)
     k = min(FUSED_TOP_K, s.vocab)
     g.op("TopK", ["logits", g.const("top_k", np.array([k], np.int64))], outputs=["top_logits", "top_ids"], axis=-1,
@@ -190,3 +203,66 @@ def build_fused_decoder(model, np_dtype=np.float32):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid(MS, 1)],
                              ir_version=onnx.IR_VERSION if onnx.IR_VERSION < 10 else 10,
                              producer_name="lvr-platform")
+
+
+def lvr_ops_graph(fused):
+    """The fused decoder with its projections as the engine addon's custom ops (domain `lvr`, libs/engine/native/
+    lvr_ops.h): `Linear` for each FusedMatMul (with the q/k/v bias Add folded in) and `SiluMulLinear` for the
+    gate/up pair with its SiLU and product. `fused`: a `build_fused_decoder(weights_nk=True)` model, which may hold its
+    weights as external data: the result names the same initializers, so both graphs read one data file."""
+    import onnx
+    from onnx import helper
+
+    graph = fused.graph
+    consts = {i.name for i in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    readers: dict[str, list] = {}
+    for n in graph.node:
+        for name in n.input:
+            readers.setdefault(name, []).append(n)
+
+    def projection(name: str):
+        n = producer.get(name)
+        ok = n is not None and n.op_type == "FusedMatMul" and n.domain == MS and n.input[1] in consts
+        return n if ok else None
+
+    def silu_of(name: str):
+        """The gate projection when `name` is Mul(g, Sigmoid(g)) of one."""
+        n = producer.get(name)
+        if n is None or n.op_type != "Mul" or len(n.input) != 2:
+            return None
+        g, sig = n.input
+        s = producer.get(sig)
+        if s is None or s.op_type != "Sigmoid" or s.input[0] != g:
+            return None
+        return projection(g)
+
+    # node (by its first output) -> its replacement (emitted where the pattern's last node stood) or None (dropped)
+    swap: dict[str, object] = {}
+    for n in graph.node:
+        if n.op_type == "Mul" and len(n.input) == 2:
+            gate, up = silu_of(n.input[0]), projection(n.input[1])
+            if gate is not None and up is not None and gate.input[0] == up.input[0]:
+                sig_mul = producer[n.input[0]]
+                for dropped in (gate, up, sig_mul, producer[sig_mul.input[1]]):
+                    swap[dropped.output[0]] = None
+                swap[n.output[0]] = helper.make_node("SiluMulLinear", [gate.input[0], gate.input[1], up.input[1]],
+                                               list(n.output), name=f"lvr_{n.name}", domain=LVR)
+        elif n.op_type == "Add" and n.input[1] in consts:
+            p = projection(n.input[0])
+            if p is not None and len(readers[p.output[0]]) == 1:
+                swap[p.output[0]] = None
+                swap[n.output[0]] = helper.make_node("Linear", [p.input[0], p.input[1], n.input[1]], list(n.output),
+                                               name=f"lvr_{n.name}", domain=LVR)
+    for n in graph.node:
+        if n.output[0] not in swap and n.op_type == "FusedMatMul" and projection(n.output[0]) is not None:
+            swap[n.output[0]] = helper.make_node("Linear", list(n.input[:2]), list(n.output), name=f"lvr_{n.name}",
+                                           domain=LVR)
+    final = [swap.get(n.output[0], n) for n in graph.node if swap.get(n.output[0], n) is not None]
+    lvr = onnx.ModelProto()
+    lvr.CopyFrom(fused)
+    del lvr.graph.node[:]
+    lvr.graph.node.extend(final)
+    lvr.graph.name = "lvr_decoder_fused_lvr"
+    lvr.opset_import.append(helper.make_opsetid(LVR, 1))
+    return lvr

@@ -11,7 +11,7 @@ from lvr.backends import FusedOrtBackend, OrtBackend
 from lvr.bundle import verify_bundle
 from lvr.decoding import LVROptions, SamplingParams, generate
 from lvr.export import export_bundle
-from lvr.fused_decoder import FUSED_DECODER_FILE, FUSED_TOP_K, build_fused_decoder
+from lvr.fused_decoder import FUSED_DECODER_FILE, FUSED_LVR_FILE, FUSED_TOP_K, build_fused_decoder, lvr_ops_graph
 from lvr.graphs import DecoderGraph
 from lvr.preprocess import build_prompt
 from lvr.tiny import TINY_IMAGE_CONFIG
@@ -217,6 +217,56 @@ def test_batched_prefill_of_right_padded_prompts_matches_each_prompt_alone(tiny_
     assert _rel(ol[0], ol[1]) > 1e-2
 
 
+def test_weights_as_stored_and_transposed_give_the_same_outputs(tiny_model, fused_session, dims, tmp_path):
+    """FusedMatMul over [N, K] weights (the default, what the lvr ops read) against MatMul over [K, N] ones (the form
+    int4 bundles quantize)."""
+    import onnx
+    import onnxruntime as ort
+
+    ops = {n.op_type for n in build_fused_decoder(tiny_model, np.float32).graph.node}
+    assert "FusedMatMul" in ops and "MatMul" not in ops
+    path = tmp_path / "matmul.onnx"
+    model = build_fused_decoder(tiny_model, np.float32, weights_nk=False)
+    assert "FusedMatMul" not in {n.op_type for n in model.graph.node}
+    onnx.save(model, str(path))
+    other = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    layers, kvh, hd, H = dims
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 5, H)).astype(np.float32)
+    pos = np.tile(np.arange(5, dtype=np.int64), (3, 1, 1))
+    outs = []
+    for sess in (fused_session, other):
+        kv = [ort.OrtValue.ortvalue_from_numpy(np.zeros((1, kvh, CAP, hd), np.float32)) for _ in range(2 * layers)]
+        outs.append(_run_fused(sess, kv, x, pos, [4], 5))
+    assert _rel(outs[0][0], outs[1][0]) < 1e-5 and _rel(outs[0][1], outs[1][1]) < 1e-5
+
+
+def test_lvr_ops_graph_replaces_every_projection_and_keeps_the_rest(tiny_model):
+    fused = build_fused_decoder(tiny_model, np.float32)
+    lvr = lvr_ops_graph(fused)
+    layers = tiny_model.config.text_config.num_hidden_layers
+    kinds = [(n.domain, n.op_type) for n in lvr.graph.node]
+    assert kinds.count(("lvr", "Linear")) == 3 * layers + 1  # q/k/v (bias folded in), o, down; the lm head
+    assert kinds.count(("lvr", "SiluMulLinear")) == layers
+    assert not {"FusedMatMul", "MatMul", "Sigmoid"} & {op for _, op in kinds}
+    qkv = [n for n in lvr.graph.node if n.op_type == "Linear" and len(n.input) == 3]
+    assert len(qkv) == layers and all(n.input[2].endswith("qkv_bias") for n in qkv)
+    gate_up = [n for n in lvr.graph.node if n.op_type == "SiluMulLinear"]
+    assert all(n.input[1].endswith(".gate") and n.input[2].endswith(".up") for n in gate_up)
+    # every other node, the initializers and the graph's inputs and outputs are the fused graph's
+    rest = [(n.op_type, list(n.input), list(n.output)) for n in lvr.graph.node if n.domain != "lvr"]
+    kept = [(n.op_type, list(n.input), list(n.output)) for n in fused.graph.node]
+    assert all(r in kept for r in rest)
+    assert [i.name for i in lvr.graph.initializer] == [i.name for i in fused.graph.initializer]
+    assert [i.name for i in lvr.graph.output] == [i.name for i in fused.graph.output]
+    assert ("lvr", 1) in {(o.domain, o.version) for o in lvr.opset_import}
+    # the lvr graph's outputs still come from somewhere: each node input is produced or given
+    given = {i.name for i in lvr.graph.input} | {i.name for i in lvr.graph.initializer} | {""}
+    for n in lvr.graph.node:
+        assert set(n.input) <= given, n.name
+        given |= set(n.output)
+
+
 @pytest.fixture(scope="module")
 def fused_bundles(tiny_ckpt, tmp_path_factory):
     """precision -> (folder, manifest) of a tiny bundle exported with fused_decoder=True (each exported once)."""
@@ -261,6 +311,21 @@ def test_fp32_export_with_fused_decoder_verifies_and_decodes_like_the_decoder(fu
     assert again.output_ids == ref.output_ids
 
 
+def test_fused_export_writes_the_lvr_ops_graph_over_the_same_data_file(fused_bundles):
+    import onnx
+
+    folder, m = fused_bundles("fp16")
+    assert m["graphs"]["decoder_fused_lvr"] == FUSED_LVR_FILE
+    assert FUSED_LVR_FILE in {f["path"] for f in m["files"]}
+    lvr = onnx.load(str(folder / FUSED_LVR_FILE), load_external_data=False)
+    external = [i for i in lvr.graph.initializer if i.data_location == onnx.TensorProto.EXTERNAL]
+    assert external and all({e.key: e.value for e in i.external_data}["location"] == FUSED_DECODER_FILE + ".data"
+                            for i in external)
+    # the graph file holds no weights of its own
+    assert (folder / FUSED_LVR_FILE).stat().st_size < 0.05 * (folder / (FUSED_DECODER_FILE + ".data")).stat().st_size
+    assert not (folder / (FUSED_LVR_FILE + ".data")).exists()
+
+
 def test_fp16_export_with_fused_decoder_verifies(fused_bundles):
     folder, m = fused_bundles("fp16")
     ver = m["verification"]
@@ -282,6 +347,7 @@ def test_int4_fp16_export_quantizes_the_fused_decoder_over_float16_activations(f
     ops = [n.op_type for n in graph.node]
     assert "MatMulNBits" in ops and "MatMul" not in ops
     assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
+    assert "decoder_fused_lvr" not in m["graphs"]  # the lvr ops take float weights
 
 
 def test_fused_backend_refuses_a_sequence_beyond_its_capacity(fused_bundles):

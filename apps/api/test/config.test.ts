@@ -67,6 +67,12 @@ describe('configuration', () => {
       /LVR_GPU_ATTENTION must be auto\|cudnn\|xqa\|flash/,
     );
     assert.throws(() => loadConfig({ LVR_INT4_MIXED_GEMM_FROM: '-1' }), ConfigError);
+    assert.equal(loadConfig({}).fusedProjections, undefined);
+    assert.equal(loadConfig({ LVR_FUSED_PROJECTIONS: 'onnx' }).fusedProjections, 'onnx');
+    assert.throws(
+      () => loadConfig({ LVR_FUSED_PROJECTIONS: 'cublas' }),
+      /LVR_FUSED_PROJECTIONS must be auto\|lvr\|onnx, got "cublas"/,
+    );
     assert.throws(
       () => loadConfig({ LVR_INT4_MIXED_GEMM_FROM: '16', LVR_MAX_CONCURRENT: '8' }),
       /must be at most LVR_MAX_CONCURRENT/,

@@ -93,6 +93,7 @@ async function main(): Promise<void> {
     attention?: GpuAttentionKernel;
     mixedGemmFrom?: number;
     workerPicks?: boolean;
+    onnxProjections?: boolean;
   };
   const floats = path.join(work, 'bundle-fp16-floats');
   if (fs.existsSync(path.join(floats, '_COMPLETE'))) {
@@ -109,6 +110,8 @@ async function main(): Promise<void> {
   const plan: Config[] = CUDA
     ? [
         { bundle: 'fp16', deviceKv: true },
+        // The same engine with ONNX Runtime's projections (graphs.decoder_fused) instead of the addon's own kernels.
+        { bundle: 'fp16', deviceKv: true, onnxProjections: true },
         // The same engine with every step over all its KV slots (stepRowBuckets: false): the in-run baseline.
         { bundle: 'fp16', deviceKv: true, allSlots: true },
         // Every step run ahead picked on the worker thread once its predecessor is back (addonPicks: false).
@@ -128,7 +131,16 @@ async function main(): Promise<void> {
         // onnxruntime's per-node profile of a short decode (where the step's time goes); not a timing run.
         { bundle: 'fp16', deviceKv: true, profile: true },
       ];
-  for (const { bundle, deviceKv, profile, allSlots, attention, mixedGemmFrom, workerPicks } of plan) {
+  for (const {
+    bundle,
+    deviceKv,
+    profile,
+    allSlots,
+    attention,
+    mixedGemmFrom,
+    workerPicks,
+    onnxProjections,
+  } of plan) {
     const dir = path.join(work, `bundle-${bundle}`);
     const variant = allSlots
       ? '_allslots'
@@ -140,7 +152,9 @@ async function main(): Promise<void> {
             ? `_mixed${mixedGemmFrom}`
             : workerPicks
               ? '_worker_picks'
-              : '';
+              : onnxProjections
+                ? '_onnx_projections'
+                : '';
     const name = `${bundle}_${deviceKv ? 'device_kv' : 'host_kv'}${variant}`;
     // LVR_BENCH_ONLY=NAME[,NAME]: only these configurations (a call that measures one of them).
     if (process.env.LVR_BENCH_ONLY && !process.env.LVR_BENCH_ONLY.split(',').includes(name)) continue;
@@ -156,6 +170,7 @@ async function main(): Promise<void> {
         int4MixedGemmFromSlots: mixedGemmFrom ?? 0,
         stepRowBuckets: !allSlots,
         addonPicks: !workerPicks,
+        fusedProjections: onnxProjections ? 'onnx' : null,
       },
     };
     configs[name] = cfg;
@@ -186,6 +201,7 @@ async function main(): Promise<void> {
         attentionKernel: attention,
         int4MixedGemmFromSlots: mixedGemmFrom,
         addonPicks: !workerPicks,
+        ...(onnxProjections ? { fusedProjections: 'onnx' as const } : {}),
         verifyChecksums: false,
         maxBatchSize: Math.max(...STREAM_COUNTS),
         // The fused decoder allocates every slot's KV capacity up front.
@@ -200,6 +216,7 @@ async function main(): Promise<void> {
     // Whether the fused step runs captured in a CUDA graph (a graph ONNX Runtime refuses to capture runs uncaptured).
     cfg.decoder = engine.info.decoder;
     cfg.gpu_attention = engine.info.gpuAttention ?? null;
+    cfg.fused_projections = engine.info.fusedProjections ?? null;
     if (profile) {
       await part('profiled_decode', async () => {
         await run(engine, text(4));

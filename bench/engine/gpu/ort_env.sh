@@ -21,4 +21,7 @@ else
 fi
 cp $site/onnxruntime/capi/libonnxruntime_providers_{shared,cuda}.so $ORTDIR/
 CUDART=$(python3 -c "import glob,site;print(sorted(glob.glob(site.getsitepackages()[0]+'/nvidia/**/libcudart.so.13*',recursive=True))[0])")
+# NVRTC for the addon's lvr ops (fusedProjections): PyTorch's wheel ships it.
+NVRTC=$(python3 -c "import glob,site;print((sorted(glob.glob(site.getsitepackages()[0]+'/nvidia/**/libnvrtc.so.1[23]*',recursive=True)) or [''])[0])")
+[ -n "$NVRTC" ] && export LVR_NVRTC_LIBRARY=$NVRTC
 export LVR_ORT_ADDON=${LVR_ORT_ADDON:-$root/.nodebin/ort_fused.node} LVR_ORT_LIBRARY=$ORTDIR/libonnxruntime.so.1 LVR_CUDART_LIBRARY=$CUDART

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "lvr_ops.h"
 #include "onnxruntime_c_api.h"
 
 #if defined(__x86_64__) && defined(__GLIBC__)
@@ -566,7 +567,10 @@ static int has_input(napi_env env, OrtSession *session, const char *name, const 
 // topK) come back too; stepSizes (ascending slot counts, default [batch]): the step sizes bound (and captured) at
 // creation; attention ("xqa" | "cudnn" | "flash", CUDA EP; default: ONNX Runtime's choice): GroupQueryAttention's
 // decode kernel; mixedGemmFrom (default 0: off): steps of at least this many slots run through a second session whose
-// MatMulNBits use the mixed-input GEMM (int4 bundles on the CUDA EP; a second copy of the weights)
+// MatMulNBits use the mixed-input GEMM (int4 bundles on the CUDA EP; a second copy of the weights); lvrOps (default
+// false): register the lvr custom ops (lvr_ops.h) that graphs.decoder_fused_lvr uses, on the CUDA EP compiled by NVRTC
+// (nvrtcLibrary: its path; default libnvrtc.so.13 / .12 from the library path); throws why when they are not
+// available
 static napi_value js_create_decoder(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value opts;
@@ -579,8 +583,8 @@ static napi_value js_create_decoder(napi_env env, napi_callback_info info) {
   OrtSessionOptions *so = NULL;
   OrtCUDAProviderOptionsV2 *cuda_opts = NULL;
   KernelSwitches switches = {0};
-  int graph = 0, fp16 = 0, threads = 0;
-  char model[4096];
+  int graph = 0, fp16 = 0, threads = 0, lvr_ops = 0;
+  char model[4096], nvrtc[4096] = "";
   napi_value mv;
   CHECK(argc == 1);
   napi_get_named_property(env, opts, "model", &mv);
@@ -598,6 +602,8 @@ static napi_value js_create_decoder(napi_env env, napi_callback_info info) {
   }
   CHECK(get_step_sizes(env, opts, d));
   CHECK(attention_switches(env, opts, &switches));
+  CHECK(get_bool(env, opts, "lvrOps", &lvr_ops));
+  if (has_option(env, opts, "nvrtcLibrary", &mv)) CHECK(get_string(env, mv, nvrtc, sizeof nvrtc));
   CHECK(get_int(env, opts, "mixedGemmFrom", 0, &d->mixed_gemm_from));
   if (d->mixed_gemm_from < 0 || d->mixed_gemm_from > d->batch) {
     throw_msg(env, "mixedGemmFrom must be from 0 (off) to batch");
@@ -611,6 +617,14 @@ static napi_value js_create_decoder(napi_env env, napi_callback_info info) {
   if (d->on_gpu) CHECK(cuda_ok(env, cuda.set_device(d->device), "cudaSetDevice"));
   ORT_TRY(env, ort->CreateSessionOptions(&so), "CreateSessionOptions");
   if (threads > 0) ORT_TRY(env, ort->SetIntraOpNumThreads(so, threads), "SetIntraOpNumThreads");
+  if (lvr_ops) {
+    const LvrCudaRuntime rt = {cuda.malloc, cuda.set_device, cuda.free};
+    const char *why = lvr_ops_register(ort, so, d->on_gpu, d->device, nvrtc[0] ? nvrtc : NULL, &rt);
+    if (why) {
+      throw_msg(env, why);
+      goto fail;
+    }
+  }
   if (d->on_gpu) {
     char dev[16];
     snprintf(dev, sizeof dev, "%d", d->device);

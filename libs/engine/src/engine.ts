@@ -17,6 +17,7 @@ import { pickableFromTop } from './sampling/sampler';
 import { Tokenizer } from './tokenizer';
 import type {
   ExecutionProviderName,
+  FusedProjections,
   GenerateOptions,
   GenerationDelta,
   GenerationRequest,
@@ -83,6 +84,14 @@ export interface EngineLoadOptions {
    * (`flash`), or `auto` (default): cuDNN's where cuDNN 9 loads, XQA otherwise. `ModelInfo.gpuAttention` says which.
    */
   attentionKernel?: GpuAttentionChoice;
+  /**
+   * Fused decoder: who runs its projections (q/k/v, o, the MLP, the LM head). `lvr`: graphs.decoder_fused_lvr, the
+   * addon's own kernels (on the CUDA EP a one-row step streams the weights through kernels NVRTC compiles at load,
+   * more rows go through cuBLAS; CPU kernels on the CPU EP); `onnx`: graphs.decoder_fused, ONNX Runtime's MatMuls;
+   * `auto` (default): `lvr` on the CUDA EP when the bundle has the graph, falling back to `onnx` with a warning when
+   * the kernels cannot be built (no NVRTC), `onnx` elsewhere. `ModelInfo.fusedProjections` says which ran.
+   */
+  fusedProjections?: 'auto' | FusedProjections;
   /**
    * Fused decoder on the CUDA EP with an int4 bundle: steps of at least this many KV slots run through a second session
    * whose int4 matmuls use ONNX Runtime's mixed-input GEMM (weights prepacked at load; a second copy of the weights in
@@ -159,6 +168,7 @@ function modelInfo(
   executionProvider: ExecutionProviderName,
   decoder: ModelInfo['decoder'],
   gpuAttention: ModelInfo['gpuAttention'],
+  fusedProjections: ModelInfo['fusedProjections'],
 ): ModelInfo {
   const special = manifest.special_tokens;
   return {
@@ -181,6 +191,7 @@ function modelInfo(
     executionProvider,
     decoder,
     ...(gpuAttention ? { gpuAttention } : {}),
+    ...(fusedProjections ? { fusedProjections } : {}),
   };
 }
 
@@ -284,6 +295,8 @@ export class LvrEngine {
         decoder: bundle.paths.get(manifest.graphs.decoder)!,
         lvrHead: manifest.graphs.lvr_head && bundle.paths.get(manifest.graphs.lvr_head)!,
         decoderFused: manifest.graphs.decoder_fused && bundle.paths.get(manifest.graphs.decoder_fused)!,
+        decoderFusedLvr:
+          manifest.graphs.decoder_fused_lvr && bundle.paths.get(manifest.graphs.decoder_fused_lvr)!,
       },
       fusedDecoder: fused
         ? {
@@ -298,6 +311,7 @@ export class LvrEngine {
               executionProvider === 'cuda' ? (options.attentionKernel ?? DEFAULT_GPU_ATTENTION) : undefined,
             mixedGemmFrom:
               executionProvider === 'cuda' && manifest.precision.startsWith('int4') ? mixedGemmFrom : 0,
+            projections: options.fusedProjections ?? (executionProvider === 'cuda' ? 'auto' : 'onnx'),
           }
         : undefined,
       executionProvider,
@@ -317,6 +331,7 @@ export class LvrEngine {
       executionProvider,
       worker.decoder,
       worker.gpuAttention,
+      worker.fusedProjections,
     );
     return new LvrEngine(
       tokenizer,

@@ -203,4 +203,12 @@ export interface ModelInfo {
   decoder: 'plain' | 'fused' | 'fused-cuda-graph';
   /** The fused decoder's GroupQueryAttention decode kernel on the CUDA EP (`EngineLoadOptions.attentionKernel`). */
   gpuAttention?: GpuAttentionKernel;
+  /**
+   * The fused decoder's projections: `lvr` (graphs.decoder_fused_lvr, the addon's own kernels) or `onnx`
+   * (graphs.decoder_fused, ONNX Runtime's); absent for the plain decoder (`EngineLoadOptions.fusedProjections`).
+   */
+  fusedProjections?: FusedProjections;
 }
+
+/** Who runs the fused decoder's projections (`EngineLoadOptions.fusedProjections`). */
+export type FusedProjections = 'lvr' | 'onnx';

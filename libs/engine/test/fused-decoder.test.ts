@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -189,6 +190,70 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
     }
   });
 
+  it('the lvr ops graph (the addon’s own projection kernels, here its CPU ones) gives the fused graph’s tokens', async () => {
+    const lvr = await LvrEngine.load(bundle, { ...engineOptions, fusedProjections: 'lvr' });
+    try {
+      assert.equal(lvr.info.fusedProjections, 'lvr');
+      assert.equal(
+        fused.info.fusedProjections,
+        'onnx',
+        'auto means ONNX Runtime’s projections off the CUDA EP',
+      );
+      assert.equal(plain.info.fusedProjections, undefined);
+      await assertSameOutcomes(fused, lvr, await concurrentRequests());
+    } finally {
+      await lvr.close();
+    }
+  });
+
+  it('the lvr ops’ prefill and step outputs equal the fused graph’s (rows batched, one row, a latent input)', () => {
+    const { dec: onnxOps, a, H } = openDecoder(2, 16);
+    const { dec: lvrOps } = openDecoder(2, 16, 0, undefined, { lvr: true });
+    assert.equal(lvrOps.projections, 'lvr');
+    assert.equal(onnxOps.projections, 'onnx');
+    const V = a.vocab_size;
+    const x = new Float32Array(2 * 4 * H).map((_, i) => Math.cos(i * 0.37) * 0.5);
+    const positions = BigInt64Array.from({ length: 3 * 2 * 4 }, (_, i) => BigInt(i % 4));
+    const close = (want: Float32Array, have: Float32Array, what: string) => {
+      let scale = 0;
+      let err = 0;
+      want.forEach((v, j) => {
+        scale = Math.max(scale, Math.abs(v));
+        err = Math.max(err, Math.abs(v - have[j]));
+      });
+      assert.ok(scale > 0 && err <= 1e-5 * scale, `${what}: error ${err} vs scale ${scale}`);
+    };
+    const prefill = [onnxOps, lvrOps].map((d) => d.forward(0, x, positions, 0, Int32Array.from([4, 4])));
+    assert.equal(prefill[1].logits.length, 2 * V);
+    close(prefill[0].logits, prefill[1].logits, 'prefill logits');
+    close(prefill[0].hidden as Float32Array, prefill[1].hidden as Float32Array, 'prefill hidden');
+    const stepPos = BigInt64Array.from({ length: 6 }, () => 4n);
+    const seqlens = Int32Array.from([4, 4]);
+    for (const latent of [Uint8Array.from([0, 0]), Uint8Array.from([1, 0])]) {
+      const embeds = new Float32Array(2 * H).map((_, i) => Math.sin(i * 0.11));
+      const step = [onnxOps, lvrOps].map((d) => d.step(embeds, latent, stepPos, seqlens));
+      close(step[0].logits, step[1].logits, `step logits (latent rows ${latent.join(',')})`);
+    }
+    const one = [onnxOps, lvrOps].map((d) => d.forward(1, x.subarray(0, 3 * H), positions.subarray(0, 9), 0));
+    close(one[0].logits, one[1].logits, 'one-row forward logits');
+  });
+
+  it('fusedProjections lvr is refused for a bundle without graphs.decoder_fused_lvr', async () => {
+    const manifestPath = path.join(bundle, 'manifest.json');
+    const copy = path.join(dir, 'no-lvr');
+    fs.cpSync(bundle, copy, { recursive: true });
+    const m = JSON.parse(fs.readFileSync(manifestPath, 'utf8'));
+    delete m.graphs.decoder_fused_lvr;
+    const text = JSON.stringify(m);
+    fs.writeFileSync(path.join(copy, 'manifest.json'), text);
+    const sha = crypto.createHash('sha256').update(text).digest('hex');
+    fs.writeFileSync(path.join(copy, '_COMPLETE'), JSON.stringify({ manifest_sha256: sha }));
+    await assert.rejects(
+      LvrEngine.load(copy, { ...engineOptions, fusedProjections: 'lvr' }),
+      /graphs\.decoder_fused_lvr/,
+    );
+  });
+
   it('a bundle without graphs.decoder_fused is refused when the fused decoder is asked for', async () => {
     await assert.rejects(
       LvrEngine.load(path.join(REPO_ROOT, 'models/lvr-tiny-demo'), {
@@ -206,13 +271,18 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
     stepSizes?: number[],
     {
       libs,
+      lvr,
       ...extra
-    }: Pick<FusedDecoderOptions, 'attention' | 'mixedGemmFrom'> & { libs?: NativeLibraries } = {},
+    }: Pick<FusedDecoderOptions, 'attention' | 'mixedGemmFrom'> & {
+      libs?: NativeLibraries;
+      lvr?: boolean;
+    } = {},
   ) => {
     const a = JSON.parse(fs.readFileSync(path.join(bundle, 'manifest.json'), 'utf8')).architecture;
     const dec = FusedNativeDecoder.open(
       {
-        model: path.join(bundle, 'decoder_fused.onnx'),
+        model: path.join(bundle, lvr ? 'decoder_fused_lvr.onnx' : 'decoder_fused.onnx'),
+        lvrOps: lvr,
         gpu: false,
         batch,
         capacity,

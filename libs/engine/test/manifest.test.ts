@@ -73,6 +73,24 @@ describe('bundle manifest: declared graphs', () => {
     );
   });
 
+  it('accepts graphs.decoder_fused_lvr beside decoder_fused, and refuses it alone or as a non-name', () => {
+    const m = demoManifest();
+    m.graphs.decoder_fused = FUSED;
+    m.graphs.decoder_fused_lvr = 'decoder_fused_lvr.onnx';
+    assert.equal(parseManifest(JSON.stringify(m)).graphs.decoder_fused_lvr, 'decoder_fused_lvr.onnx');
+    delete m.graphs.decoder_fused;
+    assert.throws(
+      () => parseManifest(JSON.stringify(m)),
+      refusedFor('graphs.decoder_fused_lvr', /needs graphs\.decoder_fused, whose data file it reads/),
+    );
+    m.graphs.decoder_fused = FUSED;
+    m.graphs.decoder_fused_lvr = ['decoder_fused_lvr.onnx'];
+    assert.throws(
+      () => parseManifest(JSON.stringify(m)),
+      refusedFor('graphs.decoder_fused_lvr', /must be a file name/),
+    );
+  });
+
   it('opens a bundle whose decoder_fused is listed in files, and refuses one where it is not', async () => {
     const ok = await openBundle(new LocalDirSource(bundleWith((m) => (m.graphs.decoder_fused = FUSED))));
     assert.equal(ok.manifest.graphs.decoder_fused, FUSED);

@@ -24,6 +24,10 @@ export interface ModelSourceConfig {
   version?: string;
 }
 
+/** `LVR_FUSED_PROJECTIONS` values (`EngineLoadOptions.fusedProjections`). */
+const FUSED_PROJECTIONS = ['auto', 'lvr', 'onnx'] as const;
+type FusedProjectionsChoice = (typeof FUSED_PROJECTIONS)[number];
+
 /** Everything the API reads from the environment, parsed once and validated at startup. */
 export interface ApiConfig {
   host: string;
@@ -55,6 +59,11 @@ export interface ApiConfig {
   executionProvider: 'cpu' | 'webgpu' | 'cuda';
   /** Fused decoder on `cuda`: GroupQueryAttention's decode kernel (`LVR_GPU_ATTENTION`; undefined = the engine's). */
   gpuAttention?: GpuAttentionChoice;
+  /**
+   * Fused decoder: who runs its projections, the addon's own kernels (`lvr`) or ONNX Runtime's (`onnx`)
+   * (`LVR_FUSED_PROJECTIONS`; undefined = the engine's `auto`).
+   */
+  fusedProjections?: FusedProjectionsChoice;
   /** int4 bundles on `cuda`: steps of at least this many slots use the mixed-input GEMM (`LVR_INT4_MIXED_GEMM_FROM`). */
   int4MixedGemmFromSlots: number;
   /** Context length to serve (prompt + completion), at most each bundle's own (undefined = the bundle's). */
@@ -158,6 +167,14 @@ export function loadConfig(env: Env = process.env): ApiConfig {
     throw new ConfigError(
       `LVR_GPU_ATTENTION must be ${GPU_ATTENTION_CHOICES.join('|')}, got "${gpuAttention}"`,
     );
+  const fusedProjections = env.LVR_FUSED_PROJECTIONS?.trim() || undefined;
+  if (
+    fusedProjections !== undefined &&
+    !FUSED_PROJECTIONS.includes(fusedProjections as FusedProjectionsChoice)
+  )
+    throw new ConfigError(
+      `LVR_FUSED_PROJECTIONS must be ${FUSED_PROJECTIONS.join('|')}, got "${fusedProjections}"`,
+    );
   const config: ApiConfig = {
     ...base,
     host: env.HOST?.trim() || base.host,
@@ -190,6 +207,7 @@ export function loadConfig(env: Env = process.env): ApiConfig {
     engineThreads: threads,
     executionProvider,
     gpuAttention: gpuAttention as ApiConfig['gpuAttention'],
+    fusedProjections: fusedProjections as ApiConfig['fusedProjections'],
     int4MixedGemmFromSlots: intVar(env, 'LVR_INT4_MIXED_GEMM_FROM', 0),
     maxModelLen,
     maxPreviousVersions: intVar(env, 'LVR_MAX_PREVIOUS_VERSIONS', base.maxPreviousVersions),

@@ -183,6 +183,7 @@ export class ModelRegistry {
       executionProvider: model.info.executionProvider,
       decoder: model.info.decoder,
       gpuAttention: model.info.gpuAttention,
+      fusedProjections: model.info.fusedProjections,
       ms: Date.now() - started,
       replaced: !!previous,
     });

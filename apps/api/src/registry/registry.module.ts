@@ -39,6 +39,7 @@ export class RegistryModule {
             threads: config.engineThreads,
             executionProvider: config.executionProvider,
             attentionKernel: config.gpuAttention,
+            fusedProjections: config.fusedProjections,
             int4MixedGemmFromSlots: config.int4MixedGemmFromSlots,
             maxBatchSize: config.maxConcurrentSequences,
             maxModelLen: config.maxModelLen,

@@ -74,6 +74,9 @@ export async function openBundle(source: BundleSource, verifyChecksums = true): 
     ...(manifest.graphs.decoder_fused !== undefined
       ? [['graphs.decoder_fused', manifest.graphs.decoder_fused] as const]
       : []),
+    ...(manifest.graphs.decoder_fused_lvr !== undefined
+      ? [['graphs.decoder_fused_lvr', manifest.graphs.decoder_fused_lvr] as const]
+      : []),
   ] as const) {
     if (!paths.has(file))
       throw new BundleError(

@@ -64,6 +64,11 @@ export interface BundleManifest {
      * `EngineLoadOptions.fusedDecoder` is on (the default on the cuda execution provider).
      */
     decoder_fused?: string;
+    /**
+     * The same graph with its projections as the engine addon's `lvr` custom ops (libs/engine/native/lvr_ops.h),
+     * reading `decoder_fused`'s data file; written with it for float bundles (`EngineLoadOptions.fusedProjections`).
+     */
+    decoder_fused_lvr?: string;
   };
   io_dtypes: { embeds: 'float32' | 'float16' };
   tokenizer: string;
@@ -119,7 +124,14 @@ function get(obj: unknown, dotted: string): unknown {
     );
 }
 
-const GRAPHS = new Set(['vision', 'embed_tokens', 'decoder', 'lvr_head', 'decoder_fused']);
+const GRAPHS = new Set([
+  'vision',
+  'embed_tokens',
+  'decoder',
+  'lvr_head',
+  'decoder_fused',
+  'decoder_fused_lvr',
+]);
 const HEAD_TYPES = new Set(['simple', 'glu']);
 const STRATEGIES = new Set(['steps', 'latent', 'end_token']);
 const PRECISIONS = new Set(['fp32', 'fp16', 'int4', 'int4-fp16']);
@@ -138,8 +150,11 @@ function assertRunnable(m: BundleManifest): void {
   };
   for (const name of Object.keys(m.graphs))
     if (!GRAPHS.has(name)) refuse(`graphs.${name}`, 'is an unknown graph');
-  if (m.graphs.decoder_fused !== undefined && typeof m.graphs.decoder_fused !== 'string')
-    refuse('graphs.decoder_fused', 'must be a file name');
+  for (const name of ['decoder_fused', 'decoder_fused_lvr'] as const)
+    if (m.graphs[name] !== undefined && typeof m.graphs[name] !== 'string')
+      refuse(`graphs.${name}`, 'must be a file name');
+  if (m.graphs.decoder_fused_lvr !== undefined && m.graphs.decoder_fused === undefined)
+    refuse('graphs.decoder_fused_lvr', 'needs graphs.decoder_fused, whose data file it reads');
   if (!PRECISIONS.has(m.precision)) refuse('precision', `${m.precision} is not supported`);
   if (!STRATEGIES.has(m.lvr.strategy)) refuse('lvr.strategy', `${m.lvr.strategy} is not a known strategy`);
   if (m.lvr.lvr_head === true) {

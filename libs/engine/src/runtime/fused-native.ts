@@ -18,11 +18,19 @@ export interface NativeLibraries {
   cudart?: string;
   /** cuDNN 9, as ONNX Runtime loads it: whether it loads decides the `auto` attention kernel. */
   cudnn: string;
+  /** NVRTC, which compiles the lvr ops' CUDA kernels (undefined: the addon tries libnvrtc.so.13, then .12). */
+  nvrtc?: string;
 }
 
 export interface FusedDecoderOptions {
-  /** Path of decoder_fused.onnx. */
+  /** Path of decoder_fused.onnx, or of decoder_fused_lvr.onnx with `lvrOps`. */
   model: string;
+  /**
+   * `model` uses the addon's lvr custom ops (graphs.decoder_fused_lvr): register them, with CPU kernels or, on the CUDA
+   * EP, kernels NVRTC compiles for the device (`nvrtcLibrary`; default libnvrtc.so.13 / .12).
+   */
+  lvrOps?: boolean;
+  nvrtcLibrary?: string;
   gpu: boolean;
   cudaGraph?: boolean;
   device?: number;
@@ -167,7 +175,12 @@ export function nativeLibraries(env: NodeJS.ProcessEnv = process.env): NativeLib
     onnxruntime: env.LVR_ORT_LIBRARY ?? bundled(),
     cudart: env.LVR_CUDART_LIBRARY ?? 'libcudart.so.13',
     cudnn: env.LVR_CUDNN_LIBRARY ?? 'libcudnn.so.9',
+    nvrtc: env.LVR_NVRTC_LIBRARY,
   };
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 function loadAddon(libs: NativeLibraries, gpu: boolean): Addon {
@@ -188,22 +201,69 @@ export class FusedNativeDecoder {
     readonly options: FusedDecoderOptions,
     /** GroupQueryAttention's decode kernel its session was built for (undefined: ONNX Runtime's choice). */
     readonly attention: GpuAttentionKernel | undefined,
+    /** Why `open` fell back from the lvr ops' graph to `fallbackModel` (undefined: it did not). */
+    readonly lvrOpsUnavailable?: string,
   ) {}
 
-  static open(requested: FusedDecoderOptions, libs: NativeLibraries = nativeLibraries()): FusedNativeDecoder {
+  /** Who runs the projections: the addon's lvr ops or ONNX Runtime's. */
+  get projections(): 'lvr' | 'onnx' {
+    return this.options.lvrOps ? 'lvr' : 'onnx';
+  }
+
+  /**
+   * `fallbackModel`: with `lvrOps`, the plain fused graph to open instead when the lvr ops cannot be registered (no
+   * NVRTC, a device it cannot compile for); `lvrOpsUnavailable` then says why.
+   */
+  static open(
+    requested: FusedDecoderOptions,
+    libs: NativeLibraries = nativeLibraries(),
+    fallbackModel?: string,
+  ): FusedNativeDecoder {
     const addon = loadAddon(libs, requested.gpu);
     const attention =
       requested.attention &&
       resolveAttentionKernel(requested.attention, () => addon.libraryLoads(libs.cudnn), libs.cudnn);
-    const options = { ...requested, attention };
+    const options: FusedDecoderOptions = {
+      ...requested,
+      attention,
+      ...(requested.lvrOps && libs.nvrtc ? { nvrtcLibrary: libs.nvrtc } : {}),
+    };
     try {
-      return new FusedNativeDecoder(addon, addon.createDecoder(options), options, attention);
+      return FusedNativeDecoder.create(addon, options, attention);
+    } catch (error) {
+      if (!options.lvrOps || fallbackModel === undefined || !/^lvr ops:/.test(errorMessage(error)))
+        throw error;
+      const plain = { ...options, model: fallbackModel, lvrOps: false, nvrtcLibrary: undefined };
+      return FusedNativeDecoder.create(addon, plain, attention, errorMessage(error));
+    }
+  }
+
+  private static create(
+    addon: Addon,
+    options: FusedDecoderOptions,
+    attention: GpuAttentionKernel | undefined,
+    lvrOpsUnavailable?: string,
+  ): FusedNativeDecoder {
+    try {
+      return new FusedNativeDecoder(
+        addon,
+        addon.createDecoder(options),
+        options,
+        attention,
+        lvrOpsUnavailable,
+      );
     } catch (error) {
       // onnxruntime refuses graph capture when a node falls back to the CPU EP (the int4 graph today): run the step
       // uncaptured rather than not at all; `options.cudaGraph` then says false.
       if (!options.cudaGraph || !/graph capture/.test(String(error))) throw error;
       const uncaptured = { ...options, cudaGraph: false };
-      return new FusedNativeDecoder(addon, addon.createDecoder(uncaptured), uncaptured, attention);
+      return new FusedNativeDecoder(
+        addon,
+        addon.createDecoder(uncaptured),
+        uncaptured,
+        attention,
+        lvrOpsUnavailable,
+      );
     }
   }
 

@@ -28,6 +28,8 @@ export class ModelWorker {
   decoder: ModelInfo['decoder'] = 'plain';
   /** The fused decoder's attention kernel on the CUDA EP (`ModelInfo.gpuAttention`). */
   gpuAttention: ModelInfo['gpuAttention'];
+  /** Who runs the fused decoder's projections (`ModelInfo.fusedProjections`). */
+  fusedProjections: ModelInfo['fusedProjections'];
 
   private constructor() {
     const file = path.join(__dirname, `session-worker${path.extname(__filename)}`);
@@ -41,6 +43,7 @@ export class ModelWorker {
       const reply = await w.call({ op: 'init', init });
       w.decoder = reply.decoder ?? 'plain';
       w.gpuAttention = reply.gpuAttention;
+      w.fusedProjections = reply.fusedProjections;
     } catch (e) {
       w.closed = true;
       await w.worker.terminate();

@@ -8,7 +8,14 @@ export type ModelDtype = 'float32' | 'float16';
 
 export interface WorkerInit {
   /** `lvrHead`: the LVR head graph (LVR-SPEC §4.5), run on the output of every forward whose input was a latent. */
-  graphs: { vision: string; embed: string; decoder: string; lvrHead?: string; decoderFused?: string };
+  graphs: {
+    vision: string;
+    embed: string;
+    decoder: string;
+    lvrHead?: string;
+    decoderFused?: string;
+    decoderFusedLvr?: string;
+  };
   executionProvider: ExecutionProviderName;
   /**
    * Decode through `graphs.decoderFused` with the native addon (`fused-native.ts`) instead of `graphs.decoder` in
@@ -17,7 +24,8 @@ export interface WorkerInit {
    * `addonPicks`, the addon picks and feeds their tokens when their predecessor has not returned yet); with
    * `stepRowBuckets` a step runs only the slots up to the highest it needs, rounded up to a power of two; `attention`
    * picks GroupQueryAttention's decode kernel on the CUDA EP; steps of at least `mixedGemmFrom` slots run through a
-   * second session with int4 matmuls through the mixed-input GEMM (0: none).
+   * second session with int4 matmuls through the mixed-input GEMM (0: none); `projections`: run `graphs.decoderFusedLvr`
+   * (the addon's own projection kernels; `auto` falls back to `graphs.decoderFused` when they cannot be built).
    */
   fusedDecoder?: {
     slots: number;
@@ -29,6 +37,7 @@ export interface WorkerInit {
     stepRowBuckets: boolean;
     attention?: GpuAttentionChoice;
     mixedGemmFrom: number;
+    projections: 'lvr' | 'auto' | 'onnx';
   };
   /**
    * KV caches stay in the execution provider's memory between steps and are repacked there by small graphs (default:
@@ -162,5 +171,6 @@ export type WorkerReply =
       /** init: the decoder that runs the steps (`ModelInfo.decoder`) and its attention kernel (`ModelInfo.gpuAttention`). */
       decoder?: ModelInfo['decoder'];
       gpuAttention?: GpuAttentionKernel;
+      fusedProjections?: ModelInfo['fusedProjections'];
     }
   | { ok: false; error: string };

@@ -223,30 +223,49 @@ class ModelHost {
     return this.fused?.decoder.attention;
   }
 
+  /** Who runs the fused decoder's projections, as it was opened (undefined: the plain decoder). */
+  fusedProjections(): ModelInfo['fusedProjections'] {
+    return this.fused?.decoder.projections;
+  }
+
   private openFused(f: NonNullable<WorkerInit['fusedDecoder']>): FusedPath {
     const { graphs, executionProvider, numLayers, numKvHeads, headDim, hiddenSize, vocabSize, dtype } =
       this.cfg;
     if (!graphs.decoderFused) throw new Error('fusedDecoder needs graphs.decoderFused');
     if (executionProvider === 'webgpu')
       throw new Error('the fused decoder runs on the cpu or cuda execution provider');
-    const decoder = FusedNativeDecoder.open({
-      model: graphs.decoderFused,
-      gpu: executionProvider === 'cuda',
-      cudaGraph: f.cudaGraph,
-      threads: this.cfg.threads,
-      batch: f.slots,
-      capacity: f.capacity,
-      layers: numLayers,
-      kvHeads: numKvHeads,
-      headDim,
-      hidden: hiddenSize,
-      vocab: vocabSize,
-      fp16: dtype === 'float16',
-      topK: f.topK,
-      stepSizes: f.stepRowBuckets ? stepBucketSizes(f.slots) : undefined,
-      attention: f.attention,
-      mixedGemmFrom: f.mixedGemmFrom,
-    });
+    if (f.projections === 'lvr' && !graphs.decoderFusedLvr)
+      throw new Error(
+        'fusedProjections "lvr" needs graphs.decoder_fused_lvr (a bundle exported by this version)',
+      );
+    const lvr = f.projections !== 'onnx' && !!graphs.decoderFusedLvr;
+    const decoder = FusedNativeDecoder.open(
+      {
+        model: lvr ? graphs.decoderFusedLvr! : graphs.decoderFused,
+        lvrOps: lvr,
+        gpu: executionProvider === 'cuda',
+        cudaGraph: f.cudaGraph,
+        threads: this.cfg.threads,
+        batch: f.slots,
+        capacity: f.capacity,
+        layers: numLayers,
+        kvHeads: numKvHeads,
+        headDim,
+        hidden: hiddenSize,
+        vocab: vocabSize,
+        fp16: dtype === 'float16',
+        topK: f.topK,
+        stepSizes: f.stepRowBuckets ? stepBucketSizes(f.slots) : undefined,
+        attention: f.attention,
+        mixedGemmFrom: f.mixedGemmFrom,
+      },
+      undefined,
+      lvr && f.projections === 'auto' ? graphs.decoderFused : undefined,
+    );
+    if (decoder.lvrOpsUnavailable)
+      console.warn(
+        `lvr engine: ${decoder.lvrOpsUnavailable}; the fused decoder runs ONNX Runtime's projections`,
+      );
     if (executionProvider === 'cuda') this.warmUp(decoder, f.slots, f.capacity);
     return {
       decoder,
@@ -971,7 +990,12 @@ async function handle(msg: WorkerRequest): Promise<{ reply: WorkerReply; transfe
       host = new ModelHost(msg.init);
       await host.load();
       return {
-        reply: { ok: true, decoder: host.decoderPath(), gpuAttention: host.gpuAttention() },
+        reply: {
+          ok: true,
+          decoder: host.decoderPath(),
+          gpuAttention: host.gpuAttention(),
+          fusedProjections: host.fusedProjections(),
+        },
         transfer: [],
       };
     case 'vision': {
