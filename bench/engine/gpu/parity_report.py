@@ -5,7 +5,8 @@ step, so a divergence at a near-tie reads as rounding and one at a wide margin a
     python bench/engine/gpu/parity_report.py OUT     (reads OUT/torch.json and OUT/ts.json, writes OUT/parity_fp16.json)
 
 With the engine that steps every KV slot in ts.json too (`fp16_device_kv_allslots`), also its report and where its
-tokens first differ from the default engine's; the same for each other attention kernel's engine (`fp16_device_kv_KERNEL`),
+tokens first differ from the default engine's; the same for each other variant of the default engine
+(`fp16_device_kv_VARIANT`: attention kernels as `attention_KERNEL`, ONNX Runtime's projections as `onnx_projections`),
 and each int4 variant (`int4_device_kv_*`) against the default int4 engine.
 """
 
@@ -62,16 +63,18 @@ def main() -> int:
         if torch_side:
             result["all_slots"] = {k: v for k, v in report(torch_side, all_slots).items() if k != "rows"}
         result["step_sizes_vs_all_slots"] = engines_compared(all_slots, ts_side)
-    # The other attention kernels' engines: against PyTorch and against the default engine.
+    # The default engine's variants (other attention kernels, ONNX Runtime's projections, ...): against PyTorch and
+    # against the default engine.
     for name, config in configs.items():
-        kernel = name.removeprefix("fp16_device_kv_")
-        if name == kernel or kernel == "allslots" or not config.get("parity_fp16"):
+        variant = name.removeprefix("fp16_device_kv_")
+        if name == variant or variant == "allslots" or not config.get("parity_fp16"):
             continue
         other = config["parity_fp16"]
-        result[f"attention_{kernel}"] = {"vs_default": engines_compared(other, ts_side)}
+        key = f"attention_{variant}" if variant in ("xqa", "cudnn", "flash") else variant
+        result[key] = {"vs_default": engines_compared(other, ts_side)}
         if torch_side:
             vs_torch = report(torch_side, other)
-            result[f"attention_{kernel}"]["vs_torch"] = {k: v for k, v in vs_torch.items() if k != "rows"}
+            result[key]["vs_torch"] = {k: v for k, v in vs_torch.items() if k != "rows"}
     # The int4 engines (e.g. int4's second session on the mixed-input GEMM) against the default int4 engine.
     int4 = configs.get("int4_device_kv", {}).get("parity_int4")
     for name, config in configs.items():
