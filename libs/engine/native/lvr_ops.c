@@ -265,7 +265,9 @@ static OrtStatus *cuda_compute(OpKind kind, OrtKernelContext *ctx, const OrtMemo
   void *stream = NULL;
   if ((st = api->KernelContext_GetGPUComputeStream(ctx, &stream))) return st;
   int K = (int)p.K, N = (int)p.N;
-  if (p.rows == 1 && p.K % 8 == 0) {
+  // The one-row kernels read x and the weights 16 bytes at a time.
+  uintptr_t vectors = (uintptr_t)p.x | (uintptr_t)p.w | (kind == OP_SILU_MUL ? (uintptr_t)p.w2 : 0);
+  if (p.rows == 1 && p.K % 8 == 0 && vectors % 16 == 0) {
     void *args_linear[] = {&p.x, &p.w, &p.w2, &p.y, &K, &N};
     void *args_silu[] = {&p.x, &p.w, &p.w2, &p.y, &K, &N};
     return launch(kind == OP_LINEAR ? gpu.linear : gpu.silu_mul, (int64_t)N * 32, stream,
