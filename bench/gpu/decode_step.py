@@ -27,31 +27,10 @@ import torch
 import torch.nn.functional as F
 
 import train_common as C
+from cuda_graph_timing import time_graph
 
 from lvr.train import decode_linear as DL  # noqa: E402
 from lvr.train.decode_step import StaticDecoder  # noqa: E402
-
-
-def time_graph(fn, reps: int, calls: int) -> float:
-    """Median µs per call of `fn` (which makes `calls` calls), replayed as one CUDA graph."""
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        fn()
-        fn()
-    torch.cuda.current_stream().wait_stream(s)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        fn()
-    times = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        g.replay()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b) * 1e3 / calls)
-    return statistics.median(times)
 
 
 def projections(cfg) -> dict:

@@ -1,7 +1,7 @@
 """Decode projections on the GPU: the addon's NVRTC-compiled skinny kernels (libs/engine/native/skinny_linear.cu)
 against cuBLAS through PyTorch, at the decoder's matrix shapes and 1-8 rows (issue #14's bandwidth floor).
 
-Both sides run inside one CUDA graph per shape (20 launches, each on its own copy of the weights, together larger
+Both sides run inside one CUDA graph per shape (`cuda_graph_timing.time_graph`: 20 launches, each on its own copy of the weights, together larger
 than L2, so every launch reads its weights from HBM as a decode step does) and are timed in turn.
 Sides: `ours` (w [N, K]), `torch_linear` (F.linear, the same layout) and `torch_matmul` (x @ w with w [K, N], ONNX
 Runtime's MatMul layout). `gate_up` (N = the MLP width, two weights) compares our silu_mul kernel with two
@@ -18,13 +18,15 @@ import glob
 import json
 import os
 import site
-import statistics
 import sys
 
 import torch
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "gpu"))
+from cuda_graph_timing import time_graph  # noqa: E402
+
 SOURCE = os.path.join(HERE, "..", "..", "..", "libs", "engine", "native", "skinny_linear.cu")
 SHAPES = {
     "7b": {"qkv": (3584, 4608, True), "o": (3584, 3584, False), "gate_up": (3584, 18944, False),
@@ -91,26 +93,6 @@ class Kernels:
                                            ptrs, None))
 
 
-def time_graph(body, reps: int = 7) -> float:
-    """µs per launch: `body` issues LAUNCHES launches; captured once, replayed `reps` times, median."""
-    body()
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        body()
-    g.replay()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        g.replay()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b) * 1000 / LAUNCHES)
-    return statistics.median(times)
-
-
 def bench_shape(k: Kernels, name: str, K: int, N: int, bias: bool, m: int) -> dict:
     dev = torch.device("cuda")
     silu = name == "gate_up"
@@ -156,7 +138,7 @@ def bench_shape(k: Kernels, name: str, K: int, N: int, bias: bool, m: int) -> di
     err = ((y.float() - want).abs().max() / want.abs().max()).item()
     res = {"K": K, "N": N, "rows": m, "weight_mb": mats * K * N * 2 / 1e6, "rel_err": err}
     for side, fn in (("ours", ours), ("torch_linear", torch_linear), ("torch_matmul", torch_matmul)):
-        us = time_graph(fn)
+        us = time_graph(fn, reps=7, calls=LAUNCHES)
         res[side + "_us"] = us
         res[side + "_tbs"] = mats * K * N * 2 / us / 1e6
     res["ours_vs_linear"] = res["ours_us"] / res["torch_linear_us"]
