@@ -88,8 +88,9 @@ export interface EngineLoadOptions {
    * Fused decoder: who runs its projections (q/k/v, o, the MLP, the LM head). `lvr`: graphs.decoder_fused_lvr, the
    * addon's own kernels (on the CUDA EP a one-row step streams the weights through kernels NVRTC compiles at load,
    * more rows go through cuBLAS; CPU kernels on the CPU EP); `onnx`: graphs.decoder_fused, ONNX Runtime's MatMuls;
-   * `auto` (default): `lvr` on the CUDA EP when the bundle has the graph, falling back to `onnx` with a warning when
-   * the kernels cannot be built (no NVRTC), `onnx` elsewhere. `ModelInfo.fusedProjections` says which ran.
+   * `auto` (default): `lvr` on the CUDA EP for a float16 bundle with the graph, falling back to `onnx` with a warning
+   * when the kernels cannot be built (no NVRTC), `onnx` elsewhere. `lvr` is refused without the graph and for other
+   * dtypes than its kernels' (float16 on CUDA, float32 on the CPU). `ModelInfo.fusedProjections` says which ran.
    */
   fusedProjections?: 'auto' | FusedProjections;
   /**
@@ -158,6 +159,34 @@ function resolveMaxModelLen(bundleLen: number | undefined, override: number | un
       `maxModelLen must be an integer in 1..${limit} (the bundle's context length), got ${override}`,
     );
   return override;
+}
+
+/**
+ * The fused decoder's projections for this bundle and EP (`EngineLoadOptions.fusedProjections`): `auto` stays `auto`
+ * (lvr, falling back to onnx when the kernels cannot be built) only where the lvr kernels run, float16 bundles with the
+ * graph on `cuda`; `lvr` elsewhere than its kernels' EP and dtype, or without the graph, is refused before anything
+ * loads.
+ */
+function fusedProjections(
+  requested: EngineLoadOptions['fusedProjections'],
+  executionProvider: ExecutionProviderName,
+  manifest: BundleManifest,
+): 'auto' | FusedProjections {
+  const kernelsDtype = executionProvider === 'cuda' ? 'float16' : 'float32';
+  const runnable = !!manifest.graphs.decoder_fused_lvr && manifest.io_dtypes.embeds === kernelsDtype;
+  const choice = requested ?? (executionProvider === 'cuda' ? 'auto' : 'onnx');
+  if (choice === 'auto') return runnable ? 'auto' : 'onnx';
+  if (choice === 'lvr' && !manifest.graphs.decoder_fused_lvr)
+    throw new BundleError(
+      'fusedProjections "lvr" needs graphs.decoder_fused_lvr (a float bundle exported with --fused-decoder by this version)',
+      undefined,
+      'graphs.decoder_fused_lvr',
+    );
+  if (choice === 'lvr' && !runnable)
+    throw new RangeError(
+      `fusedProjections "lvr" runs ${kernelsDtype} bundles on the ${executionProvider} execution provider; this bundle is ${manifest.io_dtypes.embeds}`,
+    );
+  return choice;
 }
 
 /** What the API and the registry learn about a loaded bundle. */
@@ -288,6 +317,7 @@ export class LvrEngine {
         undefined,
         'graphs.decoder_fused',
       );
+    const projections = fusedProjections(options.fusedProjections, executionProvider, manifest);
     const worker = await ModelWorker.start({
       graphs: {
         vision: bundle.paths.get(manifest.graphs.vision)!,
@@ -311,7 +341,7 @@ export class LvrEngine {
               executionProvider === 'cuda' ? (options.attentionKernel ?? DEFAULT_GPU_ATTENTION) : undefined,
             mixedGemmFrom:
               executionProvider === 'cuda' && manifest.precision.startsWith('int4') ? mixedGemmFrom : 0,
-            projections: options.fusedProjections ?? (executionProvider === 'cuda' ? 'auto' : 'onnx'),
+            projections,
           }
         : undefined,
       executionProvider,

@@ -238,7 +238,7 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
     close(one[0].logits, one[1].logits, 'one-row forward logits');
   });
 
-  it('fusedProjections lvr is refused for a bundle without graphs.decoder_fused_lvr', async () => {
+  it('fusedProjections lvr is refused without graphs.decoder_fused_lvr, or for a dtype its kernels do not take', async () => {
     const manifestPath = path.join(bundle, 'manifest.json');
     const copy = path.join(dir, 'no-lvr');
     fs.cpSync(bundle, copy, { recursive: true });
@@ -251,6 +251,17 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
     await assert.rejects(
       LvrEngine.load(copy, { ...engineOptions, fusedProjections: 'lvr' }),
       /graphs\.decoder_fused_lvr/,
+    );
+    // The CPU EP's lvr kernels are float32: a float16 bundle is refused before anything loads.
+    m.graphs.decoder_fused_lvr = 'decoder_fused_lvr.onnx';
+    m.io_dtypes.embeds = 'float16';
+    const fp16 = JSON.stringify(m);
+    fs.writeFileSync(path.join(copy, 'manifest.json'), fp16);
+    const fp16Sha = crypto.createHash('sha256').update(fp16).digest('hex');
+    fs.writeFileSync(path.join(copy, '_COMPLETE'), JSON.stringify({ manifest_sha256: fp16Sha }));
+    await assert.rejects(
+      LvrEngine.load(copy, { ...engineOptions, fusedProjections: 'lvr' }),
+      /runs float32 bundles on the cpu execution provider; this bundle is float16/,
     );
   });
 

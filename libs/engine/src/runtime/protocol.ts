@@ -25,7 +25,8 @@ export interface WorkerInit {
    * `stepRowBuckets` a step runs only the slots up to the highest it needs, rounded up to a power of two; `attention`
    * picks GroupQueryAttention's decode kernel on the CUDA EP; steps of at least `mixedGemmFrom` slots run through a
    * second session with int4 matmuls through the mixed-input GEMM (0: none); `projections`: run `graphs.decoderFusedLvr`
-   * (the addon's own projection kernels; `auto` falls back to `graphs.decoderFused` when they cannot be built).
+   * (the addon's own projection kernels; `auto` falls back to `graphs.decoderFused` when they cannot be built; the
+   * engine has checked that the bundle and the EP allow them).
    */
   fusedDecoder?: {
     slots: number;

@@ -234,10 +234,6 @@ class ModelHost {
     if (!graphs.decoderFused) throw new Error('fusedDecoder needs graphs.decoderFused');
     if (executionProvider === 'webgpu')
       throw new Error('the fused decoder runs on the cpu or cuda execution provider');
-    if (f.projections === 'lvr' && !graphs.decoderFusedLvr)
-      throw new Error(
-        'fusedProjections "lvr" needs graphs.decoder_fused_lvr (a bundle exported by this version)',
-      );
     const lvr = f.projections !== 'onnx' && !!graphs.decoderFusedLvr;
     const decoder = FusedNativeDecoder.open(
       {
