@@ -239,15 +239,18 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
   });
 
   it('fusedProjections lvr is refused without graphs.decoder_fused_lvr, or for a dtype its kernels do not take', async () => {
-    const manifestPath = path.join(bundle, 'manifest.json');
     const copy = path.join(dir, 'no-lvr');
     fs.cpSync(bundle, copy, { recursive: true });
-    const m = JSON.parse(fs.readFileSync(manifestPath, 'utf8'));
+    const m = JSON.parse(fs.readFileSync(path.join(bundle, 'manifest.json'), 'utf8'));
+    // The copy's manifest becomes `m`, with the completion marker that names its digest.
+    const writeManifest = () => {
+      const text = JSON.stringify(m);
+      fs.writeFileSync(path.join(copy, 'manifest.json'), text);
+      const sha = crypto.createHash('sha256').update(text).digest('hex');
+      fs.writeFileSync(path.join(copy, '_COMPLETE'), JSON.stringify({ manifest_sha256: sha }));
+    };
     delete m.graphs.decoder_fused_lvr;
-    const text = JSON.stringify(m);
-    fs.writeFileSync(path.join(copy, 'manifest.json'), text);
-    const sha = crypto.createHash('sha256').update(text).digest('hex');
-    fs.writeFileSync(path.join(copy, '_COMPLETE'), JSON.stringify({ manifest_sha256: sha }));
+    writeManifest();
     await assert.rejects(
       LvrEngine.load(copy, { ...engineOptions, fusedProjections: 'lvr' }),
       /graphs\.decoder_fused_lvr/,
@@ -255,10 +258,7 @@ describe('engine: fused decoder through the native addon (CPU EP)', () => {
     // The CPU EP's lvr kernels are float32: a float16 bundle is refused before anything loads.
     m.graphs.decoder_fused_lvr = 'decoder_fused_lvr.onnx';
     m.io_dtypes.embeds = 'float16';
-    const fp16 = JSON.stringify(m);
-    fs.writeFileSync(path.join(copy, 'manifest.json'), fp16);
-    const fp16Sha = crypto.createHash('sha256').update(fp16).digest('hex');
-    fs.writeFileSync(path.join(copy, '_COMPLETE'), JSON.stringify({ manifest_sha256: fp16Sha }));
+    writeManifest();
     await assert.rejects(
       LvrEngine.load(copy, { ...engineOptions, fusedProjections: 'lvr' }),
       /runs float32 bundles on the cpu execution provider; this bundle is float16/,
