@@ -133,6 +133,7 @@ def build_fused_decoder(model, np_dtype=np.float32, weights_nk: bool = True):
     `weights_nk`: projection weights as torch stores them ([N, K], FusedMatMul with transB, what `lvr_ops_graph`
     needs), else transposed under plain MatMul (int4 bundles: ONNX Runtime's quantizer rewrites MatMul)."""
     import onnx
+    import torch
     from onnx import TensorProto, helper
 
     s = FusedShapes.of(model)
@@ -152,8 +153,6 @@ def build_fused_decoder(model, np_dtype=np.float32, weights_nk: bool = True):
         else:
             h, _, _, x = g.op("SkipSimplifiedLayerNormalization", [x, pending, w_in], n_out=4, domain=MS,
                               epsilon=s.eps)
-        import torch
-
         w_qkv = torch.cat([p.weight.detach() for p in (a.q_proj, a.k_proj, a.v_proj)], dim=0)
         b_qkv = np.concatenate([p.bias.detach().float().cpu().numpy() for p in (a.q_proj, a.k_proj, a.v_proj)])
         qkv = g.linear(h, f"layers.{i}.qkv", w_qkv)

@@ -15,7 +15,10 @@ const HEADERS = ['onnxruntime_c_api.h', 'onnxruntime_ep_c_api.h'];
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 const sources = ['ort_fused.c', 'lvr_ops.c'].map((f) => path.join(here, f));
-const inputs = [...sources, ...['lvr_ops.h', 'skinny_linear.cu'].map((f) => path.join(here, f))];
+const inputs = [
+  ...sources,
+  ...['lvr_ops.h', 'glibc_compat.h', 'skinny_linear.cu'].map((f) => path.join(here, f)),
+];
 const kernelSource = path.join(here, 'skinny_linear.cu');
 const output = path.join(here, 'build', 'ort_fused.node');
 const cacheRoot = process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache');

@@ -11,10 +11,7 @@
 
 #include "skinny_linear.cu.h" // LVR_SKINNY_SOURCE: skinny_linear.cu as a string (build.mjs)
 
-#if defined(__x86_64__) && defined(__GLIBC__)
-__asm__(".symver dlopen,dlopen@GLIBC_2.2.5");
-__asm__(".symver dlsym,dlsym@GLIBC_2.2.5");
-#endif
+#include "glibc_compat.h"
 
 typedef enum { OP_LINEAR, OP_SILU_MUL } OpKind;
 
@@ -268,10 +265,9 @@ static OrtStatus *cuda_compute(OpKind kind, OrtKernelContext *ctx, const OrtMemo
   // The one-row kernels read x and the weights 16 bytes at a time.
   uintptr_t vectors = (uintptr_t)p.x | (uintptr_t)p.w | (kind == OP_SILU_MUL ? (uintptr_t)p.w2 : 0);
   if (p.rows == 1 && p.K % 8 == 0 && vectors % 16 == 0) {
-    void *args_linear[] = {&p.x, &p.w, &p.w2, &p.y, &K, &N};
-    void *args_silu[] = {&p.x, &p.w, &p.w2, &p.y, &K, &N};
-    return launch(kind == OP_LINEAR ? gpu.linear : gpu.silu_mul, (int64_t)N * 32, stream,
-                  kind == OP_LINEAR ? args_linear : args_silu);
+    // Both kernels take (x, w or gate, bias or up, y, K, N); one warp per output column.
+    void *args[] = {&p.x, &p.w, &p.w2, &p.y, &K, &N};
+    return launch(kind == OP_LINEAR ? gpu.linear : gpu.silu_mul, (int64_t)N * 32, stream, args);
   }
   if (kind == OP_LINEAR) {
     if ((st = gemm(stream, p.x, p.w, p.y, &p))) return st;

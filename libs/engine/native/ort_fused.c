@@ -19,13 +19,7 @@
 #include "lvr_ops.h"
 #include "onnxruntime_c_api.h"
 
-#if defined(__x86_64__) && defined(__GLIBC__)
-// glibc 2.34 moved dlopen & co. into libc under a new symbol version; bind the old one so that an addon built on a
-// newer distribution still loads on GPU hosts with an older glibc.
-__asm__(".symver dlopen,dlopen@GLIBC_2.2.5");
-__asm__(".symver dlsym,dlsym@GLIBC_2.2.5");
-__asm__(".symver dlerror,dlerror@GLIBC_2.2.5");
-#endif
+#include "glibc_compat.h"
 
 enum { H2D = 1, D2H = 2, D2D = 3 };
 typedef int (*cuda_memcpy_fn)(void *, const void *, size_t, int);
